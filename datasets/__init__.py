@@ -1,0 +1,1 @@
+"""Datasets and benchmarks shared by every OptGym problem."""

@@ -1,0 +1,19 @@
+"""Where OptGym keeps what it builds: ``$OPTGYM_CACHE``, else ``$XDG_CACHE_HOME/optgym``,
+else ``~/.cache/optgym``. Nothing built ever goes into the installed package."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """The cache root, created on first use."""
+    root = os.environ.get("OPTGYM_CACHE")
+    if root:
+        path = Path(root)
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        path = (Path(xdg) if xdg else Path.home() / ".cache") / "optgym"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

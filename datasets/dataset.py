@@ -1,0 +1,123 @@
+"""Datasets and benchmarks: the shared contract of every OptGym problem (DESIGN 1).
+
+A :class:`Dataset` is a named, versioned, possibly infinite collection of benchmarks with a
+description, a license, how it was made, and fixed splits. A :class:`Benchmark` is one
+instance: its URI, a file on disk and the file's content hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from optgym.datasets.uri import BenchmarkUri
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One problem instance: ``uri``, the file that holds it and its sha256."""
+
+    uri: str
+    path: Path
+    sha256: str
+
+    @classmethod
+    def from_file(cls, uri: str, path: Path) -> Benchmark:
+        return cls(uri=uri, path=Path(path), sha256=hashlib.sha256(Path(path).read_bytes()).hexdigest())
+
+    def read_bytes(self) -> bytes:
+        return self.path.read_bytes()
+
+
+@dataclass
+class Dataset(ABC):
+    """A named, versioned collection of benchmarks (``<scheme>://<name>-v<N>``)."""
+
+    name: str  # with its version, e.g. "csmith-v0"
+    scheme: str  # "benchmark" or "generator"
+    description: str
+    license: str
+    provenance: str  # how it was made, precise enough to make it again
+    references: list[str] = field(default_factory=list)
+
+    @property
+    def uri(self) -> str:
+        return f"{self.scheme}://{self.name}"
+
+    @property
+    def infinite(self) -> bool:
+        return False
+
+    @abstractmethod
+    def benchmark_names(self, split: str | None = None) -> Iterable[str]:
+        """Names (the URI's last part) in ``split``, or in the whole dataset; fixed order."""
+
+    @abstractmethod
+    def benchmark(self, uri: str) -> Benchmark:
+        """Build (or find in the cache) the benchmark named by ``uri``."""
+
+    def benchmark_uris(self, split: str | None = None) -> Iterator[str]:
+        """URIs in ``split`` (one of train, validation, test) or in the whole dataset."""
+        if split is not None and split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
+        for name in self.benchmark_names(split):
+            yield f"{self.uri}/{name}"
+
+    def first_uri(self) -> str:
+        return next(iter(self.benchmark_uris()))
+
+    def take(self, split: str, n: int) -> list[str]:
+        return list(itertools.islice(self.benchmark_uris(split), n))
+
+    def check_uri(self, uri: str) -> BenchmarkUri:
+        parsed = BenchmarkUri.parse(uri)
+        if parsed.dataset_uri != self.uri:
+            raise ValueError(f"benchmark {uri!r} is not in dataset {self.uri}")
+        if not parsed.path:
+            raise ValueError(f"benchmark URI {uri!r} names the dataset {self.uri} but no benchmark")
+        return parsed
+
+
+class DatasetRegistry:
+    """The datasets an environment knows, looked up by URI."""
+
+    def __init__(self, datasets: Iterable[Dataset] = ()):
+        self._datasets: dict[str, Dataset] = {}
+        for d in datasets:
+            self.add(d)
+
+    def add(self, dataset: Dataset) -> None:
+        self._datasets[dataset.uri] = dataset
+
+    def __iter__(self) -> Iterator[Dataset]:
+        return iter(self._datasets.values())
+
+    def __contains__(self, uri: str) -> bool:
+        return BenchmarkUri.parse(uri).dataset_uri in self._datasets
+
+    def dataset(self, uri: str) -> Dataset:
+        """The dataset for a dataset or benchmark URI; ``ValueError`` naming the known ones."""
+        parsed = BenchmarkUri.parse(uri)
+        if parsed.scheme == "file":
+            raise ValueError(f"{uri!r} is a file, not a dataset")
+        try:
+            return self._datasets[parsed.dataset_uri]
+        except KeyError:
+            known = ", ".join(sorted(self._datasets)) or "none"
+            raise ValueError(f"unknown dataset {parsed.dataset_uri!r} in {uri!r}; known: {known}") from None
+
+    def benchmark(self, uri: str) -> Benchmark:
+        """Resolve any benchmark URI, ``file://`` included."""
+        parsed = BenchmarkUri.parse(uri)
+        if parsed.scheme == "file":
+            path = Path(parsed.path)
+            if not path.is_file():
+                raise ValueError(f"benchmark file not found: {path} (from {uri!r})")
+            return Benchmark.from_file(uri, path)
+        return self.dataset(uri).benchmark(uri)

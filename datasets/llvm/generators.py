@@ -1,0 +1,94 @@
+"""Seeded generators of LLVM bitcode: Csmith C programs and llvm-stress IR.
+
+Each seed names one program; the same seed gives the same bitcode bytes wherever Debian
+bookworm's csmith 2.3.0 and LLVM 19.1.7 are installed. Seeds are split once and for all:
+test = [0, 1000), validation = [1000, 2000), train = [2000, 2**32).
+"""
+
+from __future__ import annotations
+
+import itertools
+from abc import abstractmethod
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from optgym.datasets.cache import cache_dir
+from optgym.datasets.dataset import Benchmark, Dataset
+from optgym.datasets.llvm.tools import CLANG_FLAGS, run, tool, write_atomic
+
+SPLIT_SEEDS = {"test": (0, 1000), "validation": (1000, 2000), "train": (2000, 2**32)}
+
+
+class SeededBitcodeDataset(Dataset):
+    """A generator dataset: ``generator://<name>-v<N>/<seed>`` -> bitcode in the cache."""
+
+    @property
+    def infinite(self) -> bool:
+        return True
+
+    def benchmark_names(self, split: str | None = None) -> Iterable[str]:
+        lo, hi = SPLIT_SEEDS[split] if split else (0, 2**32)
+        return (str(s) for s in itertools.takewhile(lambda s: s < hi, itertools.count(lo)))
+
+    def benchmark(self, uri: str) -> Benchmark:
+        seed = int(self.check_uri(uri).path)
+        if seed >= 2**32:
+            raise ValueError(f"seed {seed} in {uri!r} is out of range; allowed: 0 <= seed < 2**32")
+        path = cache_dir() / "datasets" / self.name / f"{seed}.bc"
+        if not path.exists():
+            with tempfile.TemporaryDirectory(prefix=f"optgym-{self.name}-") as tmp:
+                write_atomic(path, self.generate(seed, Path(tmp)))
+        return Benchmark.from_file(uri, path)
+
+    @abstractmethod
+    def generate(self, seed: int, workdir: Path) -> bytes:
+        """Bitcode bytes for ``seed``, made in the empty folder ``workdir``."""
+
+
+class CsmithDataset(SeededBitcodeDataset):
+    def __init__(self) -> None:
+        super().__init__(
+            name="csmith-v0",
+            scheme="generator",
+            description="Random C programs from Csmith, compiled to unoptimized LLVM bitcode.",
+            license="BSD-2-Clause (Csmith); generated programs carry no license of their own",
+            provenance=(
+                "csmith --seed <seed> (Debian csmith 2.3.0), then clang-19 "
+                + " ".join(CLANG_FLAGS)
+                + " -I/usr/include/csmith on the file csmith-<seed>.c"
+            ),
+            references=["Yang et al., Finding and Understanding Bugs in C Compilers, PLDI 2011"],
+        )
+
+    def generate(self, seed: int, workdir: Path) -> bytes:
+        csmith = tool("csmith", "csmith")
+        clang = tool("clang-19", "clang-19")
+        include = Path("/usr/include/csmith")
+        if not (include / "csmith.h").exists():
+            raise FileNotFoundError(
+                f"Csmith's headers are missing ({include}/csmith.h): sudo apt-get install libcsmith-dev"
+            )
+        src = f"csmith-{seed}.c"
+        run([csmith, "--seed", str(seed), "--output", src], cwd=workdir, timeout=120)
+        run([clang, *CLANG_FLAGS, f"-I{include}", src, "-o", "out.bc"], cwd=workdir)
+        return (workdir / "out.bc").read_bytes()
+
+
+class LlvmStressDataset(SeededBitcodeDataset):
+    def __init__(self) -> None:
+        super().__init__(
+            name="llvm-stress-v0",
+            scheme="generator",
+            description="Random LLVM IR functions from llvm-stress, as bitcode.",
+            license="Apache-2.0 WITH LLVM-exception (llvm-stress); generated IR has no license",
+            provenance="llvm-stress-19 -seed <seed> -size 100, then llvm-as-19",
+            references=["https://llvm.org/docs/CommandGuide/llvm-stress.html"],
+        )
+
+    def generate(self, seed: int, workdir: Path) -> bytes:
+        stress = tool("llvm-stress-19", "llvm-19")
+        as_ = tool("llvm-as-19", "llvm-19")
+        run([stress, "-seed", str(seed), "-size", "100", "-o", "stress.ll"], cwd=workdir)
+        run([as_, "stress.ll", "-o", "out.bc"], cwd=workdir)
+        return (workdir / "out.bc").read_bytes()

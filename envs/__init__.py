@@ -1,0 +1,12 @@
+"""OptGym's environments, one folder per problem, registered with gymnasium here."""
+
+from gymnasium.envs.registration import register, registry
+
+ENV_IDS = ("optgym/PassOrdering-v0",)
+
+if "optgym/PassOrdering-v0" not in registry:
+    register(
+        id="optgym/PassOrdering-v0",
+        entry_point="optgym.envs.passes.env:PassOrderingEnv",
+        nondeterministic=False,
+    )

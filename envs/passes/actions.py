@@ -1,0 +1,89 @@
+"""The action space: CompilerGym's 124 LLVM pass flags, run through LLVM 19's new pass manager.
+
+Action names stay CompilerGym's (``-sroa``, ``-early-cse-memssa``), so a command line reads
+the same in both. Most flags keep their name as a new-pass-manager pipeline; the rest are
+renamed or replaced, as :data:`SUBSTITUTIONS` lists with the reason for each.
+"""
+
+from __future__ import annotations
+
+# CompilerGym's LLVM action space, in its order (action i is FLAGS[i]).
+FLAGS: tuple[str, ...] = (
+    "-add-discriminators", "-adce", "-aggressive-instcombine", "-alignment-from-assumptions",
+    "-always-inline", "-argpromotion", "-attributor", "-barrier", "-bdce", "-break-crit-edges",
+    "-simplifycfg", "-callsite-splitting", "-called-value-propagation", "-canonicalize-aliases",
+    "-consthoist", "-constmerge", "-constprop", "-coro-cleanup", "-coro-early", "-coro-elide",
+    "-coro-split", "-correlated-propagation", "-cross-dso-cfi", "-deadargelim", "-dce", "-die",
+    "-dse", "-reg2mem", "-div-rem-pairs", "-early-cse-memssa", "-early-cse", "-elim-avail-extern",
+    "-ee-instrument", "-flattencfg", "-float2int", "-forceattrs", "-inline",
+    "-insert-gcov-profiling", "-gvn-hoist", "-gvn", "-globaldce", "-globalopt", "-globalsplit",
+    "-guard-widening", "-hotcoldsplit", "-ipconstprop", "-ipsccp", "-indvars", "-irce",
+    "-infer-address-spaces", "-inferattrs", "-inject-tli-mappings", "-instsimplify",
+    "-instcombine", "-instnamer", "-jump-threading", "-lcssa", "-licm", "-libcalls-shrinkwrap",
+    "-load-store-vectorizer", "-loop-data-prefetch", "-loop-deletion", "-loop-distribute",
+    "-loop-fusion", "-loop-guard-widening", "-loop-idiom", "-loop-instsimplify",
+    "-loop-interchange", "-loop-load-elim", "-loop-predication", "-loop-reroll", "-loop-rotate",
+    "-loop-simplifycfg", "-loop-simplify", "-loop-sink", "-loop-reduce", "-loop-unroll-and-jam",
+    "-loop-unroll", "-loop-unswitch", "-loop-vectorize", "-loop-versioning-licm",
+    "-loop-versioning", "-loweratomic", "-lower-constant-intrinsics", "-lower-expect",
+    "-lower-guard-intrinsic", "-lowerinvoke", "-lower-matrix-intrinsics", "-lowerswitch",
+    "-lower-widenable-condition", "-memcpyopt", "-mergefunc", "-mergeicmps", "-mldst-motion",
+    "-sancov", "-name-anon-globals", "-nary-reassociate", "-newgvn", "-pgo-memop-opt",
+    "-partial-inliner", "-partially-inline-libcalls", "-post-inline-ee-instrument",
+    "-functionattrs", "-mem2reg", "-prune-eh", "-reassociate", "-redundant-dbg-inst-elim",
+    "-rpo-functionattrs", "-rewrite-statepoints-for-gc", "-sccp", "-slp-vectorizer", "-sroa",
+    "-scalarizer", "-separate-const-offset-from-gep", "-simple-loop-unswitch", "-sink",
+    "-speculative-execution", "-slsr", "-strip-dead-prototypes", "-strip-debug-declare",
+    "-strip-nondebug", "-strip", "-tailcallelim", "-mergereturn",
+)  # fmt: skip
+
+# Flags whose LLVM 19 pipeline differs from the flag's own name, with the reason.
+SUBSTITUTIONS: dict[str, tuple[str, str]] = {
+    "-barrier": ("", "legacy pass-manager barrier, never a transformation: a no-op"),
+    "-constprop": ("instsimplify", "removed in LLVM 12; LLVM's notes name instsimplify"),
+    "-die": ("dce", "dead-instruction elimination was removed in LLVM 12; dce subsumes it"),
+    "-early-cse-memssa": ("early-cse<memssa>", "renamed: a parameter of early-cse"),
+    "-flattencfg": ("flatten-cfg", "renamed"),
+    "-inline": ("cgscc(inline)", "the inliner is a CGSCC pass"),
+    "-instcombine": ("instcombine<no-verify-fixpoint>", "LLVM 19 verifies the fixpoint by "
+                     "default and aborts when it is not reached"),
+    "-ipconstprop": ("ipsccp", "removed in LLVM 12; ipsccp subsumes it"),
+    "-licm": ("loop-mssa(licm)", "LICM needs MemorySSA in the new pass manager"),
+    "-loop-guard-widening": ("loop(guard-widening)", "the loop flavour of guard-widening"),
+    "-loop-reroll": ("", "removed in LLVM 19: a no-op"),
+    "-loop-unswitch": ("loop-mssa(simple-loop-unswitch)", "replaced by simple-loop-unswitch"),
+    "-loweratomic": ("lower-atomic", "renamed"),
+    "-lowerinvoke": ("lower-invoke", "renamed"),
+    "-lowerswitch": ("lower-switch", "renamed"),
+    "-sancov": ("sancov-module", "renamed, now a module pass"),
+    "-post-inline-ee-instrument": ("ee-instrument<post-inline>", "a parameter of ee-instrument"),
+    "-functionattrs": ("cgscc(function-attrs)", "renamed, a CGSCC pass"),
+    "-prune-eh": ("cgscc(function-attrs),function(simplifycfg)", "removed in LLVM 16; "
+                  "function-attrs infers nounwind and simplifycfg drops the dead unwind edges"),
+    "-rpo-functionattrs": ("rpo-function-attrs", "renamed"),
+    "-simple-loop-unswitch": ("loop-mssa(simple-loop-unswitch)", "needs MemorySSA"),
+}
+
+
+def pipeline(flag: str) -> str:
+    """LLVM 19 new-pass-manager pipeline text that stands for a CompilerGym flag."""
+    if flag in SUBSTITUTIONS:
+        return SUBSTITUTIONS[flag][0]
+    if flag not in FLAGS:
+        raise ValueError(f"unknown pass flag {flag!r}; allowed: the {len(FLAGS)} flags in FLAGS")
+    return flag[1:]
+
+
+PIPELINES: tuple[str, ...] = tuple(pipeline(f) for f in FLAGS)
+INDEX: dict[str, int] = {f: i for i, f in enumerate(FLAGS)}
+
+
+def action_index(flag: str) -> int:
+    """Action number of a flag (``-sroa`` or ``sroa``); ``ValueError`` for unknown flags."""
+    name = flag if flag.startswith("-") else "-" + flag
+    try:
+        return INDEX[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown pass flag {flag!r}; allowed: {', '.join(FLAGS[:5])}, ... ({len(FLAGS)} flags)"
+        ) from None

@@ -1,0 +1,212 @@
+"""The LLVM worker process: holds one module and runs passes on it in-process.
+
+Started by :class:`optgym.envs.passes.backend.LlvmSession` as
+``python -m optgym.envs.passes.worker <fd>``; it talks over the Unix socket ``fd`` with
+length-prefixed pickles. A crash in LLVM (an abort, a fatal error) ends only this process.
+``fork`` copies the worker with ``os.fork()``: the copy holds the very same in-memory module
+(use-list order included), which re-parsing or ``CloneModule`` would not give.
+"""
+
+from __future__ import annotations
+
+import array
+import ctypes
+import os
+import pickle
+import signal
+import socket
+import struct
+import sys
+from typing import Any
+
+from optgym.envs.passes import native
+
+HEADER = struct.Struct("<Q")
+
+
+def recv_message(sock: socket.socket) -> tuple[Any, list[int]]:
+    """One message and any file descriptors that came with it; EOFError when closed."""
+    header = b""
+    fds: list[int] = []
+    while len(header) < HEADER.size:
+        data, ancdata, _, _ = sock.recvmsg(HEADER.size - len(header), socket.CMSG_SPACE(4 * 4))
+        if not data:
+            raise EOFError
+        header += data
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.extend(array.array("i", payload[: len(payload) - len(payload) % 4]))
+    (size,) = HEADER.unpack(header)
+    buf = bytearray(size)
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        n = sock.recv_into(view[got:], size - got)
+        if not n:
+            raise EOFError
+        got += n
+    return pickle.loads(buf), fds
+
+
+def send_message(sock: socket.socket, obj: Any, fds: list[int] | None = None) -> None:
+    payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    data = HEADER.pack(len(payload)) + payload
+    if fds:
+        sent = socket.send_fds(sock, [data], fds)
+        if sent < len(data):
+            sock.sendall(data[sent:])
+    else:
+        sock.sendall(data)
+
+
+class Worker:
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.lib = native.load()
+        self.mod: int | None = None
+        self.source: tuple[bytes, bool] | None = None
+        self.ic = (ctypes.c_int64 * native.INSTCOUNT_DIM)()
+        self.ap = (ctypes.c_int64 * native.AUTOPHASE_DIM)()
+
+    def _error(self) -> str:
+        return self.lib.og_error().decode(errors="replace")
+
+    def _parse(self, data: bytes, is_text: bool) -> int:
+        mod = self.lib.og_load(data, len(data), int(is_text))
+        if not mod:
+            raise ValueError(self._error())
+        return mod
+
+    def load(self, data: bytes, is_text: bool) -> None:
+        mod = self._parse(data, is_text)
+        if self.mod:
+            self.lib.og_free(self.mod)
+        self.mod, self.source = mod, (data, is_text)
+
+    def run(self, mod: int, pipeline: str) -> None:
+        if self.lib.og_run(mod, pipeline.encode()):
+            raise ValueError(f"running {pipeline!r} failed: {self._error()}")
+
+    def observe(self, mod: int, names: tuple[str, ...]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        lib = self.lib
+        if "InstCount" in names or "Autophase" in names:
+            lib.og_features(mod, self.ic, self.ap)
+        for name in names:
+            if name == "IrInstructionCount":
+                out[name] = lib.og_inst_count(mod)
+            elif name == "InstCount":
+                out[name] = bytes(self.ic)
+            elif name == "Autophase":
+                out[name] = bytes(self.ap)
+            elif name == "Ir":
+                ptr = lib.og_print(mod)
+                out[name] = ctypes.string_at(ptr).decode(errors="replace")
+                lib.og_dispose_message(ptr)
+            elif name == "Bitcode":
+                buf = lib.og_bitcode(mod)
+                out[name] = ctypes.string_at(lib.og_buffer_start(buf), lib.og_buffer_size(buf))
+                lib.og_buffer_free(buf)
+            elif name == "ObjectTextSizeBytes":
+                out[name] = self._text_size(mod)
+            elif name == "Programl":
+                g = lib.og_graph_build(mod)
+                n, e = lib.og_graph_num_nodes(g), lib.og_graph_num_edges(g)
+                nodes = ctypes.string_at(lib.og_graph_nodes(g), 8 * 3 * n) if n else b""
+                edges = ctypes.string_at(lib.og_graph_edges(g), 8 * 4 * e) if e else b""
+                lib.og_graph_free(g)
+                out[name] = (nodes, edges)
+            else:
+                raise ValueError(f"unknown observation {name!r}")
+        return out
+
+    def _text_size(self, mod: int) -> int:
+        # Codegen rewrites the IR it lowers, so emit from a forked copy of this process.
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            size = self.lib.og_text_size(mod)
+            msg = str(size) if size >= 0 else "error:" + self._error()
+            os.write(w, msg.encode())
+            os._exit(0)
+        os.close(w)
+        chunks = []
+        while chunk := os.read(r, 65536):
+            chunks.append(chunk)
+        os.close(r)
+        text = b"".join(chunks).decode(errors="replace")
+        if not text:
+            raise ValueError("LLVM crashed while emitting object code")
+        if text.startswith("error:"):
+            raise ValueError(f"emitting object code failed: {text[6:]}")
+        return int(text)
+
+    def reference(self, pipeline: str, names: tuple[str, ...]) -> dict[str, Any]:
+        """Observations of the original module after ``pipeline``, on a fresh parse."""
+        assert self.source is not None
+        mod = self._parse(*self.source)
+        try:
+            self.run(mod, pipeline)
+            return self.observe(mod, names)
+        finally:
+            self.lib.og_free(mod)
+
+    def fork(self, fds: list[int]) -> int:
+        if len(fds) != 1:
+            raise ValueError("fork needs exactly one socket")
+        pid = os.fork()
+        if pid == 0:
+            self.sock.close()
+            self.sock = socket.socket(fileno=fds[0])
+            return 0
+        os.close(fds[0])
+        return pid
+
+    def serve(self) -> None:
+        while True:
+            try:
+                msg, fds = recv_message(self.sock)
+            except (EOFError, ConnectionError):
+                return
+            cmd = msg[0]
+            try:
+                if cmd == "run":
+                    self.run(self.mod, msg[1])
+                    reply = ("ok", self.observe(self.mod, msg[2]))
+                elif cmd == "observe":
+                    reply = ("ok", self.observe(self.mod, msg[1]))
+                elif cmd == "load":
+                    self.load(msg[1], msg[2])
+                    reply = ("ok", None)
+                elif cmd == "reference":
+                    reply = ("ok", self.reference(msg[1], msg[2]))
+                elif cmd == "fork":
+                    pid = self.fork(fds)
+                    if pid == 0:
+                        send_message(self.sock, ("ok", os.getpid()))
+                        continue
+                    reply = ("ok", pid)
+                elif cmd == "version":
+                    reply = ("ok", native.llvm_version())
+                elif cmd == "close":
+                    send_message(self.sock, ("ok", None))
+                    return
+                else:
+                    reply = ("err", f"unknown command {cmd!r}")
+            except Exception as e:  # reported to the env, which raises it there
+                reply = ("err", str(e))
+            send_message(self.sock, reply)
+
+
+def main() -> None:
+    # Forked copies and codegen probes are never waited for: let the kernel reap them.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the user's process's to handle
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    Worker(sock).serve()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

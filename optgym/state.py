@@ -1,0 +1,126 @@
+"""Episode states: small JSON records that replay an episode, with a writer and a reader.
+
+An :class:`EpisodeState` names the env, the benchmark, the seed, an optional reference
+applied first (``"Oz"``: the env's own -Oz pipeline) and the actions, with the cumulative
+reward they earned. ``env.validate(state)`` replays it from a fresh reset. Equality ignores
+the wall time, as CompilerGym's state record does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATE_KEYS = ("env_id", "benchmark", "reward_space", "actions", "reward")
+
+
+@dataclass
+class EpisodeState:
+    """A replayable episode. ``actions`` are JSON values (ints for discrete spaces)."""
+
+    env_id: str
+    benchmark: str
+    reward_space: str
+    actions: list[Any]
+    reward: float
+    seed: int | None = None
+    reference: str | None = None
+    walltime: float = 0.0
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EpisodeState):
+            return NotImplemented
+        return (
+            self.env_id == other.env_id
+            and self.benchmark == other.benchmark
+            and self.reward_space == other.reward_space
+            and self.actions == other.actions
+            and self.reference == other.reference
+            and math.isclose(self.reward, other.reward, rel_tol=1e-9, abs_tol=1e-12)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EpisodeState:
+        """Build a state from a dict; ``ValueError`` naming missing or mistyped fields."""
+        if not isinstance(data, dict):
+            raise ValueError(f"an episode state must be a JSON object, got {type(data).__name__}")
+        missing = [k for k in STATE_KEYS if k not in data]
+        if missing:
+            raise ValueError(f"episode state lacks {', '.join(missing)}; required: {', '.join(STATE_KEYS)}")
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"episode state has unknown fields {sorted(unknown)}")
+        if not isinstance(data["actions"], list):
+            raise ValueError(f"episode state 'actions' must be a list, got {data['actions']!r}")
+        if not isinstance(data["reward"], (int, float)) or isinstance(data["reward"], bool):
+            raise ValueError(f"episode state 'reward' must be a number, got {data['reward']!r}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> EpisodeState:
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass
+class ValidationResult:
+    """Outcome of replaying a state: ``ok`` when the reward reproduced within tolerance."""
+
+    state: EpisodeState
+    ok: bool
+    reward: float | None
+    error: str | None = None
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"ok: {self.state.benchmark} reward {self.reward:.6g}"
+        if self.error:
+            return f"failed: {self.state.benchmark}: {self.error}"
+        return (
+            f"failed: {self.state.benchmark}: claimed reward {self.state.reward:.6g}, "
+            f"replay gave {self.reward:.6g}"
+        )
+
+
+class StateWriter:
+    """Append states as JSON lines, flushed after each, so a kill loses nothing written."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def write(self, state: EpisodeState) -> None:
+        self._file.write(state.to_json() + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> StateWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_states(path: str | Path) -> Iterator[EpisodeState]:
+    """States from a JSON-lines file; ``ValueError`` naming the line that is malformed."""
+    with Path(path).open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield EpisodeState.from_json(line)
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"{path}:{lineno}: malformed episode state: {e}") from None
