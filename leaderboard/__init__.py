@@ -1,0 +1,1 @@
+"""Leaderboard tasks, submissions and their validation."""

@@ -337,9 +337,9 @@ class PassOrderingEnv(gym.Env[Any, np.int64]):
     # ---- CompilerGym-style extras ------------------------------------------------------------
     def commandline(self) -> str:
         """The episode as an ``opt`` command line with CompilerGym's flag names."""
-        ref = {"Oz": ["-Oz"], "O3": ["-O3"], "O0": []}.get(self._reference or "", [])
-        flags = ref + [pass_actions.FLAGS[a] for a in self._actions]
-        return " ".join(["opt", *flags, "input.bc", "-o", "output.bc"])
+        from optgym.envs.passes.compilergym_csv import commandline
+
+        return commandline(self._actions, self._reference)
 
     @property
     def episode_reward(self) -> float:
