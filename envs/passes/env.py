@@ -263,10 +263,10 @@ class PassOrderingEnv(gym.Env[Any, np.int64]):
         return self._last_obs, {"benchmark": uri}
 
     def _apply(self, pipeline: str) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        if self._session is None or self._benchmark is None:
-            raise RuntimeError("call reset() before step()")
         if self._error is not None:
             raise RuntimeError(f"the episode ended with an error ({self._error}); call reset()")
+        if self._session is None or self._benchmark is None:
+            raise RuntimeError("call reset() before step()")
         cost = self._reward.cost
         names = self._worker_names((self.observation_space_name,)) + (cost,)
         info: dict[str, Any] = {"compilation_calls": 1}

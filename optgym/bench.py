@@ -1,0 +1,507 @@
+"""The runner: agents x benchmarks x seeds as independent episodes, one JSON line each.
+
+An episode makes (or reuses) the task's env, lets the agent solve the benchmark within the
+budget, then replays the agent's state in the env and scores the replay, so every line it
+writes is what the env reproduces, not what the agent claims. Lines are appended and flushed
+as soon as an episode finishes; a rerun skips the episodes already in the file, so a killed
+run loses at most the episodes that were in flight.
+
+>>> from pathlib import Path
+>>> from optgym.budget import Budget
+>>> rows = run_bench("pass-ordering", ["oz", "random"], ["generator://csmith-v0/5"], [0],
+...                  Budget(calls=30), Path("results/demo.jsonl"))
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import IO, Any
+
+from optgym.budget import Budget
+from optgym.state import EpisodeState
+
+#: The fields of every result line, in the order they are written.
+ROW_FIELDS = (
+    "task", "agent", "benchmark", "seed", "score", "reward", "budget", "budget_used",
+    "walltime", "state", "error",
+)  # fmt: skip
+
+#: Relative tolerance between the reward an agent claims and the one its replay gives.
+REWARD_RTOL = 1e-9
+
+# A pool whose worker died (killed, out of memory) is rebuilt this many times per run.
+_POOL_RESTARTS = 2
+
+Episode = tuple[str, str, int]  # (agent, benchmark URI, seed)
+
+# One env per (env id, kwargs) per process: starting an env costs a worker process.
+_ENVS: dict[str, Any] = {}
+
+
+# --- episodes --------------------------------------------------------------------------------
+
+
+def _env_key(task: Any) -> str:
+    return json.dumps([task.env_id, task.env_kwargs], sort_keys=True)
+
+
+def task_env(task: Any) -> Any:
+    """This process's env for ``task``, made on first use and kept for later episodes."""
+    import gymnasium as gym
+
+    import optgym  # noqa: F401  registers the env ids
+
+    key = _env_key(task)
+    if key not in _ENVS:
+        _ENVS[key] = gym.make(task.env_id, **task.env_kwargs)
+    return _ENVS[key]
+
+
+def _drop_env(task: Any) -> None:
+    """Close and forget this process's env for ``task`` after a failure, to start clean."""
+    env = _ENVS.pop(_env_key(task), None)
+    if env is not None:
+        try:
+            env.close()
+        except Exception:  # noqa: BLE001  a crashed env may fail to close; it is gone anyway
+            pass
+
+
+def _rewards_match(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=REWARD_RTOL, abs_tol=1e-12)
+
+
+def run_episode(task_name: str, agent_name: str, benchmark: str, seed: int, budget: Budget) -> dict:
+    """Run one episode and return its result line as a dict; never raises.
+
+    The agent's exceptions and backend crashes become ``"error"``; ``score`` is then None.
+    ``walltime`` is the seconds the agent spent in ``solve``.
+    """
+    from optgym.agents import make_agent
+    from optgym.leaderboard.tasks import get_task
+
+    row: dict[str, Any] = {
+        "task": task_name, "agent": agent_name, "benchmark": benchmark, "seed": seed,
+        "score": None, "reward": None, "budget": str(budget), "budget_used": {},
+        "walltime": None, "state": None, "error": None,
+    }  # fmt: skip
+    task = None
+    try:
+        task = get_task(task_name)
+        env = task_env(task)
+        agent = make_agent(agent_name)
+        start = time.monotonic()
+        try:
+            result = agent.solve(env, benchmark, budget, seed)
+        finally:
+            row["walltime"] = round(time.monotonic() - start, 4)
+        state: EpisodeState = result.state
+        row["state"] = state.to_dict()
+        row["budget_used"] = dict(result.budget_used)
+        row["reward"] = state.reward
+        if state.benchmark != benchmark:
+            raise ValueError(f"agent returned a state for {state.benchmark}, not {benchmark}")
+        replayed = env.unwrapped.apply(state)
+        if not _rewards_match(replayed, state.reward):
+            raise ValueError(
+                f"replay does not reproduce the agent's reward: claimed {state.reward!r}, "
+                f"replay gave {replayed!r}"
+            )
+        score = float(task.score(env))
+        if not math.isfinite(score):
+            raise ValueError(f"score is not finite: {score!r}")
+        row["score"] = score
+    except Exception as e:  # noqa: BLE001  any failure is this episode's, never the run's
+        row["score"] = None
+        row["error"] = f"{type(e).__name__}: {e}"
+        if task is not None:
+            _drop_env(task)
+    return row
+
+
+# --- benchmarks ------------------------------------------------------------------------------
+
+
+def _registry(task: Any) -> Any:
+    """The dataset registry of the task's env (public env attribute ``datasets``)."""
+    return task_env(task).unwrapped.datasets
+
+
+def _resolve_dataset(registry: Any, name: str) -> str:
+    """A dataset URI from a URI or a bare ``name-vN``; ValueError listing the known ones."""
+    known = [d.uri for d in registry]
+    if "://" not in name:
+        matches = [d.uri for d in registry if d.name == name]
+        if not matches:
+            raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(known)}")
+        return matches[0]
+    try:
+        registry.dataset(name)
+    except ValueError:
+        raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(known)}") from None
+    return name
+
+
+def benchmark_uris(
+    task: str, datasets: list[str] | None = None, split: str | None = "test", episodes: int = 10
+) -> list[str]:
+    """The first ``episodes`` benchmark URIs of each dataset's ``split``.
+
+    ``datasets`` are dataset URIs (``generator://csmith-v0``) or names (``csmith-v0``); a
+    benchmark URI (``generator://csmith-v0/5``) stands for itself. Default: the task's
+    datasets, each with its own split when ``split`` is None. A dataset with fewer benchmarks
+    than ``episodes`` gives what it has. ``ValueError`` names a bad task, dataset or split, or
+    a dataset that must be built first.
+    """
+    from optgym.datasets.dataset import SPLITS
+    from optgym.datasets.uri import BenchmarkUri
+    from optgym.leaderboard.tasks import get_task
+
+    spec = get_task(task)
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
+    if episodes < 1:
+        raise ValueError(f"episodes must be at least 1, got {episodes}")
+    registry = _registry(spec)
+    if datasets:
+        pairs = [(name, split or "test") for name in datasets]
+    else:
+        pairs = [(uri, split or own) for uri, own in spec.datasets]
+    uris: list[str] = []
+    for name, which in pairs:
+        if "://" in name and BenchmarkUri.parse(name).path:
+            registry.benchmark(name)  # ValueError for unknown datasets or bad names
+            uris.append(name)
+            continue
+        dataset = registry.dataset(_resolve_dataset(registry, name))
+        taken = dataset.take(which, episodes)
+        if not dataset.infinite:
+            for uri in taken:  # stored datasets: check they are built before the run starts
+                try:
+                    dataset.benchmark(uri)
+                except FileNotFoundError as e:
+                    raise ValueError(str(e)) from None
+        uris.extend(taken)
+    return list(dict.fromkeys(uris))
+
+
+# --- the results file ------------------------------------------------------------------------
+
+
+def _row_key(row: dict) -> tuple[str, str, str, int]:
+    return (row["task"], row["agent"], row["benchmark"], row["seed"])
+
+
+def repair_results(path: Path) -> None:
+    """Make ``path`` end at a complete line: a last line cut mid-write is removed."""
+    if not path.exists():
+        return
+    with path.open("rb+") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        # Read back from the end to the last newline: the tail is the cut line.
+        block, pos, tail = 65536, size, b""
+        while pos > 0:
+            step = min(block, pos)
+            pos -= step
+            f.seek(pos)
+            tail = f.read(step) + tail
+            cut = tail.rfind(b"\n")
+            if cut >= 0:
+                keep = pos + cut + 1
+                break
+        else:
+            keep = 0
+        fragment = tail[tail.rfind(b"\n") + 1 :]
+        try:
+            row = json.loads(fragment)
+            complete = isinstance(row, dict) and all(k in row for k in ROW_FIELDS)
+        except ValueError:
+            complete = False
+        if complete:  # killed between the line and its newline: keep the line
+            f.seek(size)
+            f.write(b"\n")
+            return
+        warnings.warn(
+            f"{path}: removed a result line cut mid-write ({len(fragment)} bytes); "
+            "its episode will run again",
+            stacklevel=3,
+        )
+        f.truncate(keep)
+
+
+def read_results(path: Path, warn: bool = True) -> list[dict]:
+    """The well-formed result lines of ``path``; malformed ones are skipped with a warning."""
+    rows: list[dict] = []
+    if not path.exists():
+        return rows
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError("not a JSON object")
+                missing = [k for k in ("task", "agent", "benchmark", "seed") if k not in row]
+                if missing:
+                    raise ValueError(f"lacks {', '.join(missing)}")
+                hash(_row_key(row))
+            except (ValueError, TypeError) as e:
+                if warn:
+                    warnings.warn(
+                        f"{path}:{lineno}: malformed result line ignored ({e})", stacklevel=2
+                    )
+                continue
+            rows.append(row)
+    return rows
+
+
+class ResultWriter:
+    """Append result lines to a JSON-lines file, one write and a flush per line.
+
+    Holds an exclusive lock on the file (where the OS has ``fcntl``) so that two runs never
+    interleave their lines; the lock goes with the process, even when it is killed.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] = self.path.open("a", encoding="utf-8")
+        try:
+            import fcntl
+        except ImportError:  # not on POSIX: no lock
+            return
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._file.close()
+            raise RuntimeError(
+                f"{self.path} is being written by another run; wait for it or choose "
+                "another --results file"
+            ) from None
+
+    def write(self, row: dict) -> None:
+        self._file.write(json.dumps(row) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> ResultWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- executors -------------------------------------------------------------------------------
+
+Job = tuple[str, str, str, int, Budget]  # run_episode's arguments
+
+
+def _run_local(jobs: list[Job]) -> Iterator[dict]:
+    for job in jobs:
+        yield run_episode(*job)
+
+
+def _run_pool(jobs: list[Job], workers: int) -> Iterator[dict]:
+    """Episodes on a pool of spawned processes, yielded as they finish.
+
+    A worker that dies takes the pool down with it; the pool is rebuilt and the unfinished
+    episodes resubmitted, up to ``_POOL_RESTARTS`` times, after which they become errors.
+    """
+    context = multiprocessing.get_context("spawn")
+    todo = list(jobs)
+    for attempt in range(_POOL_RESTARTS + 1):
+        broken: list[Job] = []
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        try:
+            pending = {pool.submit(run_episode, *job): job for job in todo}
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job = pending.pop(future)
+                    try:
+                        row = future.result()
+                    except BrokenProcessPool:
+                        broken.append(job)
+                        continue
+                    yield row
+        finally:
+            # Stopped early (an interrupt, a write error): queued episodes must not start.
+            pool.shutdown(wait=True, cancel_futures=True)
+        if not broken:
+            return
+        todo = broken
+        if attempt < _POOL_RESTARTS:
+            warnings.warn(
+                f"a worker process died; restarting the pool for {len(todo)} episodes",
+                stacklevel=2,
+            )
+    for task, agent, benchmark, seed, budget in todo:
+        yield {
+            "task": task, "agent": agent, "benchmark": benchmark, "seed": seed,
+            "score": None, "reward": None, "budget": str(budget), "budget_used": {},
+            "walltime": None, "state": None,
+            "error": "worker process died (the episode or one beside it killed it)",
+        }  # fmt: skip
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError(
+            "the ray executor needs Ray: pip install optgym[ray] (or pip install ray)"
+        ) from None
+    return ray
+
+
+def _run_ray(jobs: list[Job], address: str | None) -> Iterator[dict]:
+    """Episodes as Ray tasks on the cluster at ``address`` (or a local one), as they finish."""
+    ray = _import_ray()
+    if not ray.is_initialized():
+        ray.init(address=address)
+    remote = ray.remote(run_episode)
+    pending = [remote.remote(*job) for job in jobs]
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        for ref in done:
+            yield ray.get(ref)
+
+
+EXECUTORS = ("process", "ray")
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def geomean(values: Iterable[float]) -> float:
+    """Geometric mean of positive values; nan if there are none or one is not positive."""
+    values = list(values)
+    if not values or any(v <= 0 for v in values):
+        return float("nan")
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def _postfix(rows: list[dict], agents: list[str]) -> str:
+    parts = []
+    for agent in agents:
+        scores = [r["score"] for r in rows if r["agent"] == agent and r.get("score") is not None]
+        if scores:
+            parts.append(f"{agent}={geomean(scores):.4f}")
+    return " ".join(parts)
+
+
+def _check_inputs(task: str, agents: list[str], seeds: list[int], workers: int, executor: str):
+    from optgym.agents import AGENTS
+    from optgym.leaderboard.tasks import get_task
+
+    spec = get_task(task)
+    if not agents:
+        raise ValueError(f"no agent given; allowed: {', '.join(AGENTS)}")
+    for name in agents:
+        if name not in AGENTS:
+            raise ValueError(f"unknown agent {name!r}; allowed: {', '.join(AGENTS)}")
+    if not seeds:
+        raise ValueError("no seed given; e.g. seeds=[0]")
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"bad seed {seed!r}; seeds are non-negative integers")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; allowed: {', '.join(EXECUTORS)}")
+    return spec
+
+
+def run_bench(
+    task: str,
+    agents: list[str],
+    benchmarks: list[str],
+    seeds: list[int],
+    budget: Budget,
+    results: Path,
+    workers: int = 1,
+    executor: str = "process",
+    address: str | None = None,
+    progress: bool = True,
+    on_row: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Run every (agent, benchmark, seed) not yet in ``results`` and append its line.
+
+    ``executor="process"`` runs in this process when ``workers`` is 1, else on a pool of
+    ``workers`` spawned processes; ``executor="ray"`` sends episodes to the Ray cluster at
+    ``address``. ``on_row`` is called with each new line once it is written. Returns every
+    well-formed line of ``results`` for ``task``, old and new, in file order. ``ValueError``
+    names a bad task, agent, seed, worker count or executor before anything runs.
+    """
+    _check_inputs(task, agents, seeds, workers, executor)
+    if not benchmarks:
+        raise ValueError("no benchmark given; see benchmark_uris()")
+    if executor == "ray":
+        _import_ray()  # fail before touching the results file
+    results = Path(results)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    with ResultWriter(results) as writer:
+        repair_results(results)
+        old = [r for r in read_results(results) if r["task"] == task]
+        done = {_row_key(r) for r in old}
+        budgets = {r.get("budget") for r in old} - {str(budget)}
+        if budgets:
+            warnings.warn(
+                f"{results} holds episodes run with other budgets ({', '.join(map(str, budgets))})"
+                f"; this run uses {budget}",
+                stacklevel=2,
+            )
+        episodes = [(a, b, s) for a in agents for b in benchmarks for s in seeds]
+        jobs: list[Job] = [
+            (task, a, b, s, budget) for a, b, s in episodes if (task, a, b, s) not in done
+        ]
+        stream: Iterator[dict]
+        if not jobs:
+            stream = iter(())
+        elif executor == "ray":
+            stream = _run_ray(jobs, address)
+        elif workers > 1 and len(jobs) > 1:
+            stream = _run_pool(jobs, workers)
+        else:
+            stream = _run_local(jobs)
+        rows = list(old)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=len(episodes), initial=len(episodes) - len(jobs), desc=task,
+                unit="episode", file=sys.stderr, dynamic_ncols=True,
+            )  # fmt: skip
+            bar.set_postfix_str(_postfix(rows, agents))
+        try:
+            for row in stream:
+                writer.write(row)
+                rows.append(row)
+                if on_row is not None:
+                    on_row(row)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(_postfix(rows, agents))
+        finally:
+            if bar is not None:
+                bar.close()
+    return rows

@@ -1,0 +1,153 @@
+"""Summaries of result lines: a table per agent and a matplotlib plot against the reference.
+
+>>> from optgym.bench import read_results
+>>> rows = read_results(Path("results/pass-ordering.jsonl"))
+>>> print(format_table(summarize(rows), "IR instruction count reduction vs -Oz (geomean)"))
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from optgym.bench import geomean
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def summarize(rows: list[dict]) -> list[dict[str, Any]]:
+    """One dict per agent, in order of first appearance.
+
+    Keys: ``agent``, ``episodes`` (lines), ``errors`` (lines with an error), ``geomean``,
+    ``min``, ``max`` (over the scored episodes; nan when none), ``mean_walltime`` (seconds
+    the agent spent solving) and ``mean_calls`` (budget units used, where reported).
+    """
+    agents: dict[str, list[dict]] = {}
+    for row in rows:
+        agents.setdefault(row["agent"], []).append(row)
+    summary = []
+    for agent, mine in agents.items():
+        scores = [float(r["score"]) for r in mine if r.get("score") is not None]
+        walltimes = [float(r["walltime"]) for r in mine if r.get("walltime") is not None]
+        calls = [
+            float(r["budget_used"]["calls"])
+            for r in mine
+            if isinstance(r.get("budget_used"), dict) and r["budget_used"].get("calls") is not None
+        ]
+        summary.append(
+            {
+                "agent": agent,
+                "episodes": len(mine),
+                "errors": sum(1 for r in mine if r.get("error")),
+                "geomean": geomean(scores),
+                "min": min(scores) if scores else float("nan"),
+                "max": max(scores) if scores else float("nan"),
+                "mean_walltime": _mean(walltimes),
+                "mean_calls": _mean(calls),
+            }
+        )
+    return summary
+
+
+def _cell(value: Any, digits: int = 4) -> str:
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def format_table(summary: list[dict[str, Any]], score_name: str) -> str:
+    """A plain-text table of :func:`summarize`'s output, columns aligned, titled by the score."""
+    header = ["agent", "episodes", "errors", "geomean", "min", "max", "walltime (s)", "calls"]
+    body = [
+        [
+            s["agent"],
+            _cell(s["episodes"]),
+            _cell(s["errors"]),
+            _cell(s["geomean"]),
+            _cell(s["min"]),
+            _cell(s["max"]),
+            _cell(s["mean_walltime"], 2),
+            _cell(s["mean_calls"], 0),
+        ]
+        for s in summary
+    ]
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:])]
+        return "  ".join([first, *rest]).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    lines = [f"score: {score_name}", line(header), rule, *(line(r) for r in body)]
+    return "\n".join(lines)
+
+
+def _short(uri: str) -> str:
+    """``generator://csmith-v0/5`` -> ``csmith-v0/5``: axis labels without the scheme."""
+    return uri.split("://", 1)[-1]
+
+
+def plot(
+    rows: list[dict],
+    path: Path,
+    score_name: str,
+    reference: float | None = 1.0,
+    reference_label: str = "-Oz (1.0)",
+) -> Path:
+    """Write a PNG: geomean score per agent (left), each benchmark's score per agent (right).
+
+    A dashed line marks ``reference`` (the score of the task's reference, -Oz for pass
+    ordering). Episodes with an error have no score and are left out. Returns ``path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: no display needed
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    summary = summarize(rows)
+    agents = [s["agent"] for s in summary]
+    benchmarks = list(dict.fromkeys(r["benchmark"] for r in rows))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(max(10.0, 6.0 + 0.25 * len(benchmarks)), 4.5),
+        gridspec_kw={"width_ratios": [1, 2]},
+    )  # fmt: skip
+    heights = [0.0 if math.isnan(s["geomean"]) else s["geomean"] for s in summary]
+    left.bar(range(len(agents)), heights, color=[colors[i % len(colors)] for i in range(len(agents))])
+    left.set_xticks(range(len(agents)), agents, rotation=30, ha="right")
+    left.set_ylabel("geomean score")
+    left.set_title("geomean over episodes")
+    for i, h in enumerate(heights):
+        left.annotate(f"{h:.3f}", (i, h), ha="center", va="bottom", fontsize=8)
+
+    width = 0.6 / max(len(agents), 1)
+    for i, agent in enumerate(agents):
+        xs, ys = [], []
+        for r in rows:
+            score = r.get("score")
+            if r["agent"] == agent and score is not None and score > 0:
+                xs.append(benchmarks.index(r["benchmark"]) + (i - (len(agents) - 1) / 2) * width)
+                ys.append(score)
+        right.scatter(xs, ys, s=18, label=agent, color=colors[i % len(colors)], alpha=0.8)
+    right.set_yscale("log")
+    right.set_xticks(range(len(benchmarks)), [_short(b) for b in benchmarks], rotation=60,
+                     ha="right", fontsize=7 if len(benchmarks) > 20 else 8)  # fmt: skip
+    right.set_ylabel("score (log)")
+    right.set_title("per benchmark")
+
+    if reference is not None:
+        for ax in (left, right):
+            ax.axhline(reference, color="black", linestyle="--", linewidth=1, label=reference_label)
+    right.legend(fontsize=8, loc="best")
+    fig.suptitle(score_name, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

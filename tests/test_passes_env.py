@@ -1,0 +1,283 @@
+"""PassOrdering-v0 end to end: spaces, rewards, references, determinism, fork, faults."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import optgym
+from optgym.envs.passes import actions as pass_actions
+from optgym.envs.passes.compilergym_csv import read_csv, write_csv
+from optgym.envs.passes.spaces import OBSERVATION_SPACES, REWARD_SPACES
+
+SMALL = "generator://csmith-v0/5"  # about 200 instructions
+MEDIUM = "generator://csmith-v0/6"  # about 1,100 instructions
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = gym.make("optgym/PassOrdering-v0")
+    yield e.unwrapped
+    e.close()
+
+
+def test_episode_reduces_instructions(env):
+    obs, info = env.reset(options={"benchmark": MEDIUM})
+    assert info["benchmark"] == MEDIUM
+    assert obs.shape == (56,) and obs.dtype == np.int64
+    start = env.observation["IrInstructionCount"][0]
+    assert start == obs[51]  # Autophase's TotalInsts
+    total = 0.0
+    for flag in ("-mem2reg", "-instcombine", "-simplifycfg", "-gvn", "-dce"):
+        obs, reward, terminated, truncated, info = env.step(env.action_index(flag))
+        assert not terminated and not truncated
+        assert info["action"] == flag
+        total += reward
+    end = env.observation["IrInstructionCount"][0]
+    oz = env.observation["IrInstructionCountOz"][0]
+    assert end < start
+    assert total == pytest.approx((start - end) / (start - oz))
+    assert env.episode_reward == pytest.approx(total)
+
+
+def test_every_observation_space_is_in_its_space(env):
+    env.reset(options={"benchmark": SMALL})
+    env.step(env.action_index("-mem2reg"))
+    for name, (space, _, _) in OBSERVATION_SPACES.items():
+        value = env.observation[name]
+        assert space.contains(value), name
+    ic = env.observation["InstCount"]
+    assert ic[0] == env.observation["IrInstructionCount"][0] == ic[3:].sum()
+    graph = env.observation["Programl"]
+    instructions = int((graph.x[:, 0] == 0).sum())
+    assert instructions == ic[0]
+    assert set(graph.edge_attr[:, 0].tolist()) <= {0, 1, 2}
+    assert "define" in env.observation["Ir"]
+
+
+@pytest.mark.parametrize("reward_space", list(REWARD_SPACES))
+def test_reference_agent_scores_one_on_normalized_rewards(reward_space):
+    e = gym.make("optgym/PassOrdering-v0", reward_space=reward_space).unwrapped
+    try:
+        e.reset(options={"benchmark": MEDIUM})
+        space = REWARD_SPACES[reward_space]
+        cost = "IrInstructionCount" if space.cost == "IrInstructionCount" else "ObjectTextSize"
+        start = int(e.observation[space.cost][0])
+        reward = e.apply_reference(space.reference or "Oz")[1]
+        if space.reference:
+            ref = int(e.observation[f"{cost}{space.reference}"][0])
+            # CompilerGym's normalization: 1.0 when the reference shrinks the program
+            # (always for -Oz); -O3 can grow it, and then the norm is 1.
+            assert reward == pytest.approx((start - ref) / max(start - ref, 1))
+            if space.reference == "Oz":
+                assert reward == pytest.approx(1.0)
+        else:
+            assert reward == start - int(e.observation[space.cost][0]) > 0
+    finally:
+        e.close()
+
+
+def _opt_oz_count(env, bitcode: Path, tmp: Path) -> tuple[int, int]:
+    """(instructions of opt-19's -Oz output counted in process, and by func-properties)."""
+    out = tmp / "oz.bc"
+    subprocess.run(["opt-19", "-passes=default<Oz>", str(bitcode), "-o", str(out)], check=True)
+    props = subprocess.run(
+        ["opt-19", "-passes=print<func-properties>", "-disable-output", str(out)],
+        capture_output=True, text=True, check=True,
+    ).stderr  # fmt: skip
+    by_props = sum(
+        int(line.split(":")[1]) for line in props.splitlines() if "TotalInstructionCount" in line
+    )
+    env.reset(options={"benchmark": f"file://{out}"})
+    return int(env.observation["IrInstructionCount"][0]), by_props
+
+
+def test_oz_reference_equals_opt_on_20_csmith_test_programs(env, tmp_path):
+    uris = env.datasets.dataset("generator://csmith-v0").take("test", 20)
+    for uri in uris:
+        bench = env.datasets.benchmark(uri)
+        env.reset(options={"benchmark": uri})
+        ours = int(env.observation["IrInstructionCountOz"][0])
+        in_process, by_props = _opt_oz_count(env, bench.path, tmp_path)
+        assert ours == in_process == by_props, uri
+
+
+def test_seeded_episodes_are_deterministic(env):
+    def run() -> list:
+        obs, _ = env.reset(seed=3, options={"benchmark": MEDIUM})
+        out = [obs.copy()]
+        rng = np.random.default_rng(7)
+        for a in rng.integers(0, 124, size=25):
+            obs, reward, *_ = env.step(int(a))
+            out.append((obs.copy(), reward))
+        return out
+
+    first, second = run(), run()
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(first[1:], second[1:]))
+    assert [r for _, r in first[1:]] == [r for _, r in second[1:]]
+
+
+def test_fork_is_independent(env):
+    env.reset(options={"benchmark": MEDIUM})
+    env.step(env.action_index("-mem2reg"))
+    fork = env.fork()
+    try:
+        assert fork.state == env.state
+        before = env.observation["IrInstructionCount"][0]
+        fork.step(fork.action_index("-instcombine"))
+        assert fork.observation["IrInstructionCount"][0] < before
+        assert env.observation["IrInstructionCount"][0] == before
+        # The fork matches a fresh replay of the same actions exactly.
+        env.step(env.action_index("-instcombine"))
+        assert env.state == fork.state
+        assert np.array_equal(env.observation["Autophase"], fork.observation["Autophase"])
+    finally:
+        fork.close()
+
+
+def test_state_validates_and_survives_compilergym_csv(env, tmp_path):
+    env.reset(options={"benchmark": MEDIUM})
+    for flag in ("-sroa", "-gvn", "-simplifycfg", "-inline", "-dce"):
+        env.step(env.action_index(flag))
+    state = env.state
+    assert env.validate(state).ok
+    path = tmp_path / "states.csv"
+    write_csv([state], path)
+    assert "opt -sroa -gvn -simplifycfg -inline -dce input.bc -o output.bc" in path.read_text()
+    (back,) = read_csv(path)
+    assert back == state
+    assert env.validate(back).ok
+    tampered = type(state)(**{**state.to_dict(), "reward": state.reward + 0.01})
+    result = env.validate(tampered)
+    assert not result.ok and "claimed reward" in str(result)
+
+
+def test_reference_state_replays(env):
+    env.reset(options={"benchmark": SMALL})
+    env.apply_reference("Oz")
+    env.step(env.action_index("-instcombine"))
+    state = env.state
+    assert state.reference == "Oz"
+    assert env.validate(state).ok
+    assert env.commandline().startswith("opt -Oz -instcombine")
+
+
+# ---- bad input ---------------------------------------------------------------------------
+
+
+def test_unknown_env_id():
+    with pytest.raises(ValueError, match="optgym/Nope-v0.*PassOrdering-v0"):
+        optgym.make("optgym/Nope-v0")
+    with pytest.raises(gym.error.Error, match="Nope"):
+        gym.make("optgym/Nope-v0")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"observation_space": "Autofase"}, "Autofase.*allowed: Ir, InstCount, Autophase"),
+        ({"reward_space": "Size"}, "Size.*allowed: IrInstructionCount"),
+    ],
+)
+def test_unknown_spaces(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gym.make("optgym/PassOrdering-v0", **kwargs)
+
+
+@pytest.mark.parametrize(
+    "uri, match",
+    [
+        ("csmith-v0/1", "malformed benchmark URI"),
+        ("http://csmith-v0/1", "unknown URI scheme 'http'"),
+        ("generator://csmith/1", "malformed dataset 'csmith'"),
+        ("generator://csmith-v0/abc", "integer seed"),
+        ("generator://nosuch-v0/1", "unknown dataset 'generator://nosuch-v0'.*csmith-v0"),
+        ("benchmark://debian-v0/gzip", "unknown package 'gzip' in debian-v0; allowed: bzip2"),
+        ("file:///no/such/file.bc", "not found"),
+    ],
+)
+def test_bad_benchmark_uris(env, uri, match):
+    with pytest.raises(ValueError, match=match):
+        env.reset(options={"benchmark": uri})
+
+
+def test_bad_actions(env):
+    env.reset(options={"benchmark": SMALL})
+    for bad in (124, -1, 1000):
+        with pytest.raises(ValueError, match=r"out of range; allowed: 0 <= action < 124"):
+            env.step(bad)
+    for bad in (1.5, "sroa", None, True):
+        with pytest.raises(ValueError, match="action must be an integer"):
+            env.step(bad)
+    with pytest.raises(ValueError, match="unknown pass flag '-nosuchpass'"):
+        env.action_index("-nosuchpass")
+    with pytest.raises(ValueError, match="unknown reset options"):
+        env.reset(options={"benchmarks": SMALL})
+
+
+def test_corrupt_file_gives_clear_error_and_env_stays_usable(env, tmp_path):
+    junk = tmp_path / "junk.bc"
+    junk.write_bytes(b"BC\xc0\xde" + os.urandom(300))
+    with pytest.raises(ValueError, match="cannot load benchmark .* as LLVM bitcode"):
+        env.reset(options={"benchmark": f"file://{junk}"})
+    text = tmp_path / "notes.txt"
+    text.write_text("this is not LLVM IR\n")
+    with pytest.raises(ValueError, match="as textual LLVM IR"):
+        env.reset(options={"benchmark": f"file://{text}"})
+    obs, _ = env.reset(options={"benchmark": SMALL})
+    assert env.step(0)[4].get("error") is None
+
+
+# ---- faults --------------------------------------------------------------------------------
+
+
+def test_llvm_fatal_error_ends_episode_and_next_reset_works(env, monkeypatch):
+    env.reset(options={"benchmark": MEDIUM})
+    # loop(licm) without MemorySSA makes LLVM 19 stop with "LLVM ERROR: LICM requires
+    # MemorySSA": a real fatal error inside LLVMRunPasses, in the worker.
+    broken = list(pass_actions.PIPELINES)
+    broken[0] = "loop(licm)"
+    monkeypatch.setattr(pass_actions, "PIPELINES", tuple(broken))
+    obs, reward, terminated, truncated, info = env.step(0)
+    assert truncated and reward == 0.0
+    assert "LICM requires MemorySSA" in info["error"]
+    with pytest.raises(RuntimeError, match="episode ended with an error"):
+        env.step(1)
+    monkeypatch.undo()
+    env.reset()
+    assert env.step(env.action_index("-mem2reg"))[4].get("error") is None
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGABRT, signal.SIGSEGV])
+def test_worker_killed_mid_episode(env, sig):
+    env.reset(options={"benchmark": MEDIUM})
+    env.step(env.action_index("-mem2reg"))
+    os.kill(env._session.pid, sig)
+    obs, reward, terminated, truncated, info = env.step(env.action_index("-gvn"))
+    assert truncated and "LLVM worker died" in info["error"]
+    env.reset()
+    obs, reward, *_ = env.step(env.action_index("-mem2reg"))
+    assert reward > 0
+
+
+def test_missing_libllvm_names_library_and_install_command():
+    code = (
+        "import gymnasium as gym, optgym\n"
+        "env = gym.make('optgym/PassOrdering-v0')\n"
+        "env.reset(options={'benchmark': 'generator://csmith-v0/5'})\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "OPTGYM_LLVM_PREFIX": "/nonexistent/llvm-19"},
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "/nonexistent/llvm-19/lib/libLLVM-19.so" in proc.stderr
+    assert "apt-get install llvm-19" in proc.stderr
