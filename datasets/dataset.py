@@ -29,7 +29,9 @@ class Benchmark:
 
     @classmethod
     def from_file(cls, uri: str, path: Path) -> Benchmark:
-        return cls(uri=uri, path=Path(path), sha256=hashlib.sha256(Path(path).read_bytes()).hexdigest())
+        return cls(
+            uri=uri, path=Path(path), sha256=hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        )
 
     def read_bytes(self) -> bytes:
         return self.path.read_bytes()
@@ -110,7 +112,9 @@ class DatasetRegistry:
             return self._datasets[parsed.dataset_uri]
         except KeyError:
             known = ", ".join(sorted(self._datasets)) or "none"
-            raise ValueError(f"unknown dataset {parsed.dataset_uri!r} in {uri!r}; known: {known}") from None
+            raise ValueError(
+                f"unknown dataset {parsed.dataset_uri!r} in {uri!r}; known: {known}"
+            ) from None
 
     def benchmark(self, uri: str) -> Benchmark:
         """Resolve any benchmark URI, ``file://`` included."""

@@ -10,7 +10,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-import optgym.envs  # noqa: E402  registers the env ids with gymnasium
+import optgym.envs  # noqa: E402, F401  registers the env ids with gymnasium
 from optgym.envs import ENV_IDS  # noqa: E402
 
 

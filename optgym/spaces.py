@@ -73,7 +73,8 @@ class GraphDataSpace(spaces.Space[Any]):
         return False
 
     def __repr__(self) -> str:
-        return f"GraphDataSpace(node_features={self.node_features}, edge_features={self.edge_features})"
+        n, e = self.node_features, self.edge_features
+        return f"GraphDataSpace(node_features={n}, edge_features={e})"
 
     def __eq__(self, other: Any) -> bool:
         return (

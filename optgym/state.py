@@ -57,7 +57,9 @@ class EpisodeState:
             raise ValueError(f"an episode state must be a JSON object, got {type(data).__name__}")
         missing = [k for k in STATE_KEYS if k not in data]
         if missing:
-            raise ValueError(f"episode state lacks {', '.join(missing)}; required: {', '.join(STATE_KEYS)}")
+            raise ValueError(
+                f"episode state lacks {', '.join(missing)}; required: {', '.join(STATE_KEYS)}"
+            )
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"episode state has unknown fields {sorted(unknown)}")

@@ -120,7 +120,7 @@ def test_seeded_episodes_are_deterministic(env):
         return out
 
     first, second = run(), run()
-    assert all(np.array_equal(a[0], b[0]) for a, b in zip(first[1:], second[1:]))
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(first[1:], second[1:], strict=True))
     assert [r for _, r in first[1:]] == [r for _, r in second[1:]]
 
 

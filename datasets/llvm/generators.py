@@ -8,8 +8,8 @@ test = [0, 1000), validation = [1000, 2000), train = [2000, 2**32).
 from __future__ import annotations
 
 import itertools
-from abc import abstractmethod
 import tempfile
+from abc import abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -67,7 +67,8 @@ class CsmithDataset(SeededBitcodeDataset):
         include = Path("/usr/include/csmith")
         if not (include / "csmith.h").exists():
             raise FileNotFoundError(
-                f"Csmith's headers are missing ({include}/csmith.h): sudo apt-get install libcsmith-dev"
+                f"Csmith's headers are missing ({include}/csmith.h): "
+                "sudo apt-get install libcsmith-dev"
             )
         src = f"csmith-{seed}.c"
         run([csmith, "--seed", str(seed), "--output", src], cwd=workdir, timeout=120)

@@ -45,8 +45,10 @@ SUBSTITUTIONS: dict[str, tuple[str, str]] = {
     "-early-cse-memssa": ("early-cse<memssa>", "renamed: a parameter of early-cse"),
     "-flattencfg": ("flatten-cfg", "renamed"),
     "-inline": ("cgscc(inline)", "the inliner is a CGSCC pass"),
-    "-instcombine": ("instcombine<no-verify-fixpoint>", "LLVM 19 verifies the fixpoint by "
-                     "default and aborts when it is not reached"),
+    "-instcombine": (
+        "instcombine<no-verify-fixpoint>",
+        "LLVM 19 verifies the fixpoint by default and aborts when it is not reached",
+    ),
     "-ipconstprop": ("ipsccp", "removed in LLVM 12; ipsccp subsumes it"),
     "-licm": ("loop-mssa(licm)", "LICM needs MemorySSA in the new pass manager"),
     "-loop-guard-widening": ("loop(guard-widening)", "the loop flavour of guard-widening"),
@@ -58,8 +60,11 @@ SUBSTITUTIONS: dict[str, tuple[str, str]] = {
     "-sancov": ("sancov-module", "renamed, now a module pass"),
     "-post-inline-ee-instrument": ("ee-instrument<post-inline>", "a parameter of ee-instrument"),
     "-functionattrs": ("cgscc(function-attrs)", "renamed, a CGSCC pass"),
-    "-prune-eh": ("cgscc(function-attrs),function(simplifycfg)", "removed in LLVM 16; "
-                  "function-attrs infers nounwind and simplifycfg drops the dead unwind edges"),
+    "-prune-eh": (
+        "cgscc(function-attrs),function(simplifycfg)",
+        "removed in LLVM 16; "
+        "function-attrs infers nounwind and simplifycfg drops the dead unwind edges",
+    ),
     "-rpo-functionattrs": ("rpo-function-attrs", "renamed"),
     "-simple-loop-unswitch": ("loop-mssa(simple-loop-unswitch)", "needs MemorySSA"),
 }

@@ -46,7 +46,9 @@ class LlvmSession:
 
     SPIN = 0.0005  # seconds to poll for a reply before sleeping (see Channel)
 
-    def __init__(self, sock: socket.socket, pid: int, proc: subprocess.Popen | None, timeout: float):
+    def __init__(
+        self, sock: socket.socket, pid: int, proc: subprocess.Popen | None, timeout: float
+    ):
         self.channel = Channel(sock)
         self.pid = pid
         self.proc = proc

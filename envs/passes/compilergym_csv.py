@@ -30,7 +30,14 @@ def write_csv(states: Iterable[EpisodeState], path: str | Path) -> None:
         out = csv.writer(f)
         out.writerow(HEADER)
         for s in states:
-            out.writerow([s.benchmark, repr(float(s.reward)), f"{s.walltime:.6f}", commandline(s.actions, s.reference)])
+            out.writerow(
+                [
+                    s.benchmark,
+                    repr(float(s.reward)),
+                    f"{s.walltime:.6f}",
+                    commandline(s.actions, s.reference),
+                ]
+            )
 
 
 def parse_commandline(text: str) -> tuple[str | None, list[int]]:

@@ -21,9 +21,11 @@ _OPCODES = (
 )  # fmt: skip
 
 #: InstCount: three totals, then one count per LLVM opcode in Instruction.def order.
-INSTCOUNT_NAMES: tuple[str, ...] = ("TotalInstsCount", "TotalBlocksCount", "TotalFuncsCount") + tuple(
-    f"{op}Count" for op in _OPCODES
-)
+INSTCOUNT_NAMES: tuple[str, ...] = (
+    "TotalInstsCount",
+    "TotalBlocksCount",
+    "TotalFuncsCount",
+) + tuple(f"{op}Count" for op in _OPCODES)
 
 #: The 56 Autophase features (Haj-Ali et al., MLSys 2020), in CompilerGym's order.
 AUTOPHASE_NAMES: tuple[str, ...] = (
