@@ -255,6 +255,15 @@ def test_llvm_fatal_error_ends_episode_and_next_reset_works(env, monkeypatch):
     assert env.step(env.action_index("-mem2reg"))[4].get("error") is None
 
 
+def test_real_llvm_crash_in_an_action_is_contained(env):
+    # LLVM 19.1.7's scalarizer segfaults on this llvm-stress program (opt-19 crashes too).
+    env.reset(options={"benchmark": "generator://llvm-stress-v0/3"})
+    obs, reward, terminated, truncated, info = env.step(env.action_index("-scalarizer"))
+    assert truncated and "killed by SIGSEGV" in info["error"]
+    env.reset()  # same benchmark, a new worker
+    assert env.step(env.action_index("-sroa"))[4].get("error") is None
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGABRT, signal.SIGSEGV])
 def test_worker_killed_mid_episode(env, sig):
     env.reset(options={"benchmark": MEDIUM})
