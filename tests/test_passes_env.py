@@ -15,7 +15,7 @@ import pytest
 import optgym
 from optgym.envs.passes import actions as pass_actions
 from optgym.envs.passes.compilergym_csv import read_csv, write_csv
-from optgym.envs.passes.spaces import OBSERVATION_SPACES, REWARD_SPACES
+from optgym.envs.passes.spaces import AUTOPHASE_NAMES, OBSERVATION_SPACES, REWARD_SPACES
 
 SMALL = "generator://csmith-v0/5"  # about 200 instructions
 MEDIUM = "generator://csmith-v0/6"  # about 1,100 instructions
@@ -290,3 +290,29 @@ def test_missing_libllvm_names_library_and_install_command():
     assert proc.returncode != 0
     assert "/nonexistent/llvm-19/lib/libLLVM-19.so" in proc.stderr
     assert "apt-get install llvm-19" in proc.stderr
+
+
+def test_autophase_agrees_with_opt_func_properties(env, tmp_path):
+    """Block, load and store counts against LLVM's own analysis, on -Oz output (which has
+    no unreachable blocks, the only ones func-properties skips)."""
+    for uri in (SMALL, MEDIUM, "generator://csmith-v0/1"):
+        bench = env.datasets.benchmark(uri)
+        out = tmp_path / "oz.bc"
+        subprocess.run(
+            ["opt-19", "-passes=default<Oz>", str(bench.path), "-o", str(out)], check=True
+        )
+        props = subprocess.run(
+            ["opt-19", "-passes=print<func-properties>", "-disable-output", str(out)],
+            capture_output=True, text=True, check=True,
+        ).stderr  # fmt: skip
+        totals: dict[str, int] = {}
+        for line in props.splitlines():
+            key, sep, value = line.partition(": ")
+            if sep and value.strip().lstrip("-").isdigit():
+                totals[key] = totals.get(key, 0) + int(value)
+        env.reset(options={"benchmark": f"file://{out}"})
+        ap = dict(zip(AUTOPHASE_NAMES, env.observation["Autophase"].tolist(), strict=True))
+        assert ap["TotalBlocks"] == totals["BasicBlockCount"], uri
+        assert ap["NumLoadInst"] == totals["LoadInstCount"], uri
+        assert ap["NumStoreInst"] == totals["StoreInstCount"], uri
+        assert ap["TotalInsts"] == totals["TotalInstructionCount"], uri

@@ -1,0 +1,90 @@
+"""Agents and budgets on small real programs."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+
+import optgym  # noqa: F401
+from optgym.agents import AGENTS, Agent, make_agent
+from optgym.agents.sequence_list import SequenceListAgent
+from optgym.budget import Budget
+from optgym.wrappers import BudgetWrapper
+
+SMALL = "generator://csmith-v0/5"
+OTHER = "generator://csmith-v0/13"
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = gym.make("optgym/PassOrdering-v0")
+    yield e
+    e.close()
+
+
+def test_registry_and_protocol():
+    for name in AGENTS:
+        if name != "sequences":
+            assert isinstance(make_agent(name), Agent)
+    with pytest.raises(ValueError, match="unknown agent 'gredy'; allowed: oz, o3, o0, random"):
+        make_agent("gredy")
+
+
+def test_oz_agent_scores_one_and_replays(env):
+    result = make_agent("oz").solve(env, SMALL, Budget(calls=10))
+    assert result.reward == pytest.approx(1.0)
+    assert result.state.reference == "Oz" and result.actions == []
+    assert env.unwrapped.validate(result.state).ok
+
+
+def test_greedy_beats_oz_on_a_small_program_deterministically(env):
+    first = make_agent("greedy").solve(env, SMALL, Budget(calls=5000))
+    second = make_agent("greedy").solve(env, SMALL, Budget(calls=5000))
+    assert first.reward > 1.0  # fewer instructions than -Oz
+    assert first.actions == second.actions
+    assert first.budget_used["calls"] < 5000  # stopped because nothing improved
+    assert env.unwrapped.validate(first.state).ok
+
+
+def test_random_search_keeps_to_its_budget_and_its_seed(env):
+    a = make_agent("random").solve(env, OTHER, Budget(calls=150), seed=1)
+    b = make_agent("random").solve(env, OTHER, Budget(calls=150), seed=1)
+    assert a.budget_used["calls"] == 150
+    assert a.state == b.state
+    assert a.reward > 0
+    assert env.unwrapped.validate(a.state).ok
+    with pytest.raises(ValueError, match="needs a budget"):
+        make_agent("random").solve(env, OTHER, Budget())
+
+
+def test_sequence_list_agent_picks_the_best_sequence(env, tmp_path):
+    path = tmp_path / "seqs.txt"
+    path.write_text("# two sequences\n-dce\n-mem2reg -instcombine -simplifycfg -gvn\n")
+    result = SequenceListAgent(path).solve(env, SMALL, Budget(calls=100))
+    assert result.actions == [
+        env.unwrapped.action_index(f) for f in ("-mem2reg", "-instcombine", "-simplifycfg", "-gvn")
+    ]
+    assert env.unwrapped.validate(result.state).ok
+
+
+def test_budget_wrapper_truncates_and_records(env):
+    wrapped = BudgetWrapper(env, Budget(calls=5))
+    wrapped.reset(options={"benchmark": SMALL})
+    truncated = False
+    steps = 0
+    while not truncated:
+        _, _, _, truncated, info = wrapped.step(steps % 124)
+        steps += 1
+    assert steps == 5 and info["budget"]["calls"] == 5
+    with pytest.raises(RuntimeError, match="budget calls=5 is spent"):
+        wrapped.step(0)
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [("calls=abc", "must be a number"), ("time=5", "UNIT=NUMBER"), ("calls=-1", "positive")],
+)
+def test_budget_parse_errors(text, match):
+    with pytest.raises(ValueError, match=match):
+        Budget.parse(text)
+    assert Budget.parse("calls=20,seconds=1.5") == Budget(calls=20, seconds=1.5)
