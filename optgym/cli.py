@@ -54,7 +54,8 @@ def _env_spaces(env_id: str) -> tuple[list[str], list[str]]:
         spaces = importlib.import_module(f"{package}.spaces")
     except ImportError:
         return [], []
-    return list(getattr(spaces, "OBSERVATION_SPACES", ())), list(getattr(spaces, "REWARD_SPACES", ()))
+    observations = list(getattr(spaces, "OBSERVATION_SPACES", ()))
+    return observations, list(getattr(spaces, "REWARD_SPACES", ()))
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
@@ -88,7 +89,7 @@ def _splits_line(dataset: Any) -> str:
     if dataset.infinite:
         from optgym.datasets.llvm.generators import SPLIT_SEEDS
 
-        return "; ".join(f"{s}: seeds [{lo}, {hi})" for s, (lo, hi) in SPLIT_SEEDS.items())
+        return "; ".join(f"{s}: seeds [{SPLIT_SEEDS[s][0]}, {SPLIT_SEEDS[s][1]})" for s in SPLITS)
     parts = []
     for split in SPLITS:
         names = list(dataset.benchmark_names(split))
@@ -181,6 +182,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if args.benchmark:
             uris += benchmark_uris(task.name, args.benchmark, args.split, 1)
         uris = list(dict.fromkeys(uris))
+        if not uris:
+            names = ", ".join(args.dataset or [uri for uri, _ in task.datasets])
+            raise ValueError(f"no benchmarks in the {args.split} split of {names}")
     except ValueError as e:
         return _fail("bench", str(e))
     results = Path(args.results or f"results/{task.name}.jsonl")
@@ -200,7 +204,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(f"results: {results}")
     print(f"plot:    {plot_path}")
     if errors:
-        print(f"{errors} of {len(mine)} episodes of this run ended with an error (see \"error\" in {results})")
+        print(f"{errors} of {len(mine)} episodes ended with an error (see 'error' in {results})")
     return 0
 
 
@@ -277,9 +281,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # usage errors (2) and --help (0)
         return int(e.code or 0)
-    with warnings.catch_warnings():
-        warnings.formatwarning = _warning_line  # one line, no source excerpt
+    saved = warnings.formatwarning
+    warnings.formatwarning = _warning_line  # one line, no source excerpt
+    try:
         return args.run(args)
+    finally:
+        warnings.formatwarning = saved
 
 
 if __name__ == "__main__":

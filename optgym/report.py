@@ -78,7 +78,7 @@ def format_table(summary: list[dict[str, Any]], score_name: str) -> str:
 
     def line(cells: list[str]) -> str:
         first = cells[0].ljust(widths[0])
-        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:])]
+        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
         return "  ".join([first, *rest]).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
@@ -107,6 +107,7 @@ def plot(
 
     matplotlib.use("Agg")  # headless: no display needed
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FormatStrFormatter, ScalarFormatter
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,7 +121,8 @@ def plot(
         gridspec_kw={"width_ratios": [1, 2]},
     )  # fmt: skip
     heights = [0.0 if math.isnan(s["geomean"]) else s["geomean"] for s in summary]
-    left.bar(range(len(agents)), heights, color=[colors[i % len(colors)] for i in range(len(agents))])
+    bar_colors = [colors[i % len(colors)] for i in range(len(agents))]
+    left.bar(range(len(agents)), heights, color=bar_colors)
     left.set_xticks(range(len(agents)), agents, rotation=30, ha="right")
     left.set_ylabel("geomean score")
     left.set_title("geomean over episodes")
@@ -137,8 +139,14 @@ def plot(
                 ys.append(score)
         right.scatter(xs, ys, s=18, label=agent, color=colors[i % len(colors)], alpha=0.8)
     right.set_yscale("log")
-    right.set_xticks(range(len(benchmarks)), [_short(b) for b in benchmarks], rotation=60,
-                     ha="right", fontsize=7 if len(benchmarks) > 20 else 8)  # fmt: skip
+    # Scores sit near 1: plain numbers read better than powers of ten on a log axis.
+    right.yaxis.set_major_formatter(ScalarFormatter())
+    right.yaxis.set_minor_formatter(FormatStrFormatter("%.2g"))
+    right.set_xlim(-0.5, len(benchmarks) - 0.5)
+    every = max(1, len(benchmarks) // 40)  # at most about 40 labels
+    ticks = range(0, len(benchmarks), every)
+    right.set_xticks(ticks, [_short(benchmarks[i]) for i in ticks], rotation=60, ha="right",
+                     fontsize=7 if len(benchmarks) > 20 else 8)  # fmt: skip
     right.set_ylabel("score (log)")
     right.set_title("per benchmark")
 

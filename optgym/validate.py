@@ -82,7 +82,9 @@ def _check_line(row: Any, replayer: _Replayer) -> tuple[bool, str]:
         return False, f"state is for {state.env_id!r}, task {task.name!r} uses {task.env_id!r}"
     wanted = task.env_kwargs.get("reward_space")
     if wanted is not None and state.reward_space != wanted:
-        return False, f"state is scored with {state.reward_space!r}, task {task.name} uses {wanted!r}"
+        return False, (
+            f"state is scored with {state.reward_space!r}, task {task.name} uses {wanted!r}"
+        )
     if state.benchmark != row["benchmark"]:
         return False, f"state is for {state.benchmark}, the line names {row['benchmark']}"
     if not _is_number(row["reward"]) or not _close(row["reward"], state.reward, REWARD_RTOL):

@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from optgym.datasets.llvm.debian import NAMES, DebianDataset, build
 
 TOOLS = ("apt-get", "dpkg-source", "dpkg-architecture", "clang-19", "llvm-link-19", "opt-19")
