@@ -1,1 +1,15 @@
 """Datasets and benchmarks shared by every OptGym problem."""
+
+from __future__ import annotations
+
+from optgym.datasets.dataset import Benchmark, Dataset, DatasetRegistry
+
+
+def all_datasets() -> DatasetRegistry:
+    """Every dataset OptGym knows; each problem adds its family here."""
+    from optgym.datasets.llvm import llvm_datasets
+
+    return DatasetRegistry(llvm_datasets())
+
+
+__all__ = ["Benchmark", "Dataset", "DatasetRegistry", "all_datasets"]

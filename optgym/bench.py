@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from optgym.budget import Budget
-from optgym.state import EpisodeState
+from optgym.state import EpisodeState, StateWriter
 
 #: The fields of every result line, in the order they are written.
 ROW_FIELDS = (
@@ -271,44 +271,6 @@ def read_results(path: Path, warn: bool = True) -> list[dict]:
     return rows
 
 
-class ResultWriter:
-    """Append result lines to a JSON-lines file, one write and a flush per line.
-
-    Holds an exclusive lock on the file (where the OS has ``fcntl``) so that two runs never
-    interleave their lines; the lock goes with the process, even when it is killed.
-    """
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] = self.path.open("a", encoding="utf-8")
-        try:
-            import fcntl
-        except ImportError:  # not on POSIX: no lock
-            return
-        try:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._file.close()
-            raise RuntimeError(
-                f"{self.path} is being written by another run; wait for it or choose "
-                "another --results file"
-            ) from None
-
-    def write(self, row: dict) -> None:
-        self._file.write(json.dumps(row) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __enter__(self) -> ResultWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 # --- executors -------------------------------------------------------------------------------
 
 Job = tuple[str, str, str, int, Budget]  # run_episode's arguments
@@ -458,7 +420,7 @@ def run_bench(
         _import_ray()  # fail before touching the results file
     results = Path(results)
     results.parent.mkdir(parents=True, exist_ok=True)
-    with ResultWriter(results) as writer:
+    with StateWriter(results) as writer:
         repair_results(results)
         old = [r for r in read_results(results) if r["task"] == task]
         done = {_row_key(r) for r in old}

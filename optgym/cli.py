@@ -73,10 +73,9 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
 
 def _datasets() -> list[Any]:
-    """Every dataset OptGym knows (add each problem's datasets here as they land)."""
-    from optgym.datasets.llvm import llvm_datasets
+    from optgym.datasets import all_datasets
 
-    return list(llvm_datasets())
+    return list(all_datasets())
 
 
 def _buildable() -> dict[str, Any]:

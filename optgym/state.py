@@ -95,15 +95,33 @@ class ValidationResult:
 
 
 class StateWriter:
-    """Append states as JSON lines, flushed after each, so a kill loses nothing written."""
+    """Append states (or result rows that hold one) as JSON lines, one write and a flush
+    per line, so that a kill loses nothing already written.
+
+    Holds an exclusive lock on the file (where the OS has ``fcntl``) so that two runs never
+    interleave their lines; the lock goes with the process, even when it is killed.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("a", encoding="utf-8")
+        try:
+            import fcntl
+        except ImportError:  # not on POSIX: no lock
+            return
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._file.close()
+            raise RuntimeError(
+                f"{self.path} is being written by another run; wait for it or choose "
+                "another results file"
+            ) from None
 
-    def write(self, state: EpisodeState) -> None:
-        self._file.write(state.to_json() + "\n")
+    def write(self, record: EpisodeState | dict[str, Any]) -> None:
+        row = record.to_dict() if isinstance(record, EpisodeState) else record
+        self._file.write(json.dumps(row, sort_keys=True) + "\n")
         self._file.flush()
 
     def close(self) -> None:
@@ -117,12 +135,17 @@ class StateWriter:
 
 
 def read_states(path: str | Path) -> Iterator[EpisodeState]:
-    """States from a JSON-lines file; ``ValueError`` naming the line that is malformed."""
+    """States from a JSON-lines file of states or of result rows; ``ValueError`` naming the
+    line that is malformed."""
     with Path(path).open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                yield EpisodeState.from_json(line)
+                data = json.loads(line)
+                # a result row of `optgym bench` holds its state under "state"
+                if isinstance(data, dict) and isinstance(data.get("state"), dict):
+                    data = data["state"]
+                yield EpisodeState.from_dict(data)
             except (ValueError, TypeError) as e:
                 raise ValueError(f"{path}:{lineno}: malformed episode state: {e}") from None
