@@ -16,7 +16,6 @@ import pytest
 from optgym.datasets.llvm.debian import NAMES, DebianDataset, build
 
 
-
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
