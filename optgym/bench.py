@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from optgym.budget import Budget
-from optgym.state import EpisodeState, StateWriter
+from optgym.state import EpisodeState, StateWriter, json_lines
 
 #: The fields of every result line, in the order they are written.
 ROW_FIELDS = (
@@ -197,6 +197,9 @@ def benchmark_uris(
 # --- the results file ------------------------------------------------------------------------
 
 
+RESULT_KEYS = ("task", "agent", "benchmark", "seed")  # what names an episode
+
+
 def _row_key(row: dict) -> tuple[str, str, str, int]:
     return (row["task"], row["agent"], row["benchmark"], row["seed"])
 
@@ -249,25 +252,21 @@ def read_results(path: Path, warn: bool = True) -> list[dict]:
     rows: list[dict] = []
     if not path.exists():
         return rows
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                if not isinstance(row, dict):
-                    raise ValueError("not a JSON object")
-                missing = [k for k in ("task", "agent", "benchmark", "seed") if k not in row]
-                if missing:
-                    raise ValueError(f"lacks {', '.join(missing)}")
-                hash(_row_key(row))
-            except (ValueError, TypeError) as e:
-                if warn:
-                    warnings.warn(
-                        f"{path}:{lineno}: malformed result line ignored ({e})", stacklevel=2
-                    )
-                continue
-            rows.append(row)
+    for lineno, row, error in json_lines(path):
+        try:
+            if error:
+                raise ValueError(error)
+            if not isinstance(row, dict):
+                raise ValueError("not a JSON object")
+            missing = [k for k in RESULT_KEYS if k not in row]
+            if missing:
+                raise ValueError(f"lacks {', '.join(missing)}")
+            hash(_row_key(row))
+        except (ValueError, TypeError) as e:
+            if warn:
+                warnings.warn(f"{path}:{lineno}: malformed result line ignored ({e})", stacklevel=2)
+            continue
+        rows.append(row)
     return rows
 
 

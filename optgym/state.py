@@ -134,18 +134,29 @@ class StateWriter:
         self.close()
 
 
-def read_states(path: str | Path) -> Iterator[EpisodeState]:
-    """States from a JSON-lines file of states or of result rows; ``ValueError`` naming the
-    line that is malformed."""
+def json_lines(path: str | Path) -> Iterator[tuple[int, Any, str | None]]:
+    """``(line number, value, None)`` for each non-empty line of a JSON-lines file, or
+    ``(line number, None, "malformed JSON: ...")`` for a line that does not parse."""
     with Path(path).open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                data = json.loads(line)
-                # a result row of `optgym bench` holds its state under "state"
-                if isinstance(data, dict) and isinstance(data.get("state"), dict):
-                    data = data["state"]
-                yield EpisodeState.from_dict(data)
-            except (ValueError, TypeError) as e:
-                raise ValueError(f"{path}:{lineno}: malformed episode state: {e}") from None
+                yield lineno, json.loads(line), None
+            except ValueError as e:
+                yield lineno, None, f"malformed JSON: {e}"
+
+
+def read_states(path: str | Path) -> Iterator[EpisodeState]:
+    """States from a JSON-lines file of states or of result rows; ``ValueError`` naming the
+    line that is malformed."""
+    for lineno, data, error in json_lines(path):
+        try:
+            if error:
+                raise ValueError(error)
+            # a result row of `optgym bench` holds its state under "state"
+            if isinstance(data, dict) and isinstance(data.get("state"), dict):
+                data = data["state"]
+            yield EpisodeState.from_dict(data)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{path}:{lineno}: malformed episode state: {e}") from None

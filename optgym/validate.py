@@ -16,8 +16,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from optgym.bench import REWARD_RTOL, ROW_FIELDS
-from optgym.state import EpisodeState
+from optgym.bench import RESULT_KEYS, REWARD_RTOL, ROW_FIELDS
+from optgym.state import EpisodeState, json_lines
 
 #: Relative tolerance between a line's claimed score and the replayed one.
 SCORE_RTOL = 1e-9
@@ -119,25 +119,18 @@ def validate_results(path: Path) -> list[tuple[int, bool, str]]:
     seen: dict[tuple, int] = {}
     replayer = _Replayer()
     try:
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
+        for lineno, row, error in json_lines(path):
+            if error:
+                out.append((lineno, False, error))
+                continue
+            if isinstance(row, dict) and all(k in row for k in RESULT_KEYS):
+                key = json.dumps([row[k] for k in RESULT_KEYS])
+                if key in seen:
+                    out.append((lineno, False, f"duplicate of the episode on line {seen[key]}"))
                     continue
-                try:
-                    row = json.loads(line)
-                except ValueError as e:
-                    out.append((lineno, False, f"malformed JSON: {e}"))
-                    continue
-                if isinstance(row, dict) and all(
-                    k in row for k in ("task", "agent", "benchmark", "seed")
-                ):
-                    key = json.dumps([row["task"], row["agent"], row["benchmark"], row["seed"]])
-                    if key in seen:
-                        out.append((lineno, False, f"duplicate of the episode on line {seen[key]}"))
-                        continue
-                    seen[key] = lineno
-                ok, message = _check_line(row, replayer)
-                out.append((lineno, ok, message))
+                seen[key] = lineno
+            ok, message = _check_line(row, replayer)
+            out.append((lineno, ok, message))
     finally:
         replayer.close()
     return out

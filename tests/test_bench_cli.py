@@ -3,6 +3,7 @@ Csmith programs (about 200 LLVM instructions each)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -295,10 +296,8 @@ def test_sigkill_loses_nothing_written(tmp_path: Path):
             assert time.monotonic() < deadline, "no result line within 60 s"
             time.sleep(0.002)
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):  # it may have finished already
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass  # it had already finished
         proc.wait()
     before = lines(path)
     assert 1 <= len(before) <= 4
