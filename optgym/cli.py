@@ -86,7 +86,7 @@ def _splits_line(dataset: Any) -> str:
     from optgym.datasets.dataset import SPLITS
 
     if dataset.infinite:
-        from optgym.datasets.llvm.generators import SPLIT_SEEDS
+        from optgym.datasets.seeded import SPLIT_SEEDS
 
         return "; ".join(f"{s}: seeds [{SPLIT_SEEDS[s][0]}, {SPLIT_SEEDS[s][1]})" for s in SPLITS)
     parts = []

@@ -36,9 +36,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from optgym.datasets.cache import cache_dir
+from optgym.datasets.cache import cache_dir, write_atomic
 from optgym.datasets.dataset import Benchmark, Dataset
-from optgym.datasets.llvm.tools import CLANG_FLAGS, run, tool, write_atomic
+from optgym.datasets.llvm.tools import CLANG_FLAGS, run, tool
 
 NAME = "debian-v0"
 SUITE = "bookworm"

@@ -1,52 +1,21 @@
 """Seeded generators of LLVM bitcode: Csmith C programs and llvm-stress IR.
 
 Each seed names one program; the same seed gives the same bitcode bytes wherever Debian
-bookworm's csmith 2.3.0 and LLVM 19.1.7 are installed. Seeds are split once and for all:
-test = [0, 1000), validation = [1000, 2000), train = [2000, 2**32).
+bookworm's csmith 2.3.0 and LLVM 19.1.7 are installed. Seeds are split as every seeded
+dataset's are (``optgym.datasets.seeded.SPLIT_SEEDS``).
 """
 
 from __future__ import annotations
 
-import itertools
-import tempfile
-from abc import abstractmethod
-from collections.abc import Iterable
 from pathlib import Path
 
-from optgym.datasets.cache import cache_dir
-from optgym.datasets.dataset import Benchmark, Dataset
-from optgym.datasets.llvm.tools import CLANG_FLAGS, run, tool, write_atomic
-
-SPLIT_SEEDS = {"test": (0, 1000), "validation": (1000, 2000), "train": (2000, 2**32)}
+from optgym.datasets.llvm.tools import CLANG_FLAGS, run, tool
+from optgym.datasets.seeded import SeededDataset
 
 
-class SeededBitcodeDataset(Dataset):
-    """A generator dataset: ``generator://<name>-v<N>/<seed>`` -> bitcode in the cache."""
+class CsmithDataset(SeededDataset):
+    suffix = ".bc"
 
-    @property
-    def infinite(self) -> bool:
-        return True
-
-    def benchmark_names(self, split: str | None = None) -> Iterable[str]:
-        lo, hi = SPLIT_SEEDS[split] if split else (0, 2**32)
-        return (str(s) for s in itertools.takewhile(lambda s: s < hi, itertools.count(lo)))
-
-    def benchmark(self, uri: str) -> Benchmark:
-        seed = int(self.check_uri(uri).path)
-        if seed >= 2**32:
-            raise ValueError(f"seed {seed} in {uri!r} is out of range; allowed: 0 <= seed < 2**32")
-        path = cache_dir() / "datasets" / self.name / f"{seed}.bc"
-        if not path.exists():
-            with tempfile.TemporaryDirectory(prefix=f"optgym-{self.name}-") as tmp:
-                write_atomic(path, self.generate(seed, Path(tmp)))
-        return Benchmark.from_file(uri, path)
-
-    @abstractmethod
-    def generate(self, seed: int, workdir: Path) -> bytes:
-        """Bitcode bytes for ``seed``, made in the empty folder ``workdir``."""
-
-
-class CsmithDataset(SeededBitcodeDataset):
     def __init__(self) -> None:
         super().__init__(
             name="csmith-v0",
@@ -76,7 +45,9 @@ class CsmithDataset(SeededBitcodeDataset):
         return (workdir / "out.bc").read_bytes()
 
 
-class LlvmStressDataset(SeededBitcodeDataset):
+class LlvmStressDataset(SeededDataset):
+    suffix = ".bc"
+
     def __init__(self) -> None:
         super().__init__(
             name="llvm-stress-v0",

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 APT_PACKAGES = "llvm-19 clang-19 csmith libcsmith-dev"
@@ -32,12 +30,3 @@ def run(cmd: list[str], cwd: Path | None = None, timeout: float = 300) -> bytes:
         err = proc.stderr.decode(errors="replace")[-2000:]
         raise RuntimeError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{err}")
     return proc.stdout
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
