@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from optgym.agents.greedy import GreedySearchAgent
+from optgym.agents.lns_heuristics import GraphInducedLns, RandomLns, ScipAlone
+from optgym.agents.local_branching import LbRelax, LocalBranchingLns
 from optgym.agents.protocol import Agent, Result
 from optgym.agents.random_search import RandomSearchAgent
 from optgym.agents.reference import ReferenceAgent
@@ -18,6 +20,12 @@ AGENTS: dict[str, tuple[Any, str]] = {
     "random": (RandomSearchAgent, "random search over action sequences"),
     "greedy": (GreedySearchAgent, "greedy search: best single action each step"),
     "sequences": (SequenceListAgent, "try each of a list of action sequences"),
+    "scip": (ScipAlone, "LNS: SCIP alone on the whole problem (reference)"),
+    "random-lns": (RandomLns, "LNS: uniformly random neighborhoods"),
+    "graph-lns": (GraphInducedLns, "LNS: breadth-first balls on the variable-constraint graph"),
+    "lb-lns": (LocalBranchingLns, "LNS: neighborhoods from the local-branching MIP"),
+    "lb-relax": (LbRelax, "LNS: LB-RELAX, from the LP relaxation of local branching"),
+    "lb-relax-s": (lambda **kw: LbRelax(sample=True, **kw), "LNS: LB-RELAX's sampling variant"),
 }
 
 

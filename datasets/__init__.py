@@ -7,9 +7,10 @@ from optgym.datasets.dataset import Benchmark, Dataset, DatasetRegistry
 
 def all_datasets() -> DatasetRegistry:
     """Every dataset OptGym knows; each problem adds its family here."""
+    from optgym.datasets.ilp import ilp_datasets
     from optgym.datasets.llvm import llvm_datasets
 
-    return DatasetRegistry(llvm_datasets())
+    return DatasetRegistry([*llvm_datasets(), *ilp_datasets()])
 
 
 __all__ = ["Benchmark", "Dataset", "DatasetRegistry", "all_datasets"]

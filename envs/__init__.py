@@ -2,11 +2,18 @@
 
 from gymnasium.envs.registration import register, registry
 
-ENV_IDS = ("optgym/PassOrdering-v0",)
+ENV_IDS = ("optgym/PassOrdering-v0", "optgym/ILPNeighborhood-v0")
 
 if "optgym/PassOrdering-v0" not in registry:
     register(
         id="optgym/PassOrdering-v0",
         entry_point="optgym.envs.passes.env:PassOrderingEnv",
         nondeterministic=False,
+    )
+
+if "optgym/ILPNeighborhood-v0" not in registry:
+    register(
+        id="optgym/ILPNeighborhood-v0",
+        entry_point="optgym.envs.lns.env:ILPNeighborhoodEnv",
+        nondeterministic=True,  # rewards are measured CPU times
     )

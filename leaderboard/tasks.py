@@ -17,6 +17,12 @@ def _instruction_count_vs_oz(env: gym.Env) -> float:
     return float(obs["IrInstructionCountOz"][0]) / max(float(obs["IrInstructionCount"][0]), 1.0)
 
 
+def _objective_vs_best_known(env: gym.Env) -> float:
+    """The incumbent's objective relative to the best-known one: 1.0 matches it, < 1 is
+    worse (for minimization best/objective, for maximization objective/best)."""
+    return env.unwrapped.score_vs_best_known()
+
+
 @dataclass(frozen=True)
 class Task:
     """A benchmarkable task; ``score(env)`` reads the score of the env's current state."""
@@ -43,6 +49,19 @@ TASKS: dict[str, Task] = {
         reference_agents=("oz", "o3"),
     ),
 }
+
+# LNS: one task per family, S instances of the test split, 60 CPU seconds per instance.
+for _family in ("vertex-cover", "independent-set", "set-cover", "auction"):
+    TASKS[f"lns-{_family}"] = Task(
+        name=f"lns-{_family}",
+        env_id="optgym/ILPNeighborhood-v0",
+        env_kwargs={"time_budget": 60.0},
+        datasets=((f"generator://{_family}-s-v0", "test"),),
+        budget=Budget(seconds=60.0),
+        score=_objective_vs_best_known,
+        score_name="objective vs best known (geomean; 1 = best known)",
+        reference_agents=("scip",),
+    )
 
 
 def get_task(name: str) -> Task:

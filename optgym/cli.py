@@ -199,6 +199,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     mine = [r for r in rows if r["agent"] in wanted and r["benchmark"] in uris]
     print(format_table(summarize(rows), task.score_name))
     plot(rows, plot_path, task.score_name)
+    if task.env_id == "optgym/ILPNeighborhood-v0":
+        from optgym.leaderboard.lns_report import lns_table, plot_gap_over_time
+
+        print(lns_table(rows))
+        gap_png = plot_gap_over_time(rows, plot_path.with_name(plot_path.stem + "-gap.png"))
+        print(f"gap plot: {gap_png}")
     errors = sum(1 for r in mine if r.get("error"))
     print(f"results: {results}")
     print(f"plot:    {plot_path}")

@@ -31,6 +31,9 @@ class EpisodeState:
     reference: str | None = None
     walltime: float = 0.0
     versions: dict[str, str] = field(default_factory=dict)
+    # What an env needs beyond actions to check a state (LNS: the incumbent, its objective
+    # and the gap-over-time trace, since measured times do not replay). Not in equality.
+    extras: dict[str, Any] = field(default_factory=dict)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, EpisodeState):
