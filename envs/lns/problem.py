@@ -144,10 +144,15 @@ class MipProblem:
         model.freeTransform()
         for i in np.flatnonzero((lb != self._cur_lb) | (ub != self._cur_ub)):
             v = self.vars[i]
-            # widen before narrowing so that lb <= ub holds after each call
-            model.chgVarLb(v, min(lb[i], self._cur_lb[i]))
-            model.chgVarUb(v, ub[i])
-            model.chgVarLb(v, lb[i])
+            # one call per bound that moves, ordered so that lb <= ub holds after each
+            if lb[i] > self._cur_ub[i]:
+                model.chgVarUb(v, ub[i])
+                model.chgVarLb(v, lb[i])
+            else:
+                if lb[i] != self._cur_lb[i]:
+                    model.chgVarLb(v, lb[i])
+                if ub[i] != self._cur_ub[i]:
+                    model.chgVarUb(v, ub[i])
         self._cur_lb, self._cur_ub = lb.copy(), ub.copy()
 
     def _solve(self, time_limit: float, start: np.ndarray | None) -> SubMipResult:
@@ -155,8 +160,8 @@ class MipProblem:
         model.setParam("limits/time", max(float(time_limit), 0.01))
         if start is not None:
             sol = model.createSol()
-            for v, value in zip(self.vars, start, strict=True):
-                model.setSolVal(sol, v, float(value))
+            for i in np.flatnonzero(start):  # a new solution is zero everywhere else
+                model.setSolVal(sol, self.vars[i], float(start[i]))
             model.addSol(sol, free=True)
         begin = time.process_time()
         model.optimize()
@@ -165,7 +170,10 @@ class MipProblem:
         values = objective = None
         if model.getNSols() > 0:
             best = model.getBestSol()
-            values = np.array([model.getSolVal(best, v) for v in self.vars])
+            # variables whose bounds are equal cannot have moved: read only the others
+            values = self._cur_lb.copy()
+            for i in np.flatnonzero(self._cur_lb != self._cur_ub):
+                values[i] = model.getSolVal(best, self.vars[i])
             values[self.integer] = np.round(values[self.integer])
             objective = self.objective(values)
         return SubMipResult(status, values, objective, seconds)
