@@ -14,9 +14,13 @@ from optgym.budget import Budget
 
 
 def _fill(scores: np.ndarray, candidates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Candidates first (by their score), the rest at random after them."""
+    """Candidates first (by their score, ties broken at random), the rest at random after.
+
+    Random tie-breaking matters: the local-branching LP of vertex cover is half-integral,
+    so hundreds of variables tie at a change of 0.5; breaking ties by index frees the same
+    variables every step and the search stalls."""
     out = rng.random(len(scores))  # in [0, 1): below every candidate
-    out[candidates] = 1.0 + scores[candidates]
+    out[candidates] = 2.0 + scores[candidates] + 1e-6 * rng.random(len(candidates))
     return out
 
 

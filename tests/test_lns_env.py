@@ -140,3 +140,22 @@ def test_lns_agents(env, small, agent):
     assert extras["objective"] <= extras["initial_objective"]
     assert env.validate(result.state).ok
     assert result.budget_used["cpu_seconds"] >= 2.5
+
+
+def test_lns_report_measures_gaps_against_the_best_over_all_runs(tmp_path):
+    from optgym.leaderboard.lns_report import episode_metrics, lns_table, plot_gap_over_time
+
+    def row(agent: str, trace: list) -> dict:
+        extras = {"objective": trace[-1][1], "trace": trace}
+        return {"agent": agent, "benchmark": "file:///x.mps", "error": None,
+                "state": {"extras": extras, "walltime": 60.0}}  # fmt: skip
+
+    rows = [row("scip", [[5.0, 120.0, 0]]), row("lns", [[5.0, 120.0, 0], [30.0, 100.0, 0]])]
+    # minimization (objectives fall): the reference is the best over both runs, 100
+    gap, integral = episode_metrics(rows[1], 100.0, 60.0)
+    assert gap == 0.0 and integral == pytest.approx(30.0 * 20 / 120)
+    gap, integral = episode_metrics(rows[0], 100.0, 60.0)
+    assert gap == pytest.approx(20 / 120) and integral == pytest.approx(60.0 * 20 / 120)
+    table = lns_table(rows)
+    assert "scip" in table and "lns" in table
+    assert plot_gap_over_time(rows, tmp_path / "gap.png").stat().st_size > 0
