@@ -169,6 +169,9 @@ class ILPNeighborhoodEnv(gym.Env[dict, np.ndarray]):
                 f"SCIP found no feasible solution of {self._benchmark_uri} in "
                 f"{self.initial_time} s (status {result.status}); raise initial_time"
             )
+        why = self.problem.violation(result.values)
+        if why is not None:
+            raise InstanceError(f"SCIP's initial solution of {self._benchmark_uri} fails: {why}")
         data = {"solution": result.values.tolist(), "objective": result.objective,
                 "seconds": result.solve_seconds}  # fmt: skip
         write_atomic(path, json.dumps(data).encode())
