@@ -89,9 +89,10 @@ def test_subproblem_timeout_keeps_the_incumbent(env, small):
 
 
 def test_state_validates_and_tampering_fails(env, small):
-    env.reset(options={"benchmark": small})
+    env.reset(seed=4, options={"benchmark": small})
     env.step(np.random.default_rng(1).random(env.problem.n))
     state = env.state
+    assert state.seed == 4
     assert env.validate(state).ok
     bad = type(state)(**{**state.to_dict(), "extras": {**state.extras, "objective": 1.0}})
     assert "claimed objective" in str(env.validate(bad))

@@ -237,6 +237,7 @@ class ILPNeighborhoodEnv(gym.Env[dict, np.ndarray]):
             self._load(previous)  # the env stays usable on its last instance
             raise
         self._start_episode(solution, objective, seconds)
+        self._seed = seed
         return self._obs(), self._info(status="initial")
 
     def _start_episode(self, solution: np.ndarray, objective: float, seconds: float) -> None:
