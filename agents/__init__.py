@@ -10,7 +10,16 @@ from optgym.agents.local_branching import LbRelax, LocalBranchingLns
 from optgym.agents.protocol import Agent, Result
 from optgym.agents.random_search import RandomSearchAgent
 from optgym.agents.reference import ReferenceAgent
+from optgym.agents.schedule_search import HalideAutoscheduler, ScheduleRandomSearch
 from optgym.agents.sequence_list import SequenceListAgent
+
+
+def _value_agent(**kwargs: Any) -> Agent:
+    """The value-function agent, imported on use (it loads torch)."""
+    from optgym.agents.schedule_value import ValueFunctionAgent
+
+    return ValueFunctionAgent(**kwargs)
+
 
 # name -> (factory, what it is); names are what `optgym bench --agent` takes.
 AGENTS: dict[str, tuple[Any, str]] = {
@@ -26,6 +35,28 @@ AGENTS: dict[str, tuple[Any, str]] = {
     "lb-lns": (LocalBranchingLns, "LNS: neighborhoods from the local-branching MIP"),
     "lb-relax": (LbRelax, "LNS: LB-RELAX, from the LP relaxation of local branching"),
     "lb-relax-s": (lambda **kw: LbRelax(sample=True, **kw), "LNS: LB-RELAX's sampling variant"),
+    "adams2019-b1": (
+        lambda **kw: HalideAutoscheduler("Adams2019-beam1", **kw),
+        "Halide schedule: Adams2019 autoscheduler, beam 1 (reference)",
+    ),
+    "adams2019-b32": (
+        lambda **kw: HalideAutoscheduler("Adams2019-beam32", **kw),
+        "Halide schedule: Adams2019 autoscheduler, beam 32 (reference)",
+    ),
+    "mullapudi2016": (
+        lambda **kw: HalideAutoscheduler("Mullapudi2016", **kw),
+        "Halide schedule: Mullapudi2016 autoscheduler (reference)",
+    ),
+    "li2018": (
+        lambda **kw: HalideAutoscheduler("Li2018", **kw),
+        "Halide schedule: Li2018 gradient autoscheduler (reference)",
+    ),
+    "schedule-random": (ScheduleRandomSearch, "Halide schedule: random legal schedules"),
+    "value": (_value_agent, "Halide schedule: greedy search on a learned value function"),
+    "value-beam": (
+        lambda **kw: _value_agent(**{"beam": 4, "measure_top": None, **kw}),
+        "Halide schedule: beam search (4) on a learned value function",
+    ),
 }
 
 

@@ -2,7 +2,7 @@
 
 from gymnasium.envs.registration import register, registry
 
-ENV_IDS = ("optgym/PassOrdering-v0", "optgym/ILPNeighborhood-v0")
+ENV_IDS = ("optgym/PassOrdering-v0", "optgym/ILPNeighborhood-v0", "optgym/ScheduleSearch-v0")
 
 if "optgym/PassOrdering-v0" not in registry:
     register(
@@ -16,4 +16,11 @@ if "optgym/ILPNeighborhood-v0" not in registry:
         id="optgym/ILPNeighborhood-v0",
         entry_point="optgym.envs.lns.env:ILPNeighborhoodEnv",
         nondeterministic=True,  # rewards are measured CPU times
+    )
+
+if "optgym/ScheduleSearch-v0" not in registry:
+    register(
+        id="optgym/ScheduleSearch-v0",
+        entry_point="optgym.envs.schedule.env:ScheduleSearchEnv",
+        nondeterministic=True,  # rewards are measured run times
     )

@@ -23,6 +23,11 @@ def _objective_vs_best_known(env: gym.Env) -> float:
     return env.unwrapped.score_vs_best_known()
 
 
+def _speedup_vs_adams2019(env: gym.Env) -> float:
+    """Adams2019's (beam 32) time divided by the schedule's: > 1 beats the autoscheduler."""
+    return env.unwrapped.score_vs_baseline()
+
+
 @dataclass(frozen=True)
 class Task:
     """A benchmarkable task; ``score(env)`` reads the score of the env's current state."""
@@ -62,6 +67,20 @@ for _family in ("vertex-cover", "independent-set", "set-cover", "auction"):
         score_name="objective vs best known (geomean; 1 = best known)",
         reference_agents=("scip",),
     )
+
+
+# Schedule search: the test split of the operator pipelines, 30 s of search per pipeline,
+# measurements kept in the env's SQLite cache (so the runner's replay reads them back).
+TASKS["schedule-search"] = Task(
+    name="schedule-search",
+    env_id="optgym/ScheduleSearch-v0",
+    env_kwargs={"mode": "cache"},
+    datasets=(("benchmark://halide-ops-v0", "test"),),
+    budget=Budget(calls=32, seconds=30.0),
+    score=_speedup_vs_adams2019,
+    score_name="speedup over Halide's Adams2019 autoscheduler, beam 32 (geomean)",
+    reference_agents=("adams2019-b32",),
+)
 
 
 def get_task(name: str) -> Task:

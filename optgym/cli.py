@@ -149,8 +149,7 @@ def _parse_seeds(text: str) -> list[int]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         if not part.isdigit():
             raise ValueError(
-                f"bad seed {part!r} in --seeds {text!r}; expected non-negative integers, "
-                "e.g. 0,1,2"
+                f"bad seed {part!r} in --seeds {text!r}; expected non-negative integers, e.g. 0,1,2"
             )
         seeds.append(int(part))
     if not seeds:
@@ -205,6 +204,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(lns_table(rows))
         gap_png = plot_gap_over_time(rows, plot_path.with_name(plot_path.stem + "-gap.png"))
         print(f"gap plot: {gap_png}")
+    if task.env_id == "optgym/ScheduleSearch-v0":
+        from optgym.leaderboard.schedule_report import plot_speedup_vs_search_time, schedule_table
+
+        print(schedule_table(rows))
+        png = plot_speedup_vs_search_time(rows, plot_path.with_name(plot_path.stem + "-time.png"))
+        print(f"speedup/search-time plot: {png}")
     errors = sum(1 for r in mine if r.get("error"))
     print(f"results: {results}")
     print(f"plot:    {plot_path}")
@@ -252,19 +257,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("bench", help="run agents x benchmarks x seeds, append JSON lines")
     p.add_argument("task", metavar="TASK", help="leaderboard task, e.g. pass-ordering")
-    p.add_argument("--agent", action="append", required=True, metavar="NAME",
-                   help="agent to run (repeatable), e.g. oz, random, greedy")
-    p.add_argument("--dataset", action="append", metavar="URI",
-                   help="dataset URI or name (repeatable); default: the task's datasets")
-    p.add_argument("--benchmark", action="append", metavar="URI",
-                   help="a single benchmark URI (repeatable), e.g. generator://csmith-v0/5")
-    p.add_argument("--split", default=None,
-                   help="split of each dataset: train, validation or test (default: the task's)")
-    p.add_argument("--episodes", type=int, default=10,
-                   help="benchmarks taken from each dataset's split (default 10)")
+    p.add_argument(
+        "--agent",
+        action="append",
+        required=True,
+        metavar="NAME",
+        help="agent to run (repeatable), e.g. oz, random, greedy",
+    )
+    p.add_argument(
+        "--dataset",
+        action="append",
+        metavar="URI",
+        help="dataset URI or name (repeatable); default: the task's datasets",
+    )
+    p.add_argument(
+        "--benchmark",
+        action="append",
+        metavar="URI",
+        help="a single benchmark URI (repeatable), e.g. generator://csmith-v0/5",
+    )
+    p.add_argument(
+        "--split",
+        default=None,
+        help="split of each dataset: train, validation or test (default: the task's)",
+    )
+    p.add_argument(
+        "--episodes",
+        type=int,
+        default=10,
+        help="benchmarks taken from each dataset's split (default 10)",
+    )
     p.add_argument("--seeds", default="0", help="comma-separated agent seeds (default 0)")
-    p.add_argument("--budget", default=None,
-                   help="per-episode budget, e.g. calls=2000,seconds=60 (default: the task's)")
+    p.add_argument(
+        "--budget",
+        default=None,
+        help="per-episode budget, e.g. calls=2000,seconds=60 (default: the task's)",
+    )
     p.add_argument("--results", default=None, help="JSON-lines file (default results/TASK.jsonl)")
     p.add_argument("--workers", type=int, default=1, help="parallel episodes (default 1)")
     p.add_argument("--executor", default="process", help="process (default) or ray")

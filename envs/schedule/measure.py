@@ -1,0 +1,271 @@
+"""Measuring schedules: a contained Halide worker process and a measurement database.
+
+:class:`HalideWorker` runs :mod:`optgym.envs.schedule.worker` in a child process; a crash
+there (an abort in Halide, a segfault in JIT code) or a hang past the timeout becomes a
+:class:`MeasureError` and the next request starts a fresh worker.
+
+:class:`MeasurementCache` is an SQLite file of measurements keyed by pipeline (the spec's
+sha256), schedule, host (Halide's JIT target and the CPU model), Halide version and thread
+count: the env's ``cache`` mode reads it before it measures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import select
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from optgym.envs.schedule.worker import read_message, write_message
+
+
+class MeasureError(RuntimeError):
+    """A schedule could not be measured: compile error, crash, timeout or wrong output."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    time_s: float  # minimum over the timed samples
+    times: list[float]
+    output_ok: bool | None
+    compile_s: float
+    early_stop: bool
+    cached: bool = False
+    schedule_source: str | None = None
+    clamped_inputs: bool = False  # rerun with inputs clamped to their edges (see worker)
+
+
+def halide_version() -> str:
+    return metadata.version("halide")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+class HalideWorker:
+    """A Halide worker process with ``threads`` Halide threads, restarted after a crash."""
+
+    def __init__(self, threads: int = 1, timeout_s: float = 300.0):
+        self.threads = threads
+        self.timeout_s = timeout_s
+        self.proc: subprocess.Popen | None = None
+        self.target: str | None = None
+        self.restarts = 0
+
+    def _start(self) -> None:
+        if self.target is not None:
+            self.restarts += 1
+        env = dict(os.environ, HL_NUM_THREADS=str(self.threads))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "optgym.envs.schedule.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        hello = self._read(60.0)
+        self.target = hello["target"]
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
+
+    def _read(self, timeout: float) -> Any:
+        assert self.proc is not None and self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            self.kill()
+            raise MeasureError(f"the Halide worker gave no reply in {timeout:.0f} s; killed it")
+        try:
+            return read_message(self.proc.stdout)
+        except (EOFError, OSError):
+            code = self.proc.wait()
+            self.proc = None
+            why = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+            raise MeasureError(
+                f"the Halide worker crashed ({why}); it restarts on the next call"
+            ) from None
+
+    def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send one request and return its result; ``MeasureError`` on any failure."""
+        if self.proc is None or self.proc.poll() is not None:
+            self._start()
+        assert self.proc is not None and self.proc.stdin is not None
+        try:
+            write_message(self.proc.stdin, message)
+        except (BrokenPipeError, OSError):
+            self.proc = None
+            raise MeasureError("the Halide worker died before the request") from None
+        reply = self._read(self.timeout_s)
+        if not reply["ok"]:
+            raise MeasureError(reply["error"])
+        return reply["result"]
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def close(self) -> None:
+        if self.proc is not None:
+            try:
+                self.proc.stdin.close()  # type: ignore[union-attr]
+                self.proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+            self.proc = None
+
+    def __del__(self) -> None:
+        try:
+            self.kill()
+        except Exception:
+            pass
+
+
+def schedule_key(schedule: Any) -> str:
+    """A canonical string for a schedule: ``"naive"``, an autoscheduler or stage actions."""
+    if schedule == "naive":
+        return "naive"
+    if isinstance(schedule, tuple) and schedule and schedule[0] == "autoscheduler":
+        return "autoscheduler:" + schedule[1] + ":" + json.dumps(dict(schedule[2]), sort_keys=True)
+    return json.dumps(schedule, sort_keys=True)
+
+
+class MeasurementCache:
+    """Measurements in an SQLite file (the ``cache`` mode's embedded database)."""
+
+    def __init__(self, path: str | os.PathLike, host: str, threads: int):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.host = host
+        self.threads = threads
+        self.version = halide_version()
+        self.db = sqlite3.connect(self.path, timeout=60)
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS measurements (pipeline TEXT, schedule TEXT, host TEXT,"
+            " halide TEXT, threads INTEGER, value TEXT, created REAL,"
+            " PRIMARY KEY (pipeline, schedule, host, halide, threads))"
+        )
+        self.db.commit()
+
+    def _key(self, spec_json: str, schedule: Any) -> tuple:
+        pipeline = hashlib.sha256(spec_json.encode()).hexdigest()
+        return (pipeline, schedule_key(schedule), self.host, self.version, self.threads)
+
+    def get(self, spec_json: str, schedule: Any) -> Measurement | None:
+        row = self.db.execute(
+            "SELECT value FROM measurements WHERE pipeline=? AND schedule=? AND host=?"
+            " AND halide=? AND threads=?",
+            self._key(spec_json, schedule),
+        ).fetchone()
+        if row is None:
+            return None
+        return Measurement(**dict(json.loads(row[0]), cached=True))
+
+    def put(self, spec_json: str, schedule: Any, m: Measurement) -> None:
+        value = json.dumps(dict(asdict(m), cached=False))
+        self.db.execute(
+            "INSERT OR REPLACE INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (*self._key(spec_json, schedule), value, time.time()),
+        )
+        self.db.commit()
+
+    def __len__(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
+
+
+class Timer:
+    """Measures schedules of pipelines through a worker, optionally through a cache."""
+
+    def __init__(
+        self,
+        threads: int = 1,
+        samples: int = 15,
+        cache_path: str | os.PathLike | None = None,
+        timeout_s: float = 300.0,
+    ):
+        if samples < 1:
+            raise ValueError(f"samples must be >= 1, got {samples}")
+        self.worker = HalideWorker(threads, timeout_s)
+        self.samples = samples
+        self.threads = threads
+        self.cache_path = cache_path
+        self._cache: MeasurementCache | None = None
+        self.measurements = 0  # real measurements made (cache hits excluded)
+        self.seconds = 0.0  # wall time spent in real measurements
+
+    @property
+    def host(self) -> str:
+        if self.worker.target is None:
+            self.worker._start()
+        return f"{self.worker.target}|{cpu_model()}"
+
+    @property
+    def cache(self) -> MeasurementCache | None:
+        if self.cache_path is not None and self._cache is None:
+            self._cache = MeasurementCache(self.cache_path, self.host, self.threads)
+        return self._cache
+
+    def measure(
+        self, spec_json: str, schedule: Any, slow_limit_s: float | None = None
+    ) -> Measurement:
+        """Time ``schedule`` ("naive", ``("autoscheduler", name, params)`` or a dict of stage
+        name -> StageSchedule); ``MeasureError`` on a compile error, crash or timeout."""
+        cache = self.cache
+        if cache is not None:
+            hit = cache.get(spec_json, _jsonable(schedule))
+            if hit is not None:
+                return hit
+        start = time.perf_counter()
+        try:
+            result = self.worker.request(
+                {
+                    "spec": spec_json,
+                    "schedule": schedule,
+                    "samples": self.samples,
+                    "check": True,
+                    "slow_limit_s": slow_limit_s,
+                }
+            )
+        finally:
+            self.seconds += time.perf_counter() - start
+            self.measurements += 1
+        m = Measurement(
+            time_s=result["time_s"],
+            times=result["times"],
+            output_ok=result["output_ok"],
+            compile_s=result["compile_s"],
+            early_stop=result["early_stop"],
+            schedule_source=result["schedule_source"],
+            clamped_inputs=result.get("clamped_inputs", False),
+        )
+        if cache is not None:
+            cache.put(spec_json, _jsonable(schedule), m)
+        return m
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+def _jsonable(schedule: Any) -> Any:
+    if isinstance(schedule, dict):
+        return {
+            k: asdict(v) if hasattr(v, "__dataclass_fields__") else v for k, v in schedule.items()
+        }
+    return schedule

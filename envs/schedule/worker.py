@@ -1,0 +1,182 @@
+"""The Halide worker process: lowers a pipeline, schedules it, JIT-compiles it and times it.
+
+Started by :class:`optgym.envs.schedule.measure.HalideWorker` as
+``python -m optgym.envs.schedule.worker`` with ``HL_NUM_THREADS`` set. Requests and replies
+are length-prefixed pickles on a private copy of stdout / on stdin (fd 1 itself goes to
+stderr, so nothing Halide prints can corrupt a reply). A crash in Halide or in JIT code (an
+abort, a segfault) ends only this process.
+
+Timing protocol: one warm-up call, whose output is checked against the NumPy reference,
+then the minimum of ``samples`` timed calls. A schedule whose warm-up takes longer than
+``slow_limit_s`` is timed once more and no further ("early stop").
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import sys
+import time
+import traceback
+from typing import Any, BinaryIO
+
+HEADER = struct.Struct("<Q")
+AUTOSCHEDULERS = {
+    "Adams2019": "libautoschedule_adams2019.so",
+    "Li2018": "libautoschedule_li2018.so",
+    "Mullapudi2016": "libautoschedule_mullapudi2016.so",
+    "Anderson2021": "libautoschedule_anderson2021.so",
+}
+
+
+def write_message(stream: BinaryIO, obj: Any) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def read_message(stream: BinaryIO) -> Any:
+    header = stream.read(HEADER.size)
+    if len(header) < HEADER.size:
+        raise EOFError
+    (size,) = HEADER.unpack(header)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError
+    return pickle.loads(data)
+
+
+def time_pipeline(
+    lowered: Any,
+    target: Any,
+    reference: Any,
+    samples: int = 15,
+    slow_limit_s: float | None = None,
+) -> dict[str, Any]:
+    """Compile a scheduled pipeline, run it once (checking the output against
+    ``reference`` unless None), then time ``samples`` runs (one, past ``slow_limit_s``)."""
+    from optgym.datasets.halide.ops import outputs_match
+    from optgym.envs.schedule.lower import to_numpy
+
+    start = time.perf_counter()
+    lowered.pipeline.compile_jit(target)
+    compile_s = time.perf_counter() - start
+    buf = lowered.output_buffer()
+    start = time.perf_counter()
+    lowered.realize(buf)
+    warmup = time.perf_counter() - start
+    ok = None if reference is None else bool(outputs_match(to_numpy(buf), reference))
+    n = 1 if slow_limit_s is not None and warmup > slow_limit_s else samples
+    times: list[float] = []
+    for _ in range(n):
+        start = time.perf_counter()
+        lowered.realize(buf)
+        times.append(time.perf_counter() - start)
+    return {
+        "time_s": min(times),
+        "times": times,
+        "warmup_s": warmup,
+        "output_ok": ok,
+        "compile_s": compile_s,
+        "early_stop": n < samples,
+    }
+
+
+class Measurer:
+    """Holds the Halide module, the loaded autoscheduler plugins and per-pipeline data."""
+
+    def __init__(self) -> None:
+        import halide as hl
+
+        self.hl = hl
+        self.target = hl.get_jit_target_from_environment()
+        self._plugins: set[str] = set()
+        self._data: dict[str, tuple[Any, Any]] = {}
+
+    def _load_plugin(self, name: str) -> None:
+        if name in self._plugins:
+            return
+        if name not in AUTOSCHEDULERS:
+            raise ValueError(
+                f"unknown autoscheduler {name!r}; allowed: {', '.join(AUTOSCHEDULERS)}"
+            )
+        lib = os.path.join(os.path.dirname(self.hl.__file__), "lib64", AUTOSCHEDULERS[name])
+        self.hl.load_plugin(lib)
+        self._plugins.add(name)
+
+    def _spec_data(self, spec_json: str):
+        if spec_json not in self._data:
+            from optgym.datasets.halide.ops import input_data, reference_output
+            from optgym.datasets.halide.spec import PipelineSpec
+
+            spec = PipelineSpec.from_json(spec_json)
+            self._data = {spec_json: (spec, input_data(spec), reference_output(spec))}
+        return self._data[spec_json]
+
+    def measure(self, request: dict[str, Any]) -> dict[str, Any]:
+        from optgym.envs.schedule.actions import apply_schedule
+        from optgym.envs.schedule.lower import apply_naive, lower
+
+        hl = self.hl
+        spec, data, reference = self._spec_data(request["spec"])
+        kind = request["schedule"]
+        for clamp in (False, True):
+            lowered = lower(spec, data, clamp_inputs=clamp)
+            source = None
+            if kind == "naive":
+                apply_naive(lowered)
+            elif isinstance(kind, tuple) and kind[0] == "autoscheduler":
+                _, name, params = kind
+                self._load_plugin(name)
+                result = lowered.pipeline.apply_autoscheduler(
+                    self.target, hl.AutoschedulerParams(name, dict(params))
+                )
+                source = result.schedule_source
+            else:
+                apply_schedule(lowered, kind)
+            try:
+                result = time_pipeline(
+                    lowered,
+                    self.target,
+                    reference if request.get("check", True) else None,
+                    int(request.get("samples", 15)),
+                    request.get("slow_limit_s"),
+                )
+                break
+            except hl.HalideError as e:
+                # Partial tiles computed past the needed region read inputs out of bounds:
+                # run that schedule again with inputs clamped to their edges.
+                if clamp or "Input buffer" not in str(e) or "is accessed at" not in str(e):
+                    raise
+        result["clamped_inputs"] = clamp
+        return dict(result, schedule_source=source)
+
+
+def main() -> None:
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # whatever Halide or JIT code prints goes to stderr
+    inp = sys.stdin.buffer
+    measurer = Measurer()
+    write_message(
+        out,
+        {"target": measurer.target.to_string(), "threads": os.environ.get("HL_NUM_THREADS")},
+    )
+    while True:
+        try:
+            request = read_message(inp)
+        except EOFError:
+            return
+        try:
+            reply = {"ok": True, "result": measurer.measure(request)}
+        except Exception as e:  # a compile error or a bad request ends this request only
+            reply = {
+                "ok": False,
+                "error": f"{type(e).__name__}: {e}".strip(),
+                "traceback": traceback.format_exc(limit=3),
+            }
+        write_message(out, reply)
+
+
+if __name__ == "__main__":
+    main()

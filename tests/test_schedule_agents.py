@@ -1,0 +1,106 @@
+"""ScheduleSearch agents on small real pipelines: autoschedulers, random search, the value
+function (collect, train, search) and the cost model file."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import optgym  # noqa: F401
+from optgym.agents import make_agent
+from optgym.agents.schedule_value import ValueFunctionAgent, collect, load_data, train
+from optgym.budget import Budget
+from optgym.envs.schedule.actions import sample_action
+from optgym.envs.schedule.model import CostModel, load_cost_model
+
+SMALL = "benchmark://halide-ops-v0/maxpool-512"  # one stage, ~2 ms naive
+RANDOM = "generator://halide-random-v0/2019"  # two stages
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("schedule") / "measurements.sqlite"
+
+
+@pytest.fixture(scope="module")
+def env(cache):
+    e = gym.make("optgym/ScheduleSearch-v0", mode="cache", cache_path=cache, baseline_info=False)
+    yield e
+    e.close()
+
+
+@pytest.fixture(scope="module")
+def weights(cache, tmp_path_factory):
+    """Tiny weights: 3 train pipelines of at most 3 stages x (naive anchor + 3 random)."""
+    folder = tmp_path_factory.mktemp("value")
+    summary = collect(folder / "data.npz", 3, 3, seed=0, cache_path=cache, max_stages=3,
+                      progress=False)  # fmt: skip
+    history = train(folder / "data.npz", folder / "w.pt", epochs=12, seed=0, vi_epochs=4,
+                    vi_candidates=4, progress=False)  # fmt: skip
+    return folder, summary, history
+
+
+@pytest.mark.parametrize("name", ["adams2019-b1", "adams2019-b32", "mullapudi2016", "li2018"])
+def test_autoschedulers_give_replayable_states(env, name):
+    result = make_agent(name).solve(env, SMALL, Budget(calls=1), seed=0)
+    assert math.isfinite(result.reward) and result.state.reference is not None
+    assert result.budget_used["calls"] == 1
+    assert env.unwrapped.apply(result.state) == pytest.approx(result.reward)  # the cache
+
+
+def test_random_search_keeps_to_its_budget_and_returns_its_best(env):
+    result = make_agent("schedule-random").solve(env, RANDOM, Budget(calls=3), seed=1)
+    assert result.budget_used["calls"] == 3
+    base, rng, rewards = env.unwrapped, np.random.default_rng(1), []
+    for _ in range(3):  # the same episodes again, read from the cache
+        base.reset(options={"benchmark": RANDOM})
+        done = False
+        while not done:
+            _, reward, done, _, info = base.step(sample_action(base.masks(), rng))
+        assert "error" in info or info["cached"]
+        rewards.append(-math.inf if "error" in info else reward)
+    assert result.reward == max(rewards)
+    with pytest.raises(ValueError, match="needs a budget"):
+        make_agent("schedule-random").solve(env, RANDOM, Budget())
+
+
+def test_collect_and_train(weights):
+    folder, summary, history = weights
+    assert summary["pipelines"] == 3 and summary["episodes"] + summary["errors"] == 12
+    data = load_data(folder / "data.npz")
+    assert data["ep_naive"].sum() == 3 and np.all(data["ep_samples"] > 0)
+    assert len(data["obs"]) == (data["ep_stages"] + 1).sum()
+    first = history["rounds"][0]
+    assert history["train_loss"][first - 1] < history["train_loss"][0]
+    again = train(folder / "data.npz", folder / "w2.pt", epochs=2, seed=0, vi_rounds=0,
+                  progress=False)  # fmt: skip
+    assert again["train_loss"] == history["train_loss"][:2]  # deterministic given the seed
+
+
+def test_value_agent_end_to_end_and_replays(env, weights):
+    folder = weights[0]
+    agent = ValueFunctionAgent(weights=folder / "w.pt", candidates=16, beam=2, measure_top=None)
+    result = agent.solve(env, RANDOM, Budget(calls=2), seed=0)
+    assert result.budget_used["calls"] == 2 and len(result.actions) == 2
+    assert math.isfinite(result.reward)
+    assert env.unwrapped.apply(result.state) == pytest.approx(result.reward)
+    greedy = make_agent("value", weights=folder / "w.pt", candidates=16)
+    assert greedy.solve(env, SMALL, Budget(calls=5), seed=0).budget_used["calls"] == 1
+
+
+def test_cost_model_round_trip_and_missing_file(env, tmp_path):
+    base = env.unwrapped
+    base.reset(options={"benchmark": RANDOM})
+    rng = np.random.default_rng(0)
+    obs = [base.peek(sample_action(base.masks(), rng)) for _ in range(8)]
+    torch.manual_seed(0)
+    model = CostModel()
+    path = model.save(tmp_path / "m.pt")
+    assert np.array_equal(load_cost_model(path).predict(obs), model.predict(obs))
+    assert model.predict(obs).shape == (8,)
+    with pytest.raises(FileNotFoundError, match="python -m optgym.agents.schedule_value all"):
+        load_cost_model(tmp_path / "missing.pt")
