@@ -51,6 +51,7 @@ from optgym.envs.schedule.actions import (
     SPLITS,
     VECTOR_WIDTHS,
     decode,
+    prior_action,
     resolve,
     sample_action,
 )
@@ -149,8 +150,9 @@ def collect(
     them to ``out_path`` (a compressed ``.npz``).
 
     Per pipeline: one anchor episode of the naive choice (every stage ``[0] * 9``: compute
-    root, no split) and ``schedules_per_pipeline`` episodes of uniformly random legal
-    actions. Per episode: the observations after reset and after each step, the actions,
+    root, no split) and ``schedules_per_pipeline`` episodes of random legal
+    actions, odd ones drawn from ``prior_action`` and even ones uniformly.
+    Per episode: the observations after reset and after each step, the actions,
     the measured reward and the timed samples (read back from the measurement cache, the
     env does not report them). Failed schedules are counted and left out (a pipeline whose
     naive choice fails is passed over). Returns a summary (counts, seconds per real
@@ -191,7 +193,12 @@ def collect(
                 done, info = False, {}
                 while not done:
                     masks = base.masks()
-                    a = np.zeros(len(NVEC), np.int64) if k == 0 else sample_action(masks, rng)
+                    if k == 0:
+                        a = np.zeros(len(NVEC), np.int64)
+                    elif k % 2:
+                        a = prior_action(masks, rng)
+                    else:
+                        a = sample_action(masks, rng)
                     o, _, done, _, info = base.step(a)
                     obs.append(o)
                     actions.append(a)
@@ -637,7 +644,7 @@ class ValueFunctionAgent:
             add(a)
         want, tries = len(out) + self.candidates, 0
         while len(out) < want and tries < 4 * self.candidates:
-            add(sample_action(masks, rng))
+            add(prior_action(masks, rng) if tries % 4 else sample_action(masks, rng))
             tries += 1
         return out
 

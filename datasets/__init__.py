@@ -7,10 +7,11 @@ from optgym.datasets.dataset import Benchmark, Dataset, DatasetRegistry
 
 def all_datasets() -> DatasetRegistry:
     """Every dataset OptGym knows; each problem adds its family here."""
+    from optgym.datasets.halide import halide_datasets
     from optgym.datasets.ilp import ilp_datasets
     from optgym.datasets.llvm import llvm_datasets
 
-    return DatasetRegistry([*llvm_datasets(), *ilp_datasets()])
+    return DatasetRegistry([*llvm_datasets(), *ilp_datasets(), *halide_datasets()])
 
 
 __all__ = ["Benchmark", "Dataset", "DatasetRegistry", "all_datasets"]

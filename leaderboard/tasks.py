@@ -40,6 +40,9 @@ class Task:
     score: Callable[[gym.Env], float]
     score_name: str
     reference_agents: tuple[str, ...] = field(default=())
+    # How far a replayed score may be from the claim (relative): measured run times only
+    # reproduce within their noise.
+    score_rtol: float = 1e-6
 
 
 TASKS: dict[str, Task] = {
@@ -80,6 +83,7 @@ TASKS["schedule-search"] = Task(
     score=_speedup_vs_adams2019,
     score_name="speedup over Halide's Adams2019 autoscheduler, beam 32 (geomean)",
     reference_agents=("adams2019-b32",),
+    score_rtol=0.2,
 )
 
 

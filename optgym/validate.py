@@ -102,7 +102,7 @@ def _check_line(row: Any, replayer: _Replayer) -> tuple[bool, str]:
     except Exception as e:  # noqa: BLE001  a crash replaying one line fails that line only
         replayer.drop(state)
         return False, f"replay failed: {type(e).__name__}: {e}"
-    if not _close(float(row["score"]), score, SCORE_RTOL):
+    if not _close(float(row["score"]), score, max(SCORE_RTOL, task.score_rtol)):
         return False, f"claimed score {row['score']!r}, replay gives {score!r}"
     return True, f"ok: {row['agent']} on {row['benchmark']} seed {row['seed']}: score {score:.6g}"
 

@@ -104,3 +104,20 @@ def test_cost_model_round_trip_and_missing_file(env, tmp_path):
     assert model.predict(obs).shape == (8,)
     with pytest.raises(FileNotFoundError, match="python -m optgym.agents.schedule_value all"):
         load_cost_model(tmp_path / "missing.pt")
+
+
+def test_model_mode_rewards_the_cost_models_prediction_without_measuring(weights):
+    folder = weights[0]
+    e = gym.make("optgym/ScheduleSearch-v0", mode="model", model_path=folder / "w.pt")
+    base = e.unwrapped
+    try:
+        base.reset(options={"benchmark": RANDOM})
+        rng = np.random.default_rng(1)
+        done = False
+        while not done:
+            obs, reward, done, _, info = base.step(sample_action(base.masks(), rng))
+        assert info["predicted"] and "error" not in info
+        assert reward == pytest.approx(float(load_cost_model(folder / "w.pt").predict([obs])[0]))
+        assert base.measured["measurements"] == 0
+    finally:
+        e.close()

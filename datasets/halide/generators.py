@@ -5,8 +5,9 @@ depthwise + relu, max pooling, a residual block, a separable blur), each at thre
 ``generator://halide-random-v0/<seed>`` draws a small network of 1 to 30 operators per seed.
 A benchmark's file is its :class:`~optgym.datasets.halide.spec.PipelineSpec` as canonical JSON.
 
-Sizes were chosen so that the naive schedule (every stage ``compute_root()``) runs in about
-1 to 50 ms on one thread of a current x86-64 CPU.
+Naive-schedule times (every stage ``compute_root()``, ``HL_NUM_THREADS=1``, measured on the
+2-core x86-64 development machine): ``halide-ops-v0`` from 2 ms (maxpool-512) to 72 ms
+(conv2d-relu-192); ``halide-random-v0`` about 0.5 to 40 ms (seeds 0-39).
 
 Reproducibility: the random generator uses ``numpy.random.default_rng(seed)`` and only its
 ``random`` stream (no distribution that goes through the C library's ``log``/``exp``), with
@@ -171,9 +172,9 @@ class HalideOpsDataset(Dataset):
                 "PipelineSpec's canonical JSON (PipelineSpec.to_json). Operators are those of "
                 "optgym.datasets.halide.ops (float32, centred 'same' stencils, inputs cover the "
                 "required region). Input data: numpy.random.default_rng(seed).random(float32) "
-                "* 2 - 1 per input in spec order, seed = zlib.crc32(name). Sizes were picked so "
-                "the naive schedule (all stages compute_root) runs in about 1-40 ms on one "
-                "thread (HL_NUM_THREADS=1)."
+                "* 2 - 1 per input in spec order, seed = zlib.crc32(name). The naive schedule "
+                "(all stages compute_root, HL_NUM_THREADS=1) runs in about 2-75 ms on one "
+                "x86-64 core."
             ),
         )
 
@@ -306,14 +307,15 @@ class RandomDagDataset(SeededDataset):
             description=(
                 f"Seeded random networks of 1 to {MAX_OPS} float32 tensor operators (conv2d, "
                 "depthwise conv, relu, add, 2x2 max pooling, blur_x, blur_y) on one "
-                "(x, y, c) input, sized so that the naive schedule runs in about 1-50 ms."
+                "(x, y, c) input, sized so that the naive schedule runs in about 1-40 ms."
             ),
             license=LICENSE,
             provenance=(
                 "optgym.datasets.halide.generators.random_spec(seed), written as canonical "
                 "PipelineSpec JSON. rng = numpy.random.default_rng(seed), random() stream only; "
-                "choice(items) = items[int(random() * len)]. n_ops = 1 + int(30 * u * sqrt(u)). The "
-                f"input has channels in {CHANNELS}. Each op is drawn with weights {OP_WEIGHTS} "
+                "choice(items) = items[int(random() * len(items))]. n_ops = 1 + int(30 * u * "
+                f"sqrt(u)) with u the first random(). The input has channels in {CHANNELS}. "
+                f"Each op is drawn with weights {OP_WEIGHTS} "
                 "(add only when an earlier tensor has the current one's shape, maxpool at most "
                 f"{MAX_POOLS} times) and applied to the previous stage's output (a chain); "
                 f"conv2d: k in {CONV_KERNELS}, cout in {CHANNELS}, own weights input; depthwise: "
@@ -321,7 +323,9 @@ class RandomDagDataset(SeededDataset):
                 "same-shape tensor. Spatial size (w, h): drawn uniformly among the pairs of "
                 f"{SPATIAL} with aspect ratio at most 2 whose naive_work lies in {WORK_RANGE} "
                 "(else the pair closest to that range in log scale). Seeds: test [0, 1000), "
-                "validation [1000, 2000), train [2000, 2**32)."
+                "validation [1000, 2000), train [2000, 2**32). The spec's data seed is the "
+                "dataset seed (input_data: default_rng(seed).random(float32) * 2 - 1 per input "
+                "in spec order, over its required region)."
             ),
         )
 

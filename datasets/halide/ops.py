@@ -71,14 +71,21 @@ def _window(t: Tensor, box: Box, taps: list[tuple[int, int, int]]) -> np.ndarray
     index = []
     for d, (cd, a, b) in enumerate(taps):
         if cd < 0:
-            index.append(slice(a - mins[d], b - mins[d] + 1))
+            start, stop, step = a - mins[d], b - mins[d] + 1, 1
         else:
             m, e = box[cd]
             start = a * m + b - mins[d]
-            if start < 0 or start + a * (e - 1) >= arr.shape[d]:
-                raise ValueError(f"window {taps} of {box} leaves the tensor (dim {d})")
-            index.append(slice(start, start + a * (e - 1) + 1, a))
+            stop, step = start + a * (e - 1) + 1, a
+        if start < 0 or stop > arr.shape[d]:
+            raise ValueError(f"window {taps} of {box} leaves the tensor (dim {d})")
+        index.append(slice(start, stop, step))
     return arr[tuple(index)]
+
+
+def _zeros(box: Box) -> np.ndarray:
+    """A Halide-order float32 zero array over ``box`` whose memory is in numpy order (x
+    fastest), the layout every input and result has, so that numpy streams through it."""
+    return np.zeros([e for _, e in reversed(box)], dtype=np.float32).T
 
 
 def _same(t: Tensor, box: Box, shifts: dict[int, int] | None = None) -> np.ndarray:
@@ -163,10 +170,12 @@ def _dims_check(stage: Stage, what: str, shape: tuple[int, ...], allowed: tuple[
 class Pointwise(Op):
     """Elementwise ops over 1 to 3 dims; every input has the output's shape."""
 
-    def expected_shapes(self, stage, in_shapes):
+    def expected_shapes(
+        self, stage: Stage, in_shapes: list[tuple[int, ...]]
+    ) -> list[tuple[int, ...] | None]:
         return [stage.shape] * (self.arity + 1)
 
-    def accesses(self, stage, in_shapes):
+    def accesses(self, stage: Stage, in_shapes: list[tuple[int, ...]]) -> list[list[Access]]:
         return [_point(len(stage.shape)) for _ in range(self.arity)]
 
 
@@ -174,13 +183,13 @@ class Relu(Pointwise):
     name = "relu"
     doc = "max(in, 0)"
 
-    def counts(self, stage):
+    def counts(self, stage: Stage) -> Counts:
         return Counts(minmax=1, loads=1)
 
-    def numpy(self, stage, box, ins):
+    def numpy(self, stage: Stage, box: Box, ins: list[Tensor]) -> np.ndarray:
         return np.maximum(_same(ins[0], box), np.float32(0))
 
-    def halide(self, stage, f, v, ins):
+    def halide(self, stage: Stage, f: hl.Func, v: list[hl.Var], ins: list[Any]) -> list[hl.RVar]:
         import halide as hl
 
         f[v] = hl.max(ins[0][v], hl.f32(0))
@@ -192,13 +201,13 @@ class Add(Pointwise):
     arity = 2
     doc = "a + b (same shapes)"
 
-    def counts(self, stage):
+    def counts(self, stage: Stage) -> Counts:
         return Counts(adds=1, loads=2)
 
-    def numpy(self, stage, box, ins):
+    def numpy(self, stage: Stage, box: Box, ins: list[Tensor]) -> np.ndarray:
         return _same(ins[0], box) + _same(ins[1], box)
 
-    def halide(self, stage, f, v, ins):
+    def halide(self, stage: Stage, f: hl.Func, v: list[hl.Var], ins: list[Any]) -> list[hl.RVar]:
         f[v] = ins[0][v] + ins[1][v]
         return []
 
@@ -208,24 +217,26 @@ class Blur(Op):
 
     dim = 0
 
-    def expected_shapes(self, stage, in_shapes):
+    def expected_shapes(
+        self, stage: Stage, in_shapes: list[tuple[int, ...]]
+    ) -> list[tuple[int, ...] | None]:
         _dims_check(stage, "the output", stage.shape, tuple(range(self.dim + 1, 4)))
         return [stage.shape, stage.shape]
 
-    def accesses(self, stage, in_shapes):
+    def accesses(self, stage: Stage, in_shapes: list[tuple[int, ...]]) -> list[list[Access]]:
         acc = _point(len(stage.shape))
         acc[self.dim] = Access(self.dim, 1, -1, 1)
         return [acc]
 
-    def counts(self, stage):
+    def counts(self, stage: Stage) -> Counts:
         return Counts(adds=2, muls=1, loads=3)
 
-    def numpy(self, stage, box, ins):
+    def numpy(self, stage: Stage, box: Box, ins: list[Tensor]) -> np.ndarray:
         t = ins[0]
         total = _same(t, box, {self.dim: -1}) + _same(t, box) + _same(t, box, {self.dim: 1})
         return total * np.float32(THIRD)
 
-    def halide(self, stage, f, v, ins):
+    def halide(self, stage: Stage, f: hl.Func, v: list[hl.Var], ins: list[Any]) -> list[hl.RVar]:
         import halide as hl
 
         def at(shift: int) -> Any:
@@ -253,24 +264,26 @@ class MaxPool(Op):
     name = "maxpool"
     doc = "2x2 max pooling, stride 2, over x and y: max of in(2x+i, 2y+j) for i, j in {0, 1}"
 
-    def expected_shapes(self, stage, in_shapes):
+    def expected_shapes(
+        self, stage: Stage, in_shapes: list[tuple[int, ...]]
+    ) -> list[tuple[int, ...] | None]:
         _dims_check(stage, "the input", in_shapes[0], (2, 3))
         s = in_shapes[0]
         return [None, (s[0] // 2, s[1] // 2, *s[2:])]
 
-    def accesses(self, stage, in_shapes):
+    def accesses(self, stage: Stage, in_shapes: list[tuple[int, ...]]) -> list[list[Access]]:
         acc = [Access(0, 2, 0, 1), Access(1, 2, 0, 1)]
         return [acc + _point(3, range(2, len(stage.shape)))]
 
-    def counts(self, stage):
+    def counts(self, stage: Stage) -> Counts:
         return Counts(minmax=3, loads=4)
 
-    def numpy(self, stage, box, ins):
+    def numpy(self, stage: Stage, box: Box, ins: list[Tensor]) -> np.ndarray:
         rest = [(d, 1, 0) for d in range(2, len(box))]
         taps = [_window(ins[0], box, [(0, 2, i), (1, 2, j), *rest]) for j in (0, 1) for i in (0, 1)]
         return np.maximum(np.maximum(taps[0], taps[1]), np.maximum(taps[2], taps[3]))
 
-    def halide(self, stage, f, v, ins):
+    def halide(self, stage: Stage, f: hl.Func, v: list[hl.Var], ins: list[Any]) -> list[hl.RVar]:
         import halide as hl
 
         rest = list(v[2:])
@@ -287,33 +300,35 @@ class MatMul(Op):
     has_update = True
     doc = "out(x, y) = sum_k A(k, y) * B(x, k); A is (k, rows), B is (cols, k)"
 
-    def expected_shapes(self, stage, in_shapes):
+    def expected_shapes(
+        self, stage: Stage, in_shapes: list[tuple[int, ...]]
+    ) -> list[tuple[int, ...] | None]:
         _dims_check(stage, "the output", stage.shape, (2,))
         k = stage.param("k")
         cols, rows = stage.shape
         return [(k, rows), (cols, k), (cols, rows)]
 
-    def accesses(self, stage, in_shapes):
+    def accesses(self, stage: Stage, in_shapes: list[tuple[int, ...]]) -> list[list[Access]]:
         k = stage.param("k")
         return [
             [_const(0, k - 1), Access(1, 1, 0, 0)],
             [Access(0, 1, 0, 0), _const(0, k - 1)],
         ]
 
-    def reduction_size(self, stage):
+    def reduction_size(self, stage: Stage) -> int:
         return stage.param("k")
 
-    def counts(self, stage):
+    def counts(self, stage: Stage) -> Counts:
         k = stage.param("k")
         return Counts(adds=k, muls=k, loads=2 * k)
 
-    def numpy(self, stage, box, ins):
+    def numpy(self, stage: Stage, box: Box, ins: list[Tensor]) -> np.ndarray:
         k = stage.param("k")
         a = _window(ins[0], box, [(-1, 0, k - 1), (1, 1, 0)])  # (k, rows)
         b = _window(ins[1], box, [(0, 1, 0), (-1, 0, k - 1)])  # (cols, k)
-        return np.matmul(b, a)
+        return np.matmul(a.T, b.T).T  # computed in numpy order: C-contiguous (rows, cols)
 
-    def halide(self, stage, f, v, ins):
+    def halide(self, stage: Stage, f: hl.Func, v: list[hl.Var], ins: list[Any]) -> list[hl.RVar]:
         import halide as hl
 
         r = hl.RDom([hl.Range(0, stage.param("k"))], f"r_{stage.name}")
@@ -333,7 +348,9 @@ class Conv2d(Op):
         "in is (W, H, cin), w is (k, k, cin, cout), out is (W, H, cout); k odd"
     )
 
-    def expected_shapes(self, stage, in_shapes):
+    def expected_shapes(
+        self, stage: Stage, in_shapes: list[tuple[int, ...]]
+    ) -> list[tuple[int, ...] | None]:
         _dims_check(stage, "the output", stage.shape, (3,))
         k, cin = stage.param("k"), stage.param("cin")
         if k % 2 == 0:
@@ -341,7 +358,7 @@ class Conv2d(Op):
         w, h, cout = stage.shape
         return [(w, h, cin), (k, k, cin, cout), stage.shape]
 
-    def accesses(self, stage, in_shapes):
+    def accesses(self, stage: Stage, in_shapes: list[tuple[int, ...]]) -> list[list[Access]]:
         k, cin = stage.param("k"), stage.param("cin")
         r = k // 2
         return [
@@ -349,25 +366,25 @@ class Conv2d(Op):
             [_const(0, k - 1), _const(0, k - 1), _const(0, cin - 1), Access(2, 1, 0, 0)],
         ]
 
-    def reduction_size(self, stage):
+    def reduction_size(self, stage: Stage) -> int:
         return stage.param("k") ** 2 * stage.param("cin")
 
-    def counts(self, stage):
+    def counts(self, stage: Stage) -> Counts:
         n = self.reduction_size(stage)
         return Counts(adds=n, muls=n, loads=2 * n)
 
-    def numpy(self, stage, box, ins):
+    def numpy(self, stage: Stage, box: Box, ins: list[Tensor]) -> np.ndarray:
         k, cin = stage.param("k"), stage.param("cin")
         r = k // 2
-        out = np.zeros([e for _, e in box], dtype=np.float32)
+        acc = _zeros(box).T  # numpy order [cout, y, x]
         for rx in range(k):
             for ry in range(k):
                 patch = _window(ins[0], box, [(0, 1, rx - r), (1, 1, ry - r), (-1, 0, cin - 1)])
                 w = _window(ins[1], box, [(-1, rx, rx), (-1, ry, ry), (-1, 0, cin - 1), (2, 1, 0)])
-                out += np.tensordot(patch, w[0, 0], axes=([2], [0]))
-        return out
+                acc += np.tensordot(w[0, 0].T, patch.T, axes=1)  # sum over cin
+        return acc.T
 
-    def halide(self, stage, f, v, ins):
+    def halide(self, stage: Stage, f: hl.Func, v: list[hl.Var], ins: list[Any]) -> list[hl.RVar]:
         import halide as hl
 
         k, cin = stage.param("k"), stage.param("cin")
@@ -391,14 +408,16 @@ class Depthwise(Op):
         "in and out are (W, H, C), w is (k, k, C); k odd"
     )
 
-    def expected_shapes(self, stage, in_shapes):
+    def expected_shapes(
+        self, stage: Stage, in_shapes: list[tuple[int, ...]]
+    ) -> list[tuple[int, ...] | None]:
         _dims_check(stage, "the output", stage.shape, (3,))
         k = stage.param("k")
         if k % 2 == 0:
             raise ValueError(f"stage {stage.name!r}: depthwise needs an odd kernel size, got {k}")
         return [stage.shape, (k, k, stage.shape[2]), stage.shape]
 
-    def accesses(self, stage, in_shapes):
+    def accesses(self, stage: Stage, in_shapes: list[tuple[int, ...]]) -> list[list[Access]]:
         k = stage.param("k")
         r = k // 2
         return [
@@ -406,17 +425,17 @@ class Depthwise(Op):
             [_const(0, k - 1), _const(0, k - 1), Access(2, 1, 0, 0)],
         ]
 
-    def reduction_size(self, stage):
+    def reduction_size(self, stage: Stage) -> int:
         return stage.param("k") ** 2
 
-    def counts(self, stage):
+    def counts(self, stage: Stage) -> Counts:
         n = self.reduction_size(stage)
         return Counts(adds=n, muls=n, loads=2 * n)
 
-    def numpy(self, stage, box, ins):
+    def numpy(self, stage: Stage, box: Box, ins: list[Tensor]) -> np.ndarray:
         k = stage.param("k")
         r = k // 2
-        out = np.zeros([e for _, e in box], dtype=np.float32)
+        out = _zeros(box)
         for rx in range(k):
             for ry in range(k):
                 patch = _window(ins[0], box, [(0, 1, rx - r), (1, 1, ry - r), (2, 1, 0)])
@@ -424,7 +443,7 @@ class Depthwise(Op):
                 out += patch * w[0, 0][None, None, :]
         return out
 
-    def halide(self, stage, f, v, ins):
+    def halide(self, stage: Stage, f: hl.Func, v: list[hl.Var], ins: list[Any]) -> list[hl.RVar]:
         import halide as hl
 
         k = stage.param("k")
@@ -490,10 +509,8 @@ def input_data(spec: PipelineSpec) -> dict[str, np.ndarray]:
     return data
 
 
-def evaluate(
-    spec: PipelineSpec, data: dict[str, np.ndarray] | None = None
-) -> dict[str, np.ndarray]:
-    """Every stage over its required region with numpy only (numpy order, float32)."""
+def _evaluate(spec: PipelineSpec, data: dict[str, np.ndarray] | None, keep: bool) -> dict:
+    """Halide-order values of the stages (all if ``keep``, else only the output's)."""
     regions = required_regions(spec)
     data = input_data(spec) if data is None else data
     values: dict[str, Tensor] = {}
@@ -501,20 +518,33 @@ def evaluate(
         arr = np.asarray(data[t.name], dtype=np.float32)
         want = tuple(e for _, e in reversed(regions[t.name]))
         if arr.shape != want:
-            raise ValueError(f"input {t.name!r} has shape {arr.shape}, expected {want}")
+            raise ValueError(f"input {t.name!r} has numpy shape {arr.shape}, expected {want}")
         values[t.name] = (arr.T, tuple(m for m, _ in regions[t.name]))
-    for s in spec.stages:
+    last_use = {i: n for n, s in enumerate(spec.stages) for i in s.inputs}
+    for n, s in enumerate(spec.stages):
         box = regions[s.name]
         out = OPS[s.op].numpy(s, box, [values[i] for i in s.inputs]).astype(np.float32, copy=False)
         if out.shape != tuple(e for _, e in box):
             raise AssertionError(f"{s.op} made shape {out.shape} for box {box}")
         values[s.name] = (out, tuple(m for m, _ in box))
+        if not keep:  # free what no later stage reads
+            for i in s.inputs:
+                if last_use[i] == n and i not in data:
+                    del values[i]
+    return values
+
+
+def evaluate(
+    spec: PipelineSpec, data: dict[str, np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
+    """Every stage over its required region, with numpy only: name -> numpy-order float32."""
+    values = _evaluate(spec, data, keep=True)
     return {s.name: np.ascontiguousarray(values[s.name][0].T) for s in spec.stages}
 
 
 def reference_output(spec: PipelineSpec, data: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """The output stage over its shape (mins 0), numpy order, float32, computed with numpy."""
-    return evaluate(spec, data)[spec.output.name]
+    return np.ascontiguousarray(_evaluate(spec, data, keep=False)[spec.output.name][0].T)
 
 
 def outputs_match(got: np.ndarray, want: np.ndarray) -> bool:

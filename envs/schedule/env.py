@@ -83,7 +83,7 @@ class ScheduleSearchEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Observation Space
 
-    ``Box(-inf, inf, (32, N_FEATURES), float32)``: one row per stage in scheduling order,
+    ``Box(0, inf, (32, N_FEATURES), float32)``: one row per stage in scheduling order,
     padded with zeros: intrinsic features (op type, extents, op counts, access widths) and
     acquired features of the loop nest chosen so far (zero while unscheduled), see
     ``features.py``.
@@ -132,8 +132,11 @@ class ScheduleSearchEnv(gym.Env[np.ndarray, np.ndarray]):
         slow_factor: float = 10.0,
         baseline_info: bool = True,
         timeout_s: float = 300.0,
+        reward_space: str = REWARD_SPACE,
         render_mode: str | None = None,
     ):
+        if reward_space != REWARD_SPACE:
+            raise ValueError(f"unknown reward space {reward_space!r}; allowed: {REWARD_SPACE}")
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
         if threads < 1:
@@ -151,7 +154,7 @@ class ScheduleSearchEnv(gym.Env[np.ndarray, np.ndarray]):
         self._model = None
         self.action_space = MaskedMultiDiscrete(NVEC, self._legal_now)
         self.observation_space = spaces.Box(
-            -np.inf, np.inf, shape=(MAX_STAGES, N_FEATURES), dtype=np.float32
+            0.0, np.inf, shape=(MAX_STAGES, N_FEATURES), dtype=np.float32
         )
         self.reward_space_name = REWARD_SPACE
         self._benchmark_uri = benchmark or DEFAULT_BENCHMARK
