@@ -52,7 +52,10 @@ AGENTS: dict[str, tuple[Any, str]] = {
         "Halide schedule: Li2018 gradient autoscheduler (reference)",
     ),
     "schedule-random": (ScheduleRandomSearch, "Halide schedule: random legal schedules"),
-    "value": (_value_agent, "Halide schedule: greedy search on a learned value function"),
+    "value": (
+        lambda **kw: _value_agent(**{"measure_top": None, **kw}),
+        "Halide schedule: greedy search on a learned value function",
+    ),
     "value-beam": (
         lambda **kw: _value_agent(**{"beam": 4, "measure_top": None, **kw}),
         "Halide schedule: beam search (4) on a learned value function",

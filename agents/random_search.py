@@ -23,8 +23,7 @@ class RandomSearchAgent:
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
     ) -> Result:
-        if budget.calls is None and budget.steps is None and budget.seconds is None:
-            raise ValueError("random search needs a budget (calls, steps or seconds)")
+        budget.require_limit("random search")
         base = env.unwrapped
         rng = np.random.default_rng(seed)
         meter = BudgetMeter(budget)

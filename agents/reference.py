@@ -1,4 +1,4 @@
-"""Reference agents: an env's own reference pipeline (LLVM's -Oz, -O3, or nothing)."""
+"""Reference agents: an env's own reference (LLVM's -Oz, -O3, a Halide autoscheduler)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from optgym.budget import Budget, BudgetMeter
 
 
 class ReferenceAgent:
-    """Applies the env's reference ``pipeline`` (``"Oz"``, ``"O3"``, ``"O0"``) once."""
+    """Applies the env's reference once (``env.apply_reference(name)``: ``"Oz"``, ``"O3"``,
+    ``"O0"`` for pass ordering, an autoscheduler for schedule search)."""
 
     def __init__(self, reference: str):
         self.reference = reference

@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 from optgym.agents.protocol import Result
+from optgym.agents.reference import ReferenceAgent
 from optgym.budget import Budget, BudgetMeter
 from optgym.envs.schedule.actions import sample_action
 
@@ -23,26 +24,14 @@ AUTOSCHEDULER_NAMES = {
 }
 
 
-class HalideAutoscheduler:
+class HalideAutoscheduler(ReferenceAgent):
     """Schedules the whole pipeline with one of Halide's autoschedulers (``REFERENCES`` of
     the env: ``"Adams2019-beam1"``, ``"Adams2019-beam32"``, ``"Mullapudi2016"``,
     ``"Li2018"``, or ``"naive"``) and measures it once."""
 
     def __init__(self, reference: str):
-        self.reference = reference
+        super().__init__(reference)
         self.name = AUTOSCHEDULER_NAMES.get(reference, reference.lower())
-
-    def solve(
-        self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
-    ) -> Result:
-        meter = BudgetMeter(budget)
-        base = env.unwrapped
-        base.reset(seed=seed, options={"benchmark": benchmark})
-        info = base.apply_reference(self.reference)[4]
-        meter.charge(calls=1, steps=1)
-        if "error" in info:
-            raise RuntimeError(info["error"])
-        return Result(state=base.state, budget_used=meter.used())
 
 
 class ScheduleRandomSearch:
@@ -55,8 +44,7 @@ class ScheduleRandomSearch:
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
     ) -> Result:
-        if budget.calls is None and budget.steps is None and budget.seconds is None:
-            raise ValueError("schedule random search needs a budget (calls, steps or seconds)")
+        budget.require_limit("schedule random search")
         base = env.unwrapped
         rng = np.random.default_rng(seed)
         meter = BudgetMeter(budget)

@@ -44,6 +44,12 @@ class Budget:
             seconds=values.get("seconds"),
         )
 
+    def require_limit(self, who: str) -> None:
+        """``ValueError`` unless some unit is limited (for agents that search until the
+        budget is spent)."""
+        if self.calls is None and self.steps is None and self.seconds is None:
+            raise ValueError(f"{who} needs a budget (calls, steps or seconds)")
+
     def __str__(self) -> str:
         parts = [f"{k}={v:g}" for k, v in asdict(self).items() if v is not None]
         return ",".join(parts) or "unlimited"

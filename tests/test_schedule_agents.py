@@ -88,7 +88,7 @@ def test_value_agent_end_to_end_and_replays(env, weights):
     assert result.budget_used["calls"] == 2 and len(result.actions) == 2
     assert math.isfinite(result.reward)
     assert env.unwrapped.apply(result.state) == pytest.approx(result.reward)
-    greedy = make_agent("value", weights=folder / "w.pt", candidates=16)
+    greedy = make_agent("value", weights=folder / "w.pt", candidates=16, measure_top=1)
     assert greedy.solve(env, SMALL, Budget(calls=5), seed=0).budget_used["calls"] == 1
 
 

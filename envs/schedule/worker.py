@@ -7,7 +7,8 @@ stderr, so nothing Halide prints can corrupt a reply). A crash in Halide or in J
 abort, a segfault) ends only this process.
 
 Timing protocol: one warm-up call, whose output is checked against the NumPy reference,
-then the minimum of ``samples`` timed calls. A schedule whose warm-up takes longer than
+more calls until ``WARM_S`` seconds have passed, then the minimum of ``samples`` timed
+back-to-back calls. A schedule whose warm-up takes longer than
 ``slow_limit_s`` is timed once more and no further ("early stop").
 """
 
@@ -22,6 +23,10 @@ import traceback
 from typing import Any, BinaryIO
 
 HEADER = struct.Struct("<Q")
+# Seconds of back-to-back runs before timing. On a shared VM an idle core comes back slow
+# (cold caches, lower clock); measured on this project's 2-core machine, timing right after
+# one warm-up run spread by up to 3x across processes on a memory-bound pipeline.
+WARM_S = 0.2
 AUTOSCHEDULERS = {
     "Adams2019": "libautoschedule_adams2019.so",
     "Li2018": "libautoschedule_li2018.so",
@@ -68,6 +73,10 @@ def time_pipeline(
     warmup = time.perf_counter() - start
     ok = None if reference is None else bool(outputs_match(to_numpy(buf), reference))
     n = 1 if slow_limit_s is not None and warmup > slow_limit_s else samples
+    if n > 1:  # keep the core busy on this pipeline until it runs at its steady speed
+        until = time.perf_counter() + WARM_S
+        while time.perf_counter() < until:
+            lowered.realize(buf)
     times: list[float] = []
     for _ in range(n):
         start = time.perf_counter()
