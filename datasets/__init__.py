@@ -10,8 +10,11 @@ def all_datasets() -> DatasetRegistry:
     from optgym.datasets.halide import halide_datasets
     from optgym.datasets.ilp import ilp_datasets
     from optgym.datasets.llvm import llvm_datasets
+    from optgym.datasets.nav2d import nav2d_datasets
 
-    return DatasetRegistry([*llvm_datasets(), *ilp_datasets(), *halide_datasets()])
+    return DatasetRegistry(
+        [*llvm_datasets(), *ilp_datasets(), *halide_datasets(), *nav2d_datasets()]
+    )
 
 
 __all__ = ["Benchmark", "Dataset", "DatasetRegistry", "all_datasets"]

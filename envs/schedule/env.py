@@ -60,7 +60,7 @@ def halide_registry() -> DatasetRegistry:
 
 
 def default_cache_path() -> Path:
-    return cache_dir() / "schedule" / "measurements.sqlite"
+    return cache_dir() / "schedule" / "measurements-v1.sqlite"
 
 
 class ScheduleSearchEnv(gym.Env[np.ndarray, np.ndarray]):

@@ -5,8 +5,9 @@ there (an abort in Halide, a segfault in JIT code) or a hang past the timeout be
 :class:`MeasureError` and the next request starts a fresh worker.
 
 :class:`MeasurementCache` is an SQLite file of measurements keyed by pipeline (the spec's
-sha256), schedule, host (Halide's JIT target and the CPU model), Halide version and thread
-count: the env's ``cache`` mode reads it before it measures.
+sha256), schedule, host (Halide's JIT target and the CPU model), Halide version, thread
+count and timing protocol (samples, warm-up): the env's ``cache`` mode reads it before it
+measures.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from optgym.envs.schedule.worker import read_message, write_message
+from optgym.envs.schedule.worker import WARM_S, read_message, write_message
 
 
 class MeasureError(RuntimeError):
@@ -150,8 +151,9 @@ def schedule_key(schedule: Any) -> str:
 class MeasurementCache:
     """Measurements in an SQLite file (the ``cache`` mode's embedded database)."""
 
-    def __init__(self, path: str | os.PathLike, host: str, threads: int):
+    def __init__(self, path: str | os.PathLike, host: str, threads: int, protocol: str = ""):
         self.path = Path(path)
+        self.protocol = protocol
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.host = host
         self.threads = threads
@@ -159,19 +161,20 @@ class MeasurementCache:
         self.db = sqlite3.connect(self.path, timeout=60)
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS measurements (pipeline TEXT, schedule TEXT, host TEXT,"
-            " halide TEXT, threads INTEGER, value TEXT, created REAL,"
-            " PRIMARY KEY (pipeline, schedule, host, halide, threads))"
+            " halide TEXT, threads INTEGER, protocol TEXT, value TEXT, created REAL,"
+            " PRIMARY KEY (pipeline, schedule, host, halide, threads, protocol))"
         )
         self.db.commit()
 
     def _key(self, spec_json: str, schedule: Any) -> tuple:
         pipeline = hashlib.sha256(spec_json.encode()).hexdigest()
-        return (pipeline, schedule_key(schedule), self.host, self.version, self.threads)
+        key = schedule_key(schedule)
+        return (pipeline, key, self.host, self.version, self.threads, self.protocol)
 
     def get(self, spec_json: str, schedule: Any) -> Measurement | None:
         row = self.db.execute(
             "SELECT value FROM measurements WHERE pipeline=? AND schedule=? AND host=?"
-            " AND halide=? AND threads=?",
+            " AND halide=? AND threads=? AND protocol=?",
             self._key(spec_json, schedule),
         ).fetchone()
         if row is None:
@@ -181,7 +184,7 @@ class MeasurementCache:
     def put(self, spec_json: str, schedule: Any, m: Measurement) -> None:
         value = json.dumps(dict(asdict(m), cached=False))
         self.db.execute(
-            "INSERT OR REPLACE INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (*self._key(spec_json, schedule), value, time.time()),
         )
         self.db.commit()
@@ -219,7 +222,8 @@ class Timer:
     @property
     def cache(self) -> MeasurementCache | None:
         if self.cache_path is not None and self._cache is None:
-            self._cache = MeasurementCache(self.cache_path, self.host, self.threads)
+            protocol = f"samples={self.samples},warm={WARM_S}"
+            self._cache = MeasurementCache(self.cache_path, self.host, self.threads, protocol)
         return self._cache
 
     def measure(

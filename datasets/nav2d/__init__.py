@@ -1,0 +1,52 @@
+"""2D navigation maps for path planning (DESIGN 2.4): the map record and its JSON and text
+grid formats (:mod:`~optgym.datasets.nav2d.maps`), and the datasets ``nav2d-v0`` (fixed
+maps) and ``nav2d-random-v0`` (seeded random obstacles)."""
+
+from __future__ import annotations
+
+from optgym.datasets.dataset import Benchmark, Dataset
+from optgym.datasets.nav2d.generators import (
+    FIXED_MAPS,
+    FIXED_NAME,
+    RANDOM_NAME,
+    Nav2dDataset,
+    Nav2dRandomDataset,
+    fixed_map,
+    random_map,
+)
+from optgym.datasets.nav2d.maps import (
+    FORMAT,
+    MAX_GOALS,
+    Goal,
+    NavMap,
+    load_map,
+    parse_grid,
+)
+
+__all__ = [
+    "FIXED_MAPS",
+    "FIXED_NAME",
+    "FORMAT",
+    "MAX_GOALS",
+    "RANDOM_NAME",
+    "Goal",
+    "Nav2dDataset",
+    "Nav2dRandomDataset",
+    "NavMap",
+    "fixed_map",
+    "load_benchmark_map",
+    "load_map",
+    "nav2d_datasets",
+    "parse_grid",
+    "random_map",
+]
+
+
+def nav2d_datasets() -> list[Dataset]:
+    """Every navigation dataset: the fixed maps, then the random ones."""
+    return [Nav2dDataset(), Nav2dRandomDataset()]
+
+
+def load_benchmark_map(benchmark: Benchmark) -> NavMap:
+    """The map a navigation benchmark's file holds (text grid for ``.txt``, else JSON)."""
+    return load_map(benchmark.path)
