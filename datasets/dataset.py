@@ -71,6 +71,16 @@ class Dataset(ABC):
         for name in self.benchmark_names(split):
             yield f"{self.uri}/{name}"
 
+    def stored_benchmark(self, uri: str, name: str, data: bytes, suffix: str) -> Benchmark:
+        """The benchmark ``uri`` whose file holds ``data``: written into the cache as
+        ``datasets/<dataset>/<name><suffix>`` (again whenever its bytes differ)."""
+        from optgym.datasets.cache import cache_dir, write_atomic
+
+        path = cache_dir() / "datasets" / self.name / f"{name}{suffix}"
+        if not path.exists() or path.read_bytes() != data:
+            write_atomic(path, data)
+        return Benchmark.from_file(uri, path)
+
     def first_uri(self) -> str:
         return next(iter(self.benchmark_uris()))
 

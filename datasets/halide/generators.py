@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from optgym.datasets.cache import cache_dir, write_atomic
 from optgym.datasets.dataset import Benchmark, Dataset
 from optgym.datasets.halide.ops import OPS, required_regions
 from optgym.datasets.halide.spec import InputTensor, PipelineSpec, Stage
@@ -183,11 +182,7 @@ class HalideOpsDataset(Dataset):
 
     def benchmark(self, uri: str) -> Benchmark:
         name = self.check_uri(uri).path
-        data = ops_spec(name).to_json().encode()
-        path = cache_dir() / "datasets" / self.name / f"{name}.json"
-        if not path.exists() or path.read_bytes() != data:
-            write_atomic(path, data)
-        return Benchmark.from_file(uri, path)
+        return self.stored_benchmark(uri, name, ops_spec(name).to_json().encode(), ".json")
 
 
 # --------------------------------------------------------------------------- random DAGs

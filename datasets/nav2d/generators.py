@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from optgym.datasets.cache import cache_dir, write_atomic
 from optgym.datasets.dataset import Benchmark, Dataset
 from optgym.datasets.nav2d.maps import Goal, NavMap, Wall, parse_grid
 from optgym.datasets.seeded import SeededDataset
@@ -218,11 +217,7 @@ class Nav2dDataset(Dataset):
 
     def benchmark(self, uri: str) -> Benchmark:
         name = self.check_uri(uri).path
-        data = fixed_map(name).to_json().encode()
-        path = cache_dir() / "datasets" / self.name / f"{name}.json"
-        if not path.exists() or path.read_bytes() != data:
-            write_atomic(path, data)
-        return Benchmark.from_file(uri, path)
+        return self.stored_benchmark(uri, name, fixed_map(name).to_json().encode(), ".json")
 
 
 class Nav2dRandomDataset(SeededDataset):
