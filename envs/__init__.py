@@ -2,45 +2,19 @@
 
 from gymnasium.envs.registration import register, registry
 
-ENV_IDS = (
-    "optgym/PassOrdering-v0",
-    "optgym/ILPNeighborhood-v0",
-    "optgym/ScheduleSearch-v0",
-    "optgym/PathPlanning2D-v0",
-    "optgym/PathPlanning2DClosedLoop-v0",
-)
+# id -> (entry point, nondeterministic: the reward is a measured time)
+_ENVS = {
+    "optgym/PassOrdering-v0": ("optgym.envs.passes.env:PassOrderingEnv", False),
+    "optgym/ILPNeighborhood-v0": ("optgym.envs.lns.env:ILPNeighborhoodEnv", True),  # CPU time
+    "optgym/ScheduleSearch-v0": ("optgym.envs.schedule.env:ScheduleSearchEnv", True),  # run time
+    "optgym/PathPlanning2D-v0": ("optgym.envs.planning.env:PathPlanning2DEnv", False),
+    "optgym/PathPlanning2DClosedLoop-v0": (
+        "optgym.envs.planning.env:PathPlanning2DClosedLoopEnv",
+        False,
+    ),
+}
+ENV_IDS = tuple(_ENVS)
 
-if "optgym/PassOrdering-v0" not in registry:
-    register(
-        id="optgym/PassOrdering-v0",
-        entry_point="optgym.envs.passes.env:PassOrderingEnv",
-        nondeterministic=False,
-    )
-
-if "optgym/ILPNeighborhood-v0" not in registry:
-    register(
-        id="optgym/ILPNeighborhood-v0",
-        entry_point="optgym.envs.lns.env:ILPNeighborhoodEnv",
-        nondeterministic=True,  # rewards are measured CPU times
-    )
-
-if "optgym/ScheduleSearch-v0" not in registry:
-    register(
-        id="optgym/ScheduleSearch-v0",
-        entry_point="optgym.envs.schedule.env:ScheduleSearchEnv",
-        nondeterministic=True,  # rewards are measured run times
-    )
-
-if "optgym/PathPlanning2D-v0" not in registry:
-    register(
-        id="optgym/PathPlanning2D-v0",
-        entry_point="optgym.envs.planning.env:PathPlanning2DEnv",
-        nondeterministic=False,
-    )
-
-if "optgym/PathPlanning2DClosedLoop-v0" not in registry:
-    register(
-        id="optgym/PathPlanning2DClosedLoop-v0",
-        entry_point="optgym.envs.planning.env:PathPlanning2DClosedLoopEnv",
-        nondeterministic=False,
-    )
+for _id, (_entry_point, _nondeterministic) in _ENVS.items():
+    if _id not in registry:
+        register(id=_id, entry_point=_entry_point, nondeterministic=_nondeterministic)
