@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import sys
 import warnings
 from collections.abc import Sequence
@@ -43,7 +44,8 @@ def _warning_line(message: Any, category: Any, filename: str, lineno: int, *_: A
 
 def _env_spaces(env_id: str) -> tuple[list[str], list[str]]:
     """Observation and reward space names of an env: the ``spaces`` module beside its entry
-    point (``optgym.envs.passes.spaces`` for ``optgym.envs.passes.env:PassOrderingEnv``)."""
+    point (``optgym.envs.passes.spaces`` for ``optgym.envs.passes.env:PassOrderingEnv``),
+    else the defaults of the env's ``observation_space`` / ``reward_space`` arguments."""
     from gymnasium.envs.registration import registry
 
     entry = registry[env_id].entry_point
@@ -53,7 +55,14 @@ def _env_spaces(env_id: str) -> tuple[list[str], list[str]]:
     try:
         spaces = importlib.import_module(f"{package}.spaces")
     except ImportError:
-        return [], []
+        module, _, name = entry.partition(":")
+        params = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+
+        def default(arg: str) -> list[str]:
+            value = params[arg].default if arg in params else None
+            return [value] if isinstance(value, str) else []
+
+        return default("observation_space"), default("reward_space")
     observations = list(getattr(spaces, "OBSERVATION_SPACES", ()))
     return observations, list(getattr(spaces, "REWARD_SPACES", ()))
 

@@ -217,7 +217,7 @@ class ScheduleSearchEnv(gym.Env[np.ndarray, np.ndarray]):
         consumers = self.pipeline.consumers(name)
         single = len(consumers) == 1 and not self._schedules[consumers[0]].inlined
         return component_masks(
-            [e for e in stage.shape],
+            list(stage.shape),
             is_output=self._index == 0,
             has_update=_has_update(stage),
             single_consumer_scheduled=single,
