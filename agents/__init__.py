@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from optgym.agents.greedy import GreedySearchAgent
@@ -19,6 +20,15 @@ def _value_agent(**kwargs: Any) -> Agent:
     from optgym.agents.schedule_value import ValueFunctionAgent
 
     return ValueFunctionAgent(**kwargs)
+
+
+def _planning(cls: str, module: str = "planning_search") -> Any:
+    """A factory for a path-planning agent class, imported on use (sklearn, cma)."""
+
+    def make(**kwargs: Any) -> Agent:
+        return getattr(importlib.import_module(f"optgym.agents.{module}"), cls)(**kwargs)
+
+    return make
 
 
 # name -> (factory, what it is); names are what `optgym bench --agent` takes.
@@ -59,6 +69,16 @@ AGENTS: dict[str, tuple[Any, str]] = {
     "value-beam": (
         lambda **kw: _value_agent(**{"beam": 4, "measure_top": None, **kw}),
         "Halide schedule: beam search (4) on a learned value function",
+    ),
+    "shooting": (_planning("RandomShooting"), "path planning: random shooting"),
+    "cem": (_planning("CrossEntropyMethod"), "path planning: cross-entropy method"),
+    "cmaes": (_planning("CmaEs"), "path planning: CMA-ES (the cma package)"),
+    "mppi": (_planning("Mppi"), "path planning: model-predictive path integral"),
+    "voo": (_planning("Voo"), "path planning: Voronoi optimistic optimization"),
+    "la-mcts": (_planning("LaMcts", "space_partition"), "path planning: LA-MCTS"),
+    "lap3": (
+        _planning("LaP3", "space_partition"),
+        "path planning: LaP3 (partitions on reached states)",
     ),
 }
 

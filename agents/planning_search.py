@@ -1,0 +1,254 @@
+"""Black-box planners for ``optgym/PathPlanning2D-v0``: one budget call is one plan evaluation.
+
+Every planner searches the open-loop plan (a vector in [-1, 1]^(2T)) with batched
+``env.unwrapped.evaluate_batch`` calls, keeps the best plan seen, and commits it with one final
+``step`` (reserved from the budget) so the returned state replays the best plan.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from optgym.agents.protocol import Result
+from optgym.budget import Budget, BudgetMeter
+
+
+class _PlanEvaluator:
+    """Evaluates batches of plans within the budget and remembers the best plan."""
+
+    def __init__(self, base: Any, meter: BudgetMeter, dim: int):
+        self.base = base
+        self.meter = meter
+        self.dim = dim
+        self.best_plan = np.zeros(dim)
+        self.best_reward = -math.inf
+        self.points: list[np.ndarray] = []
+        self.rewards: list[np.ndarray] = []
+
+    @property
+    def remaining(self) -> int:
+        """Evaluations still allowed, one kept back for the final step."""
+        if self.meter.exhausted:
+            return 0
+        budget = self.meter.budget
+        left = math.inf
+        if budget.calls is not None:
+            left = min(left, budget.calls - self.meter.calls - 1)
+        if budget.steps is not None:
+            left = min(left, budget.steps - self.meter.steps - 1)
+        return int(max(0, min(left, 1 << 30)))
+
+    def evaluate(self, plans: np.ndarray) -> np.ndarray:
+        """Rewards of ``plans`` (N, 2T), clipped to [-1, 1], truncated to the budget left."""
+        plans = np.clip(np.asarray(plans, dtype=np.float64), -1.0, 1.0)[: self.remaining]
+        if len(plans) == 0:
+            return np.empty(0)
+        rewards = np.asarray(self.base.evaluate_batch(plans), dtype=np.float64)
+        self.meter.charge(calls=len(plans), steps=len(plans))
+        self.points.append(plans)
+        self.rewards.append(rewards)
+        best = int(np.argmax(rewards))
+        if rewards[best] > self.best_reward:
+            self.best_reward = float(rewards[best])
+            self.best_plan = plans[best].copy()
+        return rewards
+
+
+class _PlanSearch:
+    """Shared ``solve``: reset, run ``_search``, replay the best plan with one ``step``."""
+
+    name = ""
+
+    def _search(self, ev: _PlanEvaluator, rng: np.random.Generator, seed: int) -> None:
+        """Spend the evaluator's budget (subclasses)."""
+
+    def solve(
+        self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
+    ) -> Result:
+        """Search plans on ``benchmark`` within ``budget``; the best plan's episode."""
+        budget.require_limit(self.name)
+        base = env.unwrapped
+        seed_value = 0 if seed is None else int(seed)
+        rng = np.random.default_rng(seed)
+        meter = BudgetMeter(budget)
+        base.reset(seed=seed, options={"benchmark": benchmark})
+        ev = _PlanEvaluator(base, meter, 2 * int(base.nav.horizon))
+        self._search(ev, rng, seed_value)
+        base.reset(seed=seed, options={"benchmark": benchmark})
+        base.step(ev.best_plan)
+        meter.charge(calls=1, steps=1)
+        return Result(state=base.state, budget_used=meter.used())
+
+
+def _positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+
+
+class RandomShooting(_PlanSearch):
+    """Uniformly random plans in [-1, 1]^(2T), ``batch`` at a time; keeps the best."""
+
+    name = "shooting"
+
+    def __init__(self, batch: int = 100):
+        _positive("batch", batch)
+        self.batch = int(batch)
+
+    def _search(self, ev: _PlanEvaluator, rng: np.random.Generator, seed: int) -> None:
+        while ev.remaining > 0:
+            n = min(self.batch, ev.remaining)
+            ev.evaluate(rng.uniform(-1.0, 1.0, (n, ev.dim)))
+
+
+class CrossEntropyMethod(_PlanSearch):
+    """Diagonal-Gaussian CEM: sample ``population`` clipped plans, refit mean and std to the
+    best ``elite_frac``; the new parameters are ``smoothing * refit + (1 - smoothing) * old``."""
+
+    name = "cem"
+    MIN_STD = 1e-3
+
+    def __init__(
+        self,
+        population: int = 100,
+        elite_frac: float = 0.1,
+        init_std: float = 0.5,
+        smoothing: float = 0.7,
+    ):
+        _positive("population", population)
+        _positive("init_std", init_std)
+        if not 0 < elite_frac <= 1:
+            raise ValueError(f"elite_frac must be in (0, 1], got {elite_frac}")
+        if not 0 < smoothing <= 1:
+            raise ValueError(f"smoothing must be in (0, 1], got {smoothing}")
+        self.population = int(population)
+        self.elite_frac = elite_frac
+        self.init_std = init_std
+        self.smoothing = smoothing
+
+    def _search(self, ev: _PlanEvaluator, rng: np.random.Generator, seed: int) -> None:
+        mean = np.zeros(ev.dim)
+        std = np.full(ev.dim, self.init_std)
+        while ev.remaining > 0:
+            n = min(self.population, ev.remaining)
+            plans = np.clip(mean + std * rng.standard_normal((n, ev.dim)), -1.0, 1.0)
+            rewards = ev.evaluate(plans)
+            k = max(1, int(round(self.elite_frac * n)))
+            elites = plans[np.argsort(-rewards, kind="stable")[:k]]
+            a = self.smoothing
+            mean = a * elites.mean(axis=0) + (1 - a) * mean
+            std = np.maximum(a * elites.std(axis=0) + (1 - a) * std, self.MIN_STD)
+
+
+class CmaEs(_PlanSearch):
+    """CMA-ES (the ``cma`` package) on minus the reward; samples are clipped to [-1, 1] for
+    evaluation and told with a small penalty for the distance clipped away."""
+
+    name = "cmaes"
+    PENALTY = 1e-2
+
+    def __init__(self, sigma0: float = 0.5, popsize: int | None = None):
+        _positive("sigma0", sigma0)
+        if popsize is not None and popsize < 2:
+            raise ValueError(f"popsize must be >= 2, got {popsize}")
+        self.sigma0 = sigma0
+        self.popsize = popsize
+
+    def _search(self, ev: _PlanEvaluator, rng: np.random.Generator, seed: int) -> None:
+        import cma  # slow to import (it loads matplotlib): only when used
+
+        options: dict[str, Any] = {"verbose": -9, "seed": seed + 1}
+        if self.popsize is not None:
+            options["popsize"] = self.popsize
+        es = cma.CMAEvolutionStrategy(np.zeros(ev.dim), self.sigma0, options)
+        while ev.remaining >= es.popsize:
+            xs = np.array(es.ask())
+            clipped = np.clip(xs, -1.0, 1.0)
+            rewards = ev.evaluate(clipped)
+            excess = ((xs - clipped) ** 2).sum(axis=1)
+            es.tell(list(xs), list(-rewards + self.PENALTY * excess))
+            if es.stop():
+                es = cma.CMAEvolutionStrategy(ev.best_plan, self.sigma0, options)
+        if ev.remaining > 0:  # too few calls left for a generation: sample the last ones
+            x = np.clip(np.array(es.ask(ev.remaining)), -1.0, 1.0)
+            ev.evaluate(x)
+
+
+class Mppi(_PlanSearch):
+    """Model-predictive path integral on the open-loop plan: perturb the nominal plan with
+    Gaussian noise, average the perturbations weighted by ``exp((r - max r) / temperature)``."""
+
+    name = "mppi"
+
+    def __init__(self, population: int = 100, noise_std: float = 0.5, temperature: float = 0.1):
+        _positive("population", population)
+        _positive("noise_std", noise_std)
+        _positive("temperature", temperature)
+        self.population = int(population)
+        self.noise_std = noise_std
+        self.temperature = temperature
+
+    def _search(self, ev: _PlanEvaluator, rng: np.random.Generator, seed: int) -> None:
+        nominal = np.zeros(ev.dim)
+        while ev.remaining > 0:
+            n = min(self.population, ev.remaining)
+            noise = self.noise_std * rng.standard_normal((n, ev.dim))
+            plans = np.clip(nominal + noise, -1.0, 1.0)
+            rewards = ev.evaluate(plans)
+            weights = np.exp((rewards - rewards.max()) / self.temperature)
+            weights /= weights.sum()
+            nominal = np.clip(weights @ plans, -1.0, 1.0)
+
+
+class Voo(_PlanSearch):
+    """Voronoi Optimistic Optimization (Kim et al. 2020): with probability ``exploit_prob`` a
+    sample from the Voronoi cell of the best plan so far (Gaussian around it, accepted when the
+    best plan is its nearest evaluated plan; the spread halves on each rejection), else a
+    uniform one; ``batch`` samples at a time."""
+
+    name = "voo"
+    MAX_TRIES = 12
+
+    def __init__(self, batch: int = 50, exploit_prob: float = 0.5):
+        _positive("batch", batch)
+        if not 0 <= exploit_prob <= 1:
+            raise ValueError(f"exploit_prob must be in [0, 1], got {exploit_prob}")
+        self.batch = int(batch)
+        self.exploit_prob = exploit_prob
+
+    def _cell_samples(self, ev: _PlanEvaluator, rng: np.random.Generator, count: int) -> np.ndarray:
+        """``count`` plans in (or, after ``MAX_TRIES`` rejections, next to) the best plan's
+        Voronoi cell."""
+        points = np.concatenate(ev.points)
+        best = ev.best_plan
+        sq_points = (points**2).sum(axis=1)
+        dist_best = np.sqrt(((points - best) ** 2).sum(axis=1))
+        others = dist_best[dist_best > 0]
+        radius = float(others.min()) if len(others) else 2.0 * math.sqrt(ev.dim)
+        std = np.full(count, radius / math.sqrt(ev.dim))
+        out = np.empty((count, ev.dim))
+        todo = np.arange(count)
+        for _ in range(self.MAX_TRIES):
+            cand = np.clip(best + std[todo, None] * rng.standard_normal((len(todo), ev.dim)), -1, 1)
+            sq = sq_points[None, :] - 2.0 * cand @ points.T
+            to_best = ((cand - best) ** 2).sum(axis=1) - (cand**2).sum(axis=1)
+            ok = to_best <= sq.min(axis=1) + 1e-12
+            out[todo] = cand
+            std[todo[~ok]] *= 0.5
+            todo = todo[~ok]
+            if len(todo) == 0:
+                break
+        return out
+
+    def _search(self, ev: _PlanEvaluator, rng: np.random.Generator, seed: int) -> None:
+        while ev.remaining > 0:
+            n = min(self.batch, ev.remaining)
+            plans = rng.uniform(-1.0, 1.0, (n, ev.dim))
+            if ev.points:
+                exploit = rng.random(n) < self.exploit_prob
+                if exploit.any():
+                    plans[exploit] = self._cell_samples(ev, rng, int(exploit.sum()))
+            ev.evaluate(plans)

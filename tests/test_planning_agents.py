@@ -1,0 +1,72 @@
+"""Black-box plan search agents on the open-loop path planning env."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import gymnasium as gym
+import pytest
+
+import optgym  # noqa: F401
+from optgym.agents.planning_search import (
+    CmaEs,
+    CrossEntropyMethod,
+    Mppi,
+    RandomShooting,
+    Voo,
+)
+from optgym.budget import Budget
+
+OPEN = "benchmark://nav2d-v0/open"
+AGENTS = [RandomShooting, CrossEntropyMethod, CmaEs, Mppi, Voo]
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[gym.Env]:
+    e = gym.make("optgym/PathPlanning2D-v0")
+    yield e
+    e.close()
+
+
+@pytest.mark.parametrize("cls", AGENTS, ids=lambda c: c.name)
+def test_valid_within_budget_and_deterministic(env: gym.Env, cls: type) -> None:
+    first = cls().solve(env, OPEN, Budget(calls=300), seed=3)
+    assert first.budget_used["calls"] <= 300
+    assert first.state.env_id == "optgym/PathPlanning2D-v0"
+    assert len(first.actions) == 1 and len(first.actions[0]) == 2 * env.unwrapped.nav.horizon
+    assert all(-1.0 <= v <= 1.0 for v in first.actions[0])
+    assert env.unwrapped.validate(first.state).ok
+    second = cls().solve(env, OPEN, Budget(calls=300), seed=3)
+    assert second.actions == first.actions
+    assert second.reward == first.reward
+    other = cls().solve(env, OPEN, Budget(calls=300), seed=4)
+    assert other.actions != first.actions
+
+
+@pytest.mark.parametrize("cls", AGENTS, ids=lambda c: c.name)
+def test_tiny_budget_and_budget_required(env: gym.Env, cls: type) -> None:
+    result = cls().solve(env, OPEN, Budget(calls=1), seed=0)
+    assert result.budget_used["calls"] == 1
+    assert env.unwrapped.validate(result.state).ok
+    result = cls().solve(env, OPEN, Budget(calls=7), seed=0)
+    assert result.budget_used["calls"] <= 7
+    with pytest.raises(ValueError, match="needs a budget"):
+        cls().solve(env, OPEN, Budget(), seed=0)
+
+
+@pytest.mark.parametrize("cls", [CrossEntropyMethod, CmaEs], ids=lambda c: c.name)
+def test_reaches_goal_on_open_map(env: gym.Env, cls: type) -> None:
+    result = cls().solve(env, OPEN, Budget(calls=2000), seed=0)
+    assert result.budget_used["calls"] <= 2000
+    assert result.reward > 0
+    assert env.unwrapped.validate(result.state).ok
+
+
+def test_names_and_bad_arguments() -> None:
+    assert [c.name for c in AGENTS] == ["shooting", "cem", "cmaes", "mppi", "voo"]
+    with pytest.raises(ValueError):
+        CrossEntropyMethod(elite_frac=0.0)
+    with pytest.raises(ValueError):
+        Mppi(temperature=0.0)
+    with pytest.raises(ValueError):
+        Voo(exploit_prob=1.5)

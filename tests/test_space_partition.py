@@ -1,0 +1,114 @@
+"""LA-MCTS and LaP3 on the open-loop path planning env: budgets, replayable states, trees."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import optgym  # noqa: F401  registers the envs
+from optgym.agents.space_partition import LaMcts, LaP3, Node, _Data, _PartitionSearch
+from optgym.budget import Budget
+
+OPEN = "benchmark://nav2d-v0/open"
+AGENTS = [LaMcts, LaP3]
+
+
+@pytest.fixture(scope="module")
+def env() -> gym.Env:
+    return gym.make("optgym/PathPlanning2D-v0")
+
+
+@pytest.mark.parametrize("cls", AGENTS)
+def test_solves_open_within_budget(env: gym.Env, cls: type[_PartitionSearch]) -> None:
+    agent = cls()
+    result = agent.solve(env, OPEN, Budget(calls=400), seed=0)
+    assert result.budget_used["calls"] <= 400
+    assert env.unwrapped.evaluations == 1  # the final step after a reset
+    check = env.unwrapped.validate(result.state)
+    assert check.ok
+    assert result.state.benchmark == OPEN
+    assert agent.last_leaves > 1
+    assert result.reward > 0  # the open map's goal is reached
+
+
+@pytest.mark.parametrize("cls", AGENTS)
+def test_deterministic_per_seed(env: gym.Env, cls: type[_PartitionSearch]) -> None:
+    a = cls().solve(env, OPEN, Budget(calls=250), seed=3)
+    b = cls().solve(env, OPEN, Budget(calls=250), seed=3)
+    assert a.actions == b.actions
+    assert a.reward == b.reward
+
+
+@pytest.mark.parametrize("cls", AGENTS)
+def test_needs_a_budget(env: gym.Env, cls: type[_PartitionSearch]) -> None:
+    with pytest.raises(ValueError, match="needs a budget"):
+        cls().solve(env, OPEN, Budget(), seed=0)
+
+
+@pytest.mark.parametrize("cls", AGENTS)
+@pytest.mark.parametrize("calls", [1, 2, 37, 151])
+def test_small_and_odd_budgets(env: gym.Env, cls: type[_PartitionSearch], calls: int) -> None:
+    result = cls(batch=20).solve(env, OPEN, Budget(calls=calls), seed=1)
+    assert result.budget_used["calls"] == calls
+    assert env.unwrapped.validate(result.state).ok
+
+
+def test_steps_budget_is_respected(env: gym.Env) -> None:
+    result = LaP3().solve(env, OPEN, Budget(steps=130), seed=0)
+    assert result.budget_used["steps"] <= 130
+
+
+def test_names_and_bad_arguments() -> None:
+    assert LaMcts.name == "la-mcts" and LaP3.name == "lap3"
+    with pytest.raises(ValueError, match="svm_kernel"):
+        LaMcts(svm_kernel="cubic")
+    with pytest.raises(ValueError, match="leaf_size"):
+        LaP3(leaf_size=1)
+    with pytest.raises(ValueError, match="batch"):
+        LaMcts(batch=0)
+
+
+def test_tree_splits_good_from_bad(env: gym.Env) -> None:
+    agent = LaMcts(leaf_size=10)
+    base = env.unwrapped
+    base.reset(options={"benchmark": OPEN})
+    rng = np.random.default_rng(0)
+    data = _Data()
+    plans = rng.uniform(-1, 1, (80, 2 * base.nav.horizon))
+    roll = base.rollout_batch(plans)
+    data.plans.extend(plans)
+    data.feats.extend(plans)
+    data.values.extend(roll.rewards.tolist())
+    root, _, _ = agent._build(data, rng)
+    assert agent.last_leaves > 1
+    good, bad = root.children
+    assert isinstance(good, Node) and good.value >= bad.value
+    assert len(good.idx) + len(bad.idx) == 80
+    path = agent._select(root, 80)
+    assert path[-1].is_leaf and path[0] is root
+    # the training points of the selected leaf lie in its region by the SVM path
+    depth = agent._depth_in((root, *_scaling(data)), path, plans[path[-1].idx])
+    assert (depth == len(path) - 1).all()
+    scaled = (root, *_scaling(data))
+    assert (agent._depth_in(scaled, [root, bad], plans[bad.idx]) == 1).all()
+    assert (agent._depth_in(scaled, [root, bad], plans[good.idx]) == 0).all()
+
+
+def test_lap3_features_are_reached_states(env: gym.Env) -> None:
+    agent = LaP3(waypoints=3)
+    base = env.unwrapped
+    base.reset(options={"benchmark": OPEN})
+    plans = np.zeros((2, 2 * base.nav.horizon))
+    plans[1, 0::2] = 1.0  # move right
+    roll = base.rollout_batch(plans)
+    feats = agent._features(base, plans, roll.positions)
+    assert feats.shape == (2, 6)
+    start = np.array(base.nav.start) / base.nav.size
+    np.testing.assert_allclose(feats[0], np.tile(start, 3))
+    np.testing.assert_allclose(feats[1, -2:], roll.positions[1, -1] / base.nav.size)
+
+
+def _scaling(data: object) -> tuple[np.ndarray, np.ndarray]:
+    feats = np.array(data.feats)  # type: ignore[attr-defined]
+    return feats.mean(axis=0), feats.std(axis=0) + 1e-9
