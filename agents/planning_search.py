@@ -32,15 +32,7 @@ class _PlanEvaluator:
     @property
     def remaining(self) -> int:
         """Evaluations still allowed, one kept back for the final step."""
-        if self.meter.exhausted:
-            return 0
-        budget = self.meter.budget
-        left = math.inf
-        if budget.calls is not None:
-            left = min(left, budget.calls - self.meter.calls - 1)
-        if budget.steps is not None:
-            left = min(left, budget.steps - self.meter.steps - 1)
-        return int(max(0, min(left, 1 << 30)))
+        return self.meter.room(reserve=1)
 
     def evaluate(self, plans: np.ndarray) -> np.ndarray:
         """Rewards of ``plans`` (N, 2T), clipped to [-1, 1], truncated to the budget left."""
@@ -78,10 +70,17 @@ class _PlanSearch:
         base.reset(seed=seed, options={"benchmark": benchmark})
         ev = _PlanEvaluator(base, meter, 2 * int(base.nav.horizon))
         self._search(ev, rng, seed_value)
-        base.reset(seed=seed, options={"benchmark": benchmark})
-        base.step(ev.best_plan)
-        meter.charge(calls=1, steps=1)
-        return Result(state=base.state, budget_used=meter.used())
+        return replay_plan(base, benchmark, seed, ev.best_plan, meter)
+
+
+def replay_plan(
+    base: Any, benchmark: str, seed: int | None, plan: np.ndarray, meter: BudgetMeter
+) -> Result:
+    """The episode of ``plan`` (its one ``step``, charged): what a plan search returns."""
+    base.reset(seed=seed, options={"benchmark": benchmark})
+    base.step(plan)
+    meter.charge(calls=1, steps=1)
+    return Result(state=base.state, budget_used=meter.used())
 
 
 def _positive(name: str, value: float) -> None:

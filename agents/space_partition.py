@@ -32,6 +32,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.svm import SVC
 
+from optgym.agents.planning_search import replay_plan
 from optgym.agents.protocol import Result
 from optgym.budget import Budget, BudgetMeter
 
@@ -65,16 +66,6 @@ class _Data:
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return np.array(self.plans), np.array(self.feats), np.array(self.values)
-
-
-def _room(meter: BudgetMeter, budget: Budget) -> float:
-    """Evaluations left for the search, one kept back for the final ``step``."""
-    room = math.inf
-    if budget.calls is not None:
-        room = min(room, budget.calls - meter.calls - 1)
-    if budget.steps is not None:
-        room = min(room, budget.steps - meter.steps - 1)
-    return room
 
 
 class _PartitionSearch:
@@ -157,21 +148,18 @@ class _PartitionSearch:
             data.values.extend(roll.rewards.tolist())
             return roll.rewards, feats
 
-        first = int(min(self.init_samples, _room(meter, budget)))
+        first = int(min(self.init_samples, meter.room(reserve=1)))
         if first > 0:
             evaluate(rng.uniform(-1.0, 1.0, (first, dim)))
-        while not meter.exhausted and _room(meter, budget) > 0:
-            room = int(min(_room(meter, budget), 2**62))
+        while not meter.exhausted and meter.room(reserve=1) > 0:
+            room = meter.room(reserve=1)
             tree = self._build(data, rng)
             path = self._select(tree[0], len(data.values))
             self.last_depth = len(path) - 1
             self._sample(base, data, tree, path, min(self.batch, room), room, rng, evaluate)
 
         best = data.plans[int(np.argmax(data.values))] if data.values else np.zeros(dim)
-        base.reset(seed=seed, options={"benchmark": benchmark})
-        base.step(best)
-        meter.charge(calls=1, steps=1)
-        return Result(state=base.state, budget_used=meter.used())
+        return replay_plan(base, benchmark, seed, best, meter)
 
     # ---- the tree ------------------------------------------------------------------------------
     def _node_value(self, values: np.ndarray) -> float:

@@ -75,6 +75,18 @@ class BudgetMeter:
     def remaining_calls(self) -> float:
         return float("inf") if self.budget.calls is None else self.budget.calls - self.calls
 
+    def room(self, reserve: int = 0) -> int:
+        """Units of work (each one call and one step) still allowed, ``reserve`` kept back;
+        0 once the budget is exhausted, a large number when calls and steps are unlimited."""
+        if self.exhausted:
+            return 0
+        b, left = self.budget, float(1 << 30)
+        if b.calls is not None:
+            left = min(left, b.calls - self.calls - reserve)
+        if b.steps is not None:
+            left = min(left, b.steps - self.steps - reserve)
+        return int(max(0, left))
+
     @property
     def exhausted(self) -> bool:
         b = self.budget
