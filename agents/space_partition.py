@@ -82,6 +82,7 @@ class _PartitionSearch:
         leaf_size: int = 20,
         cp: float = 0.1,
         svm_kernel: str = "rbf",
+        sigma: float = 0.2,
     ):
         if init_samples < 2:
             raise ValueError(f"init_samples must be >= 2, got {init_samples}")
@@ -93,6 +94,9 @@ class _PartitionSearch:
             raise ValueError(f"cp must be >= 0, got {cp}")
         if svm_kernel not in KERNELS:
             raise ValueError(f"unknown svm_kernel {svm_kernel!r}; allowed: {', '.join(KERNELS)}")
+        if not 0 < sigma <= 2:
+            raise ValueError(f"sigma must be in (0, 2], got {sigma}")
+        self.sigma0 = sigma  # the leaf sampler's initial step size
         self.init_samples = init_samples
         self.batch = batch
         self.leaf_size = leaf_size
@@ -250,22 +254,12 @@ class LaMcts(_PartitionSearch):
     name = "la-mcts"
     use_max = False
 
-    def __init__(
-        self,
-        init_samples: int = 100,
-        batch: int = 50,
-        leaf_size: int = 20,
-        cp: float = 0.1,
-        svm_kernel: str = "rbf",
-        sigma: float = 0.2,
-        tries: int = 5,
-    ):
-        super().__init__(init_samples, batch, leaf_size, cp, svm_kernel)
-        if not 0 < sigma <= 2:
-            raise ValueError(f"sigma must be in (0, 2], got {sigma}")
+    def __init__(self, sigma: float = 0.2, tries: int = 5, **tree: Any):
+        """``tree``: the arguments of the shared search (init_samples, batch, leaf_size,
+        cp, svm_kernel)."""
+        super().__init__(sigma=sigma, **tree)
         if tries < 1:
             raise ValueError(f"tries must be >= 1, got {tries}")
-        self.sigma0 = sigma
         self.tries = tries
 
     def _start(self, dim: int) -> None:
@@ -329,25 +323,16 @@ class LaP3(_PartitionSearch):
     name = "lap3"
     use_max = True
 
-    def __init__(
-        self,
-        init_samples: int = 100,
-        batch: int = 50,
-        leaf_size: int = 20,
-        cp: float = 0.1,
-        svm_kernel: str = "rbf",
-        sigma: float = 0.1,
-        waypoints: int = 4,
-    ):
-        super().__init__(init_samples, batch, leaf_size, cp, svm_kernel)
-        if not 0 < sigma <= 2:
-            raise ValueError(f"sigma must be in (0, 2], got {sigma}")
+    def __init__(self, sigma: float = 0.1, waypoints: int = 4, **tree: Any):
+        """``tree``: the arguments of the shared search (init_samples, batch, leaf_size,
+        cp, svm_kernel)."""
+        super().__init__(sigma=sigma, **tree)
         if waypoints < 1:
             raise ValueError(f"waypoints must be >= 1, got {waypoints}")
-        self.sigma = sigma
         self.waypoints = waypoints
 
     def _start(self, dim: int) -> None:
+        self.sigma = self.sigma0
         self._es: Any = None
         self._es_best = -1  # sample index of the best plan the current CMA-ES found
 
