@@ -28,6 +28,7 @@ class _PlanEvaluator:
         self.best_reward = -math.inf
         self.points: list[np.ndarray] = []
         self.rewards: list[np.ndarray] = []
+        self.trace = BestTrace()
 
     @property
     def remaining(self) -> int:
@@ -47,6 +48,7 @@ class _PlanEvaluator:
         if rewards[best] > self.best_reward:
             self.best_reward = float(rewards[best])
             self.best_plan = plans[best].copy()
+        self.trace.add(rewards)
         return rewards
 
 
@@ -70,17 +72,45 @@ class _PlanSearch:
         base.reset(seed=seed, options={"benchmark": benchmark})
         ev = _PlanEvaluator(base, meter, 2 * int(base.nav.horizon))
         self._search(ev, rng, seed_value)
-        return replay_plan(base, benchmark, seed, ev.best_plan, meter)
+        return replay_plan(base, benchmark, seed, ev.best_plan, meter, ev.trace)
+
+
+class BestTrace:
+    """Best reward against evaluations: ``points`` holds ``[evaluations, best reward]`` each
+    time a batch improves the best (what the runner plots)."""
+
+    def __init__(self) -> None:
+        self.evaluations = 0
+        self.best = -math.inf
+        self.points: list[list[float]] = []
+
+    def add(self, rewards: np.ndarray) -> None:
+        """Count a batch of evaluated rewards."""
+        self.evaluations += len(rewards)
+        top = float(np.max(rewards)) if len(rewards) else -math.inf
+        if top > self.best:
+            self.best = top
+            self.points.append([self.evaluations, top])
 
 
 def replay_plan(
-    base: Any, benchmark: str, seed: int | None, plan: np.ndarray, meter: BudgetMeter
+    base: Any,
+    benchmark: str,
+    seed: int | None,
+    plan: np.ndarray,
+    meter: BudgetMeter,
+    trace: BestTrace | None = None,
 ) -> Result:
-    """The episode of ``plan`` (its one ``step``, charged): what a plan search returns."""
+    """The episode of ``plan`` (its one ``step``, charged): what a plan search returns. The
+    state's extras hold the search's ``trace`` and ``evaluations`` when given."""
     base.reset(seed=seed, options={"benchmark": benchmark})
     base.step(plan)
     meter.charge(calls=1, steps=1)
-    return Result(state=base.state, budget_used=meter.used())
+    state = base.state
+    if trace is not None:
+        state.extras["trace"] = trace.points
+        state.extras["evaluations"] = trace.evaluations
+    return Result(state=state, budget_used=meter.used())
 
 
 def _positive(name: str, value: float) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from optgym.bench import AGGREGATES
 from optgym.budget import Budget
 
 
@@ -28,6 +29,12 @@ def _speedup_vs_adams2019(env: gym.Env) -> float:
     return env.unwrapped.score_vs_baseline()
 
 
+def _plan_reward(env: gym.Env) -> float:
+    """The replayed plan's reward: ``payoff * (1 - 0.2 t / T)`` on reaching a goal at step
+    ``t`` of ``T`` (> 0), else minus the final distance to the nearest goal (<= 0)."""
+    return float(env.unwrapped.state.reward)
+
+
 @dataclass(frozen=True)
 class Task:
     """A benchmarkable task; ``score(env)`` reads the score of the env's current state."""
@@ -43,6 +50,16 @@ class Task:
     # How far a replayed score may be from the claim (relative): measured run times only
     # reproduce within their noise.
     score_rtol: float = 1e-6
+    # How scores are averaged over episodes: "geomean" for ratios (> 0), "mean" for scores
+    # that can be zero or negative.
+    aggregate: str = "geomean"
+
+    def __post_init__(self) -> None:
+        if self.aggregate not in AGGREGATES:
+            raise ValueError(
+                f"unknown aggregate {self.aggregate!r} for task {self.name!r}; "
+                f"allowed: {', '.join(AGGREGATES)}"
+            )
 
 
 TASKS: dict[str, Task] = {
@@ -87,7 +104,23 @@ TASKS["schedule-search"] = Task(
 )
 
 
+# Path planning: every hand-made map, 2000 plan evaluations per episode (the planners keep
+# one of them back for the final step that commits the best plan).
+TASKS["path-planning"] = Task(
+    name="path-planning",
+    env_id="optgym/PathPlanning2D-v0",
+    env_kwargs={},
+    datasets=(("benchmark://nav2d-v0", "test"),),
+    budget=Budget(calls=2000),
+    score=_plan_reward,
+    score_name="plan reward (mean; > 0: goal reached, 1 - 0.2 t/T; else minus the distance left)",
+    reference_agents=("cem", "cmaes"),
+    aggregate="mean",
+)
+
+
 def get_task(name: str) -> Task:
+    """The task called ``name``; ``ValueError`` lists the known ones."""
     try:
         return TASKS[name]
     except KeyError:

@@ -360,12 +360,27 @@ def geomean(values: Iterable[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
-def _postfix(rows: list[dict], agents: list[str]) -> str:
+#: How a task averages its scores over episodes (``Task.aggregate``).
+AGGREGATES = ("geomean", "mean")
+
+
+def aggregate(values: Iterable[float], how: str = "geomean") -> float:
+    """The geometric (``"geomean"``) or arithmetic (``"mean"``) mean; nan if there are no
+    values (or, for the geomean, one is not positive)."""
+    if how == "geomean":
+        return geomean(values)
+    if how == "mean":
+        values = list(values)
+        return math.fsum(values) / len(values) if values else float("nan")
+    raise ValueError(f"unknown aggregate {how!r}; allowed: {', '.join(AGGREGATES)}")
+
+
+def _postfix(rows: list[dict], agents: list[str], how: str = "geomean") -> str:
     parts = []
     for agent in agents:
         scores = [r["score"] for r in rows if r["agent"] == agent and r.get("score") is not None]
         if scores:
-            parts.append(f"{agent}={geomean(scores):.4f}")
+            parts.append(f"{agent}={aggregate(scores, how):.4f}")
     return " ".join(parts)
 
 
@@ -412,7 +427,7 @@ def run_bench(
     well-formed line of ``results`` for ``task``, old and new, in file order. ``ValueError``
     names a bad task, agent, seed, worker count or executor before anything runs.
     """
-    _check_inputs(task, agents, seeds, workers, executor)
+    spec = _check_inputs(task, agents, seeds, workers, executor)
     if not benchmarks:
         raise ValueError("no benchmark given; see benchmark_uris()")
     if executor == "ray":
@@ -452,7 +467,7 @@ def run_bench(
                 total=len(episodes), initial=len(episodes) - len(jobs), desc=task,
                 unit="episode", file=sys.stderr, dynamic_ncols=True,
             )  # fmt: skip
-            bar.set_postfix_str(_postfix(rows, agents))
+            bar.set_postfix_str(_postfix(rows, agents, spec.aggregate))
         try:
             for row in stream:
                 writer.write(row)
@@ -461,7 +476,7 @@ def run_bench(
                     on_row(row)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix_str(_postfix(rows, agents))
+                    bar.set_postfix_str(_postfix(rows, agents, spec.aggregate))
         finally:
             if bar is not None:
                 bar.close()

@@ -154,15 +154,18 @@ def cmd_datasets_build(args: argparse.Namespace) -> int:
 
 
 def _parse_seeds(text: str) -> list[int]:
-    seeds = []
+    """``"0,1,2"``, ``"0-9"`` (inclusive) or a mix such as ``"0-4,10"``."""
+    seeds: list[int] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
-        if not part.isdigit():
+        lo, dash, hi = part.partition("-")
+        if not (lo.isdigit() and (not dash or hi.isdigit())) or (dash and int(hi) < int(lo)):
             raise ValueError(
-                f"bad seed {part!r} in --seeds {text!r}; expected non-negative integers, e.g. 0,1,2"
+                f"bad seed {part!r} in --seeds {text!r}; expected non-negative integers or "
+                "ranges, e.g. 0,1,2 or 0-9"
             )
-        seeds.append(int(part))
+        seeds.extend(range(int(lo), int(hi if dash else lo) + 1))
     if not seeds:
-        raise ValueError(f"no seed in --seeds {text!r}; e.g. 0,1,2")
+        raise ValueError(f"no seed in --seeds {text!r}; e.g. 0,1,2 or 0-9")
     return list(dict.fromkeys(seeds))
 
 
@@ -205,8 +208,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return _fail("bench", str(e))
     wanted = set(args.agent)
     mine = [r for r in rows if r["agent"] in wanted and r["benchmark"] in uris]
-    print(format_table(summarize(rows), task.score_name))
-    plot(rows, plot_path, task.score_name)
+    planning = task.env_id == "optgym/PathPlanning2D-v0"
+    print(format_table(summarize(rows, task.aggregate), task.score_name, task.aggregate))
+    # The main plot's dashed line: -Oz's score, or for path planning the success threshold.
+    reference, label = (0.0, "goal reached above 0") if planning else (1.0, "-Oz (1.0)")
+    plot(rows, plot_path, task.score_name, reference, label, aggregate=task.aggregate)
     if task.env_id == "optgym/ILPNeighborhood-v0":
         from optgym.leaderboard.lns_report import lns_table, plot_gap_over_time
 
@@ -219,6 +225,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(schedule_table(rows))
         png = plot_speedup_vs_search_time(rows, plot_path.with_name(plot_path.stem + "-time.png"))
         print(f"speedup/search-time plot: {png}")
+    if planning:
+        from optgym.leaderboard.planning_report import planning_table, plot_best_vs_evaluations
+
+        print(f"\n{planning_table(rows)}")
+        png = plot_best_vs_evaluations(rows, plot_path.with_name(plot_path.stem + "-evals.png"))
+        print(f"best-reward/evaluations plot: {png}")
     errors = sum(1 for r in mine if r.get("error"))
     print(f"results: {results}")
     print(f"plot:    {plot_path}")
@@ -296,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=10,
         help="benchmarks taken from each dataset's split (default 10)",
     )
-    p.add_argument("--seeds", default="0", help="comma-separated agent seeds (default 0)")
+    p.add_argument("--seeds", default="0", help="agent seeds: 0,1,2 or ranges 0-9 (default 0)")
     p.add_argument(
         "--budget",
         default=None,

@@ -3,6 +3,9 @@
 >>> from optgym.bench import read_results
 >>> rows = read_results(Path("results/pass-ordering.jsonl"))
 >>> print(format_table(summarize(rows), "IR instruction count reduction vs -Oz (geomean)"))
+
+Tasks whose scores can be zero or negative (``Task.aggregate == "mean"``) pass
+``aggregate="mean"`` to all three functions: the arithmetic mean replaces the geomean.
 """
 
 from __future__ import annotations
@@ -11,19 +14,20 @@ import math
 from pathlib import Path
 from typing import Any
 
-from optgym.bench import geomean
+from optgym.bench import aggregate as aggregate_scores
 
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
-def summarize(rows: list[dict]) -> list[dict[str, Any]]:
+def summarize(rows: list[dict], aggregate: str = "geomean") -> list[dict[str, Any]]:
     """One dict per agent, in order of first appearance.
 
-    Keys: ``agent``, ``episodes`` (lines), ``errors`` (lines with an error), ``geomean``,
-    ``min``, ``max`` (over the scored episodes; nan when none), ``mean_walltime`` (seconds
-    the agent spent solving) and ``mean_calls`` (budget units used, where reported).
+    Keys: ``agent``, ``episodes`` (lines), ``errors`` (lines with an error), the
+    ``aggregate`` itself (``geomean`` or ``mean``), ``min``, ``max`` (over the scored
+    episodes; nan when none), ``mean_walltime`` (seconds the agent spent solving) and
+    ``mean_calls`` (budget units used, where reported).
     """
     agents: dict[str, list[dict]] = {}
     for row in rows:
@@ -42,7 +46,7 @@ def summarize(rows: list[dict]) -> list[dict[str, Any]]:
                 "agent": agent,
                 "episodes": len(mine),
                 "errors": sum(1 for r in mine if r.get("error")),
-                "geomean": geomean(scores),
+                aggregate: aggregate_scores(scores, aggregate),
                 "min": min(scores) if scores else float("nan"),
                 "max": max(scores) if scores else float("nan"),
                 "mean_walltime": _mean(walltimes),
@@ -58,15 +62,16 @@ def _cell(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def format_table(summary: list[dict[str, Any]], score_name: str) -> str:
-    """A plain-text table of :func:`summarize`'s output, columns aligned, titled by the score."""
-    header = ["agent", "episodes", "errors", "geomean", "min", "max", "walltime (s)", "calls"]
+def format_table(summary: list[dict[str, Any]], score_name: str, aggregate: str = "geomean") -> str:
+    """A plain-text table of :func:`summarize`'s output (made with the same ``aggregate``),
+    columns aligned, titled by the score."""
+    header = ["agent", "episodes", "errors", aggregate, "min", "max", "walltime (s)", "calls"]
     body = [
         [
             s["agent"],
             _cell(s["episodes"]),
             _cell(s["errors"]),
-            _cell(s["geomean"]),
+            _cell(s[aggregate]),
             _cell(s["min"]),
             _cell(s["max"]),
             _cell(s["mean_walltime"], 2),
@@ -97,11 +102,14 @@ def plot(
     score_name: str,
     reference: float | None = 1.0,
     reference_label: str = "-Oz (1.0)",
+    aggregate: str = "geomean",
 ) -> Path:
     """Write a PNG: geomean score per agent (left), each benchmark's score per agent (right).
 
     A dashed line marks ``reference`` (the score of the task's reference, -Oz for pass
-    ordering). Episodes with an error have no score and are left out. Returns ``path``.
+    ordering). Episodes with an error have no score and are left out. With
+    ``aggregate="mean"`` the left panel shows the mean and the right one a linear axis with
+    every score (a log axis would drop those <= 0). Returns ``path``.
     """
     import matplotlib
 
@@ -111,7 +119,8 @@ def plot(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    summary = summarize(rows)
+    summary = summarize(rows, aggregate)
+    positive_only = aggregate == "geomean"  # scores on a log axis
     agents = [s["agent"] for s in summary]
     benchmarks = list(dict.fromkeys(r["benchmark"] for r in rows))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -120,12 +129,12 @@ def plot(
         1, 2, figsize=(max(10.0, 6.0 + 0.25 * len(benchmarks)), 4.5),
         gridspec_kw={"width_ratios": [1, 2]},
     )  # fmt: skip
-    heights = [0.0 if math.isnan(s["geomean"]) else s["geomean"] for s in summary]
+    heights = [0.0 if math.isnan(s[aggregate]) else s[aggregate] for s in summary]
     bar_colors = [colors[i % len(colors)] for i in range(len(agents))]
     left.bar(range(len(agents)), heights, color=bar_colors)
     left.set_xticks(range(len(agents)), agents, rotation=30, ha="right")
-    left.set_ylabel("geomean score")
-    left.set_title("geomean over episodes")
+    left.set_ylabel(f"{aggregate} score")
+    left.set_title(f"{aggregate} over episodes")
     for i, h in enumerate(heights):
         left.annotate(f"{h:.3f}", (i, h), ha="center", va="bottom", fontsize=8)
 
@@ -134,20 +143,21 @@ def plot(
         xs, ys = [], []
         for r in rows:
             score = r.get("score")
-            if r["agent"] == agent and score is not None and score > 0:
+            if r["agent"] == agent and score is not None and (score > 0 or not positive_only):
                 xs.append(benchmarks.index(r["benchmark"]) + (i - (len(agents) - 1) / 2) * width)
                 ys.append(score)
         right.scatter(xs, ys, s=18, label=agent, color=colors[i % len(colors)], alpha=0.8)
-    right.set_yscale("log")
-    # Scores sit near 1: plain numbers read better than powers of ten on a log axis.
-    right.yaxis.set_major_formatter(ScalarFormatter())
-    right.yaxis.set_minor_formatter(FormatStrFormatter("%.2g"))
+    if positive_only:
+        right.set_yscale("log")
+        # Scores sit near 1: plain numbers read better than powers of ten on a log axis.
+        right.yaxis.set_major_formatter(ScalarFormatter())
+        right.yaxis.set_minor_formatter(FormatStrFormatter("%.2g"))
     right.set_xlim(-0.5, len(benchmarks) - 0.5)
     every = max(1, len(benchmarks) // 40)  # at most about 40 labels
     ticks = range(0, len(benchmarks), every)
     right.set_xticks(ticks, [_short(benchmarks[i]) for i in ticks], rotation=60, ha="right",
                      fontsize=7 if len(benchmarks) > 20 else 8)  # fmt: skip
-    right.set_ylabel("score (log)")
+    right.set_ylabel("score (log)" if positive_only else "score")
     right.set_title("per benchmark")
 
     if reference is not None:

@@ -255,6 +255,7 @@ def test_cli_bench_prints_table_and_writes_plot(tmp_path: Path, capsys: pytest.C
         (["bench", TASK, "--agent", "oz", "--split", "dev"], "dev"),
         (["bench", TASK, "--agent", "oz", "--budget", "cals=3"], "cals=3"),
         (["bench", TASK, "--agent", "oz", "--seeds", "0,x"], "'x'"),
+        (["bench", TASK, "--agent", "oz", "--seeds", "5-2"], "'5-2'"),
         (["bench", TASK, "--agent", "oz", "--executor", "dask"], "dask"),
         (["datasets", "build", "csmith-v9"], "csmith-v9"),
     ],
@@ -265,6 +266,13 @@ def test_cli_bad_input_exits_2(args: list[str], bad: str, capsys: pytest.Capture
     assert bad in err
     assert "allowed" in err or "expected" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_seed_ranges():
+    from optgym.cli import _parse_seeds
+
+    assert _parse_seeds("0-3,7,2") == [0, 1, 2, 3, 7]
+    assert _parse_seeds("4") == [4]
 
 
 def test_cli_envs_and_datasets_list(capsys: pytest.CaptureFixture):
