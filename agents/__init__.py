@@ -80,6 +80,10 @@ AGENTS: dict[str, tuple[Any, str]] = {
         _planning("LaP3", "space_partition"),
         "path planning: LaP3 (partitions on reached states)",
     ),
+    "ppo": (
+        _planning("PpoPlanner", "planning_rl"),
+        "path planning (closed loop): PPO from stable-baselines3 (RL reference)",
+    ),
 }
 
 

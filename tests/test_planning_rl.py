@@ -1,0 +1,144 @@
+"""PPO (stable-baselines3) on the closed-loop path-planning env."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import pytest
+from stable_baselines3 import PPO
+
+import optgym  # noqa: F401
+from optgym.agents import Agent, make_agent
+from optgym.agents.planning_rl import PpoPlanner, main, policy_episode
+from optgym.budget import Budget
+from optgym.envs.planning import CLOSED_LOOP_ID, OPEN_LOOP_ID
+from optgym.state import EpisodeState
+
+OPEN = "benchmark://nav2d-v0/open"
+HORIZON = 100  # moves per episode on the bundled maps: kept back for the final episode
+# With the default hyperparameters (4 envs x 256 steps per update) the deterministic policy
+# of each of seeds 0-19 reaches the goal after every update from 10240 steps on.
+TRAIN_STEPS = 16384
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[gym.Env]:
+    e = gym.make(CLOSED_LOOP_ID)
+    yield e
+    e.close()
+
+
+def reaches_goal(env: gym.Env, state: EpisodeState) -> bool:
+    """Replay ``state`` step by step: whether its last move enters the goal."""
+    base = env.unwrapped
+    base.reset(seed=state.seed, options={"benchmark": state.benchmark})
+    terminated = False
+    for action in state.actions:
+        _, _, terminated, _, info = base.step(action)
+    return terminated and info["reached"]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_ppo_reaches_the_goal_on_the_open_map(env: gym.Env, seed: int) -> None:
+    budget = Budget(steps=TRAIN_STEPS + HORIZON)
+    result = PpoPlanner().solve(env, OPEN, budget, seed=seed)
+    extras = result.state.extras
+    assert extras["success"] and extras["train_steps"] == TRAIN_STEPS
+    assert extras["train_episodes"] > 0 and 0 < extras["train_success_rate"] <= 1
+    # payoff 1 plus the progress from (1, 1) to within 0.5 of (9, 9): (11.31 - 0.5) / 10
+    assert result.reward > 2.08
+    assert len(result.actions) < HORIZON
+    assert result.budget_used["steps"] == TRAIN_STEPS + len(result.actions)
+    assert result.state.env_id == CLOSED_LOOP_ID and result.state.seed == seed
+    assert env.unwrapped.validate(result.state).ok
+    assert reaches_goal(env, result.state)
+
+
+def test_same_seed_same_episode_and_another_seed_differs(env: gym.Env) -> None:
+    budget = Budget(steps=2048 + HORIZON)
+    first = PpoPlanner().solve(env, OPEN, budget, seed=3)
+    second = PpoPlanner().solve(env, OPEN, budget, seed=3)
+    other = PpoPlanner().solve(env, OPEN, budget, seed=4)
+    assert first.state == second.state
+    assert other.actions != first.actions
+    assert first.budget_used["calls"] == first.budget_used["steps"] <= budget.steps
+
+
+def test_budgets_in_steps_calls_and_seconds(env: gym.Env) -> None:
+    tiny = PpoPlanner().solve(env, OPEN, Budget(steps=50), seed=0)
+    assert tiny.state.extras["train_steps"] == 0 and tiny.state.extras["train_episodes"] == 0
+    assert len(tiny.actions) == 50 and tiny.budget_used["steps"] == 50
+    assert not tiny.state.extras["success"]
+    assert env.unwrapped.validate(tiny.state).ok
+
+    calls = PpoPlanner().solve(env, OPEN, Budget(calls=1500), seed=0)
+    assert calls.state.extras["train_steps"] == 1400  # a multiple of the 4 envs
+    assert calls.budget_used["calls"] <= 1500
+
+    timed = PpoPlanner().solve(env, OPEN, Budget(seconds=2.0), seed=0)
+    trained = timed.state.extras["train_steps"]
+    assert trained > 0 and timed.budget_used["steps"] == trained + len(timed.actions)
+    assert timed.budget_used["seconds"] < 10.0  # 1.8 s of training plus one update
+    assert env.unwrapped.validate(timed.state).ok
+
+    with pytest.raises(ValueError, match="needs a budget"):
+        PpoPlanner().solve(env, OPEN, Budget(), seed=0)
+    with pytest.raises(ValueError, match="steps or seconds"):
+        PpoPlanner().train(OPEN)
+
+
+def test_the_open_loop_env_is_refused() -> None:
+    open_loop = gym.make(OPEN_LOOP_ID)
+    with pytest.raises(ValueError, match="needs 'optgym/PathPlanning2DClosedLoop-v0'"):
+        PpoPlanner().solve(open_loop, OPEN, Budget(steps=1000), seed=0)
+    open_loop.close()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"n_envs": 0}, "n_envs"),
+        ({"n_envs": 2.5}, "n_envs"),
+        ({"n_steps": 0}, "n_steps"),
+        ({"batch_size": 1}, "batch_size"),
+        ({"n_envs": 2, "n_steps": 16, "batch_size": 64}, "batch_size"),
+        ({"n_epochs": 0}, "n_epochs"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"gamma": 1.5}, "gamma"),
+        ({"gae_lambda": -0.1}, "gae_lambda"),
+        ({"clip_range": 0.0}, "clip_range"),
+        ({"ent_coef": -0.01}, "ent_coef"),
+        ({"vf_coef": 0.0}, "vf_coef"),
+        ({"max_grad_norm": 0.0}, "max_grad_norm"),
+        ({"net_arch": ()}, "net_arch"),
+        ({"net_arch": (64, 0)}, "net_arch"),
+        ({"torch_threads": 0}, "torch_threads"),
+        ({"device": "abacus"}, "device"),
+    ],
+)
+def test_bad_hyperparameters_name_the_parameter(kwargs: dict[str, Any], name: str) -> None:
+    with pytest.raises(ValueError, match=f"^{name} must be"):
+        PpoPlanner(**kwargs)
+
+
+def test_registered_as_ppo() -> None:
+    agent = make_agent("ppo", n_envs=2)
+    assert isinstance(agent, PpoPlanner) and isinstance(agent, Agent)
+    assert agent.name == "ppo" and agent.n_envs == 2
+
+
+def test_command_line_trains_reports_and_saves(
+    env: gym.Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "ppo.zip"
+    status = main(["--benchmark", OPEN, "--steps", "2048", "--seed", "0", "--save", str(path)])
+    out = capsys.readouterr().out
+    assert "steps trained    2048" in out
+    assert f"goal reached     {status == 0}" in out
+    # the saved policy replays the reported episode
+    state, reached = policy_episode(PPO.load(path, device="cpu"), env, OPEN, 0)
+    assert f"episode reward   {state.reward:.4f}" in out
+    assert reached == (status == 0)
