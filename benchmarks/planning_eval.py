@@ -7,7 +7,7 @@ line times the NumPy batch path on one plan at a time (``evaluate_batch`` takes 
 bit-identical plain-Python path, :func:`~optgym.envs.planning.geometry.rollout_one`, for a
 single plan, since it is faster there).
 
-Usage: python benchmarks/planning_eval.py [--batch 1000] [--seconds 2]
+Usage: python benchmarks/planning_eval.py [--map maze] [--batch 1000] [--seconds 2]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 import optgym  # noqa: F401  registers the env
 from optgym.envs.planning.geometry import rollout
 
-MAP = "benchmark://nav2d-v0/maze"
+MAP = "maze"  # a nav2d-v0 map; maze-hard has the most walls (15)
 
 
 def rate(evaluate, plans: np.ndarray, per_call: int, seconds: float) -> float:
@@ -40,10 +40,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=1000, help="plans per batched call")
     parser.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
+    parser.add_argument("--map", default=MAP, help=f"nav2d-v0 map (default {MAP})")
     args = parser.parse_args()
+    uri = f"benchmark://nav2d-v0/{args.map}"
 
     env = gym.make("optgym/PathPlanning2D-v0")
-    env.reset(options={"benchmark": MAP})
+    env.reset(options={"benchmark": uri})
     nav = env.unwrapped.nav
     plans = np.random.default_rng(0).uniform(-1.0, 1.0, (args.batch * 4, 2 * nav.horizon))
     evaluate = env.unwrapped.evaluate_batch
@@ -53,7 +55,7 @@ def main() -> None:
     single = rate(evaluate, plans, 1, args.seconds)
     numpy_one = rate(lambda p: rollout(nav, p), plans, 1, args.seconds)
 
-    print(f"map: {MAP} (T = {nav.horizon}, {len(nav.walls)} walls)")
+    print(f"map: {uri} (T = {nav.horizon}, {len(nav.walls)} walls)")
     print(f"single_evals_per_s: {single:.0f} (evaluate_batch, one plan per call)")
     print(f"numpy_rollout_one_plan_per_s: {numpy_one:.0f} (batch path on one plan per call)")
     print(f"batched_evals_per_s: {batched:.0f} (target: >= 50000)")

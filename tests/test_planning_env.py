@@ -168,7 +168,7 @@ def test_reward_formula_on_the_open_map():
 
 
 def test_greedy_straight_line_fails_on_the_trap_maps():
-    for name in ("wall", "bug-trap", "maze", "four-rooms"):
+    for name in ("wall", "bug-trap", "maze", "four-rooms", "maze-hard"):
         nav = fixed_map(name)
         assert rollout(nav, straight_plan(nav)[None])[1][0] == -1, name
 

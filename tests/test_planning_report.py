@@ -50,7 +50,7 @@ def test_task_covers_every_map_with_2000_evaluations():
     assert task.budget == Budget(calls=2000)
     assert task.aggregate == "mean"
     assert task.reference_agents == ("cem", "cmaes")
-    names = ("open", "wall", "bug-trap", "maze", "four-rooms", "two-goals")
+    names = ("open", "wall", "bug-trap", "maze", "four-rooms", "two-goals", "maze-hard")
     assert benchmark_uris(TASK) == [f"benchmark://nav2d-v0/{n}" for n in names]
 
 

@@ -85,7 +85,7 @@ def test_tree_splits_good_from_bad(env: gym.Env) -> None:
     good, bad = root.children
     assert isinstance(good, Node) and good.value >= bad.value
     assert len(good.idx) + len(bad.idx) == 80
-    path = agent._select(root, 80)
+    path = agent._select(root, np.asarray(data.values))
     assert path[-1].is_leaf and path[0] is root
     # the training points of the selected leaf lie in its region by the SVM path
     depth = agent._depth_in((root, *_scaling(data)), path, plans[path[-1].idx])

@@ -1,12 +1,14 @@
 """2D navigation datasets: fixed maps and seeded random obstacle fields.
 
-``benchmark://nav2d-v0/<map>`` holds six hand-made 10 x 10 maps (after the LaP3 paper's
+``benchmark://nav2d-v0/<map>`` holds seven hand-made 10 x 10 maps (after the LaP3 paper's
 navigation tasks, Yang et al., NeurIPS 2021): ``open``, ``wall``, ``bug-trap``, ``maze``,
-``four-rooms`` and ``two-goals``. On every map but ``open`` (and ``two-goals``, where it
-reaches the nearer, cheaper goal) the straight line from start to goal runs into a wall and
-stops there, so a plan that follows the distance to the goal greedily gets stuck; the
-bug trap (a U facing the start with the goal behind it) and the maze (whose way out of the
-start's corridor first leads away from the goal) are the traps of the paper.
+``four-rooms``, ``two-goals`` and ``maze-hard``. On every map but ``open`` (and
+``two-goals``, where it reaches the nearer, cheaper goal) the straight line from start to
+goal runs into a wall and stops there, so a plan that follows the distance to the goal
+greedily gets stuck; the bug trap (a U facing the start with the goal behind it) and the
+maze (a 5 x 5 grid of 2 x 2 cells whose way in first leads away from the goal, past a
+pocket under the goal and a dead-end branch beside it) are the traps of the paper.
+``maze-hard`` is a 10 x 10 grid maze with one-unit corridors and eight turns.
 
 ``generator://nav2d-random-v0/<seed>`` draws 4 to 12 random rectangles, a start and a goal
 at least 5 apart, both free and connected (breadth-first search on a 0.2 grid whose walls
@@ -37,7 +39,20 @@ LAP3_PAPER = "https://arxiv.org/abs/2106.10544"
 SIZE = 10.0
 THICK = 0.2  # wall thickness of the hand-made maps
 
+# 2 x 2 cells on the 10 x 10 world: the straight way up from the start ends in a pocket
+# under the goal, the right-hand branch in a dead end beside it; the way in is the left
+# corridor, which first leads away from the goal.
 MAZE_GRID = """\
+..G#.
+.###.
+.#.#.
+.#...
+..S#.
+"""
+
+# 1 x 1 cells: corridors one unit wide and a way with eight turns (no planner here
+# reaches its goal within 2000 evaluations; kept as the hard case).
+MAZE_HARD_GRID = """\
 G..#......
 ##.#.####.
 ...#.#....
@@ -49,6 +64,19 @@ G..#......
 .#...#..#.
 S#.###.##.
 """
+
+
+def grid_map(text: str, name: str, size: float = SIZE) -> NavMap:
+    """A text-grid map (``optgym.datasets.nav2d.maps``) scaled to a world of side ``size``."""
+    grid = parse_grid(text, name)
+    k = size / grid.size
+    return NavMap(
+        name,
+        size,
+        tuple((x0 * k, y0 * k, x1 * k, y1 * k) for x0, y0, x1, y1 in grid.walls),
+        (grid.start[0] * k, grid.start[1] * k),
+        tuple(Goal(g.x * k, g.y * k, g.radius, g.payoff) for g in grid.goals),
+    )
 
 
 def _open() -> NavMap:
@@ -71,8 +99,11 @@ def _bug_trap() -> NavMap:
 
 
 def _maze() -> NavMap:
-    grid = parse_grid(MAZE_GRID, "maze")
-    return NavMap("maze", grid.size, grid.walls, grid.start, grid.goals)
+    return grid_map(MAZE_GRID, "maze")
+
+
+def _maze_hard() -> NavMap:
+    return grid_map(MAZE_HARD_GRID, "maze-hard")
 
 
 def _four_rooms() -> NavMap:
@@ -102,6 +133,7 @@ FIXED_MAPS = {
     "maze": _maze,
     "four-rooms": _four_rooms,
     "two-goals": _two_goals,
+    "maze-hard": _maze_hard,
 }
 
 
@@ -199,15 +231,18 @@ class Nav2dDataset(Dataset):
             description=(
                 "Hand-made 2D navigation maps, 10 x 10 with 0.2-thick walls, move bound 0.5, "
                 "horizon 100: open (no walls), wall (one wall across the straight line), "
-                "bug-trap (a U facing the start, goal behind it), maze (a 10 x 10 grid maze), "
-                "four-rooms (a cross with four doors), two-goals (a near goal paying 0.5 and a "
-                "far goal behind a wall paying 1.0). Every map is in the test split."
+                "bug-trap (a U facing the start, goal behind it), maze (a 5 x 5 grid maze of 2 x 2 "
+                "cells with a pocket under the goal), four-rooms (a cross with four doors), "
+                "two-goals (a near goal paying 0.5 and a far goal behind a wall paying 1.0), "
+                "maze-hard (a 10 x 10 grid maze, one-unit corridors). Every map is in the "
+                "test split."
             ),
             license=LICENSE,
             provenance=(
-                "Written by hand in optgym.datasets.nav2d.generators (FIXED_MAPS; the maze is "
-                "MAZE_GRID in the text grid format); each file is NavMap.to_json(). Designed "
-                "after the navigation tasks of the LaP3 paper."
+                "Written by hand in optgym.datasets.nav2d.generators (FIXED_MAPS; the mazes "
+                "are MAZE_GRID and MAZE_HARD_GRID in the text grid format, scaled to 10 x 10); "
+                "each file is NavMap.to_json(). Designed after the navigation tasks of the "
+                "LaP3 paper."
             ),
             references=[LAP3_PAPER],
         )

@@ -262,7 +262,7 @@ class PathPlanning2DEnv(_NavigationEnv):
     ## Starting State
 
     The robot at the map's start. ``reset(options={"benchmark": uri})`` picks the map:
-    ``benchmark://nav2d-v0/<open|wall|bug-trap|maze|four-rooms|two-goals>``,
+    ``benchmark://nav2d-v0/<open|wall|bug-trap|maze|four-rooms|two-goals|maze-hard>``,
     ``generator://nav2d-random-v0/<seed>`` or ``file:///path/map.json`` (or a ``.txt``
     grid; formats in ``optgym.datasets.nav2d.maps``). Without options the last map is kept;
     the first reset takes ``benchmark://nav2d-v0/open``. A reset clears the evaluation
