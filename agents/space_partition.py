@@ -369,16 +369,16 @@ class LaP3(_PartitionSearch):
 
     def __init__(
         self,
-        sigma: float = 0.3,
-        waypoints: int = 4,
+        sigma: float = 0.5,
+        waypoints: int = 8,
         cp: float = 3.0,
         value_weight: float | None = 1.0,
         **tree: Any,
     ):
         """``tree``: the other arguments of the shared search (init_samples, batch,
         leaf_size, svm_kernel). The defaults (a wide exploration constant, clusters that
-        weigh the value as one feature among the reached states) were chosen on seeds 0-7
-        of the bug-trap and maze maps."""
+        weigh the value as one feature among the reached states, a wide CMA-ES) were chosen
+        on seeds 0-9 of the bug-trap and maze maps."""
         super().__init__(sigma=sigma, cp=cp, value_weight=value_weight, **tree)
         if waypoints < 1:
             raise ValueError(f"waypoints must be >= 1, got {waypoints}")

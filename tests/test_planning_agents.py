@@ -41,6 +41,9 @@ def test_valid_within_budget_and_deterministic(env: gym.Env, cls: type) -> None:
     assert second.reward == first.reward
     other = cls().solve(env, OPEN, Budget(calls=300), seed=4)
     assert other.actions != first.actions
+    evals, best = zip(*first.state.extras["trace"], strict=True)  # best reward so far
+    assert list(evals) == sorted(evals) and evals[-1] <= first.state.extras["evaluations"]
+    assert list(best) == sorted(best) and best[-1] == first.reward
 
 
 @pytest.mark.parametrize("cls", AGENTS, ids=lambda c: c.name)

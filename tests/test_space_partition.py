@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import optgym  # noqa: F401  registers the envs
-from optgym.agents.space_partition import LaMcts, LaP3, Node, _Data, _PartitionSearch
+from optgym.agents.space_partition import LaMcts, LaP3, Node, _Data, _PartitionSearch, two_means
 from optgym.budget import Budget
 
 OPEN = "benchmark://nav2d-v0/open"
@@ -67,6 +67,36 @@ def test_names_and_bad_arguments() -> None:
         LaP3(leaf_size=1)
     with pytest.raises(ValueError, match="batch"):
         LaMcts(batch=0)
+    with pytest.raises(ValueError, match="value_weight"):
+        LaP3(value_weight=-1.0)
+
+
+def test_two_means_separates_two_blobs() -> None:
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 0.1, (30, 3)), rng.normal(5, 0.1, (20, 3))])
+    label = two_means(x, rng)
+    assert len(set(label[:30])) == 1 and len(set(label[30:])) == 1
+    assert label[0] != label[-1]
+    assert (two_means(np.ones((5, 2)), rng) == 0).all()  # identical rows: one cluster
+
+
+@pytest.mark.parametrize("cls", AGENTS)
+def test_trace_is_the_best_reward_so_far(env: gym.Env, cls: type[_PartitionSearch]) -> None:
+    result = cls().solve(env, OPEN, Budget(calls=300), seed=2)
+    trace, extras = result.state.extras["trace"], result.state.extras
+    assert extras["evaluations"] == 299  # one call is the final step
+    evals, best = zip(*trace, strict=True)
+    assert list(evals) == sorted(evals) and evals[-1] <= 299
+    assert list(best) == sorted(best) and len(set(best)) == len(best)
+    assert best[-1] == result.reward
+
+
+def test_lap3_escapes_the_bug_trap_where_cem_does_not(env: gym.Env) -> None:
+    from optgym.agents.planning_search import CrossEntropyMethod
+
+    trap = "benchmark://nav2d-v0/bug-trap"
+    assert LaP3().solve(env, trap, Budget(calls=2000), seed=0).reward > 0
+    assert CrossEntropyMethod().solve(env, trap, Budget(calls=2000), seed=0).reward < 0
 
 
 def test_tree_splits_good_from_bad(env: gym.Env) -> None:

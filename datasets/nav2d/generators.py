@@ -89,13 +89,14 @@ def _wall() -> NavMap:
 
 
 def _bug_trap() -> NavMap:
-    # a U open towards the start; the goal sits right behind its back wall
+    # a U open towards the start; the goal sits right behind its back wall, 1.0 from the
+    # inside of it (with 1.7, CMA-ES got out of the trap in 5 of 10 seeds at 2000 evaluations)
     walls = (
         (6.8, 2.5, 6.8 + THICK, 7.5),  # back
         (3.5, 2.5, 7.0, 2.5 + THICK),  # lower arm
         (3.5, 7.5 - THICK, 7.0, 7.5),  # upper arm
     )
-    return NavMap("bug-trap", SIZE, walls, (1.5, 5.0), (Goal(8.5, 5.0),))
+    return NavMap("bug-trap", SIZE, walls, (1.5, 5.0), (Goal(7.8, 5.0),))
 
 
 def _maze() -> NavMap:
