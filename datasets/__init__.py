@@ -7,13 +7,20 @@ from optgym.datasets.dataset import Benchmark, Dataset, DatasetRegistry
 
 def all_datasets() -> DatasetRegistry:
     """Every dataset OptGym knows; each problem adds its family here."""
+    from optgym.datasets.dataselect import dataselect_datasets
     from optgym.datasets.halide import halide_datasets
     from optgym.datasets.ilp import ilp_datasets
     from optgym.datasets.llvm import llvm_datasets
     from optgym.datasets.nav2d import nav2d_datasets
 
     return DatasetRegistry(
-        [*llvm_datasets(), *ilp_datasets(), *halide_datasets(), *nav2d_datasets()]
+        [
+            *llvm_datasets(),
+            *ilp_datasets(),
+            *halide_datasets(),
+            *nav2d_datasets(),
+            *dataselect_datasets(),
+        ]
     )
 
 

@@ -12,6 +12,7 @@ _ENVS = {
         "optgym.envs.planning.env:PathPlanning2DClosedLoopEnv",
         False,
     ),
+    "optgym/DataSelection-v0": ("optgym.envs.dataselect.env:DataSelectionEnv", False),
 }
 ENV_IDS = tuple(_ENVS)
 

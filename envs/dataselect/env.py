@@ -1,0 +1,426 @@
+"""Influence-guided data selection: remove (or add) training examples, retrain, score."""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+
+import optgym
+from optgym.datasets.dataselect import (
+    N_CLASSES,
+    DigitsTask,
+    dataselect_datasets,
+    load_digits_task,
+)
+from optgym.datasets.dataset import DatasetRegistry
+from optgym.envs.dataselect.models import (
+    HIDDEN,
+    L2,
+    LEARNING_RATE,
+    TRAIN_STEPS,
+    evaluate,
+    example_features,
+    make_mlp,
+    train_mlp,
+)
+from optgym.state import EpisodeState, ValidationResult
+
+ENV_ID = "optgym/DataSelection-v0"
+DEFAULT_BENCHMARK = "generator://digits-noisy-v0/0"
+ALLOWED_BENCHMARKS = (
+    "generator://digits-noisy-v0/<seed> (0 <= seed < 2**32) or file:///path/task.npz "
+    "(the arrays of optgym.datasets.dataselect.digits)"
+)
+MODES = ("remove", "add")
+REWARD_SPACES = ("ValidationLoss",)
+ADD_START_FRACTION = 0.1  # "add" mode starts from the first 10% of the (shuffled) pool
+MODEL_SEED = 0
+Observation = dict[str, np.ndarray]
+
+
+def dataselect_registry() -> DatasetRegistry:
+    return DatasetRegistry(dataselect_datasets())
+
+
+class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
+    """
+    ## Description
+
+    Data selection for a classifier trained on a pool with corrupted examples (DESIGN 2.5):
+    on ``generator://digits-noisy-v0/<seed>``, an MLP (64 -> 64 tanh -> 10) on
+    scikit-learn's 8 x 8 digits, with a pool of 1000 of which 100 labels are flipped, a
+    clean validation split of 300 and a clean test split of 497. Each step the agent scores
+    every pool example; the env removes the ``batch`` highest-scoring examples still kept
+    (mode ``"remove"``) or adds the ``batch`` highest-scoring ones not kept (mode ``"add"``),
+    retrains the model from the same seeded initialization on the kept examples, and rewards
+    the drop in validation loss. Training is real and deterministic (full-batch Adam, 200
+    steps, learning rate 0.02, mean cross-entropy + ``(0.001 / 2) ||theta||^2``, one CPU
+    thread; about 0.2 s), so the result depends only on the keep mask.
+
+    What agents read from ``env.unwrapped``: ``model`` (the current trained
+    ``nn.Sequential`` of ``nn.Linear`` and ``nn.Tanh``), ``init_model`` (the seeded
+    initialization every retrain starts from), ``pool_x`` (N, 64) float32 and ``pool_y``
+    (N,) int64 tensors, ``val_x``, ``val_y``, ``keep`` ((N,) bool numpy array, replaced at
+    each step), ``retrain(keep_mask) -> model`` (the env's own training, for datamodels and
+    LDS), ``evaluate(model, x, y)``, ``test_metrics()``, and the training settings
+    ``train_steps``, ``learning_rate``, ``l2``. ``corrupted`` ((N,) bool) and
+    ``pool_clean_y`` are hidden information, for the oracle agent and for reports only.
+
+    ## Action Space
+
+    ``Box(-inf, inf, (N,), float32)``, ``N`` the pool size (1000): one score per pool
+    example. Scores are compared as float32; ties go to the lower index. Every finite
+    vector is legal; another shape, NaN or inf raises ``ValueError``.
+
+    ## Observation Space
+
+    ``Dict``: ``"features"`` ``Box(0, inf, (N, 76), float32)``, per pool example its 64
+    inputs (in [0, 1]), its label one-hot (10), its cross-entropy under the current model
+    and the norm of that loss's gradient with respect to the last layer's weight;
+    ``"keep"`` ``MultiBinary(N)``, the examples trained on; ``"val_loss"``
+    ``Box(0, inf, (1,), float32)``, the current model's mean validation cross-entropy.
+
+    ## Rewards
+
+    ``ValidationLoss``: the previous step's validation loss minus the new one (nats), so an
+    episode's total is the validation loss at reset minus the final one. Deterministic.
+
+    ## Starting State
+
+    ``"remove"``: every pool example kept; ``"add"``: the first 10% of the pool (a seeded
+    random sample, since the pool is shuffled). The model trained on them.
+    ``reset(options={"benchmark": uri})`` picks the task
+    (``generator://digits-noisy-v0/<seed>``); without options the last one is kept, and the
+    first reset takes ``generator://digits-noisy-v0/0``. ``info`` holds ``val_loss``,
+    ``val_accuracy`` and ``kept``.
+
+    ## Episode End
+
+    Terminates when ``budget`` examples have been removed (or added): after
+    ``ceil(budget / batch)`` steps, the last one moving the remainder. The last step's
+    ``info`` adds ``test_loss`` and ``test_accuracy``; every step's has ``val_loss``,
+    ``val_accuracy``, ``kept`` and ``changed`` (the pool indices removed or added).
+
+    ## Arguments
+
+    ``benchmark`` (the first reset's URI), ``batch`` (examples per step, 10), ``budget``
+    (examples per episode, 100), ``mode`` (``"remove"`` or ``"add"``), ``reward_space``
+    (``"ValidationLoss"``).
+
+    ## Version History
+
+    * v0: digits with 10% flipped labels, 64-unit tanh MLP, validation-loss reward.
+
+    ## Example
+
+    >>> import gymnasium as gym, optgym
+    >>> env = gym.make("optgym/DataSelection-v0")
+    >>> obs, info = env.reset(options={"benchmark": "generator://digits-noisy-v0/0"})
+    >>> scores = obs["features"][:, 74]  # remove the examples of highest loss
+    >>> obs, reward, terminated, truncated, info = env.step(scores)
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(
+        self,
+        benchmark: str | None = None,
+        batch: int = 10,
+        budget: int = 100,
+        mode: str = "remove",
+        reward_space: str = "ValidationLoss",
+    ):
+        if reward_space not in REWARD_SPACES:
+            raise ValueError(
+                f"unknown reward space {reward_space!r}; allowed: {', '.join(REWARD_SPACES)}"
+            )
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
+        for name, value in (("batch", batch), ("budget", budget)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        self.batch = int(batch)
+        self.budget = int(budget)
+        self.mode = mode
+        self.reward_space_name = reward_space
+        self.train_steps = TRAIN_STEPS
+        self.learning_rate = LEARNING_RATE
+        self.l2 = L2
+        self.datasets = dataselect_registry()
+        self.benchmark_sha256 = ""
+        self._benchmark_uri = ""
+        self._started = False
+        self._start_cache: dict[tuple[str, str], tuple[nn.Module, float, float]] = {}
+        self._load(benchmark or DEFAULT_BENCHMARK)
+
+    # ---- tasks --------------------------------------------------------------------------------
+    def _load(self, uri: str) -> None:
+        """Load the task of ``uri``; a bad URI or file raises ``ValueError`` and keeps the
+        current task."""
+        try:
+            benchmark = self.datasets.benchmark(uri)
+        except ValueError as e:
+            raise ValueError(f"bad benchmark {uri!r}: {e}; allowed: {ALLOWED_BENCHMARKS}") from None
+        if benchmark.sha256 != self.benchmark_sha256:
+            task = load_digits_task(benchmark)
+            self._check_budget(task)
+            self._set_task(task)
+            self.benchmark_sha256 = benchmark.sha256
+        self._benchmark_uri = uri
+
+    def _start_size(self, pool_size: int) -> int:
+        return max(1, int(round(ADD_START_FRACTION * pool_size))) if self.mode == "add" else 0
+
+    def _check_budget(self, task: DigitsTask) -> None:
+        n = task.pool_size
+        most = n - self._start_size(n) if self.mode == "add" else n - 1
+        if self.budget > most:
+            raise ValueError(
+                f"budget {self.budget} is too large for a pool of {n} in mode {self.mode!r}; "
+                f"allowed: 1 to {most}"
+            )
+
+    def _set_task(self, task: DigitsTask) -> None:
+        self._task = task
+        n, d = task.pool_x.shape
+        self.pool_size = n
+        self.pool_x = torch.from_numpy(task.pool_x.astype(np.float32))
+        self.pool_y = torch.from_numpy(task.pool_y.astype(np.int64))
+        self.val_x = torch.from_numpy(task.val_x.astype(np.float32))
+        self.val_y = torch.from_numpy(task.val_y.astype(np.int64))
+        self._test_x = torch.from_numpy(task.test_x.astype(np.float32))
+        self._test_y = torch.from_numpy(task.test_y.astype(np.int64))
+        self.corrupted = task.corrupted.astype(bool)
+        self.pool_clean_y = task.pool_clean_y.astype(np.int64)
+        self.init_model = make_mlp(d, N_CLASSES, HIDDEN, seed=MODEL_SEED)
+        self._onehot = np.eye(N_CLASSES, dtype=np.float32)[task.pool_y]
+        high = np.full((n, d + N_CLASSES + 2), np.inf, dtype=np.float32)
+        high[:, : d + N_CLASSES] = 1.0
+        self.observation_space = spaces.Dict(
+            {
+                "features": spaces.Box(np.zeros_like(high), high, dtype=np.float32),
+                "keep": spaces.MultiBinary(n),
+                "val_loss": spaces.Box(0.0, np.inf, (1,), dtype=np.float32),
+            }
+        )
+        self.action_space = spaces.Box(-np.inf, np.inf, (n,), dtype=np.float32)
+        self.keep = self._start_keep()
+        self.model = self.init_model
+
+    def _start_keep(self) -> np.ndarray:
+        keep = np.zeros(self.pool_size, dtype=bool)
+        if self.mode == "remove":
+            keep[:] = True
+        else:
+            keep[: self._start_size(self.pool_size)] = True
+        return keep
+
+    @property
+    def benchmark(self) -> str:
+        return self._benchmark_uri
+
+    # ---- training -----------------------------------------------------------------------------
+    def retrain(self, keep_mask: Any) -> nn.Module:
+        """The model the env would train on the pool examples where ``keep_mask`` (N,) bool
+        is true: from ``init_model``, bit-identical for the same mask. Changes nothing."""
+        mask = np.asarray(keep_mask)
+        if mask.shape != (self.pool_size,) or mask.dtype.kind not in "bui":
+            raise ValueError(
+                f"keep_mask must be a ({self.pool_size},) boolean array, got shape {mask.shape} "
+                f"dtype {mask.dtype}"
+            )
+        return train_mlp(
+            self.init_model,
+            self.pool_x,
+            self.pool_y,
+            mask.astype(bool),
+            steps=self.train_steps,
+            lr=self.learning_rate,
+            l2=self.l2,
+        )
+
+    def evaluate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        """``(mean cross-entropy, accuracy)`` of ``model`` on ``x, y``."""
+        return evaluate(model, x, y)
+
+    def test_metrics(self, model: nn.Module | None = None) -> dict[str, float]:
+        """``test_loss`` and ``test_accuracy`` of ``model`` (default: the current one) on the
+        held-out test split; for reports, not for choosing examples."""
+        loss, accuracy = evaluate(
+            model if model is not None else self.model, self._test_x, self._test_y
+        )
+        return {"test_loss": loss, "test_accuracy": accuracy}
+
+    # ---- episode ------------------------------------------------------------------------------
+    def _need_reset(self, what: str) -> None:
+        if not self._started:
+            raise RuntimeError(f"call reset() before {what}")
+
+    def _obs(self) -> Observation:
+        per_example = example_features(self.model, self.pool_x, self.pool_y)
+        features = np.concatenate(
+            [self._task.pool_x, self._onehot, per_example.astype(np.float32)], axis=1
+        )
+        return {
+            "features": features.astype(np.float32),
+            "keep": self.keep.astype(np.int8),
+            "val_loss": np.array([self.val_loss], dtype=np.float32),
+        }
+
+    def _metrics_info(self) -> dict[str, Any]:
+        return {
+            "val_loss": self.val_loss,
+            "val_accuracy": self.val_accuracy,
+            "kept": int(self.keep.sum()),
+        }
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Observation, dict[str, Any]]:
+        super().reset(seed=seed)
+        options = dict(options or {})
+        uri = options.pop("benchmark", None)
+        if options:
+            raise ValueError(f"unknown reset options {sorted(options)}; allowed: 'benchmark'")
+        self._load(str(uri) if uri is not None else self._benchmark_uri)
+        self.keep = self._start_keep()
+        key = (self.benchmark_sha256, self.mode)
+        if key not in self._start_cache:  # the start model depends only on task and mode
+            model = self.retrain(self.keep)
+            self._start_cache[key] = (model, *evaluate(model, self.val_x, self.val_y))
+        self.model, self.val_loss, self.val_accuracy = self._start_cache[key]
+        self._seed = seed
+        self._actions: list[list[float]] = []
+        self._changed = 0
+        self._total = 0.0
+        self._done = False
+        self._started = True
+        self._start_time = time.time()
+        return self._obs(), self._metrics_info()
+
+    def _check_action(self, action: Any) -> np.ndarray:
+        n = self.pool_size
+        try:
+            scores = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise ValueError(
+                f"an action must be {n} numbers, one score per pool example: {e}"
+            ) from None
+        if scores.shape != (n,):
+            raise ValueError(
+                f"an action must have shape ({n},), one score per pool example; got shape "
+                f"{scores.shape}"
+            )
+        with np.errstate(over="ignore"):
+            scores32 = scores.astype(np.float32)
+        bad = np.flatnonzero(~np.isfinite(scores32))
+        if len(bad):
+            raise ValueError(
+                f"scores must be finite float32 numbers (|x| < 3.4e38); {len(bad)} are not, "
+                f"first at index {bad[0]}: {scores[bad[0]]!r}"
+            )
+        return scores32
+
+    def step(self, action: Any) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
+        self._need_reset("step()")
+        if self._done:
+            raise RuntimeError(
+                f"the episode is over ({self.budget} examples {self.mode}d); call reset()"
+            )
+        scores = self._check_action(action)
+        candidates = np.flatnonzero(self.keep if self.mode == "remove" else ~self.keep)
+        k = min(self.batch, self.budget - self._changed)
+        # highest score first, ties by lower index
+        chosen = candidates[np.lexsort((candidates, -scores[candidates]))[:k]]
+        keep = self.keep.copy()
+        keep[chosen] = self.mode == "add"
+        self.keep = keep
+        self.model = self.retrain(keep)
+        before = self.val_loss
+        self.val_loss, self.val_accuracy = evaluate(self.model, self.val_x, self.val_y)
+        reward = before - self.val_loss
+        self._actions.append(scores.tolist())
+        self._changed += k
+        self._total += reward
+        self._done = self._changed >= self.budget
+        info = self._metrics_info()
+        info["changed"] = np.sort(chosen)
+        if self._done:
+            info.update(self.test_metrics())
+        return self._obs(), reward, self._done, False, info
+
+    # ---- states -------------------------------------------------------------------------------
+    def _settings(self) -> dict[str, Any]:
+        return {"batch": self.batch, "budget": self.budget, "mode": self.mode}
+
+    @property
+    def state(self) -> EpisodeState:
+        """The episode so far as a replayable, JSON-serializable record (actions as float32
+        values; ``extras`` holds batch, budget and mode)."""
+        self._need_reset("reading the state")
+        return EpisodeState(
+            env_id=self.spec.id if self.spec else ENV_ID,
+            benchmark=self._benchmark_uri,
+            reward_space=self.reward_space_name,
+            actions=[list(a) for a in self._actions],
+            reward=self._total,
+            seed=self._seed,
+            walltime=time.time() - self._start_time,
+            versions={"optgym": optgym.__version__, "benchmark_sha256": self.benchmark_sha256},
+            extras=self._settings(),
+        )
+
+    def apply(self, state: EpisodeState) -> float:
+        """Reset to ``state.benchmark`` and replay its actions; the episode's reward."""
+        if state.env_id != ENV_ID:
+            raise ValueError(f"state is for {state.env_id!r}, not {ENV_ID!r}")
+        if state.reward_space != self.reward_space_name:
+            raise ValueError(
+                f"state was scored with {state.reward_space!r}, this env uses "
+                f"{self.reward_space_name!r}"
+            )
+        settings = self._settings()
+        for name, value in (state.extras or {}).items():
+            if name in settings and settings[name] != value:
+                raise ValueError(
+                    f"state was made with {name}={value!r}, this env has {name}={settings[name]!r}"
+                )
+        self.reset(seed=state.seed, options={"benchmark": state.benchmark})
+        claimed = (state.versions or {}).get("benchmark_sha256")
+        if claimed and claimed != self.benchmark_sha256:
+            raise ValueError(
+                f"the task of {state.benchmark} has changed: sha256 {self.benchmark_sha256}, "
+                f"the state was made on {claimed}"
+            )
+        for action in state.actions:
+            if self._done:
+                raise ValueError("the state has actions after the end of its episode")
+            self.step(np.asarray(action, dtype=np.float32))
+        return self._total
+
+    def validate(self, state: EpisodeState | None = None) -> ValidationResult:
+        """Replay ``state`` (default: this episode's) from a fresh reset; ``ok`` when the
+        reward reproduces exactly (training is deterministic)."""
+        state = state if state is not None else self.state
+        try:
+            reward = self.apply(state)
+        except (ValueError, RuntimeError) as e:
+            return ValidationResult(state, False, None, str(e))
+        return ValidationResult(state, reward == state.reward, reward)
+
+    def fork(self) -> DataSelectionEnv:
+        """An independent copy at the same point of the episode (the task, the models and
+        the start cache are never changed in place and are shared)."""
+        self._need_reset("fork()")
+        new = copy.copy(self)
+        new.keep = self.keep.copy()
+        new._actions = [list(a) for a in self._actions]
+        new._np_random = copy.deepcopy(self._np_random)
+        return new
