@@ -23,7 +23,7 @@ def _value_agent(**kwargs: Any) -> Agent:
 
 
 def _planning(cls: str, module: str = "planning_search") -> Any:
-    """A factory for a path-planning agent class, imported on use (sklearn, cma)."""
+    """A factory for an agent class imported on use (sklearn, cma, torch)."""
 
     def make(**kwargs: Any) -> Agent:
         return getattr(importlib.import_module(f"optgym.agents.{module}"), cls)(**kwargs)
@@ -83,6 +83,34 @@ AGENTS: dict[str, tuple[Any, str]] = {
     "ppo": (
         _planning("PpoPlanner", "planning_rl"),
         "path planning (closed loop): PPO from stable-baselines3 (RL reference)",
+    ),
+    "random-select": (
+        _planning("RandomSelection", "data_selection"),
+        "data selection: uniformly random examples",
+    ),
+    "tfidf": (
+        _planning("TfidfSelection", "data_selection"),
+        "data selection: least TF-IDF-similar to the validation set first",
+    ),
+    "grad-dot": (
+        lambda **kw: _planning("InfluenceSelection", "data_selection")(method="grad-dot", **kw),
+        "data selection: gradient dot product with the validation loss",
+    ),
+    "kfac": (
+        lambda **kw: _planning("InfluenceSelection", "data_selection")(method="kfac", **kw),
+        "data selection: K-FAC influence on the validation loss",
+    ),
+    "ekfac": (
+        lambda **kw: _planning("InfluenceSelection", "data_selection")(method="ekfac", **kw),
+        "data selection: EK-FAC influence on the validation loss",
+    ),
+    "self-influence": (
+        _planning("SelfInfluenceSelection", "data_selection"),
+        "data selection: highest EK-FAC self-influence first",
+    ),
+    "oracle": (
+        _planning("OracleSelection", "data_selection"),
+        "data selection: the known corrupted examples first (upper bound)",
     ),
 }
 

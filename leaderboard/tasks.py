@@ -119,6 +119,26 @@ TASKS["path-planning"] = Task(
 )
 
 
+def _test_accuracy(env: gym.Env) -> float:
+    """Test accuracy of the model retrained on the examples the episode kept."""
+    return float(env.unwrapped.test_metrics()["test_accuracy"])
+
+
+# Data selection: remove 100 of the 1000 pool examples (10 a step), score the retrained
+# model on the held-out test split.
+TASKS["data-selection-digits"] = Task(
+    name="data-selection-digits",
+    env_id="optgym/DataSelection-v0",
+    env_kwargs={"batch": 10, "budget": 100, "mode": "remove"},
+    datasets=(("generator://digits-noisy-v0", "test"),),
+    budget=Budget(steps=10),
+    score=_test_accuracy,
+    score_name="test accuracy after removing 100 pool examples (mean)",
+    reference_agents=("random-select", "oracle"),
+    aggregate="mean",
+)
+
+
 def get_task(name: str) -> Task:
     """The task called ``name``; ``ValueError`` lists the known ones."""
     try:

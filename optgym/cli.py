@@ -169,6 +169,15 @@ def _parse_seeds(text: str) -> list[int]:
     return list(dict.fromkeys(seeds))
 
 
+# The main plot's dashed line per env: the score its reference gets.
+REFERENCE_LINES: dict[str, tuple[float | None, str]] = {
+    "optgym/PassOrdering-v0": (1.0, "-Oz (1.0)"),
+    "optgym/ILPNeighborhood-v0": (1.0, "best known (1.0)"),
+    "optgym/ScheduleSearch-v0": (1.0, "Adams2019, beam 32 (1.0)"),
+    "optgym/PathPlanning2D-v0": (0.0, "goal reached above 0"),
+}
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from optgym.bench import EXECUTORS, benchmark_uris, run_bench
     from optgym.budget import Budget
@@ -210,8 +219,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     mine = [r for r in rows if r["agent"] in wanted and r["benchmark"] in uris]
     planning = task.env_id == "optgym/PathPlanning2D-v0"
     print(format_table(summarize(rows, task.aggregate), task.score_name, task.aggregate))
-    # The main plot's dashed line: -Oz's score, or for path planning the success threshold.
-    reference, label = (0.0, "goal reached above 0") if planning else (1.0, "-Oz (1.0)")
+    reference, label = REFERENCE_LINES.get(task.env_id, (None, ""))
     plot(rows, plot_path, task.score_name, reference, label, aggregate=task.aggregate)
     if task.env_id == "optgym/ILPNeighborhood-v0":
         from optgym.leaderboard.lns_report import lns_table, plot_gap_over_time

@@ -1,0 +1,156 @@
+"""Data-selection agents for ``optgym/DataSelection-v0``: a harm score per pool example.
+
+Each step an agent scores every pool example by how much it hurts the validation loss
+(``harm``, higher = worse); in ``remove`` mode the env drops the ``batch`` most harmful
+examples still kept, in ``add`` mode the agent sends ``-harm`` and the env adds the most
+helpful ones. Scores are recomputed after every retrain, from the env's current model.
+
+* ``random``: uniform scores.
+* ``tfidf``: TF-IDF similarity of each example (its quantized pixels and its label, as
+  words) to the validation set; the least similar is the most harmful.
+* ``grad-dot``: minus the gradient dot product with the summed validation loss.
+* ``kfac`` / ``ekfac``: minus the influence on the summed validation loss with K-FAC or
+  EK-FAC curvature (Grosse et al. 2023), factors fitted on the kept examples.
+* ``self-influence``: ``g^T H^-1 g`` under EK-FAC (unusual or mislabeled examples score high).
+* ``oracle``: the env's hidden corruption mask (an upper bound, not a method).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from optgym.agents.protocol import Result
+from optgym.budget import Budget, BudgetMeter
+
+PIXEL_LEVELS = 4  # TF-IDF words: pixel index x intensity level (of 4)
+
+
+class _HarmAgent:
+    """Shared ``solve``: reset, then score and step until the env's budget is spent."""
+
+    name = ""
+
+    def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
+        """Harm per pool example (pool_size,) under the env's current model."""
+        raise RuntimeError("subclasses define the harm score")
+
+    def solve(
+        self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
+    ) -> Result:
+        """Run one episode on ``benchmark``; each env step is one call and one step."""
+        budget.require_limit(self.name)
+        base = env.unwrapped
+        if not hasattr(base, "pool_x"):
+            raise ValueError(f"{self.name} selects training data: it needs optgym/DataSelection-v0")
+        rng = np.random.default_rng(seed)
+        meter = BudgetMeter(budget)
+        base.reset(seed=seed, options={"benchmark": benchmark})
+        info: dict[str, Any] = {}
+        done = False
+        while not done and meter.room() > 0:
+            harm = np.asarray(self._harm(base, rng, 0 if seed is None else int(seed)), float)
+            action = harm if base.mode == "remove" else -harm
+            _, _, done, _, info = base.step(np.clip(action, -1e30, 1e30).astype(np.float32))
+            meter.charge(calls=1, steps=1)
+        state = base.state
+        for key in ("test_loss", "test_accuracy", "val_loss", "val_accuracy"):
+            if key in info:
+                state.extras[key] = float(info[key])
+        return Result(state=state, budget_used=meter.used())
+
+
+class RandomSelection(_HarmAgent):
+    """Uniformly random scores."""
+
+    name = "random-select"
+
+    def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
+        return rng.random(base.pool_size)
+
+
+def _documents(x: np.ndarray, y: np.ndarray) -> list[str]:
+    """An example as words: ``p<i>l<level>`` for each non-blank pixel, and ``label<k>``."""
+    levels = np.minimum((x * PIXEL_LEVELS).astype(int), PIXEL_LEVELS - 1)
+    return [
+        " ".join([f"p{i}l{v}" for i, v in enumerate(row) if v > 0] + [f"label{k}"])
+        for row, k in zip(levels, y, strict=True)
+    ]
+
+
+class TfidfSelection(_HarmAgent):
+    """Least TF-IDF-similar to the validation set first (pixels and label as words)."""
+
+    name = "tfidf"
+
+    def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
+        from optgym.agents.influence import tfidf_filter
+
+        pool = _documents(base.pool_x.numpy(), base.pool_y.numpy())
+        val = _documents(base.val_x.numpy(), base.val_y.numpy())
+        order = tfidf_filter(val, pool, keep=len(pool), token_pattern=r"\S+")
+        harm = np.empty(len(pool))
+        harm[order] = np.arange(len(pool))  # rank 0 = most similar = least harmful
+        return harm
+
+
+class InfluenceSelection(_HarmAgent):
+    """Minus the influence of each pool example on the summed validation loss.
+
+    ``method``: ``"ekfac"``, ``"kfac"`` (factors fitted on the kept examples, ``damping``
+    times the mean eigenvalue) or ``"grad-dot"`` (no curvature).
+    """
+
+    METHODS = ("ekfac", "kfac", "grad-dot")
+
+    def __init__(self, method: str = "ekfac", damping: float = 0.1):
+        if method not in self.METHODS:
+            raise ValueError(f"unknown method {method!r}; allowed: {', '.join(self.METHODS)}")
+        if not damping > 0:
+            raise ValueError(f"damping must be positive, got {damping}")
+        self.method = method
+        self.damping = damping
+        self.name = method
+
+    def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
+        from optgym.agents.influence import fit_factors, summed_influence
+
+        factors = None
+        if self.method != "grad-dot":
+            kept = base.pool_x[np.flatnonzero(base.keep)]
+            factors = fit_factors(
+                base.model, kept, method=self.method, damping=self.damping, seed=seed
+            )
+        helps = summed_influence(
+            base.model, factors, base.pool_x, base.pool_y, base.val_x, base.val_y
+        )
+        return -helps
+
+
+class SelfInfluenceSelection(_HarmAgent):
+    """Highest EK-FAC self-influence ``g^T H^-1 g`` first."""
+
+    name = "self-influence"
+
+    def __init__(self, damping: float = 0.1):
+        if not damping > 0:
+            raise ValueError(f"damping must be positive, got {damping}")
+        self.damping = damping
+
+    def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
+        from optgym.agents.influence import fit_factors, self_influence
+
+        kept = base.pool_x[np.flatnonzero(base.keep)]
+        factors = fit_factors(base.model, kept, method="ekfac", damping=self.damping, seed=seed)
+        return self_influence(base.model, factors, base.pool_x, base.pool_y)
+
+
+class OracleSelection(_HarmAgent):
+    """The env's hidden corruption mask: corrupted examples first (an upper bound)."""
+
+    name = "oracle"
+
+    def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
+        return np.asarray(base.corrupted, dtype=float)
