@@ -16,10 +16,25 @@ import optgym
 from optgym.datasets.dataselect import (
     N_CLASSES,
     DigitsTask,
+    TextTask,
     dataselect_datasets,
+    is_text_task,
     load_digits_task,
+    load_text_task,
 )
 from optgym.datasets.dataset import DatasetRegistry
+from optgym.envs.dataselect.lm import (
+    FINETUNE_BATCH,
+    FINETUNE_LR,
+    FINETUNE_STEPS,
+    N_BUCKETS,
+    base_model,
+    evaluate_lm,
+    finetune,
+    lm_example_features,
+    ngram_features,
+    split_chunks,
+)
 from optgym.envs.dataselect.models import (
     HIDDEN,
     L2,
@@ -34,10 +49,13 @@ from optgym.state import EpisodeState, ValidationResult
 
 ENV_ID = "optgym/DataSelection-v0"
 DEFAULT_BENCHMARK = "generator://digits-noisy-v0/0"
+TEXT_BENCHMARK = "generator://pydoc-text-v0/0"
 ALLOWED_BENCHMARKS = (
-    "generator://digits-noisy-v0/<seed> (0 <= seed < 2**32) or file:///path/task.npz "
-    "(the arrays of optgym.datasets.dataselect.digits)"
+    "generator://digits-noisy-v0/<seed> or generator://pydoc-text-v0/<seed> "
+    "(0 <= seed < 2**32), or file:///path/task.npz (the arrays of "
+    "optgym.datasets.dataselect.digits or optgym.datasets.dataselect.text)"
 )
+STATIC_FEATURES = 74  # digits: 64 pixels + 10 label one-hot; text: 64 n-gram buckets + 10 zeros
 MODES = ("remove", "add")
 REWARD_SPACES = ("ValidationLoss",)
 ADD_START_FRACTION = 0.1  # "add" mode starts from the first 10% of the (shuffled) pool
@@ -64,6 +82,16 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
     steps, learning rate 0.02, mean cross-entropy + ``(0.001 / 2) ||theta||^2``, one CPU
     thread; about 0.2 s), so the result depends only on the keep mask.
 
+    On ``generator://pydoc-text-v0/<seed>`` the task is language modeling: a causal
+    character transformer (:mod:`optgym.envs.dataselect.lm`: 2 blocks, d_model 64, 4
+    heads, 96 symbols) on 64-symbol sequences of CPython's ``pydoc_data.topics`` text, a
+    pool of 500 sequences of which 100 are corrupted (50 with shuffled characters, 50
+    off-domain symbol soup), clean validation and test splits of 100. The base model is
+    trained once on the task's base text and cached (:func:`~optgym.envs.dataselect.lm.base_model`,
+    about 15 s the first time); every retrain fine-tunes a copy of it on the kept pool
+    (20 Adam steps of 50 kept sequences in a fixed seeded order, learning rate 0.001, one
+    thread; about 1 s), again bit-identical for the same keep mask. Losses are per symbol.
+
     What agents read from ``env.unwrapped``: ``model`` (the current trained
     ``nn.Sequential`` of ``nn.Linear`` and ``nn.Tanh``), ``init_model`` (the seeded
     initialization every retrain starts from), ``pool_x`` (N, 64) float32 and ``pool_y``
@@ -72,6 +100,15 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
     LDS), ``evaluate(model, x, y)``, ``test_metrics()``, and the training settings
     ``train_steps``, ``learning_rate``, ``l2``. ``corrupted`` ((N,) bool) and
     ``pool_clean_y`` are hidden information, for the oracle agent and for reports only.
+    ``task_kind`` is ``"digits"`` or ``"text"``. On text, ``model`` is a
+    :class:`~optgym.envs.dataselect.lm.CharTransformer` mapping ``(B, 64)`` int64 symbol
+    codes to ``(B, 64, 96)`` logits, ``pool_x``/``pool_y`` (N, 64) int64 are inputs and
+    next-symbol targets (``val_x``, ``val_y`` alike), ``init_model`` is the base model,
+    ``train_batch`` the fine-tuning minibatch and ``l2`` is 0; ``pool_text`` and
+    ``val_text`` hold the raw (N, 65) uint8 codes (decode with
+    :func:`optgym.datasets.dataselect.text.decode`), and the hidden ``pool_clean_x``,
+    ``pool_clean_y`` and ``corruption_kind`` (0 clean, 1 shuffled, 2 off-domain) the
+    uncorrupted sequences.
 
     ## Action Space
 
@@ -86,6 +123,12 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
     and the norm of that loss's gradient with respect to the last layer's weight;
     ``"keep"`` ``MultiBinary(N)``, the examples trained on; ``"val_loss"``
     ``Box(0, inf, (1,), float32)``, the current model's mean validation cross-entropy.
+    On text the 76 columns keep their roles so that column 74 is always the loss and 75
+    the gradient norm: columns 0..63 are hashed character bigram and trigram frequencies
+    of the sequence (:func:`~optgym.envs.dataselect.lm.ngram_features`, in [0, 1]),
+    columns 64..73 are zeros (a sequence has no label), column 74 its mean cross-entropy
+    per symbol and 75 the norm of that loss's gradient with respect to the ``head``
+    weight. ``N`` is 500.
 
     ## Rewards
 
@@ -97,8 +140,9 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
     ``"remove"``: every pool example kept; ``"add"``: the first 10% of the pool (a seeded
     random sample, since the pool is shuffled). The model trained on them.
     ``reset(options={"benchmark": uri})`` picks the task
-    (``generator://digits-noisy-v0/<seed>``); without options the last one is kept, and the
-    first reset takes ``generator://digits-noisy-v0/0``. ``info`` holds ``val_loss``,
+    (``generator://digits-noisy-v0/<seed>`` or ``generator://pydoc-text-v0/<seed>``);
+    without options the last one is kept, and the first reset takes the ``benchmark``
+    argument, else ``generator://digits-noisy-v0/0``. ``info`` holds ``val_loss``,
     ``val_accuracy`` and ``kept``.
 
     ## Episode End
@@ -116,7 +160,8 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
 
     ## Version History
 
-    * v0: digits with 10% flipped labels, 64-unit tanh MLP, validation-loss reward.
+    * v0: digits with 10% flipped labels, 64-unit tanh MLP, validation-loss reward; pydoc
+      text with 20% corrupted sequences, fine-tuned character transformer.
 
     ## Example
 
@@ -125,6 +170,7 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
     >>> obs, info = env.reset(options={"benchmark": "generator://digits-noisy-v0/0"})
     >>> scores = obs["features"][:, 74]  # remove the examples of highest loss
     >>> obs, reward, terminated, truncated, info = env.step(scores)
+    >>> text = gym.make("optgym/DataSelection-v0", benchmark="generator://pydoc-text-v0/0")
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -158,6 +204,7 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
         self._benchmark_uri = ""
         self._started = False
         self._start_cache: dict[tuple[str, str], tuple[nn.Module, float, float]] = {}
+        self._feature_cache: tuple[nn.Module | None, np.ndarray] = (None, np.zeros((0, 2)))
         self._load(benchmark or DEFAULT_BENCHMARK)
 
     # ---- tasks --------------------------------------------------------------------------------
@@ -169,16 +216,22 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
         except ValueError as e:
             raise ValueError(f"bad benchmark {uri!r}: {e}; allowed: {ALLOWED_BENCHMARKS}") from None
         if benchmark.sha256 != self.benchmark_sha256:
-            task = load_digits_task(benchmark)
-            self._check_budget(task)
-            self._set_task(task)
+            task: DigitsTask | TextTask
+            if is_text_task(benchmark):
+                task = load_text_task(benchmark)
+                self._check_budget(task)
+                self._set_text_task(task)
+            else:
+                task = load_digits_task(benchmark)
+                self._check_budget(task)
+                self._set_digits_task(task)
             self.benchmark_sha256 = benchmark.sha256
         self._benchmark_uri = uri
 
     def _start_size(self, pool_size: int) -> int:
         return max(1, int(round(ADD_START_FRACTION * pool_size))) if self.mode == "add" else 0
 
-    def _check_budget(self, task: DigitsTask) -> None:
+    def _check_budget(self, task: DigitsTask | TextTask) -> None:
         n = task.pool_size
         most = n - self._start_size(n) if self.mode == "add" else n - 1
         if self.budget > most:
@@ -187,8 +240,13 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
                 f"allowed: 1 to {most}"
             )
 
-    def _set_task(self, task: DigitsTask) -> None:
-        self._task = task
+    def _set_digits_task(self, task: DigitsTask) -> None:
+        self.task_kind = "digits"
+        self.train_steps, self.learning_rate, self.l2 = TRAIN_STEPS, LEARNING_RATE, L2
+        self.train_batch: int | None = None
+        for name in ("pool_clean_x", "pool_text", "val_text"):  # text-only attributes
+            self.__dict__.pop(name, None)
+        self.corruption_kind = task.corrupted.astype(np.int8)
         n, d = task.pool_x.shape
         self.pool_size = n
         self.pool_x = torch.from_numpy(task.pool_x.astype(np.float32))
@@ -200,9 +258,35 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
         self.corrupted = task.corrupted.astype(bool)
         self.pool_clean_y = task.pool_clean_y.astype(np.int64)
         self.init_model = make_mlp(d, N_CLASSES, HIDDEN, seed=MODEL_SEED)
-        self._onehot = np.eye(N_CLASSES, dtype=np.float32)[task.pool_y]
-        high = np.full((n, d + N_CLASSES + 2), np.inf, dtype=np.float32)
-        high[:, : d + N_CLASSES] = 1.0
+        onehot = np.eye(N_CLASSES, dtype=np.float32)[task.pool_y]
+        self._set_spaces(np.concatenate([task.pool_x.astype(np.float32), onehot], axis=1))
+
+    def _set_text_task(self, task: TextTask) -> None:
+        self.task_kind = "text"
+        self.train_steps, self.learning_rate, self.l2 = FINETUNE_STEPS, FINETUNE_LR, 0.0
+        self.train_batch = FINETUNE_BATCH
+        n = task.pool_size
+        self.pool_size = n
+        self.pool_x, self.pool_y = split_chunks(task.pool)
+        self.val_x, self.val_y = split_chunks(task.val)
+        self._test_x, self._test_y = split_chunks(task.test)
+        self.corrupted = task.corrupted.astype(bool)
+        self.corruption_kind = task.corruption.astype(np.int8)
+        self.pool_clean_x, self.pool_clean_y = split_chunks(task.pool_clean)
+        self.pool_text = task.pool
+        self.val_text = task.val
+        self.init_model = base_model(task.base)
+        static = np.zeros((n, STATIC_FEATURES), dtype=np.float32)
+        static[:, :N_BUCKETS] = ngram_features(task.pool)
+        self._set_spaces(static)
+
+    def _set_spaces(self, static: np.ndarray) -> None:
+        """Observation and action spaces for a pool whose fixed features are ``static``
+        (N, 74) in [0, 1]; resets the keep mask and the model."""
+        n = len(static)
+        self._static = static
+        high = np.full((n, STATIC_FEATURES + 2), np.inf, dtype=np.float32)
+        high[:, :STATIC_FEATURES] = 1.0
         self.observation_space = spaces.Dict(
             {
                 "features": spaces.Box(np.zeros_like(high), high, dtype=np.float32),
@@ -236,6 +320,16 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
                 f"keep_mask must be a ({self.pool_size},) boolean array, got shape {mask.shape} "
                 f"dtype {mask.dtype}"
             )
+        if self.task_kind == "text":
+            return finetune(
+                self.init_model,
+                self.pool_x,
+                self.pool_y,
+                mask.astype(bool),
+                steps=self.train_steps,
+                batch=self.train_batch or FINETUNE_BATCH,
+                lr=self.learning_rate,
+            )
         return train_mlp(
             self.init_model,
             self.pool_x,
@@ -247,13 +341,16 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
         )
 
     def evaluate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-        """``(mean cross-entropy, accuracy)`` of ``model`` on ``x, y``."""
+        """``(mean cross-entropy, accuracy)`` of ``model`` on ``x, y`` (for text: per
+        symbol, over every position)."""
+        if self.task_kind == "text":
+            return evaluate_lm(model, x, y)
         return evaluate(model, x, y)
 
     def test_metrics(self, model: nn.Module | None = None) -> dict[str, float]:
         """``test_loss`` and ``test_accuracy`` of ``model`` (default: the current one) on the
         held-out test split; for reports, not for choosing examples."""
-        loss, accuracy = evaluate(
+        loss, accuracy = self.evaluate(
             model if model is not None else self.model, self._test_x, self._test_y
         )
         return {"test_loss": loss, "test_accuracy": accuracy}
@@ -264,10 +361,14 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
             raise RuntimeError(f"call reset() before {what}")
 
     def _obs(self) -> Observation:
-        per_example = example_features(self.model, self.pool_x, self.pool_y)
-        features = np.concatenate(
-            [self._task.pool_x, self._onehot, per_example.astype(np.float32)], axis=1
-        )
+        cached_model, per_example = self._feature_cache
+        if cached_model is not self.model:  # resets return to the same start model
+            if self.task_kind == "text":
+                per_example = lm_example_features(self.model, self.pool_x, self.pool_y)
+            else:
+                per_example = example_features(self.model, self.pool_x, self.pool_y)
+            self._feature_cache = (self.model, per_example)
+        features = np.concatenate([self._static, per_example.astype(np.float32)], axis=1)
         return {
             "features": features.astype(np.float32),
             "keep": self.keep.astype(np.int8),
@@ -294,7 +395,7 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
         key = (self.benchmark_sha256, self.mode)
         if key not in self._start_cache:  # the start model depends only on task and mode
             model = self.retrain(self.keep)
-            self._start_cache[key] = (model, *evaluate(model, self.val_x, self.val_y))
+            self._start_cache[key] = (model, *self.evaluate(model, self.val_x, self.val_y))
         self.model, self.val_loss, self.val_accuracy = self._start_cache[key]
         self._seed = seed
         self._actions: list[list[float]] = []
@@ -344,7 +445,7 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
         self.keep = keep
         self.model = self.retrain(keep)
         before = self.val_loss
-        self.val_loss, self.val_accuracy = evaluate(self.model, self.val_x, self.val_y)
+        self.val_loss, self.val_accuracy = self.evaluate(self.model, self.val_x, self.val_y)
         reward = before - self.val_loss
         self._actions.append(scores.tolist())
         self._changed += k
