@@ -104,6 +104,10 @@ AGENTS: dict[str, tuple[Any, str]] = {
         lambda **kw: _planning("InfluenceSelection", "data_selection")(method="ekfac", **kw),
         "data selection: EK-FAC influence on the validation loss",
     ),
+    "tfidf-ekfac": (
+        _planning("TfidfInfluenceSelection", "data_selection"),
+        "data selection: EK-FAC influence on the examples TF-IDF finds least similar",
+    ),
     "self-influence": (
         _planning("SelfInfluenceSelection", "data_selection"),
         "data selection: highest EK-FAC self-influence first",

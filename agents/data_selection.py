@@ -6,11 +6,14 @@ examples still kept, in ``add`` mode the agent sends ``-harm`` and the env adds 
 helpful ones. Scores are recomputed after every retrain, from the env's current model.
 
 * ``random``: uniform scores.
-* ``tfidf``: TF-IDF similarity of each example (its quantized pixels and its label, as
-  words) to the validation set; the least similar is the most harmful.
+* ``tfidf``: TF-IDF similarity of each example to the validation set (character n-grams
+  of a text sequence; the quantized pixels and the label, as words, of a digit); the
+  least similar is the most harmful.
 * ``grad-dot``: minus the gradient dot product with the summed validation loss.
 * ``kfac`` / ``ekfac``: minus the influence on the summed validation loss with K-FAC or
   EK-FAC curvature (Grosse et al. 2023), factors fitted on the kept examples.
+* ``tfidf-ekfac``: EK-FAC influence computed only on the examples TF-IDF finds least
+  similar to the validation set (TF-IDF filtering before influence).
 * ``self-influence``: ``g^T H^-1 g`` under EK-FAC (unusual or mislabeled examples score high).
 * ``oracle``: the env's hidden corruption mask (an upper bound, not a method).
 """
@@ -80,19 +83,31 @@ def _documents(x: np.ndarray, y: np.ndarray) -> list[str]:
     ]
 
 
+def _tfidf_order(base: Any) -> np.ndarray:
+    """Pool indices, most TF-IDF-similar to the validation set first: character 2- to
+    4-grams of the sequences on text tasks, pixel and label words on digits."""
+    from optgym.agents.influence import tfidf_filter
+
+    if getattr(base, "task_kind", "digits") == "text":
+        from optgym.datasets.dataselect.text import decode
+
+        pool = [decode(row) for row in base.pool_text]
+        val = [decode(row) for row in base.val_text]
+        return tfidf_filter(val, pool, keep=len(pool), analyzer="char", ngram_range=(2, 4))
+    pool = _documents(base.pool_x.numpy(), base.pool_y.numpy())
+    val = _documents(base.val_x.numpy(), base.val_y.numpy())
+    return tfidf_filter(val, pool, keep=len(pool), token_pattern=r"\S+")
+
+
 class TfidfSelection(_HarmAgent):
-    """Least TF-IDF-similar to the validation set first (pixels and label as words)."""
+    """Least TF-IDF-similar to the validation set first."""
 
     name = "tfidf"
 
     def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
-        from optgym.agents.influence import tfidf_filter
-
-        pool = _documents(base.pool_x.numpy(), base.pool_y.numpy())
-        val = _documents(base.val_x.numpy(), base.val_y.numpy())
-        order = tfidf_filter(val, pool, keep=len(pool), token_pattern=r"\S+")
-        harm = np.empty(len(pool))
-        harm[order] = np.arange(len(pool))  # rank 0 = most similar = least harmful
+        order = _tfidf_order(base)
+        harm = np.empty(base.pool_size)
+        harm[order] = np.arange(base.pool_size)  # rank 0 = most similar = least harmful
         return harm
 
 
@@ -127,6 +142,38 @@ class InfluenceSelection(_HarmAgent):
             base.model, factors, base.pool_x, base.pool_y, base.val_x, base.val_y
         )
         return -helps
+
+
+class TfidfInfluenceSelection(_HarmAgent):
+    """TF-IDF filtering before influence (Grosse et al. 2023): EK-FAC influence on the
+    validation loss only for the ``candidates`` fraction of kept examples least similar to
+    the validation set (where harmful examples are expected); the others score 0, below
+    any harmful candidate."""
+
+    name = "tfidf-ekfac"
+
+    def __init__(self, candidates: float = 0.3, damping: float = 0.1):
+        if not 0 < candidates <= 1:
+            raise ValueError(f"candidates must be a fraction in (0, 1], got {candidates}")
+        if not damping > 0:
+            raise ValueError(f"damping must be positive, got {damping}")
+        self.candidates = candidates
+        self.damping = damping
+
+    def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
+        from optgym.agents.influence import fit_factors, summed_influence
+
+        kept = np.flatnonzero(base.keep)
+        order = _tfidf_order(base)
+        dissimilar = order[np.isin(order, kept)][::-1]
+        chosen = np.sort(dissimilar[: max(1, int(round(self.candidates * len(kept))))])
+        factors = fit_factors(base.model, base.pool_x[kept], damping=self.damping, seed=seed)
+        helps = summed_influence(
+            base.model, factors, base.pool_x[chosen], base.pool_y[chosen], base.val_x, base.val_y
+        )
+        harm = np.zeros(base.pool_size)
+        harm[chosen] = -helps
+        return harm
 
 
 class SelfInfluenceSelection(_HarmAgent):

@@ -139,6 +139,26 @@ TASKS["data-selection-digits"] = Task(
 )
 
 
+def _minus_test_loss(env: gym.Env) -> float:
+    """Minus the test loss (nats per character) of the model fine-tuned on the kept pool."""
+    return -float(env.unwrapped.test_metrics()["test_loss"])
+
+
+# The text task: remove 100 of the 500 pool sequences (10 a step), fine-tune the cached
+# base model on the rest, score the test loss.
+TASKS["data-selection-text"] = Task(
+    name="data-selection-text",
+    env_id="optgym/DataSelection-v0",
+    env_kwargs={"batch": 10, "budget": 100, "mode": "remove"},
+    datasets=(("generator://pydoc-text-v0", "test"),),
+    budget=Budget(steps=10),
+    score=_minus_test_loss,
+    score_name="minus test loss, nats per character, after removing 100 sequences (mean)",
+    reference_agents=("random-select", "oracle"),
+    aggregate="mean",
+)
+
+
 def get_task(name: str) -> Task:
     """The task called ``name``; ``ValueError`` lists the known ones."""
     try:
