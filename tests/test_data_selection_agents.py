@@ -8,7 +8,11 @@ import pytest
 
 import optgym  # noqa: F401  registers the envs
 from optgym.agents import make_agent
-from optgym.agents.data_selection import InfluenceSelection, SelfInfluenceSelection
+from optgym.agents.data_selection import (
+    InfluenceSelection,
+    SelfInfluenceSelection,
+    TfidfInfluenceSelection,
+)
 from optgym.budget import Budget
 
 TASK = "generator://digits-noisy-v0/0"
@@ -21,7 +25,10 @@ def env() -> gym.Env:
 
 @pytest.fixture(scope="module")
 def results(env: gym.Env) -> dict[str, object]:
-    names = ("random-select", "tfidf", "grad-dot", "kfac", "ekfac", "self-influence", "oracle")
+    names = (
+        "random-select", "tfidf", "grad-dot", "kfac", "ekfac", "tfidf-ekfac", "self-influence",
+        "oracle",
+    )  # fmt: skip
     return {n: make_agent(n).solve(env, TASK, Budget(steps=10), seed=0) for n in names}
 
 
@@ -36,12 +43,13 @@ def test_every_agent_spends_the_env_budget_and_replays(env: gym.Env, results: di
 def test_influence_removes_flipped_labels(env: gym.Env, results: dict) -> None:
     corrupted = env.unwrapped.corrupted
     found = {}
-    for name in ("random-select", "ekfac", "self-influence", "oracle"):
+    for name in ("random-select", "ekfac", "tfidf-ekfac", "self-influence", "oracle"):
         env.unwrapped.apply(results[name].state)
         found[name] = int((~env.unwrapped.keep & corrupted).sum())
     assert found["oracle"] == 40
     assert found["random-select"] <= 10  # about 4 expected at a 10% base rate
     assert found["ekfac"] >= 35 and found["self-influence"] >= 35, found  # measured: 40, 40
+    assert found["tfidf-ekfac"] > found["random-select"] + 5, found
 
 
 def test_ekfac_beats_random_on_test_accuracy(results: dict) -> None:
@@ -55,6 +63,8 @@ def test_bad_arguments_and_wrong_env() -> None:
         InfluenceSelection(method="trak")
     with pytest.raises(ValueError, match="damping"):
         SelfInfluenceSelection(damping=0.0)
+    with pytest.raises(ValueError, match="candidates"):
+        TfidfInfluenceSelection(candidates=0.0)
     with pytest.raises(ValueError, match="DataSelection-v0"):
         make_agent("ekfac").solve(
             gym.make("optgym/PathPlanning2D-v0"), "benchmark://nav2d-v0/open", Budget(steps=1)
