@@ -23,13 +23,13 @@ label (new label = (label + offset) mod 10).
 
 from __future__ import annotations
 
-import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from optgym.datasets.dataselect.npz import arrays_to_npz
 from optgym.datasets.dataset import Benchmark
 from optgym.datasets.seeded import SeededDataset
 
@@ -61,7 +61,6 @@ ARRAYS = (
     "val_index",
     "test_index",
 )
-FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -119,13 +118,7 @@ def make_digits_task(seed: int) -> DigitsTask:
 
 def task_to_npz(task: DigitsTask) -> bytes:
     """The task as ``.npz`` bytes; the same task gives the same bytes (fixed zip times)."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name in ARRAYS:
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=FIXED_ZIP_TIME)
-            with zf.open(info, "w") as f:
-                np.lib.format.write_array(f, getattr(task, name), allow_pickle=False)
-    return buf.getvalue()
+    return arrays_to_npz(task, ARRAYS)
 
 
 def load_digits_task(source: Benchmark | str | Path) -> DigitsTask:

@@ -39,7 +39,6 @@ symbols (50, 65). The text itself depends on the Python version only through
 from __future__ import annotations
 
 import hashlib
-import io
 import string
 import zipfile
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from optgym.datasets.dataselect.npz import arrays_to_npz
 from optgym.datasets.dataset import Benchmark
 from optgym.datasets.seeded import SeededDataset
 
@@ -82,7 +82,6 @@ ARRAYS = (
     "base_index",
     "text_sha256",
 )
-FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _CODE = {c: i for i, c in enumerate(VOCAB)}
 
 
@@ -169,13 +168,7 @@ def make_text_task(seed: int) -> TextTask:
 
 def text_task_to_npz(task: TextTask) -> bytes:
     """The task as ``.npz`` bytes; the same task gives the same bytes (fixed zip times)."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name in ARRAYS:
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=FIXED_ZIP_TIME)
-            with zf.open(info, "w") as f:
-                np.lib.format.write_array(f, getattr(task, name), allow_pickle=False)
-    return buf.getvalue()
+    return arrays_to_npz(task, ARRAYS)
 
 
 def is_text_task(source: Benchmark | str | Path) -> bool:
