@@ -163,3 +163,25 @@ def read_states(path: str | Path) -> Iterator[EpisodeState]:
             yield EpisodeState.from_dict(data)
         except (ValueError, TypeError) as e:
             raise ValueError(f"{path}:{lineno}: malformed episode state: {e}") from None
+
+
+def check_state_for(state: EpisodeState, env_id: str, reward_space: str | None = None) -> None:
+    """``ValueError`` unless ``state`` was made on ``env_id`` (and, when given, scored with
+    ``reward_space``): what every env's ``apply`` checks before replaying."""
+    if state.env_id != env_id:
+        raise ValueError(f"state is for {state.env_id!r}, not {env_id!r}")
+    if reward_space is not None and state.reward_space != reward_space:
+        raise ValueError(
+            f"state was scored with {state.reward_space!r}, this env uses {reward_space!r}"
+        )
+
+
+def check_benchmark_unchanged(state: EpisodeState, sha256: str, what: str = "benchmark") -> None:
+    """``ValueError`` when the state records the sha256 of its benchmark's file and the file
+    loaded now differs (``what`` names it in the message: "map", "task")."""
+    claimed = (state.versions or {}).get("benchmark_sha256")
+    if claimed and claimed != sha256:
+        raise ValueError(
+            f"the {what} of {state.benchmark} has changed: sha256 {sha256}, "
+            f"the state was made on {claimed}"
+        )

@@ -45,7 +45,12 @@ from optgym.envs.dataselect.models import (
     make_mlp,
     train_mlp,
 )
-from optgym.state import EpisodeState, ValidationResult
+from optgym.state import (
+    EpisodeState,
+    ValidationResult,
+    check_benchmark_unchanged,
+    check_state_for,
+)
 
 ENV_ID = "optgym/DataSelection-v0"
 DEFAULT_BENCHMARK = "generator://digits-noisy-v0/0"
@@ -480,13 +485,7 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
 
     def apply(self, state: EpisodeState) -> float:
         """Reset to ``state.benchmark`` and replay its actions; the episode's reward."""
-        if state.env_id != ENV_ID:
-            raise ValueError(f"state is for {state.env_id!r}, not {ENV_ID!r}")
-        if state.reward_space != self.reward_space_name:
-            raise ValueError(
-                f"state was scored with {state.reward_space!r}, this env uses "
-                f"{self.reward_space_name!r}"
-            )
+        check_state_for(state, ENV_ID, self.reward_space_name)
         settings = self._settings()
         for name, value in (state.extras or {}).items():
             if name in settings and settings[name] != value:
@@ -494,12 +493,7 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
                     f"state was made with {name}={value!r}, this env has {name}={settings[name]!r}"
                 )
         self.reset(seed=state.seed, options={"benchmark": state.benchmark})
-        claimed = (state.versions or {}).get("benchmark_sha256")
-        if claimed and claimed != self.benchmark_sha256:
-            raise ValueError(
-                f"the task of {state.benchmark} has changed: sha256 {self.benchmark_sha256}, "
-                f"the state was made on {claimed}"
-            )
+        check_benchmark_unchanged(state, self.benchmark_sha256, "task")
         for action in state.actions:
             if self._done:
                 raise ValueError("the state has actions after the end of its episode")

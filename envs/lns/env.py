@@ -15,7 +15,7 @@ from optgym.datasets.cache import cache_dir, write_atomic
 from optgym.datasets.dataset import Benchmark, DatasetRegistry
 from optgym.envs.lns.graph import GRAPH_SPACE, StaticGraph
 from optgym.envs.lns.problem import InstanceError, MipProblem
-from optgym.state import EpisodeState, ValidationResult
+from optgym.state import EpisodeState, ValidationResult, check_state_for
 
 ENV_ID = "optgym/ILPNeighborhood-v0"
 DEFAULT_BENCHMARK = "generator://vertex-cover-s-v0/0"
@@ -374,8 +374,7 @@ class ILPNeighborhoodEnv(gym.Env[dict, np.ndarray]):
         """Load ``state.benchmark`` and install its incumbent after checking it: feasible
         for the original model and with the claimed objective. Returns the claimed reward
         (a measured primal integral, which no replay reproduces exactly)."""
-        if state.env_id != ENV_ID:
-            raise ValueError(f"state is for {state.env_id!r}, not {ENV_ID!r}")
+        check_state_for(state, ENV_ID)
         extras = state.extras or {}
         if "solution" not in extras or "objective" not in extras:
             raise ValueError("an LNS state needs extras 'solution' and 'objective'")

@@ -15,7 +15,7 @@ from optgym.datasets.dataset import Benchmark, DatasetRegistry
 from optgym.envs.passes import actions as pass_actions
 from optgym.envs.passes.backend import BackendCrash, BackendError, LlvmSession
 from optgym.envs.passes.spaces import OBSERVATION_SPACES, REFERENCES, REWARD_SPACES
-from optgym.state import EpisodeState, ValidationResult
+from optgym.state import EpisodeState, ValidationResult, check_state_for
 
 ENV_ID = "optgym/PassOrdering-v0"
 BITCODE_MAGIC = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")
@@ -370,13 +370,7 @@ class PassOrderingEnv(gym.Env[Any, np.int64]):
 
     def apply(self, state: EpisodeState) -> float:
         """Reset to ``state.benchmark`` and replay its reference and actions; the reward."""
-        if state.env_id != ENV_ID:
-            raise ValueError(f"state is for {state.env_id!r}, not {ENV_ID!r}")
-        if state.reward_space != self.reward_space_name:
-            raise ValueError(
-                f"state was scored with {state.reward_space!r}, this env uses "
-                f"{self.reward_space_name!r}"
-            )
+        check_state_for(state, ENV_ID, self.reward_space_name)
         self.reset(seed=state.seed, options={"benchmark": state.benchmark})
         if state.reference:
             info = self.apply_reference(state.reference)[4]

@@ -25,7 +25,12 @@ from optgym.envs.planning.geometry import (
     rollout,
     rollout_one,
 )
-from optgym.state import EpisodeState, ValidationResult
+from optgym.state import (
+    EpisodeState,
+    ValidationResult,
+    check_benchmark_unchanged,
+    check_state_for,
+)
 
 OPEN_LOOP_ID = "optgym/PathPlanning2D-v0"
 CLOSED_LOOP_ID = "optgym/PathPlanning2DClosedLoop-v0"
@@ -183,20 +188,9 @@ class _NavigationEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def apply(self, state: EpisodeState) -> float:
         """Reset to ``state.benchmark`` and replay its actions; the episode's reward."""
-        if state.env_id != self.env_id:
-            raise ValueError(f"state is for {state.env_id!r}, not {self.env_id!r}")
-        if state.reward_space != self.reward_space_name:
-            raise ValueError(
-                f"state was scored with {state.reward_space!r}, this env uses "
-                f"{self.reward_space_name!r}"
-            )
+        check_state_for(state, self.env_id, self.reward_space_name)
         self.reset(seed=state.seed, options={"benchmark": state.benchmark})
-        claimed = (state.versions or {}).get("benchmark_sha256")
-        if claimed and claimed != self.benchmark_sha256:
-            raise ValueError(
-                f"the map of {state.benchmark} has changed: sha256 {self.benchmark_sha256}, "
-                f"the state was made on {claimed}"
-            )
+        check_benchmark_unchanged(state, self.benchmark_sha256, "map")
         for action in state.actions:
             if self._done:
                 raise ValueError("the state has actions after the end of its episode")

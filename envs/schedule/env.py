@@ -26,7 +26,7 @@ from optgym.envs.schedule.actions import (
 from optgym.envs.schedule.features import MAX_STAGES, N_FEATURES, LoopNestFeatures
 from optgym.envs.schedule.measure import MeasureError, Measurement, Timer
 from optgym.spaces import MaskedMultiDiscrete
-from optgym.state import EpisodeState, ValidationResult
+from optgym.state import EpisodeState, ValidationResult, check_state_for
 
 ENV_ID = "optgym/ScheduleSearch-v0"
 DEFAULT_BENCHMARK = "benchmark://halide-ops-v0/matmul-192"
@@ -374,8 +374,7 @@ class ScheduleSearchEnv(gym.Env[np.ndarray, np.ndarray]):
     def apply(self, state: EpisodeState) -> float:
         """Replay ``state`` from a fresh reset (measuring it again, or reading the cache)
         and return the reward it earns now; ``ValueError`` if it cannot be replayed."""
-        if state.env_id != ENV_ID:
-            raise ValueError(f"state is for {state.env_id!r}, not {ENV_ID!r}")
+        check_state_for(state, ENV_ID)
         self.reset(seed=state.seed, options={"benchmark": state.benchmark})
         if state.reference is not None:
             info = self.apply_reference(state.reference)[4]
