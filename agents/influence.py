@@ -44,6 +44,8 @@ import torch
 from scipy.stats import spearmanr
 from torch import Tensor, nn
 
+from optgym.threads import single_thread
+
 METHODS = ("ekfac", "kfac")
 LABELS = ("sampled", "expected")
 IGNORE_INDEX = -100
@@ -89,17 +91,6 @@ class Factors:
 
 # ---------------------------------------------------------------------------------------
 # Hooks and per-example gradients
-
-
-@contextmanager
-def _single_thread() -> Iterator[None]:
-    """Run torch on one thread and restore the previous count afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @contextmanager
@@ -193,6 +184,16 @@ def _batches(n: int, batch_size: int) -> Iterator[slice]:
         yield slice(start, min(start + batch_size, n))
 
 
+def _captured_batches(
+    model: nn.Module, modules: dict[str, nn.Linear], x: Tensor, y: Tensor, batch_size: int
+) -> Iterator[tuple[slice, dict[str, tuple[Tensor, Tensor]]]]:
+    """``(slice, per-layer (a, g))`` for each batch of ``(x, y)`` with true labels, on one
+    thread with the model in eval mode."""
+    with single_thread(), _eval_mode(model):
+        for sl in _batches(len(x), batch_size):
+            yield sl, _capture(model, modules, x[sl], y[sl])[0]
+
+
 def _example_grads(captured: dict[str, tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
     """Per-example gradients ``(B, d_out, d_in)`` from captured ``(a, g)``."""
     return {n: torch.einsum("bto,bti->boi", g, a) for n, (a, g) in captured.items()}
@@ -211,11 +212,9 @@ def per_example_grads(
     """
     modules = linear_layers(model, layers)
     out: dict[str, list[Tensor]] = {n: [] for n in modules}
-    with _single_thread(), _eval_mode(model):
-        for sl in _batches(len(x), batch_size):
-            captured, _, _ = _capture(model, modules, x[sl], y[sl])
-            for n, gr in _example_grads(captured).items():
-                out[n].append(gr)
+    for _, captured in _captured_batches(model, modules, x, y, batch_size):
+        for n, gr in _example_grads(captured).items():
+            out[n].append(gr)
     return {n: torch.cat(v) for n, v in out.items()}
 
 
@@ -259,7 +258,7 @@ def fit_factors(
     modules = linear_layers(model, layers)
     generator = torch.Generator().manual_seed(seed)
     n = len(x)
-    with _single_thread(), _eval_mode(model):
+    with single_thread(), _eval_mode(model):
         # Pass 1: A and S (labels kept so pass 2 sees the same pseudo-gradients).
         a_sum: dict[str, Tensor] = {}
         s_sum: dict[str, Tensor] = {}
@@ -401,20 +400,18 @@ def influence_scores(
         q = inverse_hvp(factors, q)
     low = {n: _low_rank(p, query_rank) for n, p in q.items()} if query_rank else None
     cols = []
-    with _single_thread(), _eval_mode(model):
-        for sl in _batches(len(train_x), batch_size):
-            captured, _, _ = _capture(model, modules, train_x[sl], train_y[sl])
-            block = torch.zeros(len(query_x), sl.stop - sl.start, dtype=torch.float64)
-            for name, (a, g) in captured.items():
-                if low is None:
-                    grads = torch.einsum("bto,bti->boi", g, a)
-                    block += torch.einsum("qoi,boi->qb", q[name], grads)
-                else:
-                    left, right = low[name]
-                    gl = torch.einsum("bto,qor->bqtr", g, left)
-                    ar = torch.einsum("bti,qir->bqtr", a, right)
-                    block += (gl * ar).sum((2, 3)).T
-            cols.append(block)
+    for sl, captured in _captured_batches(model, modules, train_x, train_y, batch_size):
+        block = torch.zeros(len(query_x), sl.stop - sl.start, dtype=torch.float64)
+        for name, (a, g) in captured.items():
+            if low is None:
+                grads = torch.einsum("bto,bti->boi", g, a)
+                block += torch.einsum("qoi,boi->qb", q[name], grads)
+            else:
+                left, right = low[name]
+                gl = torch.einsum("bto,qor->bqtr", g, left)
+                ar = torch.einsum("bti,qir->bqtr", a, right)
+                block += (gl * ar).sum((2, 3)).T
+        cols.append(block)
     return torch.cat(cols, dim=1).numpy()
 
 
@@ -439,15 +436,13 @@ def self_influence(
     """``g^T H^-1 g`` per example (true labels), ``(n,)``; large = unusual/memorized."""
     modules = _check_layers(factors, model)
     out = []
-    with _single_thread(), _eval_mode(model):
-        for sl in _batches(len(x), batch_size):
-            captured, _, _ = _capture(model, modules, x[sl], y[sl])
-            total = torch.zeros(sl.stop - sl.start, dtype=torch.float64)
-            for name, (a, g) in captured.items():
-                f = factors.layers[name]
-                rot = torch.einsum("bto,bti->boi", g @ f.qs, a @ f.qa)
-                total += (rot.square() / (f.eigenvalues + f.damping)).sum((1, 2))
-            out.append(total)
+    for sl, captured in _captured_batches(model, modules, x, y, batch_size):
+        total = torch.zeros(sl.stop - sl.start, dtype=torch.float64)
+        for name, (a, g) in captured.items():
+            f = factors.layers[name]
+            rot = torch.einsum("bto,bti->boi", g @ f.qs, a @ f.qa)
+            total += (rot.square() / (f.eigenvalues + f.damping)).sum((1, 2))
+        out.append(total)
     return torch.cat(out).numpy()
 
 
@@ -472,14 +467,12 @@ def summed_influence(
     if factors is not None:
         q = inverse_hvp(factors, q)
     out = []
-    with _single_thread(), _eval_mode(model):
-        for sl in _batches(len(train_x), batch_size):
-            captured, _, _ = _capture(model, modules, train_x[sl], train_y[sl])
-            total = torch.zeros(sl.stop - sl.start, dtype=torch.float64)
-            for name, (a, g) in captured.items():
-                # q . sum_t g_t a_t^T = sum_t g_t^T q a_t
-                total += torch.einsum("bto,oi,bti->b", g, q[name], a)
-            out.append(total)
+    for sl, captured in _captured_batches(model, modules, train_x, train_y, batch_size):
+        total = torch.zeros(sl.stop - sl.start, dtype=torch.float64)
+        for name, (a, g) in captured.items():
+            # q . sum_t g_t a_t^T = sum_t g_t^T q a_t
+            total += torch.einsum("bto,oi,bti->b", g, q[name], a)
+        out.append(total)
     return torch.cat(out).numpy()
 
 

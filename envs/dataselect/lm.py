@@ -35,7 +35,8 @@ import torch
 from torch import nn
 
 from optgym.datasets.cache import cache_dir, write_atomic
-from optgym.envs.dataselect.models import _mask, single_thread
+from optgym.envs.dataselect.models import _mask
+from optgym.threads import single_thread
 
 MODEL_SEED = 0
 BASE_STEPS = 400

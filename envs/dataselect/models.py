@@ -10,30 +10,19 @@ mean loss's plus ``l2 * I``.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from optgym.threads import single_thread
+
 TRAIN_STEPS = 200
 LEARNING_RATE = 0.02
 L2 = 1e-3
 HIDDEN = (64,)
-
-
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread inside the block, then restore the thread count
-    (sums over a different number of threads round differently)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def make_mlp(

@@ -29,6 +29,7 @@ from torch import nn
 
 from optgym.datasets.halide.ops import FEATURE_NAMES
 from optgym.envs.schedule.features import ACQUIRED_NAMES, MAX_STAGES, N_FEATURES
+from optgym.threads import single_thread
 
 FORMAT = "optgym-schedule-value-v1"
 N_INTRINSIC = len(FEATURE_NAMES)
@@ -118,14 +119,9 @@ class CostModel:
         if len(x) == 0:
             return np.zeros(0)
         lengths = np.maximum(stage_counts(x), 1)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with single_thread(), torch.no_grad():
             self.net.eval()
-            with torch.no_grad():
-                out = self.net(torch.from_numpy(x), torch.from_numpy(lengths))
-        finally:
-            torch.set_num_threads(threads)
+            out = self.net(torch.from_numpy(x), torch.from_numpy(lengths))
         return out.numpy().astype(np.float64)
 
     def save(self, path: str | Path) -> Path:
