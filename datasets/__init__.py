@@ -6,22 +6,10 @@ from optgym.datasets.dataset import Benchmark, Dataset, DatasetRegistry
 
 
 def all_datasets() -> DatasetRegistry:
-    """Every dataset OptGym knows; each problem adds its family here."""
-    from optgym.datasets.dataselect import dataselect_datasets
-    from optgym.datasets.halide import halide_datasets
-    from optgym.datasets.ilp import ilp_datasets
-    from optgym.datasets.llvm import llvm_datasets
-    from optgym.datasets.nav2d import nav2d_datasets
+    """Every dataset OptGym knows: each problem's record lists its own."""
+    from optgym.envs import problems
 
-    return DatasetRegistry(
-        [
-            *llvm_datasets(),
-            *ilp_datasets(),
-            *halide_datasets(),
-            *nav2d_datasets(),
-            *dataselect_datasets(),
-        ]
-    )
+    return DatasetRegistry(d for p in problems().values() for d in p.datasets())
 
 
 __all__ = ["Benchmark", "Dataset", "DatasetRegistry", "all_datasets"]

@@ -81,6 +81,15 @@ class Dataset(ABC):
             write_atomic(path, data)
         return Benchmark.from_file(uri, path)
 
+    def split_of(self, uri: str) -> str | None:
+        """The split that holds the benchmark ``uri`` (None when none does); ``ValueError``
+        for a URI outside this dataset."""
+        name = self.check_uri(uri).path
+        for split in SPLITS:
+            if name in set(self.benchmark_names(split)):
+                return split
+        return None
+
     def first_uri(self) -> str:
         return next(iter(self.benchmark_uris()))
 

@@ -35,6 +35,13 @@ class SeededDataset(Dataset):
         lo, hi = SPLIT_SEEDS[split] if split else (0, 2**32)
         return (str(s) for s in itertools.takewhile(lambda s: s < hi, itertools.count(lo)))
 
+    def split_of(self, uri: str) -> str | None:
+        seed = int(self.check_uri(uri).path)
+        for split, (lo, hi) in SPLIT_SEEDS.items():
+            if lo <= seed < hi:
+                return split
+        return None
+
     def benchmark(self, uri: str) -> Benchmark:
         seed = int(self.check_uri(uri).path)
         if seed >= 2**32:

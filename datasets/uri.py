@@ -11,7 +11,9 @@ import re
 from dataclasses import dataclass
 
 SCHEMES = ("benchmark", "generator", "file")
-_DATASET = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_.-]*?)-v(?P<version>\d+)$")
+_DATASET = re.compile(r"(?P<name>[a-z0-9][a-z0-9_.-]*?)-v(?P<version>0|[1-9][0-9]*)")
+# A seed is written one way only: ASCII digits, no sign, no leading zero.
+_SEED = re.compile(r"0|[1-9][0-9]*")
 
 
 @dataclass(frozen=True)
@@ -42,15 +44,15 @@ class BenchmarkUri:
                 raise ValueError(f"file URI {uri!r} must hold an absolute path: file:///path/x.bc")
             return cls(scheme, "", rest)
         dataset, _, path = rest.partition("/")
-        if not _DATASET.match(dataset):
+        if not _DATASET.fullmatch(dataset):
             raise ValueError(
                 f"malformed dataset {dataset!r} in {uri!r}: expected '<name>-v<N>', "
                 "e.g. 'csmith-v0'"
             )
-        if scheme == "generator" and path and not path.isdigit():
+        if scheme == "generator" and path and not _SEED.fullmatch(path):
             raise ValueError(
-                f"generator URI {uri!r} needs a non-negative integer seed after the dataset, "
-                f"got {path!r}"
+                f"generator URI {uri!r} needs a seed after the dataset: a non-negative integer "
+                "in ASCII digits without leading zeros (e.g. 'generator://csmith-v0/5')"
             )
         return cls(scheme, dataset, path)
 
@@ -61,12 +63,12 @@ class BenchmarkUri:
     @property
     def dataset_name(self) -> str:
         """The dataset's name without its version: ``csmith`` for ``csmith-v0``."""
-        m = _DATASET.match(self.dataset)
+        m = _DATASET.fullmatch(self.dataset)
         return m.group("name") if m else ""
 
     @property
     def dataset_version(self) -> int:
-        m = _DATASET.match(self.dataset)
+        m = _DATASET.fullmatch(self.dataset)
         return int(m.group("version")) if m else 0
 
     def __str__(self) -> str:

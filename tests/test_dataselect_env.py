@@ -12,6 +12,7 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 import optgym  # noqa: F401  registers the envs
+from optgym.budget import Budget, BudgetExceeded, BudgetMeter
 from optgym.datasets import all_datasets
 from optgym.datasets.dataselect import (
     DigitsNoisyDataset,
@@ -129,7 +130,13 @@ def test_ties_go_to_lower_index_and_states_replay(env):
     assert reward == pytest.approx(u.state.reward)
     env.step(np.linspace(0.0, 1.0, 1000))
     state = EpisodeState.from_json(u.state.to_json())
-    assert state.extras == {"batch": 10, "budget": 100, "mode": "remove"}
+    assert state.config == {
+        "batch": 10,
+        "budget": 100,
+        "mode": "remove",
+        "reward_space": "ValidationLoss",
+    }
+    assert state.extras == {"val_loss": u.val_loss, "val_accuracy": u.val_accuracy}
     fork = u.fork()
     result = u.validate(state)
     assert result.ok, str(result)
@@ -152,3 +159,33 @@ def test_add_mode():
     _, _, terminated, _, info = env.step(np.arange(1000, dtype=np.float32))
     assert terminated and info["kept"] == 150 and "test_accuracy" in info
     assert env.unwrapped.validate().ok
+
+
+def test_retrainings_are_counted_and_refused_past_the_budget():
+    env = gym.make(ENV_ID, batch=10, budget=20)
+    u = env.unwrapped
+    meter = BudgetMeter(Budget(calls=2))
+    u.attach_meter(meter)
+    _, info = env.reset(options={"benchmark": URI0})
+    assert info["retrainings"] == 0 and meter.calls == 0  # the start model is setup
+    _, _, _, _, info = env.step(np.zeros(1000, dtype=np.float32))
+    assert info["retrainings"] == 1 and meter.used()["calls"] == 1 and meter.steps == 1
+    u.retrain(u.keep)  # the public retrain is one retraining too
+    assert meter.calls == 2 and u.episode_work == 2
+    keep, model = u.keep.copy(), u.model
+    with pytest.raises(BudgetExceeded, match="retrainings"):
+        u.retrain(u.keep)
+    with pytest.raises(BudgetExceeded, match="retrainings"):
+        env.step(np.zeros(1000, dtype=np.float32))
+    assert np.array_equal(u.keep, keep) and u.model is model  # the refused step did nothing
+    with pytest.raises(ValueError, match="keep_mask"):  # a bad mask is refused uncharged
+        u.retrain(np.ones(3, dtype=bool))
+    u.attach_meter(None)
+    # a state made with another config is replayed in an env rebuilt with it
+    other = gym.make(ENV_ID, batch=5, budget=10).unwrapped
+    other.reset(options={"benchmark": URI0})
+    other.step(np.arange(1000, dtype=np.float32))
+    result = u.validate(other.state)
+    assert result.ok and result.work == 1, str(result)
+    with pytest.raises(ValueError, match="another config"):
+        u.apply(other.state)

@@ -170,9 +170,9 @@ def test_splits_and_uris() -> None:
 @pytest.mark.parametrize(
     ("uri", "message"),
     [
-        ("generator://auction-s-v0/abc", "needs a non-negative integer seed"),
-        ("generator://auction-s-v0/-1", "needs a non-negative integer seed"),
-        ("generator://auction-s-v0/1.5", "needs a non-negative integer seed"),
+        ("generator://auction-s-v0/abc", "needs a seed after the dataset: a non-negative integer"),
+        ("generator://auction-s-v0/-1", "needs a seed after the dataset: a non-negative integer"),
+        ("generator://auction-s-v0/1.5", "needs a seed after the dataset: a non-negative integer"),
         ("generator://auction-s-v0", "no benchmark"),
         ("generator://auction-l-v0/0", "is not in dataset generator://auction-s-v0"),
         ("benchmark://auction-s-v0/0", "is not in dataset"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import gymnasium as gym
@@ -63,11 +64,14 @@ def test_episode_keeps_feasible_improving_incumbents(env, small):
         assert env.problem.violation(env.incumbent) is None
         assert env.problem.objective(env.incumbent) == pytest.approx(info["objective"])
         assert set(info["times"]) == {"policy", "solve", "overhead"}
+        assert info["sub_mip_solves"] == 1
         last = info["objective"]
         done = terminated or truncated
     # the initial solve's area is charged at reset; the steps' rewards sum to the rest
     assert total == pytest.approx(start_area - info["primal_integral"])
     assert env.state.reward == pytest.approx(-info["primal_integral"])
+    assert len(env.state.actions) > 0  # one neighborhood size per step
+    assert all(0 < k <= env.problem.n for k in env.state.actions)
     assert env.elapsed >= env.time_budget
     data = to_hetero_data(obs)
     assert data["var"].x.shape[0] == env.problem.n
@@ -93,7 +97,11 @@ def test_state_validates_and_tampering_fails(env, small):
     env.step(np.random.default_rng(1).random(env.problem.n))
     state = env.state
     assert state.seed == 4
-    assert env.validate(state).ok
+    assert state.config["subproblem_time"] == 0.3 and state.versions["scip"]
+    result = env.validate(state)
+    assert result.ok and result.reward == state.reward
+    assert env.apply(state) == state.reward  # the claimed reward; the incumbent is installed
+    assert env.objective == state.extras["objective"] and env.state.actions == state.actions
     bad = type(state)(**{**state.to_dict(), "extras": {**state.extras, "objective": 1.0}})
     assert "claimed objective" in str(env.validate(bad))
     empty = type(state)(**{**state.to_dict(), "extras": {**state.extras, "solution": {}}})
@@ -130,8 +138,54 @@ def test_malformed_infeasible_unbounded_instances(env, small, tmp_path):
     m.writeProblem(str(tmp_path / "unbounded.mps"), verbose=False)
     with pytest.raises(ValueError, match="unbounded"):
         env.reset(options={"benchmark": f"file://{tmp_path / 'unbounded.mps'}"})
-    obs, info = env.reset(options={"benchmark": small})  # still usable
-    assert info["objective"] > 0
+    obs, info = env.reset()  # still usable, on its previous instance
+    assert env.benchmark == small and info["objective"] > 0
+    env.step(np.ones(env.problem.n))
+
+
+def test_fork_is_independent(env, small):
+    env.reset(options={"benchmark": small})
+    rng = np.random.default_rng(2)
+    env.step(rng.random(env.problem.n))
+
+    def snapshot(e) -> tuple:
+        s = e.state
+        trace = s.extras["trace"]
+        return (e.incumbent.tolist(), e.objective, s.actions, s.reward, e.k, trace, s.extras)
+
+    def without_clock(snap: tuple) -> tuple:
+        extras = {k: v for k, v in snap[-1].items() if k != "cpu_seconds"}
+        return (*snap[:-1], extras)
+
+    parent = without_clock(snapshot(env))
+    fork = env.fork()
+    assert without_clock(snapshot(fork)) == parent
+    fork.incumbent[0] += 1  # its own arrays: the parent's incumbent does not move
+    assert env.incumbent.tolist() == parent[0]
+    fork.incumbent[0] -= 1
+    for _ in range(3):
+        fork.step(rng.random(env.problem.n))
+    assert without_clock(snapshot(env)) == parent
+    assert len(fork.state.actions) == 4 and fork.state.actions[:1] == parent[2]
+    assert fork.state.reward < parent[3]  # the fork's primal integral grew, not the parent's
+    forked = without_clock(snapshot(fork))
+    env.neighborhood_size = 5  # a fixed k is the parent's own too
+    try:
+        env.step(rng.random(env.problem.n))  # the shared SCIP model re-fixes its bounds
+    finally:
+        env.neighborhood_size = None
+    assert without_clock(snapshot(fork)) == forked
+    assert env.state.actions == [*parent[2], 5]
+    for e in (env, fork):
+        assert e.problem.violation(e.incumbent) is None
+        assert e.problem.objective(e.incumbent) == pytest.approx(e.objective)
+    assert fork.validate(fork.state).ok
+
+
+def test_budget_counts_sub_mip_solves(env, small):
+    result = make_agent("random-lns").solve(env, small, Budget(calls=3), seed=0)
+    assert result.budget_used["calls"] == 3 and result.budget_used["steps"] == 3
+    assert len(result.state.actions) == 3
 
 
 @pytest.mark.parametrize("agent", LNS_AGENTS)
@@ -140,7 +194,11 @@ def test_lns_agents(env, small, agent):
     extras = result.state.extras
     assert extras["objective"] <= extras["initial_objective"]
     assert env.validate(result.state).ok
-    assert result.budget_used["cpu_seconds"] >= 2.5
+    # it searched until the wall-clock budget or the env's CPU-time budget ran out
+    assert result.budget_used["seconds"] >= 2.5 or extras["cpu_seconds"] >= env.time_budget
+    assert result.budget_used["calls"] == len(result.state.actions)  # the env counted them
+    assert env.time_budget == 4.0 and env.neighborhood_size is None  # the env's config stays
+    assert env.subproblem_time == 0.3
 
 
 def test_lns_report_measures_gaps_against_the_best_over_all_runs(tmp_path):
@@ -160,3 +218,23 @@ def test_lns_report_measures_gaps_against_the_best_over_all_runs(tmp_path):
     table = lns_table(rows)
     assert "scip" in table and "lns" in table
     assert plot_gap_over_time(rows, tmp_path / "gap.png").stat().st_size > 0
+
+
+def test_tampered_trace_or_integral_fails_validation(env):
+    """The reward is recomputed from the trace: a changed claim or a changed trace fails."""
+    from optgym.state import EpisodeState
+
+    env.reset(options={"benchmark": "generator://set-cover-s-v0/1"})
+    env.step(np.random.default_rng(0).random(env.action_space.shape))
+    state = env.state
+    assert env.validate(state).ok
+    for change, match in [
+        (lambda s: s.extras.update(end_seconds=s.extras["end_seconds"] + 5), "primal integral"),
+        (lambda s: s.extras["trace"][0].__setitem__(2, 0.0), "gap"),
+        (lambda s: s.extras.update(trace=[]), "needs extras 'trace'"),
+        (lambda s: setattr(s, "reward", s.reward * 0.5 - 1), "claimed reward"),
+    ]:
+        bad = EpisodeState.from_dict(json.loads(state.to_json()))
+        change(bad)
+        result = env.validate(bad)
+        assert not result.ok and match in result.error, (match, result.error)

@@ -197,7 +197,7 @@ def test_unknown_spaces(kwargs, match):
         ("csmith-v0/1", "malformed benchmark URI"),
         ("http://csmith-v0/1", "unknown URI scheme 'http'"),
         ("generator://csmith/1", "malformed dataset 'csmith'"),
-        ("generator://csmith-v0/abc", "integer seed"),
+        ("generator://csmith-v0/abc", "needs a seed after the dataset"),
         ("generator://nosuch-v0/1", "unknown dataset 'generator://nosuch-v0'.*csmith-v0"),
         ("benchmark://debian-v0/gzip", "unknown package 'gzip' in debian-v0; allowed: bzip2"),
         ("file:///no/such/file.bc", "not found"),

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import optgym  # noqa: F401  registers the envs
+from optgym.budget import Budget, BudgetExceeded
 from optgym.datasets import all_datasets
 from optgym.datasets.nav2d import (
     FIXED_MAPS,
@@ -32,6 +33,7 @@ from optgym.envs.planning.geometry import (
     rollout_one,
 )
 from optgym.state import EpisodeState
+from optgym.wrappers import BudgetWrapper
 
 OPEN_ID, CLOSED_ID = "optgym/PathPlanning2D-v0", "optgym/PathPlanning2DClosedLoop-v0"
 
@@ -447,3 +449,78 @@ def test_closed_loop_truncates_at_the_horizon_and_stops_at_walls():
         assert not terminated and truncated == (k == 99)
     assert info["position"][0] == pytest.approx(4.9 - EPS, abs=1e-9)
     assert obs[0] == pytest.approx(EPS / 2.5, abs=1e-6)  # the +x sensor touches the wall
+
+
+# ---------------------------------------------------------------------------- work, budget, config
+
+
+def test_plan_evaluations_are_charged_before_the_work():
+    env = gym.make(OPEN_ID)
+    base = env.unwrapped
+    wrapped = BudgetWrapper(env, Budget(calls=150))
+    info = wrapped.reset(options={"benchmark": uri("open")})[1]
+    assert info["plan_evaluations"] == 0 and info["evaluations"] == 0
+    plans = np.zeros((100, 200))
+    base.evaluate_batch(plans)
+    assert wrapped.meter.calls == base.evaluations == 100 and wrapped.meter.steps == 0
+    twin = base.fork()  # a fork charges the same meter and counts its own evaluations
+    twin.rollout_batch(plans[:40])
+    assert wrapped.meter.calls == 140 and twin.evaluations == 140 and base.evaluations == 100
+    ends = len(base.end_points)
+    with pytest.raises(BudgetExceeded, match="20 more plan_evaluations"):
+        base.evaluate_batch(plans[:20])
+    assert wrapped.meter.calls == 140 and base.evaluations == 100  # nothing was evaluated
+    assert len(base.end_points) == ends
+    info = wrapped.step(straight_plan(base.nav).ravel())[4]
+    assert info["plan_evaluations"] == 1 and info["evaluations"] == 101
+    assert wrapped.meter.used()["calls"] == 141 and wrapped.meter.steps == 1
+    wrapped.detach()
+
+    closed = gym.make(CLOSED_ID)
+    meter_env = BudgetWrapper(closed, Budget(steps=3))
+    meter_env.reset()
+    for _ in range(3):  # each move simulated is one evaluation
+        assert meter_env.step(np.array([1.0, 0.0]))[4]["plan_evaluations"] == 1
+    assert meter_env.meter.calls == meter_env.meter.steps == 3
+    with pytest.raises(BudgetExceeded):
+        closed.unwrapped.step(np.array([1.0, 0.0]))
+    assert len(closed.unwrapped.path) == 4  # the refused move was not made
+    meter_env.detach()
+
+
+def test_config_and_rebuilt_validation():
+    env = gym.make(OPEN_ID, max_end_points=10).unwrapped
+    assert env.config == {"reward_space": "ReachTime", "max_end_points": 10}
+    assert env.reward_tolerance.kind == "exact" and env.work_unit == "plan_evaluations"
+    closed = gym.make(CLOSED_ID, sensor_range=0.5).unwrapped
+    assert closed.config == {"reward_space": "Progress", "sensor_range": 0.5, "max_end_points": 300}
+    closed.reset(options={"benchmark": uri("maze")})
+    for a in np.random.default_rng(5).uniform(-1, 1, (20, 2)):
+        closed.step(a)
+    state = closed.state
+    assert state.config == closed.config
+    # an env with another sensor range rebuilds one with the state's config to replay it
+    other = gym.make(CLOSED_ID).unwrapped
+    result = other.validate(state)
+    assert result.ok and result.work == 20 and other.sensor_range == 0.25
+    with pytest.raises(ValueError, match="another config"):
+        other.apply(state)
+    with pytest.raises(ValueError, match="max_end_points must be >= 0"):
+        gym.make(OPEN_ID, max_end_points=-1)
+
+
+def test_a_map_is_loaded_again_only_when_its_file_changes(tmp_path):
+    env = gym.make(CLOSED_ID).unwrapped
+    env.reset(options={"benchmark": uri("open")})
+    nav = env.nav
+    for _ in range(100):
+        env.step(np.array([-1.0, 0.0]))  # into the left border until the horizon
+    assert len(env.end_points) == 1 and env.best_path is not None
+    copy = tmp_path / "open.json"
+    copy.write_bytes(env.datasets.benchmark(uri("open")).read_bytes())
+    env.reset(options={"benchmark": f"file://{copy}"})  # the same bytes: the same map
+    assert env.nav is nav and len(env.end_points) == 1
+    assert env.benchmark == f"file://{copy}"
+    assert env.benchmark_sha256 == env.datasets.benchmark(uri("open")).sha256
+    env.reset(options={"benchmark": uri("wall")})  # another map: a new picture
+    assert env.nav.name == "wall" and len(env.end_points) == 0 and env.best_path is None

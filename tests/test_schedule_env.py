@@ -117,6 +117,13 @@ def test_same_actions_same_observations_and_fork_is_independent(env):
     a1 = sample_action(fork.masks(), rng)
     fork_obs, *_ = fork.step(a1)
     assert len(fork._actions) == 2 and len(env.state.actions) == 1
+    # the fork's action space samples the fork's legal actions (here inlining is legal for
+    # the fork's stage, not for the original's)
+    assert not env.masks()[0][INLINE] and fork.masks()[0][INLINE]
+    fork.action_space.seed(0)
+    drawn = [fork.action_space.sample() for _ in range(50)]
+    assert all(m[v] for a in drawn for m, v in zip(fork.masks(), a, strict=True))
+    assert any(a[0] == INLINE for a in drawn)
     env.reset(options={"benchmark": CHAIN})
     again, *_ = env.step(a0)
     np.testing.assert_array_equal(obs0, again)
@@ -140,7 +147,69 @@ def test_state_replays_and_validates(env):
     assert env.validate(state).ok
     forged = type(state).from_dict(dict(state.to_dict(), reward=state.reward + 1.0))
     result = env.validate(forged)
-    assert not result.ok and "claimed log speedup" in result.error
+    assert not result.ok and "claimed reward" in result.error
+    short = type(state).from_dict(dict(state.to_dict(), actions=state.actions[:-1]))
+    result = env.validate(short)
+    assert not result.ok and "stages (one action each)" in result.error
+
+
+def test_a_cache_mode_state_replays_in_cache_mode(env):
+    """validate() rebuilds the env from the state's config: an env that measures replays a
+    cache-mode state from the same cache (here a stored time 100x too fast, which a new
+    measurement could never reproduce)."""
+    reward, info = _random_episode(env, CHAIN, 21)
+    assert "error" not in info
+    cache = env.timer.cache
+    stored = cache.get(env.pipeline_json, _jsonable(env._schedules))
+    cache.put(env.pipeline_json, _jsonable(env._schedules), type(stored)(**dict(
+        stored.__dict__, time_s=stored.time_s / 100, cached=False)))  # fmt: skip
+    faked, info = _random_episode(env, CHAIN, 21)
+    assert info["cached"] and faked == pytest.approx(reward + np.log(100))
+    state = env.state
+    assert state.config["mode"] == "cache" and state.config["samples"] == 3
+    assert "mode" not in state.extras and state.extras["runtime_s"] == info["runtime_s"]
+    measuring = gym.make("optgym/ScheduleSearch-v0", samples=3, baseline_info=False).unwrapped
+    try:
+        result = measuring.validate(state)
+        assert result.ok and result.reward == pytest.approx(faked) and result.work == 1
+    finally:
+        measuring.close()
+
+
+def test_measurements_are_the_work_unit_and_peek_is_free(env):
+    from optgym.budget import Budget, BudgetExceeded, BudgetMeter
+
+    meter = BudgetMeter(Budget(calls=3))
+    env.attach_meter(meter)
+    try:
+        obs, info = env.reset(options={"benchmark": CHAIN})
+        assert info["measurements"] == 0
+        rng = np.random.default_rng(4)
+        n = len(env.stage_names)
+        for i in range(n):
+            a = sample_action(env.masks(), rng)
+            env.peek(a)
+            *_, info = env.step(a)
+            assert info["measurements"] == (1 if i == n - 1 else 0)
+        assert meter.calls == 1 and meter.steps == n
+        env.reset(options={"benchmark": CHAIN})
+        rng = np.random.default_rng(4)
+        for _ in range(n):  # the same schedule: a cache hit, charged all the same
+            *_, info = env.step(sample_action(env.masks(), rng))
+        assert info["cached"] and info["measurements"] == 1 and meter.calls == 2
+        env.reset(options={"benchmark": SMALL})
+        *_, info = env.apply_reference("naive")
+        assert info["measurements"] == 1 and meter.calls == 3 and env.episode_work == 1
+        env.reset(options={"benchmark": SMALL})
+        measured = env.measured["measurements"]
+        with pytest.raises(BudgetExceeded, match="measurements"):
+            env.step([0] * len(NVEC))
+        with pytest.raises(BudgetExceeded):
+            env.apply_reference("naive")
+        assert env.state.actions == [] and env.state.reference is None and env._index == 0
+        assert env.measured["measurements"] == measured and meter.calls == 3
+    finally:
+        env.attach_meter(None)
 
 
 def test_reference_autoschedulers_run_and_replay(env):
@@ -153,6 +222,9 @@ def test_reference_autoschedulers_run_and_replay(env):
     env.reset()
     with pytest.raises(ValueError, match="unknown reference 'TVM'.*allowed: naive"):
         env.apply_reference("TVM")
+    mixed = type(state).from_dict(dict(state.to_dict(), actions=[[0] * len(NVEC)]))
+    result = env.validate(mixed)
+    assert not result.ok and "a reference ends the episode" in result.error
 
 
 def test_halide_compile_error_is_reported_not_raised(tmp_path):
@@ -198,9 +270,12 @@ def test_a_crash_in_jit_code_ends_the_episode_and_the_env_recovers(tmp_path):
         e.timer.samples = 400  # a measurement long enough to be inside JIT code at the kill
         done = False
         while not done:
-            *_, done, _, info = e.step([0, 0, 0, 0, 0, 0, 0, 0, 0])
+            *_, terminated, truncated, info = e.step([0, 0, 0, 0, 0, 0, 0, 0, 0])
+            done = terminated or truncated
         killer.join()
-        assert "crashed (signal SIGSEGV)" in info["error"]
+        # a dead worker is a backend crash: the episode is truncated, not a verdict
+        assert truncated and not terminated
+        assert "BackendCrash" in info["error"] and "crashed (signal SIGSEGV)" in info["error"]
         assert e.state.reward == 0.0
         e.timer.samples = 3
         reward, info = _random_episode(e, SMALL, 0)

@@ -10,33 +10,48 @@ from optgym.budget import Budget, BudgetMeter
 
 
 class BudgetWrapper(gym.Wrapper):
-    """Truncate the episode once the budget is spent.
+    """Meter an OptGym env against a budget: its work units (the env's ``work_unit``:
+    compilations, measurements, ...), its steps and wall time.
 
-    Counts steps, wall time since ``reset`` and the env's own unit of work, which the env
-    reports per step in ``info["compilation_calls"]`` (or ``info["calls"]``); a step without
-    it counts as one call.
+    The meter is attached to ``env.unwrapped``, so the env charges it wherever it works:
+    steps of this wrapper, steps of ``env.unwrapped`` and of its forks, batched evaluations.
+    A step that spends the budget is truncated; work asked for past it raises
+    :class:`optgym.budget.BudgetExceeded` and is not done. By default the budget covers
+    everything from the wrapper's creation (the runner's use: one budget for a whole solve,
+    across resets); ``per_episode=True`` starts a new budget at each reset.
 
     >>> env = BudgetWrapper(gym.make("optgym/PassOrdering-v0"), Budget(calls=100))
     """
 
-    def __init__(self, env: gym.Env, budget: Budget):
+    def __init__(self, env: gym.Env, budget: Budget, per_episode: bool = False):
         super().__init__(env)
+        if not hasattr(env.unwrapped, "attach_meter"):
+            raise ValueError(f"BudgetWrapper needs an OptGym env, got {type(env.unwrapped)}")
         self.budget = budget
+        self.per_episode = per_episode
         self.meter = BudgetMeter(budget)
+        env.unwrapped.attach_meter(self.meter)
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        self.meter = BudgetMeter(self.budget)
+        if self.per_episode:
+            self.meter = BudgetMeter(self.budget)
+            self.env.unwrapped.attach_meter(self.meter)
         obs, info = self.env.reset(**kwargs)
         info["budget"] = self.meter.used()
         return obs, info
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        if self.meter.exhausted:
-            raise RuntimeError(f"budget {self.budget} is spent ({self.meter.used()}); call reset()")
         obs, reward, terminated, truncated, info = self.env.step(action)
-        calls = info.get("compilation_calls", info.get("calls", 1))
-        self.meter.charge(calls=int(calls), steps=1)
         info["budget"] = self.meter.used()
         if self.meter.exhausted and not terminated:
             truncated = True
         return obs, reward, terminated, truncated, info
+
+    def detach(self) -> None:
+        """Stop metering the env (it can be wrapped again); the counts stay in ``meter``."""
+        if self.env.unwrapped.meter is self.meter:
+            self.env.unwrapped.attach_meter(None)
+
+    def close(self) -> None:
+        self.detach()
+        super().close()

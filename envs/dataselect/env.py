@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import copy
-import time
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
 from torch import nn
 
-import optgym
 from optgym.datasets.dataselect import (
     N_CLASSES,
     DigitsTask,
@@ -22,7 +18,8 @@ from optgym.datasets.dataselect import (
     load_digits_task,
     load_text_task,
 )
-from optgym.datasets.dataset import DatasetRegistry
+from optgym.datasets.dataset import Benchmark, DatasetRegistry
+from optgym.env import OptGymEnv, RewardTolerance, StepResult
 from optgym.envs.dataselect.lm import (
     FINETUNE_BATCH,
     FINETUNE_LR,
@@ -45,12 +42,6 @@ from optgym.envs.dataselect.models import (
     make_mlp,
     train_mlp,
 )
-from optgym.state import (
-    EpisodeState,
-    ValidationResult,
-    check_benchmark_unchanged,
-    check_state_for,
-)
 
 ENV_ID = "optgym/DataSelection-v0"
 DEFAULT_BENCHMARK = "generator://digits-noisy-v0/0"
@@ -68,11 +59,22 @@ MODEL_SEED = 0
 Observation = dict[str, np.ndarray]
 
 
+class TaskRegistry(DatasetRegistry):
+    """The data-selection datasets; a bad URI's ``ValueError`` also lists the URIs allowed."""
+
+    def benchmark(self, uri: str) -> Benchmark:
+        try:
+            return super().benchmark(uri)
+        except ValueError as e:
+            raise ValueError(f"bad benchmark {uri!r}: {e}; allowed: {ALLOWED_BENCHMARKS}") from None
+
+
 def dataselect_registry() -> DatasetRegistry:
-    return DatasetRegistry(dataselect_datasets())
+    """The datasets ``DataSelection-v0`` resolves benchmark URIs with."""
+    return TaskRegistry(dataselect_datasets())
 
 
-class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
+class DataSelectionEnv(OptGymEnv[Observation, np.ndarray]):
     """
     ## Description
 
@@ -102,7 +104,8 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
     initialization every retrain starts from), ``pool_x`` (N, 64) float32 and ``pool_y``
     (N,) int64 tensors, ``val_x``, ``val_y``, ``keep`` ((N,) bool numpy array, replaced at
     each step), ``retrain(keep_mask) -> model`` (the env's own training, for datamodels and
-    LDS), ``evaluate(model, x, y)``, ``test_metrics()``, and the training settings
+    LDS; each call is one of the env's ``retrainings``), ``evaluate(model, x, y)``,
+    ``test_metrics()``, and the training settings
     ``train_steps``, ``learning_rate``, ``l2``. ``corrupted`` ((N,) bool) and
     ``pool_clean_y`` are hidden information, for the oracle agent and for reports only.
     ``task_kind`` is ``"digits"`` or ``"text"``. On text, ``model`` is a
@@ -155,7 +158,12 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
     Terminates when ``budget`` examples have been removed (or added): after
     ``ceil(budget / batch)`` steps, the last one moving the remainder. The last step's
     ``info`` adds ``test_loss`` and ``test_accuracy``; every step's has ``val_loss``,
-    ``val_accuracy``, ``kept`` and ``changed`` (the pool indices removed or added).
+    ``val_accuracy``, ``kept``, ``changed`` (the pool indices removed or added) and
+    ``retrainings`` (the work unit: one per step, one per ``retrain`` call; the start model
+    a reset trains, cached per task and mode, is not counted). A state's ``extras`` hold the
+    current ``val_loss`` and ``val_accuracy``, and ``test_loss`` and ``test_accuracy`` once
+    the episode is over; its ``config`` holds ``batch``, ``budget``, ``mode`` and
+    ``reward_space``.
 
     ## Arguments
 
@@ -179,6 +187,13 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
+    env_id = ENV_ID
+    default_benchmark = DEFAULT_BENCHMARK
+    work_unit = "retrainings"
+    # Training is bit-identical for a keep mask on one machine, but BLAS kernels differ
+    # across CPUs and states are re-verified on other machines.
+    reward_tolerance = RewardTolerance("relative", 1e-6)
+    reward_spaces = REWARD_SPACES
 
     def __init__(
         self,
@@ -197,6 +212,7 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
         for name, value in (("batch", batch), ("budget", budget)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        super().__init__(benchmark=benchmark, datasets=dataselect_registry())
         self.batch = int(batch)
         self.budget = int(budget)
         self.mode = mode
@@ -204,34 +220,31 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
         self.train_steps = TRAIN_STEPS
         self.learning_rate = LEARNING_RATE
         self.l2 = L2
-        self.datasets = dataselect_registry()
-        self.benchmark_sha256 = ""
-        self._benchmark_uri = ""
-        self._started = False
+        self._task_sha256 = ""  # the task loaded (spaces, pool, model), before any reset
+        self._changed = 0
+        self._test: dict[str, float] = {}  # the final step's test metrics
         self._start_cache: dict[tuple[str, str], tuple[nn.Module, float, float]] = {}
         self._feature_cache: tuple[nn.Module | None, np.ndarray] = (None, np.zeros((0, 2)))
-        self._load(benchmark or DEFAULT_BENCHMARK)
+        # The spaces depend on the pool size: load the first task now (gymnasium checks the
+        # spaces at make time); a bad URI or a budget too large for the pool fails here.
+        self._load(self.datasets.benchmark(self.benchmark))
 
     # ---- tasks --------------------------------------------------------------------------------
-    def _load(self, uri: str) -> None:
-        """Load the task of ``uri``; a bad URI or file raises ``ValueError`` and keeps the
-        current task."""
-        try:
-            benchmark = self.datasets.benchmark(uri)
-        except ValueError as e:
-            raise ValueError(f"bad benchmark {uri!r}: {e}; allowed: {ALLOWED_BENCHMARKS}") from None
-        if benchmark.sha256 != self.benchmark_sha256:
-            task: DigitsTask | TextTask
-            if is_text_task(benchmark):
-                task = load_text_task(benchmark)
-                self._check_budget(task)
-                self._set_text_task(task)
-            else:
-                task = load_digits_task(benchmark)
-                self._check_budget(task)
-                self._set_digits_task(task)
-            self.benchmark_sha256 = benchmark.sha256
-        self._benchmark_uri = uri
+    def _load(self, benchmark: Benchmark) -> None:
+        """Load the task of ``benchmark`` unless it is the loaded one; a bad file or a budget
+        too large for its pool raises ``ValueError`` and keeps the current task."""
+        if benchmark.sha256 == self._task_sha256:
+            return
+        task: DigitsTask | TextTask
+        if is_text_task(benchmark):
+            task = load_text_task(benchmark)
+            self._check_budget(task)
+            self._set_text_task(task)
+        else:
+            task = load_digits_task(benchmark)
+            self._check_budget(task)
+            self._set_digits_task(task)
+        self._task_sha256 = benchmark.sha256
 
     def _start_size(self, pool_size: int) -> int:
         return max(1, int(round(ADD_START_FRACTION * pool_size))) if self.mode == "add" else 0
@@ -311,26 +324,24 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
             keep[: self._start_size(self.pool_size)] = True
         return keep
 
-    @property
-    def benchmark(self) -> str:
-        return self._benchmark_uri
-
     # ---- training -----------------------------------------------------------------------------
-    def retrain(self, keep_mask: Any) -> nn.Module:
-        """The model the env would train on the pool examples where ``keep_mask`` (N,) bool
-        is true: from ``init_model``, bit-identical for the same mask. Changes nothing."""
+    def _check_mask(self, keep_mask: Any) -> np.ndarray:
         mask = np.asarray(keep_mask)
         if mask.shape != (self.pool_size,) or mask.dtype.kind not in "bui":
             raise ValueError(
                 f"keep_mask must be a ({self.pool_size},) boolean array, got shape {mask.shape} "
                 f"dtype {mask.dtype}"
             )
+        return mask.astype(bool)
+
+    def _train(self, keep: np.ndarray) -> nn.Module:
+        """The model trained from ``init_model`` on the kept pool examples (not charged)."""
         if self.task_kind == "text":
             return finetune(
                 self.init_model,
                 self.pool_x,
                 self.pool_y,
-                mask.astype(bool),
+                keep,
                 steps=self.train_steps,
                 batch=self.train_batch or FINETUNE_BATCH,
                 lr=self.learning_rate,
@@ -339,11 +350,19 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
             self.init_model,
             self.pool_x,
             self.pool_y,
-            mask.astype(bool),
+            keep,
             steps=self.train_steps,
             lr=self.learning_rate,
             l2=self.l2,
         )
+
+    def retrain(self, keep_mask: Any) -> nn.Module:
+        """The model the env would train on the pool examples where ``keep_mask`` (N,) bool
+        is true: from ``init_model``, bit-identical for the same mask. Changes nothing but
+        counts one of the env's ``retrainings`` (``BudgetExceeded`` past the budget)."""
+        mask = self._check_mask(keep_mask)
+        self._spend(1)
+        return self._train(mask)
 
     def evaluate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
         """``(mean cross-entropy, accuracy)`` of ``model`` on ``x, y`` (for text: per
@@ -361,10 +380,6 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
         return {"test_loss": loss, "test_accuracy": accuracy}
 
     # ---- episode ------------------------------------------------------------------------------
-    def _need_reset(self, what: str) -> None:
-        if not self._started:
-            raise RuntimeError(f"call reset() before {what}")
-
     def _obs(self) -> Observation:
         cached_model, per_example = self._feature_cache
         if cached_model is not self.model:  # resets return to the same start model
@@ -387,28 +402,17 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
             "kept": int(self.keep.sum()),
         }
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[Observation, dict[str, Any]]:
-        super().reset(seed=seed)
-        options = dict(options or {})
-        uri = options.pop("benchmark", None)
-        if options:
-            raise ValueError(f"unknown reset options {sorted(options)}; allowed: 'benchmark'")
-        self._load(str(uri) if uri is not None else self._benchmark_uri)
+    # ---- hooks of OptGymEnv -------------------------------------------------------------------
+    def _reset(self, benchmark: Benchmark) -> tuple[Observation, dict[str, Any]]:
+        self._load(benchmark)
         self.keep = self._start_keep()
-        key = (self.benchmark_sha256, self.mode)
+        key = (self._task_sha256, self.mode)
         if key not in self._start_cache:  # the start model depends only on task and mode
-            model = self.retrain(self.keep)
+            model = self._train(self.keep)  # setup, not one of the episode's retrainings
             self._start_cache[key] = (model, *self.evaluate(model, self.val_x, self.val_y))
         self.model, self.val_loss, self.val_accuracy = self._start_cache[key]
-        self._seed = seed
-        self._actions: list[list[float]] = []
         self._changed = 0
-        self._total = 0.0
-        self._done = False
-        self._started = True
-        self._start_time = time.time()
+        self._test = {}
         return self._obs(), self._metrics_info()
 
     def _check_action(self, action: Any) -> np.ndarray:
@@ -434,88 +438,35 @@ class DataSelectionEnv(gym.Env[Observation, np.ndarray]):
             )
         return scores32
 
-    def step(self, action: Any) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
-        self._need_reset("step()")
-        if self._done:
-            raise RuntimeError(
-                f"the episode is over ({self.budget} examples {self.mode}d); call reset()"
-            )
-        scores = self._check_action(action)
+    def _step(self, scores: np.ndarray) -> StepResult:
         candidates = np.flatnonzero(self.keep if self.mode == "remove" else ~self.keep)
         k = min(self.batch, self.budget - self._changed)
         # highest score first, ties by lower index
         chosen = candidates[np.lexsort((candidates, -scores[candidates]))[:k]]
         keep = self.keep.copy()
         keep[chosen] = self.mode == "add"
-        self.keep = keep
-        self.model = self.retrain(keep)
+        self._spend(1)  # the step's retraining; nothing has changed if it is refused
+        model = self._train(keep)
+        self.keep, self.model = keep, model
         before = self.val_loss
         self.val_loss, self.val_accuracy = self.evaluate(self.model, self.val_x, self.val_y)
         reward = before - self.val_loss
-        self._actions.append(scores.tolist())
         self._changed += k
-        self._total += reward
-        self._done = self._changed >= self.budget
+        done = self._changed >= self.budget
         info = self._metrics_info()
         info["changed"] = np.sort(chosen)
-        if self._done:
-            info.update(self.test_metrics())
-        return self._obs(), reward, self._done, False, info
+        if done:
+            self._test = self.test_metrics()
+            info.update(self._test)
+        return self._obs(), reward, done, False, info
 
-    # ---- states -------------------------------------------------------------------------------
-    def _settings(self) -> dict[str, Any]:
-        return {"batch": self.batch, "budget": self.budget, "mode": self.mode}
+    def _extras(self) -> dict[str, Any]:
+        """The current validation metrics, and the test metrics once the episode is over
+        (for reports; a replay recomputes them)."""
+        return {"val_loss": self.val_loss, "val_accuracy": self.val_accuracy, **self._test}
 
-    @property
-    def state(self) -> EpisodeState:
-        """The episode so far as a replayable, JSON-serializable record (actions as float32
-        values; ``extras`` holds batch, budget and mode)."""
-        self._need_reset("reading the state")
-        return EpisodeState(
-            env_id=self.spec.id if self.spec else ENV_ID,
-            benchmark=self._benchmark_uri,
-            reward_space=self.reward_space_name,
-            actions=[list(a) for a in self._actions],
-            reward=self._total,
-            seed=self._seed,
-            walltime=time.time() - self._start_time,
-            versions={"optgym": optgym.__version__, "benchmark_sha256": self.benchmark_sha256},
-            extras=self._settings(),
-        )
-
-    def apply(self, state: EpisodeState) -> float:
-        """Reset to ``state.benchmark`` and replay its actions; the episode's reward."""
-        check_state_for(state, ENV_ID, self.reward_space_name)
-        settings = self._settings()
-        for name, value in (state.extras or {}).items():
-            if name in settings and settings[name] != value:
-                raise ValueError(
-                    f"state was made with {name}={value!r}, this env has {name}={settings[name]!r}"
-                )
-        self.reset(seed=state.seed, options={"benchmark": state.benchmark})
-        check_benchmark_unchanged(state, self.benchmark_sha256, "task")
-        for action in state.actions:
-            if self._done:
-                raise ValueError("the state has actions after the end of its episode")
-            self.step(np.asarray(action, dtype=np.float32))
-        return self._total
-
-    def validate(self, state: EpisodeState | None = None) -> ValidationResult:
-        """Replay ``state`` (default: this episode's) from a fresh reset; ``ok`` when the
-        reward reproduces exactly (training is deterministic)."""
-        state = state if state is not None else self.state
-        try:
-            reward = self.apply(state)
-        except (ValueError, RuntimeError) as e:
-            return ValidationResult(state, False, None, str(e))
-        return ValidationResult(state, reward == state.reward, reward)
-
-    def fork(self) -> DataSelectionEnv:
-        """An independent copy at the same point of the episode (the task, the models and
-        the start cache are never changed in place and are shared)."""
-        self._need_reset("fork()")
-        new = copy.copy(self)
+    def _fork_into(self, new: OptGymEnv) -> None:
+        # The task, the models and the start cache are never changed in place: shared.
+        assert isinstance(new, DataSelectionEnv)
         new.keep = self.keep.copy()
-        new._actions = [list(a) for a in self._actions]
-        new._np_random = copy.deepcopy(self._np_random)
-        return new
+        new._test = dict(self._test)

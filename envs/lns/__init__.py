@@ -1,1 +1,64 @@
 """Large Neighborhood Search for integer programs (``optgym/ILPNeighborhood-v0``): DESIGN 2.3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from optgym.budget import Budget
+from optgym.problem import EnvEntry, Problem, Task
+
+ENV_ID = "optgym/ILPNeighborhood-v0"
+FAMILIES = ("vertex-cover", "independent-set", "set-cover", "auction")
+
+
+def _datasets() -> list[Any]:
+    from optgym.datasets.ilp import ilp_datasets
+
+    return ilp_datasets()
+
+
+def objective_vs_best_known(env: Any) -> float:
+    """The incumbent's objective relative to the best-known one: 1.0 matches it, < 1 is
+    worse (for minimization best/objective, for maximization objective/best)."""
+    return env.unwrapped.score_vs_best_known()
+
+
+def _report(rows: list[dict], plot_path: Path) -> list[Path]:
+    from optgym.leaderboard.lns_report import lns_table, plot_gap_over_time
+
+    print(lns_table(rows))
+    return [plot_gap_over_time(rows, plot_path.with_name(plot_path.stem + "-gap.png"))]
+
+
+_AGENTS = "optgym.agents"
+PROBLEM = Problem(
+    name="lns",
+    title="Large Neighborhood Search for integer programs on SCIP (LB-RELAX, CL-LNS)",
+    envs=(EnvEntry(ENV_ID, "optgym.envs.lns.env:ILPNeighborhoodEnv", nondeterministic=True),),
+    datasets=_datasets,
+    # One task per family: the S instances of the test split, 60 CPU seconds per instance.
+    tasks=tuple(
+        Task(
+            name=f"lns-{family}",
+            env_id=ENV_ID,
+            env_kwargs={"time_budget": 60.0},
+            datasets=((f"generator://{family}-s-v0", "test"),),
+            budget=Budget(seconds=60.0),
+            score=objective_vs_best_known,
+            score_name="objective vs best known (geomean; 1 = best known)",
+            reference_agents=("scip",),
+            reference=(1.0, "best known (1.0)"),
+        )
+        for family in FAMILIES
+    ),
+    agents={
+        "scip": (f"{_AGENTS}.lns_heuristics:ScipAlone", "SCIP alone on the whole problem"),
+        "random-lns": (f"{_AGENTS}.lns_heuristics:RandomLns", ""),
+        "graph-lns": (f"{_AGENTS}.lns_heuristics:GraphInducedLns", ""),
+        "lb-lns": (f"{_AGENTS}.local_branching:LocalBranchingLns", ""),
+        "lb-relax": (f"{_AGENTS}.local_branching:LbRelax", ""),
+        "lb-relax-s": (f"{_AGENTS}.local_branching:LbRelax:sample=true", "LB-RELAX-S (sampling)"),
+    },
+    report=_report,
+)

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import time
+from functools import cache
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-import optgym
 from optgym.datasets.cache import cache_dir, write_atomic
 from optgym.datasets.dataset import Benchmark, DatasetRegistry
+from optgym.env import OptGymEnv, RewardTolerance, StepResult
 from optgym.envs.lns.graph import GRAPH_SPACE, StaticGraph
 from optgym.envs.lns.problem import InstanceError, MipProblem
-from optgym.state import EpisodeState, ValidationResult, check_state_for
+from optgym.state import EpisodeState
 
 ENV_ID = "optgym/ILPNeighborhood-v0"
 DEFAULT_BENCHMARK = "generator://vertex-cover-s-v0/0"
@@ -38,7 +40,16 @@ def primal_gap(objective: float | None, best: float | None) -> float:
     return min(1.0, abs(objective - best) / max(abs(objective), abs(best)))
 
 
-class ILPNeighborhoodEnv(gym.Env[dict, np.ndarray]):
+@cache
+def scip_version() -> str:
+    """``major.minor.tech`` of the SCIP library pyscipopt is linked to."""
+    import pyscipopt
+
+    model = pyscipopt.Model()
+    return f"{model.getMajorVersion()}.{model.getMinorVersion()}.{model.getTechVersion()}"
+
+
+class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
     """
     ## Description
 
@@ -54,8 +65,12 @@ class ILPNeighborhoodEnv(gym.Env[dict, np.ndarray]):
     ``Box(-inf, inf, (n,))``: one score per variable of the current instance (the shape is
     set at reset). NaN is an error; ``-inf`` never frees a variable. The neighborhood size
     ``k`` follows the papers' adaptive rule (start at ``k_start * n_int``, times
-    ``k_growth`` after a step without improvement, at most ``k_max * n_int``) unless the
-    agent sets ``env.unwrapped.neighborhood_size``.
+    ``k_growth`` after a step without improvement, at most ``k_max * n_int``).
+
+    Two attributes are the agent's own controls, kept across resets and not part of
+    ``config`` (they change the search, not what a state checks): ``neighborhood_size``
+    (an int fixes ``k``, clipped to [1, n_int]; None: the adaptive rule) and
+    ``subproblem_time`` (CPU seconds per sub-MIP, initially the constructor's).
 
     ## Observation Space
 
@@ -66,26 +81,33 @@ class ILPNeighborhoodEnv(gym.Env[dict, np.ndarray]):
 
     ## Rewards
 
-    The decrease of the primal integral (the area under the primal gap against the
-    best-known objective, over CPU seconds since reset) during the step, so an episode's
-    return is minus its primal integral. Measured times make it nondeterministic.
+    ``PrimalIntegral``: the decrease of the primal integral (the area under the primal gap
+    against the best-known objective, over CPU seconds since reset) during the step, so an
+    episode's return is minus its primal integral (the initial solve's area is booked at
+    reset). Measured times make it nondeterministic: ``validate`` checks the incumbent a
+    state records (feasible, with the claimed objective), not the reward.
 
     ## Starting State
 
     ``reset(options={"benchmark": uri})`` loads a ``generator://<family>-<s|l>-v0/<seed>``
     instance or ``file:///path/x.mps`` (or ``.lp``) and runs SCIP for ``initial_time`` CPU
     seconds for the initial incumbent (cached per instance, so every agent starts from the
-    same one; its time counts in the budget).
+    same one; its time counts in ``time_budget``). An instance that cannot be used
+    (unreadable, infeasible, unbounded) raises ``ValueError`` and leaves the env on its
+    previous one.
 
     ## Episode End
 
     Truncated when ``time_budget`` CPU seconds are spent; terminates when a sub-MIP freeing
-    every variable is solved to optimality.
+    every variable is solved to optimality. The CPU clock is the process's, so it also
+    counts the agent's own work (scoring, local-branching solves). Every ``info`` counts the
+    step's ``sub_mip_solves`` (the work unit: one per step).
 
     ## Arguments
 
     ``benchmark``, ``subproblem_time`` (CPU seconds per sub-MIP, 2), ``initial_time`` (5),
-    ``time_budget`` (60), ``k_start``/``k_growth``/``k_max`` (0.2/1.02/0.5), ``scip_seed``.
+    ``time_budget`` (60), ``k_start``/``k_growth``/``k_max`` (0.2/1.02/0.5), ``scip_seed``,
+    ``reward_space`` (``PrimalIntegral``).
 
     ## Version History
 
@@ -100,6 +122,14 @@ class ILPNeighborhoodEnv(gym.Env[dict, np.ndarray]):
     """
 
     metadata = {"render_modes": []}
+    env_id = ENV_ID
+    default_benchmark = DEFAULT_BENCHMARK
+    work_unit = "sub_mip_solves"
+    # The reward (minus the primal integral) is recomputed from the state's trace of
+    # improving incumbents over CPU seconds: a consistency check, since measured CPU times
+    # cannot be measured again.
+    reward_tolerance = RewardTolerance("relative", 1e-9)
+    reward_spaces = ("PrimalIntegral",)
 
     def __init__(
         self,
@@ -113,13 +143,20 @@ class ILPNeighborhoodEnv(gym.Env[dict, np.ndarray]):
         scip_seed: int = 0,
         reward_space: str = "PrimalIntegral",
     ):
-        if reward_space != "PrimalIntegral":
+        if reward_space not in self.reward_spaces:
             raise ValueError(f"unknown reward space {reward_space!r}; allowed: PrimalIntegral")
-        for name, value in (("subproblem_time", subproblem_time), ("time_budget", time_budget)):
+        for name, value in (
+            ("subproblem_time", subproblem_time),
+            ("initial_time", initial_time),
+            ("time_budget", time_budget),
+        ):
             if not value > 0:
-                raise ValueError(f"{name} must be positive, got {value!r}")
+                raise ValueError(f"{name} must be positive (CPU seconds), got {value!r}")
         if not 0 < k_start <= k_max <= 1:
             raise ValueError(f"need 0 < k_start <= k_max <= 1, got {k_start}, {k_max}")
+        if not k_growth >= 1:
+            raise ValueError(f"k_growth must be >= 1, got {k_growth!r}")
+        super().__init__(benchmark=benchmark, datasets=ilp_registry())
         self.reward_space_name = reward_space
         self.subproblem_time = subproblem_time
         self.initial_time = initial_time
@@ -127,10 +164,11 @@ class ILPNeighborhoodEnv(gym.Env[dict, np.ndarray]):
         self.k_start, self.k_growth, self.k_max = k_start, k_growth, k_max
         self.scip_seed = scip_seed
         self.neighborhood_size: int | None = None
-        self.datasets = ilp_registry()
-        self._benchmark_uri = benchmark or DEFAULT_BENCHMARK
+        # the loaded instance (one kept), shared with forks: see fork()
         self._problems: dict[str, tuple[MipProblem, StaticGraph]] = {}
         self.problem: MipProblem | None = None
+        self.graph: StaticGraph | None = None
+        self.best_known: float | None = None
         self.observation_space = spaces.Dict(
             {
                 "graph": GRAPH_SPACE,
@@ -139,25 +177,22 @@ class ILPNeighborhoodEnv(gym.Env[dict, np.ndarray]):
                 "objective": spaces.Box(-np.inf, np.inf, (1,), np.float64),
             }
         )
-        self.action_space = spaces.Box(-np.inf, np.inf, (1,), np.float64)
-        self._load(self._benchmark_uri)
+        self.action_space = spaces.Box(-np.inf, np.inf, (1,), np.float64)  # shaped at reset
 
     # ---- instances ----------------------------------------------------------------------------
-    def _load(self, uri: str) -> None:
-        benchmark: Benchmark = self.datasets.benchmark(uri)
+    def _load(self, benchmark: Benchmark) -> None:
         if benchmark.sha256 not in self._problems:
             problem = MipProblem(benchmark.path, seed=self.scip_seed)
             self._problems = {benchmark.sha256: (problem, StaticGraph(problem))}  # keep one
         self.problem, self.graph = self._problems[benchmark.sha256]
-        self.benchmark_sha256 = benchmark.sha256
-        self._benchmark_uri = uri
         self.action_space = spaces.Box(-np.inf, np.inf, (self.problem.n,), np.float64)
         from optgym.datasets.ilp import best_known
 
-        self.best_known = best_known(uri)
+        self.best_known = best_known(self.benchmark)
 
     def _initial(self) -> tuple[np.ndarray, float, float]:
         """(solution, objective, CPU seconds) of SCIP's initial run, cached per instance."""
+        assert self.problem is not None
         key = f"{self.benchmark_sha256}-t{self.initial_time:g}-s{self.scip_seed}"
         path = cache_dir() / "lns-initial" / f"{key}.json"
         if path.exists():
@@ -166,20 +201,16 @@ class ILPNeighborhoodEnv(gym.Env[dict, np.ndarray]):
         result = self.problem.solve_initial(self.initial_time)
         if result.values is None:
             raise InstanceError(
-                f"SCIP found no feasible solution of {self._benchmark_uri} in "
+                f"SCIP found no feasible solution of {self.benchmark} in "
                 f"{self.initial_time} s (status {result.status}); raise initial_time"
             )
         why = self.problem.violation(result.values)
         if why is not None:
-            raise InstanceError(f"SCIP's initial solution of {self._benchmark_uri} fails: {why}")
+            raise InstanceError(f"SCIP's initial solution of {self.benchmark} fails: {why}")
         data = {"solution": result.values.tolist(), "objective": result.objective,
                 "seconds": result.solve_seconds}  # fmt: skip
         write_atomic(path, json.dumps(data).encode())
         return result.values, result.objective, result.solve_seconds
-
-    @property
-    def benchmark(self) -> str:
-        return self._benchmark_uri
 
     # ---- time and gap bookkeeping ------------------------------------------------------------
     @property
@@ -220,27 +251,8 @@ class ILPNeighborhoodEnv(gym.Env[dict, np.ndarray]):
             "objective": np.array([self.objective]),
         }
 
-    # ---- gymnasium API ------------------------------------------------------------------------
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        super().reset(seed=seed)
-        options = dict(options or {})
-        uri = options.pop("benchmark", None)
-        if options:
-            raise ValueError(f"unknown reset options {sorted(options)}; allowed: 'benchmark'")
-        previous = self._benchmark_uri
-        try:
-            self._load(str(uri) if uri is not None else self._benchmark_uri)
-            solution, objective, seconds = self._initial()
-        except InstanceError:
-            self._load(previous)  # the env stays usable on its last instance
-            raise
-        self._start_episode(solution, objective, seconds)
-        self._seed = seed
-        return self._obs(), self._info(status="initial")
-
     def _start_episode(self, solution: np.ndarray, objective: float, seconds: float) -> None:
+        """Start from ``solution`` found after ``seconds`` CPU seconds (its area is booked)."""
         self._int_idx = self.problem.int_indices
         self.incumbent = solution.copy()
         self.objective = float(objective)
@@ -252,12 +264,9 @@ class ILPNeighborhoodEnv(gym.Env[dict, np.ndarray]):
         self._t_last = 0.0
         self.primal_integral = 0.0
         self._advance(seconds)
-        self._trace = [[round(seconds, 4), self.objective, self._gap(self.objective)]]
-        self._sizes: list[int] = []
+        self._trace = [[seconds, self.objective, self._gap(self.objective)]]
         self._step_end = time.process_time()
         self._total = -self.primal_integral
-        self._done = False
-        self._seed = None
 
     def _info(self, **extra: Any) -> dict[str, Any]:
         return {
@@ -265,20 +274,8 @@ class ILPNeighborhoodEnv(gym.Env[dict, np.ndarray]):
             "primal_gap": self._gap(self.objective),
             "primal_integral": self.primal_integral,
             "elapsed": self.elapsed,
-            "calls": 1,
             **extra,
         }
-
-    def _check_action(self, action: Any) -> np.ndarray:
-        scores = np.asarray(action, dtype=float)
-        if scores.shape != (self.problem.n,):
-            raise ValueError(
-                f"action must hold one score per variable, shape ({self.problem.n},); got "
-                f"shape {scores.shape}"
-            )
-        if np.isnan(scores).any():
-            raise ValueError(f"action has NaN scores (at {np.flatnonzero(np.isnan(scores))[:5]})")
-        return scores
 
     def neighborhood(self, scores: np.ndarray) -> np.ndarray:
         """The boolean mask of the integer variables a step with ``scores`` frees."""
@@ -291,16 +288,53 @@ class ILPNeighborhoodEnv(gym.Env[dict, np.ndarray]):
         free[order[:k]] = True
         return free
 
-    def step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
-        if self.problem is None or not hasattr(self, "incumbent"):
-            raise RuntimeError("call reset() before step()")
-        if self._done:
-            raise RuntimeError("the episode is over; call reset()")
-        scores = self._check_action(action)
+    def lp_features(self) -> np.ndarray:
+        """Values of the root LP relaxation (fills the observation's LP column). Its CPU
+        time counts in the episode's clock, as the agent's work; it is no sub-MIP solve."""
+        self._need_reset("lp_features()")
+        self._lp_values = self.problem.local_branching(
+            self.incumbent, len(self._int_idx), relax=True
+        )
+        return self._lp_values
+
+    def score_vs_best_known(self) -> float:
+        """Objective relative to the best-known one, 1.0 = equal, < 1 worse (both senses)."""
+        best = self.best_known
+        if best is None or self.objective == 0:
+            return float("nan")
+        ratio = best / self.objective
+        return 1.0 / ratio if self.problem.maximize else ratio
+
+    # ---- hooks of OptGymEnv -------------------------------------------------------------------
+    def _reset(self, benchmark: Benchmark) -> tuple[dict[str, Any], dict[str, Any]]:
+        saved = (self._problems, self.problem, self.graph, self.best_known, self.action_space)
+        try:
+            self._load(benchmark)
+            solution, objective, seconds = self._initial()
+        except BaseException:
+            # the env stays usable on its last instance (the base restores the benchmark)
+            self._problems, self.problem, self.graph, self.best_known, self.action_space = saved
+            raise
+        self._start_episode(solution, objective, seconds)
+        return self._obs(), self._info(status="initial")
+
+    def _check_action(self, action: Any) -> np.ndarray:
+        scores = np.asarray(action, dtype=float)
+        if scores.shape != (self.problem.n,):
+            raise ValueError(
+                f"action must hold one score per variable, shape ({self.problem.n},); got "
+                f"shape {scores.shape}"
+            )
+        if np.isnan(scores).any():
+            raise ValueError(f"action has NaN scores (at {np.flatnonzero(np.isnan(scores))[:5]})")
+        return scores
+
+    def _step(self, scores: np.ndarray) -> StepResult:
         t0 = time.process_time()
         policy_seconds = t0 - self._step_end
         free = self.neighborhood(scores)
         left = self.time_budget - self.elapsed
+        self._spend(1)
         result = self.problem.solve_neighborhood(
             free, self.incumbent, min(self.subproblem_time, max(left, 0.01))
         )
@@ -316,18 +350,14 @@ class ILPNeighborhoodEnv(gym.Env[dict, np.ndarray]):
         self._advance(now)
         if improved:
             self.incumbent, self.objective = result.values, float(result.objective)
-            self._trace.append([round(now, 4), self.objective, self._gap(self.objective)])
+            self._trace.append([now, self.objective, self._gap(self.objective)])
         n_free = int(free.sum())
-        self._sizes.append(n_free)
         if not improved and self.neighborhood_size is None:
             self._k_frac = min(self._k_frac * self.k_growth, self.k_max)
         self._history = [self.incumbent.copy(), *self._history[:2]]
         reward = -(self.primal_integral - before)
-        self._total += reward
-        freed_all = n_free == len(self._int_idx)
-        terminated = freed_all and result.status == "optimal"
+        terminated = n_free == len(self._int_idx) and result.status == "optimal"
         truncated = self.elapsed >= self.time_budget
-        self._done = terminated or truncated
         overhead = time.process_time() - t0 - result.solve_seconds
         self._step_end = time.process_time()
         info = self._info(
@@ -338,76 +368,114 @@ class ILPNeighborhoodEnv(gym.Env[dict, np.ndarray]):
         )
         return self._obs(), reward, terminated, truncated, info
 
-    def lp_features(self) -> np.ndarray:
-        """Values of the root LP relaxation (fills the observation's LP column)."""
-        self._lp_values = self.problem.local_branching(
-            self.incumbent, len(self._int_idx), relax=True
-        )
-        return self._lp_values
+    def _record_action(self, action: np.ndarray, info: dict[str, Any]) -> int:
+        """A state records each step's neighborhood size (the scores are not replayed)."""
+        return int(info["k"])
 
-    # ---- states -------------------------------------------------------------------------------
-    @property
-    def state(self) -> EpisodeState:
-        if not hasattr(self, "incumbent"):
-            raise RuntimeError("call reset() before reading the state")
-        nonzero = {int(i): float(self.incumbent[i]) for i in np.flatnonzero(self.incumbent)}
-        return EpisodeState(
-            env_id=self.spec.id if self.spec else ENV_ID,
-            benchmark=self._benchmark_uri,
-            reward_space=self.reward_space_name,
-            actions=list(self._sizes),
-            reward=self._total,
-            seed=self._seed,
-            walltime=self.elapsed,
-            versions={"optgym": optgym.__version__, "benchmark_sha256": self.benchmark_sha256},
-            extras={
-                "objective": self.objective,
-                "initial_objective": self.initial_objective,
-                "primal_gap": self._gap(self.objective),
-                "primal_integral": self.primal_integral,
-                "solution": nonzero,
-                "trace": self._trace,
-            },
-        )
-
-    def apply(self, state: EpisodeState) -> float:
-        """Load ``state.benchmark`` and install its incumbent after checking it: feasible
-        for the original model and with the claimed objective. Returns the claimed reward
-        (a measured primal integral, which no replay reproduces exactly)."""
-        check_state_for(state, ENV_ID)
+    def _replay(self, state: EpisodeState) -> None:
+        """Install the state's incumbent after checking it: feasible for the original model
+        and with the claimed objective. The episode's reward is recomputed from the state's
+        trace of improving incumbents (measured CPU times cannot be measured again); the
+        episode goes on from the incumbent, its clock from 0."""
         extras = state.extras or {}
         if "solution" not in extras or "objective" not in extras:
             raise ValueError("an LNS state needs extras 'solution' and 'objective'")
-        self._load(state.benchmark)
-        x = np.zeros(self.problem.n)
-        for i, v in extras["solution"].items():
-            if not 0 <= int(i) < self.problem.n:
-                raise ValueError(f"solution index {i} is out of range (n = {self.problem.n})")
-            x[int(i)] = v
+        n = self.problem.n
+        x = np.zeros(n)
+        try:
+            for i, v in dict(extras["solution"]).items():
+                if not 0 <= int(i) < n:
+                    raise ValueError(f"solution index {i} is out of range (n = {n})")
+                x[int(i)] = float(v)
+            claimed = float(extras["objective"])
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"bad solution in the state: {e}") from None
         why = self.problem.violation(x)
         if why is not None:
             raise ValueError(f"the state's solution is infeasible: {why}")
         objective = self.problem.objective(x)
-        claimed = float(extras["objective"])
         if abs(objective - claimed) > 1e-6 * max(1.0, abs(claimed)):
             raise ValueError(f"claimed objective {claimed!r}, the solution's is {objective!r}")
+        n_int = len(self.problem.int_indices)
+        for size in state.actions:
+            if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= n_int:
+                raise ValueError(
+                    f"state action {size!r} is no neighborhood size; allowed: an integer in "
+                    f"[0, {n_int}] (the instance's integer variables)"
+                )
+        if not state.reward <= 0:
+            raise ValueError(
+                f"claimed reward {state.reward!r} is impossible: it is minus a primal integral "
+                "(<= 0)"
+            )
+        integral = self._trace_integral(extras, objective)
         self._start_episode(x, objective, 0.0)
-        self._total = state.reward
-        return state.reward
+        self._actions = list(state.actions)
+        self._total = -integral
 
-    def validate(self, state: EpisodeState | None = None) -> ValidationResult:
-        """Check a state's incumbent (feasibility and objective); times are not replayed."""
-        state = state if state is not None else self.state
+    def _trace_integral(self, extras: dict[str, Any], objective: float) -> float:
+        """The primal integral that the state's trace (``[CPU seconds, objective, gap]`` at
+        the initial incumbent and at each improvement) and ``end_seconds`` (the last step's
+        end) give; ``ValueError`` when the trace does not hold together: times that go back,
+        objectives that do not improve, gaps or a final objective or integral that differ
+        from what the objectives give."""
+        trace, end = extras.get("trace"), extras.get("end_seconds")
+        if not isinstance(trace, list) or not trace or not isinstance(end, (int, float)):
+            raise ValueError("an LNS state needs extras 'trace' (non-empty) and 'end_seconds'")
         try:
-            reward = self.apply(state)
-        except (ValueError, RuntimeError) as e:
-            return ValidationResult(state, False, None, str(e))
-        return ValidationResult(state, True, reward)
+            points = [(float(t), float(o), float(g)) for t, o, g in trace]
+        except (TypeError, ValueError):
+            raise ValueError("the trace must hold [seconds, objective, gap] triples") from None
+        area, last_t, last_o = 0.0, 0.0, None
+        for t, o, g in points:
+            if not (math.isfinite(t) and t >= last_t and math.isfinite(o)):
+                raise ValueError("the trace's times must be finite and never go back")
+            if last_o is not None and not self.problem.better(o, last_o):
+                raise ValueError("each point of the trace must improve on the one before")
+            if abs(g - self._gap(o)) > 1e-9:
+                raise ValueError(f"the trace's gap {g!r} is not its objective's ({self._gap(o)!r})")
+            if last_o is not None:
+                area += self._gap(last_o) * (t - last_t)
+            else:
+                area += self._gap(o) * t  # the initial solve's seconds, at its own gap
+            last_t, last_o = t, o
+        if not (math.isfinite(end) and end >= last_t):
+            raise ValueError("end_seconds must be finite and not before the trace's last point")
+        area += self._gap(last_o) * (end - last_t)
+        if abs(last_o - objective) > 1e-6 * max(1.0, abs(objective)):
+            raise ValueError(
+                f"the trace ends at objective {last_o!r}, the solution's is {objective!r}"
+            )
+        claimed = extras.get("primal_integral")
+        if not isinstance(claimed, (int, float)) or abs(claimed - area) > 1e-9 * max(1.0, area):
+            raise ValueError(f"claimed primal integral {claimed!r}, the trace gives {area!r}")
+        return area
 
-    def score_vs_best_known(self) -> float:
-        """Objective relative to the best-known one, 1.0 = equal, < 1 worse (both senses)."""
-        best = self.best_known
-        if best is None or self.objective == 0:
-            return float("nan")
-        ratio = best / self.objective
-        return 1.0 / ratio if self.problem.maximize else ratio
+    def _extras(self) -> dict[str, Any]:
+        nonzero = {int(i): float(self.incumbent[i]) for i in np.flatnonzero(self.incumbent)}
+        return {
+            "objective": self.objective,
+            "initial_objective": self.initial_objective,
+            "primal_gap": self._gap(self.objective),
+            "primal_integral": self.primal_integral,
+            "solution": nonzero,
+            "trace": self._trace,
+            "end_seconds": self._t_last,
+            "cpu_seconds": self.elapsed,
+        }
+
+    def _versions(self) -> dict[str, str]:
+        return {"scip": scip_version()}
+
+    def _fork_into(self, new: OptGymEnv) -> None:
+        for name in ("incumbent", "_history", "_trace", "_lp_values"):
+            setattr(new, name, copy.deepcopy(getattr(self, name)))
+
+    def fork(self) -> ILPNeighborhoodEnv:
+        """An independent copy at the same point of the episode: its own incumbent,
+        objective, history, k fraction, primal integral, trace, neighborhood sizes and clock
+        offsets, and the budget meter shared. The SCIP model (``MipProblem``) is shared too:
+        every sub-MIP solve re-fixes every bound it needs, so solves on the fork and the
+        parent may interleave, one at a time (not from two threads at once). The CPU clock
+        is the process's: work on either counts in both episodes' ``elapsed``."""
+        return super().fork()

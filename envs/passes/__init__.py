@@ -1,1 +1,49 @@
 """LLVM pass ordering (``optgym/PassOrdering-v0``): DESIGN section 2.1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optgym.budget import Budget
+from optgym.problem import EnvEntry, Problem, Task
+
+
+def _datasets() -> list[Any]:
+    from optgym.datasets.llvm import llvm_datasets
+
+    return llvm_datasets()
+
+
+def instruction_count_vs_oz(env: Any) -> float:
+    """-Oz's instruction count divided by the episode's: > 1 beats -Oz."""
+    obs = env.unwrapped.observation
+    return float(obs["IrInstructionCountOz"][0]) / max(float(obs["IrInstructionCount"][0]), 1.0)
+
+
+PROBLEM = Problem(
+    name="pass-ordering",
+    title="LLVM pass ordering (CompilerGym's llvm-v0 on LLVM 19)",
+    envs=(EnvEntry("optgym/PassOrdering-v0", "optgym.envs.passes.env:PassOrderingEnv"),),
+    datasets=_datasets,
+    tasks=(
+        Task(
+            name="pass-ordering",
+            env_id="optgym/PassOrdering-v0",
+            env_kwargs={"observation_space": "Autophase", "reward_space": "IrInstructionCountOz"},
+            datasets=(("generator://csmith-v0", "test"), ("benchmark://debian-v0", "test")),
+            budget=Budget(calls=2000),
+            score=instruction_count_vs_oz,
+            score_name="IR instruction count reduction vs -Oz (geomean)",
+            reference_agents=("oz", "o3"),
+            reference=(1.0, "-Oz (1.0)"),
+        ),
+    ),
+    agents={
+        "oz": ("optgym.agents.reference:ReferenceAgent:reference=Oz", "LLVM's -Oz pipeline"),
+        "o3": ("optgym.agents.reference:ReferenceAgent:reference=O3", "LLVM's -O3 pipeline"),
+        "o0": ("optgym.agents.reference:ReferenceAgent:reference=O0", "no optimization"),
+        "random": ("optgym.agents.random_search:RandomSearchAgent", ""),
+        "greedy": ("optgym.agents.greedy:GreedySearchAgent", ""),
+        "sequences": ("optgym.agents.sequence_list:SequenceListAgent", ""),
+    },
+)

@@ -17,6 +17,7 @@ import sys
 import tempfile
 from typing import Any
 
+from optgym.env import BackendCrash as _EpisodeCrash
 from optgym.envs.passes import native
 from optgym.envs.passes.worker import Channel
 
@@ -25,7 +26,7 @@ class BackendError(RuntimeError):
     """LLVM reported an error (bad bitcode, a failed pipeline); the worker lives on."""
 
 
-class BackendCrash(RuntimeError):
+class BackendCrash(_EpisodeCrash):
     """The worker process died (an LLVM abort, a fatal error, a signal, a timeout)."""
 
 

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import copy
-import time
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-import optgym
 from optgym.datasets.dataset import Benchmark, DatasetRegistry
+from optgym.env import OptGymEnv, StepResult
 from optgym.envs.passes import actions as pass_actions
 from optgym.envs.passes.backend import BackendCrash, BackendError, LlvmSession
 from optgym.envs.passes.spaces import OBSERVATION_SPACES, REFERENCES, REWARD_SPACES
-from optgym.state import EpisodeState, ValidationResult, check_state_for
 
 ENV_ID = "optgym/PassOrdering-v0"
 BITCODE_MAGIC = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")
@@ -43,7 +39,7 @@ class ObservationView:
         return list(OBSERVATION_SPACES)
 
 
-class PassOrderingEnv(gym.Env[Any, np.int64]):
+class PassOrderingEnv(OptGymEnv[Any, np.int64]):
     """
     ## Description
 
@@ -87,7 +83,8 @@ class PassOrderingEnv(gym.Env[Any, np.int64]):
 
     Never terminates: stop when you like (register a ``max_episode_steps``, or wrap with
     ``optgym.wrappers.BudgetWrapper``). An LLVM crash truncates the episode and puts the
-    message in ``info["error"]``; the next reset starts a new worker.
+    message in ``info["error"]``; the next reset starts a new worker. Every ``info`` counts
+    the step's ``compilations`` (the work unit: one per pass or reference pipeline run).
 
     ## Arguments
 
@@ -109,6 +106,12 @@ class PassOrderingEnv(gym.Env[Any, np.int64]):
     """
 
     metadata = {"render_modes": ["ansi"]}
+    env_id = ENV_ID
+    default_benchmark = "generator://csmith-v0/0"
+    work_unit = "compilations"
+    reward_spaces = tuple(REWARD_SPACES)
+    observation_spaces = tuple(OBSERVATION_SPACES)
+    references = tuple(REFERENCES)
 
     def __init__(
         self,
@@ -129,6 +132,7 @@ class PassOrderingEnv(gym.Env[Any, np.int64]):
             )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}; allowed: None, 'ansi'")
+        super().__init__(benchmark=benchmark, datasets=llvm_datasets())
         self.observation_space_name = observation_space
         self.reward_space_name = reward_space
         self.observation_space = OBSERVATION_SPACES[observation_space][0]
@@ -136,32 +140,12 @@ class PassOrderingEnv(gym.Env[Any, np.int64]):
         self.reward_range = (-np.inf, np.inf)
         self.render_mode = render_mode
         self.timeout = timeout
-        self.datasets = llvm_datasets()
         self.observation = ObservationView(self)
         self._reward = REWARD_SPACES[reward_space]
-        self._benchmark_uri = benchmark or "generator://csmith-v0/0"
-        self._benchmark: Benchmark | None = None
         self._session: LlvmSession | None = None
         self._llvm_version: str | None = None
-        self._reset_episode()
-
-    # ---- episode bookkeeping -------------------------------------------------------------
-    def _reset_episode(self) -> None:
-        self._actions: list[int] = []
-        self._reference: str | None = None
-        self._total = 0.0
         self._cost_prev = 0
-        self._cost_init = 0
         self._norm = 1.0
-        self._last_obs: Any = None
-        self._error: str | None = None
-        self._seed: int | None = None
-        self._start = time.time()
-
-    @property
-    def benchmark(self) -> str:
-        """URI of the current (or next) benchmark."""
-        return self._benchmark_uri
 
     @staticmethod
     def action_index(flag: str) -> int:
@@ -209,14 +193,11 @@ class PassOrderingEnv(gym.Env[Any, np.int64]):
         return {n: self._convert(n, raw) for n in names}
 
     def _reference_cost(self, reference: str, cost: str) -> int:
-        assert self._benchmark is not None and self._session is not None
-        key = (self._benchmark.sha256, reference, cost)
+        assert self._session is not None
+        key = (self.benchmark_sha256, reference, cost)
         if key not in _REFERENCE_CACHE:
-            pipeline = REFERENCES[reference]
-            if pipeline:
-                raw = self._session.request("reference", pipeline, (cost,))
-            else:
-                raw = self._session.request("reference", "function(no-op-function)", (cost,))
+            pipeline = REFERENCES[reference] or "function(no-op-function)"
+            raw = self._session.request("reference", pipeline, (cost,))
             _REFERENCE_CACHE[key] = int(raw[cost])
         return _REFERENCE_CACHE[key]
 
@@ -233,68 +214,41 @@ class PassOrderingEnv(gym.Env[Any, np.int64]):
                 f"text): {e}"
             ) from None
 
-    # ---- gymnasium API --------------------------------------------------------------------
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[Any, dict[str, Any]]:
-        super().reset(seed=seed)
-        options = dict(options or {})
-        uri = options.pop("benchmark", None)
-        if options:
-            raise ValueError(f"unknown reset options {sorted(options)}; allowed: 'benchmark'")
-        uri = str(uri) if uri is not None else self._benchmark_uri
-        benchmark = self.datasets.benchmark(uri)  # ValueError for bad or unknown URIs
+    # ---- hooks of OptGymEnv ---------------------------------------------------------------
+    def _reset(self, benchmark: Benchmark) -> tuple[Any, dict[str, Any]]:
         try:
             self._load(benchmark)
         except BackendCrash:
             self._session = None  # a worker killed between episodes: start afresh once
             self._load(benchmark)
-        self._benchmark, self._benchmark_uri = benchmark, uri
-        self._reset_episode()
-        self._seed = seed
+        assert self._session is not None
         cost = self._reward.cost
         names = (self.observation_space_name,)
         raw = self._session.request("observe", self._worker_names(names) + (cost,))
         self._cost_init = self._cost_prev = int(raw[cost])
+        self._norm = 1.0
         if self._reward.reference:
             ref = self._reference_cost(self._reward.reference, cost)
             self._norm = float(max(self._cost_init - ref, 1))
-        self._last_obs = self._convert(self.observation_space_name, raw)
-        return self._last_obs, {"benchmark": uri}
+        return self._convert(self.observation_space_name, raw), {}
 
-    def _apply(self, pipeline: str) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        if self._error is not None:
-            raise RuntimeError(f"the episode ended with an error ({self._error}); call reset()")
-        if self._session is None or self._benchmark is None:
-            raise RuntimeError("call reset() before step()")
+    def _run_pipeline(self, pipeline: str) -> StepResult:
+        if self._session is None:
+            raise BackendCrash("the LLVM worker is gone; call reset()")
         cost = self._reward.cost
         names = self._worker_names((self.observation_space_name,)) + (cost,)
-        info: dict[str, Any] = {"compilation_calls": 1}
+        self._spend(1)
         try:
             if pipeline:
                 raw = self._session.request("run", pipeline, names)
             else:
                 raw = self._session.request("observe", names)
-        except (BackendCrash, BackendError) as e:
-            self._error = f"{type(e).__name__}: {e}"
-            self._session.kill()
-            self._session = None
-            info["error"] = self._error
-            return self._last_obs, 0.0, False, True, info
+        except BackendError as e:  # a failed pipeline leaves a module we cannot trust
+            raise BackendCrash(f"BackendError: {e}") from None
         value = int(raw[cost])
         reward = (self._cost_prev - value) / self._norm
         self._cost_prev = value
-        self._total += reward
-        self._last_obs = self._convert(self.observation_space_name, raw)
-        return self._last_obs, reward, False, False, info
-
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        index = self._check_action(action)
-        result = self._apply(pass_actions.PIPELINES[index])
-        if "error" not in result[4]:
-            self._actions.append(index)
-        result[4]["action"] = pass_actions.FLAGS[index]
-        return result
+        return self._convert(self.observation_space_name, raw), reward, False, False, {}
 
     def _check_action(self, action: Any) -> int:
         if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
@@ -311,18 +265,31 @@ class PassOrderingEnv(gym.Env[Any, np.int64]):
             )
         return int(action)
 
-    def apply_reference(self, name: str) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        """Run a reference pipeline (``"Oz"``, ``"O3"``, ``"O0"``) as one step; only at the
-        start of an episode, so that the state replays as reference + actions."""
-        if name not in REFERENCES:
-            raise ValueError(f"unknown reference {name!r}; allowed: {', '.join(REFERENCES)}")
-        if self._actions or self._reference:
-            raise RuntimeError("a reference can only be applied right after reset()")
-        result = self._apply(REFERENCES[name])
-        if "error" not in result[4]:
-            self._reference = name
+    def _step(self, action: int) -> StepResult:
+        result = self._run_pipeline(pass_actions.PIPELINES[action])
+        result[4]["action"] = pass_actions.FLAGS[action]
         return result
 
+    def _reference_step(self, name: str) -> StepResult:
+        return self._run_pipeline(REFERENCES[name])
+
+    def _on_crash(self) -> None:
+        if self._session is not None:
+            self._session.kill()
+            self._session = None
+
+    def _versions(self) -> dict[str, str]:
+        if self._llvm_version is None and self._session is not None:
+            self._llvm_version = self._session.request("version")
+        return {"llvm": self._llvm_version or ""}
+
+    def _fork_into(self, new: OptGymEnv) -> None:
+        if self._session is None:
+            raise RuntimeError("the LLVM worker is gone (the episode crashed); call reset()")
+        new._session = self._session.fork()
+        new.observation = ObservationView(new)
+
+    # ---- gymnasium API --------------------------------------------------------------------
     def render(self) -> str | None:
         if self.render_mode != "ansi":
             return None
@@ -341,68 +308,10 @@ class PassOrderingEnv(gym.Env[Any, np.int64]):
 
         return commandline(self._actions, self._reference)
 
-    @property
-    def episode_reward(self) -> float:
-        return self._total
-
-    @property
-    def state(self) -> EpisodeState:
-        """The episode so far as a replayable, JSON-serializable record."""
-        if self._benchmark is None:
-            raise RuntimeError("call reset() before reading the state")
-        if self._llvm_version is None and self._session is not None:
-            self._llvm_version = self._session.request("version")
-        return EpisodeState(
-            env_id=self.spec.id if self.spec else ENV_ID,
-            benchmark=self._benchmark_uri,
-            reward_space=self.reward_space_name,
-            actions=list(self._actions),
-            reward=self._total,
-            seed=self._seed,
-            reference=self._reference,
-            walltime=time.time() - self._start,
-            versions={
-                "optgym": optgym.__version__,
-                "llvm": self._llvm_version or "",
-                "benchmark_sha256": self._benchmark.sha256,
-            },
-        )
-
-    def apply(self, state: EpisodeState) -> float:
-        """Reset to ``state.benchmark`` and replay its reference and actions; the reward."""
-        check_state_for(state, ENV_ID, self.reward_space_name)
-        self.reset(seed=state.seed, options={"benchmark": state.benchmark})
-        if state.reference:
-            info = self.apply_reference(state.reference)[4]
-            if "error" in info:
-                raise RuntimeError(info["error"])
-        for a in state.actions:
-            info = self.step(pass_actions.action_index(a) if isinstance(a, str) else a)[4]
-            if "error" in info:
-                raise RuntimeError(info["error"])
-        return self._total
-
-    def validate(self, state: EpisodeState | None = None) -> ValidationResult:
-        """Replay ``state`` (default: this episode's) from a fresh reset; ``ok`` when the
-        reward reproduces. Rewards here are deterministic: the tolerance is 1e-9."""
-        state = state if state is not None else self.state
-        try:
-            reward = self.apply(state)
-        except (ValueError, RuntimeError) as e:
-            return ValidationResult(state, False, None, str(e))
-        ok = abs(reward - state.reward) <= 1e-9 * max(1.0, abs(state.reward))
-        return ValidationResult(state, ok, reward)
-
     def fork(self) -> PassOrderingEnv:
-        """An independent copy at the same state: same module in memory, same episode."""
-        if self._session is None or self._benchmark is None:
-            raise RuntimeError("call reset() before fork()")
-        new = copy.copy(self)
-        new._session = self._session.fork()
-        new._actions = list(self._actions)
-        new._np_random = copy.deepcopy(self._np_random)
-        new.observation = ObservationView(new)
-        return new
+        """An independent copy at the same state: the worker is forked, so the copy holds
+        the very same module in memory (LLVM's CloneModule would reorder use-lists)."""
+        return super().fork()
 
     def __del__(self) -> None:
         try:

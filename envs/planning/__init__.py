@@ -1,26 +1,117 @@
 """Path planning for a 2D point robot (DESIGN 2.4): ``optgym/PathPlanning2D-v0`` (one
 open-loop plan per episode, batched plan evaluation) and ``optgym/PathPlanning2DClosedLoop-v0``
-(one move per step, range sensors), on the maps of :mod:`optgym.datasets.nav2d`."""
+(one move per step, range sensors), on the maps of :mod:`optgym.datasets.nav2d`.
 
-from optgym.envs.planning.env import (
-    CLOSED_LOOP_ID,
-    OPEN_LOOP_ID,
-    PathPlanning2DClosedLoopEnv,
-    PathPlanning2DEnv,
-    PlanRollout,
-    nearest_goal_distance,
-    plan_rewards,
+The env classes and helpers (``PathPlanning2DEnv``, ``rollout``...) are imported from
+:mod:`optgym.envs.planning.env` and :mod:`optgym.envs.planning.geometry` on first use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from optgym.budget import Budget
+from optgym.problem import EnvEntry, Problem, Task, lazy_exports
+
+OPEN_LOOP_ID = "optgym/PathPlanning2D-v0"
+CLOSED_LOOP_ID = "optgym/PathPlanning2DClosedLoop-v0"
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "PathPlanning2DClosedLoopEnv": "env",
+        "PathPlanning2DEnv": "env",
+        "PlanRollout": "env",
+        "nearest_goal_distance": "env",
+        "plan_rewards": "env",
+        "rollout": "geometry",
+        "rollout_one": "geometry",
+    },
 )
-from optgym.envs.planning.geometry import rollout, rollout_one
 
-__all__ = [
-    "CLOSED_LOOP_ID",
-    "OPEN_LOOP_ID",
-    "PathPlanning2DClosedLoopEnv",
-    "PathPlanning2DEnv",
-    "PlanRollout",
-    "nearest_goal_distance",
-    "plan_rewards",
-    "rollout",
-    "rollout_one",
-]
+
+def _datasets() -> list[Any]:
+    from optgym.datasets.nav2d import nav2d_datasets
+
+    return nav2d_datasets()
+
+
+def plan_reward(env: Any) -> float:
+    """The replayed plan's reward: ``payoff * (1 - 0.2 t / T)`` on reaching a goal at step
+    ``t`` of ``T`` (> 0), else minus the final distance to the nearest goal (<= 0)."""
+    return float(env.unwrapped.state.reward)
+
+
+def episode_reward(env: Any) -> float:
+    """The replayed closed-loop episode's ``Progress`` reward: the distance to the goal
+    gained, divided by the world side, plus the goal's payoff (1) if it was reached."""
+    return float(env.unwrapped.state.reward)
+
+
+def _report(rows: list[dict], plot_path: Path) -> list[Path]:
+    from optgym.leaderboard.planning_report import planning_table, plot_best_vs_evaluations
+
+    # the success table counts plan rewards above 0: the open-loop task's rows only
+    rows = [r for r in rows if r.get("task", OPEN_LOOP_TASK) == OPEN_LOOP_TASK]
+    if not rows:
+        return []
+    print(f"\n{planning_table(rows)}")
+    return [plot_best_vs_evaluations(rows, plot_path.with_name(plot_path.stem + "-evals.png"))]
+
+
+OPEN_LOOP_TASK = "path-planning"
+_SEARCH = "optgym.agents.planning_search"
+_PARTITION = "optgym.agents.space_partition"
+PROBLEM = Problem(
+    name="path-planning",
+    title="Path planning by learned space partitions (LA-MCTS, LaP3)",
+    envs=(
+        EnvEntry(OPEN_LOOP_ID, "optgym.envs.planning.env:PathPlanning2DEnv"),
+        EnvEntry(CLOSED_LOOP_ID, "optgym.envs.planning.env:PathPlanning2DClosedLoopEnv"),
+    ),
+    datasets=_datasets,
+    # Every hand-made map, 2000 plan evaluations per episode (the planners keep one of them
+    # back for the final step that commits the best plan).
+    tasks=(
+        Task(
+            name=OPEN_LOOP_TASK,
+            env_id=OPEN_LOOP_ID,
+            env_kwargs={},
+            datasets=(("benchmark://nav2d-v0", "test"),),
+            budget=Budget(calls=2000),
+            score=plan_reward,
+            score_name=(
+                "plan reward (mean; > 0: goal reached, 1 - 0.2 t/T; else minus the distance left)"
+            ),
+            reference_agents=("cem", "cmaes"),
+            aggregate="mean",
+            reference=(0.0, "goal reached above 0"),
+        ),
+        # The closed-loop env for RL agents: the hand-made maps and unseen random ones;
+        # `optgym train ppo --task path-planning-closed-loop` trains on the random maps'
+        # train split. An episode may spend 20000 moves (each one plan evaluation), for
+        # training from scratch and the final episode; a trained policy spends one episode.
+        Task(
+            name="path-planning-closed-loop",
+            env_id=CLOSED_LOOP_ID,
+            env_kwargs={},
+            datasets=(("benchmark://nav2d-v0", "test"), ("generator://nav2d-random-v0", "test")),
+            budget=Budget(calls=20000),
+            score=episode_reward,
+            score_name="episode reward (mean; distance gained / world side, + 1 at the goal)",
+            reference_agents=("ppo",),
+            aggregate="mean",
+        ),
+    ),
+    agents={
+        "shooting": (f"{_SEARCH}:RandomShooting", ""),
+        "cem": (f"{_SEARCH}:CrossEntropyMethod", ""),
+        "cmaes": (f"{_SEARCH}:CmaEs", ""),
+        "mppi": (f"{_SEARCH}:Mppi", ""),
+        "voo": (f"{_SEARCH}:Voo", ""),
+        "la-mcts": (f"{_PARTITION}:LaMcts", ""),
+        "lap3": (f"{_PARTITION}:LaP3", ""),
+        "ppo": ("optgym.agents.planning_rl:PpoPlanner", ""),
+    },
+    report=_report,
+)

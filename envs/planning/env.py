@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import copy
 import math
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-import optgym
-from optgym.datasets.dataset import DatasetRegistry
+from optgym.datasets.dataset import Benchmark, DatasetRegistry
 from optgym.datasets.nav2d import MAX_GOALS, NavMap, load_benchmark_map, nav2d_datasets
+from optgym.env import OptGymEnv, RewardTolerance, StepResult
 from optgym.envs.planning.canvas import draw_map
 from optgym.envs.planning.geometry import (
     check_plans,
@@ -24,12 +21,6 @@ from optgym.envs.planning.geometry import (
     ranges,
     rollout,
     rollout_one,
-)
-from optgym.state import (
-    EpisodeState,
-    ValidationResult,
-    check_benchmark_unchanged,
-    check_state_for,
 )
 
 OPEN_LOOP_ID = "optgym/PathPlanning2D-v0"
@@ -76,12 +67,14 @@ class PlanRollout:
     rewards: np.ndarray
 
 
-class _NavigationEnv(gym.Env[np.ndarray, np.ndarray]):
-    """What both planning envs share: maps by URI, the search picture, states and forks."""
+class _NavigationEnv(OptGymEnv[np.ndarray, np.ndarray]):
+    """What both planning envs add to :class:`OptGymEnv`: maps by URI, the search picture
+    (best path and recent end points) and its copy in forks."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
-    env_id = ""
-    reward_spaces: tuple[str, ...] = ()
+    default_benchmark = DEFAULT_BENCHMARK
+    work_unit = "plan_evaluations"
+    reward_tolerance = RewardTolerance("exact")  # plain NumPy, no randomness
 
     def __init__(
         self,
@@ -96,29 +89,31 @@ class _NavigationEnv(gym.Env[np.ndarray, np.ndarray]):
             )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}; allowed: None, 'rgb_array'")
+        if isinstance(max_end_points, bool) or not isinstance(max_end_points, (int, np.integer)):
+            raise ValueError(f"max_end_points must be an integer >= 0, got {max_end_points!r}")
         if max_end_points < 0:
             raise ValueError(f"max_end_points must be >= 0, got {max_end_points}")
+        super().__init__(benchmark=benchmark, datasets=nav2d_registry())
         self.reward_space_name = reward_space
         self.render_mode = render_mode
-        self.max_end_points = max_end_points
-        self.datasets = nav2d_registry()
-        self._benchmark_uri = ""
-        self.benchmark_sha256 = ""
-        self._started = False
-        self._load(benchmark or DEFAULT_BENCHMARK)
+        self.max_end_points = int(max_end_points)
+        self._map_sha256 = ""  # the loaded map's file: the base's benchmark_sha256 is per reset
+        # the first map is loaded now so that the spaces (the plan length) exist before reset
+        self._load_map(self.datasets.benchmark(self._benchmark_uri))
 
     # ---- maps ---------------------------------------------------------------------------------
-    def _load(self, uri: str) -> None:
-        """Load the map of ``uri``; a bad URI or file raises ``ValueError`` and keeps the
-        current map."""
-        benchmark = self.datasets.benchmark(uri)
-        if benchmark.sha256 != self.benchmark_sha256:
-            self.nav = load_benchmark_map(benchmark)
-            self.geometry = map_geometry(self.nav)
-            self.benchmark_sha256 = benchmark.sha256
-            self._clear_search()
-            self._configure()
-        self._benchmark_uri = uri
+    def _load_map(self, benchmark: Benchmark) -> bool:
+        """Load ``benchmark``'s map unless it is the one loaded; whether it loaded one. A bad
+        file raises ``ValueError`` and keeps the current map."""
+        if benchmark.sha256 == self._map_sha256:
+            return False
+        nav = load_benchmark_map(benchmark)
+        self.geometry = map_geometry(nav)
+        self.nav = nav
+        self._map_sha256 = benchmark.sha256
+        self._clear_search()
+        self._configure()
+        return True
 
     def _configure(self) -> None:
         """Set the spaces for the map just loaded."""
@@ -128,28 +123,6 @@ class _NavigationEnv(gym.Env[np.ndarray, np.ndarray]):
         self.best_reward = -math.inf
         self.best_path: np.ndarray | None = None
 
-    @property
-    def benchmark(self) -> str:
-        return self._benchmark_uri
-
-    def _reset_map(self, seed: int | None, options: dict[str, Any] | None) -> None:
-        super().reset(seed=seed)
-        options = dict(options or {})
-        uri = options.pop("benchmark", None)
-        if options:
-            raise ValueError(f"unknown reset options {sorted(options)}; allowed: 'benchmark'")
-        self._load(str(uri) if uri is not None else self._benchmark_uri)
-        self._seed = seed
-        self._actions: list[list[float]] = []
-        self._total = 0.0
-        self._done = False
-        self._started = True
-        self._start_time = time.time()
-
-    def _need_reset(self, what: str) -> None:
-        if not self._started:
-            raise RuntimeError(f"call reset() before {what}")
-
     def _goal_features(self) -> list[float]:
         w = self.nav.size
         top = max(g.payoff for g in self.nav.goals)
@@ -157,6 +130,10 @@ class _NavigationEnv(gym.Env[np.ndarray, np.ndarray]):
         for g in self.nav.goals:
             values += [g.x / w, g.y / w, min(g.radius / w, 1.0), g.payoff / top]
         return values + [0.0] * (4 * (MAX_GOALS - len(self.nav.goals)))
+
+    def _fork_into(self, new: OptGymEnv) -> None:
+        assert isinstance(new, _NavigationEnv)
+        new.end_points = deque(self.end_points, maxlen=self.max_end_points)
 
     # ---- picture ------------------------------------------------------------------------------
     def _paths_to_draw(self) -> list[np.ndarray]:
@@ -170,53 +147,6 @@ class _NavigationEnv(gym.Env[np.ndarray, np.ndarray]):
         ends = np.array(self.end_points) if self.end_points else None
         return draw_map(self.nav, self.best_path, ends, self._paths_to_draw())
 
-    # ---- states -------------------------------------------------------------------------------
-    @property
-    def state(self) -> EpisodeState:
-        """The episode so far as a replayable, JSON-serializable record."""
-        self._need_reset("reading the state")
-        return EpisodeState(
-            env_id=self.spec.id if self.spec else self.env_id,
-            benchmark=self._benchmark_uri,
-            reward_space=self.reward_space_name,
-            actions=[list(a) for a in self._actions],
-            reward=self._total,
-            seed=self._seed,
-            walltime=time.time() - self._start_time,
-            versions={"optgym": optgym.__version__, "benchmark_sha256": self.benchmark_sha256},
-        )
-
-    def apply(self, state: EpisodeState) -> float:
-        """Reset to ``state.benchmark`` and replay its actions; the episode's reward."""
-        check_state_for(state, self.env_id, self.reward_space_name)
-        self.reset(seed=state.seed, options={"benchmark": state.benchmark})
-        check_benchmark_unchanged(state, self.benchmark_sha256, "map")
-        for action in state.actions:
-            if self._done:
-                raise ValueError("the state has actions after the end of its episode")
-            self.step(np.asarray(action, dtype=np.float64))
-        return self._total
-
-    def validate(self, state: EpisodeState | None = None) -> ValidationResult:
-        """Replay ``state`` (default: this episode's) from a fresh reset; ``ok`` when the
-        reward reproduces exactly (the reward is deterministic)."""
-        state = state if state is not None else self.state
-        try:
-            reward = self.apply(state)
-        except (ValueError, RuntimeError) as e:
-            return ValidationResult(state, False, None, str(e))
-        return ValidationResult(state, reward == state.reward, reward)
-
-    def fork(self) -> _NavigationEnv:
-        """An independent copy at the same point of the episode (maps are immutable and
-        shared; everything that changes is copied)."""
-        self._need_reset("fork()")
-        new = copy.copy(self)
-        new._actions = [list(a) for a in self._actions]
-        new.end_points = deque(self.end_points, maxlen=self.max_end_points)
-        new._np_random = copy.deepcopy(self._np_random)
-        return new
-
 
 class PathPlanning2DEnv(_NavigationEnv):
     """
@@ -228,16 +158,20 @@ class PathPlanning2DEnv(_NavigationEnv):
     and the episode ends. A move that would cross a wall stops just short of it (see
     ``optgym.envs.planning.geometry``); a move that enters a goal disk stops there and the
     goal is reached. Black-box planners evaluate many plans at once with
-    ``env.unwrapped.evaluate_batch(plans)`` (counted in ``env.unwrapped.evaluations``) and
-    commit the best with ``step``.
+    ``env.unwrapped.evaluate_batch(plans)`` and commit the best with ``step``.
+
+    Every plan rolled out, by ``evaluate_batch``, ``rollout_batch`` or ``step``, is one
+    ``plan_evaluations`` unit of work: charged to the attached budget meter before the plans
+    are rolled out (a batch past the budget raises ``BudgetExceeded`` and is not evaluated),
+    counted since the last reset in ``env.unwrapped.evaluations``.
 
     ## Action Space
 
     ``Box(-1, 1, (2T,), float64)``, ``T`` the map's horizon (100 on the bundled maps; the
     shape is set when a map is loaded): moves ``(dx, dy)`` in order, ``action[2k:2k + 2]``
-    the ``k``-th, in units of the map's move bound. Each move's length is clipped to the
-    bound, so finite values beyond ``[-1, 1]`` are accepted. A (T, 2) array is accepted too;
-    another length, NaN or inf raises ``ValueError``.
+    the ``k``-th, in units of the map's move bound (a move longer than the bound, such as
+    ``(1, 1)``, is clipped to it). A (T, 2) array is accepted too; another length, NaN, inf
+    or a value outside ``[-1, 1]`` raises ``ValueError``.
 
     ## Observation Space
 
@@ -251,7 +185,7 @@ class PathPlanning2DEnv(_NavigationEnv):
     ``ReachTime``: ``payoff * (1 - 0.2 t / T)`` when the plan reaches a goal at step
     ``t`` (the first goal it enters; the payoff is 1 except on ``two-goals``, where the far
     goal pays 1 and the near one 0.5), else minus the final distance to the nearest goal
-    centre. Deterministic.
+    centre. Deterministic: a state's reward replays exactly.
 
     ## Starting State
 
@@ -264,13 +198,16 @@ class PathPlanning2DEnv(_NavigationEnv):
 
     ## Episode End
 
-    Terminates after the single step.
+    Terminates after the single step. Its ``info`` holds ``reached``, ``step`` (of the goal,
+    or -1), ``goal`` (index, or -1), ``final_position``, ``distance`` (to the nearest goal
+    centre), ``evaluations`` (since the reset) and ``plan_evaluations`` (1, the step's own).
 
     ## Arguments
 
     ``benchmark`` (the first reset's URI), ``reward_space`` (``"ReachTime"``),
     ``render_mode`` (``"rgb_array"``: the map, the best plan's path so far and the end
-    points of the last ``max_end_points`` (300) evaluated plans).
+    points of the last ``max_end_points`` (300) evaluated plans). ``config`` (what states
+    record) holds ``reward_space`` only: the others do not change what a state replays to.
 
     ## Version History
 
@@ -297,8 +234,12 @@ class PathPlanning2DEnv(_NavigationEnv):
         max_end_points: int = 300,
     ):
         self.observation_space = spaces.Box(0.0, 1.0, (2 + 4 * MAX_GOALS,), dtype=np.float32)
-        self.evaluations = 0
         super().__init__(benchmark, reward_space, render_mode, max_end_points)
+
+    @property
+    def evaluations(self) -> int:
+        """Plans evaluated since the last reset (``evaluate_batch`` and ``step``)."""
+        return self.episode_work
 
     def _configure(self) -> None:
         shape = (2 * self.nav.horizon,)
@@ -313,20 +254,19 @@ class PathPlanning2DEnv(_NavigationEnv):
         values = [self.nav.start[0] / w, self.nav.start[1] / w, *self._goal_features()]
         return np.array(values, dtype=np.float32)
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        self._reset_map(seed, options)
-        self._clear_search()
-        self.evaluations = 0
+    def _reset(self, benchmark: Benchmark) -> tuple[np.ndarray, dict[str, Any]]:
+        if not self._load_map(benchmark):
+            self._clear_search()  # a new search: its picture starts empty
         return self._obs(), {"evaluations": 0}
 
     # ---- evaluation -------------------------------------------------------------------------
     def rollout_batch(self, plans: Any) -> PlanRollout:
-        """Roll out plans (N, 2T) or (N, T, 2) and score them; counts N evaluations and
-        feeds the search picture. ``ValueError`` for a wrong shape, NaN or inf."""
+        """Roll out plans (N, 2T) or (N, T, 2) and score them; charges N ``plan_evaluations``
+        first and feeds the search picture. ``ValueError`` for a wrong shape, NaN, inf or a
+        value outside [-1, 1]; ``BudgetExceeded`` (nothing evaluated) past the budget."""
         self._need_reset("evaluating plans")
         arr = check_plans(plans, self.nav.horizon)
+        self._spend(len(arr))
         if len(arr) == 1:  # plain Python is faster for one plan, and bit-identical
             path, step, which = rollout_one(self.nav, arr[0])
             positions = np.array([path])
@@ -334,7 +274,6 @@ class PathPlanning2DEnv(_NavigationEnv):
         else:
             positions, reached, goal = rollout(self.nav, arr)
         rewards = plan_rewards(self.nav, positions[:, -1], reached, goal)
-        self.evaluations += len(rewards)
         if len(rewards):
             if self.max_end_points:
                 ends = positions[-self.max_end_points :, -1].tolist()
@@ -348,10 +287,10 @@ class PathPlanning2DEnv(_NavigationEnv):
 
     def evaluate_batch(self, plans: Any) -> np.ndarray:
         """Rewards (N,) of plans (N, 2T) or (N, T, 2), exactly as ``step`` would give them;
-        counts N evaluations. What black-box planners call."""
+        charges N ``plan_evaluations``. What black-box planners call."""
         return self.rollout_batch(plans).rewards
 
-    def _check_plan(self, action: Any) -> np.ndarray:
+    def _check_action(self, action: Any) -> np.ndarray:
         t = self.nav.horizon
         arr = np.asarray(action, dtype=np.float64)
         if arr.shape not in ((2 * t,), (t, 2)):
@@ -359,18 +298,13 @@ class PathPlanning2DEnv(_NavigationEnv):
                 f"a plan must have shape ({2 * t},) (or ({t}, 2)): {t} moves (dx, dy) for "
                 f"horizon {t}; got shape {arr.shape}"
             )
-        return arr.reshape(1, t, 2)
+        return check_plans(arr.reshape(1, t, 2), t)
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        self._need_reset("step()")
-        if self._done:
-            raise RuntimeError("the episode is over (one step per plan); call reset()")
-        plan = self._check_plan(action)
+    def _record_action(self, action: np.ndarray, info: dict[str, Any]) -> list[float]:
+        return action.reshape(-1).tolist()
+
+    def _step(self, plan: np.ndarray) -> StepResult:
         result = self.rollout_batch(plan)
-        reward = float(result.rewards[0])
-        self._actions = [plan.reshape(-1).tolist()]
-        self._total = reward
-        self._done = True
         final = result.positions[0, -1]
         info = {
             "reached": bool(result.reached_step[0] >= 0),
@@ -380,11 +314,18 @@ class PathPlanning2DEnv(_NavigationEnv):
             "distance": float(nearest_goal_distance(self.nav, final)),
             "evaluations": self.evaluations,
         }
-        return self._obs(), reward, True, False, info
+        return self._obs(), float(result.rewards[0]), True, False, info
+
+    def _fork_into(self, new: OptGymEnv) -> None:
+        super()._fork_into(new)
+        assert isinstance(new, PathPlanning2DEnv)
+        new.best_plan = None if self.best_plan is None else self.best_plan.copy()
 
     def fork(self) -> PathPlanning2DEnv:
+        """An independent copy at the same point of the episode (maps are immutable and
+        shared; the search picture is copied); evaluations on it charge the same meter."""
         new = super().fork()
-        new.best_plan = None if self.best_plan is None else self.best_plan.copy()
+        assert isinstance(new, PathPlanning2DEnv)
         return new
 
 
@@ -396,6 +337,10 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
     one bounded move a step, observing range sensors and the goal direction. Walls and goals
     work as in the open-loop env (a blocked move stops just short of the wall; entering a
     goal disk reaches it), on the same maps.
+
+    Each step is one evaluation of one move: one ``plan_evaluations`` unit of work (and one
+    step), charged to the attached budget meter before the move is simulated, so an RL
+    agent's training steps count against its budget like a planner's evaluations.
 
     ## Action Space
 
@@ -417,7 +362,8 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
     it. The shaping is potential-based (undiscounted, it leaves the best policy unchanged),
     and an episode's total is the distance gained plus the payoff whatever its length: only
     an agent's discount favours short paths. Near a wall the distance has local optima
-    (PPO does not get past the ``wall`` map's wall in 200k steps).
+    (PPO does not get past the ``wall`` map's wall in 200k steps). Deterministic: a state's
+    reward replays exactly.
 
     ## Starting State
 
@@ -427,14 +373,16 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
     ## Episode End
 
     Terminates when the robot reaches a goal; truncated after the map's horizon ``T`` steps
-    (100 on the bundled maps; it is part of the map, so the env counts it itself).
+    (100 on the bundled maps; it is part of the map, so the env counts it itself). Every
+    ``info`` holds ``reached``, ``goal`` (index, or -1), ``step`` (moves so far),
+    ``position``, ``distance`` (to the nearest goal centre) and ``plan_evaluations`` (1).
 
     ## Arguments
 
     ``benchmark``, ``reward_space`` (``"Progress"``), ``sensor_range`` (fraction of the
     world side, 0.25), ``render_mode`` (``"rgb_array"``: the map, the current path, the best
     episode's path on this map and the end points of the last ``max_end_points`` (300)
-    episodes).
+    episodes). ``config`` holds ``reward_space`` and ``sensor_range``.
 
     ## Version History
 
@@ -484,6 +432,11 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
                 best = (dx, dy, d)
         return best
 
+    @property
+    def moves(self) -> int:
+        """Moves made since the reset."""
+        return len(self.path) - 1
+
     def _obs(self) -> np.ndarray:
         x, y = self.position
         cap = self.sensor_range * self.nav.size
@@ -491,26 +444,28 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
         dx, dy, _ = self._nearest_goal(x, y)
         w = self.nav.size
         tail = [min(max(dx / w, -1.0), 1.0), min(max(dy / w, -1.0), 1.0)]
-        tail.append(len(self._actions) / self.nav.horizon)
+        tail.append(self.moves / self.nav.horizon)
         return np.concatenate([np.minimum(readings, 1.0), tail]).astype(np.float32)
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        self._reset_map(seed, options)
+    def _reset(self, benchmark: Benchmark) -> tuple[np.ndarray, dict[str, Any]]:
+        self._load_map(benchmark)  # the picture keeps the best episode of the same map
         self.position = self.nav.start
         self.path = [self.position]
         return self._obs(), {"position": np.array(self.position)}
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        self._need_reset("step()")
-        if self._done:
-            raise RuntimeError("the episode is over; call reset()")
+    def _check_action(self, action: Any) -> np.ndarray:
         a = np.asarray(action, dtype=np.float64)
         if a.shape != (2,):
             raise ValueError(f"an action must be one move (dx, dy) of shape (2,); got {a.shape}")
         if not np.isfinite(a).all():
-            raise ValueError(f"the move {a.tolist()} is not finite")
+            raise ValueError(f"the move {a.tolist()} is not finite; moves must be finite numbers")
+        return a.copy()
+
+    def _record_action(self, action: np.ndarray, info: dict[str, Any]) -> list[float]:
+        return [float(action[0]), float(action[1])]
+
+    def _step(self, a: np.ndarray) -> StepResult:
+        self._spend(1)  # one move simulated: one evaluation
         bound = self.nav.move_bound
         dx, dy = float(a[0]) * bound, float(a[1]) * bound
         norm = math.sqrt(dx * dx + dy * dy)
@@ -526,20 +481,18 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
         reward = (before - after) / self.nav.size
         if goal >= 0:
             reward += self.nav.goals[goal].payoff
-        self._actions.append([float(a[0]), float(a[1])])
-        self._total += reward
         terminated = goal >= 0
-        truncated = not terminated and len(self._actions) >= self.nav.horizon
-        self._done = terminated or truncated
-        if self._done:
+        truncated = not terminated and self.moves >= self.nav.horizon
+        if terminated or truncated:
             self.end_points.append(self.position)
-            if self._total > self.best_reward:
-                self.best_reward = self._total
+            total = self.episode_reward + reward  # the base adds this step's reward after
+            if total > self.best_reward:
+                self.best_reward = total
                 self.best_path = np.array(self.path)
         info = {
             "reached": terminated,
             "goal": goal,
-            "step": len(self._actions),
+            "step": self.moves,
             "position": np.array(self.position),
             "distance": after,
         }
@@ -548,7 +501,14 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
     def _paths_to_draw(self) -> list[np.ndarray]:
         return [np.array(self.path)] if len(self.path) > 1 else []
 
-    def fork(self) -> PathPlanning2DClosedLoopEnv:
-        new = super().fork()
+    def _fork_into(self, new: OptGymEnv) -> None:
+        super()._fork_into(new)
+        assert isinstance(new, PathPlanning2DClosedLoopEnv)
         new.path = list(self.path)
+
+    def fork(self) -> PathPlanning2DClosedLoopEnv:
+        """An independent copy at the same point of the episode (maps are immutable and
+        shared; the path and the picture are copied); its moves charge the same meter."""
+        new = super().fork()
+        assert isinstance(new, PathPlanning2DClosedLoopEnv)
         return new

@@ -1,1 +1,65 @@
-"""Halide schedule search: lowering of pipeline specs to Halide and scheduling on top."""
+"""Halide schedule search (``optgym/ScheduleSearch-v0``): DESIGN 2.2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from optgym.budget import Budget
+from optgym.problem import EnvEntry, Problem, Task
+
+ENV_ID = "optgym/ScheduleSearch-v0"
+
+
+def _datasets() -> list[Any]:
+    from optgym.datasets.halide import halide_datasets
+
+    return halide_datasets()
+
+
+def speedup_vs_adams2019(env: Any) -> float:
+    """Adams2019's (beam 32) time divided by the schedule's: > 1 beats the autoscheduler."""
+    return env.unwrapped.score_vs_baseline()
+
+
+def _report(rows: list[dict], plot_path: Path) -> list[Path]:
+    from optgym.leaderboard.schedule_report import plot_speedup_vs_search_time, schedule_table
+
+    print(schedule_table(rows))
+    return [plot_speedup_vs_search_time(rows, plot_path.with_name(plot_path.stem + "-time.png"))]
+
+
+_REF = "optgym.agents.schedule_search:HalideAutoscheduler:reference="
+_VALUE = "optgym.agents.schedule_value:ValueFunctionAgent"
+PROBLEM = Problem(
+    name="schedule-search",
+    title="Tensor-program schedule search on Halide (value-function-guided search)",
+    envs=(EnvEntry(ENV_ID, "optgym.envs.schedule.env:ScheduleSearchEnv", nondeterministic=True),),
+    datasets=_datasets,
+    # The test split of the operator pipelines, 30 s and 32 measurements of search per
+    # pipeline, measurements kept in the env's SQLite cache (the replay reads them back).
+    tasks=(
+        Task(
+            name="schedule-search",
+            env_id=ENV_ID,
+            env_kwargs={"mode": "cache"},
+            datasets=(("benchmark://halide-ops-v0", "test"),),
+            budget=Budget(calls=32, seconds=30.0),
+            score=speedup_vs_adams2019,
+            score_name="speedup over Halide's Adams2019 autoscheduler, beam 32 (geomean)",
+            reference_agents=("adams2019-b32",),
+            score_rtol=0.2,
+            reference=(1.0, "Adams2019, beam 32 (1.0)"),
+        ),
+    ),
+    agents={
+        "adams2019-b1": (_REF + "Adams2019-beam1", "Halide's Adams2019 autoscheduler, beam 1"),
+        "adams2019-b32": (_REF + "Adams2019-beam32", "Halide's Adams2019 autoscheduler, beam 32"),
+        "mullapudi2016": (_REF + "Mullapudi2016", "Halide's Mullapudi2016 autoscheduler"),
+        "li2018": (_REF + "Li2018", "Halide's Li2018 gradient autoscheduler"),
+        "schedule-random": ("optgym.agents.schedule_search:ScheduleRandomSearch", ""),
+        "value": (_VALUE, "greedy search on a learned value function"),
+        "value-beam": (_VALUE + ":beam=4", "beam search (4) on a learned value function"),
+    },
+    report=_report,
+)

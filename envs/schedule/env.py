@@ -7,13 +7,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-import optgym
 from optgym.datasets.cache import cache_dir
-from optgym.datasets.dataset import DatasetRegistry
+from optgym.datasets.dataset import Benchmark, DatasetRegistry
+from optgym.env import BackendCrash, OptGymEnv, RewardTolerance, StepResult
 from optgym.envs.schedule.actions import (
     COMPONENTS,
     INLINE,
@@ -24,9 +23,15 @@ from optgym.envs.schedule.actions import (
     resolve,
 )
 from optgym.envs.schedule.features import MAX_STAGES, N_FEATURES, LoopNestFeatures
-from optgym.envs.schedule.measure import MeasureError, Measurement, Timer
+from optgym.envs.schedule.measure import (
+    MeasureError,
+    Measurement,
+    Timer,
+    WorkerCrash,
+    halide_version,
+)
 from optgym.spaces import MaskedMultiDiscrete
-from optgym.state import EpisodeState, ValidationResult, check_state_for
+from optgym.state import EpisodeState
 
 ENV_ID = "optgym/ScheduleSearch-v0"
 DEFAULT_BENCHMARK = "benchmark://halide-ops-v0/matmul-192"
@@ -54,16 +59,18 @@ def reference_schedule(name: str) -> Any:
 
 
 def halide_registry() -> DatasetRegistry:
+    """The Halide pipeline datasets (``halide-ops-v0``, ``halide-random-v0``)."""
     from optgym.datasets.halide import halide_datasets
 
     return DatasetRegistry(halide_datasets())
 
 
 def default_cache_path() -> Path:
+    """The ``cache`` mode's SQLite file when none is given: under the OptGym cache dir."""
     return cache_dir() / "schedule" / "measurements-v1.sqlite"
 
 
-class ScheduleSearchEnv(gym.Env[np.ndarray, np.ndarray]):
+class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
     """
     ## Description
 
@@ -86,7 +93,7 @@ class ScheduleSearchEnv(gym.Env[np.ndarray, np.ndarray]):
     ``Box(0, inf, (32, N_FEATURES), float32)``: one row per stage in scheduling order,
     padded with zeros: intrinsic features (op type, extents, op counts, access widths) and
     acquired features of the loop nest chosen so far (zero while unscheduled), see
-    ``features.py``.
+    ``features.py``. ``peek(action)`` gives the observation a step would give, for free.
 
     ## Rewards
 
@@ -94,9 +101,10 @@ class ScheduleSearchEnv(gym.Env[np.ndarray, np.ndarray]):
     the minimum of ``samples`` (15) timed runs after a warm-up on ``threads`` (1) Halide
     threads, and ``t_naive`` the same for every stage computed at root with no other
     directive. The output is checked against the NumPy reference once per schedule; a
-    wrong output, a compile error or a crash earns 0 and ends the episode with
-    ``info["error"]``. A schedule whose warm-up takes over ``slow_factor`` times the naive
-    time is timed once more and no further.
+    wrong output or a compile error earns 0 and ends the episode with ``info["error"]``.
+    A schedule whose warm-up takes over ``slow_factor`` times the naive time is timed once
+    more and no further. A replay reproduces a reward within ``log(1.2)`` (measured times
+    are noisy).
 
     ## Starting State
 
@@ -106,20 +114,43 @@ class ScheduleSearchEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Episode End
 
-    Terminates after the last stage, or at ``apply_reference(name)`` (a Halide
-    autoscheduler's schedule).
+    Terminates after the last stage, or at ``apply_reference(name)`` (the naive schedule
+    or a Halide autoscheduler's, ``references``). A crash of the Halide worker (a signal
+    in JIT code) truncates the episode with ``info["error"]``; the next measurement starts
+    a fresh worker. Every ``info`` counts the step's ``measurements`` (the work unit: one
+    per complete schedule evaluated, in every mode: a cache hit or a model prediction
+    counts as one, so a budget means the same in each mode; ``peek`` is free).
 
     ## Arguments
 
     ``mode``: ``"measure"`` (always time), ``"cache"`` (look up and store measurements in
     the SQLite file ``cache_path``, keyed by pipeline, schedule, host, Halide version and
-    threads), ``"model"`` (the reward is a learned cost model's prediction: no compile, for
-    fast training; ``model_path`` names the weights). ``baseline_info``: also give the
-    Adams2019 (beam 32) time and the ratio to it in ``info`` at the end (measured once per
-    pipeline).
+    threads; default under the OptGym cache dir), ``"model"`` (the reward is a learned cost
+    model's prediction: no compile, for fast training; ``model_path`` names the weights,
+    default the shipped ones). ``threads`` and ``samples``: the timing protocol.
+    ``slow_factor``: see Rewards. ``baseline_info``: also give the Adams2019 (beam 32)
+    time and the ratio to it in ``info`` at the end (measured once per pipeline).
+    ``timeout_s``: seconds one measurement may take before the worker is killed.
+
+    ## Version History
+
+    * v0: Halide 21, halide-ops-v0 and halide-random-v0, nine-component stage actions.
+
+    ## Example
+
+    >>> import gymnasium as gym, optgym
+    >>> env = gym.make("optgym/ScheduleSearch-v0", mode="cache")
+    >>> obs, info = env.reset(options={"benchmark": "benchmark://halide-ops-v0/matmul-192"})
+    >>> obs, reward, terminated, truncated, info = env.step([0] * 9)
     """
 
     metadata = {"render_modes": ["ansi"]}
+    env_id = ENV_ID
+    default_benchmark = DEFAULT_BENCHMARK
+    work_unit = "measurements"
+    reward_tolerance = RewardTolerance("absolute", REWARD_TOLERANCE)
+    reward_spaces = (REWARD_SPACE,)
+    references = tuple(REFERENCES)
 
     def __init__(
         self,
@@ -141,77 +172,131 @@ class ScheduleSearchEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
+        if samples < 1:
+            raise ValueError(f"samples must be >= 1, got {samples}")
+        if not slow_factor > 0:
+            raise ValueError(f"slow_factor must be > 0, got {slow_factor}")
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0 seconds, got {timeout_s}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"unknown render_mode {render_mode!r}; allowed: None, 'ansi'")
+        super().__init__(benchmark=benchmark, datasets=halide_registry())
         self.mode = mode
         self.threads = threads
         self.slow_factor = slow_factor
         self.baseline_info = baseline_info
         self.render_mode = render_mode
-        self.datasets = halide_registry()
         if mode == "cache" and cache_path is None:
             cache_path = default_cache_path()
         self.timer = Timer(threads, samples, cache_path if mode == "cache" else None, timeout_s)
         self.model_path = model_path
-        self._model = None
+        self._model: Any = None
         self.action_space = MaskedMultiDiscrete(NVEC, self._legal_now)
         self.observation_space = spaces.Box(
             0.0, np.inf, shape=(MAX_STAGES, N_FEATURES), dtype=np.float32
         )
         self.reward_space_name = REWARD_SPACE
-        self._benchmark_uri = benchmark or DEFAULT_BENCHMARK
-        self._loaded: str | None = None
+        self._loaded: str | None = None  # the sha256 of the loaded pipeline
+        # (pipeline JSON, reference) -> its measurement, or the error that stops it
         self._known: dict[tuple[str, str], Measurement | MeasureError] = {}
         self._owns_timer = True
-        self._seed: int | None = None
+        self._schedules: dict[str, Any] = {}
+        self._result: dict[str, Any] = {}
+        self._ended = False
 
     # ---- benchmarks -------------------------------------------------------------------------
-    def _load(self, uri: str) -> None:
+    def _load(self, benchmark: Benchmark) -> None:
         from optgym.datasets.halide import load_spec
 
-        benchmark = self.datasets.benchmark(uri)
         spec = load_spec(benchmark)
         if len(spec.stages) > MAX_STAGES:
             raise ValueError(
-                f"{uri} has {len(spec.stages)} stages; ScheduleSearch-v0 takes at most {MAX_STAGES}"
+                f"{benchmark.uri} has {len(spec.stages)} stages; ScheduleSearch-v0 takes at "
+                f"most {MAX_STAGES}"
             )
         self.pipeline = spec
         self.pipeline_json = spec.to_json()
-        self.benchmark_sha256 = benchmark.sha256
-        self._benchmark_uri = uri
-        self._loaded = uri
-
-    @property
-    def benchmark(self) -> str:
-        return self._benchmark_uri
+        self._loaded = benchmark.sha256
 
     @property
     def stage_names(self) -> list[str]:
         """Stages in scheduling order (the output first)."""
         return [s.name for s in reversed(self.pipeline.stages)]
 
-    # ---- episode ----------------------------------------------------------------------------
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        super().reset(seed=seed)
-        self._seed = seed
-        uri = (options or {}).get("benchmark") or self._benchmark_uri
-        if uri != self._loaded:
-            self._load(uri)
+    # ---- hooks of OptGymEnv -----------------------------------------------------------------
+    def _reset(self, benchmark: Benchmark) -> tuple[np.ndarray, dict[str, Any]]:
+        if benchmark.sha256 != self._loaded:
+            self._load(benchmark)
         self.nest = LoopNestFeatures(self.pipeline, self.threads)
-        self._actions: list[list[int]] = []
-        self._schedules: dict[str, Any] = {}
-        self._reference: str | None = None
-        self._reward = 0.0
-        self._done = False
-        self._result: dict[str, Any] = {}
+        self._schedules = {}
+        self._result = {}
+        self._ended = False
         return self.nest.matrix(0), self._info()
 
+    def _check_action(self, action: Any) -> np.ndarray:
+        return check_action(action, self._masks())
+
+    def _step(self, action: np.ndarray) -> StepResult:
+        index = self._index
+        last = index + 1 == len(self.stage_names)
+        if last:  # charged before anything changes: a refused measurement leaves no trace
+            self._spend(1)
+        name = self.stage_names[index]
+        s = resolve(name, decode(action, self.pipeline.stage(name).shape), self.pipeline,
+                    self._schedules)  # fmt: skip
+        self._schedules[name] = s
+        self.nest.schedule(name, s)
+        if not last:
+            return self.nest.matrix(index + 1), 0.0, False, False, self._info()
+        return self._finish(self._schedules)
+
+    def _reference_step(self, name: str) -> StepResult:
+        self._spend(1)
+        return self._finish(reference_schedule(name))
+
+    def _replay(self, state: EpisodeState) -> None:
+        if state.reference is not None:
+            if state.actions:
+                raise ValueError(
+                    f"state applies the reference {state.reference!r} and has "
+                    f"{len(state.actions)} actions; a reference ends the episode (0 allowed)"
+                )
+        elif len(state.actions) != len(self.stage_names):
+            raise ValueError(
+                f"state has {len(state.actions)} actions; {state.benchmark} has "
+                f"{len(self.stage_names)} stages (one action each) or takes a reference"
+            )
+        super()._replay(state)
+
+    def _extras(self) -> dict[str, Any]:
+        return {k: v for k, v in self._result.items() if k != "reward"}
+
+    def _versions(self) -> dict[str, str]:
+        return {"halide": halide_version()}
+
+    def _fork_into(self, new: OptGymEnv) -> None:
+        assert isinstance(new, ScheduleSearchEnv)
+        new._owns_timer = False  # the worker and the cache stay the original's
+        new.nest = self.nest.copy()
+        new._schedules = dict(self._schedules)
+        new._result = dict(self._result)
+        new.action_space = MaskedMultiDiscrete(NVEC, new._legal_now)
+        new.action_space._np_random = copy.deepcopy(self.action_space._np_random)
+
+    def _on_crash(self) -> None:
+        self.timer.worker.kill()  # usually gone already; the next measurement starts afresh
+
+    # ---- the episode ------------------------------------------------------------------------
     @property
     def _index(self) -> int:
-        return len(self._actions)
+        """The stage scheduled next (its row in the observation)."""
+        return len(self._schedules)
 
-    def masks(self) -> list[np.ndarray]:
-        """Per-component legal values for the stage to schedule now."""
+    @property
+    def _over(self) -> bool:
+        return self._ended or self._done or self._error is not None
+
+    def _masks(self) -> list[np.ndarray]:
         name = self.stage_names[self._index]
         stage = self.pipeline.stage(name)
         consumers = self.pipeline.consumers(name)
@@ -223,13 +308,23 @@ class ScheduleSearchEnv(gym.Env[np.ndarray, np.ndarray]):
             single_consumer_scheduled=single,
         )
 
+    def masks(self) -> list[np.ndarray]:
+        """Per-component legal values (one boolean array per component) for the stage to
+        schedule now."""
+        self._need_reset("masks()")
+        if self._over:
+            raise RuntimeError("the episode has ended; call reset()")
+        return self._masks()
+
     def peek(self, action: Any) -> np.ndarray:
         """The observation after scheduling the current stage with ``action``, without
-        taking the step (nothing is compiled or measured): for search and value functions."""
-        if self._done:
+        taking the step (nothing is compiled or measured, nothing is charged): for search
+        and value functions."""
+        self._need_reset("peek()")
+        if self._over:
             raise RuntimeError("the episode has ended; call reset()")
         name = self.stage_names[self._index]
-        a = check_action(action, self.masks())
+        a = check_action(action, self._masks())
         nest = self.nest.copy()
         s = decode(a, self.pipeline.stage(name).shape)
         nest.schedule(name, resolve(name, s, self.pipeline, self._schedules))
@@ -237,50 +332,38 @@ class ScheduleSearchEnv(gym.Env[np.ndarray, np.ndarray]):
         return nest.matrix(None if last else self._index + 1)
 
     def _legal_now(self) -> list[np.ndarray] | None:
-        if not hasattr(self, "nest") or self._done:
+        if not self._started or self._over:
             return None
-        return self.masks()
+        return self._masks()
 
     def action_masks(self) -> np.ndarray:
         """The flat mask (sb3-contrib's ``MaskablePPO`` reads this method)."""
         return self.action_mask()
 
     def action_mask(self) -> np.ndarray:
-        return np.concatenate(self.masks()) if not self._done else np.zeros(sum(NVEC), bool)
+        """The legal values of every component, concatenated (all false once the episode
+        has ended)."""
+        return np.concatenate(self._masks()) if not self._over else np.zeros(sum(NVEC), bool)
 
     def _info(self, **extra: Any) -> dict[str, Any]:
         info: dict[str, Any] = {"action_mask": self.action_mask()}
-        if not self._done:
+        if not self._over:
             info["stage"] = self.stage_names[self._index]
         info.update(extra)
         return info
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if self._done:
-            raise RuntimeError("the episode has ended; call reset()")
-        name = self.stage_names[self._index]
-        a = check_action(action, self.masks())
-        stage = self.pipeline.stage(name)
-        s = resolve(name, decode(a, stage.shape), self.pipeline, self._schedules)
-        self._schedules[name] = s
-        self.nest.schedule(name, s)
-        self._actions.append([int(v) for v in a])
-        if self._index < len(self.stage_names):
-            return self.nest.matrix(self._index), 0.0, False, False, self._info()
-        return self._finish(self._schedules)
-
-    def _finish(self, schedule: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        self._done = True
+    def _finish(self, schedule: Any) -> StepResult:
+        self._ended = True
         obs = self.nest.matrix(None)
         try:
             result = self._evaluate(schedule)
-        except MeasureError as e:
-            self._reward = 0.0
+        except WorkerCrash as e:  # the backend died, not a verdict on the schedule
+            raise BackendCrash(str(e)) from None
+        except MeasureError as e:  # wrong output, compile error, timeout: the outcome
             self._result = {"error": str(e)}
             return obs, 0.0, True, False, self._info(error=str(e))
-        self._reward = result["reward"]
         self._result = result
-        return obs, self._reward, True, False, self._info(**result)
+        return obs, result["reward"], True, False, self._info(**result)
 
     def _measure(self, schedule: Any, slow_limit_s: float | None = None) -> Measurement:
         m = self.timer.measure(self.pipeline_json, schedule, slow_limit_s)
@@ -293,6 +376,8 @@ class ScheduleSearchEnv(gym.Env[np.ndarray, np.ndarray]):
         if key not in self._known:
             try:
                 self._known[key] = self._measure(reference_schedule(name))
+            except WorkerCrash:  # a dead worker says nothing about the reference: retry later
+                raise
             except MeasureError as e:  # remembered: the next episode fails fast
                 self._known[key] = e
         known = self._known[key]
@@ -323,28 +408,20 @@ class ScheduleSearchEnv(gym.Env[np.ndarray, np.ndarray]):
             result["speedup_vs_adams2019"] = base / m.time_s
         return result
 
-    def cost_model(self):
-        """The learned cost model of the ``model`` mode (loaded on first use)."""
+    def cost_model(self) -> Any:
+        """The learned cost model of the ``model`` mode (a ``CostModel``, loaded on first
+        use from ``model_path``, default the shipped weights)."""
         if self._model is None:
             from optgym.envs.schedule.model import load_cost_model
 
             self._model = load_cost_model(self.model_path)
         return self._model
 
-    def apply_reference(self, name: str) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """End the episode with a reference schedule: ``"naive"`` or one of Halide's
-        autoschedulers (``REFERENCES``), timed by the same protocol."""
-        if name not in REFERENCES:
-            raise ValueError(f"unknown reference {name!r}; allowed: {', '.join(REFERENCES)}")
-        if self._actions:
-            raise RuntimeError("apply_reference() must come right after reset()")
-        if self._done:
-            raise RuntimeError("the episode has ended; call reset()")
-        self._reference = name
-        return self._finish(reference_schedule(name))
-
+    # ---- gymnasium API ----------------------------------------------------------------------
     def render(self) -> str | None:
-        lines = [f"{self.benchmark}: {len(self._actions)}/{len(self.stage_names)} stages"]
+        if not self._started:
+            return None
+        lines = [f"{self.benchmark}: {len(self._schedules)}/{len(self.stage_names)} stages"]
         for name, s in self._schedules.items():
             lines.append(f"  {name}: {s}")
         return "\n".join(lines)
@@ -353,75 +430,10 @@ class ScheduleSearchEnv(gym.Env[np.ndarray, np.ndarray]):
         if self._owns_timer:  # a fork leaves the shared worker to the env it came from
             self.timer.close()
 
-    # ---- states -----------------------------------------------------------------------------
-    @property
-    def state(self) -> EpisodeState:
-        if not hasattr(self, "nest"):
-            raise RuntimeError("call reset() before reading the state")
-        extras = {k: v for k, v in self._result.items() if k != "reward"}
-        return EpisodeState(
-            env_id=self.spec.id if self.spec else ENV_ID,  # gymnasium's EnvSpec
-            benchmark=self._benchmark_uri,
-            reward_space=self.reward_space_name,
-            actions=[list(a) for a in self._actions],
-            reward=self._reward,
-            seed=self._seed,
-            reference=self._reference,
-            versions={"optgym": optgym.__version__, "benchmark_sha256": self.benchmark_sha256},
-            extras={"mode": self.mode, "threads": self.threads, **extras},
-        )
-
-    def apply(self, state: EpisodeState) -> float:
-        """Replay ``state`` from a fresh reset (measuring it again, or reading the cache)
-        and return the reward it earns now; ``ValueError`` if it cannot be replayed."""
-        check_state_for(state, ENV_ID)
-        self.reset(seed=state.seed, options={"benchmark": state.benchmark})
-        if state.reference is not None:
-            info = self.apply_reference(state.reference)[4]
-        else:
-            if len(state.actions) != len(self.stage_names):
-                raise ValueError(
-                    f"state has {len(state.actions)} actions; {state.benchmark} has "
-                    f"{len(self.stage_names)} stages"
-                )
-            info = {}
-            for a in state.actions:
-                info = self.step(a)[4]
-        if "error" in info:
-            raise ValueError(f"replay failed: {info['error']}")
-        return self._reward
-
-    def validate(self, state: EpisodeState | None = None) -> ValidationResult:
-        """Replay a state: its output must match the reference and its log speedup must be
-        within ``REWARD_TOLERANCE`` of the claim (measured times never replay exactly)."""
-        state = state if state is not None else self.state
-        try:
-            reward = self.apply(state)
-        except (ValueError, RuntimeError) as e:
-            return ValidationResult(state, False, None, str(e))
-        if abs(reward - state.reward) > REWARD_TOLERANCE:
-            return ValidationResult(
-                state,
-                False,
-                reward,
-                f"claimed log speedup {state.reward:.4f}, replay measured {reward:.4f} "
-                f"(tolerance {REWARD_TOLERANCE:.3f})",
-            )
-        return ValidationResult(state, True, reward)
-
-    def fork(self) -> ScheduleSearchEnv:
-        """An independent copy at the same point of the episode. It shares this env's
-        worker and cache (measurements are sequential), not its episode."""
-        new = copy.copy(self)
-        new._owns_timer = False
-        new.nest = self.nest.copy()
-        new._actions = [list(a) for a in self._actions]
-        new._schedules = dict(self._schedules)
-        new._result = dict(self._result)
-        return new
-
+    # ---- results ----------------------------------------------------------------------------
     def score_vs_baseline(self) -> float:
-        """Adams2019's (beam 32) time over this episode's: the schedule-search task score."""
+        """Adams2019's (beam 32) time over this episode's: the schedule-search task score
+        (> 1 beats the autoscheduler). Measures Adams2019 once per pipeline, uncharged."""
         if "runtime_s" not in self._result:
             raise RuntimeError("no measured schedule in this episode")
         base = self._reference_time(BASELINE).time_s
@@ -429,7 +441,8 @@ class ScheduleSearchEnv(gym.Env[np.ndarray, np.ndarray]):
 
     @property
     def measured(self) -> dict[str, float]:
-        """Real measurements made so far by this env's worker and the seconds they took."""
+        """Real measurements made so far by this env's worker (cache hits and model
+        predictions excluded) and the seconds they took."""
         return {"measurements": self.timer.measurements, "seconds": self.timer.seconds}
 
 

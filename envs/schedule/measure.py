@@ -1,8 +1,9 @@
 """Measuring schedules: a contained Halide worker process and a measurement database.
 
 :class:`HalideWorker` runs :mod:`optgym.envs.schedule.worker` in a child process; a crash
-there (an abort in Halide, a segfault in JIT code) or a hang past the timeout becomes a
-:class:`MeasureError` and the next request starts a fresh worker.
+there (an abort in Halide, a segfault in JIT code) becomes a :class:`WorkerCrash`, a hang
+past the timeout or a compile error a :class:`MeasureError`, and the next request after a
+crash or a hang starts a fresh worker.
 
 :class:`MeasurementCache` is an SQLite file of measurements keyed by pipeline (the spec's
 sha256), schedule, host (Halide's JIT target and the CPU model), Halide version, thread
@@ -31,6 +32,12 @@ from optgym.envs.schedule.worker import WARM_S, read_message, write_message
 
 class MeasureError(RuntimeError):
     """A schedule could not be measured: compile error, crash, timeout or wrong output."""
+
+
+class WorkerCrash(MeasureError):
+    """The worker process died (a signal or an exit in Halide or in JIT code) or was gone
+    before the request: a failure of the backend, not a verdict on the schedule. The next
+    request starts a fresh worker."""
 
 
 @dataclass(frozen=True)
@@ -98,12 +105,13 @@ class HalideWorker:
             code = self.proc.wait()
             self.proc = None
             why = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
-            raise MeasureError(
+            raise WorkerCrash(
                 f"the Halide worker crashed ({why}); it restarts on the next call"
             ) from None
 
     def request(self, message: dict[str, Any]) -> dict[str, Any]:
-        """Send one request and return its result; ``MeasureError`` on any failure."""
+        """Send one request and return its result; ``MeasureError`` on any failure
+        (``WorkerCrash`` when the worker died)."""
         if self.proc is None or self.proc.poll() is not None:
             self._start()
         assert self.proc is not None and self.proc.stdin is not None
@@ -111,7 +119,7 @@ class HalideWorker:
             write_message(self.proc.stdin, message)
         except (BrokenPipeError, OSError):
             self.proc = None
-            raise MeasureError("the Halide worker died before the request") from None
+            raise WorkerCrash("the Halide worker died before the request") from None
         reply = self._read(self.timeout_s)
         if not reply["ok"]:
             raise MeasureError(reply["error"])

@@ -1,0 +1,478 @@
+"""The env contract every OptGym problem shares (DESIGN 1): :class:`OptGymEnv`.
+
+The base owns what is the same for every problem: the env id, the benchmark named by
+``reset(options={"benchmark": uri})``, the episode's bookkeeping (seed, actions, reward,
+work spent), ``state``, ``apply``, ``validate``, ``fork``, the budget meter the runner
+attaches, the policy that a backend crash ends only the episode (``info["error"]``; the env
+recovers on reset), and ``config``: the constructor's keyword arguments, recorded in every
+state and used by ``validate`` to rebuild the env exactly as it was run.
+
+A problem's env subclasses it and supplies small hooks:
+
+* ``_reset(benchmark) -> (obs, info)``: load the benchmark (if it changed) and start an
+  episode on it;
+* ``_check_action(action)`` (``ValueError`` naming the bad value and what is allowed) and
+  ``_step(action) -> (obs, reward, terminated, truncated, info)``;
+* optionally ``_reference_step(name)`` (a reference pipeline applied as the first step),
+  ``_replay(state)``, ``_extras()``, ``_versions()``, ``_record_action(action, info)``,
+  ``_fork_into(new)`` and ``_on_crash()``;
+* class attributes: ``env_id``, ``default_benchmark``, ``work_unit`` (the problem's unit of
+  work: compilations, measurements, sub-MIP solves, plan evaluations, retrainings, counted in
+  every ``info`` under that name), ``reward_tolerance``, ``reward_spaces``,
+  ``observation_spaces`` and ``references``.
+
+Wherever the env does a unit of work it calls ``self._spend(n)``, which charges the attached
+budget meter (and refuses work past the budget with :class:`BudgetExceeded`).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+import gymnasium as gym
+import numpy as np
+
+from optgym.budget import BudgetExceeded, BudgetMeter
+from optgym.datasets.dataset import Benchmark, DatasetRegistry
+from optgym.state import EpisodeState, ValidationResult, check_benchmark_unchanged
+
+ObsType = TypeVar("ObsType")
+ActType = TypeVar("ActType")
+StepResult = tuple[Any, float, bool, bool, dict[str, Any]]
+
+__all__ = [
+    "BackendCrash",
+    "BudgetExceeded",
+    "OptGymEnv",
+    "RewardTolerance",
+    "jsonable",
+]
+
+
+class BackendCrash(RuntimeError):
+    """A backend (LLVM, Halide's JIT code, SCIP, a training run) died or failed inside a
+    step. It ends only that episode: the step returns ``truncated=True`` with the message in
+    ``info["error"]`` and the next ``reset`` starts afresh."""
+
+
+@dataclass(frozen=True)
+class RewardTolerance:
+    """How far a replayed reward may be from the claimed one.
+
+    ``kind``: ``"exact"`` (deterministic rewards), ``"relative"`` (``value`` is a relative
+    tolerance), ``"absolute"`` (``value`` is an absolute one, e.g. a log speedup for measured
+    times) or ``"unchecked"`` (the reward is not replayed; ``why`` says what is checked
+    instead).
+    """
+
+    kind: str = "exact"
+    value: float = 0.0
+    why: str = ""
+
+    KINDS: ClassVar[tuple[str, ...]] = ("exact", "relative", "absolute", "unchecked")
+
+    def __post_init__(self) -> None:
+        if self.kind not in self.KINDS:
+            raise ValueError(f"unknown tolerance kind {self.kind!r}; allowed: {self.KINDS}")
+        if not (self.value >= 0 and math.isfinite(self.value)):
+            raise ValueError(f"a tolerance must be finite and >= 0, got {self.value!r}")
+
+    def matches(self, claimed: float, replayed: float) -> bool:
+        """Whether ``replayed`` reproduces ``claimed`` within this tolerance (never for NaN)."""
+        if self.kind == "unchecked":
+            return True
+        if not (math.isfinite(claimed) and math.isfinite(replayed)):
+            return claimed == replayed and not math.isnan(claimed)
+        if self.kind == "exact":
+            return claimed == replayed
+        if self.kind == "relative":
+            return abs(claimed - replayed) <= self.value * max(1.0, abs(claimed))
+        return abs(claimed - replayed) <= self.value
+
+    def __str__(self) -> str:
+        if self.kind == "exact":
+            return "exact"
+        if self.kind == "unchecked":
+            return f"not replayed ({self.why})" if self.why else "not replayed"
+        return f"{self.kind} {self.value:.3g}"
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON data: paths as strings, tuples as lists, NumPy scalars and
+    arrays as Python numbers and lists."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    return value
+
+
+class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType]):
+    """The base of every OptGym env; see the module docstring for the hooks it calls.
+
+    Subclasses call ``super().__init__(benchmark=..., datasets=...)`` from their own
+    ``__init__``. The constructor's arguments are captured before ``__init__`` runs (in
+    ``__new__``), so ``config`` always holds every keyword argument with its default filled
+    in, less those in ``config_ignore`` (the first benchmark and the render mode, which do
+    not change what a state replays to).
+    """
+
+    #: The registered id, e.g. ``"optgym/PassOrdering-v0"``.
+    env_id: ClassVar[str] = ""
+    #: The benchmark of the first reset when none is given.
+    default_benchmark: ClassVar[str] = ""
+    #: The problem's unit of work, counted in every ``info`` under this name.
+    work_unit: ClassVar[str] = "steps"
+    #: How a replayed reward is compared with the claimed one.
+    reward_tolerance: ClassVar[RewardTolerance] = RewardTolerance("exact")
+    #: Reward space names, the default first.
+    reward_spaces: ClassVar[tuple[str, ...]] = ()
+    #: Observation space names (for ``optgym envs``); empty when there is only one.
+    observation_spaces: ClassVar[tuple[str, ...]] = ()
+    #: Reference pipelines ``apply_reference`` takes (e.g. ``"Oz"``); empty when none.
+    references: ClassVar[tuple[str, ...]] = ()
+    #: Constructor arguments left out of ``config``.
+    config_ignore: ClassVar[tuple[str, ...]] = ("benchmark", "render_mode")
+
+    reward_space_name: str
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> OptGymEnv:
+        self = super().__new__(cls)
+        try:
+            bound = inspect.signature(cls.__init__).bind(self, *args, **kwargs)
+        except TypeError:  # __init__ raises the same error with its own message
+            self._config = {}
+            return self
+        bound.apply_defaults()
+        config: dict[str, Any] = {}
+        for name, param in inspect.signature(cls.__init__).parameters.items():
+            if name == "self" or name in cls.config_ignore:
+                continue
+            if param.kind is inspect.Parameter.VAR_KEYWORD:
+                config.update(jsonable(bound.arguments.get(name, {})))
+            elif param.kind is not inspect.Parameter.VAR_POSITIONAL:
+                config[name] = jsonable(bound.arguments[name])
+        self._config = config
+        return self
+
+    def __init__(self, *, benchmark: str | None, datasets: DatasetRegistry):
+        self.datasets = datasets
+        self._benchmark_uri = benchmark or self.default_benchmark
+        self._benchmark: Benchmark | None = None
+        self._meter: BudgetMeter | None = None
+        self._started = False
+        self._new_episode(None)
+
+    # ---- what the base owns ------------------------------------------------------------------
+    @property
+    def config(self) -> dict[str, Any]:
+        """The constructor's keyword arguments (JSON values), as every state records them."""
+        return copy.deepcopy(self._config)
+
+    @property
+    def benchmark(self) -> str:
+        """URI of the current (or next) benchmark."""
+        return self._benchmark_uri
+
+    @property
+    def benchmark_sha256(self) -> str:
+        """The sha256 of the current benchmark's file ("" before the first reset)."""
+        return self._benchmark.sha256 if self._benchmark is not None else ""
+
+    @property
+    def episode_reward(self) -> float:
+        """The reward summed over the episode so far."""
+        return self._total
+
+    @property
+    def episode_work(self) -> int:
+        """Units of work (``work_unit``) this env spent since the last reset (a fork counts
+        its own; an attached meter counts both)."""
+        return self._work
+
+    @property
+    def meter(self) -> BudgetMeter | None:
+        """The budget meter charged for this env's work (the runner's), or None."""
+        return self._meter
+
+    def attach_meter(self, meter: BudgetMeter | None) -> None:
+        """Charge every unit of work and every step from now on to ``meter`` (None: stop).
+        Forks made afterwards share it, so work done on a fork counts too."""
+        self._meter = meter
+
+    def _new_episode(self, seed: int | None) -> None:
+        self._seed = seed
+        self._actions: list[Any] = []
+        self._reference: str | None = None
+        self._total = 0.0
+        self._work = 0
+        self._step_work = 0
+        self._done = False
+        self._error: str | None = None
+        self._last_obs: Any = None
+        self._start_time = time.time()
+
+    def _need_reset(self, what: str) -> None:
+        if not self._started:
+            raise RuntimeError(f"call reset() before {what}")
+
+    def _spend(self, units: int = 1) -> None:
+        """Count ``units`` of work about to be done; ``BudgetExceeded`` (nothing is done)
+        when the attached budget has no room for them."""
+        if units < 0:
+            raise ValueError(f"work units must be >= 0, got {units}")
+        if self._meter is not None:
+            self._meter.spend(calls=units, unit=self.work_unit)
+        self._work += units
+        self._step_work += units
+
+    # ---- gymnasium API -----------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[ObsType, dict[str, Any]]:
+        super().reset(seed=seed)
+        options = dict(options or {})
+        uri = options.pop("benchmark", None)
+        if options:
+            raise ValueError(f"unknown reset options {sorted(options)}; allowed: 'benchmark'")
+        uri = self._benchmark_uri if uri is None else uri
+        if not isinstance(uri, str):
+            raise ValueError(f"the benchmark option must be a URI string, got {type(uri).__name__}")
+        self._started = False  # a failed reset ends the episode: step() asks for a reset
+        benchmark = self.datasets.benchmark(uri)  # ValueError for a bad or unknown URI
+        self._new_episode(seed)
+        previous = self._benchmark, self._benchmark_uri
+        self._benchmark, self._benchmark_uri = benchmark, uri
+        try:
+            obs, info = self._reset(benchmark)
+        except BaseException:
+            self._benchmark, self._benchmark_uri = previous  # the next reset can go back
+            raise
+        self._started = True
+        self._last_obs = obs
+        info.setdefault("benchmark", uri)
+        info[self.work_unit] = self._step_work
+        return obs, info
+
+    def step(self, action: ActType) -> StepResult:
+        self._need_reset("step()")
+        if self._error is not None:
+            raise RuntimeError(f"the episode ended with an error ({self._error}); call reset()")
+        if self._done:
+            raise RuntimeError("the episode is over; call reset()")
+        checked = self._check_action(action)
+
+        def record(info: dict[str, Any]) -> Any:
+            return self._record_action(checked, info)
+
+        return self._run(lambda: self._step(checked), record)
+
+    def apply_reference(self, name: str) -> StepResult:
+        """Run a reference (``references``: LLVM's -Oz pipeline, a Halide autoscheduler) as
+        the episode's first step, so that the state replays as reference + actions."""
+        self._need_reset("apply_reference()")
+        if name not in self.references:
+            allowed = ", ".join(self.references) or "none (this env has no references)"
+            raise ValueError(f"unknown reference {name!r}; allowed: {allowed}")
+        if self._actions or self._reference is not None:
+            raise RuntimeError("a reference can only be applied right after reset()")
+        if self._done or self._error is not None:
+            raise RuntimeError("the episode is over; call reset()")
+
+        def record(info: dict[str, Any]) -> None:
+            self._reference = name
+
+        return self._run(lambda: self._reference_step(name), record, action=False)
+
+    def _run(self, do: Any, record: Any, action: bool = True) -> StepResult:
+        """One step: charge it, run ``do``, turn a backend crash into the end of the episode,
+        then book the reward, the work and the action (``record``) unless it failed."""
+        meter = self._meter
+        if meter is not None:
+            meter.check(steps=1, unit=self.work_unit)
+        self._step_work = 0
+        try:
+            obs, reward, terminated, truncated, info = do()
+        except BackendCrash as e:
+            self._error = f"{type(e).__name__}: {e}"
+            self._on_crash()
+            obs, reward, terminated, truncated = self._last_obs, 0.0, False, True
+            info = {"error": self._error}
+        if meter is not None:
+            meter.charge(steps=1)  # after the work: a step refused for its work is not counted
+        reward = float(reward)
+        if "error" in info:
+            self._error = self._error or str(info["error"])
+        else:
+            result = record(info)
+            if action:
+                self._actions.append(result)
+        self._total += reward
+        self._done = bool(terminated or truncated) or self._done
+        self._last_obs = obs
+        info[self.work_unit] = self._step_work
+        return obs, reward, bool(terminated), bool(truncated), info
+
+    # ---- states ------------------------------------------------------------------------------
+    @property
+    def state(self) -> EpisodeState:
+        """The episode so far as a replayable, JSON-serializable record."""
+        self._need_reset("reading the state")
+        import optgym
+
+        versions = {"optgym": optgym.__version__, **self._versions()}
+        versions["benchmark_sha256"] = self.benchmark_sha256
+        return EpisodeState(
+            env_id=self.spec.id if self.spec is not None else self.env_id,
+            benchmark=self._benchmark_uri,
+            reward_space=self.reward_space_name,
+            actions=copy.deepcopy(self._actions),
+            reward=self._total,
+            seed=self._seed,
+            reference=self._reference,
+            walltime=time.time() - self._start_time,
+            versions=versions,
+            extras=jsonable(self._extras()),
+            config=self.config,
+        )
+
+    def _check_state(self, state: EpisodeState) -> None:
+        """``ValueError`` unless ``state`` belongs to this env as it is configured."""
+        if not isinstance(state, EpisodeState):
+            raise ValueError(f"expected an EpisodeState, got {type(state).__name__}")
+        ids = {self.env_id} | ({self.spec.id} if self.spec is not None else set())
+        if state.env_id not in ids:
+            raise ValueError(f"state is for {state.env_id!r}, not {self.env_id!r}")
+        if state.reward_space != self.reward_space_name:
+            raise ValueError(
+                f"state was scored with {state.reward_space!r}, this env uses "
+                f"{self.reward_space_name!r}"
+            )
+        if state.config and state.config != self._config:
+            diff = sorted(
+                k
+                for k in set(state.config) | set(self._config)
+                if state.config.get(k, "<unset>") != self._config.get(k, "<unset>")
+            )
+            raise ValueError(
+                f"state was made with another config (differs in {', '.join(diff)}); "
+                "validate() rebuilds the env with the state's config"
+            )
+
+    def apply(self, state: EpisodeState) -> float:
+        """Reset to ``state.benchmark`` and replay the state; the reward it earns now.
+        ``ValueError`` (or ``RuntimeError`` for a failed replay) if it cannot be replayed."""
+        self._check_state(state)
+        self.reset(seed=state.seed, options={"benchmark": state.benchmark})
+        check_benchmark_unchanged(state, self.benchmark_sha256)
+        self._replay(state)
+        return self._total
+
+    def validate(self, state: EpisodeState | None = None) -> ValidationResult:
+        """Replay ``state`` (default: this episode's) from a fresh reset, in an env built with
+        the state's config when it differs from this one's (a state without a config, read
+        from a CompilerGym CSV, replays here); ``ok`` when the reward reproduces within
+        ``reward_tolerance``. ``work`` is what the replay spent."""
+        state = state if state is not None else self.state
+        if isinstance(state, EpisodeState) and state.config and state.config != self._config:
+            try:
+                other = type(self)(**state.config)
+            except (TypeError, ValueError) as e:
+                return ValidationResult(state, False, None, f"bad config in the state: {e}")
+            try:
+                if other._config != state.config:
+                    return ValidationResult(
+                        state, False, None, "the state's config is not one this env records"
+                    )
+                other.spec = self.spec
+                return other.validate(state)
+            finally:
+                other.close()
+        try:
+            reward = self.apply(state)
+        except (ValueError, RuntimeError) as e:
+            return ValidationResult(state, False, None, str(e), work=self._work)
+        if not self.reward_tolerance.matches(state.reward, reward):
+            return ValidationResult(
+                state,
+                False,
+                reward,
+                f"claimed reward {state.reward!r}, replay gave {reward!r} "
+                f"(tolerance: {self.reward_tolerance})",
+                work=self._work,
+            )
+        return ValidationResult(state, True, reward, work=self._work)
+
+    def fork(self) -> OptGymEnv:
+        """An independent copy at the same point of the episode. It shares the budget meter
+        (work on a fork counts) and whatever the env documents as shared."""
+        self._need_reset("fork()")
+        new = copy.copy(self)
+        new._actions = copy.deepcopy(self._actions)
+        new._np_random = copy.deepcopy(self._np_random)
+        self._fork_into(new)
+        return new
+
+    # ---- hooks -------------------------------------------------------------------------------
+    def _reset(self, benchmark: Benchmark) -> tuple[ObsType, dict[str, Any]]:
+        """Load ``benchmark`` (when it is not the one loaded) and start an episode on it.
+        ``self.benchmark`` and ``self.benchmark_sha256`` already name it; on an exception
+        they go back to the previous benchmark."""
+        raise NotImplementedError(f"{type(self).__name__} defines _reset")
+
+    def _check_action(self, action: Any) -> Any:
+        """The action in the env's own form; ``ValueError`` naming the bad value and what is
+        allowed."""
+        return action
+
+    def _step(self, action: Any) -> StepResult:
+        """One step with a checked action."""
+        raise NotImplementedError(f"{type(self).__name__} defines _step")
+
+    def _reference_step(self, name: str) -> StepResult:
+        """Apply the reference ``name`` as one step (envs with ``references``)."""
+        raise ValueError(f"{self.env_id} has no references")
+
+    def _record_action(self, action: Any, info: dict[str, Any]) -> Any:
+        """What the state records for a successful step with ``action`` (JSON data)."""
+        return jsonable(action)
+
+    def _replay(self, state: EpisodeState) -> None:
+        """Replay ``state`` after the reset ``apply`` made: its reference, then its actions;
+        ``RuntimeError`` when a step fails, ``ValueError`` for actions past the end."""
+        if state.reference is not None:
+            info = self.apply_reference(state.reference)[4]
+            if "error" in info:
+                raise RuntimeError(f"replay failed: {info['error']}")
+        for action in state.actions:
+            if self._done:
+                raise ValueError("the state has actions after the end of its episode")
+            info = self.step(action)[4]
+            if "error" in info:
+                raise RuntimeError(f"replay failed: {info['error']}")
+
+    def _extras(self) -> dict[str, Any]:
+        """What the state keeps beyond its actions (JSON data)."""
+        return {}
+
+    def _versions(self) -> dict[str, str]:
+        """Versions of the backend (e.g. ``{"llvm": "19.1.7"}``) recorded in every state."""
+        return {}
+
+    def _fork_into(self, new: OptGymEnv) -> None:
+        """Give the shallow copy ``new`` its own copies of what changes during an episode."""
+
+    def _on_crash(self) -> None:
+        """Clean up after a backend crash (kill the worker); the next reset recovers."""

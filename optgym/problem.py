@@ -1,0 +1,146 @@
+"""Problem and task records: what each problem package declares once (DESIGN 1).
+
+Every ``envs/<problem>/__init__.py`` defines ``PROBLEM``, a :class:`Problem`: its env ids,
+datasets, leaderboard tasks, reference lines for plots, report hook and the agents that
+work on it. Registration, ``optgym datasets``, the tasks, the CLI, the reports and the
+leaderboard read these records; the core names no env id.
+
+>>> from optgym.envs import problems
+>>> [t.name for t in problems()["pass-ordering"].tasks]
+['pass-ordering']
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from optgym.budget import Budget
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+
+    from optgym.datasets.dataset import Dataset
+
+#: How a task averages its scores over episodes.
+AGGREGATES = ("geomean", "mean")
+
+
+def load_object(target: str) -> Any:
+    """The object named by ``"package.module:attribute"``; ``ValueError`` saying what is
+    missing."""
+    module_name, sep, attribute = target.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"expected 'package.module:Name', got {target!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(f"cannot import module {module_name!r} (from {target!r}): {e}") from None
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ValueError(f"module {module_name!r} has no {attribute!r} (from {target!r})") from None
+
+
+def lazy_exports(package: str, names: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for a problem package: ``names`` maps each exported name to
+    the submodule that defines it, imported on first use (so that listing problems does not
+    import torch or a backend)."""
+
+    def __getattr__(name: str) -> Any:
+        if name in names:
+            return getattr(importlib.import_module(f"{package}.{names[name]}"), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    """One registered env id: ``gymnasium.register(id, entry_point, ...)``."""
+
+    id: str
+    entry_point: str  # "optgym.envs.passes.env:PassOrderingEnv"
+    max_episode_steps: int | None = None
+    nondeterministic: bool = False  # the reward is measured (times), not computed
+
+    def env_class(self) -> type:
+        """The env class (imports its module)."""
+        return load_object(self.entry_point)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A benchmarkable task: a fixed env config, dataset split, budget and score.
+
+    ``score(env)`` reads the score of the env's current (replayed) state. ``reference``
+    is the dashed line of the bench plot: ``(score, label)``.
+    """
+
+    name: str
+    env_id: str
+    env_kwargs: dict[str, Any]
+    datasets: tuple[tuple[str, str], ...]  # (dataset URI, split)
+    budget: Budget
+    score: Callable[[gym.Env], float]
+    score_name: str
+    reference_agents: tuple[str, ...] = field(default=())
+    # How far a replayed score may be from the claim (relative): measured run times only
+    # reproduce within their noise.
+    score_rtol: float = 1e-6
+    # How scores are averaged over episodes: "geomean" for ratios (> 0), "mean" for scores
+    # that can be zero or negative.
+    aggregate: str = "geomean"
+    reference: tuple[float, str] | None = None
+    problem: str = ""  # filled in by the Problem that lists the task
+
+    def __post_init__(self) -> None:
+        if self.aggregate not in AGGREGATES:
+            raise ValueError(
+                f"unknown aggregate {self.aggregate!r} for task {self.name!r}; "
+                f"allowed: {', '.join(AGGREGATES)}"
+            )
+
+    def splits(self) -> dict[str, str]:
+        """Dataset URI -> the split whose benchmarks the task scores."""
+        return dict(self.datasets)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything the core needs to know about one problem.
+
+    ``datasets`` is called on use (it may build nothing, but its modules can be heavy);
+    ``agents`` maps agent names to ``"package.module:Class[:key=value,...]"`` and a line
+    of description; ``report(rows, plot_path)`` prints the problem's own tables and plots
+    after a bench run and returns the paths it wrote.
+    """
+
+    name: str  # "pass-ordering"
+    title: str
+    envs: tuple[EnvEntry, ...]
+    datasets: Callable[[], Iterable[Dataset]]
+    tasks: tuple[Task, ...] = ()
+    agents: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    report: Callable[[list[dict], Path], list[Path]] | None = None
+
+    def __post_init__(self) -> None:
+        ids = {e.id for e in self.envs}
+        tasks = []
+        for task in self.tasks:
+            if task.env_id not in ids:
+                raise ValueError(
+                    f"task {task.name!r} of problem {self.name!r} uses {task.env_id!r}, "
+                    f"which the problem does not register ({', '.join(sorted(ids))})"
+                )
+            if task.problem != self.name:
+                task = replace(task, problem=self.name)
+            tasks.append(task)
+        object.__setattr__(self, "tasks", tuple(tasks))
+
+    @property
+    def env_ids(self) -> tuple[str, ...]:
+        return tuple(e.id for e in self.envs)
