@@ -5,7 +5,7 @@ Each step an agent scores every pool example by how much it hurts the validation
 examples still kept, in ``add`` mode the agent sends ``-harm`` and the env adds the most
 helpful ones. Scores are recomputed after every retrain, from the env's current model.
 
-* ``random``: uniform scores.
+* ``random-select``: uniform scores.
 * ``tfidf``: TF-IDF similarity of each example to the validation set (character n-grams
   of a text sequence; the quantized pixels and the label, as words, of a digit); the
   least similar is the most harmful.
@@ -20,21 +20,31 @@ helpful ones. Scores are recomputed after every retrain, from the env's current 
 
 from __future__ import annotations
 
-from typing import Any
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
 
-from optgym.agents.protocol import Result
-from optgym.budget import Budget, BudgetMeter
+from optgym.agents.protocol import Result, metered, solved
+from optgym.budget import Budget
 
 PIXEL_LEVELS = 4  # TF-IDF words: pixel index x intensity level (of 4)
+InfluenceMethod = Literal["ekfac", "kfac", "grad-dot"]
+
+
+def _check_damping(damping: float) -> None:
+    if not damping > 0:
+        raise ValueError(f"damping must be positive, got {damping}")
 
 
 class _HarmAgent:
-    """Shared ``solve``: reset, then score and step until the env's budget is spent."""
+    """Shared ``solve``: reset, then score and step until the env's episode or the budget
+    is spent."""
 
-    name = ""
+    problems: ClassVar[tuple[str, ...]] = ("data-selection",)
+    name: ClassVar[str] = ""
 
     def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
         """Harm per pool example (pool_size,) under the env's current model."""
@@ -43,32 +53,29 @@ class _HarmAgent:
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
     ) -> Result:
-        """Run one episode on ``benchmark``; each env step is one call and one step."""
+        """Run one episode on ``benchmark``; each env step is one step and one retraining
+        (the env counts them). The state's extras hold the final validation metrics and,
+        when the episode ended, the test metrics."""
         budget.require_limit(self.name)
         base = env.unwrapped
         if not hasattr(base, "pool_x"):
             raise ValueError(f"{self.name} selects training data: it needs optgym/DataSelection-v0")
         rng = np.random.default_rng(seed)
-        meter = BudgetMeter(budget)
-        base.reset(seed=seed, options={"benchmark": benchmark})
-        info: dict[str, Any] = {}
-        done = False
-        while not done and meter.room() > 0:
-            harm = np.asarray(self._harm(base, rng, 0 if seed is None else int(seed)), float)
-            action = harm if base.mode == "remove" else -harm
-            _, _, done, _, info = base.step(np.clip(action, -1e30, 1e30).astype(np.float32))
-            meter.charge(calls=1, steps=1)
-        state = base.state
-        for key in ("test_loss", "test_accuracy", "val_loss", "val_accuracy"):
-            if key in info:
-                state.extras[key] = float(info[key])
-        return Result(state=state, budget_used=meter.used())
+        with metered(env, budget) as meter:
+            base.reset(seed=seed, options={"benchmark": benchmark})
+            done = False
+            while not done and meter.room() > 0:
+                harm = np.asarray(self._harm(base, rng, 0 if seed is None else int(seed)), float)
+                action = harm if base.mode == "remove" else -harm
+                done = base.step(np.clip(action, -1e30, 1e30).astype(np.float32))[2]
+            return solved(env, meter)
 
 
+@dataclass
 class RandomSelection(_HarmAgent):
     """Uniformly random scores."""
 
-    name = "random-select"
+    name: ClassVar[str] = "random-select"
 
     def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
         return rng.random(base.pool_size)
@@ -99,10 +106,11 @@ def _tfidf_order(base: Any) -> np.ndarray:
     return tfidf_filter(val, pool, keep=len(pool), token_pattern=r"\S+")
 
 
+@dataclass
 class TfidfSelection(_HarmAgent):
     """Least TF-IDF-similar to the validation set first."""
 
-    name = "tfidf"
+    name: ClassVar[str] = "tfidf"
 
     def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
         order = _tfidf_order(base)
@@ -111,23 +119,26 @@ class TfidfSelection(_HarmAgent):
         return harm
 
 
+@dataclass
 class InfluenceSelection(_HarmAgent):
-    """Minus the influence of each pool example on the summed validation loss.
+    """Minus the influence of each pool example on the summed validation loss (K-FAC or
+    EK-FAC curvature fitted on the kept examples, or the plain gradient dot product)."""
 
-    ``method``: ``"ekfac"``, ``"kfac"`` (factors fitted on the kept examples, ``damping``
-    times the mean eigenvalue) or ``"grad-dot"`` (no curvature).
-    """
+    METHODS: ClassVar[tuple[str, ...]] = typing.get_args(InfluenceMethod)
 
-    METHODS = ("ekfac", "kfac", "grad-dot")
+    method: InfluenceMethod = "ekfac"
+    """curvature: ekfac, kfac (factors fitted on the kept examples) or grad-dot (none)"""
+    damping: float = 0.1
+    """damping added to the curvature, times its mean eigenvalue"""
 
-    def __init__(self, method: str = "ekfac", damping: float = 0.1):
-        if method not in self.METHODS:
-            raise ValueError(f"unknown method {method!r}; allowed: {', '.join(self.METHODS)}")
-        if not damping > 0:
-            raise ValueError(f"damping must be positive, got {damping}")
-        self.method = method
-        self.damping = damping
-        self.name = method
+    def __post_init__(self) -> None:
+        if self.method not in self.METHODS:
+            raise ValueError(f"unknown method {self.method!r}; allowed: {', '.join(self.METHODS)}")
+        _check_damping(self.damping)
+
+    @property  # type: ignore[override]
+    def name(self) -> str:
+        return self.method
 
     def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
         from optgym.agents.influence import fit_factors, summed_influence
@@ -144,21 +155,24 @@ class InfluenceSelection(_HarmAgent):
         return -helps
 
 
+@dataclass
 class TfidfInfluenceSelection(_HarmAgent):
     """TF-IDF filtering before influence (Grosse et al. 2023): EK-FAC influence on the
     validation loss only for the ``candidates`` fraction of kept examples least similar to
     the validation set (where harmful examples are expected); the others score 0, below
     any harmful candidate."""
 
-    name = "tfidf-ekfac"
+    name: ClassVar[str] = "tfidf-ekfac"
 
-    def __init__(self, candidates: float = 0.3, damping: float = 0.1):
-        if not 0 < candidates <= 1:
-            raise ValueError(f"candidates must be a fraction in (0, 1], got {candidates}")
-        if not damping > 0:
-            raise ValueError(f"damping must be positive, got {damping}")
-        self.candidates = candidates
-        self.damping = damping
+    candidates: float = 0.3
+    """fraction of the kept examples (least TF-IDF-similar first) scored by influence, in (0, 1]"""
+    damping: float = 0.1
+    """damping added to the EK-FAC curvature, times its mean eigenvalue"""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.candidates <= 1:
+            raise ValueError(f"candidates must be a fraction in (0, 1], got {self.candidates}")
+        _check_damping(self.damping)
 
     def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
         from optgym.agents.influence import fit_factors, summed_influence
@@ -176,15 +190,17 @@ class TfidfInfluenceSelection(_HarmAgent):
         return harm
 
 
+@dataclass
 class SelfInfluenceSelection(_HarmAgent):
     """Highest EK-FAC self-influence ``g^T H^-1 g`` first."""
 
-    name = "self-influence"
+    name: ClassVar[str] = "self-influence"
 
-    def __init__(self, damping: float = 0.1):
-        if not damping > 0:
-            raise ValueError(f"damping must be positive, got {damping}")
-        self.damping = damping
+    damping: float = 0.1
+    """damping added to the EK-FAC curvature, times its mean eigenvalue"""
+
+    def __post_init__(self) -> None:
+        _check_damping(self.damping)
 
     def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
         from optgym.agents.influence import fit_factors, self_influence
@@ -194,10 +210,11 @@ class SelfInfluenceSelection(_HarmAgent):
         return self_influence(base.model, factors, base.pool_x, base.pool_y)
 
 
+@dataclass
 class OracleSelection(_HarmAgent):
     """The env's hidden corruption mask: corrupted examples first (an upper bound)."""
 
-    name = "oracle"
+    name: ClassVar[str] = "oracle"
 
     def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
         return np.asarray(base.corrupted, dtype=float)

@@ -2,39 +2,50 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 
 from optgym.agents.lns_loop import run_lns
-from optgym.agents.protocol import Result
+from optgym.agents.protocol import Result, metered
 from optgym.budget import Budget
 
 
+@dataclass
 class ScipAlone:
     """SCIP on the whole problem from the same initial incumbent for the same CPU budget:
-    one 'neighborhood' that frees every variable, solved for the time that is left."""
+    one 'neighborhood' that frees every variable, solved for the CPU time the env's
+    ``time_budget`` leaves (at most the wall seconds the budget leaves)."""
 
-    name = "scip"
+    problems: ClassVar[tuple[str, ...]] = ("lns",)
+    name: ClassVar[str] = "scip"
 
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
     ) -> Result:
         base = env.unwrapped
-        return run_lns(
-            env, benchmark, budget, seed,
-            lambda e, rng: np.ones(e.problem.n),
-            neighborhood_size=10**12,
-            subproblem_time=budget.seconds or base.time_budget,
-        )  # fmt: skip
+        with metered(env, budget) as meter:
+            # one sub-MIP cannot be stopped by the meter: give it no more than the budget left
+            seconds = meter.budget.seconds
+            left = math.inf if seconds is None else seconds - meter.seconds
+            return run_lns(
+                env, benchmark, budget, seed,
+                lambda e, rng: np.ones(e.problem.n),
+                neighborhood_size=10**12,
+                subproblem_time=max(min(base.time_budget, left), 0.01),
+            )  # fmt: skip
 
 
+@dataclass
 class RandomLns:
     """Random-LNS: a uniformly random neighborhood of the env's adaptive size."""
 
-    name = "random-lns"
+    problems: ClassVar[tuple[str, ...]] = ("lns",)
+    name: ClassVar[str] = "random-lns"
 
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
@@ -68,11 +79,13 @@ def bfs_order(problem: Any, start: int, k: int, rng: np.random.Generator) -> lis
     return order[:k]
 
 
+@dataclass
 class GraphInducedLns:
     """Graph-induced LNS: a breadth-first ball on the variable-constraint graph around a
     random integer variable; restarts from another random variable if the ball is small."""
 
-    name = "graph-lns"
+    problems: ClassVar[tuple[str, ...]] = ("lns",)
+    name: ClassVar[str] = "graph-lns"
 
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None

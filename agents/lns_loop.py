@@ -9,16 +9,28 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from optgym.agents.protocol import Result
-from optgym.budget import Budget, BudgetMeter
+from optgym.agents.protocol import Result, metered, solved
+from optgym.budget import Budget
 
 # (env.unwrapped, rng) -> one score per variable
 Scorer = Callable[[Any, np.random.Generator], np.ndarray]
 
 
 @contextmanager
-def _settings(env: Any, **values: Any) -> Iterator[None]:
-    """Set env attributes for one episode and restore them after: the env is shared."""
+def _agent_controls(
+    env: Any, neighborhood_size: int | None, subproblem_time: float | None
+) -> Iterator[None]:
+    """Set the env's agent controls for one episode and restore them after: the env is
+    shared by every agent of a run. None leaves a control as the env has it."""
+    values: dict[str, Any] = {}
+    if neighborhood_size is not None:
+        if neighborhood_size < 1:
+            raise ValueError(f"neighborhood_size must be >= 1, got {neighborhood_size!r}")
+        values["neighborhood_size"] = neighborhood_size
+    if subproblem_time is not None:
+        if not subproblem_time > 0:
+            raise ValueError(f"subproblem_time must be > 0 CPU seconds, got {subproblem_time!r}")
+        values["subproblem_time"] = subproblem_time
     old = {k: getattr(env, k) for k in values}
     for k, v in values.items():
         setattr(env, k, v)
@@ -35,21 +47,27 @@ def run_lns(
     budget: Budget,
     seed: int | None,
     scorer: Scorer,
-    **settings: Any,
+    neighborhood_size: int | None = None,
+    subproblem_time: float | None = None,
 ) -> Result:
-    """One LNS episode: ``budget.seconds`` is the env's CPU-time budget (initial solve
-    included), ``budget.calls`` caps the number of sub-MIPs."""
+    """One LNS episode on ``benchmark``: score the variables, step, until the episode ends
+    (the env's ``time_budget`` of CPU seconds, or an optimal full sub-MIP) or the budget
+    meter has no room (its sub-MIP solves, steps or wall seconds).
+
+    ``neighborhood_size`` (variables freed per step) and ``subproblem_time`` (CPU seconds
+    per sub-MIP) override the env's agent controls for this episode; None keeps the env's
+    (its adaptive ``k`` and its configured time)."""
     base = env.unwrapped
     rng = np.random.default_rng(seed)
-    meter = BudgetMeter(budget)
-    if budget.seconds is not None:
-        settings.setdefault("time_budget", budget.seconds)
-    with _settings(base, **settings):
+    with metered(env, budget) as meter, _agent_controls(base, neighborhood_size, subproblem_time):
         base.reset(seed=seed, options={"benchmark": benchmark})
-        done = False
-        while not done and not (budget.calls is not None and meter.calls >= budget.calls):
+        while meter.room() > 0:
             scores = scorer(base, rng)
+            if meter.room() == 0:  # scoring (a local-branching solve) may spend the seconds
+                break
             _, _, terminated, truncated, info = base.step(scores)
-            meter.charge(calls=int(info.get("calls", 1)), steps=1)
-            done = terminated or truncated
-        return Result(state=base.state, budget_used={**meter.used(), "cpu_seconds": base.elapsed})
+            if "error" in info:
+                raise RuntimeError(info["error"])
+            if terminated or truncated:
+                break
+        return solved(env, meter)

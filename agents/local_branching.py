@@ -3,7 +3,9 @@ relaxation, Huang et al. 2023), with LB-RELAX's sampling variant."""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -24,14 +26,20 @@ def _fill(scores: np.ndarray, candidates: np.ndarray, rng: np.random.Generator) 
     return out
 
 
+@dataclass
 class LocalBranchingLns:
     """LB-LNS: solve the local-branching MIP (the problem plus sum |x - x*| <= k) for a
     short time; the variables it changes, filled to k at random, are the neighborhood."""
 
-    name = "lb-lns"
+    problems: ClassVar[tuple[str, ...]] = ("lns",)
+    name: ClassVar[str] = "lb-lns"
 
-    def __init__(self, lb_time: float = 2.0):
-        self.lb_time = lb_time
+    lb_time: float = 2.0
+    """CPU seconds for each local-branching MIP (capped by the env's time left)"""
+
+    def __post_init__(self) -> None:
+        if not (self.lb_time > 0 and math.isfinite(self.lb_time)):
+            raise ValueError(f"lb_time must be a positive number of seconds, got {self.lb_time!r}")
 
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
@@ -47,15 +55,21 @@ class LocalBranchingLns:
         return run_lns(env, benchmark, budget, seed, scorer)
 
 
+@dataclass
 class LbRelax:
     """LB-RELAX: solve the LP relaxation of the local-branching problem around the
     incumbent; free the variables that are fractional or changed (largest change first),
     fill to k at random. ``sample=True`` is LB-RELAX-S: draw the k variables at random with
     probability proportional to the change instead of taking the largest."""
 
-    def __init__(self, sample: bool = False):
-        self.sample = sample
-        self.name = "lb-relax-s" if sample else "lb-relax"
+    problems: ClassVar[tuple[str, ...]] = ("lns",)
+
+    sample: bool = False
+    """draw the k variables with probability proportional to their change (LB-RELAX-S)"""
+
+    @property
+    def name(self) -> str:
+        return "lb-relax-s" if self.sample else "lb-relax"
 
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None

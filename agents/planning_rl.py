@@ -1,11 +1,15 @@
 """PPO (stable-baselines3) on ``optgym/PathPlanning2DClosedLoop-v0``: the RL reference agent.
 
-:class:`PpoPlanner` trains a fresh MLP policy on one map for the budget's env steps (or
-seconds), then rolls its deterministic policy out once on the caller's env; that episode is
-the result. One env step, in training or in the final episode, is one budget call and one
-budget step, as :class:`optgym.wrappers.BudgetWrapper` counts them. PPO learns from the env's
-own ``Progress`` reward (the decrease of the distance to the goal plus the goal's payoff),
-unshaped.
+:class:`PpoPlanner` is a learned agent. Without a saved model it trains a fresh MLP policy on
+the benchmark within the budget, then rolls its deterministic policy out once on the
+caller's env; that episode is the result. With ``path=`` (a model saved by ``save``, e.g.
+after ``train`` on the ``generator://nav2d-random-v0`` train split) it only rolls the policy
+out, or trains it further first with ``finetune=true``.
+
+Training runs on forks of the caller's env, so every training move is charged to the same
+budget meter as the final episode: one move is one ``plan_evaluations`` unit and one step.
+PPO learns from the env's own ``Progress`` reward (the decrease of the distance to the goal
+plus the goal's payoff), unshaped.
 
 From the command line (the flags are :func:`main`'s)::
 
@@ -15,24 +19,28 @@ From the command line (the flags are :func:`main`'s)::
 from __future__ import annotations
 
 import argparse
+import io
 import math
+import sys
 import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv
 
-from optgym.agents.protocol import Result
-from optgym.budget import Budget, BudgetMeter
+from optgym.agents.protocol import Result, metered, solved
+from optgym.budget import Budget
 from optgym.envs.planning.env import CLOSED_LOOP_ID, DEFAULT_BENCHMARK
 from optgym.state import EpisodeState
+from optgym.threads import torch_threads
 
 RECENT_EPISODES = 100  # training episodes the reported success rate averages over
 TIME_RESERVE = 0.1  # of a seconds budget, kept for the last PPO update and the final episode
@@ -51,6 +59,16 @@ class TrainingRun:
     successes: int
     recent_success_rate: float | None
 
+    def figures(self) -> dict[str, Any]:
+        """The run as JSON data (what ``train`` returns)."""
+        return {
+            "steps": self.steps,
+            "seconds": round(self.seconds, 4),
+            "episodes": self.episodes,
+            "successes": self.successes,
+            "success_rate": self.recent_success_rate,
+        }
+
 
 class _TrainingLimit(BaseCallback):
     """Stops PPO once ``max_steps`` env steps are taken (a multiple of the env count, so no
@@ -58,10 +76,11 @@ class _TrainingLimit(BaseCallback):
     counts finished episodes and goals reached. A rollout that the limit cuts short is
     dropped unless the limit falls on its last step, where PPO still learns from it."""
 
-    def __init__(self, max_steps: int, deadline: float):
+    def __init__(self, max_steps: int, deadline: float, progress: bool = False):
         super().__init__()
         self.max_steps = max_steps
         self.deadline = deadline
+        self.progress = progress
         self.episodes = 0
         self.successes = 0
         self.recent: deque[bool] = deque(maxlen=RECENT_EPISODES)
@@ -78,198 +97,306 @@ class _TrainingLimit(BaseCallback):
         spent = self.num_timesteps >= self.max_steps or time.monotonic() >= self.deadline
         return last or not spent
 
+    def _on_rollout_end(self) -> None:
+        if self.progress:
+            rate = f"{np.mean(self.recent):.2f}" if self.recent else "-"
+            print(
+                f"ppo: {self.num_timesteps} steps, {self.episodes} episodes, "
+                f"recent success rate {rate}",
+                file=sys.stderr,
+            )
+
+
+class _MapCycle(gym.Wrapper):
+    """A training env: a fork of the caller's env that starts each episode on the next of
+    ``benchmarks`` in turn (from ``offset``, so parallel envs start on different maps)."""
+
+    def __init__(self, env: gym.Env, benchmarks: Sequence[str], offset: int):
+        super().__init__(env)
+        self.benchmarks = list(benchmarks)
+        self.next = offset
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        uri = self.benchmarks[self.next % len(self.benchmarks)]
+        self.next += 1
+        return self.env.reset(seed=seed, options={"benchmark": uri})
+
 
 def _check(name: str, ok: bool, value: Any, allowed: str) -> None:
     if not ok:
         raise ValueError(f"{name} must be {allowed}, got {value!r}")
 
 
+def _whole(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _closed_loop(env: gym.Env, who: str) -> Any:
+    """``env.unwrapped``; ``ValueError`` unless it is the closed-loop env."""
+    base = env.unwrapped
+    if getattr(base, "env_id", None) != CLOSED_LOOP_ID:
+        got = env.spec.id if env.spec else type(base).__name__
+        raise ValueError(
+            f"{who} controls the robot step by step: it needs {CLOSED_LOOP_ID!r}, got {got!r}"
+        )
+    return base
+
+
+@dataclass
 class PpoPlanner:
-    """PPO from stable-baselines3 (``MlpPolicy``) trained from scratch on each benchmark.
+    """PPO from stable-baselines3 (``MlpPolicy``): trained from scratch on each benchmark,
+    or a saved policy (``path``) rolled out as it is (``finetune``: trained further first).
 
     The hyperparameters are stable-baselines3's PPO arguments (defaults suited to the
-    100-step episodes of the bundled maps: 4 envs x 256 steps per update); ``net_arch`` is
-    the hidden layer sizes of the policy and value networks, ``torch_threads`` the torch
-    threads used while training (restored afterwards). ``ValueError`` for a bad value.
+    100-step episodes of the bundled maps: 4 envs x 256 steps per update); a loaded model
+    keeps its own. ``ValueError`` for a bad value.
     """
 
-    name = "ppo"
+    problems: ClassVar[tuple[str, ...]] = (CLOSED_LOOP_ID,)
+    name: ClassVar[str] = "ppo"
 
-    def __init__(
-        self,
-        n_envs: int = 4,
-        learning_rate: float = 3e-4,
-        n_steps: int = 256,
-        batch_size: int = 64,
-        n_epochs: int = 10,
-        gamma: float = 0.99,
-        gae_lambda: float = 0.95,
-        clip_range: float = 0.2,
-        ent_coef: float = 0.0,
-        vf_coef: float = 0.5,
-        max_grad_norm: float = 0.5,
-        net_arch: Sequence[int] = (64, 64),
-        torch_threads: int = 1,
-        device: str = "cpu",
-    ):
-        def whole(value: Any) -> bool:
-            return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    n_envs: int = 4
+    """parallel training envs (forks of the caller's env)"""
+    learning_rate: float = 3e-4
+    """Adam learning rate"""
+    n_steps: int = 256
+    """steps per env in each rollout (the update comes after n_envs * n_steps steps)"""
+    batch_size: int = 64
+    """minibatch size of the update, in [2, n_envs * n_steps]"""
+    n_epochs: int = 10
+    """passes over each rollout"""
+    gamma: float = 0.99
+    """discount factor, in (0, 1]"""
+    gae_lambda: float = 0.95
+    """GAE lambda, in [0, 1]"""
+    clip_range: float = 0.2
+    """PPO's clipping range of the probability ratio"""
+    ent_coef: float = 0.0
+    """entropy bonus coefficient (>= 0)"""
+    vf_coef: float = 0.5
+    """value loss coefficient"""
+    max_grad_norm: float = 0.5
+    """gradient norm clip"""
+    net_arch: tuple[int, ...] = (64, 64)
+    """hidden layer sizes of the policy and value networks"""
+    torch_threads: int = 1
+    """torch threads while training and acting (restored afterwards)"""
+    device: str = "cpu"
+    """torch device: 'cpu', 'cuda:0' or 'auto'"""
+    path: Path | None = None
+    """a model saved by save() (sb3 zip): solve rolls it out without training"""
+    finetune: bool = False
+    """with a saved (path) or trained model: train it further on the benchmark, within the
+    budget, before the episode"""
 
-        _check("n_envs", whole(n_envs) and n_envs >= 1, n_envs, "an integer >= 1")
-        _check("n_steps", whole(n_steps) and n_steps >= 1, n_steps, "an integer >= 1")
-        _check("n_epochs", whole(n_epochs) and n_epochs >= 1, n_epochs, "an integer >= 1")
+    def __post_init__(self) -> None:
+        n_envs, n_steps = self.n_envs, self.n_steps
+        _check("n_envs", _whole(n_envs) and n_envs >= 1, n_envs, "an integer >= 1")
+        _check("n_steps", _whole(n_steps) and n_steps >= 1, n_steps, "an integer >= 1")
+        _check("n_epochs", _whole(self.n_epochs) and self.n_epochs >= 1, self.n_epochs, ">= 1")
         rollout = n_envs * n_steps
         _check(
             "batch_size",
-            whole(batch_size) and 2 <= batch_size <= rollout,
-            batch_size,
+            _whole(self.batch_size) and 2 <= self.batch_size <= rollout,
+            self.batch_size,
             f"an integer in [2, n_envs * n_steps = {rollout}]",
         )
-        _check("learning_rate", learning_rate > 0, learning_rate, "positive")
-        _check("gamma", 0 < gamma <= 1, gamma, "in (0, 1]")
-        _check("gae_lambda", 0 <= gae_lambda <= 1, gae_lambda, "in [0, 1]")
-        _check("clip_range", clip_range > 0, clip_range, "positive")
-        _check("ent_coef", ent_coef >= 0, ent_coef, ">= 0")
-        _check("vf_coef", vf_coef > 0, vf_coef, "positive")
-        _check("max_grad_norm", max_grad_norm > 0, max_grad_norm, "positive")
-        layers = tuple(net_arch)
+        _check("learning_rate", self.learning_rate > 0, self.learning_rate, "positive")
+        _check("gamma", 0 < self.gamma <= 1, self.gamma, "in (0, 1]")
+        _check("gae_lambda", 0 <= self.gae_lambda <= 1, self.gae_lambda, "in [0, 1]")
+        _check("clip_range", self.clip_range > 0, self.clip_range, "positive")
+        _check("ent_coef", self.ent_coef >= 0, self.ent_coef, ">= 0")
+        _check("vf_coef", self.vf_coef > 0, self.vf_coef, "positive")
+        _check("max_grad_norm", self.max_grad_norm > 0, self.max_grad_norm, "positive")
+        layers = tuple(self.net_arch)
         _check(
             "net_arch",
-            len(layers) > 0 and all(whole(n) and n >= 1 for n in layers),
-            net_arch,
+            len(layers) > 0 and all(_whole(n) and n >= 1 for n in layers),
+            self.net_arch,
             "a non-empty sequence of positive layer sizes",
         )
-        _check("torch_threads", whole(torch_threads) and torch_threads >= 1, torch_threads, ">= 1")
-        if device != "auto":
+        threads = self.torch_threads
+        _check("torch_threads", _whole(threads) and threads >= 1, threads, "an integer >= 1")
+        if self.device != "auto":
             try:
-                torch.device(device)
+                torch.device(self.device)
             except (RuntimeError, TypeError):
                 raise ValueError(
                     f"device must be 'auto' or a torch device such as 'cpu' or 'cuda:0', "
-                    f"got {device!r}"
+                    f"got {self.device!r}"
                 ) from None
-        self.n_envs = int(n_envs)
-        self.learning_rate = float(learning_rate)
-        self.n_steps = int(n_steps)
-        self.batch_size = int(batch_size)
-        self.n_epochs = int(n_epochs)
-        self.gamma = float(gamma)
-        self.gae_lambda = float(gae_lambda)
-        self.clip_range = float(clip_range)
-        self.ent_coef = float(ent_coef)
-        self.vf_coef = float(vf_coef)
-        self.max_grad_norm = float(max_grad_norm)
-        self.net_arch = [int(n) for n in layers]
-        self.torch_threads = int(torch_threads)
-        self.device = device
+        self.n_envs, self.n_steps = int(n_envs), int(n_steps)
+        self.net_arch = tuple(int(n) for n in layers)
+        self.model: PPO | None = None  # the policy: loaded, or kept by train()
+        if self.path is not None:
+            self.load(self.path)
 
-    def train(
-        self,
-        benchmark: str,
-        steps: int | None = None,
-        seconds: float | None = None,
-        seed: int = 0,
-        env_kwargs: dict[str, Any] | None = None,
-    ) -> TrainingRun:
-        """Train a fresh policy on ``benchmark`` for at most ``steps`` env steps (all envs
-        together) and ``seconds`` of wall time; at least one limit is required.
-        ``env_kwargs`` go to the closed-loop env (``sensor_range``, ``reward_space``)."""
-        if steps is None and seconds is None:
-            raise ValueError("training needs a limit: steps or seconds")
-        if steps is not None and steps < 0:
-            raise ValueError(f"steps must be >= 0, got {steps}")
-        if seconds is not None and not seconds > 0:
-            raise ValueError(f"seconds must be positive, got {seconds}")
-        start = time.monotonic()
-        max_steps = (1 << 62) if steps is None else int(steps) - int(steps) % self.n_envs
-        deadline = math.inf if seconds is None else start + seconds
-        threads = torch.get_num_threads()
-        torch.set_num_threads(self.torch_threads)
+    # ---- the model -----------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write the policy as stable-baselines3's zip (``.zip`` is added to a path without
+        a suffix); ``RuntimeError`` before ``train`` or ``load``."""
+        if self.model is None:
+            raise RuntimeError("no model to save: call train() or load() first")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.model.save(path)
+
+    def load(self, path: str | Path) -> None:
+        """Read a policy saved by ``save``; ``ValueError`` for a missing or unreadable file."""
+        path = Path(path)
+        found = path if path.is_file() else path.with_name(path.name + ".zip")
+        if not found.is_file():
+            raise ValueError(f"model file not found: {path}")
         try:
-            vec_env = make_vec_env(
-                CLOSED_LOOP_ID,
-                n_envs=self.n_envs,
-                seed=seed,
-                env_kwargs={**(env_kwargs or {}), "benchmark": benchmark},
-            )
-            model = PPO(
-                "MlpPolicy",
-                vec_env,
-                learning_rate=self.learning_rate,
-                n_steps=self.n_steps,
-                batch_size=self.batch_size,
-                n_epochs=self.n_epochs,
-                gamma=self.gamma,
-                gae_lambda=self.gae_lambda,
-                clip_range=self.clip_range,
-                ent_coef=self.ent_coef,
-                vf_coef=self.vf_coef,
-                max_grad_norm=self.max_grad_norm,
-                policy_kwargs={"net_arch": list(self.net_arch)},
-                seed=seed,
-                device=self.device,
-                verbose=0,
-            )
-            limit = _TrainingLimit(max_steps, deadline)
-            if max_steps > 0:
-                model.learn(total_timesteps=max_steps, callback=limit)
-            vec_env.close()
-        finally:
-            torch.set_num_threads(threads)
+            self.model = PPO.load(found, device=self.device)
+        except Exception as e:  # noqa: BLE001  sb3 raises many kinds for a bad zip
+            raise ValueError(f"cannot load a PPO model from {found}: {e}") from None
+
+    def _copy_of_model(self, env: Any) -> PPO:
+        """An independent copy of the loaded or trained model, on ``env`` (a vec env)."""
+        assert self.model is not None
+        buffer = io.BytesIO()
+        self.model.save(buffer)
+        buffer.seek(0)
+        return PPO.load(buffer, env=env, device=self.device)
+
+    # ---- training ------------------------------------------------------------------------------
+    def _fit(
+        self,
+        base: Any,
+        benchmarks: Sequence[str],
+        max_steps: int,
+        deadline: float,
+        seed: int,
+        start_from: PPO | None,
+        progress: bool = False,
+    ) -> TrainingRun:
+        """Train on forks of ``base`` (reset, so forks share its meter) cycling through
+        ``benchmarks``, for at most ``max_steps`` env steps (rounded down to a multiple of
+        ``n_envs``) and until ``deadline``: a fresh policy, or a copy of ``start_from``."""
+        start = time.monotonic()
+        max_steps = max(0, max_steps - max_steps % self.n_envs)
+        base.reset(seed=seed, options={"benchmark": benchmarks[0]})
+        forks = [_MapCycle(base.fork(), benchmarks, i) for i in range(self.n_envs)]
+        with torch_threads(self.torch_threads):
+            vec_env = DummyVecEnv([lambda f=f: f for f in forks])
+            try:
+                if start_from is None:
+                    model = PPO(
+                        "MlpPolicy",
+                        vec_env,
+                        learning_rate=self.learning_rate,
+                        n_steps=self.n_steps,
+                        batch_size=self.batch_size,
+                        n_epochs=self.n_epochs,
+                        gamma=self.gamma,
+                        gae_lambda=self.gae_lambda,
+                        clip_range=self.clip_range,
+                        ent_coef=self.ent_coef,
+                        vf_coef=self.vf_coef,
+                        max_grad_norm=self.max_grad_norm,
+                        policy_kwargs={"net_arch": list(self.net_arch)},
+                        seed=seed,
+                        device=self.device,
+                        verbose=0,
+                    )
+                else:
+                    model = self._copy_of_model(vec_env)
+                    model.set_random_seed(seed)
+                limit = _TrainingLimit(max_steps, deadline, progress)
+                if max_steps > 0:
+                    model.learn(total_timesteps=max_steps, callback=limit)
+            finally:
+                vec_env.close()
         recent = float(np.mean(limit.recent)) if limit.recent else None
         return TrainingRun(
             model=model,
-            steps=int(model.num_timesteps),
+            steps=int(model.num_timesteps) if max_steps > 0 else 0,
             seconds=time.monotonic() - start,
             episodes=limit.episodes,
             successes=limit.successes,
             recent_success_rate=recent,
         )
 
+    def train(
+        self,
+        env: gym.Env,
+        benchmarks: list[str],
+        budget: Budget,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> dict[str, Any]:
+        """Train one policy across ``benchmarks`` (each training env takes the next map at
+        every episode) within ``budget``, on forks of ``env`` (the closed-loop env), so the
+        env's meter counts every move: a fresh policy, or the loaded one further. Keeps the
+        policy for ``save`` and ``solve``; returns ``steps``, ``seconds``, ``episodes``,
+        ``successes`` and ``success_rate`` (over the last 100 training episodes, None
+        before the first). ``progress``: a line to stderr after every rollout."""
+        budget.require_limit(f"{self.name} training")
+        if not benchmarks:
+            raise ValueError("train needs at least one benchmark URI")
+        base = _closed_loop(env, self.name)
+        with metered(env, budget) as meter:
+            deadline = math.inf
+            if meter.budget.seconds is not None:
+                deadline = time.monotonic() + (1.0 - TIME_RESERVE) * meter.budget.seconds
+                deadline -= meter.seconds
+            run = self._fit(
+                base, benchmarks, meter.room(seconds=False), deadline, seed, self.model, progress
+            )
+        self.model = run.model
+        return {**run.figures(), "benchmarks": len(benchmarks)}
+
+    # ---- solving -------------------------------------------------------------------------------
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
     ) -> Result:
-        """Train on ``benchmark`` within ``budget``, then one deterministic episode on
-        ``env``: its state, with the training figures in ``state.extras``. The map's
-        ``horizon`` steps (and calls) are kept back for that episode, and 10% of a seconds
-        budget for the last PPO update and the episode (which always runs: the seconds
-        used can pass the budget by what they take beyond that)."""
-        budget.require_limit(self.name)
-        base = env.unwrapped
-        if getattr(base, "env_id", None) != CLOSED_LOOP_ID:
-            got = env.spec.id if env.spec else type(base).__name__
-            raise ValueError(
-                f"{self.name} controls the robot step by step: it needs {CLOSED_LOOP_ID!r}, "
-                f"got {got!r}"
-            )
-        meter = BudgetMeter(budget)
+        """Without a saved model: train on ``benchmark`` within ``budget``, then one
+        deterministic episode on ``env``: its state, with the training figures in
+        ``state.extras``. The map's ``horizon`` moves are kept back for that episode, and
+        10% of a seconds budget for the last PPO update and the episode. With a saved
+        model: only the episode (``finetune``: training it further first, as above)."""
+        base = _closed_loop(env, self.name)
+        train = self.model is None or self.finetune
+        if train:
+            budget.require_limit(self.name)
         seed_value = 0 if seed is None else int(seed)
-        base.reset(seed=seed, options={"benchmark": benchmark})
-        horizon = int(base.nav.horizon)
-        room = meter.room()  # steps (and calls) for training and the final episode
-        seconds = None
-        if budget.seconds is not None:
-            seconds = max((1.0 - TIME_RESERVE) * budget.seconds - meter.seconds, 1e-3)
-        env_kwargs = {"sensor_range": base.sensor_range, "reward_space": base.reward_space_name}
-        run = self.train(
-            benchmark,
-            steps=max(0, room - horizon),
-            seconds=seconds,
-            seed=seed_value,
-            env_kwargs=env_kwargs,
-        )
-        meter.charge(calls=run.steps, steps=run.steps)
-        last = room - run.steps
-        state, reached = policy_episode(run.model, env, benchmark, seed, max_steps=last)
-        meter.charge(calls=len(state.actions), steps=len(state.actions))
-        state.extras = {
-            "train_steps": run.steps,
-            "train_seconds": round(run.seconds, 4),
-            "train_episodes": run.episodes,
-            "train_success_rate": run.recent_success_rate,
-            "success": reached,
-        }
-        return Result(state=state, budget_used=meter.used())
+        with metered(env, budget) as meter:
+            base.reset(seed=seed, options={"benchmark": benchmark})
+            horizon = int(base.nav.horizon)
+            if train:
+                deadline = math.inf
+                if meter.budget.seconds is not None:
+                    deadline = time.monotonic() + max(
+                        (1.0 - TIME_RESERVE) * meter.budget.seconds - meter.seconds, 1e-3
+                    )
+                run = self._fit(
+                    base,
+                    [benchmark],
+                    meter.room(reserve=horizon, seconds=False),
+                    deadline,
+                    seed_value,
+                    self.model,
+                )
+                model = run.model
+                figures = run.figures()
+            else:
+                assert self.model is not None
+                model = self.model
+                figures = TrainingRun(model, 0, 0.0, 0, 0, None).figures()
+            with torch_threads(self.torch_threads):
+                state, reached = policy_episode(
+                    model, env, benchmark, seed, max_steps=meter.room(seconds=False)
+                )
+            state.extras = {
+                "train_steps": figures["steps"],
+                "train_seconds": figures["seconds"],
+                "train_episodes": figures["episodes"],
+                "train_success_rate": figures["success_rate"],
+                "success": reached,
+            }
+            return solved(env, meter, state)
 
 
 def policy_episode(
@@ -291,13 +418,18 @@ def policy_episode(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Train PPO on one map and report its deterministic episode; exit status 0 when the
-    episode reaches a goal, 1 when it does not."""
+    """Train PPO on one or more maps and report its deterministic episode on the first;
+    exit status 0 when the episode reaches a goal, 1 when it does not."""
     parser = argparse.ArgumentParser(
         prog="python -m optgym.agents.planning_rl",
         description=f"Train PPO on {CLOSED_LOOP_ID} and roll out its deterministic policy.",
     )
-    parser.add_argument("--benchmark", default=DEFAULT_BENCHMARK, help="map URI")
+    parser.add_argument(
+        "--benchmark",
+        action="append",
+        default=None,
+        help=f"map URI; repeat to train across maps (default {DEFAULT_BENCHMARK})",
+    )
     parser.add_argument(
         "--steps", type=int, default=None, help="training env steps (50000 without --seconds)"
     )
@@ -308,19 +440,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.steps is None and args.seconds is None:
         args.steps = 50_000
+    benchmarks = args.benchmark or [DEFAULT_BENCHMARK]
     planner = PpoPlanner(n_envs=args.n_envs)
-    run = planner.train(args.benchmark, steps=args.steps, seconds=args.seconds, seed=args.seed)
     env = gym.make(CLOSED_LOOP_ID)
-    state, reached = policy_episode(run.model, env, args.benchmark, args.seed)
-    env.close()
-    print(f"benchmark        {args.benchmark}")
+    try:
+        figures = planner.train(
+            env, benchmarks, Budget(steps=args.steps, seconds=args.seconds), seed=args.seed
+        )
+        assert planner.model is not None
+        state, reached = policy_episode(planner.model, env, benchmarks[0], args.seed)
+    finally:
+        env.close()
+    print(f"benchmark        {benchmarks[0]}")
     print(f"episode reward   {state.reward:.4f}")
     print(f"goal reached     {reached} ({len(state.actions)} moves)")
-    print(f"steps trained    {run.steps}")
-    print(f"training seconds {run.seconds:.1f}")
-    print(f"train successes  {run.successes}/{run.episodes} episodes")
+    print(f"steps trained    {figures['steps']}")
+    print(f"training seconds {figures['seconds']:.1f}")
+    print(f"train successes  {figures['successes']}/{figures['episodes']} episodes")
     if args.save:
-        run.model.save(args.save)
+        planner.save(args.save)
         print(f"model saved      {args.save}")
     return 0 if reached else 1
 

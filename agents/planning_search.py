@@ -2,23 +2,42 @@
 
 Every planner searches the open-loop plan (a vector in [-1, 1]^(2T)) with batched
 ``env.unwrapped.evaluate_batch`` calls, keeps the best plan seen, and commits it with one final
-``step`` (reserved from the budget) so the returned state replays the best plan.
+``step`` so the returned state replays the best plan. The env charges every evaluation (the
+batches and the final step) to the budget meter; the planners keep one evaluation back for
+that step. A budget needs plan evaluations (``calls``) or seconds: ``evaluate_batch`` takes no
+env steps, so a steps budget alone does not bound the search.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 
-from optgym.agents.protocol import Result
+from optgym.agents.protocol import Result, metered, solved
 from optgym.budget import Budget, BudgetMeter
+from optgym.state import EpisodeState
+
+OPEN_LOOP_ID = "optgym/PathPlanning2D-v0"
+
+
+def require_evaluation_limit(who: str, budget: Budget) -> None:
+    """``ValueError`` unless ``budget`` limits plan evaluations (``calls``) or seconds, what
+    bounds a search by ``evaluate_batch`` (which takes no env steps)."""
+    budget.require_limit(who)
+    if budget.calls is None and budget.seconds is None:
+        raise ValueError(
+            f"{who} needs a budget of plan evaluations (calls) or seconds, got {budget}: "
+            "evaluate_batch takes no env steps, so steps alone do not bound the search"
+        )
 
 
 class _PlanEvaluator:
-    """Evaluates batches of plans within the budget and remembers the best plan."""
+    """Evaluates batches of plans within the budget and remembers the best plan. The env
+    charges the evaluations; this only keeps within what is left."""
 
     def __init__(self, base: Any, meter: BudgetMeter, dim: int):
         self.base = base
@@ -33,7 +52,7 @@ class _PlanEvaluator:
     @property
     def remaining(self) -> int:
         """Evaluations still allowed, one kept back for the final step."""
-        return self.meter.room(reserve=1)
+        return self.meter.calls_left(reserve=1, steps=1)
 
     def evaluate(self, plans: np.ndarray) -> np.ndarray:
         """Rewards of ``plans`` (N, 2T), clipped to [-1, 1], truncated to the budget left."""
@@ -41,7 +60,6 @@ class _PlanEvaluator:
         if len(plans) == 0:
             return np.empty(0)
         rewards = np.asarray(self.base.evaluate_batch(plans), dtype=np.float64)
-        self.meter.charge(calls=len(plans), steps=len(plans))
         self.points.append(plans)
         self.rewards.append(rewards)
         best = int(np.argmax(rewards))
@@ -55,7 +73,8 @@ class _PlanEvaluator:
 class _PlanSearch:
     """Shared ``solve``: reset, run ``_search``, replay the best plan with one ``step``."""
 
-    name = ""
+    problems: ClassVar[tuple[str, ...]] = (OPEN_LOOP_ID,)
+    name: ClassVar[str] = ""
 
     def _search(self, ev: _PlanEvaluator, rng: np.random.Generator, seed: int) -> None:
         """Spend the evaluator's budget (subclasses)."""
@@ -64,15 +83,15 @@ class _PlanSearch:
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
     ) -> Result:
         """Search plans on ``benchmark`` within ``budget``; the best plan's episode."""
-        budget.require_limit(self.name)
         base = env.unwrapped
         seed_value = 0 if seed is None else int(seed)
         rng = np.random.default_rng(seed)
-        meter = BudgetMeter(budget)
-        base.reset(seed=seed, options={"benchmark": benchmark})
-        ev = _PlanEvaluator(base, meter, 2 * int(base.nav.horizon))
-        self._search(ev, rng, seed_value)
-        return replay_plan(base, benchmark, seed, ev.best_plan, meter, ev.trace)
+        with metered(env, budget) as meter:
+            require_evaluation_limit(self.name, meter.budget)
+            base.reset(seed=seed, options={"benchmark": benchmark})
+            ev = _PlanEvaluator(base, meter, 2 * int(base.nav.horizon))
+            self._search(ev, rng, seed_value)
+            return solved(env, meter, replay_plan(base, benchmark, seed, ev.best_plan, ev.trace))
 
 
 class BestTrace:
@@ -98,19 +117,18 @@ def replay_plan(
     benchmark: str,
     seed: int | None,
     plan: np.ndarray,
-    meter: BudgetMeter,
     trace: BestTrace | None = None,
-) -> Result:
-    """The episode of ``plan`` (its one ``step``, charged): what a plan search returns. The
-    state's extras hold the search's ``trace`` and ``evaluations`` when given."""
+) -> EpisodeState:
+    """The episode of ``plan`` (its one ``step``, one evaluation the env charges): what a
+    plan search returns. The state's extras hold the search's ``trace`` and ``evaluations``
+    when given."""
     base.reset(seed=seed, options={"benchmark": benchmark})
     base.step(plan)
-    meter.charge(calls=1, steps=1)
     state = base.state
     if trace is not None:
         state.extras["trace"] = trace.points
         state.extras["evaluations"] = trace.evaluations
-    return Result(state=state, budget_used=meter.used())
+    return state
 
 
 def _positive(name: str, value: float) -> None:
@@ -118,14 +136,18 @@ def _positive(name: str, value: float) -> None:
         raise ValueError(f"{name} must be positive, got {value}")
 
 
+@dataclass
 class RandomShooting(_PlanSearch):
     """Uniformly random plans in [-1, 1]^(2T), ``batch`` at a time; keeps the best."""
 
-    name = "shooting"
+    name: ClassVar[str] = "shooting"
 
-    def __init__(self, batch: int = 100):
-        _positive("batch", batch)
-        self.batch = int(batch)
+    batch: int = 100
+    """plans evaluated per batch"""
+
+    def __post_init__(self) -> None:
+        _positive("batch", self.batch)
+        self.batch = int(self.batch)
 
     def _search(self, ev: _PlanEvaluator, rng: np.random.Generator, seed: int) -> None:
         while ev.remaining > 0:
@@ -133,30 +155,31 @@ class RandomShooting(_PlanSearch):
             ev.evaluate(rng.uniform(-1.0, 1.0, (n, ev.dim)))
 
 
+@dataclass
 class CrossEntropyMethod(_PlanSearch):
     """Diagonal-Gaussian CEM: sample ``population`` clipped plans, refit mean and std to the
     best ``elite_frac``; the new parameters are ``smoothing * refit + (1 - smoothing) * old``."""
 
-    name = "cem"
-    MIN_STD = 1e-3
+    name: ClassVar[str] = "cem"
+    MIN_STD: ClassVar[float] = 1e-3
 
-    def __init__(
-        self,
-        population: int = 100,
-        elite_frac: float = 0.1,
-        init_std: float = 0.5,
-        smoothing: float = 0.7,
-    ):
-        _positive("population", population)
-        _positive("init_std", init_std)
-        if not 0 < elite_frac <= 1:
-            raise ValueError(f"elite_frac must be in (0, 1], got {elite_frac}")
-        if not 0 < smoothing <= 1:
-            raise ValueError(f"smoothing must be in (0, 1], got {smoothing}")
-        self.population = int(population)
-        self.elite_frac = elite_frac
-        self.init_std = init_std
-        self.smoothing = smoothing
+    population: int = 100
+    """plans sampled per generation"""
+    elite_frac: float = 0.1
+    """fraction of a generation (the best) the Gaussian is refit to, in (0, 1]"""
+    init_std: float = 0.5
+    """initial standard deviation of every coordinate (action units)"""
+    smoothing: float = 0.7
+    """weight of the refit against the old mean and std, in (0, 1]"""
+
+    def __post_init__(self) -> None:
+        _positive("population", self.population)
+        _positive("init_std", self.init_std)
+        if not 0 < self.elite_frac <= 1:
+            raise ValueError(f"elite_frac must be in (0, 1], got {self.elite_frac}")
+        if not 0 < self.smoothing <= 1:
+            raise ValueError(f"smoothing must be in (0, 1], got {self.smoothing}")
+        self.population = int(self.population)
 
     def _search(self, ev: _PlanEvaluator, rng: np.random.Generator, seed: int) -> None:
         mean = np.zeros(ev.dim)
@@ -172,19 +195,23 @@ class CrossEntropyMethod(_PlanSearch):
             std = np.maximum(a * elites.std(axis=0) + (1 - a) * std, self.MIN_STD)
 
 
+@dataclass
 class CmaEs(_PlanSearch):
     """CMA-ES (the ``cma`` package) on minus the reward; samples are clipped to [-1, 1] for
     evaluation and told with a small penalty for the distance clipped away."""
 
-    name = "cmaes"
-    PENALTY = 1e-2
+    name: ClassVar[str] = "cmaes"
+    PENALTY: ClassVar[float] = 1e-2
 
-    def __init__(self, sigma0: float = 0.5, popsize: int | None = None):
-        _positive("sigma0", sigma0)
-        if popsize is not None and popsize < 2:
-            raise ValueError(f"popsize must be >= 2, got {popsize}")
-        self.sigma0 = sigma0
-        self.popsize = popsize
+    sigma0: float = 0.5
+    """initial step size (action units)"""
+    popsize: int | None = None
+    """plans per generation (>= 2); None: CMA-ES's default, 4 + 3 ln(2T)"""
+
+    def __post_init__(self) -> None:
+        _positive("sigma0", self.sigma0)
+        if self.popsize is not None and self.popsize < 2:
+            raise ValueError(f"popsize must be >= 2 or None, got {self.popsize}")
 
     def _search(self, ev: _PlanEvaluator, rng: np.random.Generator, seed: int) -> None:
         import cma  # slow to import (it loads matplotlib): only when used
@@ -206,19 +233,25 @@ class CmaEs(_PlanSearch):
             ev.evaluate(x)
 
 
+@dataclass
 class Mppi(_PlanSearch):
     """Model-predictive path integral on the open-loop plan: perturb the nominal plan with
     Gaussian noise, average the perturbations weighted by ``exp((r - max r) / temperature)``."""
 
-    name = "mppi"
+    name: ClassVar[str] = "mppi"
 
-    def __init__(self, population: int = 100, noise_std: float = 0.5, temperature: float = 0.1):
-        _positive("population", population)
-        _positive("noise_std", noise_std)
-        _positive("temperature", temperature)
-        self.population = int(population)
-        self.noise_std = noise_std
-        self.temperature = temperature
+    population: int = 100
+    """perturbed plans per iteration"""
+    noise_std: float = 0.5
+    """standard deviation of the perturbations (action units)"""
+    temperature: float = 0.1
+    """temperature of the exponential weights (reward units)"""
+
+    def __post_init__(self) -> None:
+        _positive("population", self.population)
+        _positive("noise_std", self.noise_std)
+        _positive("temperature", self.temperature)
+        self.population = int(self.population)
 
     def _search(self, ev: _PlanEvaluator, rng: np.random.Generator, seed: int) -> None:
         nominal = np.zeros(ev.dim)
@@ -232,21 +265,26 @@ class Mppi(_PlanSearch):
             nominal = np.clip(weights @ plans, -1.0, 1.0)
 
 
+@dataclass
 class Voo(_PlanSearch):
     """Voronoi Optimistic Optimization (Kim et al. 2020): with probability ``exploit_prob`` a
     sample from the Voronoi cell of the best plan so far (Gaussian around it, accepted when the
     best plan is its nearest evaluated plan; the spread halves on each rejection), else a
     uniform one; ``batch`` samples at a time."""
 
-    name = "voo"
-    MAX_TRIES = 12
+    name: ClassVar[str] = "voo"
+    MAX_TRIES: ClassVar[int] = 12
 
-    def __init__(self, batch: int = 50, exploit_prob: float = 0.5):
-        _positive("batch", batch)
-        if not 0 <= exploit_prob <= 1:
-            raise ValueError(f"exploit_prob must be in [0, 1], got {exploit_prob}")
-        self.batch = int(batch)
-        self.exploit_prob = exploit_prob
+    batch: int = 50
+    """plans evaluated per batch"""
+    exploit_prob: float = 0.5
+    """probability that a sample comes from the best plan's Voronoi cell, in [0, 1]"""
+
+    def __post_init__(self) -> None:
+        _positive("batch", self.batch)
+        if not 0 <= self.exploit_prob <= 1:
+            raise ValueError(f"exploit_prob must be in [0, 1], got {self.exploit_prob}")
+        self.batch = int(self.batch)
 
     def _cell_samples(self, ev: _PlanEvaluator, rng: np.random.Generator, count: int) -> np.ndarray:
         """``count`` plans in (or, after ``MAX_TRIES`` rejections, next to) the best plan's

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import gymnasium as gym
 import numpy as np
 
-from optgym.agents.protocol import Result
-from optgym.budget import Budget, BudgetMeter
+from optgym.agents.protocol import Result, metered, solved
+from optgym.budget import Budget
 
 
+@dataclass
 class RandomSearchAgent:
-    """Plays episodes of ``episode_length`` uniformly random actions until the budget is
-    spent and returns the best state seen along any of them (a prefix of an episode)."""
+    """Plays episodes of uniformly random actions until the budget is spent and returns
+    the best state seen along any of them (a prefix of an episode)."""
 
-    name = "random"
+    problems: ClassVar[tuple[str, ...]] = ("pass-ordering",)
+    name: ClassVar[str] = "random"
 
-    def __init__(self, episode_length: int = 32):
-        if episode_length < 1:
-            raise ValueError(f"episode_length must be >= 1, got {episode_length}")
-        self.episode_length = episode_length
+    episode_length: int = 32
+    """actions per random episode"""
+
+    def __post_init__(self) -> None:
+        if self.episode_length < 1:
+            raise ValueError(f"episode_length must be >= 1, got {self.episode_length}")
 
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
@@ -26,19 +33,17 @@ class RandomSearchAgent:
         budget.require_limit("random search")
         base = env.unwrapped
         rng = np.random.default_rng(seed)
-        meter = BudgetMeter(budget)
-        base.reset(seed=seed, options={"benchmark": benchmark})
-        best = base.state
-        while not meter.exhausted:
-            base.reset(options={"benchmark": benchmark})
-            for _ in range(self.episode_length):
-                action = int(rng.integers(base.action_space.n))
-                info = base.step(action)[4]
-                meter.charge(calls=int(info.get("compilation_calls", 1)), steps=1)
-                if "error" in info:
-                    break
-                if base.episode_reward > best.reward + 1e-12:
-                    best = base.state
-                if meter.exhausted:
-                    break
-        return Result(state=best, budget_used=meter.used())
+        with metered(env, budget) as meter:
+            base.reset(seed=seed, options={"benchmark": benchmark})
+            best = base.state
+            while meter.room() > 0:
+                base.reset(options={"benchmark": benchmark})
+                for _ in range(self.episode_length):
+                    info = base.step(int(rng.integers(base.action_space.n)))[4]
+                    if "error" in info:
+                        break
+                    if base.episode_reward > best.reward + 1e-12:
+                        best = base.state
+                    if meter.room() == 0:
+                        break
+            return solved(env, meter, best)

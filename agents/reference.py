@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import gymnasium as gym
 
-from optgym.agents.protocol import Result
-from optgym.budget import Budget, BudgetMeter
+from optgym.agents.protocol import Result, metered, solved
+from optgym.budget import Budget
 
 
+@dataclass
 class ReferenceAgent:
-    """Applies the env's reference once (``env.apply_reference(name)``: ``"Oz"``, ``"O3"``,
-    ``"O0"`` for pass ordering, an autoscheduler for schedule search)."""
+    """Applies one of the env's references once (``env.apply_reference``)."""
 
-    def __init__(self, reference: str):
-        self.reference = reference
-        self.name = reference.lower()
+    problems: ClassVar[tuple[str, ...]] = ("pass-ordering", "schedule-search")
+
+    reference: str = "Oz"
+    """the reference to apply: Oz, O3, O0 (pass ordering); a Halide autoscheduler"""
+
+    @property
+    def name(self) -> str:
+        return self.reference.lower()
 
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
     ) -> Result:
-        meter = BudgetMeter(budget)
         base = env.unwrapped
-        base.reset(seed=seed, options={"benchmark": benchmark})
-        info = base.apply_reference(self.reference)[4]
-        if "error" in info:
-            raise RuntimeError(info["error"])
-        meter.charge(calls=1, steps=1)
-        return Result(state=base.state, budget_used=meter.used())
+        with metered(env, budget) as meter:
+            base.reset(seed=seed, options={"benchmark": benchmark})
+            info = base.apply_reference(self.reference)[4]
+            if "error" in info:
+                raise RuntimeError(info["error"])
+            return solved(env, meter)

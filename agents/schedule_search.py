@@ -1,18 +1,22 @@
 """Baselines for ``ScheduleSearch-v0``: Halide's autoschedulers and random schedule search.
 
 For this env one budget call is one measurement of a complete schedule (a compile and its
-timing).
+timing, or a cache hit), counted by the env.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import gymnasium as gym
 import numpy as np
 
-from optgym.agents.protocol import Result
+from optgym.agents.protocol import Result, metered, solved
 from optgym.agents.reference import ReferenceAgent
-from optgym.budget import Budget, BudgetMeter
+from optgym.budget import Budget
 from optgym.envs.schedule.actions import sample_action
+from optgym.envs.schedule.env import REFERENCES
 
 #: env reference name -> agent name
 AUTOSCHEDULER_NAMES = {
@@ -24,22 +28,36 @@ AUTOSCHEDULER_NAMES = {
 }
 
 
+@dataclass
 class HalideAutoscheduler(ReferenceAgent):
-    """Schedules the whole pipeline with one of Halide's autoschedulers (``REFERENCES`` of
-    the env: ``"Adams2019-beam1"``, ``"Adams2019-beam32"``, ``"Mullapudi2016"``,
-    ``"Li2018"``, or ``"naive"``) and measures it once."""
+    """Schedules the whole pipeline with one of Halide's autoschedulers (the env's
+    references) and measures it once."""
 
-    def __init__(self, reference: str):
-        super().__init__(reference)
-        self.name = AUTOSCHEDULER_NAMES.get(reference, reference.lower())
+    problems: ClassVar[tuple[str, ...]] = ("schedule-search",)
+
+    reference: str = "Adams2019-beam32"
+    """the env's reference: Adams2019-beam1, Adams2019-beam32, Mullapudi2016, Li2018, naive"""
+
+    def __post_init__(self) -> None:
+        if self.reference not in REFERENCES:
+            raise ValueError(
+                f"unknown reference {self.reference!r}; allowed: {', '.join(REFERENCES)}"
+            )
+
+    @property
+    def name(self) -> str:
+        return AUTOSCHEDULER_NAMES.get(self.reference, self.reference.lower())
 
 
+@dataclass
 class ScheduleRandomSearch:
     """Schedules every stage with a uniformly random legal action (each component uniform
     over its legal values), measures the schedule, repeats until the budget (calls or
-    seconds) is spent, and returns the fastest schedule. Failed schedules are skipped."""
+    seconds) has no room for another episode, and returns the fastest schedule. Failed
+    schedules are skipped."""
 
-    name = "schedule-random"
+    problems: ClassVar[tuple[str, ...]] = ("schedule-search",)
+    name: ClassVar[str] = "schedule-random"
 
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
@@ -47,23 +65,23 @@ class ScheduleRandomSearch:
         budget.require_limit("schedule random search")
         base = env.unwrapped
         rng = np.random.default_rng(seed)
-        meter = BudgetMeter(budget)
         best, error = None, None
-        while not meter.exhausted:
+        with metered(env, budget) as meter:
             base.reset(seed=seed, options={"benchmark": benchmark})
-            done, info = False, {}
-            while not done:
-                _, _, done, _, info = base.step(sample_action(base.masks(), rng))
-                meter.charge(steps=1)
-            meter.charge(calls=1)
-            if "error" in info:
-                error = info["error"]
-                continue
-            if best is None or base.state.reward > best.reward:
-                best = base.state
-        if best is None:
-            raise RuntimeError(f"no random schedule of {benchmark} could be measured: {error}")
-        return Result(state=best, budget_used=meter.used())
+            while meter.calls_left(steps=len(base.stage_names)) > 0:
+                base.reset(seed=seed, options={"benchmark": benchmark})
+                done, info = False, {}
+                while not done:
+                    _, _, terminated, truncated, info = base.step(sample_action(base.masks(), rng))
+                    done = terminated or truncated
+                if "error" in info:
+                    error = info["error"]
+                    continue
+                if best is None or base.state.reward > best.reward:
+                    best = base.state
+            if best is None:
+                raise RuntimeError(f"no random schedule of {benchmark} could be measured: {error}")
+            return solved(env, meter, best)
 
 
 __all__ = ["AUTOSCHEDULER_NAMES", "HalideAutoscheduler", "ScheduleRandomSearch"]

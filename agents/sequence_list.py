@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import gymnasium as gym
 
-from optgym.agents.protocol import Result
-from optgym.budget import Budget, BudgetMeter
+from optgym.agents.protocol import Result, metered, solved
+from optgym.budget import Budget
 
 
 def read_sequences(path: str | Path) -> list[list[str]]:
@@ -23,37 +24,42 @@ def read_sequences(path: str | Path) -> list[list[str]]:
     return out
 
 
+@dataclass
 class SequenceListAgent:
     """Runs each sequence from the start state in order until the budget is spent and
     returns the one with the best final reward. Actions are indices or action names the
     env's ``action_index`` accepts."""
 
-    name = "sequences"
+    problems: ClassVar[tuple[str, ...]] = ("pass-ordering",)
+    name: ClassVar[str] = "sequences"
 
-    def __init__(self, sequences: Sequence[Sequence[int | str]] | str | Path | None = None):
-        if sequences is None:
+    sequences: str | Path | list[list[int | str]] | None = None
+    """a file of action sequences, one a line (``-sroa -gvn``), or the list itself"""
+
+    def __post_init__(self) -> None:
+        if self.sequences is None:
             raise ValueError("the sequences agent needs a list of sequences or a file of them")
-        if isinstance(sequences, (str, Path)):
-            sequences = read_sequences(sequences)
-        self.sequences = [list(s) for s in sequences]
+        if isinstance(self.sequences, (str, Path)):
+            self.sequences = read_sequences(self.sequences)
+        self.sequences = [list(s) for s in self.sequences]
 
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
     ) -> Result:
         base = env.unwrapped
-        meter = BudgetMeter(budget)
-        base.reset(seed=seed, options={"benchmark": benchmark})
-        best = base.state
-        for sequence in self.sequences:
-            if meter.exhausted:
-                break
-            base.reset(options={"benchmark": benchmark})
-            for action in sequence:
-                index = base.action_index(action) if isinstance(action, str) else int(action)
-                info = base.step(index)[4]
-                meter.charge(calls=int(info.get("compilation_calls", 1)), steps=1)
-                if "error" in info or meter.exhausted:
+        with metered(env, budget) as meter:
+            base.reset(seed=seed, options={"benchmark": benchmark})
+            best = base.state
+            for sequence in self.sequences:
+                if meter.room() == 0:
                     break
-            if "error" not in info and base.episode_reward > best.reward + 1e-12:
-                best = base.state
-        return Result(state=best, budget_used=meter.used())
+                base.reset(options={"benchmark": benchmark})
+                info: dict = {}
+                for action in sequence:
+                    index = base.action_index(action) if isinstance(action, str) else int(action)
+                    info = base.step(index)[4]
+                    if "error" in info or meter.room() == 0:
+                        break
+                if "error" not in info and base.episode_reward > best.reward + 1e-12:
+                    best = base.state
+            return solved(env, meter, best)

@@ -31,18 +31,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Literal, get_args
 
 import cma
 import gymnasium as gym
 import numpy as np
 from sklearn.svm import SVC
 
-from optgym.agents.planning_search import BestTrace, replay_plan
-from optgym.agents.protocol import Result
-from optgym.budget import Budget, BudgetMeter
+from optgym.agents.planning_search import (
+    OPEN_LOOP_ID,
+    BestTrace,
+    replay_plan,
+    require_evaluation_limit,
+)
+from optgym.agents.protocol import Result, metered, solved
+from optgym.budget import Budget
 
-KERNELS = ("rbf", "linear", "poly", "sigmoid")
+Kernel = Literal["rbf", "linear", "poly", "sigmoid"]
+KERNELS: tuple[str, ...] = get_args(Kernel)
 MAX_DEPTH = 12
 
 
@@ -104,42 +110,40 @@ def two_means(
 
 class _PartitionSearch:
     """The shared loop: initial uniform samples, then rounds of build tree, select leaf,
-    sample a batch in it."""
+    sample a batch in it. Subclasses are dataclasses whose fields are the settings
+    ``init_samples``, ``batch``, ``leaf_size``, ``cp``, ``svm_kernel``, ``sigma`` and
+    ``value_weight`` (and their own); ``__post_init__`` checks them."""
 
-    name = ""
-    use_max = False
+    problems: ClassVar[tuple[str, ...]] = (OPEN_LOOP_ID,)
+    name: ClassVar[str] = ""
+    use_max: ClassVar[bool] = False
 
-    def __init__(
-        self,
-        init_samples: int = 100,
-        batch: int = 50,
-        leaf_size: int = 20,
-        cp: float = 0.1,
-        svm_kernel: str = "rbf",
-        sigma: float = 0.2,
-        value_weight: float | None = None,
-    ):
-        if init_samples < 2:
-            raise ValueError(f"init_samples must be >= 2, got {init_samples}")
-        if batch < 1:
-            raise ValueError(f"batch must be >= 1, got {batch}")
-        if leaf_size < 2:
-            raise ValueError(f"leaf_size must be >= 2, got {leaf_size}")
-        if cp < 0:
-            raise ValueError(f"cp must be >= 0, got {cp}")
-        if svm_kernel not in KERNELS:
-            raise ValueError(f"unknown svm_kernel {svm_kernel!r}; allowed: {', '.join(KERNELS)}")
-        if value_weight is not None and not value_weight >= 0:
-            raise ValueError(f"value_weight must be >= 0 or None, got {value_weight}")
-        if not 0 < sigma <= 2:
-            raise ValueError(f"sigma must be in (0, 2], got {sigma}")
-        self.sigma0 = sigma  # the leaf sampler's initial step size
-        self.value_weight = value_weight
-        self.init_samples = init_samples
-        self.batch = batch
-        self.leaf_size = leaf_size
-        self.cp = cp
-        self.svm_kernel = svm_kernel
+    init_samples: int
+    batch: int
+    leaf_size: int
+    cp: float
+    svm_kernel: str
+    sigma: float
+    value_weight: float | None
+
+    def __post_init__(self) -> None:
+        if self.init_samples < 2:
+            raise ValueError(f"init_samples must be >= 2, got {self.init_samples}")
+        if self.batch < 1:
+            raise ValueError(f"batch must be >= 1, got {self.batch}")
+        if self.leaf_size < 2:
+            raise ValueError(f"leaf_size must be >= 2, got {self.leaf_size}")
+        if self.cp < 0:
+            raise ValueError(f"cp must be >= 0, got {self.cp}")
+        if self.svm_kernel not in KERNELS:
+            raise ValueError(
+                f"unknown svm_kernel {self.svm_kernel!r}; allowed: {', '.join(KERNELS)}"
+            )
+        if self.value_weight is not None and not self.value_weight >= 0:
+            raise ValueError(f"value_weight must be >= 0 or None, got {self.value_weight}")
+        if not 0 < self.sigma <= 2:
+            raise ValueError(f"sigma must be in (0, 2], got {self.sigma}")
+        self._sigma = self.sigma  # the leaf sampler's current step size
         self.last_leaves = 0  # leaves of the last tree built
         self.last_depth = 0  # depth of the last leaf selected
 
@@ -170,40 +174,40 @@ class _PartitionSearch:
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
     ) -> Result:
-        budget.require_limit(self.name)
+        """Search plans on ``benchmark`` within ``budget`` (the env charges every
+        evaluation; one is kept back for the final step); the best plan's episode."""
         base = env.unwrapped
         rng = np.random.default_rng(seed)
-        meter = BudgetMeter(budget)
-        base.reset(seed=seed, options={"benchmark": benchmark})
-        dim = int(base.action_space.shape[0])
-        data = _Data()
-        trace = BestTrace()
-        self._start(dim)
-        self.last_leaves = 0
+        with metered(env, budget) as meter:
+            require_evaluation_limit(self.name, meter.budget)
+            base.reset(seed=seed, options={"benchmark": benchmark})
+            dim = int(base.action_space.shape[0])
+            data = _Data()
+            trace = BestTrace()
+            self._start(dim)
+            self.last_leaves = 0
 
-        def evaluate(plans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            plans = np.clip(np.asarray(plans, dtype=np.float64), -1.0, 1.0)
-            roll = base.rollout_batch(plans)
-            meter.charge(calls=len(plans), steps=len(plans))
-            feats = self._features(base, plans, roll.positions)
-            data.plans.extend(plans)
-            data.feats.extend(feats)
-            data.values.extend(roll.rewards.tolist())
-            trace.add(roll.rewards)
-            return roll.rewards, feats
+            def evaluate(plans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                plans = np.clip(np.asarray(plans, dtype=np.float64), -1.0, 1.0)
+                roll = base.rollout_batch(plans)
+                feats = self._features(base, plans, roll.positions)
+                data.plans.extend(plans)
+                data.feats.extend(feats)
+                data.values.extend(roll.rewards.tolist())
+                trace.add(roll.rewards)
+                return roll.rewards, feats
 
-        first = int(min(self.init_samples, meter.room(reserve=1)))
-        if first > 0:
-            evaluate(rng.uniform(-1.0, 1.0, (first, dim)))
-        while not meter.exhausted and meter.room(reserve=1) > 0:
-            room = meter.room(reserve=1)
-            tree = self._build(data, rng)
-            path = self._select(tree[0], np.asarray(data.values))
-            self.last_depth = len(path) - 1
-            self._sample(base, data, tree, path, min(self.batch, room), room, rng, evaluate)
+            first = int(min(self.init_samples, meter.calls_left(reserve=1, steps=1)))
+            if first > 0:
+                evaluate(rng.uniform(-1.0, 1.0, (first, dim)))
+            while (room := meter.calls_left(reserve=1, steps=1)) > 0:
+                tree = self._build(data, rng)
+                path = self._select(tree[0], np.asarray(data.values))
+                self.last_depth = len(path) - 1
+                self._sample(base, data, tree, path, min(self.batch, room), room, rng, evaluate)
 
-        best = data.plans[int(np.argmax(data.values))] if data.values else np.zeros(dim)
-        return replay_plan(base, benchmark, seed, best, meter, trace)
+            best = data.plans[int(np.argmax(data.values))] if data.values else np.zeros(dim)
+            return solved(env, meter, replay_plan(base, benchmark, seed, best, trace))
 
     # ---- the tree ------------------------------------------------------------------------------
     def _node_value(self, values: np.ndarray) -> float:
@@ -290,23 +294,39 @@ class _PartitionSearch:
         return depth
 
 
+@dataclass(eq=False)
 class LaMcts(_PartitionSearch):
     """LA-MCTS on the plan space: mean-valued nodes, a trust-region Gaussian leaf sampler
-    (``sigma`` grows on rounds that improve the best reward and shrinks otherwise)."""
+    (its step size starts at ``sigma``, grows on rounds that improve the best reward and
+    shrinks otherwise)."""
 
-    name = "la-mcts"
-    use_max = False
+    name: ClassVar[str] = "la-mcts"
+    use_max: ClassVar[bool] = False
 
-    def __init__(self, sigma: float = 0.2, tries: int = 5, **tree: Any):
-        """``tree``: the arguments of the shared search (init_samples, batch, leaf_size,
-        cp, svm_kernel)."""
-        super().__init__(sigma=sigma, **tree)
-        if tries < 1:
-            raise ValueError(f"tries must be >= 1, got {tries}")
-        self.tries = tries
+    init_samples: int = 100
+    """uniformly random plans evaluated before the first tree (>= 2)"""
+    batch: int = 50
+    """plans evaluated per round (>= 1)"""
+    leaf_size: int = 20
+    """nodes with fewer samples are leaves (>= 2)"""
+    cp: float = 0.1
+    """UCB exploration constant, on node values scaled to [0, 1]"""
+    svm_kernel: Kernel = "rbf"
+    """kernel of the SVM that draws each split"""
+    sigma: float = 0.2
+    """initial step size of the leaf sampler (action units, in (0, 2])"""
+    value_weight: float | None = None
+    """weight of the standardized value in the k-means split; None: sqrt(feature count)"""
+    tries: int = 5
+    """rounds of candidates drawn to fill a batch inside the leaf (>= 1)"""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.tries < 1:
+            raise ValueError(f"tries must be >= 1, got {self.tries}")
 
     def _start(self, dim: int) -> None:
-        self.sigma = self.sigma0
+        self._sigma = self.sigma
         self.dim_prob = min(1.0, 20.0 / dim)
 
     def _candidates(self, centres: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -315,7 +335,7 @@ class LaMcts(_PartitionSearch):
         base = centres[rng.integers(len(centres), size=count)]
         mask = rng.random((count, dim)) < self.dim_prob
         mask[np.arange(count), rng.integers(dim, size=count)] = True
-        noise = rng.normal(0.0, self.sigma, (count, dim)) * mask
+        noise = rng.normal(0.0, self._sigma, (count, dim)) * mask
         return np.clip(base + noise, -1.0, 1.0)
 
     def _sample(
@@ -352,40 +372,48 @@ class LaMcts(_PartitionSearch):
         before = float(values.max())
         rewards, _ = evaluate(chosen)
         if float(rewards.max()) > before + 1e-9:
-            self.sigma = min(1.0, self.sigma * 1.5)
+            self._sigma = min(1.0, self._sigma * 1.5)
         else:
-            self.sigma = max(0.02, self.sigma * 0.85)
+            self._sigma = max(0.02, self._sigma * 0.85)
 
 
+@dataclass(eq=False)
 class LaP3(_PartitionSearch):
     """LaP3: partitions of the reached states (``waypoints`` positions along the path, the
     last the final position), max-valued nodes, CMA-ES leaf sampler from the leaf's best
     plan with step size ``sigma``. A CMA-ES run is resumed when a later round picks a leaf
-    whose best plan that run found (up to ``MAX_RUNS`` runs are kept)."""
+    whose best plan that run found (up to ``MAX_RUNS`` runs are kept). The defaults (a wide
+    exploration constant, clusters that weigh the value as one feature among the reached
+    states, a wide CMA-ES) were chosen on seeds 0-9 of the bug-trap and maze maps."""
 
-    name = "lap3"
-    use_max = True
-    MAX_RUNS = 32
+    name: ClassVar[str] = "lap3"
+    use_max: ClassVar[bool] = True
+    MAX_RUNS: ClassVar[int] = 32
 
-    def __init__(
-        self,
-        sigma: float = 0.5,
-        waypoints: int = 8,
-        cp: float = 3.0,
-        value_weight: float | None = 1.0,
-        **tree: Any,
-    ):
-        """``tree``: the other arguments of the shared search (init_samples, batch,
-        leaf_size, svm_kernel). The defaults (a wide exploration constant, clusters that
-        weigh the value as one feature among the reached states, a wide CMA-ES) were chosen
-        on seeds 0-9 of the bug-trap and maze maps."""
-        super().__init__(sigma=sigma, cp=cp, value_weight=value_weight, **tree)
-        if waypoints < 1:
-            raise ValueError(f"waypoints must be >= 1, got {waypoints}")
-        self.waypoints = waypoints
+    init_samples: int = 100
+    """uniformly random plans evaluated before the first tree (>= 2)"""
+    batch: int = 50
+    """plans evaluated per round, in whole CMA-ES generations (>= 1)"""
+    leaf_size: int = 20
+    """nodes with fewer samples are leaves (>= 2)"""
+    cp: float = 3.0
+    """UCB exploration constant, on node values scaled to [0, 1]"""
+    svm_kernel: Kernel = "rbf"
+    """kernel of the SVM that draws each split"""
+    sigma: float = 0.5
+    """step size of the CMA-ES leaf sampler (action units, in (0, 2])"""
+    value_weight: float | None = 1.0
+    """weight of the standardized value in the k-means split; None: sqrt(feature count)"""
+    waypoints: int = 8
+    """positions along the rolled-out path that make a plan's features (>= 1)"""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.waypoints < 1:
+            raise ValueError(f"waypoints must be >= 1, got {self.waypoints}")
 
     def _start(self, dim: int) -> None:
-        self.sigma = self.sigma0
+        self._sigma = self.sigma
         # CMA-ES runs by the sample index of the best plan each found: a leaf whose best
         # plan came from a run resumes it
         self._runs: dict[int, Any] = {}
@@ -412,7 +440,7 @@ class LaP3(_PartitionSearch):
         es = self._runs.pop(start, None)
         if es is None or es.stop():
             opts = {"verbose": -9, "seed": int(rng.integers(1, 2**31))}
-            es = cma.CMAEvolutionStrategy(data.plans[start], self.sigma, opts)
+            es = cma.CMAEvolutionStrategy(data.plans[start], self._sigma, opts)
         mine, want, spent = start, len(path) - 1, 0
         while spent < n:  # whole generations, as long as the budget allows
             xs = np.array(es.ask())

@@ -6,7 +6,7 @@ import gymnasium as gym
 import pytest
 
 import optgym  # noqa: F401
-from optgym.agents import AGENTS, Agent, make_agent
+from optgym.agents import AGENTS, Agent, agent_settings, make_agent, resolve_agent
 from optgym.agents.sequence_list import SequenceListAgent
 from optgym.budget import Budget
 from optgym.wrappers import BudgetWrapper
@@ -25,9 +25,32 @@ def env():
 def test_registry_and_protocol():
     for name in AGENTS:
         if name != "sequences":
-            assert isinstance(make_agent(name), Agent)
+            agent = make_agent(name)
+            assert isinstance(agent, Agent), name
+            assert resolve_agent(name).problems(), name
     with pytest.raises(ValueError, match="unknown agent 'gredy'; allowed: oz, o3, o0, random"):
         make_agent("gredy")
+
+
+def test_agent_settings_are_typed_and_documented():
+    spec = resolve_agent("random:episode_length=8")
+    assert spec.canonical == "random:episode_length=8" and spec.make().episode_length == 8
+    assert resolve_agent("lb-relax-s").settings == {"sample": True}
+    (setting,) = agent_settings(type(make_agent("random")))
+    assert (setting.name, setting.default, setting.help) == (
+        "episode_length", 32, "actions per random episode"
+    )
+    for spec, match in [
+        ("random:episode_length=x", r"episode_length='x': not an integer \(expected int\)"),
+        ("random:length=8", "has no setting 'length'; its settings: episode_length"),
+        ("random:episode_length", "expected key=value"),
+        ("random:episode_length=0", "episode_length must be >= 1"),
+        ("no_such_module_xyz:Agent", "cannot import module 'no_such_module_xyz'"),
+        ("optgym.agents.greedy:Nope", "has no 'Nope'"),
+        ("sequences", "needs a list of sequences"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            resolve_agent(spec).make()
 
 
 def test_oz_agent_scores_one_and_replays(env):
@@ -49,7 +72,8 @@ def test_greedy_beats_oz_on_a_small_program_deterministically(env):
 def test_random_search_keeps_to_its_budget_and_its_seed(env):
     a = make_agent("random").solve(env, OTHER, Budget(calls=150), seed=1)
     b = make_agent("random").solve(env, OTHER, Budget(calls=150), seed=1)
-    assert a.budget_used["calls"] == 150
+    assert a.budget_used["calls"] == 150  # counted by the env, not by the agent
+    assert env.unwrapped.meter is None  # solve detaches the meter it attached
     assert a.state == b.state
     assert a.reward > 0
     assert env.unwrapped.validate(a.state).ok
@@ -78,13 +102,29 @@ def test_budget_wrapper_truncates_and_records(env):
     assert steps == 5 and info["budget"]["calls"] == 5
     with pytest.raises(RuntimeError, match="budget calls=5 is spent"):
         wrapped.step(0)
+    trial = env.unwrapped.fork()
+    with pytest.raises(RuntimeError, match="budget calls=5 is spent"):
+        trial.step(0)  # a fork shares the meter
+    trial.close()
+    assert wrapped.meter.calls == 5 and wrapped.meter.steps == 5
+    wrapped.detach()
 
 
 @pytest.mark.parametrize(
     "text, match",
-    [("calls=abc", "must be a number"), ("time=5", "UNIT=NUMBER"), ("calls=-1", "positive")],
+    [
+        ("calls=abc", "must be a number"),
+        ("time=5", "UNIT=NUMBER"),
+        ("calls=-1", "positive"),
+        ("calls=0.5", "whole number"),
+        ("seconds=nan", "positive finite"),
+        ("calls=inf", "positive finite"),
+        ("calls=3,calls=4", "given twice"),
+        ("compilations=5", "UNIT=NUMBER with UNIT one of calls, steps, seconds,"),
+    ],
 )
 def test_budget_parse_errors(text, match):
     with pytest.raises(ValueError, match=match):
         Budget.parse(text)
     assert Budget.parse("calls=20,seconds=1.5") == Budget(calls=20, seconds=1.5)
+    assert Budget.parse("compilations=20", unit="compilations") == Budget(calls=20)

@@ -35,6 +35,7 @@ def results(env: gym.Env) -> dict[str, object]:
 def test_every_agent_spends_the_env_budget_and_replays(env: gym.Env, results: dict) -> None:
     for name, result in results.items():
         assert result.budget_used["steps"] == 4, name  # 40 examples, 10 a step
+        assert result.budget_used["calls"] == 4, name  # one retraining a step, counted by the env
         assert 0.0 < result.state.extras["test_accuracy"] <= 1.0, name
         check = env.unwrapped.validate(result.state)
         assert check.ok, (name, check.error)
@@ -56,6 +57,22 @@ def test_ekfac_beats_random_on_test_accuracy(results: dict) -> None:
     acc = {n: r.state.extras["test_accuracy"] for n, r in results.items()}
     assert acc["ekfac"] > acc["random-select"] + 0.01, acc
     assert acc["oracle"] >= acc["random-select"], acc
+
+
+def test_agents_stop_cleanly_at_a_retraining_budget(env: gym.Env) -> None:
+    result = make_agent("random-select").solve(env, TASK, Budget(calls=2), seed=0)
+    assert result.budget_used["calls"] == 2 and len(result.state.actions) == 2
+    assert "val_loss" in result.state.extras and "test_accuracy" not in result.state.extras
+    assert env.unwrapped.validate(result.state).ok
+
+
+def test_presets_name_the_influence_methods() -> None:
+    for name in ("grad-dot", "kfac", "ekfac"):
+        agent = make_agent(name)
+        assert isinstance(agent, InfluenceSelection) and agent.method == agent.name == name
+    assert make_agent("ekfac:damping=0.5").damping == 0.5
+    with pytest.raises(ValueError, match="method"):
+        make_agent("ekfac:method=trak")
 
 
 def test_bad_arguments_and_wrong_env() -> None:

@@ -8,6 +8,7 @@ import gymnasium as gym
 import pytest
 
 import optgym  # noqa: F401
+from optgym.agents import agent_settings, make_agent
 from optgym.agents.planning_search import (
     CmaEs,
     CrossEntropyMethod,
@@ -16,6 +17,7 @@ from optgym.agents.planning_search import (
     Voo,
 )
 from optgym.budget import Budget
+from optgym.wrappers import BudgetWrapper
 
 OPEN = "benchmark://nav2d-v0/open"
 AGENTS = [RandomShooting, CrossEntropyMethod, CmaEs, Mppi, Voo]
@@ -73,3 +75,26 @@ def test_names_and_bad_arguments() -> None:
         Mppi(temperature=0.0)
     with pytest.raises(ValueError):
         Voo(exploit_prob=1.5)
+
+
+def test_settings_problems_and_the_runners_meter(env: gym.Env) -> None:
+    agent = make_agent("cem:population=50,elite_frac=0.2")
+    assert isinstance(agent, CrossEntropyMethod) and agent.population == 50
+    assert agent.elite_frac == 0.2 and agent.init_std == 0.5
+    settings = {s.name: s for s in agent_settings(CmaEs)}
+    assert settings["popsize"].default is None and settings["popsize"].parse("none") is None
+    assert all(s.help for s in settings.values())
+    assert all(cls.problems == ("optgym/PathPlanning2D-v0",) for cls in AGENTS)
+    # the env charges the runner's meter: the evaluations and the final step
+    wrapped = BudgetWrapper(env, Budget(calls=300))
+    try:
+        result = Mppi().solve(wrapped, OPEN, Budget(calls=300), seed=0)
+        assert wrapped.meter.calls == result.budget_used["calls"] == 300
+        assert wrapped.meter.steps == result.budget_used["steps"] == 1
+    finally:
+        wrapped.detach()
+    # evaluate_batch takes no env steps: a steps budget alone does not bound the search
+    with pytest.raises(ValueError, match="plan evaluations"):
+        RandomShooting().solve(env, OPEN, Budget(steps=100), seed=0)
+    result = RandomShooting().solve(env, OPEN, Budget(calls=50, steps=1), seed=0)
+    assert result.budget_used["calls"] == 50 and result.budget_used["steps"] == 1

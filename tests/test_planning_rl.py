@@ -11,8 +11,8 @@ import pytest
 from stable_baselines3 import PPO
 
 import optgym  # noqa: F401
-from optgym.agents import Agent, make_agent
-from optgym.agents.planning_rl import PpoPlanner, main, policy_episode
+from optgym.agents import Agent, LearnedAgent, make_agent
+from optgym.agents.planning_rl import PpoPlanner, _MapCycle, main, policy_episode
 from optgym.budget import Budget
 from optgym.envs.planning import CLOSED_LOOP_ID, OPEN_LOOP_ID
 from optgym.state import EpisodeState
@@ -86,8 +86,8 @@ def test_budgets_in_steps_calls_and_seconds(env: gym.Env) -> None:
 
     with pytest.raises(ValueError, match="needs a budget"):
         PpoPlanner().solve(env, OPEN, Budget(), seed=0)
-    with pytest.raises(ValueError, match="steps or seconds"):
-        PpoPlanner().train(OPEN)
+    with pytest.raises(ValueError, match="needs a budget"):
+        PpoPlanner().train(env, [OPEN], Budget())
 
 
 def test_the_open_loop_env_is_refused() -> None:
@@ -127,6 +127,7 @@ def test_bad_hyperparameters_name_the_parameter(kwargs: dict[str, Any], name: st
 def test_registered_as_ppo() -> None:
     agent = make_agent("ppo", n_envs=2)
     assert isinstance(agent, PpoPlanner) and isinstance(agent, Agent)
+    assert isinstance(agent, LearnedAgent) and agent.problems == (CLOSED_LOOP_ID,)
     assert agent.name == "ppo" and agent.n_envs == 2
 
 
@@ -142,3 +143,80 @@ def test_command_line_trains_reports_and_saves(
     state, reached = policy_episode(PPO.load(path, device="cpu"), env, OPEN, 0)
     assert f"episode reward   {state.reward:.4f}" in out
     assert reached == (status == 0)
+
+
+def test_trained_across_maps_saved_and_loaded_without_training(
+    env: gym.Env, tmp_path: Path
+) -> None:
+    from optgym.datasets.nav2d import Nav2dRandomDataset
+    from optgym.wrappers import BudgetWrapper
+
+    maps = Nav2dRandomDataset().take("train", 2)
+    # each training env (a fork) takes the next map at every episode, from its own offset
+    env.reset(options={"benchmark": OPEN})
+    cycle = _MapCycle(env.unwrapped.fork(), maps, 1)
+    assert [cycle.reset()[1]["benchmark"] for _ in range(3)] == [maps[1], maps[0], maps[1]]
+    agent = PpoPlanner(n_steps=128)
+    metered_env = BudgetWrapper(env, Budget(steps=2000))
+    try:
+        figures = agent.train(metered_env, maps, Budget(steps=2000), seed=0)
+        # every training move was charged to the caller's meter (2000 is a multiple of 4)
+        assert figures["steps"] == metered_env.meter.steps == metered_env.meter.calls == 2000
+    finally:
+        metered_env.detach()
+    # episodes of at most 100 moves; the 4 envs' last ones may be unfinished
+    assert figures["benchmarks"] == 2 and figures["episodes"] >= 2000 // HORIZON - 4
+    assert figures["seconds"] > 0 and 0 <= figures["success_rate"] <= 1
+    path = tmp_path / "nav2d-ppo.zip"
+    agent.save(path)
+
+    loaded = make_agent("ppo", path=path)
+    assert isinstance(loaded, PpoPlanner) and loaded.model is not None
+    result = loaded.solve(env, OPEN, Budget(steps=HORIZON), seed=0)
+    extras = result.state.extras
+    assert extras["train_steps"] == 0 and extras["train_episodes"] == 0
+    assert result.budget_used["steps"] == result.budget_used["calls"] == len(result.actions)
+    assert env.unwrapped.validate(result.state).ok
+    # the saved policy is the trained one: both roll out the same episode
+    assert policy_episode(agent.model, env, OPEN, 0)[0] == result.state
+    assert loaded.solve(env, OPEN, Budget(steps=HORIZON), seed=0).state == result.state
+
+    tuned = PpoPlanner(path=path, finetune=True).solve(env, OPEN, Budget(steps=612), seed=0)
+    assert tuned.state.extras["train_steps"] == 512  # 612 - the horizon, a multiple of 4
+    assert tuned.budget_used["steps"] == 512 + len(tuned.actions)
+    # fine-tuning trains a copy: the loaded agent's own policy is unchanged
+    assert loaded.solve(env, OPEN, Budget(steps=HORIZON), seed=0).state == result.state
+
+
+def test_missing_model_file_and_nothing_to_save(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="model file not found"):
+        PpoPlanner(path=tmp_path / "absent.zip")
+    with pytest.raises(RuntimeError, match="no model to save"):
+        PpoPlanner().save(tmp_path / "m.zip")
+    with pytest.raises(ValueError, match="needs 'optgym/PathPlanning2DClosedLoop-v0'"):
+        PpoPlanner().train(gym.make(OPEN_LOOP_ID), [OPEN], Budget(steps=100))
+
+
+def test_optgym_train_and_bench_the_closed_loop_task(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from optgym.cli import main as cli
+
+    model = tmp_path / "ppo.zip"
+    argv = ["train", "ppo:n_steps=128", "--task", "path-planning-closed-loop", "--episodes",
+            "2", "--budget", "steps=1024", "--out", str(model), "--no-progress"]  # fmt: skip
+    assert cli(argv) == 0
+    out = capsys.readouterr().out
+    assert "trained ppo:n_steps=128 on 2 train benchmarks" in out and "steps: 1024" in out
+    assert model.is_file()
+    results = tmp_path / "r.jsonl"
+    plot = tmp_path / "r.png"
+    argv = ["bench", "path-planning-closed-loop", "--agent", f"ppo:path={model}",
+            "--benchmark", OPEN, "--seeds", "0", "--budget", f"calls={HORIZON}",
+            "--results", str(results), "--plot", str(plot), "--no-progress"]  # fmt: skip
+    assert cli(argv) == 0
+    (row,) = [json.loads(line) for line in results.read_text().splitlines()]
+    assert row["error"] is None and row["state"]["extras"]["train_steps"] == 0
+    assert row["budget_used"]["calls"] == len(row["state"]["actions"]) <= HORIZON

@@ -12,8 +12,9 @@ import torch
 
 import optgym  # noqa: F401
 from optgym.agents import make_agent
-from optgym.agents.schedule_value import ValueFunctionAgent, collect, load_data, train
+from optgym.agents.schedule_value import ValueFunctionAgent, collect, load_data, main, train
 from optgym.budget import Budget
+from optgym.cli import main as optgym_main
 from optgym.envs.schedule.actions import sample_action
 from optgym.envs.schedule.model import CostModel, load_cost_model
 
@@ -79,16 +80,52 @@ def test_collect_and_train(weights):
     again = train(folder / "data.npz", folder / "w2.pt", epochs=2, seed=0, vi_rounds=0,
                   progress=False)  # fmt: skip
     assert again["train_loss"] == history["train_loss"][:2]  # deterministic given the seed
+    out = folder / "cli.pt"
+    argv = ["train", "--data", str(folder / "data.npz"), "--out", str(out), "--epochs", "2",
+            "--vi-rounds", "0"]  # fmt: skip
+    assert main(argv) == 0
+    assert load_cost_model(out).meta["history"]["train_loss"] == again["train_loss"]
+
+
+def test_value_agent_trains_within_its_budget_saves_and_loads(env, cache, tmp_path):
+    """The learned agent's own loop: measure schedules of two small train pipelines through
+    the env (its meter counts them), fit, save, load into a new agent, solve."""
+    train_uris = [RANDOM, "generator://halide-random-v0/2009"]  # two and three stages
+    agent = ValueFunctionAgent(candidates=8, epochs=3, vi_epochs=1)
+    with pytest.raises(ValueError, match="test split"):
+        agent.train(env, ["generator://halide-random-v0/5"], Budget(calls=2))
+    figures = agent.train(env, train_uris, Budget(calls=5), seed=0)
+    assert figures["measurements"] == 5 and figures["episodes"] + figures["errors"] == 5
+    assert figures["pipelines"] == 2 and figures["samples"] > figures["episodes"]
+    assert figures["epochs"] == 4 and math.isfinite(figures["final_loss"])
+    assert figures["seconds"] > 0
+    agent.save(tmp_path / "value.pt")
+    loaded = make_agent("value", path=tmp_path / "value.pt", candidates=8)
+    base = env.unwrapped
+    base.reset(options={"benchmark": RANDOM})
+    rng = np.random.default_rng(0)
+    obs = [base.peek(sample_action(base.masks(), rng)) for _ in range(4)]
+    assert np.array_equal(loaded.model.predict(obs), agent.model.predict(obs))
+    assert not np.array_equal(loaded.model.predict(obs), load_cost_model().predict(obs))
+    result = loaded.solve(env, SMALL, Budget(calls=1), seed=0)
+    assert math.isfinite(result.reward) and result.budget_used["calls"] == 1
+    assert env.unwrapped.apply(result.state) == pytest.approx(result.reward)  # the cache
+    # optgym train makes the env with the agent's train_env_kwargs: no Adams2019 baseline
+    out = tmp_path / "cli-value.pt"
+    argv = ["train", "value:epochs=2,vi_epochs=0", "--task", "schedule-search", "--dataset",
+            RANDOM, "--budget", "measurements=1", "--out", str(out), "--no-progress"]  # fmt: skip
+    assert optgym_main(argv) == 0
+    assert make_agent(f"value:path={out}").model is not None
 
 
 def test_value_agent_end_to_end_and_replays(env, weights):
     folder = weights[0]
-    agent = ValueFunctionAgent(weights=folder / "w.pt", candidates=16, beam=2, measure_top=None)
+    agent = ValueFunctionAgent(path=folder / "w.pt", candidates=16, beam=2, measure_top=None)
     result = agent.solve(env, RANDOM, Budget(calls=2), seed=0)
     assert result.budget_used["calls"] == 2 and len(result.actions) == 2
     assert math.isfinite(result.reward)
     assert env.unwrapped.apply(result.state) == pytest.approx(result.reward)
-    greedy = make_agent("value", weights=folder / "w.pt", candidates=16, measure_top=1)
+    greedy = make_agent("value", path=folder / "w.pt", candidates=16, measure_top=1)
     assert greedy.solve(env, SMALL, Budget(calls=5), seed=0).budget_used["calls"] == 1
 
 
@@ -117,6 +154,7 @@ def test_model_mode_rewards_the_cost_models_prediction_without_measuring(weights
         while not done:
             obs, reward, done, _, info = base.step(sample_action(base.masks(), rng))
         assert info["predicted"] and "error" not in info
+        assert info["measurements"] == 1  # a prediction is charged as a measurement
         assert reward == pytest.approx(float(load_cost_model(folder / "w.pt").predict([obs])[0]))
         assert base.measured["measurements"] == 0
     finally:

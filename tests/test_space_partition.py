@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import optgym  # noqa: F401  registers the envs
+from optgym.agents import agent_settings, make_agent
 from optgym.agents.space_partition import LaMcts, LaP3, Node, _Data, _PartitionSearch, two_means
 from optgym.budget import Budget
 
@@ -55,8 +56,11 @@ def test_small_and_odd_budgets(env: gym.Env, cls: type[_PartitionSearch], calls:
 
 
 def test_steps_budget_is_respected(env: gym.Env) -> None:
-    result = LaP3().solve(env, OPEN, Budget(steps=130), seed=0)
-    assert result.budget_used["steps"] <= 130
+    # evaluate_batch takes no env steps: steps alone do not bound the search
+    with pytest.raises(ValueError, match="plan evaluations"):
+        LaP3().solve(env, OPEN, Budget(steps=130), seed=0)
+    result = LaP3().solve(env, OPEN, Budget(calls=130, steps=1), seed=0)
+    assert result.budget_used["steps"] == 1 and result.budget_used["calls"] == 130
 
 
 def test_names_and_bad_arguments() -> None:
@@ -142,3 +146,20 @@ def test_lap3_features_are_reached_states(env: gym.Env) -> None:
 def _scaling(data: object) -> tuple[np.ndarray, np.ndarray]:
     feats = np.array(data.feats)  # type: ignore[attr-defined]
     return feats.mean(axis=0), feats.std(axis=0) + 1e-9
+
+
+def test_settings_are_typed_fields_with_each_class_defaults() -> None:
+    lamcts = {s.name: s for s in agent_settings(LaMcts)}
+    lap3 = {s.name: s for s in agent_settings(LaP3)}
+    shared = ["init_samples", "batch", "leaf_size", "cp", "svm_kernel", "sigma", "value_weight"]
+    assert list(lamcts) == [*shared, "tries"] and list(lap3) == [*shared, "waypoints"]
+    assert (lamcts["cp"].default, lap3["cp"].default) == (0.1, 3.0)
+    assert (lamcts["sigma"].default, lap3["sigma"].default) == (0.2, 0.5)
+    assert (lamcts["value_weight"].default, lap3["value_weight"].default) == (None, 1.0)
+    assert all(s.help for s in [*lamcts.values(), *lap3.values()])
+    agent = make_agent("lap3:cp=1.5,svm_kernel=linear,value_weight=none")
+    assert isinstance(agent, LaP3) and agent.cp == 1.5 and agent.svm_kernel == "linear"
+    assert agent.value_weight is None and agent.waypoints == 8
+    with pytest.raises(ValueError, match="svm_kernel"):
+        make_agent("la-mcts:svm_kernel=cubic")
+    assert LaMcts.problems == LaP3.problems == ("optgym/PathPlanning2D-v0",)
