@@ -1,10 +1,12 @@
 """The runner: agents x benchmarks x seeds as independent episodes, one JSON line each.
 
-An episode makes (or reuses) the task's env, lets the agent solve the benchmark within the
-budget, then replays the agent's state in the env and scores the replay, so every line it
-writes is what the env reproduces, not what the agent claims. Lines are appended and flushed
-as soon as an episode finishes; a rerun skips the episodes already in the file, so a killed
-run loses at most the episodes that were in flight.
+An episode makes (or reuses) the task's env, wraps it in the budget wrapper (the env charges
+the runner's meter for every unit of work, on forks too, and refuses work past the budget),
+lets the agent solve the benchmark, then replays the agent's state in the env and scores the
+replay, so every line it writes is what the env reproduces and what the runner counted, not
+what the agent claims. Lines are appended and flushed as soon as an episode finishes; a rerun
+skips the episodes already in the file and runs again those whose line holds an error (unless
+``retry_errors=False``), so a killed run loses at most the episodes that were in flight.
 
 >>> from pathlib import Path
 >>> from optgym.budget import Budget
@@ -26,7 +28,8 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from optgym.budget import Budget
+from optgym.budget import Budget, BudgetExceeded
+from optgym.problem import AGGREGATES
 from optgym.state import EpisodeState, StateWriter, json_lines
 
 #: The fields of every result line, in the order they are written.
@@ -34,9 +37,6 @@ ROW_FIELDS = (
     "task", "agent", "benchmark", "seed", "score", "reward", "budget", "budget_used",
     "walltime", "state", "error",
 )  # fmt: skip
-
-#: Relative tolerance between the reward an agent claims and the one its replay gives.
-REWARD_RTOL = 1e-9
 
 # A pool whose worker died (killed, out of memory) is rebuilt this many times per run.
 _POOL_RESTARTS = 2
@@ -76,45 +76,61 @@ def _drop_env(task: Any) -> None:
             pass
 
 
-def _rewards_match(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=REWARD_RTOL, abs_tol=1e-12)
-
-
-def run_episode(task_name: str, agent_name: str, benchmark: str, seed: int, budget: Budget) -> dict:
-    """Run one episode and return its result line as a dict; never raises.
-
-    The agent's exceptions and backend crashes become ``"error"``; ``score`` is then None.
-    ``walltime`` is the seconds the agent spent in ``solve``.
-    """
-    from optgym.agents import make_agent
-    from optgym.leaderboard.tasks import get_task
-
-    row: dict[str, Any] = {
-        "task": task_name, "agent": agent_name, "benchmark": benchmark, "seed": seed,
+def _row(task: str, agent: str, benchmark: str, seed: int, budget: Budget) -> dict[str, Any]:
+    """An empty result line for the episode (task, agent, benchmark, seed)."""
+    return {
+        "task": task, "agent": agent, "benchmark": benchmark, "seed": seed,
         "score": None, "reward": None, "budget": str(budget), "budget_used": {},
         "walltime": None, "state": None, "error": None,
     }  # fmt: skip
+
+
+def run_episode(task_name: str, agent_spec: str, benchmark: str, seed: int, budget: Budget) -> dict:
+    """Run one episode and return its result line as a dict; never raises.
+
+    The agent steps the task's env wrapped in a :class:`~optgym.wrappers.BudgetWrapper`:
+    ``budget_used`` is what its meter counted, and an agent that asks for work past the
+    budget is stopped (``error`` says "over budget"). The agent's exceptions and backend
+    crashes become ``error``; ``score`` is then None. ``walltime`` is the seconds the agent
+    spent in ``solve``.
+    """
+    from optgym.agents import resolve_agent
+    from optgym.leaderboard.tasks import get_task
+    from optgym.wrappers import BudgetWrapper
+
+    row = _row(task_name, agent_spec, benchmark, seed, budget)
     task = None
     try:
         task = get_task(task_name)
+        spec = resolve_agent(agent_spec)
+        spec.check_task(task)
         env = task_env(task)
-        agent = make_agent(agent_name)
+        base = env.unwrapped
+        agent = spec.make()
+        # The budget wrapper sits right on the env (not on gymnasium's order checks), so an
+        # agent may reset env.unwrapped and step the wrapper.
+        wrapped = BudgetWrapper(base, budget)
         start = time.monotonic()
         try:
-            result = agent.solve(env, benchmark, budget, seed)
+            result = agent.solve(wrapped, benchmark, budget, seed)
+        except BudgetExceeded as e:
+            raise BudgetExceeded(f"over budget, the agent was stopped: {e}") from None
         finally:
             row["walltime"] = round(time.monotonic() - start, 4)
+            row["budget_used"] = wrapped.meter.used()
+            wrapped.detach()
         state: EpisodeState = result.state
         row["state"] = state.to_dict()
-        row["budget_used"] = dict(result.budget_used)
         row["reward"] = state.reward
         if state.benchmark != benchmark:
             raise ValueError(f"agent returned a state for {state.benchmark}, not {benchmark}")
-        replayed = env.unwrapped.apply(state)
-        if not _rewards_match(replayed, state.reward):
+        if state.config != base.config:
+            raise ValueError("agent returned a state made with another env config")
+        replayed = base.apply(state)
+        if not base.reward_tolerance.matches(state.reward, replayed):
             raise ValueError(
                 f"replay does not reproduce the agent's reward: claimed {state.reward!r}, "
-                f"replay gave {replayed!r}"
+                f"replay gave {replayed!r} (tolerance: {base.reward_tolerance})"
             )
         score = float(task.score(env))
         if not math.isfinite(score):
@@ -123,8 +139,8 @@ def run_episode(task_name: str, agent_name: str, benchmark: str, seed: int, budg
     except Exception as e:  # noqa: BLE001  any failure is this episode's, never the run's
         row["score"] = None
         row["error"] = f"{type(e).__name__}: {e}"
-        if task is not None:
-            _drop_env(task)
+        if task is not None and not isinstance(e, (BudgetExceeded, ValueError)):
+            _drop_env(task)  # a crash may leave the env broken: the next episode starts clean
     return row
 
 
@@ -132,8 +148,11 @@ def run_episode(task_name: str, agent_name: str, benchmark: str, seed: int, budg
 
 
 def _registry(task: Any) -> Any:
-    """The dataset registry of the task's env (public env attribute ``datasets``)."""
-    return task_env(task).unwrapped.datasets
+    """The datasets of the task's problem (its record lists them; no env is made)."""
+    from optgym.datasets.dataset import DatasetRegistry
+    from optgym.envs import problems
+
+    return DatasetRegistry(problems()[task.problem].datasets())
 
 
 def _resolve_dataset(registry: Any, name: str) -> str:
@@ -202,6 +221,17 @@ RESULT_KEYS = ("task", "agent", "benchmark", "seed")  # what names an episode
 
 def _row_key(row: dict) -> tuple[str, str, str, int]:
     return (row["task"], row["agent"], row["benchmark"], row["seed"])
+
+
+def latest_rows(rows: Iterable[dict]) -> list[dict]:
+    """One line per episode: the last one written (a rerun of an errored episode appends a
+    new line after the old), in the order episodes first appear."""
+    latest: dict[tuple, dict] = {}
+    for row in rows:
+        key = _row_key(row)
+        latest.pop(key, None)  # keep the order of the newest line
+        latest[key] = row
+    return list(latest.values())
 
 
 def repair_results(path: Path) -> None:
@@ -314,13 +344,10 @@ def _run_pool(jobs: list[Job], workers: int) -> Iterator[dict]:
                 f"a worker process died; restarting the pool for {len(todo)} episodes",
                 stacklevel=2,
             )
-    for task, agent, benchmark, seed, budget in todo:
-        yield {
-            "task": task, "agent": agent, "benchmark": benchmark, "seed": seed,
-            "score": None, "reward": None, "budget": str(budget), "budget_used": {},
-            "walltime": None, "state": None,
-            "error": "worker process died (the episode or one beside it killed it)",
-        }  # fmt: skip
+    for job in todo:
+        row = _row(*job)
+        row["error"] = "worker process died (the episode or one beside it killed it)"
+        yield row
 
 
 def _import_ray() -> Any:
@@ -360,10 +387,6 @@ def geomean(values: Iterable[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
-#: How a task averages its scores over episodes (``Task.aggregate``).
-AGGREGATES = ("geomean", "mean")
-
-
 def aggregate(values: Iterable[float], how: str = "geomean") -> float:
     """The geometric (``"geomean"``) or arithmetic (``"mean"``) mean; nan if there are no
     values (or, for the geomean, one is not positive)."""
@@ -384,16 +407,22 @@ def _postfix(rows: list[dict], agents: list[str], how: str = "geomean") -> str:
     return " ".join(parts)
 
 
-def _check_inputs(task: str, agents: list[str], seeds: list[int], workers: int, executor: str):
-    from optgym.agents import AGENTS
+def _check_inputs(
+    task: str, agents: list[str], seeds: list[int], workers: int, executor: str
+) -> tuple[Any, list[str]]:
+    """The task and the agents' canonical specs; ``ValueError`` for a bad task, an unknown or
+    incompatible agent, a bad seed, worker count or executor, before anything runs."""
+    from optgym.agents import AGENTS, resolve_agent
     from optgym.leaderboard.tasks import get_task
 
     spec = get_task(task)
     if not agents:
         raise ValueError(f"no agent given; allowed: {', '.join(AGENTS)}")
+    canonical = []
     for name in agents:
-        if name not in AGENTS:
-            raise ValueError(f"unknown agent {name!r}; allowed: {', '.join(AGENTS)}")
+        agent = resolve_agent(name)
+        agent.check_task(spec)
+        canonical.append(agent.canonical)
     if not seeds:
         raise ValueError("no seed given; e.g. seeds=[0]")
     for seed in seeds:
@@ -403,7 +432,7 @@ def _check_inputs(task: str, agents: list[str], seeds: list[int], workers: int, 
         raise ValueError(f"workers must be at least 1, got {workers}")
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; allowed: {', '.join(EXECUTORS)}")
-    return spec
+    return spec, list(dict.fromkeys(canonical))
 
 
 def run_bench(
@@ -418,16 +447,20 @@ def run_bench(
     address: str | None = None,
     progress: bool = True,
     on_row: Callable[[dict], None] | None = None,
+    retry_errors: bool = True,
 ) -> list[dict]:
     """Run every (agent, benchmark, seed) not yet in ``results`` and append its line.
 
-    ``executor="process"`` runs in this process when ``workers`` is 1, else on a pool of
-    ``workers`` spawned processes; ``executor="ray"`` sends episodes to the Ray cluster at
-    ``address``. ``on_row`` is called with each new line once it is written. Returns every
-    well-formed line of ``results`` for ``task``, old and new, in file order. ``ValueError``
-    names a bad task, agent, seed, worker count or executor before anything runs.
+    ``agents`` are agent specs (``greedy``, ``cem:population=50``, ``mymod:MyAgent``); lines
+    record their canonical form. ``executor="process"`` runs in this process when
+    ``workers`` is 1, else on a pool of ``workers`` spawned processes; ``executor="ray"``
+    sends episodes to the Ray cluster at ``address``. Episodes whose last line holds an
+    error run again unless ``retry_errors`` is false. ``on_row`` is called with each new
+    line once it is written. Returns the latest line of every episode of ``task`` in
+    ``results``, old and new. ``ValueError`` names a bad task, agent (unknown, or not for
+    this task), seed, worker count or executor before anything runs.
     """
-    spec = _check_inputs(task, agents, seeds, workers, executor)
+    spec, agents = _check_inputs(task, agents, seeds, workers, executor)
     if not benchmarks:
         raise ValueError("no benchmark given; see benchmark_uris()")
     if executor == "ray":
@@ -436,8 +469,8 @@ def run_bench(
     results.parent.mkdir(parents=True, exist_ok=True)
     with StateWriter(results) as writer:
         repair_results(results)
-        old = [r for r in read_results(results) if r["task"] == task]
-        done = {_row_key(r) for r in old}
+        old = latest_rows(r for r in read_results(results) if r["task"] == task)
+        done = {_row_key(r) for r in old if not (retry_errors and r.get("error"))}
         budgets = {r.get("budget") for r in old} - {str(budget)}
         if budgets:
             warnings.warn(
@@ -471,7 +504,7 @@ def run_bench(
         try:
             for row in stream:
                 writer.write(row)
-                rows.append(row)
+                rows = latest_rows([*rows, row])
                 if on_row is not None:
                     on_row(row)
                 if bar is not None:

@@ -1,9 +1,15 @@
-"""``optgym``: list envs and datasets, build datasets, run benchmarks, validate results.
+"""``optgym``: list envs, agents, tasks and datasets, build datasets, train agents, run
+benchmarks, validate results.
 
+    optgym --version
     optgym envs
+    optgym agents [--problem path-planning]
+    optgym tasks
     optgym datasets list
     optgym datasets build debian-v0
+    optgym train ppo --task path-planning-closed-loop --budget steps=20000 --out ppo.zip
     optgym bench pass-ordering --agent oz --agent random --episodes 10 --budget calls=2000
+    optgym bench path-planning --agent cem:population=50 --agent mymod:MyAgent --workers 2
     optgym validate results/pass-ordering.jsonl
 
 The commands only parse arguments and call the Python API (:mod:`optgym.bench`,
@@ -14,8 +20,8 @@ value and the allowed ones, and exits with status 2.
 from __future__ import annotations
 
 import argparse
-import importlib
-import inspect
+import os
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -42,39 +48,100 @@ def _warning_line(message: Any, category: Any, filename: str, lineno: int, *_: A
 # --- optgym envs -----------------------------------------------------------------------------
 
 
-def _env_spaces(env_id: str) -> tuple[list[str], list[str]]:
-    """Observation and reward space names of an env: the ``spaces`` module beside its entry
-    point (``optgym.envs.passes.spaces`` for ``optgym.envs.passes.env:PassOrderingEnv``),
-    else the defaults of the env's ``observation_space`` / ``reward_space`` arguments."""
-    from gymnasium.envs.registration import registry
-
-    entry = registry[env_id].entry_point
-    if not isinstance(entry, str):
-        return [], []
-    package = entry.split(":")[0].rsplit(".", 1)[0]
-    try:
-        spaces = importlib.import_module(f"{package}.spaces")
-    except ImportError:
-        module, _, name = entry.partition(":")
-        params = inspect.signature(getattr(importlib.import_module(module), name)).parameters
-
-        def default(arg: str) -> list[str]:
-            value = params[arg].default if arg in params else None
-            return [value] if isinstance(value, str) else []
-
-        return default("observation_space"), default("reward_space")
-    observations = list(getattr(spaces, "OBSERVATION_SPACES", ()))
-    return observations, list(getattr(spaces, "REWARD_SPACES", ()))
+def _space_line(space: Any) -> str:
+    shape = getattr(space, "shape", None)
+    return f"{space}" + (f"  shape {tuple(shape)}" if shape is not None else "")
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
-    from optgym import ENV_IDS
+    import gymnasium as gym
 
-    for env_id in ENV_IDS:
-        observations, rewards = _env_spaces(env_id)
-        print(env_id)
-        print(f"  observation spaces: {', '.join(observations) or '-'}")
-        print(f"  reward spaces:      {', '.join(rewards) or '-'}")
+    from optgym.envs import problems
+
+    for problem in problems().values():
+        for entry in problem.envs:
+            cls = entry.env_class()
+            print(f"{entry.id}  ({problem.name}; work unit: {cls.work_unit})")
+            print(f"  reward spaces:      {', '.join(cls.reward_spaces) or '-'}")
+            print(f"  observation spaces: {', '.join(cls.observation_spaces) or '-'}")
+            print(f"  reward tolerance:   {cls.reward_tolerance}")
+            if entry.max_episode_steps:
+                print(f"  step limit:         {entry.max_episode_steps}")
+            if args.no_spaces:
+                continue
+            env = gym.make(entry.id)
+            try:
+                note = f"  (for its default benchmark, {cls.default_benchmark})"
+                print(f"  observation space:  {_space_line(env.observation_space)}")
+                print(f"  action space:       {_space_line(env.action_space)}{note}")
+            finally:
+                env.close()
+    return 0
+
+
+# --- optgym agents and tasks -----------------------------------------------------------------
+
+
+def _default_text(value: Any) -> str:
+    from optgym.agents.registry import _MISSING
+
+    if value is _MISSING:
+        return "required"
+    return f"default {value!r}"
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    from optgym.agents import agent_settings, registry, resolve_agent
+    from optgym.envs import problems
+
+    known = problems()
+    if args.problem is not None and args.problem not in known:
+        return _fail("agents", f"unknown problem {args.problem!r}; allowed: {', '.join(known)}")
+    by_problem: dict[str, list[str]] = {}
+    for name in registry():
+        spec = resolve_agent(name)
+        works_on = spec.problems()
+        home = next((p for p in known if p in works_on), None)
+        if home is None:  # declared by env id: file it under that env's problem
+            home = next((p.name for p in known.values() if set(works_on) & set(p.env_ids)), "-")
+        if args.problem is None or args.problem == home:
+            by_problem.setdefault(home, []).append(name)
+    for problem, names in by_problem.items():
+        print(f"{problem}:")
+        for name in names:
+            entry = registry()[name]
+            print(f"  {name}: {entry.summary()}")
+            presets = ", ".join(f"{k}={v}" for k, v in entry.presets.items())
+            if presets:
+                print(f"      preset: {presets}")
+            for setting in agent_settings(entry.agent_class()):
+                if setting.name in entry.presets:
+                    continue
+                kind = f"{setting.type_name}, {_default_text(setting.default)}"
+                help_text = f": {setting.help}" if setting.help else ""
+                print(f"      {setting.name} ({kind}){help_text}")
+        print()
+    print("plug-ins: --agent package.module:Class[:key=value,...], or the optgym.agents "
+          "entry-point group")  # fmt: skip
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from optgym.envs import problems
+
+    for problem in problems().values():
+        for task in problem.tasks:
+            cls = next(e for e in problem.envs if e.id == task.env_id).env_class()
+            print(task.name)
+            print(f"  problem:  {problem.name}")
+            print(f"  env:      {task.env_id} {task.env_kwargs or ''}".rstrip())
+            datasets = ", ".join(f"{uri} ({split})" for uri, split in task.datasets)
+            print(f"  datasets: {datasets}")
+            print(f"  budget:   {task.budget}  (calls are {cls.work_unit})")
+            print(f"  score:    {task.score_name}")
+            if task.reference_agents:
+                print(f"  references: {', '.join(task.reference_agents)}")
+            print()
     return 0
 
 
@@ -153,47 +220,65 @@ def cmd_datasets_build(args: argparse.Namespace) -> int:
 # --- optgym bench ----------------------------------------------------------------------------
 
 
+#: The most seeds one ``--seeds`` may name (each is an episode per agent and benchmark).
+MAX_SEEDS = 100_000
+_SEED_ITEM = re.compile(r"(0|[1-9][0-9]*)(?:-(0|[1-9][0-9]*))?")
+
+
 def _parse_seeds(text: str) -> list[int]:
     """``"0,1,2"``, ``"0-9"`` (inclusive) or a mix such as ``"0-4,10"``."""
-    seeds: list[int] = []
+    seeds: dict[int, None] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
-        lo, dash, hi = part.partition("-")
-        if not (lo.isdigit() and (not dash or hi.isdigit())) or (dash and int(hi) < int(lo)):
+        m = _SEED_ITEM.fullmatch(part)
+        lo, hi = (int(m.group(1)), int(m.group(2) or m.group(1))) if m else (0, -1)
+        if not m or hi < lo:
             raise ValueError(
-                f"bad seed {part!r} in --seeds {text!r}; expected non-negative integers or "
-                "ranges, e.g. 0,1,2 or 0-9"
+                f"bad seed {part!r} in --seeds; expected non-negative integers or ranges, "
+                "e.g. 0,1,2 or 0-9"
             )
-        seeds.extend(range(int(lo), int(hi if dash else lo) + 1))
+        if len(seeds) + hi - lo + 1 > MAX_SEEDS:
+            raise ValueError(f"--seeds names more than {MAX_SEEDS} seeds")
+        seeds.update(dict.fromkeys(range(lo, hi + 1)))
     if not seeds:
-        raise ValueError(f"no seed in --seeds {text!r}; e.g. 0,1,2 or 0-9")
-    return list(dict.fromkeys(seeds))
+        raise ValueError("no seed in --seeds; e.g. 0,1,2 or 0-9")
+    return list(seeds)
 
 
-# The main plot's dashed line per env: the score its reference gets.
-REFERENCE_LINES: dict[str, tuple[float | None, str]] = {
-    "optgym/PassOrdering-v0": (1.0, "-Oz (1.0)"),
-    "optgym/ILPNeighborhood-v0": (1.0, "best known (1.0)"),
-    "optgym/ScheduleSearch-v0": (1.0, "Adams2019, beam 32 (1.0)"),
-    "optgym/PathPlanning2D-v0": (0.0, "goal reached above 0"),
-}
+def _allow_local_plugins() -> None:
+    """Let ``--agent mymod:MyAgent`` import ``mymod.py`` from the working directory, as
+    ``python -m`` would (spawned workers inherit ``sys.path``)."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+
+
+def _unit(task: Any) -> str:
+    from optgym.envs import problems
+
+    entry = next(e for e in problems()[task.problem].envs if e.id == task.env_id)
+    return entry.env_class().work_unit
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from optgym.bench import EXECUTORS, benchmark_uris, run_bench
+    from optgym.bench import EXECUTORS, benchmark_uris, latest_rows, run_bench
     from optgym.budget import Budget
+    from optgym.envs import problems
     from optgym.leaderboard.tasks import get_task
     from optgym.report import format_table, plot, summarize
 
+    _allow_local_plugins()
     try:
         task = get_task(args.task)
-        from optgym.agents import AGENTS
+        from optgym.agents import resolve_agent
 
+        agents = []
         for name in args.agent:
-            if name not in AGENTS:
-                raise ValueError(f"unknown agent {name!r}; allowed: {', '.join(AGENTS)}")
+            spec = resolve_agent(name)
+            spec.check_task(task)
+            agents.append(spec.canonical)
         if args.executor not in EXECUTORS:
             raise ValueError(f"unknown executor {args.executor!r}; allowed: {', '.join(EXECUTORS)}")
-        budget = Budget.parse(args.budget) if args.budget is not None else task.budget
+        budget = Budget.parse(args.budget, _unit(task)) if args.budget is not None else task.budget
         seeds = _parse_seeds(args.seeds)
         uris: list[str] = []
         if args.dataset or not args.benchmark:
@@ -210,40 +295,80 @@ def cmd_bench(args: argparse.Namespace) -> int:
     plot_path = Path(args.plot or f"results/{task.name}.png")
     try:
         rows = run_bench(
-            task.name, args.agent, uris, seeds, budget, results, workers=args.workers,
+            task.name, agents, uris, seeds, budget, results, workers=args.workers,
             executor=args.executor, address=args.address, progress=not args.no_progress,
+            retry_errors=not args.no_retry_errors,
         )  # fmt: skip
-    except (ValueError, RuntimeError) as e:
+    except (ValueError, RuntimeError, OSError) as e:
         return _fail("bench", str(e))
-    wanted = set(args.agent)
-    mine = [r for r in rows if r["agent"] in wanted and r["benchmark"] in uris]
-    planning = task.env_id == "optgym/PathPlanning2D-v0"
+    wanted = set(agents)
+    mine = [r for r in latest_rows(rows) if r["agent"] in wanted and r["benchmark"] in uris]
     print(format_table(summarize(rows, task.aggregate), task.score_name, task.aggregate))
-    reference, label = REFERENCE_LINES.get(task.env_id, (None, ""))
+    reference, label = task.reference or (None, "")
     plot(rows, plot_path, task.score_name, reference, label, aggregate=task.aggregate)
-    if task.env_id == "optgym/ILPNeighborhood-v0":
-        from optgym.leaderboard.lns_report import lns_table, plot_gap_over_time
-
-        print(lns_table(rows))
-        gap_png = plot_gap_over_time(rows, plot_path.with_name(plot_path.stem + "-gap.png"))
-        print(f"gap plot: {gap_png}")
-    if task.env_id == "optgym/ScheduleSearch-v0":
-        from optgym.leaderboard.schedule_report import plot_speedup_vs_search_time, schedule_table
-
-        print(schedule_table(rows))
-        png = plot_speedup_vs_search_time(rows, plot_path.with_name(plot_path.stem + "-time.png"))
-        print(f"speedup/search-time plot: {png}")
-    if planning:
-        from optgym.leaderboard.planning_report import planning_table, plot_best_vs_evaluations
-
-        print(f"\n{planning_table(rows)}")
-        png = plot_best_vs_evaluations(rows, plot_path.with_name(plot_path.stem + "-evals.png"))
-        print(f"best-reward/evaluations plot: {png}")
+    report = problems()[task.problem].report
+    if report is not None:
+        for path in report(rows, plot_path):
+            print(f"plot:    {path}")
     errors = sum(1 for r in mine if r.get("error"))
     print(f"results: {results}")
     print(f"plot:    {plot_path}")
     if errors:
-        print(f"{errors} of {len(mine)} episodes ended with an error (see 'error' in {results})")
+        print(f"{errors} of {len(mine)} episodes ended with an error (see 'error' in {results}; "
+              "a rerun retries them)")  # fmt: skip
+    return 0
+
+
+# --- optgym train ----------------------------------------------------------------------------
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    import optgym  # noqa: F401  registers the env ids
+    from optgym.agents import resolve_agent
+    from optgym.bench import benchmark_uris
+    from optgym.budget import Budget
+    from optgym.leaderboard.tasks import get_task
+    from optgym.wrappers import BudgetWrapper
+
+    _allow_local_plugins()
+    try:
+        task = get_task(args.task)
+        spec = resolve_agent(args.agent)
+        spec.check_task(task)
+        agent = spec.make()
+        if not all(callable(getattr(agent, m, None)) for m in ("train", "save", "load")):
+            raise ValueError(
+                f"agent {spec.canonical!r} does not learn: it has no train/save/load "
+                "(optgym.agents.LearnedAgent)"
+            )
+        if args.split == "test":
+            raise ValueError("agents train on the train or validation split, never on test")
+        if args.budget is None:
+            raise ValueError("optgym train needs --budget, e.g. --budget steps=20000")
+        budget = Budget.parse(args.budget, _unit(task))
+        budget.require_limit("training")
+        uris = benchmark_uris(task.name, args.dataset, args.split, args.episodes)
+    except ValueError as e:
+        return _fail("train", str(e))
+    out = Path(args.out)
+    # A learned agent may ask for env settings of its own while it trains (never the task's
+    # own: states made in training are not results).
+    env_kwargs = {**task.env_kwargs, **getattr(agent, "train_env_kwargs", {})}
+    env = BudgetWrapper(gym.make(task.env_id, **env_kwargs), budget)
+    try:
+        figures = agent.train(env, uris, budget, seed=args.seed, progress=not args.no_progress)
+        used = env.meter.used()
+    finally:
+        env.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    agent.save(out)
+    print(f"trained {spec.canonical} on {len(uris)} {args.split} benchmarks of {task.name}")
+    for key, value in {**figures, "budget_used": used}.items():
+        print(f"  {key}: {value}")
+    print(f"saved:   {out}")
+    print(f"bench:   optgym bench {task.name} --agent {spec.canonical.split(':')[0]}:path={out}")
     return 0
 
 
@@ -251,29 +376,64 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from optgym.validate import validate_results
+    from optgym.budget import Budget
+    from optgym.validate import FAILED, SUPERSEDED, validate_results
 
+    _allow_local_plugins()
     try:
-        checked = validate_results(Path(args.results))
+        budget = Budget.parse(args.budget) if args.budget is not None else None
+        checked = validate_results(Path(args.results), budget=budget, split=args.split)
     except FileNotFoundError as e:
         return _fail("validate", str(e), status=1)
-    failed = [(n, message) for n, ok, message in checked if not ok]
+    except ValueError as e:
+        return _fail("validate", str(e))
+    failed = [(n, message) for n, verdict, message in checked if verdict == FAILED]
+    superseded = sum(1 for _, verdict, _ in checked if verdict == SUPERSEDED)
     for n, message in failed:
         print(f"{args.results}:{n}: {message}")
-    print(f"{len(checked) - len(failed)} passed, {len(failed)} failed")
+    if not checked:
+        print(f"{args.results}: no result lines")
+        return 1
+    passed = len(checked) - len(failed) - superseded
+    tail = f", {superseded} superseded" if superseded else ""
+    print(f"{passed} passed, {len(failed)} failed{tail}")
     return 1 if failed else 0
 
 
 # --- the parser ------------------------------------------------------------------------------
 
 
+def _benchmark_options(p: argparse.ArgumentParser, split_help: str) -> None:
+    p.add_argument(
+        "--dataset",
+        action="append",
+        metavar="URI",
+        help="dataset URI or name (repeatable); default: the task's datasets",
+    )
+    p.add_argument("--split", default=None, help=split_help)
+    p.add_argument(
+        "--episodes", type=int, default=10, help="benchmarks taken from each dataset (default 10)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``optgym`` argument parser."""
+    from optgym import __version__
+
     parser = _Parser(prog="optgym", description="OptGym: environments, datasets, benchmarks.")
+    parser.add_argument("--version", action="version", version=f"optgym {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = commands.add_parser("envs", help="list the registered envs and their spaces")
+    p = commands.add_parser("envs", help="every env id: spaces, shapes, work unit")
+    p.add_argument("--no-spaces", action="store_true", help="do not make the envs (faster)")
     p.set_defaults(run=cmd_envs)
+
+    p = commands.add_parser("agents", help="every agent, per problem, with its settings")
+    p.add_argument("--problem", default=None, help="only this problem's agents")
+    p.set_defaults(run=cmd_agents)
+
+    p = commands.add_parser("tasks", help="every leaderboard task: env, split, budget, score")
+    p.set_defaults(run=cmd_tasks)
 
     p = commands.add_parser("datasets", help="list or build datasets")
     sub = p.add_subparsers(dest="action", required=True, parser_class=_Parser)
@@ -284,37 +444,31 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
     q.set_defaults(run=cmd_datasets_build)
 
+    p = commands.add_parser("train", help="train a learned agent on a task's train split, save it")
+    p.add_argument("agent", metavar="AGENT", help="agent spec, e.g. ppo or ppo:n_envs=2")
+    p.add_argument("--task", required=True, help="the task whose env and datasets to train on")
+    _benchmark_options(p, "train (default) or validation")
+    p.add_argument("--budget", default=None, help="training budget, e.g. steps=20000")
+    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--out", required=True, help="where to save the trained agent")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_train, split="train")
+
     p = commands.add_parser("bench", help="run agents x benchmarks x seeds, append JSON lines")
     p.add_argument("task", metavar="TASK", help="leaderboard task, e.g. pass-ordering")
     p.add_argument(
         "--agent",
         action="append",
         required=True,
-        metavar="NAME",
-        help="agent to run (repeatable), e.g. oz, random, greedy",
+        metavar="SPEC",
+        help="agent (repeatable): NAME, NAME:key=value,..., or package.module:Class[:key=value]",
     )
-    p.add_argument(
-        "--dataset",
-        action="append",
-        metavar="URI",
-        help="dataset URI or name (repeatable); default: the task's datasets",
-    )
+    _benchmark_options(p, "train, validation or test (default: the task's)")
     p.add_argument(
         "--benchmark",
         action="append",
         metavar="URI",
         help="a single benchmark URI (repeatable), e.g. generator://csmith-v0/5",
-    )
-    p.add_argument(
-        "--split",
-        default=None,
-        help="split of each dataset: train, validation or test (default: the task's)",
-    )
-    p.add_argument(
-        "--episodes",
-        type=int,
-        default=10,
-        help="benchmarks taken from each dataset's split (default 10)",
     )
     p.add_argument("--seeds", default="0", help="agent seeds: 0,1,2 or ranges 0-9 (default 0)")
     p.add_argument(
@@ -328,10 +482,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="Ray cluster address for --executor ray")
     p.add_argument("--plot", default=None, help="PNG to write (default results/TASK.png)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(run=cmd_bench)  # fmt: skip
+    p.add_argument(
+        "--no-retry-errors",
+        action="store_true",
+        help="do not run again the episodes whose line holds an error",
+    )
+    p.set_defaults(run=cmd_bench)
 
-    p = commands.add_parser("validate", help="replay every line of a results file")
+    p = commands.add_parser("validate", help="check and replay every line of a results file")
     p.add_argument("results", metavar="RESULTS", help="a JSON-lines results file")
+    p.add_argument(
+        "--budget", default=None, help="the budget lines must have (default: the task's)"
+    )
+    p.add_argument(
+        "--split",
+        default=None,
+        choices=("train", "validation", "test", "any"),
+        help="the split benchmarks must be in (default: the task's; any: no check)",
+    )
     p.set_defaults(run=cmd_validate)
     return parser
 

@@ -61,7 +61,7 @@ case "$job" in
       --dataset generator://csmith-v0 --dataset benchmark://debian-v0 --split test \
       --episodes 8 --budget calls=2500,seconds=50 --workers 2 \
       --results results/pass-ordering.jsonl --plot results/pass-ordering.png
-    .venv/bin/optgym validate results/pass-ordering.jsonl
+    .venv/bin/optgym validate results/pass-ordering.jsonl --budget calls=2500,seconds=50
     ;;
   test)
     .venv/bin/ruff check .

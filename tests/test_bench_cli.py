@@ -16,12 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from optgym.agents import AGENTS
 from optgym.bench import benchmark_uris, run_bench
 from optgym.budget import Budget
 from optgym.cli import main
 from optgym.report import format_table, plot, summarize
-from optgym.validate import validate_results
+from optgym.validate import PASSED, validate_results
 
 TASK = "pass-ordering"
 SMALL = ["generator://csmith-v0/5", "generator://csmith-v0/13"]
@@ -86,9 +85,14 @@ def test_line_cut_mid_write_is_repaired(results: Path):
 
 
 def test_validate_passes_on_bench_results(results: Path, capsys: pytest.CaptureFixture):
-    assert main(["validate", str(results)]) == 0
+    assert main(["validate", str(results), "--budget", "calls=30"]) == 0
     assert "4 passed, 0 failed" in capsys.readouterr().out
-    assert all(ok for _, ok, _ in validate_results(results))
+    assert all(verdict == PASSED for _, verdict, _ in validate_results(results, BUDGET))
+
+
+def test_validate_rejects_another_budget_than_the_task(results: Path):
+    checked = validate_results(results)  # the task's budget is calls=2000
+    assert all(v != PASSED and "differs from the task's 'calls=2000'" in m for _, v, m in checked)
 
 
 def _rewrite_line(path: Path, lineno: int, change) -> None:
@@ -105,9 +109,9 @@ def test_tampered_reward_fails_naming_the_line(results: Path, capsys: pytest.Cap
         row["reward"] += 0.25
 
     _rewrite_line(results, 2, raise_reward)
-    assert main(["validate", str(results)]) == 1
+    assert main(["validate", str(results), "--budget", "calls=30"]) == 1
     out = capsys.readouterr().out
-    assert f"{results}:2: claimed reward" in out
+    assert f"{results}:2: replay failed: claimed reward" in out
     assert "3 passed, 1 failed" in out
 
 
@@ -116,15 +120,15 @@ def test_tampered_score_fails(results: Path):
         row["score"] *= 1.1
 
     _rewrite_line(results, 3, raise_score)
-    checked = validate_results(results)
-    assert [n for n, ok, _ in checked if not ok] == [3]
+    checked = validate_results(results, BUDGET)
+    assert [n for n, verdict, _ in checked if verdict != PASSED] == [3]
     assert "claimed score" in checked[2][2]
 
 
 def test_malformed_line_fails_naming_the_line(results: Path, capsys: pytest.CaptureFixture):
     with results.open("a") as f:
         f.write('{"task": "pass-ordering", "agent": \n')
-    assert main(["validate", str(results)]) == 1
+    assert main(["validate", str(results), "--budget", "calls=30"]) == 1
     out = capsys.readouterr().out
     assert f"{results}:5: malformed JSON" in out
     assert "4 passed, 1 failed" in out
@@ -135,37 +139,173 @@ def test_validate_missing_file_exits_1(tmp_path: Path, capsys: pytest.CaptureFix
     assert "nothing.jsonl" in capsys.readouterr().err
 
 
-class _Broken:
-    name = "broken"
+PLUGINS = '''
+"""Agents written outside the package, for the plug-in tests."""
+from optgym.agents import make_agent
+
+
+class Broken:
+    problems = ("pass-ordering",)
 
     def solve(self, env, benchmark, budget, seed=None):
         raise RuntimeError("agent fell over")
 
 
-class _Liar:
+class Liar:
     """Claims a better reward than its actions earn."""
 
-    name = "liar"
+    problems = ("pass-ordering",)
 
     def solve(self, env, benchmark, budget, seed=None):
-        result = AGENTS["oz"][0]().solve(env, benchmark, budget, seed)
+        result = make_agent("oz").solve(env, benchmark, budget, seed)
         result.state.reward += 1.0
         return result
 
 
-def test_agent_errors_become_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setitem(AGENTS, "broken", (_Broken, "raises"))
-    monkeypatch.setitem(AGENTS, "liar", (_Liar, "claims too much"))
+class Greedy2:
+    """Two greedy steps on forks, each the best single pass: a plug-in that does real work."""
+
+    problems = ("optgym/PassOrdering-v0",)
+
+    def __init__(self, steps: int = 2):
+        self.steps = steps
+
+    def solve(self, env, benchmark, budget, seed=None):
+        base = env.unwrapped
+        base.reset(seed=seed, options={"benchmark": benchmark})
+        for _ in range(self.steps):
+            gains = []
+            for action in range(8):
+                trial = base.fork()
+                gains.append(trial.step(action)[1])
+                trial.close()
+            env.step(max(range(8), key=gains.__getitem__))
+        return _result(base)
+
+
+class Spender:
+    """Ignores its budget: steps until the env refuses."""
+
+    problems = ("pass-ordering",)
+
+    def solve(self, env, benchmark, budget, seed=None):
+        env.reset(options={"benchmark": benchmark})
+        while True:
+            env.step(0)
+
+
+class Elsewhere:
+    problems = ("path-planning",)
+
+    def solve(self, env, benchmark, budget, seed=None):
+        raise AssertionError("never run")
+
+
+def _result(base):
+    from optgym.agents import Result
+
+    return Result(state=base.state)
+'''
+
+
+@pytest.fixture
+def plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A module ``optgym_test_plugins`` in a folder outside the package, importable."""
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "optgym_test_plugins.py").write_text(PLUGINS)
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.chdir(folder)
+    return "optgym_test_plugins"
+
+
+def test_agent_errors_become_lines(tmp_path: Path, plugins: str):
     path = tmp_path / "r.jsonl"
-    rows = run_bench(TASK, ["broken", "liar", "oz"], SMALL[:1], [0], BUDGET, path, progress=False)
+    agents = [f"{plugins}:Broken", f"{plugins}:Liar", "oz"]
+    rows = run_bench(TASK, agents, SMALL[:1], [0], BUDGET, path, progress=False)
     by_agent = {r["agent"]: r for r in rows}
-    assert "agent fell over" in by_agent["broken"]["error"]
-    assert by_agent["broken"]["score"] is None
-    assert "replay does not reproduce" in by_agent["liar"]["error"]
+    assert "agent fell over" in by_agent[f"{plugins}:Broken"]["error"]
+    assert by_agent[f"{plugins}:Broken"]["score"] is None
+    assert "replay does not reproduce" in by_agent[f"{plugins}:Liar"]["error"]
     assert by_agent["oz"]["score"] == 1.0  # the run went on after the failures
-    checked = validate_results(path)
-    assert [ok for _, ok, _ in checked] == [False, False, True]
-    assert "agent fell over" in checked[0][2]
+    checked = validate_results(path, BUDGET)
+    assert [verdict for _, verdict, _ in checked] == ["failed", "failed", "passed"]
+    assert "errored" in checked[0][2]
+
+
+def test_plugin_agent_runs_on_workers_and_validates(tmp_path: Path, plugins: str):
+    path = tmp_path / "r.jsonl"
+    spec = f"{plugins}:Greedy2:steps=2"
+    rows = run_bench(TASK, [spec], SMALL, [0], BUDGET, path, workers=2, progress=False)
+    assert [r["error"] for r in rows] == [None, None]
+    assert {r["agent"] for r in rows} == {spec}
+    assert all(r["budget_used"]["calls"] == 18 for r in rows)  # 8 forks + 1 step, twice
+    assert all(v == PASSED for _, v, _ in validate_results(path, BUDGET))
+
+
+def test_plugin_through_the_cli_and_an_entry_point(
+    tmp_path: Path, plugins: str, capsys: pytest.CaptureFixture
+):
+    from optgym.agents import registry
+
+    dist = tmp_path / "plugins" / "optgym_test_plugins-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: optgym-test-plugins\n")
+    (dist / "entry_points.txt").write_text(
+        f"[optgym.agents]\ngreedy2 = {plugins}:Greedy2\ngreedy1 = {plugins}:Greedy2:steps=1\n"
+    )
+    registry.cache_clear()  # read the entry points again
+    try:
+        out_file = tmp_path / "r.jsonl"
+        argv = ["bench", TASK, "--agent", "greedy2", "--agent", "greedy1",
+                "--agent", f"{plugins}:Greedy2", "--benchmark", SMALL[0], "--budget", "calls=30",
+                "--results", str(out_file), "--plot", str(tmp_path / "r.png"), "--no-progress",
+                "--workers", "2"]  # fmt: skip
+        assert main(argv) == 0, capsys.readouterr().err
+        rows = [json.loads(line) for line in lines(out_file)]
+        assert {r["agent"] for r in rows} == {"greedy2", "greedy1", f"{plugins}:Greedy2"}
+        assert all(r["error"] is None for r in rows), rows
+        capsys.readouterr()
+        assert main(["validate", str(out_file), "--budget", "calls=30"]) == 0
+        assert "3 passed, 0 failed" in capsys.readouterr().out
+        assert main(["agents", "--problem", "pass-ordering"]) == 0
+        out = capsys.readouterr().out
+        assert "greedy2:" in out and "steps (int, default 2)" in out
+    finally:
+        registry.cache_clear()
+
+
+def test_overspending_agent_is_stopped_and_its_line_says_so(tmp_path: Path, plugins: str):
+    path = tmp_path / "r.jsonl"
+    (row,) = run_bench(TASK, [f"{plugins}:Spender"], SMALL[:1], [0], BUDGET, path, progress=False)
+    assert row["error"].startswith("BudgetExceeded: over budget, the agent was stopped")
+    assert row["budget_used"]["calls"] == 30 and row["score"] is None
+
+
+def test_mismatched_agent_is_refused_before_anything_runs(tmp_path: Path, plugins: str):
+    path = tmp_path / "r.jsonl"
+    for agent in ("cem", f"{plugins}:Elsewhere"):
+        with pytest.raises(ValueError, match="works on .*not on task 'pass-ordering'"):
+            run_bench(TASK, [agent], SMALL[:1], [0], BUDGET, path, progress=False)
+    assert not path.exists()
+    with pytest.raises(ValueError, match="works on pass-ordering"):
+        run_bench("path-planning", ["oz"], ["benchmark://nav2d-v0/open"], [0], BUDGET, path)
+
+
+def test_errored_episodes_are_retried_on_rerun(tmp_path: Path, plugins: str):
+    path = tmp_path / "r.jsonl"
+    run_bench(TASK, ["oz"], SMALL, [0], BUDGET, path, progress=False)
+    first = lines(path)
+    row = json.loads(first[1])
+    row["error"], row["score"] = "worker process died (killed)", None
+    path.write_text(first[0] + "\n" + json.dumps(row) + "\n")
+    kept = run_bench(TASK, ["oz"], SMALL, [0], BUDGET, path, progress=False, retry_errors=False)
+    assert len(lines(path)) == 2 and kept[1]["error"]
+    rows = run_bench(TASK, ["oz"], SMALL, [0], BUDGET, path, progress=False)
+    assert len(lines(path)) == 3  # the errored episode ran again; its old line stays
+    assert [r["error"] for r in rows] == [None, None]
+    checked = validate_results(path, BUDGET)
+    assert [v for _, v, _ in checked] == ["passed", "superseded", "passed"]
 
 
 def test_process_pool_gives_the_same_lines(tmp_path: Path):
@@ -173,7 +313,7 @@ def test_process_pool_gives_the_same_lines(tmp_path: Path):
     rows = run_bench(TASK, ["oz"], SMALL, [0], BUDGET, path, workers=2, progress=False)
     assert sorted(r["benchmark"] for r in rows) == sorted(SMALL)
     assert all(r["score"] == 1.0 for r in rows)
-    assert all(ok for _, ok, _ in validate_results(path))
+    assert all(v == PASSED for _, v, _ in validate_results(path, BUDGET))
 
 
 def test_ray_executor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -279,11 +419,70 @@ def test_cli_envs_and_datasets_list(capsys: pytest.CaptureFixture):
     assert main(["envs"]) == 0
     out = capsys.readouterr().out
     assert "optgym/PassOrdering-v0" in out and "Autophase" in out and "IrInstructionCountOz" in out
+    assert "action space:       Discrete(124)" in out and "work unit: compilations" in out
+    assert "shape (56,)" in out
     assert main(["datasets", "list"]) == 0
     out = capsys.readouterr().out
     for text in ("generator://csmith-v0", "generator://llvm-stress-v0", "benchmark://debian-v0",
                  "test: seeds [0, 1000)", "license", "provenance", "built:"):  # fmt: skip
         assert text in out
+
+
+def test_cli_version_tasks_and_agents(capsys: pytest.CaptureFixture):
+    import optgym
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"optgym {optgym.__version__}"
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    for text in ("pass-ordering\n", "budget:   calls=2000  (calls are compilations)",
+                 "lns-set-cover", "schedule-search", "path-planning", "data-selection-digits"):
+        assert text in out
+    assert main(["agents"]) == 0
+    out = capsys.readouterr().out
+    assert "pass-ordering:" in out and "path-planning:" in out
+    assert "episode_length (int, default 32): actions per random episode" in out
+    assert main(["agents", "--problem", "nope"]) == 2
+
+
+def _tamper(results: Path, change) -> str:
+    """Change line 2 and return validate's message for it."""
+    _rewrite_line(results, 2, change)
+    checked = validate_results(results, BUDGET)
+    assert [v for _, v, _ in checked] == ["passed", "failed", "passed", "passed"]
+    return checked[1][2]
+
+
+def test_validate_rejects_overspent_budget(results: Path):
+    def overspend(row: dict) -> None:
+        row["budget_used"]["calls"] = 31
+
+    assert "exceeds the budget's 30" in _tamper(results, overspend)
+
+
+def test_validate_rejects_a_benchmark_outside_the_split(results: Path):
+    def move(row: dict) -> None:
+        row["benchmark"] = row["state"]["benchmark"] = "generator://csmith-v0/1005"
+
+    message = _tamper(results, move)
+    assert "is in the validation split, the task scores test" in message
+    checked = validate_results(results, BUDGET, split="any")  # then the replay tells
+    assert checked[1][1] == "failed" and "replay" in checked[1][2]
+
+
+def test_validate_rejects_another_config(results: Path):
+    def reconfigure(row: dict) -> None:
+        row["state"]["config"]["reward_space"] = "IrInstructionCount"
+
+    assert "config differs from the task's in: reward_space" in _tamper(results, reconfigure)
+
+
+def test_validate_rejects_a_replay_that_needs_more_work(results: Path):
+    def underreport(row: dict) -> None:
+        row["budget_used"]["calls"] = 0
+        row["budget_used"]["steps"] = 100
+
+    assert "the replay spent" in _tamper(results, underreport)
 
 
 def test_sigkill_loses_nothing_written(tmp_path: Path):

@@ -169,7 +169,7 @@ def test_cli_bench_prints_planning_table(tmp_path: Path, capsys: pytest.CaptureF
     assert matrix[1].split() == ["agent", "open", "bug-trap", "all"]
     assert next(line for line in matrix if line.startswith("cem ")).split()[1] == "2/2"
     evals = tmp_path / "r-evals.png"
-    assert f"best-reward/evaluations plot: {evals}" in out
+    assert f"plot:    {evals}" in out
     for path in (png, evals):
         assert path.read_bytes()[:8] == PNG_MAGIC
     assert len(out_file.read_text().splitlines()) == 8
