@@ -219,8 +219,8 @@ class AgentEntry:
         """The description, or the first line of the class docstring."""
         if self.description:
             return self.description
-        doc = inspect.getdoc(self.agent_class()) or ""
-        return doc.split("\n\n", 1)[0].replace("\n", " ")
+        doc = " ".join((inspect.getdoc(self.agent_class()) or "").split("\n\n", 1)[0].split())
+        return doc.split(". ", 1)[0].rstrip(".")  # the first sentence
 
 
 def _split_target(target: str) -> tuple[str, dict[str, str]]:

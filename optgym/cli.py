@@ -48,9 +48,21 @@ def _warning_line(message: Any, category: Any, filename: str, lineno: int, *_: A
 # --- optgym envs -----------------------------------------------------------------------------
 
 
-def _space_line(space: Any) -> str:
-    shape = getattr(space, "shape", None)
-    return f"{space}" + (f"  shape {tuple(shape)}" if shape is not None else "")
+def _space_text(space: Any) -> str:
+    """A space in one short line: a Box as ``Box(low..high, shape, dtype)`` (the bounds'
+    range when they differ per element), a Dict item by item."""
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Dict):
+        return "Dict(" + ", ".join(f"{k}: {_space_text(v)}" for k, v in space.items()) + ")"
+    if isinstance(space, spaces.Box):
+
+        def bound(values: Any) -> str:
+            lo, hi = values.min(), values.max()
+            return f"{lo:g}" if lo == hi else f"[{lo:g}, {hi:g}]"
+
+        return f"Box({bound(space.low)}..{bound(space.high)}, {space.shape}, {space.dtype})"
+    return str(space)
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
@@ -70,10 +82,11 @@ def cmd_envs(args: argparse.Namespace) -> int:
             if args.no_spaces:
                 continue
             env = gym.make(entry.id)
-            try:
-                note = f"  (for its default benchmark, {cls.default_benchmark})"
-                print(f"  observation space:  {_space_line(env.observation_space)}")
-                print(f"  action space:       {_space_line(env.action_space)}{note}")
+            try:  # spaces can depend on the benchmark: show them for the default one
+                env.reset(seed=0)
+                print(f"  observation space:  {_space_text(env.observation_space)}")
+                print(f"  action space:       {_space_text(env.action_space)}")
+                print(f"  (spaces on {cls.default_benchmark}; example: {entry.example.benchmark})")
             finally:
                 env.close()
     return 0
@@ -515,6 +528,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.formatwarning = _warning_line  # one line, no source excerpt
     try:
         return args.run(args)
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     finally:
         warnings.formatwarning = saved
 

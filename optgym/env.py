@@ -122,11 +122,13 @@ def jsonable(value: Any) -> Any:
 class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType]):
     """The base of every OptGym env; see the module docstring for the hooks it calls.
 
-    Subclasses call ``super().__init__(benchmark=..., datasets=...)`` from their own
-    ``__init__``. The constructor's arguments are captured before ``__init__`` runs (in
-    ``__new__``), so ``config`` always holds every keyword argument with its default filled
-    in, less those in ``config_ignore`` (the first benchmark and the render mode, which do
-    not change what a state replays to).
+    Subclasses call ``super().__init__(benchmark=..., datasets=..., reward_space=...,
+    render_mode=...)`` from their own ``__init__`` (the base checks the reward space against
+    ``reward_spaces`` and the render mode against ``metadata``). The constructor's
+    arguments are captured before ``__init__`` runs (in ``__new__``), so ``config`` always
+    holds every keyword argument with its default filled in, less those in
+    ``config_ignore`` (the first benchmark and the render mode, which do not change what a
+    state replays to).
     """
 
     #: The registered id, e.g. ``"optgym/PassOrdering-v0"``.
@@ -167,7 +169,23 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType]):
         self._config = config
         return self
 
-    def __init__(self, *, benchmark: str | None, datasets: DatasetRegistry):
+    def __init__(
+        self,
+        *,
+        benchmark: str | None,
+        datasets: DatasetRegistry,
+        reward_space: str,
+        render_mode: str | None = None,
+    ):
+        if reward_space not in self.reward_spaces:
+            allowed = ", ".join(self.reward_spaces)
+            raise ValueError(f"unknown reward space {reward_space!r}; allowed: {allowed}")
+        modes = self.metadata.get("render_modes", [])
+        if render_mode is not None and render_mode not in modes:
+            allowed = ", ".join(["None", *map(repr, modes)])
+            raise ValueError(f"unknown render_mode {render_mode!r}; allowed: {allowed}")
+        self.reward_space_name = reward_space
+        self.render_mode = render_mode
         self.datasets = datasets
         self._benchmark_uri = benchmark or self.default_benchmark
         self._benchmark: Benchmark | None = None

@@ -59,11 +59,23 @@ def lazy_exports(package: str, names: Mapping[str, str]) -> Callable[[str], Any]
 
 
 @dataclass(frozen=True)
+class EnvExample:
+    """A small, quick episode of an env: ``steps`` steps on ``benchmark`` in an env made with
+    ``config`` (a setting other than the default). The contract test suite runs every
+    registered id on its example."""
+
+    benchmark: str
+    config: dict[str, Any]
+    steps: int = 1
+
+
+@dataclass(frozen=True)
 class EnvEntry:
-    """One registered env id: ``gymnasium.register(id, entry_point, ...)``."""
+    """One registered env id: ``gymnasium.register(id, entry_point, ...)``, and its example."""
 
     id: str
     entry_point: str  # "optgym.envs.passes.env:PassOrderingEnv"
+    example: EnvExample
     max_episode_steps: int | None = None
     nondeterministic: bool = False  # the reward is measured (times), not computed
 

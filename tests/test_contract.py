@@ -1,9 +1,6 @@
-"""The contract every registered env keeps (optgym.env.OptGymEnv), checked id by id.
-
-Each id needs a small case below: a cheap benchmark, a constructor setting that differs from
-the default (to check that a state replays under the config it was made with) and the number
-of steps an episode takes here. A new env that registers an id without a case fails
-``test_every_id_has_a_case``.
+"""The contract every registered env keeps (optgym.env.OptGymEnv), checked id by id on the
+example each problem record gives (``EnvEntry.example``: a small benchmark, a setting other
+than the default, the steps an episode takes here).
 """
 
 from __future__ import annotations
@@ -18,31 +15,23 @@ import pytest
 import optgym
 from optgym.budget import Budget, BudgetExceeded
 from optgym.env import OptGymEnv
+from optgym.envs import problems
 from optgym.state import EpisodeState
 from optgym.wrappers import BudgetWrapper
 
 # id -> (benchmark, a non-default constructor setting, steps per test episode)
 CASES: dict[str, tuple[str, dict, int]] = {
-    "optgym/PassOrdering-v0": ("generator://csmith-v0/5", {"observation_space": "InstCount"}, 3),
-    "optgym/ILPNeighborhood-v0": (
-        "generator://set-cover-s-v0/1",
-        {"subproblem_time": 0.5, "initial_time": 2.0},
-        2,
-    ),
-    "optgym/ScheduleSearch-v0": (
-        "benchmark://halide-ops-v0/matmul-192",
-        {"mode": "cache", "samples": 5},
-        1,
-    ),
-    "optgym/PathPlanning2D-v0": ("benchmark://nav2d-v0/wall", {"max_end_points": 10}, 1),
-    "optgym/PathPlanning2DClosedLoop-v0": ("benchmark://nav2d-v0/wall", {"sensor_range": 0.5}, 4),
-    "optgym/DataSelection-v0": ("generator://digits-noisy-v0/3", {"batch": 20, "budget": 40}, 2),
+    entry.id: (entry.example.benchmark, entry.example.config, entry.example.steps)
+    for problem in problems().values()
+    for entry in problem.envs
 }
 IDS = sorted(CASES)
 
 
-def test_every_id_has_a_case():
-    assert set(optgym.ENV_IDS) == set(CASES), "add a case for each new env id"
+def test_every_id_has_an_example():
+    assert set(optgym.ENV_IDS) == set(CASES)
+    for env_id, (benchmark, config, steps) in CASES.items():
+        assert benchmark and config and steps >= 1, env_id
 
 
 def _episode(env: OptGymEnv, env_id: str, seed: int = 0) -> list:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from optgym.budget import Budget
-from optgym.problem import EnvEntry, Problem, Task, lazy_exports
+from optgym.problem import EnvEntry, EnvExample, Problem, Task, lazy_exports
 
 ENV_ID = "optgym/DataSelection-v0"
 MODES = ("remove", "add")
@@ -49,7 +49,13 @@ _SELECTION_ENV = {"batch": 10, "budget": 100, "mode": "remove"}
 PROBLEM = Problem(
     name="data-selection",
     title="Influence-guided training-data selection (EK-FAC influence functions)",
-    envs=(EnvEntry(ENV_ID, "optgym.envs.dataselect.env:DataSelectionEnv"),),
+    envs=(
+        EnvEntry(
+            ENV_ID,
+            "optgym.envs.dataselect.env:DataSelectionEnv",
+            EnvExample("generator://digits-noisy-v0/3", {"batch": 20, "budget": 40}, steps=2),
+        ),
+    ),
     datasets=_datasets,
     tasks=(
         # Remove 100 of the 1000 pool examples (10 a step), score the retrained model on the

@@ -203,20 +203,17 @@ class DataSelectionEnv(OptGymEnv[Observation, np.ndarray]):
         mode: str = "remove",
         reward_space: str = "ValidationLoss",
     ):
-        if reward_space not in REWARD_SPACES:
-            raise ValueError(
-                f"unknown reward space {reward_space!r}; allowed: {', '.join(REWARD_SPACES)}"
-            )
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
         for name, value in (("batch", batch), ("budget", budget)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        super().__init__(benchmark=benchmark, datasets=dataselect_registry())
+        super().__init__(
+            benchmark=benchmark, datasets=dataselect_registry(), reward_space=reward_space
+        )
         self.batch = int(batch)
         self.budget = int(budget)
         self.mode = mode
-        self.reward_space_name = reward_space
         self.train_steps = TRAIN_STEPS
         self.learning_rate = LEARNING_RATE
         self.l2 = L2

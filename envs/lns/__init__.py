@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from optgym.budget import Budget
-from optgym.problem import EnvEntry, Problem, Task
+from optgym.problem import EnvEntry, EnvExample, Problem, Task
 
 ENV_ID = "optgym/ILPNeighborhood-v0"
 FAMILIES = ("vertex-cover", "independent-set", "set-cover", "auction")
@@ -35,7 +35,18 @@ _AGENTS = "optgym.agents"
 PROBLEM = Problem(
     name="lns",
     title="Large Neighborhood Search for integer programs on SCIP (LB-RELAX, CL-LNS)",
-    envs=(EnvEntry(ENV_ID, "optgym.envs.lns.env:ILPNeighborhoodEnv", nondeterministic=True),),
+    envs=(
+        EnvEntry(
+            ENV_ID,
+            "optgym.envs.lns.env:ILPNeighborhoodEnv",
+            EnvExample(
+                "generator://set-cover-s-v0/1",
+                {"subproblem_time": 0.5, "initial_time": 2.0},
+                steps=2,
+            ),
+            nondeterministic=True,
+        ),
+    ),
     datasets=_datasets,
     # One task per family: the S instances of the test split, 60 CPU seconds per instance.
     tasks=tuple(

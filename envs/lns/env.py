@@ -143,8 +143,6 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
         scip_seed: int = 0,
         reward_space: str = "PrimalIntegral",
     ):
-        if reward_space not in self.reward_spaces:
-            raise ValueError(f"unknown reward space {reward_space!r}; allowed: PrimalIntegral")
         for name, value in (
             ("subproblem_time", subproblem_time),
             ("initial_time", initial_time),
@@ -156,8 +154,7 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
             raise ValueError(f"need 0 < k_start <= k_max <= 1, got {k_start}, {k_max}")
         if not k_growth >= 1:
             raise ValueError(f"k_growth must be >= 1, got {k_growth!r}")
-        super().__init__(benchmark=benchmark, datasets=ilp_registry())
-        self.reward_space_name = reward_space
+        super().__init__(benchmark=benchmark, datasets=ilp_registry(), reward_space=reward_space)
         self.subproblem_time = subproblem_time
         self.initial_time = initial_time
         self.time_budget = time_budget

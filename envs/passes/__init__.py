@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from optgym.budget import Budget
-from optgym.problem import EnvEntry, Problem, Task
+from optgym.problem import EnvEntry, EnvExample, Problem, Task
 
 
 def _datasets() -> list[Any]:
@@ -23,7 +23,13 @@ def instruction_count_vs_oz(env: Any) -> float:
 PROBLEM = Problem(
     name="pass-ordering",
     title="LLVM pass ordering (CompilerGym's llvm-v0 on LLVM 19)",
-    envs=(EnvEntry("optgym/PassOrdering-v0", "optgym.envs.passes.env:PassOrderingEnv"),),
+    envs=(
+        EnvEntry(
+            "optgym/PassOrdering-v0",
+            "optgym.envs.passes.env:PassOrderingEnv",
+            EnvExample("generator://csmith-v0/5", {"observation_space": "InstCount"}, steps=3),
+        ),
+    ),
     datasets=_datasets,
     tasks=(
         Task(

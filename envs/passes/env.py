@@ -126,19 +126,16 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
                 f"unknown observation space {observation_space!r}; "
                 f"allowed: {', '.join(OBSERVATION_SPACES)}"
             )
-        if reward_space not in REWARD_SPACES:
-            raise ValueError(
-                f"unknown reward space {reward_space!r}; allowed: {', '.join(REWARD_SPACES)}"
-            )
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"unknown render_mode {render_mode!r}; allowed: None, 'ansi'")
-        super().__init__(benchmark=benchmark, datasets=llvm_datasets())
+        super().__init__(
+            benchmark=benchmark,
+            datasets=llvm_datasets(),
+            reward_space=reward_space,
+            render_mode=render_mode,
+        )
         self.observation_space_name = observation_space
-        self.reward_space_name = reward_space
         self.observation_space = OBSERVATION_SPACES[observation_space][0]
         self.action_space = spaces.Discrete(len(pass_actions.FLAGS))
         self.reward_range = (-np.inf, np.inf)
-        self.render_mode = render_mode
         self.timeout = timeout
         self.observation = ObservationView(self)
         self._reward = REWARD_SPACES[reward_space]

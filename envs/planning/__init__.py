@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from optgym.budget import Budget
-from optgym.problem import EnvEntry, Problem, Task, lazy_exports
+from optgym.problem import EnvEntry, EnvExample, Problem, Task, lazy_exports
 
 OPEN_LOOP_ID = "optgym/PathPlanning2D-v0"
 CLOSED_LOOP_ID = "optgym/PathPlanning2DClosedLoop-v0"
@@ -66,8 +66,16 @@ PROBLEM = Problem(
     name="path-planning",
     title="Path planning by learned space partitions (LA-MCTS, LaP3)",
     envs=(
-        EnvEntry(OPEN_LOOP_ID, "optgym.envs.planning.env:PathPlanning2DEnv"),
-        EnvEntry(CLOSED_LOOP_ID, "optgym.envs.planning.env:PathPlanning2DClosedLoopEnv"),
+        EnvEntry(
+            OPEN_LOOP_ID,
+            "optgym.envs.planning.env:PathPlanning2DEnv",
+            EnvExample("benchmark://nav2d-v0/wall", {"max_end_points": 10}),
+        ),
+        EnvEntry(
+            CLOSED_LOOP_ID,
+            "optgym.envs.planning.env:PathPlanning2DClosedLoopEnv",
+            EnvExample("benchmark://nav2d-v0/wall", {"sensor_range": 0.5}, steps=4),
+        ),
     ),
     datasets=_datasets,
     # Every hand-made map, 2000 plan evaluations per episode (the planners keep one of them

@@ -83,19 +83,16 @@ class _NavigationEnv(OptGymEnv[np.ndarray, np.ndarray]):
         render_mode: str | None,
         max_end_points: int,
     ):
-        if reward_space not in self.reward_spaces:
-            raise ValueError(
-                f"unknown reward space {reward_space!r}; allowed: {', '.join(self.reward_spaces)}"
-            )
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"unknown render_mode {render_mode!r}; allowed: None, 'rgb_array'")
         if isinstance(max_end_points, bool) or not isinstance(max_end_points, (int, np.integer)):
             raise ValueError(f"max_end_points must be an integer >= 0, got {max_end_points!r}")
         if max_end_points < 0:
             raise ValueError(f"max_end_points must be >= 0, got {max_end_points}")
-        super().__init__(benchmark=benchmark, datasets=nav2d_registry())
-        self.reward_space_name = reward_space
-        self.render_mode = render_mode
+        super().__init__(
+            benchmark=benchmark,
+            datasets=nav2d_registry(),
+            reward_space=reward_space,
+            render_mode=render_mode,
+        )
         self.max_end_points = int(max_end_points)
         self._map_sha256 = ""  # the loaded map's file: the base's benchmark_sha256 is per reset
         # the first map is loaded now so that the spaces (the plan length) exist before reset

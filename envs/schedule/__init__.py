@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from optgym.budget import Budget
-from optgym.problem import EnvEntry, Problem, Task
+from optgym.problem import EnvEntry, EnvExample, Problem, Task
 
 ENV_ID = "optgym/ScheduleSearch-v0"
 
@@ -34,7 +34,15 @@ _VALUE = "optgym.agents.schedule_value:ValueFunctionAgent"
 PROBLEM = Problem(
     name="schedule-search",
     title="Tensor-program schedule search on Halide (value-function-guided search)",
-    envs=(EnvEntry(ENV_ID, "optgym.envs.schedule.env:ScheduleSearchEnv", nondeterministic=True),),
+    envs=(
+        EnvEntry(
+            ENV_ID,
+            "optgym.envs.schedule.env:ScheduleSearchEnv",
+            # one stage: an episode is one step
+            EnvExample("benchmark://halide-ops-v0/maxpool-512", {"mode": "cache", "samples": 5}),
+            nondeterministic=True,
+        ),
+    ),
     datasets=_datasets,
     # The test split of the operator pipelines, 30 s and 32 measurements of search per
     # pipeline, measurements kept in the env's SQLite cache (the replay reads them back).

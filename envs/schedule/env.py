@@ -166,8 +166,6 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
         reward_space: str = REWARD_SPACE,
         render_mode: str | None = None,
     ):
-        if reward_space != REWARD_SPACE:
-            raise ValueError(f"unknown reward space {reward_space!r}; allowed: {REWARD_SPACE}")
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
         if threads < 1:
@@ -178,14 +176,16 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
             raise ValueError(f"slow_factor must be > 0, got {slow_factor}")
         if not timeout_s > 0:
             raise ValueError(f"timeout_s must be > 0 seconds, got {timeout_s}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"unknown render_mode {render_mode!r}; allowed: None, 'ansi'")
-        super().__init__(benchmark=benchmark, datasets=halide_registry())
+        super().__init__(
+            benchmark=benchmark,
+            datasets=halide_registry(),
+            reward_space=reward_space,
+            render_mode=render_mode,
+        )
         self.mode = mode
         self.threads = threads
         self.slow_factor = slow_factor
         self.baseline_info = baseline_info
-        self.render_mode = render_mode
         if mode == "cache" and cache_path is None:
             cache_path = default_cache_path()
         self.timer = Timer(threads, samples, cache_path if mode == "cache" else None, timeout_s)
@@ -195,7 +195,6 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
         self.observation_space = spaces.Box(
             0.0, np.inf, shape=(MAX_STAGES, N_FEATURES), dtype=np.float32
         )
-        self.reward_space_name = REWARD_SPACE
         self._loaded: str | None = None  # the sha256 of the loaded pipeline
         # (pipeline JSON, reference) -> its measurement, or the error that stops it
         self._known: dict[tuple[str, str], Measurement | MeasureError] = {}
