@@ -219,7 +219,11 @@ class AgentEntry:
         """The description, or the first line of the class docstring."""
         if self.description:
             return self.description
-        doc = " ".join((inspect.getdoc(self.agent_class()) or "").split("\n\n", 1)[0].split())
+        cls = self.agent_class()
+        doc = cls.__doc__ or ""
+        if doc.startswith(f"{cls.__name__}("):  # dataclass's made-up docstring: no description
+            return "-"
+        doc = " ".join((inspect.getdoc(cls) or "").split("\n\n", 1)[0].split())
         return doc.split(". ", 1)[0].rstrip(".")  # the first sentence
 
 

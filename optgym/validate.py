@@ -109,7 +109,7 @@ def _check_split(benchmark: str, task: Task, split: str | None) -> str | None:
     if parsed.scheme == "file" or parsed.dataset_uri not in splits:
         return (
             f"benchmark {benchmark} is not in the task's datasets "
-            f"({', '.join(splits)}); pass split='any' to accept it"
+            f"({', '.join(splits)}); --split any accepts it"
         )
     wanted = split or splits[parsed.dataset_uri]
     try:

@@ -252,18 +252,18 @@ def test_plugin_through_the_cli_and_an_entry_point(
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: optgym-test-plugins\n")
     (dist / "entry_points.txt").write_text(
-        f"[optgym.agents]\ngreedy2 = {plugins}:Greedy2\ngreedy1 = {plugins}:Greedy2:steps=1\n"
+        f"[optgym.agents]\ngreedy2 = {plugins}:Greedy2\n"
     )
     registry.cache_clear()  # read the entry points again
     try:
         out_file = tmp_path / "r.jsonl"
-        argv = ["bench", TASK, "--agent", "greedy2", "--agent", "greedy1",
+        argv = ["bench", TASK, "--agent", "greedy2", "--agent", "greedy2:steps=1",
                 "--agent", f"{plugins}:Greedy2", "--benchmark", SMALL[0], "--budget", "calls=30",
                 "--results", str(out_file), "--plot", str(tmp_path / "r.png"), "--no-progress",
                 "--workers", "2"]  # fmt: skip
         assert main(argv) == 0, capsys.readouterr().err
         rows = [json.loads(line) for line in lines(out_file)]
-        assert {r["agent"] for r in rows} == {"greedy2", "greedy1", f"{plugins}:Greedy2"}
+        assert {r["agent"] for r in rows} == {"greedy2", "greedy2:steps=1", f"{plugins}:Greedy2"}
         assert all(r["error"] is None for r in rows), rows
         capsys.readouterr()
         assert main(["validate", str(out_file), "--budget", "calls=30"]) == 0
