@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 
 UNITS = ("calls", "steps", "seconds")
 
-#: Work may start until the seconds budget is passed by this fraction of it plus
-#: ``SECONDS_GRACE_MIN`` seconds: one unit of work started just before the limit (a compile
+#: Work may start until the seconds budget is passed by this fraction of it (at least
+#: ``SECONDS_GRACE_MIN`` seconds): one unit of work started just before the limit (a compile
 #: and its timing, a sub-MIP) may run past it; work started well after it is refused.
 SECONDS_GRACE = 0.1
 SECONDS_GRACE_MIN = 1.0

@@ -31,6 +31,7 @@ import copy
 import inspect
 import math
 import time
+from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -119,7 +120,7 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType]):
+class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=ABCMeta):
     """The base of every OptGym env; see the module docstring for the hooks it calls.
 
     Subclasses call ``super().__init__(benchmark=..., datasets=..., reward_space=...,
@@ -444,20 +445,20 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType]):
         return new
 
     # ---- hooks -------------------------------------------------------------------------------
+    @abstractmethod
     def _reset(self, benchmark: Benchmark) -> tuple[ObsType, dict[str, Any]]:
         """Load ``benchmark`` (when it is not the one loaded) and start an episode on it.
         ``self.benchmark`` and ``self.benchmark_sha256`` already name it; on an exception
         they go back to the previous benchmark."""
-        raise NotImplementedError(f"{type(self).__name__} defines _reset")
 
     def _check_action(self, action: Any) -> Any:
         """The action in the env's own form; ``ValueError`` naming the bad value and what is
         allowed."""
         return action
 
+    @abstractmethod
     def _step(self, action: Any) -> StepResult:
         """One step with a checked action."""
-        raise NotImplementedError(f"{type(self).__name__} defines _step")
 
     def _reference_step(self, name: str) -> StepResult:
         """Apply the reference ``name`` as one step (envs with ``references``)."""
