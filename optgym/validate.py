@@ -8,8 +8,8 @@ with no more work than the line says it used, and to the score it claims. Anythi
 fails with a reason. An errored line followed by a later line of the same episode (a rerun
 retried it) is superseded; two lines of one finished episode are a duplicate.
 
->>> for lineno, ok, message in validate_results(Path("results/pass-ordering.jsonl")):
-...     print(lineno, ok, message)
+>>> for lineno, verdict, message in validate_results(Path("results/pass-ordering.jsonl")):
+...     print(lineno, verdict, message)
 """
 
 from __future__ import annotations
