@@ -20,6 +20,7 @@ comma-separated); its help from the attribute docstring under the dataclass fiel
 from __future__ import annotations
 
 import ast
+import importlib.util
 import inspect
 import re
 import textwrap
@@ -354,6 +355,36 @@ def resolve_agent(spec: str) -> AgentSpec:
         raise ValueError(f"agent {head!r} needs the settings {', '.join(missing)}")
     canonical = _canonical(head, {k: typed[k] for k in given})
     return AgentSpec(canonical, entry, typed)
+
+
+_PLUGIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_recorded_agent(spec: str, task: Task) -> str | None:
+    """Why an agent spec read from a results file is wrong for ``task``, or None; imports
+    nothing a file names. A registered name (with settings) is resolved and checked against
+    the task; a ``module:Class`` plug-in is checked for its form and for a top-level module
+    that exists, but is not imported (a results file must not run code): its problems are
+    the caller's to trust, and the replay checks its state."""
+    if not isinstance(spec, str) or not spec.strip():
+        return "the agent must be a non-empty string"
+    head = spec.partition(":")[0]
+    if head in registry():
+        try:
+            resolve_agent(spec).check_task(task)
+        except ValueError as e:
+            return str(e)
+        return None
+    plugin, _, settings = spec.rpartition(":") if spec.count(":") >= 2 else (spec, "", "")
+    if not _PLUGIN.fullmatch(plugin):
+        return "unknown agent: not a registered name nor package.module:Class"
+    try:
+        parse_settings(settings)
+    except ValueError as e:
+        return str(e)
+    if importlib.util.find_spec(plugin.split(".")[0].split(":")[0]) is None:
+        return f"plug-in agent {plugin!r}: no module {plugin.split(':')[0]!r} can be found"
+    return None
 
 
 def make_agent(spec: str, **settings: Any) -> Any:

@@ -143,13 +143,16 @@ class StateWriter:
 
 def json_lines(path: str | Path) -> Iterator[tuple[int, Any, str | None]]:
     """``(line number, value, None)`` for each non-empty line of a JSON-lines file, or
-    ``(line number, None, "malformed JSON: ...")`` for a line that does not parse."""
-    with Path(path).open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
+    ``(line number, None, "malformed JSON: ...")`` for a line that does not parse (bytes
+    that are not UTF-8 included): one bad line never stops the reading of the others."""
+    with Path(path).open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
                 continue
             try:
-                yield lineno, json.loads(line), None
+                yield lineno, json.loads(raw.decode("utf-8")), None
+            except UnicodeDecodeError as e:
+                yield lineno, None, f"malformed JSON: not UTF-8 (byte {e.start})"
             except ValueError as e:
                 yield lineno, None, f"malformed JSON: {e}"
 

@@ -125,7 +125,7 @@ def _check_line(
     row: Any, replayer: _Replayer, budget: Budget | None, split: str | None
 ) -> tuple[bool, str]:
     """(ok, message) for one parsed line."""
-    from optgym.agents import resolve_agent
+    from optgym.agents.registry import check_recorded_agent
     from optgym.leaderboard.tasks import get_task
 
     if not isinstance(row, dict):
@@ -145,10 +145,9 @@ def _check_line(
     seed = row["seed"]
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         return False, "seed must be a non-negative integer"
-    try:
-        resolve_agent(row["agent"]).check_task(task)
-    except ValueError as e:
-        return False, f"agent: {e}"
+    why = check_recorded_agent(row["agent"], task)
+    if why:
+        return False, f"agent: {why}"
     why = _check_budget(row, task, budget) or _check_split(row["benchmark"], task, split)
     if why:
         return False, why

@@ -531,3 +531,30 @@ def test_repair_results_edges(results: Path):
     with pytest.warns(UserWarning, match="cut mid-write"):
         repair_results(results)
     assert results.read_text() == ""
+
+
+def test_validate_reads_past_bad_bytes_and_imports_nothing_a_line_names(
+    results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A line of non-UTF-8 bytes fails alone; a line naming a module as its agent is checked
+    without importing that module (a results file must not run code)."""
+    folder = tmp_path / "mods"
+    folder.mkdir()
+    marker = tmp_path / "imported"
+    (folder / "optgym_side_effect.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(folder))
+    text = lines(results)
+    row = json.loads(text[1])
+    row["agent"] = "optgym_side_effect:Agent"
+    with results.open("wb") as f:
+        f.write((text[0] + "\n").encode())
+        f.write(b'{"task": "pass-ordering", "agent": "\xff\xfe"}\n')
+        f.write((json.dumps(row) + "\n").encode())
+    checked = validate_results(results, BUDGET)
+    assert [v for _, v, _ in checked] == ["passed", "failed", "passed"]  # the replay holds
+    assert checked[1][2] == "malformed JSON: not UTF-8 (byte 36)"
+    assert not marker.exists()
+    row["agent"] = "no_such_module_xyz:Agent"
+    results.write_text(json.dumps(row) + "\n")
+    (_, verdict, message), = validate_results(results, BUDGET)
+    assert verdict == "failed" and "no module 'no_such_module_xyz'" in message
