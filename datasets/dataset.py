@@ -34,7 +34,15 @@ class Benchmark:
         )
 
     def read_bytes(self) -> bytes:
-        return self.path.read_bytes()
+        """The instance's bytes; ``ValueError`` when the file no longer has the recorded
+        hash (it changed after the benchmark was resolved)."""
+        data = self.path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != self.sha256:
+            raise ValueError(
+                f"the file of {self.uri} ({self.path}) changed after it was checked; "
+                "reset again to rebuild it"
+            )
+        return data
 
 
 @dataclass
@@ -77,9 +85,13 @@ class Dataset(ABC):
         from optgym.datasets.cache import cache_dir, write_atomic
 
         path = cache_dir() / "datasets" / self.name / f"{name}{suffix}"
-        if not path.exists() or path.read_bytes() != data:
+        try:
+            same = path.read_bytes() == data
+        except OSError:
+            same = False
+        if not same:
             write_atomic(path, data)
-        return Benchmark.from_file(uri, path)
+        return Benchmark(uri, path, hashlib.sha256(data).hexdigest())
 
     def split_of(self, uri: str) -> str | None:
         """The split that holds the benchmark ``uri`` (None when none does); ``ValueError``
@@ -140,7 +152,14 @@ class DatasetRegistry:
         parsed = BenchmarkUri.parse(uri)
         if parsed.scheme == "file":
             path = Path(parsed.path)
-            if not path.is_file():
+            if path.is_dir():
+                raise ValueError(f"benchmark {uri!r} names a folder; a file is needed")
+            if not path.exists():
                 raise ValueError(f"benchmark file not found: {path} (from {uri!r})")
-            return Benchmark.from_file(uri, path)
+            if not path.is_file():
+                raise ValueError(f"benchmark {uri!r} is not a regular file")
+            try:
+                return Benchmark.from_file(uri, path)
+            except OSError as e:
+                raise ValueError(f"cannot read benchmark file {path}: {e.strerror}") from None
         return self.dataset(uri).benchmark(uri)

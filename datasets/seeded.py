@@ -6,13 +6,14 @@ test = [0, 1000), validation = [1000, 2000), train = [2000, 2**32).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import tempfile
 from abc import abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
 
-from optgym.datasets.cache import cache_dir, write_atomic
+from optgym.datasets.cache import cache_dir, read_tagged, write_tagged
 from optgym.datasets.dataset import Benchmark, Dataset
 
 SPLIT_SEEDS = {"test": (0, 1000), "validation": (1000, 2000), "train": (2000, 2**32)}
@@ -47,10 +48,12 @@ class SeededDataset(Dataset):
         if seed >= 2**32:
             raise ValueError(f"seed {seed} in {uri!r} is out of range; allowed: 0 <= seed < 2**32")
         path = cache_dir() / "datasets" / self.name / f"{seed}{self.suffix}"
-        if not path.exists():
+        data = read_tagged(path, "benchmark")
+        if data is None:  # not built yet, or changed since: (re)build it
             with tempfile.TemporaryDirectory(prefix=f"optgym-{self.name}-") as tmp:
-                write_atomic(path, self.generate(seed, Path(tmp)))
-        return Benchmark.from_file(uri, path)
+                data = self.generate(seed, Path(tmp))
+            write_tagged(path, data, "benchmark")
+        return Benchmark(uri, path, hashlib.sha256(data).hexdigest())
 
     @abstractmethod
     def generate(self, seed: int, workdir: Path) -> bytes:
