@@ -18,9 +18,13 @@ small and meant for evaluation only, never for training.
 Nothing is shipped: :func:`build` (also ``optgym datasets build debian-v0``) fetches the sources
 with ``apt-get source`` through a private apt configuration under the cache (``/etc`` is never
 touched), compiles each C file with clang-19 and :data:`CLANG_FLAGS`, links, verifies with
-opt-19 and stores ``<cache>/datasets/debian-v0/<name>.bc`` plus a ``manifest.json``. Files are
+opt-19 and stores ``<cache>/datasets/debian-v0/<name>.bc`` with an integrity tag beside it
+(``<name>.bc.tag``) plus a ``manifest.json`` recording each file's sha256. Files are
 compiled by relative path from inside the unpacked tree, so the bytes do not depend on where
 the build ran: building twice gives identical bitcode.
+
+Before use, each file is checked against both its manifest sha256 and its tag: a changed or
+replaced ``.bc`` is refused with an error naming it, and ``build`` rebuilds it.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from optgym.datasets.cache import cache_dir, write_atomic
+from optgym import integrity
+from optgym.datasets.cache import TAG_SUFFIX, cache_dir, write_atomic, write_tagged
 from optgym.datasets.dataset import Benchmark, Dataset
 from optgym.datasets.llvm.tools import CLANG_FLAGS, run, tool
 
@@ -44,6 +49,7 @@ NAME = "debian-v0"
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 BUILD_HINT = "run `optgym datasets build debian-v0`"
+PURPOSE = "debian-bitcode"  # the integrity-tag purpose of the built bitcode
 
 
 @dataclass(frozen=True)
@@ -175,6 +181,56 @@ def out_dir() -> Path:
 
 def bitcode_path(name: str) -> Path:
     return out_dir() / f"{name}.bc"
+
+
+def manifest_path() -> Path:
+    return out_dir() / "manifest.json"
+
+
+def _recorded_sha256(name: str) -> str | None:
+    try:
+        entry = json.loads(manifest_path().read_text())["programs"][name]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    sha = entry.get("sha256") if isinstance(entry, dict) else None
+    return sha if isinstance(sha, str) else None
+
+
+def bitcode_problem(name: str) -> str | None:
+    """What is wrong with the built bitcode of ``name`` (None: it is what the build made).
+
+    The file must have the sha256 its manifest records and carry this installation's
+    integrity tag; the message names the file and never quotes it.
+    """
+    return _inspect(name)[1]
+
+
+def _inspect(name: str) -> tuple[bytes, str | None]:
+    """The bytes of ``name``'s bitcode as read once, and what is wrong with them."""
+    path = bitcode_path(name)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return b"", f"{path} is missing"
+    except OSError as e:
+        return b"", f"{path} cannot be read ({e.strerror})"
+    if hashlib.sha256(data).hexdigest() != _recorded_sha256(name):
+        return data, (
+            f"{path} does not have the sha256 that {manifest_path()} records for it (the file "
+            "was changed or replaced, or the manifest was)"
+        )
+    tag_path = path.with_name(path.name + TAG_SUFFIX)
+    try:
+        claimed = tag_path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return data, f"{path} has no integrity tag ({tag_path.name}; built by an older OptGym)"
+    except (OSError, UnicodeDecodeError):
+        claimed = ""
+    if not integrity.matches(data, PURPOSE, claimed):
+        return data, (
+            f"{path} does not match its integrity tag (changed, or not built by this installation)"
+        )
+    return data, None
 
 
 def _check_names(names: Iterable[str]) -> list[str]:
@@ -325,7 +381,7 @@ def build(packages: list[str] | None = None, progress: bool = True) -> list[Path
     deb.debian.org. Raises ``RuntimeError`` if a pinned version is no longer served.
     """
     names = _check_names(NAMES if packages is None else packages)
-    todo = [n for n in names if not bitcode_path(n).exists()]
+    todo = [n for n in names if bitcode_problem(n) is not None and not _reseal(n)]
     if todo:
         tool("dpkg-source", "dpkg-dev")
         tool("dpkg-architecture", "dpkg-dev")
@@ -353,29 +409,51 @@ def build(packages: list[str] | None = None, progress: bool = True) -> list[Path
                 staged.write_bytes(data)
                 _verify(staged)
                 count = instruction_count(staged)
-            write_atomic(bitcode_path(name), data)
-            _update_manifest(
+            _store(
+                name,
+                data,
                 {
-                    name: {
-                        "uri": f"benchmark://{NAME}/{name}",
-                        "source_package": name,
-                        "version": program.version,
-                        "suite": f"{SUITE} ({MIRROR})",
-                        "program": program.program,
-                        "license": program.license,
-                        "sources": files,
-                        "flags": [*CLANG_FLAGS, *program.flags],
-                        "notes": program.notes,
-                        "compiler": clang_version,
-                        "target": triple,
-                        "sha256": hashlib.sha256(data).hexdigest(),
-                        "instruction_count": count,
-                    }
-                }
+                    "uri": f"benchmark://{NAME}/{name}",
+                    "source_package": name,
+                    "version": program.version,
+                    "suite": f"{SUITE} ({MIRROR})",
+                    "program": program.program,
+                    "license": program.license,
+                    "sources": files,
+                    "flags": [*CLANG_FLAGS, *program.flags],
+                    "notes": program.notes,
+                    "compiler": clang_version,
+                    "target": triple,
+                    "instruction_count": count,
+                },
             )
         if bar is not None:
             bar.close()
     return [bitcode_path(n) for n in names]
+
+
+def _store(name: str, data: bytes, entry: dict) -> None:
+    """Put built bitcode in the cache with its tag, and its manifest entry with its sha256."""
+    write_tagged(bitcode_path(name), data, PURPOSE)
+    _update_manifest({name: {**entry, "sha256": hashlib.sha256(data).hexdigest()}})
+
+
+def _reseal(name: str) -> bool:
+    """Tag bitcode built by an older OptGym (no tag yet) whose bytes still have the sha256
+    its manifest records and pass opt-19's verifier; False when it must be rebuilt."""
+    path = bitcode_path(name)
+    if path.with_name(path.name + TAG_SUFFIX).exists() or not path.is_file():
+        return False  # a tag that does not match means a changed file: rebuild it
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != _recorded_sha256(name):
+        return False
+    try:
+        _verify(path)
+    except RuntimeError:
+        return False
+    tag_path = path.with_name(path.name + TAG_SUFFIX)
+    write_atomic(tag_path, integrity.tag(data, PURPOSE).encode())  # the bitcode stays as it is
+    return bitcode_problem(name) is None
 
 
 def _provenance() -> str:
@@ -433,4 +511,8 @@ class DebianDataset(Dataset):
         path = bitcode_path(name)
         if not path.exists():
             raise FileNotFoundError(f"{uri} is not built yet ({path} is missing): {BUILD_HINT}")
-        return Benchmark.from_file(uri, path)
+        data, problem = _inspect(name)
+        if problem is not None:
+            raise ValueError(f"refusing {uri}: {problem}; {BUILD_HINT} to rebuild it")
+        # The hash of the bytes checked: a file swapped after this check fails read_bytes().
+        return Benchmark(uri, path, hashlib.sha256(data).hexdigest())

@@ -85,10 +85,12 @@ INDEX: dict[str, int] = {f: i for i, f in enumerate(FLAGS)}
 
 def action_index(flag: str) -> int:
     """Action number of a flag (``-sroa`` or ``sroa``); ``ValueError`` for unknown flags."""
+    allowed = f"allowed: {', '.join(FLAGS[:5])}, ... ({len(FLAGS)} flags)"
+    if not isinstance(flag, str):
+        raise ValueError(f"a pass flag is a string, got a {type(flag).__name__}; {allowed}")
     name = flag if flag.startswith("-") else "-" + flag
     try:
         return INDEX[name]
     except KeyError:
-        raise ValueError(
-            f"unknown pass flag {flag!r}; allowed: {', '.join(FLAGS[:5])}, ... ({len(FLAGS)} flags)"
-        ) from None
+        shown = repr(flag) if len(flag) <= 40 else f"{flag[:40]!r}... ({len(flag)} characters)"
+        raise ValueError(f"unknown pass flag {shown}; {allowed}") from None

@@ -18,7 +18,7 @@ import tempfile
 from typing import Any
 
 from optgym.env import BackendCrash as _EpisodeCrash
-from optgym.envs.passes import native
+from optgym.envs.passes import diagnostics, native
 from optgym.envs.passes.worker import Channel
 
 
@@ -56,6 +56,7 @@ class LlvmSession:
         self.timeout = timeout
         self.closed = False
         self.log: Any = None
+        self.data: bytes | None = None  # the program loaded last: a crash log never quotes it
 
     @classmethod
     def start(cls, timeout: float = 600.0) -> LlvmSession:
@@ -100,10 +101,13 @@ class LlvmSession:
                     detail = f" (exit status {code})"
                 err = ""
                 if self.log is not None:
-                    self.log.seek(0)
+                    self.log.seek(0, os.SEEK_END)
+                    self.log.seek(max(0, self.log.tell() - 65536))  # the tail is enough
                     err = self.log.read().decode(errors="replace").strip()
+                # Only LLVM's fatal-error lines, scrubbed of quotes and of the program's bytes.
+                err = diagnostics.worker_log(err, self.data)
                 if err:
-                    detail += f": {err[-1500:]}"
+                    detail += f": {err}"
             except (subprocess.TimeoutExpired, ValueError, OSError):
                 pass
         return BackendCrash(f"the LLVM worker {reason} during {cmd!r}{detail}")
@@ -123,6 +127,7 @@ class LlvmSession:
             mine.close()
             raise BackendError(pid)
         session = LlvmSession(mine, pid, None, self.timeout)
+        session.data = self.data
         session.request_handshake()
         return session
 

@@ -10,11 +10,12 @@ from gymnasium import spaces
 from optgym.datasets.dataset import Benchmark, DatasetRegistry
 from optgym.env import OptGymEnv, StepResult
 from optgym.envs.passes import actions as pass_actions
+from optgym.envs.passes import diagnostics
 from optgym.envs.passes.backend import BackendCrash, BackendError, LlvmSession
 from optgym.envs.passes.spaces import OBSERVATION_SPACES, REFERENCES, REWARD_SPACES
 
 ENV_ID = "optgym/PassOrdering-v0"
-BITCODE_MAGIC = (b"BC\xc0\xde", b"\xde\xc0\x17\x0b")
+BITCODE_MAGIC = diagnostics.BITCODE_MAGIC
 
 # (benchmark sha256, reference, cost) -> cost; references are deterministic per benchmark.
 _REFERENCE_CACHE: dict[tuple[str, str, str], int] = {}
@@ -24,6 +25,23 @@ def llvm_datasets() -> DatasetRegistry:
     from optgym.datasets.llvm import llvm_datasets as make
 
     return DatasetRegistry(make())
+
+
+def _describe(value: Any) -> str:
+    """A short description of a bad action: its kind, and its value when that is short."""
+    if isinstance(value, np.ndarray):
+        return f"a numpy array of shape {value.shape} and dtype {value.dtype}"
+    kind = type(value).__name__
+    if isinstance(value, (bool, np.bool_)):
+        return f"the bool {bool(value)}"
+    if isinstance(value, (float, np.floating)):
+        return f"the {kind} {float(value)!r}"
+    if isinstance(value, (str, bytes)):
+        shown = repr(value) if len(value) <= 40 else repr(value[:40]) + "..."
+        return f"a {kind} of length {len(value)}: {shown}"
+    if value is None:
+        return "None"
+    return f"a {kind}"
 
 
 class ObservationView:
@@ -78,6 +96,9 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
     ``generator://csmith-v0/<seed>`` or ``generator://llvm-stress-v0/<seed>`` program, a
     built ``benchmark://debian-v0/<package>`` program, or ``file:///path/to/x.bc``. Without
     options the last benchmark is kept; the first reset takes ``generator://csmith-v0/0``.
+    A file that is not LLVM bitcode or IR text, holds no instructions, or is larger than
+    ``max_program_bytes`` is refused with a ``ValueError`` that names the file and what is
+    wrong (the position of a parse error), never its contents; the env stays usable.
 
     ## Episode End
 
@@ -112,6 +133,8 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
     reward_spaces = tuple(REWARD_SPACES)
     observation_spaces = tuple(OBSERVATION_SPACES)
     references = tuple(REFERENCES)
+    # The largest program a benchmark file may hold (the largest real one, lua, is 0.9 MB).
+    max_program_bytes = 256 * 2**20
 
     def __init__(
         self,
@@ -199,25 +222,46 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         return _REFERENCE_CACHE[key]
 
     def _load(self, benchmark: Benchmark) -> None:
-        data = benchmark.read_bytes()
-        is_text = not data.startswith(BITCODE_MAGIC)
-        session = self._need_session()
-        try:
-            session.request("load", data, is_text)
-        except BackendError as e:
-            kind = "textual LLVM IR" if is_text else "LLVM bitcode"
+        size = benchmark.path.stat().st_size
+        if size > self.max_program_bytes:
             raise ValueError(
-                f"cannot load benchmark {benchmark.uri} as {kind} (expected LLVM bitcode or IR "
-                f"text): {e}"
-            ) from None
+                f"cannot load benchmark {benchmark.uri}: {benchmark.path} holds {size} bytes, "
+                f"more than the {self.max_program_bytes} a program may have"
+            )
+        data = benchmark.read_bytes()
+        is_text = not diagnostics.is_bitcode(data)
+        kind = "textual LLVM IR" if is_text else "LLVM bitcode"
+        # Messages name the file and what is wrong, never its bytes (it may be any file).
+        problem = diagnostics.content_problem(data)
+        if problem is None:
+            session = self._need_session()
+            session.data = data  # so that a crash log is checked against it too
+            try:
+                session.request("load", data, is_text)
+            except BackendError as e:
+                problem = str(e)
+        if problem is not None:
+            raise ValueError(
+                f"cannot load benchmark {benchmark.uri} as {kind}: {benchmark.path} {problem}"
+            )
 
     # ---- hooks of OptGymEnv ---------------------------------------------------------------
     def _reset(self, benchmark: Benchmark) -> tuple[Any, dict[str, Any]]:
         try:
-            self._load(benchmark)
+            return self._start(benchmark)
         except BackendCrash:
-            self._session = None  # a worker killed between episodes: start afresh once
-            self._load(benchmark)
+            # A worker killed between episodes or during this reset: one more try on a new
+            # worker. A crash again (LLVM fails on this program) ends the reset; the env
+            # then starts yet another worker for the next reset.
+            self._on_crash()
+            try:
+                return self._start(benchmark)
+            except BackendCrash:
+                self._on_crash()
+                raise
+
+    def _start(self, benchmark: Benchmark) -> tuple[Any, dict[str, Any]]:
+        self._load(benchmark)
         assert self._session is not None
         cost = self._reward.cost
         names = (self.observation_space_name,)
@@ -248,17 +292,20 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         return self._convert(self.observation_space_name, raw), reward, False, False, {}
 
     def _check_action(self, action: Any) -> int:
+        n = self.action_space.n
+        allowed = f"an integer in [0, {n}) (one of the {n} pass flags, see action_index())"
+        if isinstance(action, np.ndarray):  # a 0-d integer array is what a policy often gives
+            if action.shape != () or action.dtype.kind not in "iu":
+                raise ValueError(f"action must be {allowed}, got {_describe(action)}")
+            action = action.item()
         if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
-            if isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu":
-                action = int(action)
-            else:
-                raise ValueError(
-                    f"action must be an integer in [0, {self.action_space.n}), got {action!r}"
-                )
-        if not 0 <= int(action) < self.action_space.n:
+            # Never int(1.5) == 1 or float("abc"): a wrong type is an error, not a pass.
+            raise ValueError(f"action must be {allowed}, got {_describe(action)}")
+        if not 0 <= int(action) < n:
+            value = int(action)
+            shown = value if abs(value) < 10**18 else f"of {value.bit_length()} bits"
             raise ValueError(
-                f"action {int(action)} is out of range; allowed: 0 <= action < "
-                f"{self.action_space.n} (the {self.action_space.n} pass flags)"
+                f"action {shown} is out of range; allowed: 0 <= action < {n} (the {n} pass flags)"
             )
         return int(action)
 

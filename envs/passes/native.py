@@ -1,21 +1,27 @@
 """Build and load OptGym's small C bridge to Debian's libLLVM-19.
 
-The bridge (``native/optgym_llvm.c``) is compiled once per source version into the user's
-cache directory with clang-19 (or ``cc``) and loaded with ctypes. Only the worker process
-loads it: a crash inside LLVM then ends the worker, never the user's process.
+The bridge (``native/optgym_llvm.c``) is compiled once per source version into
+``<cache>/native`` (owned by this user, mode 700) with clang-19 (or ``cc``), with an integrity
+tag beside it, and loaded with ctypes. A library there is trusted only if its bytes match the
+tag written when this package built it: a planted or changed one is rebuilt, never loaded,
+and the checked bytes are loaded from a private in-memory copy, so they cannot be swapped
+between check and load. Only the worker process loads it: a crash inside LLVM then ends the
+worker, never the user's process.
 """
 
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
 
-from optgym.datasets.cache import cache_dir
+from optgym.datasets.cache import cache_dir, read_tagged, write_tagged
 
 LLVM_PREFIX = Path(os.environ.get("OPTGYM_LLVM_PREFIX", "/usr/lib/llvm-19"))
 LIBLLVM = LLVM_PREFIX / "lib" / "libLLVM-19.so"
@@ -52,14 +58,52 @@ def _compiler() -> str:
     raise LlvmNotFoundError(f"no C compiler found (looked for clang-19, cc, gcc). {INSTALL_HINT}")
 
 
-def library_path() -> Path:
-    """Path of the compiled bridge for the current source, building it if needed."""
-    _check_prerequisites()
+PURPOSE = "native-bridge"  # the integrity-tag purpose of the compiled bridge
+
+
+def private_dir() -> Path:
+    """``<cache>/native``: the bridge's folder, owned by this user and closed to others."""
+    path = cache_dir() / "native"
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        info = path.lstat()
+    except OSError as e:
+        raise LlvmNotFoundError(
+            f"cannot make {path} for OptGym's LLVM bridge: {e.strerror}"
+        ) from None
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        raise LlvmNotFoundError(
+            f"{path} must be a folder (not a link) owned by this user (uid {os.geteuid()}) to "
+            "hold OptGym's LLVM bridge; remove it and it is made again"
+        )
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        os.chmod(path, 0o700)  # made by an older OptGym with the default umask
+    return path
+
+
+def _target() -> Path:
     digest = hashlib.sha256(SOURCE.read_bytes() + str(LLVM_PREFIX).encode()).hexdigest()[:16]
-    target = cache_dir() / "native" / f"libogllvm-{digest}.so"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    return private_dir() / f"libogllvm-{digest}.so"
+
+
+def library_bytes() -> bytes:
+    """The bridge's bytes for the current source, if its integrity tag shows this package
+    built them; a library that was planted, changed or left without a tag is rebuilt, never
+    used."""
+    _check_prerequisites()
+    target = _target()
+    data = read_tagged(target, PURPOSE)
+    return data if data is not None else _build(target)
+
+
+def library_path() -> Path:
+    """Path of the compiled bridge, built (or rebuilt) until its bytes are ours. Load it only
+    through :func:`load`, which loads the checked bytes themselves."""
+    library_bytes()
+    return _target()
+
+
+def _build(target: Path) -> bytes:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     cmd = [
@@ -67,15 +111,46 @@ def library_path() -> Path:
         f"-I{LLVM_PREFIX / 'include'}", f"-L{LLVM_PREFIX / 'lib'}", "-lLLVM-19",
         f"-Wl,-rpath,{LLVM_PREFIX / 'lib'}",
     ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise LlvmNotFoundError(
+                f"building OptGym's LLVM bridge failed ({' '.join(cmd)}):\n{proc.stderr}\n"
+                f"Make sure these are installed: {INSTALL_HINT}"
+            )
+        data = Path(tmp).read_bytes()
+    finally:
         os.unlink(tmp)
-        raise LlvmNotFoundError(
-            f"building OptGym's LLVM bridge failed ({' '.join(cmd)}):\n{proc.stderr}\n"
-            f"Make sure these are installed: {INSTALL_HINT}"
-        )
-    os.replace(tmp, target)  # atomic: concurrent workers may build at once
-    return target
+    write_tagged(target, data, PURPOSE)  # atomic: concurrent workers may build at once
+    return data
+
+
+def _load_private_copy(data: bytes) -> ctypes.CDLL:
+    """Load ``data`` from a copy no one else can change: an in-memory file sealed against
+    writes where Linux has them, else a file in a fresh owner-only folder. The bytes loaded
+    are then the very bytes checked, with no window to swap the file in between."""
+    try:
+        fd = os.memfd_create("optgym-llvm-bridge", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    except (AttributeError, OSError):
+        fd = -1
+    if fd >= 0:
+        try:
+            os.write(fd, data)
+            seals = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
+            return ctypes.CDLL(f"/proc/self/fd/{fd}")
+        except OSError:
+            pass  # no /proc, or in-memory files may not be mapped executable here
+        finally:
+            os.close(fd)  # the mapping outlives the file
+    folder = tempfile.mkdtemp(prefix="optgym-llvm-bridge-")  # mode 700, ours
+    try:
+        path = os.path.join(folder, "libogllvm.so")
+        with open(path, "xb") as f:
+            f.write(data)
+        return ctypes.CDLL(path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 _LIB: ctypes.CDLL | None = None
@@ -86,7 +161,7 @@ def load() -> ctypes.CDLL:
     global _LIB
     if _LIB is not None:
         return _LIB
-    lib = ctypes.CDLL(str(library_path()))
+    lib = _load_private_copy(library_bytes())
     p, i64, c = ctypes.c_void_p, ctypes.c_int64, ctypes.c_char_p
     i64p = ctypes.POINTER(ctypes.c_int64)
     sigs = {

@@ -21,7 +21,7 @@ import sys
 import time
 from typing import Any
 
-from optgym.envs.passes import native
+from optgym.envs.passes import diagnostics, native
 
 HEADER = struct.Struct("<Q")
 _FD_SPACE = socket.CMSG_SPACE(4 * 4)
@@ -120,12 +120,19 @@ class Worker:
 
     def _parse(self, data: bytes, is_text: bool) -> int:
         mod = self.lib.og_load(data, len(data), int(is_text))
-        if not mod:
-            raise ValueError(self._error())
+        if not mod:  # LLVM's message quotes the input: pass on only what is safe to show
+            kind = "LLVM bitcode or IR text" if is_text else "valid LLVM bitcode"
+            raise ValueError(f"is not {kind} ({diagnostics.parse_failure(self._error(), data)})")
         return mod
 
     def load(self, data: bytes, is_text: bool) -> None:
         mod = self._parse(data, is_text)
+        if self.lib.og_inst_count(mod) == 0:  # a comment-only file parses as an empty module
+            self.lib.og_free(mod)
+            raise ValueError(
+                "holds no instructions (an empty module, or declarations only): nothing to "
+                "optimize, and its score would be 0"
+            )
         if self.mod:
             self.lib.og_free(self.mod)
         self.mod, self.source = mod, (data, is_text)
