@@ -17,6 +17,8 @@ from pathlib import Path
 from optgym.datasets.uri import BenchmarkUri
 
 SPLITS = ("train", "validation", "test")
+#: The largest benchmark file a ``file://`` URI may name (bytes); envs may allow less.
+MAX_FILE_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,12 @@ class DatasetRegistry:
                 raise ValueError(f"benchmark file not found: {path} (from {uri!r})")
             if not path.is_file():
                 raise ValueError(f"benchmark {uri!r} is not a regular file")
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES:
+                raise ValueError(
+                    f"benchmark file {path} holds {size} bytes, more than the "
+                    f"{MAX_FILE_BYTES} allowed"
+                )
             try:
                 return Benchmark.from_file(uri, path)
             except OSError as e:

@@ -30,13 +30,10 @@ from typing import Any
 
 from optgym.budget import Budget, BudgetExceeded
 from optgym.problem import AGGREGATES
+from optgym.result_line import ROW_FIELDS, TAG_FIELD, line_tag, schema_problem
 from optgym.state import EpisodeState, StateWriter, json_lines
 
 #: The fields of every result line, in the order they are written.
-ROW_FIELDS = (
-    "task", "agent", "benchmark", "seed", "score", "reward", "budget", "budget_used",
-    "walltime", "state", "error",
-)  # fmt: skip
 
 # A pool whose worker died (killed, out of memory) is rebuilt this many times per run.
 _POOL_RESTARTS = 2
@@ -216,9 +213,6 @@ def benchmark_uris(
 # --- the results file ------------------------------------------------------------------------
 
 
-RESULT_KEYS = ("task", "agent", "benchmark", "seed")  # what names an episode
-
-
 def _row_key(row: dict) -> tuple[str, str, str, int]:
     return (row["task"], row["agent"], row["benchmark"], row["seed"])
 
@@ -288,10 +282,9 @@ def read_results(path: Path, warn: bool = True) -> list[dict]:
                 raise ValueError(error)
             if not isinstance(row, dict):
                 raise ValueError("not a JSON object")
-            missing = [k for k in RESULT_KEYS if k not in row]
-            if missing:
-                raise ValueError(f"lacks {', '.join(missing)}")
-            hash(_row_key(row))
+            why = schema_problem(row)
+            if why:
+                raise ValueError(why)
         except (ValueError, TypeError) as e:
             if warn:
                 warnings.warn(f"{path}:{lineno}: malformed result line ignored ({e})", stacklevel=2)
@@ -466,6 +459,8 @@ def run_bench(
     if executor == "ray":
         _import_ray()  # fail before touching the results file
     results = Path(results)
+    if results.exists() and not results.is_file():
+        raise ValueError(f"results {results} is not a regular file; name a JSON-lines file")
     results.parent.mkdir(parents=True, exist_ok=True)
     with StateWriter(results) as writer:
         repair_results(results)
@@ -503,6 +498,7 @@ def run_bench(
             bar.set_postfix_str(_postfix(rows, agents, spec.aggregate))
         try:
             for row in stream:
+                row[TAG_FIELD] = line_tag(row)
                 writer.write(row)
                 rows = latest_rows([*rows, row])
                 if on_row is not None:

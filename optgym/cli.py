@@ -395,7 +395,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     _allow_local_plugins()
     try:
         budget = Budget.parse(args.budget) if args.budget is not None else None
-        checked = validate_results(Path(args.results), budget=budget, split=args.split)
+        checked = validate_results(
+            Path(args.results),
+            budget=budget,
+            split=args.split,
+            accept_untagged=args.accept_untagged,
+        )
     except FileNotFoundError as e:
         return _fail("validate", str(e), status=1)
     except ValueError as e:
@@ -513,6 +518,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("train", "validation", "test", "any"),
         help="the split benchmarks must be in (default: the task's; any: no check)",
     )
+    p.add_argument(
+        "--accept-untagged",
+        action="store_true",
+        help="replay lines another installation wrote (their integrity tag is not this "
+        "one's) instead of failing them; their seed, times and budget_used are then only "
+        "checked for consistency",
+    )
     p.set_defaults(run=cmd_validate)
     return parser
 
@@ -531,6 +543,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (``| head``): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except KeyboardInterrupt:
+        return _fail(args.command, "interrupted (lines written so far are kept)", status=130)
+    except OSError as e:  # a file the command was given or made cannot be used
+        where = f"{e.filename}: " if e.filename else ""
+        return _fail(args.command, f"{where}{e.strerror or e}", status=1)
+    except (RuntimeError, ValueError) as e:
+        return _fail(args.command, str(e), status=1)
     finally:
         warnings.formatwarning = saved
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 import math
 import time
 from abc import ABCMeta, abstractmethod
@@ -104,6 +105,19 @@ class RewardTolerance:
         return f"{self.kind} {self.value:.3g}"
 
 
+def _same(a: Any, b: Any, rtol: float) -> bool:
+    """JSON values equal, numbers within ``rtol`` (relative; at least 1e-9)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(a, b, rel_tol=max(rtol, 1e-9), abs_tol=1e-12)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k], rtol) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y, rtol) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
 def jsonable(value: Any) -> Any:
     """``value`` as plain JSON data: paths as strings, tuples as lists, NumPy scalars and
     arrays as Python numbers and lists."""
@@ -148,6 +162,12 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
     references: ClassVar[tuple[str, ...]] = ()
     #: Constructor arguments left out of ``config``.
     config_ignore: ClassVar[tuple[str, ...]] = ("benchmark", "render_mode")
+    #: Keys of ``state.extras`` that hold measurements a replay cannot repeat (times); the
+    #: env's ``_replay`` checks that they hold together, ``check_extras`` does not compare them.
+    measured_extras: ClassVar[frozenset[str]] = frozenset()
+    #: Keys of ``state.extras`` that agents may add (e.g. a search's trace), checked by
+    #: ``_check_agent_extras``.
+    agent_extras: ClassVar[frozenset[str]] = frozenset()
 
     reward_space_name: str
 
@@ -434,6 +454,31 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
             )
         return ValidationResult(state, True, reward, work=self._work)
 
+    def check_extras(self, claimed: Any, used: dict[str, Any]) -> str | None:
+        """Why the extras a state claims differ from those this env holds after replaying
+        it, or None. Every key the env records must be there and (unless measured) equal
+        the replay's within the reward tolerance; any other key must be one an agent may add
+        and pass ``_check_agent_extras``. ``used`` is the line's ``budget_used``."""
+        if not isinstance(claimed, dict):
+            return "extras must be a JSON object"
+        replayed = json.loads(json.dumps(jsonable(self._extras())))  # as a line holds them
+        missing = sorted(set(replayed) - set(claimed))
+        if missing:
+            return f"extras lack {', '.join(missing)}"
+        unknown = sorted(set(claimed) - set(replayed) - self.agent_extras)
+        if unknown:
+            allowed = ", ".join(sorted(set(replayed) | self.agent_extras)) or "none"
+            return f"unknown extras {', '.join(map(str, unknown))[:200]}; allowed: {allowed}"
+        rtol = self.reward_tolerance.value if self.reward_tolerance.kind == "relative" else 0.0
+        for key in sorted(replayed):
+            if key not in self.measured_extras and not _same(claimed[key], replayed[key], rtol):
+                return f"extras {key!r} differ from what the replay gives"
+        try:
+            self._check_agent_extras({k: v for k, v in claimed.items() if k not in replayed}, used)
+        except ValueError as e:
+            return str(e)
+        return None
+
     def fork(self) -> OptGymEnv:
         """An independent copy at the same point of the episode. It shares the budget meter
         (work on a fork counts) and whatever the env documents as shared."""
@@ -485,6 +530,10 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
     def _extras(self) -> dict[str, Any]:
         """What the state keeps beyond its actions (JSON data)."""
         return {}
+
+    def _check_agent_extras(self, extras: dict[str, Any], used: dict[str, Any]) -> None:
+        """``ValueError`` unless the extras an agent added (keys of ``agent_extras``) hold
+        together with the state and ``used`` (the line's ``budget_used``)."""
 
     def _versions(self) -> dict[str, str]:
         """Versions of the backend (e.g. ``{"llvm": "19.1.7"}``) recorded in every state."""

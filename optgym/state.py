@@ -141,20 +141,49 @@ class StateWriter:
         self.close()
 
 
+#: The longest line a JSON-lines reader takes (bytes); a longer one fails alone, unread.
+MAX_LINE_BYTES = 16 << 20
+
+
+def _raw_lines(f: Any) -> Iterator[tuple[int, bytes | None]]:
+    """``(line number, bytes)`` per line of the binary file ``f``; ``None`` for the bytes of a
+    line longer than :data:`MAX_LINE_BYTES` (skipped without holding it in memory)."""
+    lineno = 0
+    while True:
+        raw = f.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        lineno += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while raw and not raw.endswith(b"\n"):
+                raw = f.readline(1 << 20)
+            yield lineno, None
+            continue
+        yield lineno, raw
+
+
 def json_lines(path: str | Path) -> Iterator[tuple[int, Any, str | None]]:
     """``(line number, value, None)`` for each non-empty line of a JSON-lines file, or
     ``(line number, None, "malformed JSON: ...")`` for a line that does not parse (bytes
-    that are not UTF-8 included): one bad line never stops the reading of the others."""
+    that are not UTF-8, nesting too deep, a line over :data:`MAX_LINE_BYTES`): one bad line
+    never stops the reading of the others. The message never quotes the line."""
     with Path(path).open("rb") as f:
-        for lineno, raw in enumerate(f, 1):
+        for lineno, raw in _raw_lines(f):
+            if raw is None:
+                yield lineno, None, f"line longer than {MAX_LINE_BYTES >> 20} MiB: not read"
+                continue
             if not raw.strip():
                 continue
             try:
                 yield lineno, json.loads(raw.decode("utf-8")), None
             except UnicodeDecodeError as e:
                 yield lineno, None, f"malformed JSON: not UTF-8 (byte {e.start})"
+            except RecursionError:
+                yield lineno, None, "malformed JSON: nested too deeply"
             except ValueError as e:
-                yield lineno, None, f"malformed JSON: {e}"
+                # json's messages hold a position, never the text (an int too long to
+                # convert names its digit count)
+                yield lineno, None, f"malformed JSON: {str(e)[:200]}"
 
 
 def read_states(path: str | Path) -> Iterator[EpisodeState]:

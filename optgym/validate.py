@@ -1,12 +1,23 @@
 """Check every line of a results file: its fields against its task, then its replay.
 
-A line passes when it is a well-formed result of a known task; its agent is registered for
-the task; its budget is the task's (or the one the caller names) and what it used fits in it;
-its benchmark is in the task's split; its state was made on the task's env with the task's
-config; and the state replays, in an env rebuilt from that config, to the reward it claims,
-with no more work than the line says it used, and to the score it claims. Anything else
-fails with a reason. An errored line followed by a later line of the same episode (a rerun
-retried it) is superseded; two lines of one finished episode are a duplicate.
+A line passes when:
+
+* it has the form of a result line (:mod:`optgym.result_line`), and its integrity tag shows
+  that this installation's runner wrote it as it is (or the caller accepts lines from
+  elsewhere: then what a replay cannot recompute, the seed, the times and the budget used,
+  is checked only for consistency);
+* its task is known and its agent is registered for it;
+* its budget is the task's (or the one the caller names) and what it used fits in it;
+* its benchmark is in the task's split;
+* its state was made on the task's env with the task's config;
+* the state replays, in an env rebuilt from that config, to the reward it claims, with no
+  more work than the line says it used, with the same versions (backend, benchmark hash),
+  to the extras it claims (those the env recomputes; an agent's trace for consistency), and
+  to the score it claims.
+
+Anything else fails with a reason. An errored line followed by a later line of the same
+episode (a rerun retried it) is superseded; two lines of one finished episode are a
+duplicate.
 
 >>> for lineno, verdict, message in validate_results(Path("results/pass-ordering.jsonl")):
 ...     print(lineno, verdict, message)
@@ -19,15 +30,18 @@ import math
 from pathlib import Path
 from typing import Any
 
-from optgym.bench import RESULT_KEYS, ROW_FIELDS
 from optgym.budget import SECONDS_GRACE, SECONDS_GRACE_MIN, Budget
 from optgym.problem import Task
+from optgym.result_line import RESULT_KEYS, TAG_FIELD, schema_problem, tag_matches
 from optgym.state import EpisodeState, json_lines
 
 #: Relative tolerance between a line's claimed score and the replayed one.
 SCORE_RTOL = 1e-9
 #: What ``split`` may be: a split name, or ``"any"`` to accept benchmarks outside the task's.
 SPLIT_CHOICES = ("train", "validation", "test", "any")
+#: Seconds by which a line's wall times may differ (the meter and the runner read the clock
+#: a moment apart).
+TIME_SLACK = 0.5
 #: A line's verdicts: a pass, a failure, or an errored line that a later line retried.
 PASSED, FAILED, SUPERSEDED = "passed", "failed", "superseded"
 
@@ -36,15 +50,21 @@ def _close(a: float, b: float, rtol: float) -> bool:
     return math.isclose(a, b, rel_tol=rtol, abs_tol=1e-12)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+class Replayer:
+    """What validate replays in: one env per task (made with the task's config on first
+    use, closed on failure), and the outcomes of recent replays."""
 
-
-class _Replayer:
-    """One env per task (made with the task's config on first use), closed on failure."""
+    #: Replays remembered (a state met again, with other top-level fields, is not replayed).
+    MEMO_SIZE = 256
 
     def __init__(self) -> None:
         self._envs: dict[str, Any] = {}
+        self.memo: dict[str, tuple[str | None, float]] = {}
+
+    def remember(self, key: str, outcome: tuple[str | None, float]) -> None:
+        if len(self.memo) >= self.MEMO_SIZE:
+            del self.memo[next(iter(self.memo))]
+        self.memo[key] = outcome
 
     def env(self, task: Task) -> Any:
         import optgym
@@ -66,23 +86,23 @@ class _Replayer:
             env.close()
         self._envs.clear()
 
+    def __enter__(self) -> Replayer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def _check_budget(row: dict, task: Task, expected: Budget | None) -> str | None:
-    """Why the line's budget or its use is wrong, or None."""
+    """Why the line's budget or its use is wrong, or None (the schema is checked)."""
     wanted = expected if expected is not None else task.budget
-    if not isinstance(row["budget"], str):
-        return f"budget must be a string such as {str(wanted)!r}"
     try:
         budget = Budget.parse(row["budget"])
     except ValueError as e:
         return f"bad budget: {e}"
-    if budget != wanted:
-        return f"budget {row['budget']!r} differs from the task's {str(wanted)!r}"
+    if budget != wanted or row["budget"] != str(wanted):
+        return f"budget differs from the task's {str(wanted)!r} (or is not written as it is)"
     used = row["budget_used"]
-    if not isinstance(used, dict) or set(used) != {"calls", "steps", "seconds"}:
-        return "budget_used must hold calls, steps and seconds"
-    if not all(_is_number(v) and v >= 0 for v in used.values()):
-        return "budget_used values must be finite non-negative numbers"
     for unit in ("calls", "steps"):
         limit = getattr(budget, unit)
         if limit is not None and used[unit] > limit:
@@ -91,6 +111,17 @@ def _check_budget(row: dict, task: Task, expected: Budget | None) -> str | None:
         late = used["seconds"] - budget.seconds
         if late > max(SECONDS_GRACE * budget.seconds, SECONDS_GRACE_MIN):
             return f"budget_used seconds={used['seconds']:g} exceed the budget's {budget.seconds:g}"
+    return None
+
+
+def _check_times(row: dict) -> str | None:
+    """Why the line's times do not hold together, or None: the agent's wall time is what
+    the budget meter counted as seconds, and the state was read within it."""
+    walltime, seconds = row["walltime"], row["budget_used"]["seconds"]
+    if abs(walltime - seconds) > TIME_SLACK + 0.05 * walltime:
+        return f"walltime {walltime:g} s differs from budget_used seconds {seconds:g}"
+    if row["state"]["walltime"] > walltime + TIME_SLACK:
+        return f"the state's walltime exceeds the episode's ({walltime:g} s)"
     return None
 
 
@@ -121,51 +152,82 @@ def _check_split(benchmark: str, task: Task, split: str | None) -> str | None:
     return None
 
 
-def _check_line(
-    row: Any, replayer: _Replayer, budget: Budget | None, split: str | None
-) -> tuple[bool, str]:
-    """(ok, message) for one parsed line."""
+def _check_fields(
+    row: Any, budget: Budget | None, split: str | None, accept_untagged: bool
+) -> tuple[str | None, Task | None]:
+    """(why the line fails before any replay or None, its task)."""
     from optgym.agents.registry import check_recorded_agent
     from optgym.leaderboard.tasks import get_task
 
-    if not isinstance(row, dict):
-        return False, f"malformed line: expected a JSON object, got {type(row).__name__}"
-    missing = [k for k in ROW_FIELDS if k not in row]
-    if missing:
-        return False, f"missing fields: {', '.join(missing)}"
-    unknown = sorted(set(row) - set(ROW_FIELDS))
-    if unknown:
-        return False, f"unknown fields: {', '.join(map(str, unknown))[:200]}"
+    why = schema_problem(row)
+    if why:
+        return why, None
     if row["error"] is not None:
-        return False, "the episode errored when it was run: nothing to replay"
+        return "the episode errored when it was run: nothing to replay", None
     try:
         task = get_task(row["task"])
     except ValueError as e:
-        return False, str(e)
-    seed = row["seed"]
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        return False, "seed must be a non-negative integer"
+        return str(e), None
     why = check_recorded_agent(row["agent"], task)
     if why:
-        return False, f"agent: {why}"
-    why = _check_budget(row, task, budget) or _check_split(row["benchmark"], task, split)
+        return f"agent: {why}", task
+    why = (
+        _check_budget(row, task, budget)
+        or _check_split(row["benchmark"], task, split)
+        or _check_times(row)
+    )
+    if why:
+        return why, task
+    if not accept_untagged and not tag_matches(row):
+        had = "a tag that does not match" if TAG_FIELD in row else "no integrity tag"
+        return (
+            f"the line has {had}: it was changed after the runner wrote it, or written by "
+            "another installation (--accept-untagged replays it, but cannot check its seed, "
+            "walltime, budget_used or measured extras)"
+        ), task
+    return None, task
+
+
+def _check_line(
+    row: Any,
+    replayer: Replayer,
+    budget: Budget | None,
+    split: str | None,
+    accept_untagged: bool = False,
+) -> tuple[bool, str]:
+    """(ok, message) for one parsed line."""
+    why, task = _check_fields(row, budget, split, accept_untagged)
     if why:
         return False, why
-    try:
-        state = EpisodeState.from_dict(row["state"])
-    except (ValueError, TypeError) as e:
-        return False, f"bad state: {e}"
+    assert task is not None
+    state = EpisodeState.from_dict(row["state"])
     if state.env_id != task.env_id:
-        return False, f"state is for {state.env_id!r}, task {task.name!r} uses {task.env_id!r}"
+        return False, f"state is for another env; task {task.name!r} uses {task.env_id!r}"
     if state.benchmark != row["benchmark"]:
-        return False, f"state is for {state.benchmark}, the line names {row['benchmark']}"
-    if not _is_number(row["reward"]) or row["reward"] != state.reward:
+        return False, "the state's benchmark differs from the line's"
+    if row["reward"] != state.reward:
         return False, "claimed reward differs from the state's"
-    if not _is_number(row["score"]):
-        return False, "claimed score is not a finite number"
+    used = row["budget_used"]
     steps = len(state.actions) + (state.reference is not None)
-    if steps > row["budget_used"]["steps"]:
-        return False, f"the state has {steps} steps, budget_used says {row['budget_used']['steps']}"
+    if steps > used["steps"]:
+        return False, f"the state has {steps} steps, budget_used says {used['steps']}"
+    key = json.dumps([task.name, {**row["state"], "walltime": 0}, used], sort_keys=True)
+    if key not in replayer.memo:
+        replayer.remember(key, _replay(replayer, task, state, used))
+    why, score = replayer.memo[key]
+    if why:
+        return False, why
+    if not _close(float(row["score"]), score, max(SCORE_RTOL, task.score_rtol)):
+        return False, f"claimed score {row['score']!r}, replay gives {score!r}"
+    note = "" if tag_matches(row) else " (untagged: seed, times and budget_used not checked)"
+    episode = f"{row['agent']} on {row['benchmark']} seed {row['seed']}"
+    return True, f"ok: {episode}: score {score:.6g}{note}"
+
+
+def _replay(
+    replayer: Replayer, task: Task, state: EpisodeState, used: dict[str, Any]
+) -> tuple[str | None, float]:
+    """(why the state does not replay as it claims or None, the score the replay gives)."""
     try:
         env = replayer.env(task)
         base = env.unwrapped
@@ -175,22 +237,29 @@ def _check_line(
                 for k in set(state.config) | set(base.config)
                 if state.config.get(k) != base.config.get(k)
             )
-            return False, f"state config differs from the task's in: {', '.join(diff)[:200]}"
+            return f"state config differs from the task's in: {', '.join(diff)[:200]}", 0.0
         result = base.validate(state)
         if not result.ok:
-            return False, f"replay failed: {result.error}"
-        if result.work > row["budget_used"]["calls"]:
-            return False, (
-                f"the replay spent {result.work} {base.work_unit}, budget_used says "
-                f"{row['budget_used']['calls']:g}"
+            return f"replay failed: {result.error}", 0.0
+        if result.work > used["calls"]:
+            return (
+                f"the replay spent {result.work} {base.work_unit}, budget_used says {used['calls']}"
+            ), 0.0
+        replayed = base.state
+        if state.versions != replayed.versions:
+            diff = sorted(
+                k
+                for k in set(state.versions) | set(replayed.versions)
+                if state.versions.get(k) != replayed.versions.get(k)
             )
-        score = float(task.score(env))
+            return f"versions differ from this replay's in: {', '.join(diff)[:200]}", 0.0
+        why = base.check_extras(state.extras, used)
+        if why:
+            return why, 0.0
+        return None, float(task.score(env))
     except Exception as e:  # noqa: BLE001  a crash replaying one line fails that line only
         replayer.drop(task)
-        return False, f"replay failed: {type(e).__name__}: {e}"
-    if not _close(float(row["score"]), score, max(SCORE_RTOL, task.score_rtol)):
-        return False, f"claimed score {row['score']!r}, replay gives {score!r}"
-    return True, f"ok: {row['agent']} on {row['benchmark']} seed {seed}: score {score:.6g}"
+        return f"replay failed: {type(e).__name__}: {str(e)[:300]}", 0.0
 
 
 def _episode_key(row: Any) -> str | None:
@@ -200,14 +269,22 @@ def _episode_key(row: Any) -> str | None:
 
 
 def validate_results(
-    path: Path, budget: Budget | None = None, split: str | None = None
+    path: Path,
+    budget: Budget | None = None,
+    split: str | None = None,
+    accept_untagged: bool = False,
+    replayer: Replayer | None = None,
 ) -> list[tuple[int, str, str]]:
     """``(line number, verdict, message)`` for every non-empty line of the results file
     ``path``; the verdict is ``"passed"``, ``"failed"`` or ``"superseded"``.
 
     ``budget``: the budget every line must have (default: its task's). ``split``: the split
-    its benchmark must be in (default: the task's), or ``"any"``. ``FileNotFoundError`` when
-    there is no such file; ``ValueError`` for a bad ``split``.
+    its benchmark must be in (default: the task's), or ``"any"``. ``accept_untagged``: replay
+    lines whose integrity tag is not this installation's (written elsewhere) instead of
+    failing them; their seed, times and ``budget_used`` cannot then be checked.
+    ``replayer``: the envs to replay in, kept open by the caller across files (default: made
+    and closed here). ``FileNotFoundError`` when there is no such file; ``ValueError`` for
+    a bad ``split``.
     """
     if split is not None and split not in SPLIT_CHOICES:
         raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLIT_CHOICES)}")
@@ -222,7 +299,8 @@ def validate_results(
             last[key] = lineno
     out: list[tuple[int, str, str]] = []
     seen: dict[str, int] = {}
-    replayer = _Replayer()
+    own = replayer is None
+    replayer = replayer if replayer is not None else Replayer()
     try:
         for lineno, row, error in lines:
             if error:
@@ -237,8 +315,9 @@ def validate_results(
                     out.append((lineno, FAILED, f"duplicate of the episode on line {seen[key]}"))
                     continue
                 seen[key] = lineno
-            ok, message = _check_line(row, replayer, budget, split)
+            ok, message = _check_line(row, replayer, budget, split, accept_untagged)
             out.append((lineno, PASSED if ok else FAILED, message))
     finally:
-        replayer.close()
+        if own:
+            replayer.close()
     return out

@@ -20,6 +20,7 @@ from optgym.bench import benchmark_uris, run_bench
 from optgym.budget import Budget
 from optgym.cli import main
 from optgym.report import format_table, plot, summarize
+from optgym.result_line import line_tag
 from optgym.validate import PASSED, validate_results
 
 TASK = "pass-ordering"
@@ -95,12 +96,28 @@ def test_validate_rejects_another_budget_than_the_task(results: Path):
     assert all(v != PASSED and "differs from the task's 'calls=2000'" in m for _, v, m in checked)
 
 
-def _rewrite_line(path: Path, lineno: int, change) -> None:
+def _rewrite_line(path: Path, lineno: int, change, retag: bool = True) -> None:
+    """Change one line; re-tag it (as someone holding this installation's key could) so
+    that validate's replay, not the tag, must catch the change."""
     text = lines(path)
     row = json.loads(text[lineno - 1])
     change(row)
+    if retag:
+        row["tag"] = line_tag(row)
     text[lineno - 1] = json.dumps(row)
     path.write_text("\n".join(text) + "\n")
+
+
+def test_a_changed_line_fails_its_integrity_tag(results: Path, capsys: pytest.CaptureFixture):
+    def later(row: dict) -> None:
+        row["walltime"] += 0.25  # nothing a replay can see
+        row["budget_used"]["seconds"] += 0.25
+
+    _rewrite_line(results, 2, later, retag=False)
+    assert main(["validate", str(results), "--budget", "calls=30"]) == 1
+    out = capsys.readouterr().out
+    assert f"{results}:2: the line has a tag that does not match" in out
+    assert main(["validate", str(results), "--budget", "calls=30", "--accept-untagged"]) == 0
 
 
 def test_tampered_reward_fails_naming_the_line(results: Path, capsys: pytest.CaptureFixture):
@@ -546,6 +563,7 @@ def test_validate_reads_past_bad_bytes_and_imports_nothing_a_line_names(
     text = lines(results)
     row = json.loads(text[1])
     row["agent"] = "optgym_side_effect:Agent"
+    row["tag"] = line_tag(row)
     with results.open("wb") as f:
         f.write((text[0] + "\n").encode())
         f.write(b'{"task": "pass-ordering", "agent": "\xff\xfe"}\n')
@@ -555,6 +573,7 @@ def test_validate_reads_past_bad_bytes_and_imports_nothing_a_line_names(
     assert checked[1][2] == "malformed JSON: not UTF-8 (byte 36)"
     assert not marker.exists()
     row["agent"] = "no_such_module_xyz:Agent"
+    row["tag"] = line_tag(row)
     results.write_text(json.dumps(row) + "\n")
     (_, verdict, message), = validate_results(results, BUDGET)
     assert verdict == "failed" and "no module 'no_such_module_xyz'" in message
