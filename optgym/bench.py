@@ -30,7 +30,7 @@ from typing import Any
 
 from optgym.budget import Budget, BudgetExceeded
 from optgym.problem import AGGREGATES
-from optgym.result_line import ROW_FIELDS, TAG_FIELD, line_tag, schema_problem
+from optgym.result_line import MAX_SEED, ROW_FIELDS, TAG_FIELD, line_tag, schema_problem
 from optgym.state import EpisodeState, StateWriter, json_lines
 
 #: The fields of every result line, in the order they are written.
@@ -419,8 +419,8 @@ def _check_inputs(
     if not seeds:
         raise ValueError("no seed given; e.g. seeds=[0]")
     for seed in seeds:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"bad seed {seed!r}; seeds are non-negative integers")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < MAX_SEED:
+            raise ValueError(f"bad seed {seed!r}; seeds are integers in [0, 2**63)")
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     if executor not in EXECUTORS:

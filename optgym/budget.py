@@ -42,6 +42,10 @@ class Budget:
         ``unit`` is the problem's work unit (e.g. ``"compilations"``), accepted as another
         name for ``calls``."""
         names = UNITS + ((unit,) if unit and unit not in UNITS else ())
+        if text.strip() == "unlimited":  # what str() gives for no limit
+            return cls()
+        if not text.strip():
+            raise ValueError("empty budget; e.g. 'calls=2000,seconds=60', or 'unlimited'")
         values: dict[str, float] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             key, sep, value = part.partition("=")

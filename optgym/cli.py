@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from optgym.result_line import MAX_SEED
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (exit 2), not the whole usage."""
@@ -249,6 +251,8 @@ def _parse_seeds(text: str) -> list[int]:
                 f"bad seed {part!r} in --seeds; expected non-negative integers or ranges, "
                 "e.g. 0,1,2 or 0-9"
             )
+        if hi >= MAX_SEED:
+            raise ValueError(f"seed {hi} in --seeds is too large; seeds are below 2**63")
         if len(seeds) + hi - lo + 1 > MAX_SEEDS:
             raise ValueError(f"--seeds names more than {MAX_SEEDS} seeds")
         seeds.update(dict.fromkeys(range(lo, hi + 1)))

@@ -459,6 +459,8 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
         it, or None. Every key the env records must be there and (unless measured) equal
         the replay's within the reward tolerance; any other key must be one an agent may add
         and pass ``_check_agent_extras``. ``used`` is the line's ``budget_used``."""
+        from optgym.result_line import names
+
         if not isinstance(claimed, dict):
             return "extras must be a JSON object"
         replayed = json.loads(json.dumps(jsonable(self._extras())))  # as a line holds them
@@ -468,7 +470,7 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
         unknown = sorted(set(claimed) - set(replayed) - self.agent_extras)
         if unknown:
             allowed = ", ".join(sorted(set(replayed) | self.agent_extras)) or "none"
-            return f"unknown extras {', '.join(map(str, unknown))[:200]}; allowed: {allowed}"
+            return f"unknown extras {names(unknown)}; allowed: {allowed}"
         rtol = self.reward_tolerance.value if self.reward_tolerance.kind == "relative" else 0.0
         for key in sorted(replayed):
             if key not in self.measured_extras and not _same(claimed[key], replayed[key], rtol):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 ROW_FIELDS = (
@@ -41,6 +42,20 @@ STATE_TYPES: dict[str, tuple[type, ...]] = {
     "reward": (int, float), "seed": (int, type(None)), "reference": (str, type(None)),
     "walltime": (int, float), "versions": (dict,), "extras": (dict,), "config": (dict,),
 }  # fmt: skip
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,40}")
+
+
+def names(keys: Any) -> str:
+    """Field names read from a line, for a message: each as it is when it looks like a name,
+    else only its length (a message never carries an arbitrary string from the input)."""
+    shown = [
+        k if isinstance(k, str) and _NAME.fullmatch(k) else f"<a name of {len(str(k))} characters>"
+        for k in sorted(map(str, keys))[:8]
+    ]
+    more = len(keys) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 
 
 def is_number(value: Any) -> bool:
@@ -90,7 +105,7 @@ def state_problem(state: Any) -> str | None:
         return f"state lacks {', '.join(missing)}"
     unknown = sorted(set(state) - set(STATE_TYPES))
     if unknown:
-        return f"state has unknown fields {', '.join(map(str, unknown))[:200]}"
+        return f"state has unknown fields {names(unknown)}"
     for name, types in STATE_TYPES.items():
         value = state[name]
         if isinstance(value, bool) or not isinstance(value, types):
@@ -117,7 +132,7 @@ def schema_problem(row: Any) -> str | None:
         return f"missing fields: {', '.join(missing)}"
     unknown = sorted(set(row) - set(ROW_FIELDS) - {TAG_FIELD})
     if unknown:
-        return f"unknown fields: {', '.join(map(str, unknown))[:200]}"
+        return f"unknown fields: {names(unknown)}"
     for name in ("task", "agent", "benchmark", "budget"):
         why = _text(row, name)
         if why:

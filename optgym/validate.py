@@ -32,7 +32,7 @@ from typing import Any
 
 from optgym.budget import SECONDS_GRACE, SECONDS_GRACE_MIN, Budget
 from optgym.problem import Task
-from optgym.result_line import RESULT_KEYS, TAG_FIELD, schema_problem, tag_matches
+from optgym.result_line import RESULT_KEYS, TAG_FIELD, names, schema_problem, tag_matches
 from optgym.state import EpisodeState, json_lines
 
 #: Relative tolerance between a line's claimed score and the replayed one.
@@ -156,7 +156,7 @@ def _check_fields(
     row: Any, budget: Budget | None, split: str | None, accept_untagged: bool
 ) -> tuple[str | None, Task | None]:
     """(why the line fails before any replay or None, its task)."""
-    from optgym.agents.registry import check_recorded_agent
+    from optgym.agents.registry import check_recorded_agent, registry, resolve_agent
     from optgym.leaderboard.tasks import get_task
 
     why = schema_problem(row)
@@ -171,6 +171,11 @@ def _check_fields(
     why = check_recorded_agent(row["agent"], task)
     if why:
         return f"agent: {why}", task
+    if (
+        row["agent"].partition(":")[0] in registry()
+        and resolve_agent(row["agent"]).canonical != row["agent"]
+    ):
+        return "agent is not written as the runner writes it (its canonical form)", task
     why = (
         _check_budget(row, task, budget)
         or _check_split(row["benchmark"], task, split)
@@ -237,7 +242,7 @@ def _replay(
                 for k in set(state.config) | set(base.config)
                 if state.config.get(k) != base.config.get(k)
             )
-            return f"state config differs from the task's in: {', '.join(diff)[:200]}", 0.0
+            return f"state config differs from the task's in: {names(diff)}", 0.0
         result = base.validate(state)
         if not result.ok:
             return f"replay failed: {result.error}", 0.0
@@ -252,7 +257,7 @@ def _replay(
                 for k in set(state.versions) | set(replayed.versions)
                 if state.versions.get(k) != replayed.versions.get(k)
             )
-            return f"versions differ from this replay's in: {', '.join(diff)[:200]}", 0.0
+            return f"versions differ from this replay's in: {names(diff)}", 0.0
         why = base.check_extras(state.extras, used)
         if why:
             return why, 0.0
