@@ -31,9 +31,9 @@ class Benchmark:
 
     @classmethod
     def from_file(cls, uri: str, path: Path) -> Benchmark:
-        return cls(
-            uri=uri, path=Path(path), sha256=hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        )
+        with Path(path).open("rb") as f:  # hashed in chunks: never the whole file in memory
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        return cls(uri=uri, path=Path(path), sha256=digest)
 
     def read_bytes(self) -> bytes:
         """The instance's bytes; ``ValueError`` when the file no longer has the recorded

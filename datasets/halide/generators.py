@@ -26,7 +26,7 @@ import numpy as np
 
 from optgym.datasets.dataset import Benchmark, Dataset
 from optgym.datasets.halide.ops import OPS, required_regions
-from optgym.datasets.halide.spec import InputTensor, PipelineSpec, Stage
+from optgym.datasets.halide.spec import MAX_SPEC_BYTES, InputTensor, PipelineSpec, Stage
 from optgym.datasets.seeded import SeededDataset
 
 LICENSE = "MIT (OptGym); generated"
@@ -35,8 +35,18 @@ RANDOM_NAME = "halide-random-v0"
 
 
 def load_spec(benchmark: Benchmark) -> PipelineSpec:
-    """The pipeline a Halide benchmark's file holds."""
-    return PipelineSpec.from_json(benchmark.read_bytes())
+    """The pipeline a Halide benchmark's file holds; ``ValueError`` naming the file and the
+    field or limit when it is not a valid spec (see :mod:`~optgym.datasets.halide.spec`)."""
+    what = f"pipeline spec {benchmark.path} (from {benchmark.uri})"
+    try:
+        size = benchmark.path.stat().st_size
+    except OSError as e:
+        raise ValueError(f"cannot read {what}: {e.strerror}") from None
+    if size > MAX_SPEC_BYTES:  # checked before reading: a huge file is refused unread
+        raise ValueError(
+            f"{what} is {size} bytes; the limit for a pipeline spec is {MAX_SPEC_BYTES}"
+        )
+    return PipelineSpec.from_json(benchmark.read_bytes(), what)
 
 
 def naive_work(spec: PipelineSpec) -> float:

@@ -10,6 +10,7 @@ region realized), while the input buffers cover whatever bounds inference requir
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -17,20 +18,127 @@ from typing import Any
 FORMAT = "optgym-halide-pipeline-v0"
 MAX_STAGE_DIMS = 3
 MAX_INPUT_DIMS = 4
+# Limits on what a spec may ask for, so that a hostile file (a ``file://`` benchmark) gives a
+# clear error instead of a RecursionError or gigabytes allocated by the reference and Halide.
+# The largest shipped pipeline is far inside each: 12 KB, 30 stages, 2048-wide, 4e8 work.
+MAX_SPEC_BYTES = 1 << 20
+MAX_JSON_DEPTH = 8  # a spec nests 5 deep (object, stages, stage, params, pair)
+MAX_STAGES = 64
+MAX_INPUTS = 64
+MAX_NAME_CHARS = 64
+MAX_EXTENT = 1 << 16
+MAX_TENSOR_ELEMENTS = 1 << 25  # 128 MiB of float32 per tensor
+MAX_TOTAL_ELEMENTS = 1 << 26  # 256 MiB of float32 over every input and stage
+MAX_NAIVE_WORK = 1.0e10  # ``naive_work`` units: about 10 s for the naive schedule
+MAX_PARAM = MAX_EXTENT
+MAX_SEED = 2**63 - 1
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PIPELINE_NAME = re.compile(r"^[A-Za-z0-9_./-]+$")
+_FIELDS = ("format", "inputs", "name", "seed", "stages")
+_INPUT_FIELDS = ("name", "shape")
+_STAGE_FIELDS = ("inputs", "name", "op", "params", "shape")
+# Strings (with their escapes) and the brackets that nest, for the depth check before parsing.
+_JSON_NESTING = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_name(kind: str, name: object) -> None:
-    if not isinstance(name, str) or not _IDENT.match(name):
-        raise ValueError(f"{kind} name {name!r} is not a valid C identifier")
+    # The bad value is not shown: it comes from a file, and a message never echoes a file.
+    if not isinstance(name, str) or len(name) > MAX_NAME_CHARS or not _IDENT.match(name):
+        raise ValueError(
+            f"{kind} must be a C identifier (letters, digits, '_'; not starting with a "
+            f"digit) of at most {MAX_NAME_CHARS} characters"
+        )
 
 
 def _check_shape(kind: str, name: str, shape: tuple, max_dims: int) -> None:
     if not 1 <= len(shape) <= max_dims:
         raise ValueError(f"{kind} {name!r} has {len(shape)} dims; allowed: 1 to {max_dims}")
-    for e in shape:
-        if isinstance(e, bool) or not isinstance(e, int) or e < 1:
-            raise ValueError(f"{kind} {name!r} has a bad extent {e!r} in shape {shape}")
+    for d, e in enumerate(shape):
+        if not _is_int(e) or not 1 <= e <= MAX_EXTENT:
+            raise ValueError(
+                f"{kind} {name!r} shape[{d}] must be an integer extent in [1, {MAX_EXTENT}]"
+            )
+    if math.prod(shape) > MAX_TENSOR_ELEMENTS:
+        raise ValueError(
+            f"{kind} {name!r} has {math.prod(shape)} elements; the limit is "
+            f"{MAX_TENSOR_ELEMENTS} per tensor"
+        )
+
+
+def check_json_depth(data: bytes, what: str = "pipeline spec", limit: int = MAX_JSON_DEPTH) -> None:
+    """``ValueError`` when the JSON text ``data`` nests arrays and objects deeper than
+    ``limit``: checked before parsing, so no depth reaches the parser's recursion."""
+    depth = 0
+    for m in _JSON_NESTING.finditer(data):
+        c = m.group()
+        if c in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                raise ValueError(f"{what} nests JSON deeper than {limit} levels (the limit)")
+        elif c in (b"]", b"}"):
+            depth -= 1
+
+
+def _list(value: object, where: str, limit: int) -> list:
+    if not isinstance(value, list):
+        raise ValueError(f"{where} must be a JSON list, got {_kind(value)}")
+    if len(value) > limit:
+        raise ValueError(f"{where} has {len(value)} entries; the limit is {limit}")
+    return value
+
+
+def _object(value: object, where: str, fields: tuple[str, ...], optional: tuple = ()) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError(f"{where} must be a JSON object, got {_kind(value)}")
+    for key in fields:
+        if key not in value and key not in optional:
+            raise ValueError(f"{where} has no {key!r} field")
+    extra = sum(1 for key in value if key not in fields)
+    if extra:
+        raise ValueError(f"{where} has {extra} unknown field(s); allowed: {', '.join(fields)}")
+    return value
+
+
+def _kind(value: object) -> str:
+    """The JSON kind of a value, for messages that must not show the value itself."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _shape(value: object, where: str, max_dims: int) -> tuple[int, ...]:
+    shape = _list(value, where, max_dims)
+    if not shape:
+        raise ValueError(f"{where} is empty; a shape has 1 to {max_dims} extents")
+    for d, e in enumerate(shape):
+        if not _is_int(e) or not 1 <= e <= MAX_EXTENT:
+            raise ValueError(
+                f"{where}[{d}] must be an integer extent in [1, {MAX_EXTENT}], got {_kind(e)}"
+                + (" out of range" if _is_int(e) else "")
+            )
+    return tuple(shape)
+
+
+def _name(value: object, where: str) -> str:
+    _check_name(where, value)
+    assert isinstance(value, str)
+    return value
 
 
 @dataclass(frozen=True)
@@ -135,38 +243,81 @@ class PipelineSpec:
 
     @classmethod
     def from_dict(cls, obj: dict[str, Any]) -> PipelineSpec:
-        """Inverse of :meth:`to_dict`; ``ValueError`` on any malformed or invalid content."""
-        if not isinstance(obj, dict):
-            raise ValueError(f"a pipeline spec must be a JSON object, got {type(obj).__name__}")
-        if obj.get("format") != FORMAT:
-            raise ValueError(f"pipeline spec format {obj.get('format')!r}; expected {FORMAT!r}")
-        if not isinstance(obj.get("inputs"), list) or not isinstance(obj.get("stages"), list):
-            raise ValueError("malformed pipeline spec: 'inputs' and 'stages' must be lists")
-        try:
-            inputs = tuple(
-                InputTensor(name=t["name"], shape=tuple(t["shape"])) for t in obj["inputs"]
+        """Inverse of :meth:`to_dict`; ``ValueError`` naming the first malformed or invalid
+        field (never showing its content) and what is allowed."""
+        obj = _object(obj, "pipeline spec", _FIELDS)
+        if obj["format"] != FORMAT:
+            raise ValueError(f"pipeline spec field 'format' must be {FORMAT!r}")
+        name = obj["name"]
+        if not isinstance(name, str) or not _PIPELINE_NAME.match(name) or len(name) > 128:
+            raise ValueError(
+                "pipeline spec field 'name' must be 1 to 128 characters among letters, digits "
+                "and '_./-'"
             )
-            stages = tuple(
-                Stage(
-                    name=s["name"],
-                    op=s["op"],
-                    inputs=tuple(s["inputs"]),
-                    shape=tuple(s["shape"]),
-                    params=tuple((p[0], p[1]) for p in s.get("params", [])),
+        seed = obj["seed"]
+        if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
+            raise ValueError(
+                f"pipeline spec field 'seed' must be an integer in [0, {MAX_SEED}], "
+                f"got {_kind(seed)}" + (" out of range" if _is_int(seed) else "")
+            )
+        inputs = []
+        for i, t in enumerate(_list(obj["inputs"], "pipeline spec field 'inputs'", MAX_INPUTS)):
+            where = f"inputs[{i}]"
+            t = _object(t, where, _INPUT_FIELDS)
+            inputs.append(
+                InputTensor(
+                    _name(t["name"], f"{where}.name"),
+                    _shape(t["shape"], f"{where}.shape", MAX_INPUT_DIMS),
                 )
-                for s in obj["stages"]
             )
-            return cls(name=obj["name"], inputs=inputs, stages=stages, seed=obj["seed"])
-        except (KeyError, TypeError, IndexError) as e:
-            raise ValueError(f"malformed pipeline spec: {type(e).__name__}: {e}") from None
+        stages = []
+        for i, st in enumerate(_list(obj["stages"], "pipeline spec field 'stages'", MAX_STAGES)):
+            where = f"stages[{i}]"
+            st = _object(st, where, _STAGE_FIELDS, optional=("params",))
+            if not isinstance(st["op"], str):
+                raise ValueError(f"{where}.op must be an operator name, got {_kind(st['op'])}")
+            reads = _list(st["inputs"], f"{where}.inputs", MAX_INPUTS + MAX_STAGES)
+            params = []
+            for j, pair in enumerate(_list(st.get("params", []), f"{where}.params", 16)):
+                if not isinstance(pair, list) or len(pair) != 2:
+                    raise ValueError(f"{where}.params[{j}] must be a [name, integer] pair")
+                key = _name(pair[0], f"{where}.params[{j}][0]")
+                if not _is_int(pair[1]) or not 1 <= pair[1] <= MAX_PARAM:
+                    raise ValueError(
+                        f"{where}.params[{j}][1] must be an integer in [1, {MAX_PARAM}], "
+                        f"got {_kind(pair[1])}" + (" out of range" if _is_int(pair[1]) else "")
+                    )
+                params.append((key, pair[1]))
+            stages.append(
+                Stage(
+                    name=_name(st["name"], f"{where}.name"),
+                    op=st["op"],
+                    inputs=tuple(_name(r, f"{where}.inputs[{j}]") for j, r in enumerate(reads)),
+                    shape=_shape(st["shape"], f"{where}.shape", MAX_STAGE_DIMS),
+                    params=tuple(params),
+                )
+            )
+        return cls(name=name, inputs=tuple(inputs), stages=tuple(stages), seed=seed)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> PipelineSpec:
-        """Parse and validate a spec written by :meth:`to_json`."""
+    def from_json(cls, text: str | bytes, what: str = "pipeline spec") -> PipelineSpec:
+        """Parse and validate a spec written by :meth:`to_json` (``what`` names it in
+        errors: the file's path, say); ``ValueError`` past :data:`MAX_SPEC_BYTES` or
+        :data:`MAX_JSON_DEPTH`, or for any malformed field."""
+        data = text.encode() if isinstance(text, str) else bytes(text)
+        if len(data) > MAX_SPEC_BYTES:
+            raise ValueError(
+                f"{what} is {len(data)} bytes; the limit for a pipeline spec is {MAX_SPEC_BYTES}"
+            )
+        check_json_depth(data, what)
         try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"pipeline spec is not valid JSON: {e}") from None
+            obj = json.loads(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ValueError(f"{what} is not UTF-8 text (a pipeline spec is JSON)") from None
+        except json.JSONDecodeError as e:  # its message has a position, never the text
+            raise ValueError(f"{what} is not valid JSON: {e.msg} at line {e.lineno}") from None
+        except (ValueError, RecursionError):  # e.g. an integer of more than 4300 digits
+            raise ValueError(f"{what} holds a JSON value too large to read") from None
         return cls.from_dict(obj)
 
     # ------------------------------------------------------------------ validation
@@ -174,27 +325,41 @@ class PipelineSpec:
     def _validate(self) -> None:
         from optgym.datasets.halide.ops import OPS
 
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"pipeline name must be a non-empty string, got {self.name!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"pipeline seed must be a non-negative integer, got {self.seed!r}")
+        if (
+            not isinstance(self.name, str)
+            or not _PIPELINE_NAME.match(self.name)
+            or len(self.name) > 128
+        ):
+            raise ValueError(
+                "a pipeline name must be 1 to 128 characters among letters, digits and '_./-'"
+            )
+        if not _is_int(self.seed) or not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"a pipeline seed must be an integer in [0, {MAX_SEED}]")
         if not self.stages:
             raise ValueError(f"pipeline {self.name!r} has no stages")
+        if len(self.stages) > MAX_STAGES or len(self.inputs) > MAX_INPUTS:
+            raise ValueError(
+                f"pipeline {self.name!r} has {len(self.stages)} stages and {len(self.inputs)} "
+                f"inputs; the limits are {MAX_STAGES} and {MAX_INPUTS}"
+            )
+        for t in (*self.inputs, *self.stages):
+            _check_name("an input name" if isinstance(t, InputTensor) else "a stage name", t.name)
+        for s in self.stages:
+            for i in s.inputs:
+                _check_name(f"each input that stage {s.name!r} reads", i)
         defined: set[str] = set()
         for t in self.inputs:
-            _check_name("input", t.name)
             if t.name in defined:
                 raise ValueError(f"input name {t.name!r} is used twice")
             _check_shape("input", t.name, t.shape, MAX_INPUT_DIMS)
             defined.add(t.name)
         stage_names = {s.name for s in self.stages}
         for s in self.stages:
-            _check_name("stage", s.name)
             if s.name in defined:
                 raise ValueError(f"stage name {s.name!r} is used twice (or is an input's name)")
-            if s.op not in OPS:
+            if s.op not in OPS:  # the op is not shown: it may be any text from a file
                 raise ValueError(
-                    f"stage {s.name!r} has unknown op {s.op!r}; known: {', '.join(sorted(OPS))}"
+                    f"stage {s.name!r} has an unknown op; known: {', '.join(sorted(OPS))}"
                 )
             _check_shape("stage", s.name, s.shape, MAX_STAGE_DIMS)
             if len(set(s.inputs)) != len(s.inputs):
@@ -210,12 +375,24 @@ class PipelineSpec:
                 raise ValueError(f"stage {s.name!r} reads unknown input {i!r}")
             keys = [k for k, _ in s.params]
             for k, v in s.params:
-                if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, int):
-                    raise ValueError(f"stage {s.name!r} has a bad parameter {(k, v)!r}")
+                if not isinstance(k, str) or not _IDENT.match(k) or len(k) > MAX_NAME_CHARS:
+                    raise ValueError(
+                        f"stage {s.name!r} has a parameter whose name is no identifier"
+                    )
+                if not _is_int(v) or not 1 <= v <= MAX_PARAM:
+                    raise ValueError(
+                        f"stage {s.name!r} parameter {k!r} must be an integer in [1, {MAX_PARAM}]"
+                    )
             if len(set(keys)) != len(keys):
                 raise ValueError(f"stage {s.name!r} repeats a parameter: {keys}")
             OPS[s.op].check(self, s)
             defined.add(s.name)
+        total = sum(math.prod(t.shape) for t in (*self.inputs, *self.stages))
+        if total > MAX_TOTAL_ELEMENTS:
+            raise ValueError(
+                f"pipeline {self.name!r} holds {total} tensor elements over its inputs and "
+                f"stages; the limit is {MAX_TOTAL_ELEMENTS}"
+            )
         used = {i for s in self.stages for i in s.inputs}
         for t in self.inputs:
             if t.name not in used:
@@ -223,3 +400,11 @@ class PipelineSpec:
         for s in self.stages[:-1]:
             if s.name not in used:
                 raise ValueError(f"stage {s.name!r} is read by no stage and is not the output")
+        from optgym.datasets.halide.generators import naive_work
+
+        work = naive_work(self)
+        if work > MAX_NAIVE_WORK:
+            raise ValueError(
+                f"pipeline {self.name!r} needs about {work:.3g} operations for the naive "
+                f"schedule; the limit is {MAX_NAIVE_WORK:.3g}"
+            )

@@ -151,23 +151,72 @@ def _canonical(order: Sequence[int], dims: int) -> bool:
     )
 
 
-def check_action(action: object, masks: list[np.ndarray]) -> np.ndarray:
-    """The action as an int array; ``ValueError`` naming a wrong shape or masked value."""
-    try:
-        a = np.asarray(action, dtype=np.int64).reshape(-1)
-    except (TypeError, ValueError):
+def _value_kind(value: object) -> str:
+    """What a bad action value is, in words (its kind, not its text)."""
+    if isinstance(value, (bool, np.bool_)):
+        return "a boolean"
+    if isinstance(value, (float, np.floating)):
+        if np.isnan(value):
+            return "NaN"
+        if np.isinf(value):
+            return "an infinite float"
+        return f"the non-integer float {float(value)!r}"
+    if isinstance(value, (str, bytes, np.str_, np.bytes_)):
+        return "a string"
+    if value is None:
+        return "None"
+    if isinstance(value, (list, tuple, dict, np.ndarray)):
+        return f"a nested {type(value).__name__}"
+    return f"a {type(value).__name__}"
+
+
+def _component_value(name: str, n: int, value: object) -> int:
+    """One component as an int: integers and whole-number floats (``2.0``) only."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        number = int(value)
+    elif (
+        isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer()
+    ):
+        number = int(value)
+    else:
         raise ValueError(
-            f"a schedule action is {len(NVEC)} integers ({', '.join(n for n, _ in COMPONENTS)}),"
-            f" got {action!r}"
-        ) from None
-    if a.shape != NVEC.shape:
-        raise ValueError(
-            f"a schedule action has {len(NVEC)} components "
-            f"({', '.join(n for n, _ in COMPONENTS)}), got {a.size}: {action!r}"
+            f"action component {name} is {_value_kind(value)}; allowed: an integer in [0, {n})"
         )
-    for (name, n), value, mask in zip(COMPONENTS, a, masks, strict=True):
-        if not 0 <= value < n:
-            raise ValueError(f"action component {name}={value} is outside [0, {n})")
+    if not 0 <= number < n:
+        shown = str(number) if abs(number) < 10**12 else "a huge integer"
+        raise ValueError(f"action component {name}={shown} is outside [0, {n})")
+    return number
+
+
+def check_action(action: object, masks: list[np.ndarray]) -> np.ndarray:
+    """The action as an int array; ``ValueError`` naming a wrong shape, a value that is not
+    an integer (NaN, a fractional float, a string, ...) or a masked value, with the allowed
+    values."""
+    names = ", ".join(n for n, _ in COMPONENTS)
+    if isinstance(action, np.ndarray):
+        values = list(action.reshape(-1)) if action.ndim <= 1 else None
+    elif isinstance(action, (list, tuple)):
+        values = list(action)
+    else:
+        values = None
+    if values is None:
+        got = (
+            f"an array of shape {action.shape}"
+            if isinstance(action, np.ndarray)
+            else _value_kind(action)
+        )
+        raise ValueError(
+            f"a schedule action is a sequence of {len(NVEC)} integers ({names}), got {got}"
+        )
+    if len(values) != len(NVEC):
+        raise ValueError(
+            f"a schedule action has {len(NVEC)} components ({names}), got {len(values)}"
+        )
+    a = np.array(
+        [_component_value(name, n, v) for (name, n), v in zip(COMPONENTS, values, strict=True)],
+        dtype=np.int64,
+    )
+    for (name, _), value, mask in zip(COMPONENTS, a, masks, strict=True):
         if not mask[value]:
             allowed = [int(i) for i in np.flatnonzero(mask)]
             raise ValueError(

@@ -7,8 +7,10 @@ crash or a hang starts a fresh worker.
 
 :class:`MeasurementCache` is an SQLite file of measurements keyed by pipeline (the spec's
 sha256), schedule, host (Halide's JIT target and the CPU model), Halide version, thread
-count and timing protocol (samples, warm-up): the env's ``cache`` mode reads it before it
-measures.
+count and timing protocol (samples, warm-up, minimum timed seconds): the env's ``cache``
+mode reads it before it measures. Every row carries an integrity tag
+(:func:`optgym.integrity.tag` of its key fields and value): a row edited or planted in the
+file does not match, is ignored with a warning, measured again and overwritten.
 """
 
 from __future__ import annotations
@@ -22,12 +24,18 @@ import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+import warnings
+from dataclasses import asdict, dataclass, fields
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from optgym.envs.schedule.worker import WARM_S, read_message, write_message
+from optgym import integrity
+from optgym.envs.schedule.worker import MIN_TIMED_S, WARM_S, read_message, write_message
+
+TAG_PURPOSE = "schedule-measurement"
+_COLUMNS = ("pipeline", "schedule", "host", "halide", "threads", "protocol", "value", "created",
+            "tag")  # fmt: skip
 
 
 class MeasureError(RuntimeError):
@@ -40,6 +48,11 @@ class WorkerCrash(MeasureError):
     request starts a fresh worker."""
 
 
+class WorkerTimeout(MeasureError):
+    """The worker gave no reply within the timeout and was killed (a hung or stopped
+    process, or a schedule too slow to time): not remembered as the pipeline's outcome."""
+
+
 @dataclass(frozen=True)
 class Measurement:
     time_s: float  # minimum over the timed samples
@@ -50,6 +63,7 @@ class Measurement:
     cached: bool = False
     schedule_source: str | None = None
     clamped_inputs: bool = False  # rerun with inputs clamped to their edges (see worker)
+    timed_runs: int = 0  # how many runs the minimum is over (``times`` keeps the first few)
 
 
 def halide_version() -> str:
@@ -98,7 +112,10 @@ class HalideWorker:
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         if not ready:
             self.kill()
-            raise MeasureError(f"the Halide worker gave no reply in {timeout:.0f} s; killed it")
+            raise WorkerTimeout(
+                f"the Halide worker gave no reply in {timeout:.0f} s; killed it (a fresh one "
+                "starts on the next call)"
+            )
         try:
             return read_message(self.proc.stdout)
         except (EOFError, OSError):
@@ -157,7 +174,8 @@ def schedule_key(schedule: Any) -> str:
 
 
 class MeasurementCache:
-    """Measurements in an SQLite file (the ``cache`` mode's embedded database)."""
+    """Measurements in an SQLite file (the ``cache`` mode's embedded database), each row
+    with an integrity tag: a row that does not match it is treated as missing."""
 
     def __init__(self, path: str | os.PathLike, host: str, threads: int, protocol: str = ""):
         self.path = Path(path)
@@ -166,39 +184,101 @@ class MeasurementCache:
         self.host = host
         self.threads = threads
         self.version = halide_version()
-        self.db = sqlite3.connect(self.path, timeout=60)
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS measurements (pipeline TEXT, schedule TEXT, host TEXT,"
-            " halide TEXT, threads INTEGER, protocol TEXT, value TEXT, created REAL,"
-            " PRIMARY KEY (pipeline, schedule, host, halide, threads, protocol))"
-        )
-        self.db.commit()
+        try:
+            self.db = self._open()
+        except sqlite3.DatabaseError:  # not an SQLite file, or another table: start afresh
+            warnings.warn(
+                f"the measurement cache {self.path} is not one this package writes (a "
+                "damaged or planted file): replacing it with an empty one",
+                stacklevel=2,
+            )
+            self.path.unlink()
+            self.db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60)
+        try:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS measurements (pipeline TEXT, schedule TEXT,"
+                " host TEXT, halide TEXT, threads INTEGER, protocol TEXT, value TEXT,"
+                " created REAL, tag TEXT,"
+                " PRIMARY KEY (pipeline, schedule, host, halide, threads, protocol))"
+            )
+            columns = [c[1] for c in db.execute("PRAGMA table_info(measurements)")]
+            if "tag" not in columns:  # a file from before tags: its rows no longer match
+                db.execute("ALTER TABLE measurements ADD COLUMN tag TEXT")
+                columns.append("tag")
+            if columns != [*_COLUMNS]:
+                raise sqlite3.DatabaseError(f"unexpected columns in {self.path}")
+            db.commit()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
 
     def _key(self, spec_json: str, schedule: Any) -> tuple:
         pipeline = hashlib.sha256(spec_json.encode()).hexdigest()
         key = schedule_key(schedule)
         return (pipeline, key, self.host, self.version, self.threads, self.protocol)
 
+    @staticmethod
+    def _signed(key: tuple, value: str) -> bytes:
+        """The canonical bytes a row's tag covers: every key field and the value."""
+        return json.dumps([*key, value], separators=(",", ":"), ensure_ascii=True).encode()
+
     def get(self, spec_json: str, schedule: Any) -> Measurement | None:
+        """The stored measurement, or None when there is none or (with a warning) when its
+        row does not match its integrity tag or holds no valid measurement."""
+        key = self._key(spec_json, schedule)
         row = self.db.execute(
-            "SELECT value FROM measurements WHERE pipeline=? AND schedule=? AND host=?"
+            "SELECT value, tag FROM measurements WHERE pipeline=? AND schedule=? AND host=?"
             " AND halide=? AND threads=? AND protocol=?",
-            self._key(spec_json, schedule),
+            key,
         ).fetchone()
         if row is None:
             return None
-        return Measurement(**dict(json.loads(row[0]), cached=True))
+        value, tag = row
+        m = None
+        if isinstance(value, str) and integrity.matches(self._signed(key, value), TAG_PURPOSE, tag):
+            m = _measurement(value)
+        if m is None:
+            warnings.warn(
+                f"a measurement in {self.path} does not match its integrity tag (edited, or "
+                "not written by this installation): measuring it again",
+                stacklevel=2,
+            )
+        return m
 
     def put(self, spec_json: str, schedule: Any, m: Measurement) -> None:
-        value = json.dumps(dict(asdict(m), cached=False))
+        key = self._key(spec_json, schedule)
+        value = json.dumps(dict(asdict(m), cached=False), sort_keys=True)
+        tag = integrity.tag(self._signed(key, value), TAG_PURPOSE)
         self.db.execute(
-            "INSERT OR REPLACE INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (*self._key(spec_json, schedule), value, time.time()),
+            "INSERT OR REPLACE INTO measurements (pipeline, schedule, host, halide, threads,"
+            " protocol, value, created, tag) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*key, value, time.time(), tag),
         )
         self.db.commit()
 
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
+
+
+def _measurement(value: str) -> Measurement | None:
+    """A stored value as a cache hit, or None unless it is a well-formed measurement with a
+    finite positive time."""
+    try:
+        obj = json.loads(value)
+        names = {f.name for f in fields(Measurement)}
+        if not isinstance(obj, dict) or not set(obj) <= names:
+            return None
+        m = Measurement(**dict(obj, cached=True))
+    except (ValueError, TypeError):
+        return None
+    t = m.time_s
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < float("inf"):
+        return None
+    return m
 
 
 class Timer:
@@ -222,6 +302,12 @@ class Timer:
         self.seconds = 0.0  # wall time spent in real measurements
 
     @property
+    def clock(self) -> str:
+        """The worker's clock: CPU time for one thread (immune to other processes taking
+        the core), wall time for several (see ``worker.CLOCKS``)."""
+        return "cpu" if self.threads == 1 else "wall"
+
+    @property
     def host(self) -> str:
         if self.worker.target is None:
             self.worker._start()
@@ -230,17 +316,24 @@ class Timer:
     @property
     def cache(self) -> MeasurementCache | None:
         if self.cache_path is not None and self._cache is None:
-            protocol = f"samples={self.samples},warm={WARM_S}"
+            protocol = (
+                f"samples={self.samples},warm={WARM_S},min_s={MIN_TIMED_S},clock={self.clock}"
+            )
             self._cache = MeasurementCache(self.cache_path, self.host, self.threads, protocol)
         return self._cache
 
     def measure(
-        self, spec_json: str, schedule: Any, slow_limit_s: float | None = None
+        self,
+        spec_json: str,
+        schedule: Any,
+        slow_limit_s: float | None = None,
+        fresh: bool = False,
     ) -> Measurement:
         """Time ``schedule`` ("naive", ``("autoscheduler", name, params)`` or a dict of stage
-        name -> StageSchedule); ``MeasureError`` on a compile error, crash or timeout."""
+        name -> StageSchedule); ``MeasureError`` on a compile error, crash or timeout (never
+        stored). ``fresh``: measure even when the cache holds it (and store the new one)."""
         cache = self.cache
-        if cache is not None:
+        if cache is not None and not fresh:
             hit = cache.get(spec_json, _jsonable(schedule))
             if hit is not None:
                 return hit
@@ -253,6 +346,7 @@ class Timer:
                     "samples": self.samples,
                     "check": True,
                     "slow_limit_s": slow_limit_s,
+                    "clock": self.clock,
                 }
             )
         finally:
@@ -266,6 +360,7 @@ class Timer:
             early_stop=result["early_stop"],
             schedule_source=result["schedule_source"],
             clamped_inputs=result.get("clamped_inputs", False),
+            timed_runs=result.get("timed_runs", len(result["times"])),
         )
         if cache is not None:
             cache.put(spec_json, _jsonable(schedule), m)

@@ -1,0 +1,410 @@
+"""Hostile input and faults for ScheduleSearch-v0 (issue 12): an edited measurement cache, a
+killed or stopped Halide worker, noisy measured rewards under validate, malformed actions,
+and pipeline spec files past their limits. Real Halide, small pipelines, few repeats."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import threading
+import time
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import optgym  # noqa: F401  registers the env ids
+from optgym.datasets.halide import ops_spec
+from optgym.datasets.halide.spec import (
+    MAX_EXTENT,
+    MAX_JSON_DEPTH,
+    MAX_SPEC_BYTES,
+    MAX_STAGES,
+    PipelineSpec,
+)
+from optgym.envs.schedule.actions import NVEC
+from optgym.state import EpisodeState
+
+SMALL = "benchmark://halide-ops-v0/matmul-192"  # one stage: one step, one measurement
+CHAIN = "generator://halide-random-v0/2003"  # several stages
+FAST = [0, 2, 4, 0, 2, 3, 0, 1, 0]  # a fast legal schedule of matmul-192 (reward ~3)
+SECRET = "s3cr3t-line-of-the-file"
+
+
+def _make(**kwargs):
+    kwargs = {"samples": 3, "baseline_info": False, **kwargs}
+    return gym.make("optgym/ScheduleSearch-v0", **kwargs).unwrapped
+
+
+@pytest.fixture
+def cached_env(tmp_path):
+    env = _make(mode="cache", cache_path=tmp_path / "m.sqlite")
+    yield env
+    env.close()
+
+
+def forge(state: EpisodeState, reward: float) -> EpisodeState:
+    """``state`` claiming ``reward``, with its measured extras forged to agree with it."""
+    extras = dict(state.extras)
+    scale = np.exp(state.reward - reward)
+    extras["runtime_s"] = extras["naive_s"] / np.exp(reward)
+    extras["times"] = [t * scale for t in extras["times"]]
+    extras["speedup_vs_naive"] = extras["naive_s"] / extras["runtime_s"]
+    return EpisodeState.from_dict(dict(state.to_dict(), reward=reward, extras=extras))
+
+
+def _episode(env, uri=SMALL, action=FAST):
+    env.reset(options={"benchmark": uri})
+    done = False
+    while not done:
+        _, reward, terminated, truncated, info = env.step(action)
+        done = terminated or truncated
+    return reward, info
+
+
+# --------------------------------------------------------------------------- the cache
+
+
+def test_an_edited_measurement_row_is_ignored_measured_again_and_overwritten(cached_env):
+    env = cached_env
+    reward, info = _episode(env)
+    assert "error" not in info and not info["cached"] and reward > 1
+    db = sqlite3.connect(env.timer.cache_path)
+    rows = db.execute("SELECT schedule, value, tag FROM measurements").fetchall()
+    assert len(rows) == 2 and all(len(tag) == 64 for _, _, tag in rows)  # naive + schedule
+    # An adversary edits the schedule's row: 1e-7 s would be a 10000x speedup.
+    edited = next(s for s, _, _ in rows if s != "naive")
+    value = json.loads(db.execute("SELECT value FROM measurements WHERE schedule=?",
+                                  (edited,)).fetchone()[0])  # fmt: skip
+    db.execute("UPDATE measurements SET value=? WHERE schedule=?",
+               (json.dumps(dict(value, time_s=1e-7)), edited))  # fmt: skip
+    db.commit()
+    env._known.clear()  # a new process would read the naive row from the file too
+    with pytest.warns(UserWarning, match="does not match its integrity tag"):
+        again, info = _episode(env)
+    assert not info["cached"] and abs(again - reward) < 1.0  # measured, not 16 (1e-7 s)
+    # the row was overwritten with the new measurement and its tag: a hit again, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        third, info = _episode(env)
+    assert info["cached"] and third == again
+    # a planted row (no tag, or another installation's) is not trusted either
+    db.execute("UPDATE measurements SET tag=NULL WHERE schedule='naive'")
+    db.commit()
+    env._known.clear()
+    with pytest.warns(UserWarning, match="integrity tag"):
+        _, info = _episode(env)
+    assert "error" not in info and info["naive_s"] > 1e-3
+
+
+def test_a_cache_line_that_replays_far_off_is_measured_again_before_it_fails(cached_env):
+    """The claim was measured; the cache (tagged, so trusted) now says something far off:
+    validate measures again for real, passes the genuine claim and overwrites the row; a
+    forged claim still fails after measuring again."""
+    env = cached_env
+    reward, _ = _episode(env)
+    state = env.state
+    cache = env.timer.cache
+    from optgym.envs.schedule.measure import _jsonable
+
+    key = _jsonable(env._schedules)
+    stored = cache.get(env.pipeline_json, key)
+    cache.put(env.pipeline_json, key, type(stored)(**dict(stored.__dict__, time_s=stored.time_s
+                                                           / 50, cached=False)))  # fmt: skip
+    result = env.validate(state)
+    assert result.ok and abs(result.reward - reward) < np.log(1.2), result.error
+    assert cache.get(env.pipeline_json, key).time_s > stored.time_s / 5  # overwritten
+    result = env.validate(forge(state, state.reward + 0.5))
+    assert not result.ok and "4 measurements" in result.error
+
+
+@pytest.mark.parametrize("content", [b"not a database" * 100, b""], ids=["garbage", "empty"])
+def test_a_damaged_cache_file_is_replaced_with_a_warning(tmp_path, content):
+    from optgym.envs.schedule.measure import MeasurementCache
+
+    path = tmp_path / "m.sqlite"
+    path.write_bytes(content)
+    if not content:  # an SQLite file whose table is not ours
+        db = sqlite3.connect(path)
+        db.execute("CREATE TABLE measurements (x TEXT)")
+        db.commit()
+        db.close()
+    with pytest.warns(UserWarning, match="not one this package writes"):
+        cache = MeasurementCache(path, "host", 1)
+    assert len(cache) == 0
+
+
+# --------------------------------------------------------------------------- the worker
+
+
+def _kill_during_next_measurement(env, sig, delay_s):
+    """Send ``sig`` to the worker ``delay_s`` after its next request starts; the thread."""
+    pid = env.timer.worker.pid
+    assert pid is not None
+
+    def kill_soon():
+        time.sleep(delay_s)
+        os.kill(pid, sig)
+
+    return threading.Thread(target=kill_soon)
+
+
+def test_a_worker_killed_during_the_naive_measurement_is_restarted_and_nothing_is_kept(tmp_path):
+    env = _make(mode="cache", cache_path=tmp_path / "m.sqlite")
+    try:
+        env.reset(options={"benchmark": SMALL})
+        env.timer.worker._start()  # the real worker process, so that its pid is known
+        old_pid = env.timer.worker.pid
+        env.timer.samples = 2000  # the naive measurement lasts seconds: the kill lands inside
+        killer = _kill_during_next_measurement(env, signal.SIGKILL, 1.0)
+        killer.start()
+        *_, terminated, truncated, info = env.step(FAST)
+        killer.join()
+        assert truncated and not terminated
+        assert "BackendCrash" in info["error"] and "signal SIGKILL" in info["error"]
+        assert not env._known  # the failed naive measurement is not remembered
+        assert len(env.timer.cache) == 0  # nor stored
+        env.timer.samples = 3
+        reward, info = _episode(env)  # the same pipeline works at once, on a new worker
+        assert "error" not in info and reward > 1
+        assert env.timer.worker.restarts == 1 and env.timer.worker.pid != old_pid
+    finally:
+        env.close()
+
+
+def test_a_stopped_worker_times_out_and_the_next_episode_measures_again():
+    env = _make(timeout_s=3.0)
+    try:
+        env.reset(options={"benchmark": SMALL})
+        env.timer.worker._start()
+        env.timer.samples = 2000  # still timing the naive schedule when the worker stops
+        stopper = _kill_during_next_measurement(env, signal.SIGSTOP, 0.5)
+        stopper.start()
+        *_, info = env.step(FAST)
+        stopper.join()
+        env.timer.samples = 3
+        assert "no reply in 3 s" in info["error"]
+        assert not env._known  # a timeout is not the pipeline's outcome
+        reward, info = _episode(env)
+        assert "error" not in info and reward > 1
+    finally:
+        env.close()
+
+
+# --------------------------------------------------------------------------- noisy rewards
+
+
+def test_a_genuine_measured_line_validates_in_a_fresh_env_and_a_forged_one_fails():
+    env = _make()
+    try:
+        reward, info = _episode(env)
+        assert "error" not in info
+        state = env.state
+    finally:
+        env.close()
+    fresh = _make()  # a new worker measures the naive reference again, as validate does
+    try:
+        assert fresh.validate(state).ok
+        result = fresh.validate(forge(state, state.reward + 0.5))  # measured 4 times, then no
+        assert not result.ok and "claimed reward" in result.error
+        # a reward edited alone no longer agrees with the measured extras: refused unmeasured
+        alone = EpisodeState.from_dict(dict(state.to_dict(), reward=state.reward + 0.5))
+        measured = fresh.measured["measurements"]
+        result = fresh.validate(alone)
+        assert not result.ok and "log(naive_s / runtime_s)" in result.error
+        assert fresh.measured["measurements"] == measured
+    finally:
+        fresh.close()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"runtime_s": -1.0}, "'runtime_s' must be a finite number > 0"),
+        ({"naive_s": float("nan")}, "'naive_s' must be a finite number > 0"),
+        ({"speedup_vs_naive": 1e4}, "'speedup_vs_naive' is not naive_s / runtime_s"),
+        ({"times": []}, "'times' must be a list"),
+        ({"times": ["x"]}, "'times' must be a finite number"),
+        ({"compile_s": float("inf")}, "'compile_s' must be a finite number"),
+    ],
+)
+def test_measured_extras_must_hold_together(edit, message):
+    """A state's measured extras (times a replay cannot repeat) are checked for consistency
+    with each other and the reward before anything is measured."""
+    from optgym.envs.schedule.env import _check_measured
+
+    extras = {"runtime_s": 0.001, "naive_s": 0.01, "speedup_vs_naive": 10.0,
+              "times": [0.001, 0.0011], "compile_s": 0.2}  # fmt: skip
+    good = EpisodeState("optgym/ScheduleSearch-v0", SMALL, "LogSpeedupOverNaive", [FAST],
+                        float(np.log(10.0)), extras=extras)  # fmt: skip
+    _check_measured(good)
+    bad = EpisodeState.from_dict(dict(good.to_dict(), extras=dict(extras, **edit)))
+    with pytest.raises(ValueError, match=message):
+        _check_measured(bad)
+    slower = dict(extras, runtime_s=0.002, speedup_vs_naive=5.0)  # above min(times)
+    with pytest.raises(ValueError, match="more than the fastest"):
+        _check_measured(EpisodeState.from_dict(dict(good.to_dict(), reward=float(np.log(5.0)),
+                                                    extras=slower)))  # fmt: skip
+
+
+def test_times_are_cpu_times_over_a_minimum_timed_span():
+    from optgym.envs.schedule.measure import Timer
+    from optgym.envs.schedule.worker import MIN_TIMED_S
+
+    timer = Timer(threads=1, samples=3)
+    try:
+        m = timer.measure(ops_spec("matmul-192").to_json(), "naive")
+        assert timer.clock == "cpu"
+        assert m.timed_runs >= 3 and m.timed_runs * m.time_s >= MIN_TIMED_S * 0.9
+        assert m.time_s == min(m.times)
+    finally:
+        timer.close()
+
+
+# --------------------------------------------------------------------------- actions
+
+
+@pytest.mark.parametrize(
+    ("bad", "kind"),
+    [
+        (float("nan"), "NaN"),
+        (float("inf"), "infinite"),
+        (1.5, "non-integer float 1.5"),
+        ("abc", "a string"),
+        (None, "None"),
+        (True, "a boolean"),
+        ([0], "nested list"),
+    ],
+)
+def test_a_bad_action_value_is_a_clear_error(bad, kind):
+    env = _make()
+    try:
+        env.reset(options={"benchmark": CHAIN})
+        action = [bad] + [0] * (len(NVEC) - 1)
+        with pytest.raises(ValueError, match=f"compute is .*{kind}.*allowed: an integer in"):
+            env.step(action)
+        with pytest.raises(ValueError, match="allowed: an integer in"):
+            env.peek(action)
+        with pytest.raises(ValueError, match="sequence of 9 integers"):
+            env.step("abc")
+        assert env.state.actions == []  # nothing was taken
+        env.step([0.0, 2.0, 0, 0, 0, 0, 0, 0, 0])  # whole-number floats are integers
+        assert env.state.actions == [[0, 2, 0, 0, 0, 0, 0, 0, 0]]
+    finally:
+        env.close()
+
+
+# --------------------------------------------------------------------------- spec files
+
+
+def _spec_dict() -> dict:
+    return ops_spec("maxpool-512").to_dict()
+
+
+def _write(tmp_path, name: str, data: bytes | str | dict) -> str:
+    path = tmp_path / name
+    if isinstance(data, dict):
+        data = json.dumps(data)
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return f"file://{path}"
+
+
+def _with(mutate) -> dict:
+    obj = _spec_dict()
+    mutate(obj)
+    return obj
+
+
+HOSTILE_SPECS = {
+    "huge file": (
+        b" " * (MAX_SPEC_BYTES + 1) + b"{}",
+        f"limit for a pipeline spec is {MAX_SPEC_BYTES}",
+    ),
+    "deep nesting": (b"[" * 100_000, f"deeper than {MAX_JSON_DEPTH} levels"),
+    "deep object": (b'{"a":' * 50_000, "deeper than"),
+    "not utf-8": (b'{"name": "\xff\xfe"}', "not UTF-8"),
+    "not json": (SECRET.encode(), "not valid JSON"),
+    "huge integer": (b'{"seed": ' + b"9" * 5000 + b"}", "too large to read"),
+    "too many stages": (
+        _with(lambda o: o.update(stages=[o["stages"][0]] * (MAX_STAGES + 1))),
+        f"'stages' has {MAX_STAGES + 1} entries; the limit is {MAX_STAGES}",
+    ),
+    "huge extent": (
+        _with(lambda o: o["inputs"][0].update(shape=[10**9, 512, 16])),
+        rf"inputs\[0\].shape\[0\] must be an integer extent in \[1, {MAX_EXTENT}\]",
+    ),
+    "gigabytes": (
+        _with(lambda o: o["inputs"][0].update(shape=[60000, 60000, 16])),
+        "elements; the limit is",
+    ),
+    "float extent": (
+        _with(lambda o: o["stages"][0].update(shape=[256.5, 256, 16])),
+        r"stages\[0\].shape\[0\] must be an integer extent .*got a number",
+    ),
+    "string seed": (_with(lambda o: o.update(seed=SECRET)), "'seed' must be an integer"),
+    "missing field": (_with(lambda o: o["stages"][0].pop("op")), r"stages\[0\] has no 'op'"),
+    "unknown field": (_with(lambda o: o.update({SECRET: 1})), "1 unknown field"),
+    "stages not a list": (_with(lambda o: o.update(stages={})), "'stages' must be a JSON list"),
+    "bad stage name": (
+        _with(lambda o: o["stages"][0].update(name=SECRET)),
+        r"stages\[0\].name must be a C identifier",
+    ),
+    "unknown op": (_with(lambda o: o["stages"][0].update(op=SECRET)), "has an unknown op; known"),
+    "bad param": (
+        _with(lambda o: o["stages"][0].update(params=[["k", None]])),
+        r"stages\[0\].params\[0\]\[1\] must be an integer",
+    ),
+    "bad input name": (
+        _with(lambda o: o["stages"][0].update(inputs=[SECRET])),
+        r"stages\[0\].inputs\[0\] must be a C identifier",
+    ),
+    "too much work": (
+        {
+            "format": "optgym-halide-pipeline-v0",
+            "name": "big",
+            "seed": 0,
+            "inputs": [{"name": "A", "shape": [4096, 4096]}, {"name": "B", "shape": [4096, 4096]}],
+            "stages": [
+                {
+                    "name": "mm",
+                    "op": "matmul",
+                    "inputs": ["A", "B"],
+                    "shape": [4096, 4096],
+                    "params": [["k", 4096]],
+                }
+            ],
+        },
+        "operations for the naive schedule; the limit is",
+    ),  # fmt: skip
+}
+
+
+@pytest.mark.parametrize("what", sorted(HOSTILE_SPECS))
+def test_a_hostile_spec_file_is_a_clear_error_and_the_env_stays_usable(tmp_path, what):
+    data, message = HOSTILE_SPECS[what]
+    uri = _write(tmp_path, "spec.json", data)
+    env = _make()
+    try:
+        with pytest.raises(ValueError, match=message) as e:
+            env.reset(options={"benchmark": uri})
+        text = str(e.value)
+        assert SECRET not in text and len(text) < 400
+        assert "Traceback" not in text and "RecursionError" not in text
+        obs, _ = env.reset(options={"benchmark": CHAIN})  # a good benchmark works after it
+        assert obs.shape == env.observation_space.shape
+    finally:
+        env.close()
+
+
+def test_a_valid_spec_file_loads(tmp_path):
+    uri = _write(tmp_path, "ok.json", ops_spec("maxpool-512").to_json())
+    env = _make()
+    try:
+        env.reset(options={"benchmark": uri})
+        assert env.stage_names == ["pool"]
+    finally:
+        env.close()
+    assert PipelineSpec.from_json(ops_spec("resblock-64").to_json()) == ops_spec("resblock-64")
