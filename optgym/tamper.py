@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import sys
 import tempfile
 from collections import Counter
@@ -62,10 +63,14 @@ def _variants(value: Any) -> Iterator[tuple[str, Any]]:
             yield "negated", -value
             yield "zero", 0 if isinstance(value, int) else 0.0
         yield "as string", str(value)
-        yield (
-            "as float" if isinstance(value, int) else "as int",
-            (float(value) if isinstance(value, int) else int(value)),
-        )
+        if isinstance(value, int):
+            yield "the same number as a float", float(value)
+        elif not math.isfinite(value):
+            pass
+        elif value == int(value):
+            yield "the same number as an int", int(value)
+        else:
+            yield "truncated to an int", int(value)
         yield "null", None
     elif isinstance(value, str):
         yield "suffixed", value + "x"
