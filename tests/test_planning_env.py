@@ -267,7 +267,7 @@ def test_bad_map_files(tmp_path):
     ("grid", "message"),
     [
         ("S..\n..\n..G\n", "ragged: row 2 has 2 cells, row 1 has 3"),
-        ("S.x\n...\n..G\n", "unknown character 'x' at row 1, column 3"),
+        ("S.x\n...\n..G\n", "unknown character at row 1, column 3"),
         ("...\n...\n..G\n", "no start 'S'"),
         ("S..\n.S.\n..G\n", "more than one start 'S'"),
         ("S..\n...\n...\n", "no goal 'G'"),

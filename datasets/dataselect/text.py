@@ -40,13 +40,22 @@ from __future__ import annotations
 
 import hashlib
 import string
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from optgym.datasets.dataselect.npz import arrays_to_npz
+from optgym.datasets.dataselect.npz import (
+    LIMITS,
+    arrays_to_npz,
+    check_array,
+    check_range,
+    check_rows,
+    open_zip,
+    read_file_bytes,
+    read_npz,
+    require_arrays,
+)
 from optgym.datasets.dataset import Benchmark
 from optgym.datasets.seeded import SeededDataset
 
@@ -61,6 +70,8 @@ N_POOL = 500
 N_VAL = 100
 N_TEST = 100
 CORRUPT_FRACTION = 0.2
+# Rows per split of a task file: the pool's features hold (N, 64, 96) logits at once.
+MAX_ROWS = {"pool": 2_000, "validation": 1_000, "test": 1_000, "base": 100_000}
 OFF_DOMAIN_ALPHABET = string.digits + string.punctuation + " "
 CLEAN, SHUFFLED, OFF_DOMAIN = 0, 1, 2
 LICENSE = (
@@ -172,38 +183,52 @@ def text_task_to_npz(task: TextTask) -> bytes:
 
 
 def is_text_task(source: Benchmark | str | Path) -> bool:
-    """Whether a task file holds a text task (has the ``base`` and ``pool`` arrays)."""
-    path = source.path if isinstance(source, Benchmark) else Path(source)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return "base" in data.files and "pool" in data.files
-    except (OSError, ValueError, zipfile.BadZipFile):
+    """Whether a task file holds a text task (has the ``base`` and ``pool`` arrays); false
+    for a file that is not a readable zip (loading it then says what is wrong)."""
+    try:  # within the same limits as the loader; any damage: the loader reports it
+        data = read_file_bytes(source, "text task", LIMITS.file_bytes)
+        with open_zip(data, "text task", LIMITS) as zf:
+            names = set(zf.namelist())
+    except ValueError:
         return False
+    return "base.npy" in names and "pool.npy" in names
+
+
+def text_task_from_arrays(arrays: dict[str, np.ndarray], where: str) -> TextTask:
+    """The task of a file's arrays after checking every array by name (presence, dtype,
+    shape, matching lengths, symbol codes below 96, corruption kinds 0..2, non-empty splits
+    within :data:`MAX_ROWS`); ``ValueError`` naming the array and what is allowed."""
+    require_arrays(arrays, ARRAYS, f"{where} (a pydoc-text task)")
+    extra = sorted(set(arrays) - set(ARRAYS))
+    if extra:
+        raise ValueError(f"{where} has arrays {', '.join(extra)} that a text task has not")
+    codes = f"symbol codes 0 to {VOCAB_SIZE - 1}, {CHUNK} per example"
+    splits = {
+        "pool": ("pool", "pool_clean", "corrupted", "corruption", "pool_index"),
+        "validation": ("val", "val_index"),
+        "test": ("test", "test_index"),
+        "base": ("base", "base_index"),
+    }
+    for split, names in splits.items():
+        for name in names:
+            if name in ("pool", "pool_clean", "val", "test", "base"):
+                check_array(arrays, name, where, "iu", (None, CHUNK))
+                check_range(arrays, name, where, 0, VOCAB_SIZE - 1, codes)
+            else:
+                check_array(arrays, name, where, "biu" if name == "corrupted" else "iu", (None,))
+        check_rows(arrays, names, where, split, MAX_ROWS[split])
+    check_range(arrays, "corrupted", where, 0, 1, "flags 0/1 (False/True)")
+    check_range(arrays, "corruption", where, CLEAN, OFF_DOMAIN, "0 clean, 1 shuffled, 2 off-domain")
+    check_array(arrays, "text_sha256", where, "iu", (32,))
+    return TextTask(**{a: arrays[a] for a in ARRAYS})
 
 
 def load_text_task(source: Benchmark | str | Path) -> TextTask:
-    """Read a task file (a benchmark or a path); ``ValueError`` naming a missing or bad
-    array."""
+    """Read a task file (a benchmark or a path) within the limits of
+    :func:`~optgym.datasets.dataselect.npz.read_npz`; ``ValueError`` naming the bad array."""
     path = source.path if isinstance(source, Benchmark) else Path(source)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [a for a in ARRAYS if a not in data.files]
-            if missing:
-                raise ValueError(
-                    f"{path} is not a pydoc-text task: it lacks {', '.join(missing)}; "
-                    f"required: {', '.join(ARRAYS)}"
-                )
-            arrays = {a: data[a] for a in ARRAYS}
-    except (OSError, zipfile.BadZipFile) as e:
-        raise ValueError(f"cannot read text task {path}: {e}") from None
-    for name in ("pool", "pool_clean", "val", "test", "base"):
-        a = arrays[name]
-        if a.ndim != 2 or a.shape[1] != CHUNK or (a.size and int(a.max()) >= VOCAB_SIZE):
-            raise ValueError(
-                f"{path}: array {name!r} must be (n, {CHUNK}) codes below {VOCAB_SIZE}, got "
-                f"shape {a.shape}"
-            )
-    return TextTask(**arrays)
+    arrays = read_npz(source, "text task", ARRAYS)
+    return text_task_from_arrays(arrays, f"text task {path}")
 
 
 class PydocTextDataset(SeededDataset):

@@ -14,9 +14,7 @@ from optgym.datasets.dataselect import (
     DigitsTask,
     TextTask,
     dataselect_datasets,
-    is_text_task,
-    load_digits_task,
-    load_text_task,
+    load_task,
 )
 from optgym.datasets.dataset import Benchmark, DatasetRegistry
 from optgym.env import OptGymEnv, RewardTolerance, StepResult
@@ -122,7 +120,9 @@ class DataSelectionEnv(OptGymEnv[Observation, np.ndarray]):
 
     ``Box(-inf, inf, (N,), float32)``, ``N`` the pool size (1000): one score per pool
     example. Scores are compared as float32; ties go to the lower index. Every finite
-    vector is legal; another shape, NaN or inf raises ``ValueError``.
+    vector of numbers is legal; another shape, NaN, inf (or a value beyond float32's
+    range), a boolean mask, strings or other objects raise ``ValueError`` naming the
+    problem.
 
     ## Observation Space
 
@@ -142,6 +142,18 @@ class DataSelectionEnv(OptGymEnv[Observation, np.ndarray]):
 
     ``ValidationLoss``: the previous step's validation loss minus the new one (nats), so an
     episode's total is the validation loss at reset minus the final one. Deterministic.
+
+    ## Task files
+
+    ``file:///path/task.npz`` holds the arrays of a digits or text task (see
+    :mod:`optgym.datasets.dataselect.digits` and :mod:`~optgym.datasets.dataselect.text`).
+    The file is checked before it is used: at most 32 MiB, each array at most 32 MiB
+    uncompressed as its zip entry declares (64 MiB in all, checked before inflating), plain
+    numeric arrays only (no pickles), and every array by name: dtype, shape, matching
+    lengths, finite features in [0, 1], labels 0..9 (codes 0..95 on text), non-empty
+    splits (digits: pool 5000, validation and test 20000 rows; text: pool 2000,
+    validation and test 1000, base 100000). A bad file raises ``ValueError`` naming the
+    path and the array, and the env stays as it was.
 
     ## Starting State
 
@@ -229,18 +241,22 @@ class DataSelectionEnv(OptGymEnv[Observation, np.ndarray]):
     # ---- tasks --------------------------------------------------------------------------------
     def _load(self, benchmark: Benchmark) -> None:
         """Load the task of ``benchmark`` unless it is the loaded one; a bad file or a budget
-        too large for its pool raises ``ValueError`` and keeps the current task."""
+        too large for its pool raises ``ValueError`` and leaves the env exactly as it was
+        (the next reset with a good benchmark works)."""
         if benchmark.sha256 == self._task_sha256:
             return
-        task: DigitsTask | TextTask
-        if is_text_task(benchmark):
-            task = load_text_task(benchmark)
-            self._check_budget(task)
-            self._set_text_task(task)
-        else:
-            task = load_digits_task(benchmark)
-            self._check_budget(task)
-            self._set_digits_task(task)
+        task = load_task(benchmark)  # every array checked by name before anything changes
+        self._check_budget(task)
+        saved = dict(self.__dict__)
+        try:
+            if isinstance(task, TextTask):
+                self._set_text_task(task)
+            else:
+                self._set_digits_task(task)
+        except BaseException:  # e.g. the base model's training interrupted: undo it all
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
         self._task_sha256 = benchmark.sha256
 
     def _start_size(self, pool_size: int) -> int:
@@ -414,24 +430,34 @@ class DataSelectionEnv(OptGymEnv[Observation, np.ndarray]):
 
     def _check_action(self, action: Any) -> np.ndarray:
         n = self.pool_size
+        allowed = f"allowed: {n} finite numbers (|x| < 3.4e38), one score per pool example"
         try:
-            scores = np.asarray(action, dtype=np.float64)
-        except (TypeError, ValueError) as e:
+            raw = np.asarray(action)
+        except Exception:  # a ragged list or an object numpy cannot hold
+            raise ValueError(f"an action must be an array of scores; {allowed}") from None
+        if raw.dtype.kind == "b":
             raise ValueError(
-                f"an action must be {n} numbers, one score per pool example: {e}"
-            ) from None
-        if scores.shape != (n,):
+                f"an action is a score per example, not a boolean mask; {allowed} (to train "
+                "on a mask, call env.unwrapped.retrain(mask))"
+            )
+        if raw.dtype.kind not in "iuf":
+            raise ValueError(
+                f"an action must hold numbers, got an array of dtype {raw.dtype} "
+                f"({type(action).__name__}); {allowed}"
+            )
+        if raw.shape != (n,):
             raise ValueError(
                 f"an action must have shape ({n},), one score per pool example; got shape "
-                f"{scores.shape}"
+                f"{raw.shape}; {allowed}"
             )
+        scores = raw.astype(np.float64)
         with np.errstate(over="ignore"):
             scores32 = scores.astype(np.float32)
         bad = np.flatnonzero(~np.isfinite(scores32))
         if len(bad):
             raise ValueError(
                 f"scores must be finite float32 numbers (|x| < 3.4e38); {len(bad)} are not, "
-                f"first at index {bad[0]}: {scores[bad[0]]!r}"
+                f"first at index {bad[0]}: {float(scores[bad[0]])!r}"
             )
         return scores32
 

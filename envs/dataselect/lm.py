@@ -13,7 +13,8 @@ weights):
 
 * :func:`train_base`: the base model, trained on the task's base text (``BASE_STEPS``
   minibatch Adam steps) and cached under ``<cache_dir>/models/`` keyed by the base text's
-  hash and every hyperparameter, so later runs load it instead of training again;
+  hash and every hyperparameter, with an integrity tag, so later runs load it instead of
+  training again (weights changed in the cache are trained again, never trusted);
 * :func:`finetune`: a copy of the base model trained on the kept pool examples
   (``FINETUNE_STEPS`` Adam steps on minibatches of ``FINETUNE_BATCH`` kept examples in a
   fixed seeded order), what the env calls at every step.
@@ -34,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from optgym.datasets.cache import cache_dir, write_atomic
+from optgym.datasets.cache import cache_dir, read_tagged, write_tagged
 from optgym.envs.dataselect.models import _mask
 from optgym.threads import single_thread
 
@@ -46,6 +47,7 @@ FINETUNE_STEPS = 20
 FINETUNE_BATCH = 50
 FINETUNE_LR = 1e-3
 N_BUCKETS = 64
+MODEL_PURPOSE = "char-lm weights"  # the integrity tag's purpose for cached base models
 NGRAMS = (2, 3)
 
 
@@ -209,15 +211,21 @@ def base_model(
     config = config or LMConfig(seq_len=np.asarray(base).shape[1] - 1)
     key = base_cache_key(base, config, steps, batch, lr, seed)
     path = cache_dir() / "models" / f"char-lm-{key}.pt"
-    model = make_lm(config, seed)
-    if path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-        return _finish(model)
+    # Only weights this installation wrote (checked by their integrity tag) are loaded; a
+    # changed, planted or unreadable file is trained again and replaced.
+    data = read_tagged(path, MODEL_PURPOSE)
+    if data is not None:
+        model = make_lm(config, seed)
+        try:
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+            return _finish(model)
+        except Exception:  # written by another torch, or damaged: train it again
+            pass
     model = _train_base(base, config, steps, batch, lr, seed)
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
-    write_atomic(path, buf.getvalue())
+    write_tagged(path, buf.getvalue(), MODEL_PURPOSE)
     return model
 
 

@@ -15,6 +15,8 @@ from optgym.datasets.nav2d import MAX_GOALS, NavMap, load_benchmark_map, nav2d_d
 from optgym.env import OptGymEnv, RewardTolerance, StepResult
 from optgym.envs.planning.canvas import draw_map
 from optgym.envs.planning.geometry import (
+    PLAIN_MAX_NEAR_WALLS,
+    as_numbers,
     check_plans,
     map_geometry,
     move,
@@ -28,6 +30,9 @@ CLOSED_LOOP_ID = "optgym/PathPlanning2DClosedLoop-v0"
 DEFAULT_BENCHMARK = "benchmark://nav2d-v0/open"
 TIME_PENALTY = 0.2  # reward on reaching a goal at step t of T: payoff * (1 - 0.2 t / T)
 N_SENSORS = 16
+# The closed-loop env scales a move longer than 1 back to the bound; beyond this its length
+# would overflow float64 on the largest maps, so it is refused instead.
+MAX_MOVE_COMPONENT = 1e6
 
 
 def nav2d_registry() -> DatasetRegistry:
@@ -65,6 +70,10 @@ class PlanRollout:
     reached_step: np.ndarray
     goal: np.ndarray
     rewards: np.ndarray
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 class _NavigationEnv(OptGymEnv[np.ndarray, np.ndarray]):
@@ -167,8 +176,9 @@ class PathPlanning2DEnv(_NavigationEnv):
     ``Box(-1, 1, (2T,), float64)``, ``T`` the map's horizon (100 on the bundled maps; the
     shape is set when a map is loaded): moves ``(dx, dy)`` in order, ``action[2k:2k + 2]``
     the ``k``-th, in units of the map's move bound (a move longer than the bound, such as
-    ``(1, 1)``, is clipped to it). A (T, 2) array is accepted too; another length, NaN, inf
-    or a value outside ``[-1, 1]`` raises ``ValueError``.
+    ``(1, 1)``, is scaled back to it, keeping its direction). A (T, 2) array is accepted
+    too; another length, NaN, inf, a value outside ``[-1, 1]`` (never clipped silently),
+    strings or booleans raise ``ValueError``.
 
     ## Observation Space
 
@@ -223,6 +233,38 @@ class PathPlanning2DEnv(_NavigationEnv):
     env_id = OPEN_LOOP_ID
     reward_spaces = ("ReachTime",)
 
+    # A search agent records its best-so-far curve (what the planning report plots).
+    agent_extras = frozenset({"trace", "evaluations"})
+
+    def _check_agent_extras(self, extras: dict[str, Any], used: dict[str, Any]) -> None:
+        """A search's ``trace`` (``[evaluations, best reward]`` each time the best improved)
+        must climb in both, end at the state's reward, and fit in ``evaluations``, which
+        fits in the calls the line used."""
+        trace, count = extras.get("trace"), extras.get("evaluations")
+        if ("trace" in extras) != ("evaluations" in extras):
+            raise ValueError("extras trace and evaluations go together")
+        if trace is None:
+            return
+        if not (_is_count(count) and count <= used["calls"]):
+            raise ValueError("extras evaluations must be an integer within budget_used calls")
+        if not isinstance(trace, list) or not trace:
+            raise ValueError("extras trace must be a non-empty list of [evaluations, reward]")
+        last_n, last_r = 0, -math.inf
+        for point in trace:
+            if not (isinstance(point, list) and len(point) == 2 and _is_count(point[0])):
+                raise ValueError("each point of extras trace must be [evaluations, reward]")
+            n, r = point
+            if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r):
+                raise ValueError("a reward in extras trace is not a finite number")
+            if not (last_n < n <= count and r > last_r):
+                raise ValueError(
+                    "extras trace must climb: more evaluations and a better reward each "
+                    "point, within extras evaluations"
+                )
+            last_n, last_r = n, r
+        if last_r != self.episode_reward:
+            raise ValueError("extras trace ends at another reward than the state's")
+
     def __init__(
         self,
         benchmark: str | None = None,
@@ -264,7 +306,8 @@ class PathPlanning2DEnv(_NavigationEnv):
         self._need_reset("evaluating plans")
         arr = check_plans(plans, self.nav.horizon)
         self._spend(len(arr))
-        if len(arr) == 1:  # plain Python is faster for one plan, and bit-identical
+        plain = self.geometry.most_near_walls <= PLAIN_MAX_NEAR_WALLS
+        if len(arr) == 1 and plain:  # plain Python is faster for one plan, and bit-identical
             path, step, which = rollout_one(self.nav, arr[0])
             positions = np.array([path])
             reached, goal = np.array([step]), np.array([which])
@@ -289,7 +332,8 @@ class PathPlanning2DEnv(_NavigationEnv):
 
     def _check_action(self, action: Any) -> np.ndarray:
         t = self.nav.horizon
-        arr = np.asarray(action, dtype=np.float64)
+        allowed = f"allowed: {t} moves (dx, dy), each number finite and in [-1, 1]"
+        arr = as_numbers(action, "a plan", allowed)
         if arr.shape not in ((2 * t,), (t, 2)):
             raise ValueError(
                 f"a plan must have shape ({2 * t},) (or ({t}, 2)): {t} moves (dx, dy) for "
@@ -342,8 +386,10 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
     ## Action Space
 
     ``Box(-1, 1, (2,), float64)``: the move ``(dx, dy)`` in units of the map's move bound,
-    its length clipped to the bound (finite values beyond ``[-1, 1]`` are accepted; NaN,
-    inf or another shape raise ``ValueError``).
+    its length clipped to the bound. Finite values beyond ``[-1, 1]`` (up to ``1e6``) are
+    accepted and scaled back to the bound, keeping their direction (so ``(3, 0)`` is a full
+    move along ``+x``, as ``(1, 0)``); NaN, inf, a component beyond ``1e6``, strings,
+    booleans or another shape raise ``ValueError``.
 
     ## Observation Space
 
@@ -396,6 +442,30 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
     env_id = CLOSED_LOOP_ID
     reward_spaces = ("Progress",)
 
+    # A learned agent records how it was trained, and whether its episode reached a goal.
+    agent_extras = frozenset(
+        {"train_steps", "train_seconds", "train_episodes", "train_success_rate", "success"}
+    )
+
+    def _check_agent_extras(self, extras: dict[str, Any], used: dict[str, Any]) -> None:
+        """Training figures must be counts, seconds and a rate; ``success`` must be what
+        the replay shows (the last move reached a goal)."""
+        if extras and set(extras) != self.agent_extras:
+            raise ValueError(
+                f"extras of a learned agent are {', '.join(sorted(self.agent_extras))}"
+            )
+        for key in ("train_steps", "train_episodes"):
+            if key in extras and not _is_count(extras[key]):
+                raise ValueError(f"extras {key} must be an integer >= 0")
+        for key, top in (("train_seconds", math.inf), ("train_success_rate", 1.0)):
+            value = extras.get(key, 0.0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"extras {key} must be a number")
+            if not 0 <= value <= top:
+                raise ValueError(f"extras {key} must be in [0, {top:g}]")
+        if "success" in extras and extras["success"] is not self._reached:
+            raise ValueError("extras success differs from what the replay shows")
+
     def __init__(
         self,
         benchmark: str | None = None,
@@ -416,6 +486,7 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float64)
         self.position = (0.0, 0.0)
+        self._reached = False
         self.path: list[tuple[float, float]] = []
         super().__init__(benchmark, reward_space, render_mode, max_end_points)
 
@@ -448,14 +519,21 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
         self._load_map(benchmark)  # the picture keeps the best episode of the same map
         self.position = self.nav.start
         self.path = [self.position]
+        self._reached = False
         return self._obs(), {"position": np.array(self.position)}
 
     def _check_action(self, action: Any) -> np.ndarray:
-        a = np.asarray(action, dtype=np.float64)
+        allowed = (
+            f"allowed: one move (dx, dy) of finite numbers in [-{MAX_MOVE_COMPONENT:g}, "
+            f"{MAX_MOVE_COMPONENT:g}] (a move longer than 1 is scaled back to the move bound)"
+        )
+        a = as_numbers(action, "an action", allowed)
         if a.shape != (2,):
             raise ValueError(f"an action must be one move (dx, dy) of shape (2,); got {a.shape}")
         if not np.isfinite(a).all():
-            raise ValueError(f"the move {a.tolist()} is not finite; moves must be finite numbers")
+            raise ValueError(f"the move {a.tolist()} is not finite; {allowed}")
+        if np.abs(a).max() > MAX_MOVE_COMPONENT:
+            raise ValueError(f"the move {a.tolist()} is too large; {allowed}")
         return a.copy()
 
     def _record_action(self, action: np.ndarray, info: dict[str, Any]) -> list[float]:
@@ -479,6 +557,7 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
         if goal >= 0:
             reward += self.nav.goals[goal].payoff
         terminated = goal >= 0
+        self._reached = terminated
         truncated = not terminated and self.moves >= self.nav.horizon
         if terminated or truncated:
             self.end_points.append(self.position)

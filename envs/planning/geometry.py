@@ -19,14 +19,22 @@ tests check it); it is the faster of the two for a single plan.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
 from optgym.datasets.nav2d import NavMap
 
 EPS = 1e-6  # how far short of a wall a blocked move stops, in world units
+# Most (cell, wall) pairs the broad-phase grid holds: a map whose walls crowd every cell
+# gets fewer, larger cells (same results, bounded memory).
+MAX_CELL_ENTRIES = 1_000_000
+# A single plan is rolled out in plain Python unless some cell lists more walls than this;
+# then NumPy over the crowded cell is faster (the results are bit-identical either way).
+PLAIN_MAX_NEAR_WALLS = 64
 NO_HIT = 2.0  # contact parameter meaning "no wall on this move" (a real one is <= 1)
 INF = math.inf
 TINY = 1e-200  # a move component smaller than this counts as none in the slab test
@@ -49,7 +57,9 @@ class MapGeometry:
     ``rects``: (K, 4) every wall and the border as x0, y0, x1, y1; ``cell``: side of the
     broad-phase grid cells; ``cell_walls``: (4, Kc, n * n): for each cell the walls a move
     starting in it can touch (x0, y0, x1, y1), padded with a wall far outside the world;
-    ``goals``: (G, 4) x, y, radius, payoff.
+    ``cell_lists``: the same walls per cell as Python tuples (for :func:`move`);
+    ``goals``: (G, 4) x, y, radius, payoff. The grid is coarsened until it holds at most
+    :data:`MAX_CELL_ENTRIES` (cell, wall) pairs.
     """
 
     size: float
@@ -61,35 +71,51 @@ class MapGeometry:
     cells_per_side: int
     cell_walls: np.ndarray
     goals: np.ndarray
+    cell_lists: tuple[tuple[tuple[float, float, float, float], ...], ...] = ()
 
     @classmethod
     def build(cls, nav: NavMap) -> MapGeometry:
         rects = np.array([*nav.walls, *border_walls(nav.size)], dtype=np.float64)
         cell = max(nav.move_bound, nav.size / 64)
-        n = max(1, math.ceil(nav.size / cell))
         reach = nav.move_bound + 1e-6 * nav.size  # a move from the cell reaches this far
         far = -3.0 * nav.size - 10.0
-        lists = []
-        for i in range(n):
-            for j in range(n):
-                lo_x, hi_x = i * cell - reach, (i + 1) * cell + reach
-                lo_y, hi_y = j * cell - reach, (j + 1) * cell + reach
-                near = (
-                    (rects[:, 0] <= hi_x)
-                    & (rects[:, 2] >= lo_x)
-                    & (rects[:, 1] <= hi_y)
-                    & (rects[:, 3] >= lo_y)
-                )
-                lists.append(rects[near])
-        width = max(1, max(len(x) for x in lists))
+        while True:
+            n = max(1, math.ceil(nav.size / cell))
+            lists = _cell_lists(rects, cell, n, reach)
+            width = max(1, max(len(x) for x in lists))
+            if n == 1 or width * n * n <= MAX_CELL_ENTRIES:
+                break
+            cell *= 2  # crowded cells everywhere: fewer, larger cells
         cell_walls = np.empty((4, width, n * n))
         cell_walls[:] = np.array([far, far, far + 1.0, far + 1.0])[:, None, None]
         for k, near in enumerate(lists):
             cell_walls[:, : len(near), k] = near.T
         goals = np.array([(g.x, g.y, g.radius, g.payoff) for g in nav.goals], dtype=np.float64)
+        plain = tuple(tuple(map(tuple, near.tolist())) for near in lists)
         return cls(
-            nav.size, nav.move_bound, nav.horizon, nav.start, rects, cell, n, cell_walls, goals
+            nav.size,
+            nav.move_bound,
+            nav.horizon,
+            nav.start,
+            rects,
+            cell,
+            n,
+            cell_walls,
+            goals,
+            plain,
         )
+
+    @property
+    def most_near_walls(self) -> int:
+        """The most walls one cell lists (what a move is tested against at worst)."""
+        return self.cell_walls.shape[1]
+
+    def cell_of(self, x: float, y: float) -> int:
+        """The index of the cell holding ``(x, y)``, as :meth:`near_walls` computes it."""
+        last = self.cells_per_side - 1
+        i = min(int(x * (1.0 / self.cell)), last)
+        j = min(int(y * (1.0 / self.cell)), last)
+        return i * self.cells_per_side + j
 
     @property
     def all_walls(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -109,7 +135,19 @@ class MapGeometry:
         return (w[0], w[1], w[2], w[3])
 
 
-@lru_cache(maxsize=64)
+def _cell_lists(rects: np.ndarray, cell: float, n: int, reach: float) -> list[np.ndarray]:
+    """For each of the ``n * n`` cells, the walls of ``rects`` within ``reach`` of it."""
+    lists = []
+    for i in range(n):
+        lo_x, hi_x = i * cell - reach, (i + 1) * cell + reach
+        column = rects[(rects[:, 0] <= hi_x) & (rects[:, 2] >= lo_x)]
+        for j in range(n):
+            lo_y, hi_y = j * cell - reach, (j + 1) * cell + reach
+            lists.append(column[(column[:, 1] <= hi_y) & (column[:, 3] >= lo_y)])
+    return lists
+
+
+@lru_cache(maxsize=16)
 def map_geometry(nav: NavMap) -> MapGeometry:
     """The (cached) :class:`MapGeometry` of a map."""
     return MapGeometry.build(nav)
@@ -205,11 +243,30 @@ def goal_entry(
     return best, which
 
 
-def check_plans(plans: np.ndarray, horizon: int) -> np.ndarray:
-    """``plans`` as float64 (N, T, 2); ``ValueError`` for a wrong shape, a non-finite value or
-    a value outside [-1, 1] (the action space).
+def as_numbers(value: Any, what: str, allowed: str) -> np.ndarray:
+    """``value`` as a float64 array; ``ValueError`` naming the problem and ``allowed`` when
+    it is not an array of numbers (strings, booleans, objects, complex numbers, ragged
+    lists), instead of NumPy's conversion error."""
+    try:
+        raw = np.asarray(value)
+    except Exception:  # a ragged list or an object NumPy cannot hold
+        raise ValueError(f"{what} must be an array of numbers; {allowed}") from None
+    if raw.dtype.kind == "b":
+        raise ValueError(f"{what} must hold numbers, not booleans; {allowed}")
+    if raw.dtype.kind not in "iuf":
+        raise ValueError(
+            f"{what} must hold numbers, got an array of dtype {raw.dtype} "
+            f"({type(value).__name__}); {allowed}"
+        )
+    return raw.astype(np.float64)
+
+
+def check_plans(plans: Any, horizon: int) -> np.ndarray:
+    """``plans`` as float64 (N, T, 2); ``ValueError`` for something that is not numbers, a
+    wrong shape, a non-finite value or a value outside [-1, 1] (the action space).
     Accepts (N, 2T) flat plans too."""
-    arr = np.asarray(plans, dtype=np.float64)
+    allowed = f"allowed: plans of {horizon} moves (dx, dy), each number finite and in [-1, 1]"
+    arr = as_numbers(plans, "plans", allowed)
     if arr.ndim == 2 and arr.shape[1] == 2 * horizon:
         arr = arr.reshape(len(arr), horizon, 2)
     if arr.ndim != 3 or arr.shape[1:] != (horizon, 2):
@@ -307,13 +364,29 @@ def _slab(c: float, d: float, lo: float, hi: float) -> tuple[float, float]:
 
 
 def first_contact_one(
-    x: float, y: float, dx: float, dy: float, rects: list[tuple[float, float, float, float]]
+    x: float, y: float, dx: float, dy: float, rects: Iterable[tuple[float, float, float, float]]
 ) -> float:
-    """:func:`first_contact` for one move, in Python floats, over every wall."""
+    """:func:`first_contact` for one move, in Python floats, over the walls ``rects``
+    (the same operations as :func:`_slab`, inlined: this is the hot loop of one plan)."""
     best = NO_HIT
+    flat_x, flat_y = abs(dx) < TINY, abs(dy) < TINY
+    ix = 0.0 if flat_x else 1.0 / dx
+    iy = 0.0 if flat_y else 1.0 / dy
     for x0, y0, x1, y1 in rects:
-        lo_x, hi_x = _slab(x, dx, x0, x1)
-        lo_y, hi_y = _slab(y, dy, y0, y1)
+        if flat_x:  # moving along y: the x slab is everything or nothing
+            if not x0 <= x <= x1:
+                continue
+            lo_x, hi_x = -INF, INF
+        else:
+            a, b = (x0 - x) * ix, (x1 - x) * ix
+            lo_x, hi_x = (a, b) if a <= b else (b, a)
+        if flat_y:
+            if not y0 <= y <= y1:
+                continue
+            lo_y, hi_y = -INF, INF
+        else:
+            a, b = (y0 - y) * iy, (y1 - y) * iy
+            lo_y, hi_y = (a, b) if a <= b else (b, a)
         enter = lo_x if lo_x >= lo_y else lo_y
         leave = hi_x if hi_x <= hi_y else hi_y
         if enter <= leave and enter >= 0.0 and enter < best:
@@ -321,18 +394,20 @@ def first_contact_one(
     return best
 
 
-@lru_cache(maxsize=64)
-def _plain_map(nav: NavMap) -> tuple[list[tuple[float, ...]], list[tuple[float, float, float]]]:
-    """Every wall (the border included) and goal of a map as Python tuples."""
-    return [*nav.walls, *border_walls(nav.size)], [(g.x, g.y, g.radius) for g in nav.goals]
+@lru_cache(maxsize=16)
+def _plain_goals(nav: NavMap) -> list[tuple[float, float, float]]:
+    """Every goal of a map as Python tuples."""
+    return [(g.x, g.y, g.radius) for g in nav.goals]
 
 
 def move(nav: NavMap, x: float, y: float, dx: float, dy: float) -> tuple[float, float, int]:
     """One move by ``(dx, dy)`` in world units (already clipped to the move bound) from
     ``(x, y)``, in plain Python: the new position and the goal it entered (-1 for none).
+    Tests the walls the cell of ``(x, y)`` lists (every wall the move can touch).
     Bit-identical to a step of :func:`rollout`."""
-    rects, goals = _plain_map(nav)
-    t = first_contact_one(x, y, dx, dy, rects)
+    geo = map_geometry(nav)
+    goals = _plain_goals(nav)
+    t = first_contact_one(x, y, dx, dy, geo.cell_lists[geo.cell_of(x, y)])
     f = max(t - EPS / math.sqrt(dx * dx + dy * dy), 0.0) if t <= 1.0 else 1.0
     sx, sy = dx * f, dy * f
     a = sx * sx + sy * sy
