@@ -6,21 +6,26 @@ import copy
 import json
 import math
 import time
+import warnings
 from functools import cache
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
-from optgym.datasets.cache import cache_dir, write_atomic
+from optgym.datasets.cache import cache_dir, read_tagged, write_tagged
 from optgym.datasets.dataset import Benchmark, DatasetRegistry
 from optgym.env import OptGymEnv, RewardTolerance, StepResult
+from optgym.envs.lns import problem as problem_module
 from optgym.envs.lns.graph import GRAPH_SPACE, StaticGraph
-from optgym.envs.lns.problem import InstanceError, MipProblem
+from optgym.envs.lns.problem import InstanceError, MipProblem, instance_suffix
+from optgym.envs.lns.worker import ScipWorker
 from optgym.state import EpisodeState
 
 ENV_ID = "optgym/ILPNeighborhood-v0"
 DEFAULT_BENCHMARK = "generator://vertex-cover-s-v0/0"
+INITIAL_CACHE_PURPOSE = "lns-initial"
+MAX_SCIP_SEED = 2**31 - 1  # SCIP's randomization/randomseedshift is a C int
 
 
 def ilp_registry() -> DatasetRegistry:
@@ -63,9 +68,11 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
     ## Action Space
 
     ``Box(-inf, inf, (n,))``: one score per variable of the current instance (the shape is
-    set at reset). NaN is an error; ``-inf`` never frees a variable. The neighborhood size
-    ``k`` follows the papers' adaptive rule (start at ``k_start * n_int``, times
-    ``k_growth`` after a step without improvement, at most ``k_max * n_int``).
+    set at reset): finite real numbers, or ``-inf`` for a variable never to free. NaN,
+    ``+inf``, strings, booleans and any other shape are a ``ValueError`` naming the problem.
+    The neighborhood size ``k`` follows the papers' adaptive rule (start at
+    ``k_start * n_int``, times ``k_growth`` after a step without improvement, at most
+    ``k_max * n_int``).
 
     Two attributes are the agent's own controls, kept across resets and not part of
     ``config`` (they change the search, not what a state checks): ``neighborhood_size``
@@ -92,15 +99,21 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
     ``reset(options={"benchmark": uri})`` loads a ``generator://<family>-<s|l>-v0/<seed>``
     instance or ``file:///path/x.mps`` (or ``.lp``) and runs SCIP for ``initial_time`` CPU
     seconds for the initial incumbent (cached per instance, so every agent starts from the
-    same one; its time counts in ``time_budget``). An instance that cannot be used
-    (unreadable, infeasible, unbounded) raises ``ValueError`` and leaves the env on its
-    previous one.
+    same one; its time counts in ``time_budget``; a cached incumbent is used only if its
+    integrity tag matches and it is feasible with the recorded objective). Instance files are
+    ``.mps`` or ``.lp`` text of at most ``MAX_INSTANCE_BYTES`` (256 MiB), read from the bytes
+    whose sha256 the benchmark recorded. An instance that cannot be used (not MPS/LP,
+    too large, unreadable, infeasible, unbounded) raises ``ValueError`` naming the file
+    (never quoting it) and leaves the env usable on its previous one.
 
     ## Episode End
 
     Truncated when ``time_budget`` CPU seconds are spent; terminates when a sub-MIP freeing
-    every variable is solved to optimality. The CPU clock is the process's, so it also
-    counts the agent's own work (scoring, local-branching solves). Every ``info`` counts the
+    every variable is solved to optimality. The CPU clock is this process's plus the SCIP
+    worker's for each of its solves, so it also counts the agent's own work (scoring,
+    local-branching solves). SCIP runs in a worker process the env owns
+    (``optgym.envs.lns.worker``): a crash or kill of it truncates the episode with
+    ``info["error"]``, and the next reset starts a new worker. Every ``info`` counts the
     step's ``sub_mip_solves`` (the work unit: one per step).
 
     ## Arguments
@@ -130,6 +143,10 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
     # cannot be measured again.
     reward_tolerance = RewardTolerance("relative", 1e-9)
     reward_spaces = ("PrimalIntegral",)
+    # Measured CPU times (and what they give): a replay cannot repeat them. ``_replay``
+    # checks that they hold together: a trace that climbs in time and improves in objective,
+    # gaps and the integral its points give, the clock at or past the trace's end.
+    measured_extras = frozenset({"cpu_seconds", "trace", "end_seconds", "primal_integral"})
 
     def __init__(
         self,
@@ -148,19 +165,28 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
             ("initial_time", initial_time),
             ("time_budget", time_budget),
         ):
-            if not value > 0:
-                raise ValueError(f"{name} must be positive (CPU seconds), got {value!r}")
+            _check_seconds(name, value)
+        for name, value in (("k_start", k_start), ("k_growth", k_growth), ("k_max", k_max)):
+            if not _is_real(value) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
         if not 0 < k_start <= k_max <= 1:
             raise ValueError(f"need 0 < k_start <= k_max <= 1, got {k_start}, {k_max}")
         if not k_growth >= 1:
             raise ValueError(f"k_growth must be >= 1, got {k_growth!r}")
+        if isinstance(scip_seed, bool) or not isinstance(scip_seed, (int, np.integer)):
+            raise ValueError(f"scip_seed must be an integer, got {scip_seed!r}")
+        if not 0 <= scip_seed <= MAX_SCIP_SEED:
+            raise ValueError(f"scip_seed must be in [0, {MAX_SCIP_SEED}] (SCIP's), got {scip_seed}")
         super().__init__(benchmark=benchmark, datasets=ilp_registry(), reward_space=reward_space)
         self.subproblem_time = subproblem_time
         self.initial_time = initial_time
         self.time_budget = time_budget
         self.k_start, self.k_growth, self.k_max = k_start, k_growth, k_max
-        self.scip_seed = scip_seed
-        self.neighborhood_size: int | None = None
+        self.scip_seed = int(scip_seed)
+        self.neighborhood_size = None
+        # SCIP runs in this worker process, started at the first reset; forks share it
+        self._worker = ScipWorker()
+        self._owns_worker = True
         # the loaded instance (one kept), shared with forks: see fork()
         self._problems: dict[str, tuple[MipProblem, StaticGraph]] = {}
         self.problem: MipProblem | None = None
@@ -177,9 +203,62 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
         self.action_space = spaces.Box(-np.inf, np.inf, (1,), np.float64)  # shaped at reset
 
     # ---- instances ----------------------------------------------------------------------------
+    # ---- the agent's controls, checked when set -----------------------------------------------
+    @property
+    def subproblem_time(self) -> float:
+        """CPU seconds per sub-MIP (an agent control; positive and finite)."""
+        return self._subproblem_time
+
+    @subproblem_time.setter
+    def subproblem_time(self, value: float) -> None:
+        _check_seconds("subproblem_time", value)
+        self._subproblem_time = float(value)
+
+    @property
+    def neighborhood_size(self) -> int | None:
+        """A fixed number of variables to free per step, or None for the adaptive rule."""
+        return self._neighborhood_size
+
+    @neighborhood_size.setter
+    def neighborhood_size(self, value: int | None) -> None:
+        if value is not None and (
+            isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
+        ):
+            raise ValueError(
+                f"neighborhood_size must be None (adaptive) or an integer >= 1, got {value!r}"
+            )
+        if value is not None and value < 1:
+            raise ValueError(f"neighborhood_size must be >= 1, got {value!r}")
+        self._neighborhood_size = None if value is None else int(value)
+
+    # ---- instances ----------------------------------------------------------------------------
+    def _read_instance(self, benchmark: Benchmark) -> MipProblem:
+        """The benchmark's instance from its verified bytes; ``InstanceError`` (a
+        ValueError naming the file, never quoting it) when it cannot be one."""
+        path = benchmark.path
+        suffix = instance_suffix(path)
+        limit = problem_module.MAX_INSTANCE_BYTES
+        try:
+            size = path.stat().st_size
+        except OSError as e:
+            raise InstanceError(f"cannot read {path}: {e.strerror}") from None
+        if size > limit:
+            raise InstanceError(
+                f"{path} is {size} bytes; instance files are limited to {limit} bytes "
+                "(optgym.envs.lns.problem.MAX_INSTANCE_BYTES)"
+            )
+        try:
+            data = benchmark.read_bytes()  # checked against the sha256 recorded at resolve
+        except OSError as e:
+            raise InstanceError(f"cannot read {path}: {e.strerror}") from None
+        if len(data) > limit:  # it grew after the stat
+            raise InstanceError(f"{path} is over the limit of {limit} bytes")
+        return MipProblem(data, path, self._worker, seed=self.scip_seed, suffix=suffix)
+
     def _load(self, benchmark: Benchmark) -> None:
+        self._worker.start()  # a no-op while it runs; a new one after a crash
         if benchmark.sha256 not in self._problems:
-            problem = MipProblem(benchmark.path, seed=self.scip_seed)
+            problem = self._read_instance(benchmark)
             self._problems = {benchmark.sha256: (problem, StaticGraph(problem))}  # keep one
         self.problem, self.graph = self._problems[benchmark.sha256]
         self.action_space = spaces.Box(-np.inf, np.inf, (self.problem.n,), np.float64)
@@ -187,14 +266,46 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
 
         self.best_known = best_known(self.benchmark)
 
+    def _cached_initial(self, path: Any) -> tuple[np.ndarray, float, float] | None:
+        """The cached initial incumbent at ``path`` if its tag matches and it holds a
+        feasible solution with its recorded objective; None (with a warning when a file was
+        there but is not usable) otherwise."""
+        raw = read_tagged(path, INITIAL_CACHE_PURPOSE)  # warns itself on a bad tag
+        if raw is None:
+            return None
+        why = None
+        try:
+            data = json.loads(raw)
+            solution = np.array(data["solution"], dtype=float)
+            objective, seconds = float(data["objective"]), float(data["seconds"])
+        except (ValueError, TypeError, KeyError, OverflowError, RecursionError):
+            why = "it is not a record of solution, objective and seconds"
+        else:
+            if not (math.isfinite(seconds) and seconds >= 0):
+                why = f"its CPU seconds {seconds!r} are not a finite number >= 0"
+            else:
+                why = self.problem.violation(solution)
+            if why is None:
+                actual = self.problem.objective(solution)
+                if not abs(actual - objective) <= 1e-6 * max(1.0, abs(objective)):
+                    why = f"its objective {objective!r} is not its solution's ({actual!r})"
+        if why is not None:
+            warnings.warn(
+                f"cached initial incumbent {path} is not used ({why}): recomputing it",
+                stacklevel=3,
+            )
+            return None
+        return solution, objective, seconds
+
     def _initial(self) -> tuple[np.ndarray, float, float]:
-        """(solution, objective, CPU seconds) of SCIP's initial run, cached per instance."""
+        """(solution, objective, CPU seconds) of SCIP's initial run, cached per instance
+        (tagged, and checked feasible with its objective when read)."""
         assert self.problem is not None
         key = f"{self.benchmark_sha256}-t{self.initial_time:g}-s{self.scip_seed}"
         path = cache_dir() / "lns-initial" / f"{key}.json"
-        if path.exists():
-            data = json.loads(path.read_text())
-            return np.array(data["solution"]), data["objective"], data["seconds"]
+        cached = self._cached_initial(path)
+        if cached is not None:
+            return cached
         result = self.problem.solve_initial(self.initial_time)
         if result.values is None:
             raise InstanceError(
@@ -206,14 +317,16 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
             raise InstanceError(f"SCIP's initial solution of {self.benchmark} fails: {why}")
         data = {"solution": result.values.tolist(), "objective": result.objective,
                 "seconds": result.solve_seconds}  # fmt: skip
-        write_atomic(path, json.dumps(data).encode())
+        write_tagged(path, json.dumps(data).encode(), INITIAL_CACHE_PURPOSE)
         return result.values, result.objective, result.solve_seconds
 
     # ---- time and gap bookkeeping ------------------------------------------------------------
     @property
     def elapsed(self) -> float:
-        """CPU seconds of this episode so far, the initial solve included."""
-        return self._offset + time.process_time() - self._clock0
+        """CPU seconds of this episode so far: the initial solve, this process's time and
+        the SCIP worker's time for its solves since reset."""
+        worker = self._worker.cpu_seconds - self._worker_clock0
+        return self._offset + time.process_time() - self._clock0 + worker
 
     def _gap(self, objective: float | None) -> float:
         best = self.best_known
@@ -258,6 +371,7 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
         self._lp_values: np.ndarray | None = None
         self._k_frac = self.k_start
         self._offset, self._clock0 = seconds, time.process_time()
+        self._worker_clock0 = self._worker.cpu_seconds
         self._t_last = 0.0
         self.primal_integral = 0.0
         self._advance(seconds)
@@ -316,18 +430,39 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
         return self._obs(), self._info(status="initial")
 
     def _check_action(self, action: Any) -> np.ndarray:
-        scores = np.asarray(action, dtype=float)
-        if scores.shape != (self.problem.n,):
-            raise ValueError(
-                f"action must hold one score per variable, shape ({self.problem.n},); got "
-                f"shape {scores.shape}"
+        n = self.problem.n
+        allowed = (
+            f"allowed: an array of shape ({n},) of real scores, one per variable (finite, or "
+            "-inf for a variable never to free)"
+        )
+        if isinstance(action, (str, bytes, bool, np.bool_)):
+            raise ValueError(f"action is a {type(action).__name__}; {allowed}")
+        try:
+            scores = np.asarray(action)
+        except (ValueError, TypeError):  # ragged nested lists
+            raise ValueError(f"action is not an array of numbers; {allowed}") from None
+        if scores.dtype.kind not in "iuf":
+            what = {"b": "booleans", "U": "strings", "S": "bytes", "c": "complex numbers"}.get(
+                scores.dtype.kind, f"values of type {scores.dtype}"
             )
-        if np.isnan(scores).any():
-            raise ValueError(f"action has NaN scores (at {np.flatnonzero(np.isnan(scores))[:5]})")
+            raise ValueError(f"action holds {what}; {allowed}")
+        if scores.shape != (n,):
+            raise ValueError(
+                f"action must hold one score per variable, shape ({n},); got shape "
+                f"{scores.shape}; {allowed}"
+            )
+        scores = scores.astype(float)
+        for bad, name in ((np.isnan(scores), "NaN"), (scores == np.inf, "+inf")):
+            if bad.any():
+                at = np.flatnonzero(bad)
+                raise ValueError(
+                    f"action has {len(at)} {name} score(s) (at indices {at[:5].tolist()}); "
+                    f"{allowed}"
+                )
         return scores
 
     def _step(self, scores: np.ndarray) -> StepResult:
-        t0 = time.process_time()
+        t0, w0 = time.process_time(), self._worker.cpu_seconds
         policy_seconds = t0 - self._step_end
         free = self.neighborhood(scores)
         left = self.time_budget - self.elapsed
@@ -355,7 +490,9 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
         reward = -(self.primal_integral - before)
         terminated = n_free == len(self._int_idx) and result.status == "optimal"
         truncated = self.elapsed >= self.time_budget
-        overhead = time.process_time() - t0 - result.solve_seconds
+        # this process's CPU for the step plus the worker's for the request, less SCIP's solve
+        worker_seconds = self._worker.cpu_seconds - w0
+        overhead = time.process_time() - t0 + worker_seconds - result.solve_seconds
         self._step_end = time.process_time()
         info = self._info(
             status=result.status,
@@ -372,8 +509,9 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
     def _replay(self, state: EpisodeState) -> None:
         """Install the state's incumbent after checking it: feasible for the original model
         and with the claimed objective. The episode's reward is recomputed from the state's
-        trace of improving incumbents (measured CPU times cannot be measured again); the
-        episode goes on from the incumbent, its clock from 0."""
+        trace of improving incumbents (measured CPU times cannot be measured again), and the
+        extras it claims are installed as checked (trace, its integral, its end); the
+        episode goes on from the incumbent, its clock from the trace's end."""
         extras = state.extras or {}
         if "solution" not in extras or "objective" not in extras:
             raise ValueError("an LNS state needs extras 'solution' and 'objective'")
@@ -406,7 +544,19 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
                 "(<= 0)"
             )
         integral = self._trace_integral(extras, objective)
+        end = float(extras["end_seconds"])
+        cpu = extras.get("cpu_seconds", end)
+        if isinstance(cpu, bool) or not isinstance(cpu, (int, float)) or not cpu >= end:
+            raise ValueError(
+                f"cpu_seconds {cpu!r} must be a number >= end_seconds ({end!r}): the clock read "
+                "when the state was taken"
+            )
         self._start_episode(x, objective, 0.0)
+        # the extras the state claims, as checked: its trace and what the trace gives
+        self._trace = [[float(t), float(o), float(g)] for t, o, g in extras["trace"]]
+        self.initial_objective = self._trace[0][1]
+        self.primal_integral = integral
+        self._offset, self._t_last = end, end  # the episode goes on from the trace's end
         self._actions = list(state.actions)
         self._total = -integral
 
@@ -429,7 +579,7 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
                 raise ValueError("the trace's times must be finite and never go back")
             if last_o is not None and not self.problem.better(o, last_o):
                 raise ValueError("each point of the trace must improve on the one before")
-            if abs(g - self._gap(o)) > 1e-9:
+            if not abs(g - self._gap(o)) <= 1e-9:  # NaN fails too
                 raise ValueError(f"the trace's gap {g!r} is not its objective's ({self._gap(o)!r})")
             if last_o is not None:
                 area += self._gap(last_o) * (t - last_t)
@@ -444,7 +594,8 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
                 f"the trace ends at objective {last_o!r}, the solution's is {objective!r}"
             )
         claimed = extras.get("primal_integral")
-        if not isinstance(claimed, (int, float)) or abs(claimed - area) > 1e-9 * max(1.0, area):
+        number = isinstance(claimed, (int, float)) and not isinstance(claimed, bool)
+        if not (number and abs(claimed - area) <= 1e-9 * max(1.0, area)):  # NaN fails too
             raise ValueError(f"claimed primal integral {claimed!r}, the trace gives {area!r}")
         return area
 
@@ -467,12 +618,41 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
     def _fork_into(self, new: OptGymEnv) -> None:
         for name in ("incumbent", "_history", "_trace", "_lp_values"):
             setattr(new, name, copy.deepcopy(getattr(self, name)))
+        new._owns_worker = False  # the parent's close() ends the shared worker
+
+    def _on_crash(self) -> None:
+        self._worker.kill()  # dead or hung: the next reset starts a new one
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The process id of the SCIP worker while it runs (shared with forks)."""
+        return self._worker.pid
+
+    def close(self) -> None:
+        """End the SCIP worker (a fork leaves its parent's running)."""
+        worker = getattr(self, "_worker", None)  # None when __init__ failed early
+        if worker is not None and self._owns_worker:
+            worker.close()
+        super().close()
 
     def fork(self) -> ILPNeighborhoodEnv:
         """An independent copy at the same point of the episode: its own incumbent,
         objective, history, k fraction, primal integral, trace, neighborhood sizes and clock
         offsets, and the budget meter shared. The SCIP model (``MipProblem``) is shared too:
         every sub-MIP solve re-fixes every bound it needs, so solves on the fork and the
-        parent may interleave, one at a time (not from two threads at once). The CPU clock
-        is the process's: work on either counts in both episodes' ``elapsed``."""
+        parent may interleave, one at a time (not from two threads at once), in the one SCIP
+        worker process they share. The CPU clock is the process's and the worker's: work on
+        either counts in both episodes' ``elapsed``."""
         return super().fork()
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+def _check_seconds(name: str, value: Any) -> None:
+    """``ValueError`` unless ``value`` is a positive, finite number of CPU seconds."""
+    if not _is_real(value) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive, finite number of CPU seconds, got {value!r}")

@@ -1,0 +1,426 @@
+"""The SCIP worker process: every SCIP call of the LNS env runs here, so a crash ends only it.
+
+:class:`ScipWorker` (the env's side) starts ``python -m optgym.envs.lns.worker``; requests and
+replies are length-prefixed pickles on the child's stdin and on a private copy of its stdout.
+Once started, the child points its fds 1 and 2 at ``/dev/null``: SCIP prints reader errors
+with tokens of the file it reads, and nothing of a user's file may reach the user's terminal.
+A crash in SCIP (an abort, a segfault, a SIGKILL) or a hang past the timeout becomes
+:class:`optgym.env.BackendCrash`; the worker is started again only by the env's next reset.
+
+The child holds one instance at a time (:class:`ScipModel`): read once from the bytes the env
+sends, re-fixed for each sub-MIP exactly as the in-process model was (same settings, same
+seed, same order of calls), so results do not depend on where SCIP runs. Every reply carries
+the child's CPU seconds for the request, which the env adds to its episode clock.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+
+HEADER = struct.Struct("<Q")
+# Wall seconds a request may take beyond its CPU-time limit before the worker counts as hung:
+# on a shared 2-core machine a CPU second can take a few wall seconds.
+WALL_SLACK_S = 60.0
+WALL_FACTOR = 10.0
+LOAD_TIMEOUT_S = 600.0
+
+
+def write_message(fd: int, obj: Any) -> None:
+    """Write one length-prefixed pickle to ``fd``."""
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(HEADER.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _read_exactly(fd: int, size: int, deadline: float | None) -> bytes:
+    chunks, got = [], 0
+    while got < size:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError
+        chunk = os.read(fd, min(size - got, 1 << 20))
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def read_message(fd: int, timeout: float | None = None) -> Any:
+    """One length-prefixed pickle from ``fd``; ``EOFError`` when closed, ``TimeoutError``
+    past ``timeout`` seconds."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    (size,) = HEADER.unpack(_read_exactly(fd, HEADER.size, deadline))
+    return pickle.loads(_read_exactly(fd, size, deadline))
+
+
+def wall_timeout(cpu_limit: float) -> float:
+    """Wall seconds to wait for a solve limited to ``cpu_limit`` CPU seconds."""
+    return WALL_SLACK_S + WALL_FACTOR * cpu_limit
+
+
+# ---- the child's side -------------------------------------------------------------------------
+def _settings(model: Any, seed: int) -> None:
+    model.hideOutput()
+    model.setParam("randomization/randomseedshift", seed)
+    model.setParam("timing/clocktype", 1)  # CPU time: fair on a shared machine
+    model.setParam("parallel/maxnthreads", 1)
+    model.setParam("lp/threads", 1)
+
+
+class ReadError(ValueError):
+    """SCIP could not read the instance (the message holds nothing of the file)."""
+
+
+class ScipModel:
+    """One instance in one pyscipopt model, re-fixed for each sub-MIP (never copied)."""
+
+    def __init__(self, path: str, seed: int):
+        import pyscipopt
+
+        self.path, self.seed = path, seed
+        model = pyscipopt.Model()
+        _settings(model, seed)
+        try:
+            model.readProblem(path)
+        except Exception as e:  # pyscipopt raises OSError("SCIP: read error!") and the like
+            text = str(e)
+            code = text if text.startswith("SCIP: ") and len(text) < 60 else "read error"
+            raise ReadError(f"SCIP's reader rejected it ({code})") from None
+        self.model = model
+        self.vars = model.getVars()
+        self.lb = np.array([v.getLbOriginal() for v in self.vars], dtype=float)
+        self.ub = np.array([v.getUbOriginal() for v in self.vars], dtype=float)
+        self.integer = np.array([v.vtype() != "CONTINUOUS" for v in self.vars], dtype=bool)
+        self._cur_lb, self._cur_ub = self.lb.copy(), self.ub.copy()
+        self._lb_model: _LocalBranchingModel | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The instance's numbers: variables, objective, constraint matrix (COO) and sides."""
+        model = self.model
+        index = {v.name: i for i, v in enumerate(self.vars)}
+        rows, cols, vals, lhs, rhs, others = [], [], [], [], [], []
+        conss = model.getConss()
+        for r, cons in enumerate(conss):
+            kind = cons.getConshdlrName()
+            if kind != "linear":
+                others.append((r, kind))
+                continue
+            for name, coef in model.getValsLinear(cons).items():
+                rows.append(r)
+                cols.append(index[name])
+                vals.append(coef)
+            lhs.append(model.getLhs(cons))
+            rhs.append(model.getRhs(cons))
+        return {
+            "n_conss": len(conss),
+            "nonlinear": others[:1],  # (index, handler) of the first non-linear constraint
+            "names": [v.name for v in self.vars],
+            "lb": self.lb,
+            "ub": self.ub,
+            "integer": self.integer,
+            "binary": np.array([v.vtype() == "BINARY" for v in self.vars], dtype=bool),
+            "obj": np.array([v.getObj() for v in self.vars], dtype=float),
+            "maximize": model.getObjectiveSense() == "maximize",
+            "offset": float(model.getObjoffset()),
+            "rows": np.array(rows, dtype=np.int64),
+            "cols": np.array(cols, dtype=np.int64),
+            "vals": np.array(vals, dtype=float),
+            "lhs": np.array(lhs, dtype=float),
+            "rhs": np.array(rhs, dtype=float),
+            "infinity": float(model.infinity()),
+        }
+
+    def _set_bounds(self, lb: np.ndarray, ub: np.ndarray) -> None:
+        model = self.model
+        model.freeTransform()
+        for i in np.flatnonzero((lb != self._cur_lb) | (ub != self._cur_ub)):
+            v = self.vars[i]
+            # one call per bound that moves, ordered so that lb <= ub holds after each
+            if lb[i] > self._cur_ub[i]:
+                model.chgVarUb(v, ub[i])
+                model.chgVarLb(v, lb[i])
+            else:
+                if lb[i] != self._cur_lb[i]:
+                    model.chgVarLb(v, lb[i])
+                if ub[i] != self._cur_ub[i]:
+                    model.chgVarUb(v, ub[i])
+        self._cur_lb, self._cur_ub = lb.copy(), ub.copy()
+
+    def _solve(self, time_limit: float, start: np.ndarray | None) -> dict[str, Any]:
+        model = self.model
+        model.setParam("limits/time", max(float(time_limit), 0.01))
+        if start is not None:
+            sol = model.createSol()
+            for i in np.flatnonzero(start):  # a new solution is zero everywhere else
+                model.setSolVal(sol, self.vars[i], float(start[i]))
+            model.addSol(sol, free=True)
+        begin = time.process_time()
+        model.optimize()
+        seconds = time.process_time() - begin
+        values = None
+        if model.getNSols() > 0:
+            best = model.getBestSol()
+            # variables whose bounds are equal cannot have moved: read only the others
+            values = self._cur_lb.copy()
+            for i in np.flatnonzero(self._cur_lb != self._cur_ub):
+                values[i] = model.getSolVal(best, self.vars[i])
+            values[self.integer] = np.round(values[self.integer])
+        return {"status": model.getStatus(), "values": values, "solve_seconds": seconds}
+
+    def initial(self, time_limit: float) -> dict[str, Any]:
+        self._set_bounds(self.lb, self.ub)
+        return self._solve(time_limit, None)
+
+    def neighborhood(
+        self, free: np.ndarray, incumbent: np.ndarray, time_limit: float
+    ) -> dict[str, Any]:
+        fixed = self.integer & ~free
+        self._set_bounds(np.where(fixed, incumbent, self.lb), np.where(fixed, incumbent, self.ub))
+        return self._solve(time_limit, incumbent)
+
+    def local_branching(
+        self, incumbent: np.ndarray, k: int, relax: bool, time_limit: float, binary: np.ndarray
+    ) -> np.ndarray:
+        if self._lb_model is None:
+            self._lb_model = _LocalBranchingModel(self.path, self.seed, self.integer, binary)
+        return self._lb_model.solve(incumbent, k, relax, time_limit)
+
+
+class _LocalBranchingModel:
+    """A second model (the expert's, never the env's) for the local-branching problem."""
+
+    def __init__(self, path: str, seed: int, integer: np.ndarray, binary: np.ndarray):
+        import pyscipopt
+
+        self.integer, self.binary = integer, binary
+        self.model = pyscipopt.Model()
+        _settings(self.model, seed)
+        self.model.readProblem(path)
+        self.vars = self.model.getVars()
+        self.relaxed = False
+        self.cons = None
+
+    def solve(self, incumbent: np.ndarray, k: int, relax: bool, time_limit: float) -> np.ndarray:
+        import pyscipopt
+
+        model = self.model
+        model.freeTransform()
+        if self.cons is not None:
+            model.delCons(self.cons)
+            self.cons = None
+        if relax != self.relaxed:
+            for v, integer in zip(self.vars, self.integer, strict=True):
+                if integer:
+                    model.chgVarType(v, "CONTINUOUS" if relax else "BINARY")
+            self.relaxed = relax
+        triples = list(zip(self.vars, incumbent, self.binary, strict=True))
+        ones = [v for v, x, b in triples if b and x > 0.5]
+        zeros = [v for v, x, b in triples if b and x <= 0.5]
+        expr = pyscipopt.quicksum(zeros) - pyscipopt.quicksum(ones)
+        self.cons = model.addCons(expr <= k - len(ones), name="local_branching")
+        model.setParam("limits/time", max(float(time_limit), 0.01))
+        if not relax:
+            sol = model.createSol()
+            for v, value in zip(self.vars, incumbent, strict=True):
+                model.setSolVal(sol, v, float(value))
+            model.addSol(sol, free=True)
+        model.optimize()
+        if model.getNSols() == 0:
+            return incumbent.astype(float).copy()
+        best = model.getBestSol()
+        return np.array([model.getSolVal(best, v) for v in self.vars])
+
+
+class _Server:
+    """The child's state: the instance it holds (one at a time) and its folder (made and
+    removed by the env's side, so that a killed child leaves no copy of the instance)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.key: str | None = None
+        self.model: ScipModel | None = None
+
+    def load(self, key: str, data: bytes, suffix: str, seed: int) -> dict[str, Any]:
+        self.model = self.key = None
+        # the suffix picks SCIP's reader; the file stays while the instance is held (local
+        # branching reads it again)
+        path = os.path.join(self.folder, "instance" + suffix)
+        with open(path, "wb") as f:
+            f.write(data)
+        model = ScipModel(path, seed)
+        description = model.describe()
+        self.model, self.key = model, key
+        return description
+
+    def handle(self, request: tuple) -> Any:
+        cmd = request[0]
+        if cmd == "load":
+            return self.load(*request[1:])
+        if self.model is None or request[1] != self.key:
+            raise RuntimeError("the SCIP worker holds no instance or another one")
+        if cmd == "initial":
+            return self.model.initial(*request[2:])
+        if cmd == "neighborhood":
+            return self.model.neighborhood(*request[2:])
+        if cmd == "local_branching":
+            return self.model.local_branching(*request[2:])
+        raise ValueError(f"unknown command {cmd!r}")
+
+
+def main() -> None:
+    out = os.dup(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the user's process's to handle
+    import pyscipopt
+
+    server = _Server(sys.argv[1])
+    version = pyscipopt.Model()
+    scip = f"{version.getMajorVersion()}.{version.getMinorVersion()}.{version.getTechVersion()}"
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # whatever SCIP prints (a reader quotes the file) is dropped
+    os.dup2(devnull, 2)
+    write_message(out, {"pid": os.getpid(), "scip": scip})
+    while True:
+        try:
+            request = read_message(0)
+        except EOFError:
+            break
+        begin = time.process_time()
+        try:
+            reply = {"ok": True, "result": server.handle(request)}
+        except ReadError as e:
+            reply = {"ok": False, "kind": "read", "error": str(e)}
+        except Exception as e:  # reported to the env, which raises it there
+            reply = {
+                "ok": False,
+                "kind": "error",
+                "error": type(e).__name__,
+                "traceback": traceback.format_exc(limit=3),
+            }
+        reply["cpu"] = time.process_time() - begin
+        write_message(out, reply)
+
+
+# ---- the env's side ---------------------------------------------------------------------------
+class ScipWorker:
+    """The env's SCIP worker process. ``start()`` (at reset) starts it when it is not
+    running; every request raises :class:`optgym.env.BackendCrash` when the worker dies,
+    hangs or is not running, and only ``start()`` brings it back. ``cpu_seconds`` sums the
+    child's CPU time over its solves (loads excluded), across restarts."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.loaded: str | None = None  # key of the instance the child holds
+        self.cpu_seconds = 0.0
+        self.starts = 0
+        self.scip_version: str | None = None
+        self._folder: str | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs."""
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
+
+    def start(self) -> None:
+        """Start the child unless it is running."""
+        if self.pid is not None:
+            return
+        self.kill()
+        self._folder = tempfile.mkdtemp(prefix="optgym-scip-")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "optgym.envs.lns.worker", self._folder],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+        )
+        self.starts += 1
+        self.loaded = None
+        hello = self._read(120.0, "starting")
+        self.scip_version = hello["scip"]
+
+    def _crash(self, doing: str, why: str) -> Exception:
+        from optgym.env import BackendCrash
+
+        self.kill()
+        return BackendCrash(f"the SCIP worker {why} while {doing}; the next reset restarts it")
+
+    def _read(self, timeout: float, doing: str) -> Any:
+        assert self.proc is not None and self.proc.stdout is not None
+        try:
+            return read_message(self.proc.stdout.fileno(), timeout)
+        except TimeoutError:
+            raise self._crash(doing, f"gave no reply in {timeout:.0f} s (killed)") from None
+        except (EOFError, OSError, pickle.UnpicklingError):
+            code = self.proc.wait()
+            why = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+            raise self._crash(doing, f"crashed ({why})") from None
+
+    def request(self, message: tuple, timeout: float, doing: str) -> Any:
+        """Send ``message`` and return its result: ``ReadError`` (a ValueError) when SCIP
+        rejects an instance, ``BackendCrash`` when the child dies, hangs, is not running or
+        fails inside SCIP (it is killed; the env's next reset starts a new one)."""
+        if self.pid is None:
+            raise self._crash(doing, "is not running (it crashed or was closed)")
+        assert self.proc is not None and self.proc.stdin is not None
+        try:
+            write_message(self.proc.stdin.fileno(), message)
+        except OSError:
+            raise self._crash(doing, "died before the request") from None
+        reply = self._read(timeout, doing)
+        if reply["ok"]:
+            if message[0] != "load":
+                self.cpu_seconds += reply["cpu"]
+            return reply["result"]
+        if reply["kind"] == "read":
+            raise ReadError(reply["error"])
+        raise self._crash(doing, f"failed ({reply['error']} inside SCIP)")
+
+    def kill(self) -> None:
+        """Kill the child (if any) and wait for it."""
+        proc, self.proc, self.loaded = self.proc, None, None
+        if proc is not None:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    stream.close()
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+    def close(self) -> None:
+        """End the child: close its input, then kill it if it does not exit at once."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None and proc.stdin is not None:
+            try:
+                proc.stdin.close()
+                proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+    def __del__(self) -> None:
+        try:
+            self.kill()
+        except Exception:
+            pass
+
+
+if __name__ == "__main__":
+    main()
