@@ -23,8 +23,7 @@ def cache_dir() -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise RuntimeError(
-            f"cannot use {path} as the cache ({e.strerror}); set OPTGYM_CACHE to a writable "
-            "folder"
+            f"cannot use {path} as the cache ({e.strerror}); set OPTGYM_CACHE to a writable folder"
         ) from None
     if not path.is_dir():
         raise RuntimeError(f"the cache {path} is not a folder; set OPTGYM_CACHE to a folder")

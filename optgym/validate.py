@@ -229,6 +229,12 @@ def _check_line(
     return True, f"ok: {episode}: score {score:.6g}{note}"
 
 
+def _differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The keys whose values differ between ``a`` and ``b`` (missing counts), sorted."""
+    missing = object()
+    return sorted(k for k in set(a) | set(b) if a.get(k, missing) != b.get(k, missing))
+
+
 def _replay(
     replayer: Replayer, task: Task, state: EpisodeState, used: dict[str, Any]
 ) -> tuple[str | None, float]:
@@ -237,11 +243,7 @@ def _replay(
         env = replayer.env(task)
         base = env.unwrapped
         if state.config != base.config:
-            diff = sorted(
-                k
-                for k in set(state.config) | set(base.config)
-                if state.config.get(k) != base.config.get(k)
-            )
+            diff = _differing(state.config, base.config)
             return f"state config differs from the task's in: {names(diff)}", 0.0
         result = base.validate(state)
         if not result.ok:
@@ -252,11 +254,7 @@ def _replay(
             ), 0.0
         replayed = base.state
         if state.versions != replayed.versions:
-            diff = sorted(
-                k
-                for k in set(state.versions) | set(replayed.versions)
-                if state.versions.get(k) != replayed.versions.get(k)
-            )
+            diff = _differing(state.versions, replayed.versions)
             return f"versions differ from this replay's in: {names(diff)}", 0.0
         why = base.check_extras(state.extras, used)
         if why:

@@ -38,7 +38,9 @@ def test_agent_settings_are_typed_and_documented():
     assert resolve_agent("lb-relax-s").settings == {"sample": True}
     (setting,) = agent_settings(type(make_agent("random")))
     assert (setting.name, setting.default, setting.help) == (
-        "episode_length", 32, "actions per random episode"
+        "episode_length",
+        32,
+        "actions per random episode",
     )
     for spec, match in [
         ("random:episode_length=x", r"episode_length='x': not an integer \(expected int\)"),

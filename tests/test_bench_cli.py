@@ -268,9 +268,7 @@ def test_plugin_through_the_cli_and_an_entry_point(
     dist = tmp_path / "plugins" / "optgym_test_plugins-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: optgym-test-plugins\n")
-    (dist / "entry_points.txt").write_text(
-        f"[optgym.agents]\ngreedy2 = {plugins}:Greedy2\n"
-    )
+    (dist / "entry_points.txt").write_text(f"[optgym.agents]\ngreedy2 = {plugins}:Greedy2\n")
     registry.cache_clear()  # read the entry points again
     try:
         out_file = tmp_path / "r.jsonl"
@@ -452,8 +450,14 @@ def test_cli_version_tasks_and_agents(capsys: pytest.CaptureFixture):
     assert capsys.readouterr().out.strip() == f"optgym {optgym.__version__}"
     assert main(["tasks"]) == 0
     out = capsys.readouterr().out
-    for text in ("pass-ordering\n", "budget:   calls=2000  (calls are compilations)",
-                 "lns-set-cover", "schedule-search", "path-planning", "data-selection-digits"):
+    for text in (
+        "pass-ordering\n",
+        "budget:   calls=2000  (calls are compilations)",
+        "lns-set-cover",
+        "schedule-search",
+        "path-planning",
+        "data-selection-digits",
+    ):
         assert text in out
     assert main(["agents"]) == 0
     out = capsys.readouterr().out
@@ -575,5 +579,5 @@ def test_validate_reads_past_bad_bytes_and_imports_nothing_a_line_names(
     row["agent"] = "no_such_module_xyz:Agent"
     row["tag"] = line_tag(row)
     results.write_text(json.dumps(row) + "\n")
-    (_, verdict, message), = validate_results(results, BUDGET)
+    ((_, verdict, message),) = validate_results(results, BUDGET)
     assert verdict == "failed" and "no module 'no_such_module_xyz'" in message

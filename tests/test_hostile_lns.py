@@ -14,8 +14,8 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-import pyscipopt
 import pytest
+from ilp_instances import vertex_cover
 
 import optgym  # noqa: F401
 from optgym.datasets.cache import cache_dir, read_tagged, write_tagged
@@ -26,20 +26,8 @@ from optgym.envs.lns.env import INITIAL_CACHE_PURPOSE, ILPNeighborhoodEnv
 SECRET = "SECRETx7f3a9c"  # a marker in hostile files: it must never reach the user
 
 
-def _vertex_cover(path: Path, n: int = 150, edges: int = 1200, seed: int = 0) -> str:
-    rng = np.random.default_rng(seed)
-    m = pyscipopt.Model()
-    m.hideOutput()
-    x = [m.addVar(f"x{i}", vtype="B", obj=int(rng.integers(1, 101))) for i in range(n)]
-    pairs: set[tuple[int, int]] = set()
-    while len(pairs) < edges:
-        a, b = (int(v) for v in rng.integers(0, n, 2))
-        if a != b:
-            pairs.add((min(a, b), max(a, b)))
-    for a, b in sorted(pairs):
-        m.addCons(x[a] + x[b] >= 1, name=f"e{a}_{b}")
-    m.writeProblem(str(path), verbose=False)
-    return f"file://{path}"
+def _vertex_cover(path: Path, seed: int = 0) -> str:
+    return vertex_cover(path, n=150, edges=1200, seed=seed)
 
 
 @pytest.fixture(scope="module")

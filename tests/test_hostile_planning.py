@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 import optgym  # noqa: F401  registers the envs
+from optgym.datasets.files import json_depth
 from optgym.datasets.nav2d import Goal, NavMap, load_map, parse_grid
 from optgym.datasets.nav2d.maps import (
     MAX_FILE_BYTES,
     MAX_HORIZON,
     MAX_SIZE,
     MAX_WALLS,
-    json_depth,
 )
 from optgym.envs.planning.geometry import MAX_CELL_ENTRIES, map_geometry, rollout, rollout_one
 

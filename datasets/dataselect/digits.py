@@ -134,10 +134,7 @@ def digits_task_from_arrays(arrays: dict[str, np.ndarray], where: str) -> Digits
     """The task of a file's arrays after checking every array by name (presence, dtype,
     shape, matching lengths, finite features in [0, 1], labels in 0..9, non-empty splits
     within :data:`MAX_ROWS`); ``ValueError`` naming the array and what is allowed."""
-    require_arrays(arrays, ARRAYS, f"{where} (a digits-noisy task)")
-    extra = sorted(set(arrays) - set(ARRAYS))
-    if extra:
-        raise ValueError(f"{where} has arrays {', '.join(extra)} that a digits task has not")
+    require_arrays(arrays, ARRAYS, where, only="a digits-noisy task")
     features = f"finite features in [0, 1] (grey level / 16), {N_FEATURES} per example"
     labels = f"class labels 0 to {N_CLASSES - 1}"
     splits = {

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import math
-import stat
 import struct
 import zipfile
 import zlib
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from optgym.datasets.dataset import Benchmark
+from optgym.datasets.files import read_limited
 
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # zip members carry no real timestamps
 MAX_HEADER_BYTES = 4096  # an .npy header of a plain array is about 128 bytes
@@ -83,24 +83,8 @@ def _source_path(source: Benchmark | str | Path) -> Path:
 
 
 def read_file_bytes(source: Benchmark | str | Path, what: str, limit: int) -> bytes:
-    """The bytes of a task file, after checking that it is a regular file of at most
-    ``limit`` bytes; a benchmark's file is also checked against its recorded sha256."""
-    path = _source_path(source)
-    try:
-        info = path.stat()
-    except OSError as e:
-        raise ValueError(f"cannot read {what} {path}: {e.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ValueError(f"{what} {path} is not a regular file")
-    if info.st_size > limit:
-        raise ValueError(f"{what} {path} is {info.st_size} bytes; at most {limit} allowed")
-    try:
-        data = source.read_bytes() if isinstance(source, Benchmark) else path.read_bytes()
-    except OSError as e:
-        raise ValueError(f"cannot read {what} {path}: {e.strerror}") from None
-    if len(data) > limit:  # it grew after the check
-        raise ValueError(f"{what} {path} is {len(data)} bytes; at most {limit} allowed")
-    return data
+    """The bytes of a task file (:func:`optgym.datasets.dataset.read_limited`)."""
+    return read_limited(source, what, limit)
 
 
 def _member_label(filename: str) -> str:
@@ -249,14 +233,21 @@ def read_npz(
 KIND_NAMES = {"b": "boolean", "i": "integer", "u": "integer", "f": "float"}
 
 
-def require_arrays(arrays: dict[str, np.ndarray], names: Iterable[str], where: str) -> None:
-    """``ValueError`` listing the arrays of ``names`` that ``arrays`` lacks."""
+def require_arrays(
+    arrays: dict[str, np.ndarray], names: Iterable[str], where: str, only: str | None = None
+) -> None:
+    """``ValueError`` listing the arrays of ``names`` that ``arrays`` lacks, and (when
+    ``only`` names the kind of file, e.g. "a digits task") those it has beyond them."""
     names = list(names)
     missing = [a for a in names if a not in arrays]
     if missing:
+        kind = f" ({only})" if only else ""
         raise ValueError(
-            f"{where} lacks the arrays {', '.join(missing)}; required: {', '.join(names)}"
+            f"{where}{kind} lacks the arrays {', '.join(missing)}; required: {', '.join(names)}"
         )
+    extra = sorted(set(arrays) - set(names)) if only else []
+    if extra:
+        raise ValueError(f"{where} has arrays {', '.join(extra)} that {only} has not")
 
 
 def _shape_text(shape: tuple[int | None, ...]) -> str:

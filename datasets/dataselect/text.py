@@ -198,10 +198,7 @@ def text_task_from_arrays(arrays: dict[str, np.ndarray], where: str) -> TextTask
     """The task of a file's arrays after checking every array by name (presence, dtype,
     shape, matching lengths, symbol codes below 96, corruption kinds 0..2, non-empty splits
     within :data:`MAX_ROWS`); ``ValueError`` naming the array and what is allowed."""
-    require_arrays(arrays, ARRAYS, f"{where} (a pydoc-text task)")
-    extra = sorted(set(arrays) - set(ARRAYS))
-    if extra:
-        raise ValueError(f"{where} has arrays {', '.join(extra)} that a text task has not")
+    require_arrays(arrays, ARRAYS, where, only="a pydoc-text task")
     codes = f"symbol codes 0 to {VOCAB_SIZE - 1}, {CHUNK} per example"
     splits = {
         "pool": ("pool", "pool_clean", "corrupted", "corruption", "pool_index"),

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from optgym.datasets.files import check_json_depth
+
 FORMAT = "optgym-halide-pipeline-v0"
 MAX_STAGE_DIMS = 3
 MAX_INPUT_DIMS = 4
@@ -38,7 +40,6 @@ _FIELDS = ("format", "inputs", "name", "seed", "stages")
 _INPUT_FIELDS = ("name", "shape")
 _STAGE_FIELDS = ("inputs", "name", "op", "params", "shape")
 # Strings (with their escapes) and the brackets that nest, for the depth check before parsing.
-_JSON_NESTING = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
 def _is_int(value: object) -> bool:
@@ -67,20 +68,6 @@ def _check_shape(kind: str, name: str, shape: tuple, max_dims: int) -> None:
             f"{kind} {name!r} has {math.prod(shape)} elements; the limit is "
             f"{MAX_TENSOR_ELEMENTS} per tensor"
         )
-
-
-def check_json_depth(data: bytes, what: str = "pipeline spec", limit: int = MAX_JSON_DEPTH) -> None:
-    """``ValueError`` when the JSON text ``data`` nests arrays and objects deeper than
-    ``limit``: checked before parsing, so no depth reaches the parser's recursion."""
-    depth = 0
-    for m in _JSON_NESTING.finditer(data):
-        c = m.group()
-        if c in (b"[", b"{"):
-            depth += 1
-            if depth > limit:
-                raise ValueError(f"{what} nests JSON deeper than {limit} levels (the limit)")
-        elif c in (b"]", b"}"):
-            depth -= 1
 
 
 def _list(value: object, where: str, limit: int) -> list:
@@ -309,7 +296,7 @@ class PipelineSpec:
             raise ValueError(
                 f"{what} is {len(data)} bytes; the limit for a pipeline spec is {MAX_SPEC_BYTES}"
             )
-        check_json_depth(data, what)
+        check_json_depth(data, what, MAX_JSON_DEPTH)
         try:
             obj = json.loads(data.decode("utf-8"))
         except UnicodeDecodeError:

@@ -19,10 +19,10 @@ from optgym.datasets.nav2d.maps import (
     MAX_GOALS,
     Goal,
     NavMap,
-    check_map_file,
     load_map,
     map_from_bytes,
     parse_grid,
+    read_map_bytes,
 )
 
 __all__ = [
@@ -52,5 +52,4 @@ def nav2d_datasets() -> list[Dataset]:
 def load_benchmark_map(benchmark: Benchmark) -> NavMap:
     """The map a navigation benchmark's file holds (text grid for ``.txt``, else JSON),
     its size checked before it is read and its bytes against the benchmark's sha256."""
-    check_map_file(benchmark.path)  # the size limit, before reading the whole file
-    return map_from_bytes(benchmark.read_bytes(), benchmark.path)
+    return map_from_bytes(read_map_bytes(benchmark), benchmark.path)

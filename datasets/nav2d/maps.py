@@ -47,12 +47,12 @@ from __future__ import annotations
 
 import json
 import math
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from optgym.datasets.dataset import Benchmark
+from optgym.datasets.files import check_json_depth, read_limited
 
 FORMAT = "optgym-nav2d-v0"
 MAX_GOALS = 4
@@ -95,17 +95,6 @@ def _point(what: str, value: Any) -> tuple[float, float]:
 def _show(p: tuple[float, float]) -> str:
     """A validated point (finite floats) for an error message."""
     return f"[{p[0]!r}, {p[1]!r}]"
-
-
-def json_depth(data: bytes) -> int:
-    """How deep ``[`` and ``{`` nest in JSON text, in linear time and without parsing:
-    escapes are dropped, then brackets are counted outside strings."""
-    text = data.replace(b"\\\\", b"").replace(b'\\"', b"")
-    outside = b"".join(text.split(b'"')[::2])  # the even pieces lie outside strings
-    codes = np.frombuffer(outside, dtype=np.uint8)
-    steps = np.isin(codes, (ord("["), ord("{"))).astype(np.int64)
-    steps -= np.isin(codes, (ord("]"), ord("}")))
-    return int(np.cumsum(steps).max()) if len(steps) else 0
 
 
 def _in_wall(point: tuple[float, float], wall: Wall) -> bool:
@@ -297,12 +286,7 @@ class NavMap:
             raise ValueError(
                 f"map {name!r} is {len(data)} bytes of JSON; at most {MAX_FILE_BYTES} allowed"
             )
-        depth = json_depth(data)
-        if depth > MAX_JSON_DEPTH:
-            raise ValueError(
-                f"map {name!r} nests JSON lists and objects {depth} deep; at most "
-                f"{MAX_JSON_DEPTH} allowed (the format needs 4)"
-            )
+        check_json_depth(data, f"map {name!r} (the format needs 4)", MAX_JSON_DEPTH)
         try:
             parsed = json.loads(data)
         except UnicodeDecodeError:
@@ -413,30 +397,10 @@ def parse_grid(text: str, name: str = "grid") -> NavMap:
     return NavMap(name, float(size), tuple(grid_walls(lines, size)), start, tuple(goals))
 
 
-def check_map_file(path: Path, limit: int = MAX_FILE_BYTES) -> None:
-    """``ValueError`` unless ``path`` is a regular file of at most ``limit`` bytes (checked
-    without reading it)."""
-    try:
-        info = path.stat()
-    except OSError as e:
-        raise ValueError(f"cannot read map file {path}: {e.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ValueError(f"map file {path} is not a regular file")
-    if info.st_size > limit:
-        raise ValueError(f"map file {path} is {info.st_size} bytes; at most {limit} allowed")
-
-
-def read_map_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of a map file, after :func:`check_map_file`."""
-    check_map_file(path, limit)
-    try:
-        with path.open("rb") as f:
-            data = f.read(limit + 1)
-    except OSError as e:
-        raise ValueError(f"cannot read map file {path}: {e.strerror}") from None
-    if len(data) > limit:  # it grew after the check
-        raise ValueError(f"map file {path} is more than {limit} bytes; at most {limit} allowed")
-    return data
+def read_map_bytes(source: Benchmark | str | Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a map file (a benchmark's, checked against its sha256, or a path), its
+    size checked before it is read."""
+    return read_limited(source, "map file", limit)
 
 
 def map_from_bytes(data: bytes, path: Path) -> NavMap:
