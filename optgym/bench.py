@@ -116,6 +116,12 @@ def run_episode(task_name: str, agent_spec: str, benchmark: str, seed: int, budg
             row["walltime"] = round(time.monotonic() - start, 4)
             row["budget_used"] = wrapped.meter.used()
             wrapped.detach()
+        late = budget.seconds_late(row["budget_used"]["seconds"])
+        if late is not None:  # work started in time ran long: validate would refuse the line
+            raise BudgetExceeded(
+                f"over budget: the episode took {late:.1f} s more than its {budget.seconds:g} "
+                "seconds and their grace"
+            )
         state: EpisodeState = result.state
         row["state"] = state.to_dict()
         row["reward"] = state.reward

@@ -80,6 +80,14 @@ class Budget:
         if self.calls is None and self.steps is None and self.seconds is None:
             raise ValueError(f"{who} needs a budget (calls, steps or seconds)")
 
+    def seconds_late(self, seconds: float) -> float | None:
+        """How far ``seconds`` of wall time are past the seconds budget and its grace
+        (``max(SECONDS_GRACE * budget, SECONDS_GRACE_MIN)``), or None when they are not."""
+        if self.seconds is None:
+            return None
+        late = seconds - self.seconds
+        return late if late > max(SECONDS_GRACE * self.seconds, SECONDS_GRACE_MIN) else None
+
     def __str__(self) -> str:
         parts = [f"{k}={v:g}" for k, v in asdict(self).items() if v is not None]
         return ",".join(parts) or "unlimited"
@@ -113,13 +121,12 @@ class BudgetMeter:
             raise BudgetExceeded(
                 f"budget {b} is spent: {self.steps} of {b.steps} steps used, one more asked for"
             )
-        if b.seconds is not None:
-            late = self.seconds - b.seconds
-            if late > max(SECONDS_GRACE * b.seconds, SECONDS_GRACE_MIN):
-                raise BudgetExceeded(
-                    f"budget {b} is spent: work asked for {late:.1f} s after its "
-                    f"{b.seconds:g} seconds ran out"
-                )
+        late = b.seconds_late(self.seconds)
+        if late is not None:
+            raise BudgetExceeded(
+                f"budget {b} is spent: work asked for {late:.1f} s after its "
+                f"{b.seconds:g} seconds ran out"
+            )
 
     def spend(self, calls: int = 0, steps: int = 0, unit: str = "calls") -> None:
         """``check``, then count: what the env calls before it does work."""

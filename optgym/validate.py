@@ -30,7 +30,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from optgym.budget import SECONDS_GRACE, SECONDS_GRACE_MIN, Budget
+from optgym.budget import Budget
 from optgym.problem import Task
 from optgym.result_line import RESULT_KEYS, TAG_FIELD, names, schema_problem, tag_matches
 from optgym.state import EpisodeState, json_lines
@@ -107,10 +107,8 @@ def _check_budget(row: dict, task: Task, expected: Budget | None) -> str | None:
         limit = getattr(budget, unit)
         if limit is not None and used[unit] > limit:
             return f"budget_used {unit}={used[unit]:g} exceeds the budget's {limit}"
-    if budget.seconds is not None:
-        late = used["seconds"] - budget.seconds
-        if late > max(SECONDS_GRACE * budget.seconds, SECONDS_GRACE_MIN):
-            return f"budget_used seconds={used['seconds']:g} exceed the budget's {budget.seconds:g}"
+    if budget.seconds_late(used["seconds"]) is not None:
+        return f"budget_used seconds={used['seconds']:g} exceed the budget's {budget.seconds:g}"
     return None
 
 

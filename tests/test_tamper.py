@@ -26,7 +26,7 @@ EPISODES = {
     "pass-ordering": ("random", "generator://csmith-v0/1", "calls=20"),
     "path-planning": ("cem", "benchmark://nav2d-v0/maze", "calls=200"),
     "path-planning-closed-loop": ("ppo", "benchmark://nav2d-v0/maze", "calls=600"),
-    "lns-vertex-cover": ("random-lns", "generator://vertex-cover-s-v0/0", "seconds=3"),
+    "lns-vertex-cover": ("random-lns", "generator://vertex-cover-s-v0/0", "seconds=8"),
     "schedule-search": ("schedule-random", "benchmark://halide-ops-v0/matmul-192", "calls=3"),
     "data-selection-digits": ("random-select", "generator://digits-noisy-v0/0", "calls=10"),
 }
