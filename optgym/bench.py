@@ -48,7 +48,10 @@ _ENVS: dict[str, Any] = {}
 
 
 def _env_key(task: Any) -> str:
-    return json.dumps([task.env_id, task.env_kwargs], sort_keys=True)
+    from optgym.datasets.cache import cache_dir
+
+    # an env keeps paths in the cache it was made with (measurements, incumbents)
+    return json.dumps([task.env_id, task.env_kwargs, str(cache_dir())], sort_keys=True)
 
 
 def task_env(task: Any) -> Any:
