@@ -215,6 +215,7 @@ class OracleSelection(_HarmAgent):
     """The env's hidden corruption mask: corrupted examples first (an upper bound)."""
 
     name: ClassVar[str] = "oracle"
+    stochastic: ClassVar[bool] = False  # the seed changes nothing
 
     def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
         return np.asarray(base.corrupted, dtype=float)

@@ -23,6 +23,7 @@ class ScipAlone:
 
     problems: ClassVar[tuple[str, ...]] = ("lns",)
     name: ClassVar[str] = "scip"
+    stochastic: ClassVar[bool] = False  # the seed changes nothing
 
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None

@@ -56,6 +56,10 @@ class Agent(Protocol):
 
     ``env`` is an OptGym env, wrapped or not; agents reach ``env.unwrapped`` for the env's
     own methods (``fork``, ``state``, ``evaluate_batch``) and use only its public API.
+
+    An agent whose result does not depend on its seed says so with the class attribute
+    ``stochastic = False``; any other is taken to be stochastic, and the leaderboard wants
+    at least :data:`optgym.leaderboard.submission.MIN_SEEDS` seeds of it per benchmark.
     """
 
     problems: ClassVar[tuple[str, ...]]

@@ -16,6 +16,7 @@ class ReferenceAgent:
     """Applies one of the env's references once (``env.apply_reference``)."""
 
     problems: ClassVar[tuple[str, ...]] = ("pass-ordering", "schedule-search")
+    stochastic: ClassVar[bool] = False  # the seed changes nothing
 
     reference: str = "Oz"
     """the reference to apply: Oz, O3, O0 (pass ordering); a Halide autoscheduler"""

@@ -290,6 +290,12 @@ class AgentSpec:
             )
         return tuple(declared)
 
+    @property
+    def stochastic(self) -> bool:
+        """Whether the agent's result may depend on its seed: true unless its class says
+        ``stochastic = False``."""
+        return getattr(self.entry.agent_class(), "stochastic", True) is not False
+
     def check_task(self, task: Task) -> None:
         """``ValueError`` unless the agent works on ``task``'s problem or env."""
         works_on = self.problems()

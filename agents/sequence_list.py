@@ -31,6 +31,7 @@ class SequenceListAgent:
     env's ``action_index`` accepts."""
 
     problems: ClassVar[tuple[str, ...]] = ("pass-ordering",)
+    stochastic: ClassVar[bool] = False  # the seed changes nothing
     name: ClassVar[str] = "sequences"
 
     sequences: str | Path | list[list[int | str]] | None = None

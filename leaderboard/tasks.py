@@ -26,6 +26,28 @@ def all_tasks() -> dict[str, Task]:
     return out
 
 
+def board_benchmarks(task: Task) -> list[str]:
+    """The task's leaderboard test set: the first ``task.board_size`` benchmark URIs of each
+    of its datasets' splits, in the task's dataset order (names only: a stored dataset need
+    not be built)."""
+    from optgym.bench import task_datasets
+
+    registry = task_datasets(task)
+    uris: list[str] = []
+    for uri, split in task.datasets:
+        uris.extend(registry.dataset(uri).take(split, task.board_size))
+    return uris
+
+
+def hardware_dependent(task: Task) -> bool:
+    """Whether the task's scores depend on the machine: its budget counts seconds or its env
+    measures its reward (run times). Such tasks are ranked within a hardware class."""
+    from optgym.envs import problems
+
+    entry = next(e for e in problems()[task.problem].envs if e.id == task.env_id)
+    return task.budget.seconds is not None or entry.nondeterministic
+
+
 def get_task(name: str) -> Task:
     """The task called ``name``; ``ValueError`` lists the known ones."""
     tasks = all_tasks()
@@ -34,4 +56,4 @@ def get_task(name: str) -> Task:
     return tasks[name]
 
 
-__all__ = ["Task", "all_tasks", "get_task"]
+__all__ = ["Task", "all_tasks", "board_benchmarks", "get_task", "hardware_dependent"]

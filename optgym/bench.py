@@ -153,7 +153,7 @@ def run_episode(task_name: str, agent_spec: str, benchmark: str, seed: int, budg
 # --- benchmarks ------------------------------------------------------------------------------
 
 
-def _registry(task: Any) -> Any:
+def task_datasets(task: Any) -> Any:
     """The datasets of the task's problem (its record lists them; no env is made)."""
     from optgym.datasets.dataset import DatasetRegistry
     from optgym.envs import problems
@@ -196,7 +196,7 @@ def benchmark_uris(
         raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
-    registry = _registry(spec)
+    registry = task_datasets(spec)
     if datasets:
         pairs = [(name, split or "test") for name in datasets]
     else:
@@ -312,8 +312,11 @@ def _run_local(jobs: list[Job]) -> Iterator[dict]:
         yield run_episode(*job)
 
 
-def _run_pool(jobs: list[Job], workers: int) -> Iterator[dict]:
-    """Episodes on a pool of spawned processes, yielded as they finish.
+def _run_pool(
+    jobs: list[Job], workers: int, initializer: Callable[[], None] | None = None
+) -> Iterator[dict]:
+    """Episodes on a pool of spawned processes, yielded as they finish; each process runs
+    ``initializer`` first (e.g. :func:`optgym.isolation.no_network`).
 
     A worker that dies takes the pool down with it; the pool is rebuilt and the unfinished
     episodes resubmitted, up to ``_POOL_RESTARTS`` times, after which they become errors.
@@ -322,7 +325,9 @@ def _run_pool(jobs: list[Job], workers: int) -> Iterator[dict]:
     todo = list(jobs)
     for attempt in range(_POOL_RESTARTS + 1):
         broken: list[Job] = []
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=initializer
+        )
         try:
             pending = {pool.submit(run_episode, *job): job for job in todo}
             while pending:
@@ -450,6 +455,7 @@ def run_bench(
     progress: bool = True,
     on_row: Callable[[dict], None] | None = None,
     retry_errors: bool = True,
+    isolate: bool = False,
 ) -> list[dict]:
     """Run every (agent, benchmark, seed) not yet in ``results`` and append its line.
 
@@ -458,14 +464,18 @@ def run_bench(
     ``workers`` is 1, else on a pool of ``workers`` spawned processes; ``executor="ray"``
     sends episodes to the Ray cluster at ``address``. Episodes whose last line holds an
     error run again unless ``retry_errors`` is false. ``on_row`` is called with each new
-    line once it is written. Returns the latest line of every episode of ``task`` in
-    ``results``, old and new. ``ValueError`` names a bad task, agent (unknown, or not for
-    this task), seed, worker count or executor before anything runs.
+    line once it is written. ``isolate`` runs every episode in a worker process cut off the
+    network (:mod:`optgym.isolation`), even with one worker. Returns the latest line of
+    every episode of ``task`` in ``results``, old and new. ``ValueError`` names a bad task,
+    agent (unknown, or not for this task), seed, worker count or executor before anything
+    runs.
     """
     spec, agents = _check_inputs(task, agents, seeds, workers, executor)
     if not benchmarks:
         raise ValueError("no benchmark given; see benchmark_uris()")
     if executor == "ray":
+        if isolate:
+            raise ValueError("isolated episodes run on the process executor only")
         _import_ray()  # fail before touching the results file
     results = Path(results)
     if results.exists() and not results.is_file():
@@ -491,6 +501,10 @@ def run_bench(
             stream = iter(())
         elif executor == "ray":
             stream = _run_ray(jobs, address)
+        elif isolate:
+            from optgym.isolation import no_network
+
+            stream = _run_pool(jobs, workers, no_network)
         elif workers > 1 and len(jobs) > 1:
             stream = _run_pool(jobs, workers)
         else:

@@ -1,5 +1,5 @@
 """``optgym``: list envs, agents, tasks and datasets, build datasets, train agents, run
-benchmarks, validate results.
+benchmarks, validate results, submit to the leaderboard.
 
     optgym --version
     optgym envs
@@ -11,6 +11,13 @@ benchmarks, validate results.
     optgym bench pass-ordering --agent oz --agent random --episodes 10 --budget calls=2000
     optgym bench path-planning --agent cem:population=50 --agent mymod:MyAgent --workers 2
     optgym validate results/pass-ordering.jsonl
+    optgym leaderboard run path-planning --agent cem --out my-entry --author "Ada L."
+    optgym leaderboard verify my-entry
+    optgym leaderboard add my-entry
+    optgym leaderboard build --out site
+    optgym calibrate
+
+(the leaderboard commands are in :mod:`optgym.leaderboard.cli`)
 
 The commands only parse arguments and call the Python API (:mod:`optgym.bench`,
 :mod:`optgym.validate`, :mod:`optgym.report`). Bad input prints one line naming the bad
@@ -530,6 +537,10 @@ def build_parser() -> argparse.ArgumentParser:
         "checked for consistency",
     )
     p.set_defaults(run=cmd_validate)
+
+    from optgym.leaderboard.cli import add_commands
+
+    add_commands(commands)
     return parser
 
 

@@ -107,6 +107,10 @@ class Task:
     # that can be zero or negative.
     aggregate: str = "geomean"
     reference: tuple[float, str] | None = None
+    # The leaderboard's test set: the first ``board_size`` benchmarks of each dataset's
+    # split (a stored split with fewer gives all it has). Episodes are minutes long, so the
+    # set is small; hidden rounds draw further benchmarks of the same splits.
+    board_size: int = 3
     problem: str = ""  # filled in by the Problem that lists the task
 
     def __post_init__(self) -> None:
@@ -115,6 +119,10 @@ class Task:
                 f"unknown aggregate {self.aggregate!r} for task {self.name!r}; "
                 f"allowed: {', '.join(AGGREGATES)}"
             )
+        if isinstance(self.board_size, bool) or not isinstance(self.board_size, int):
+            raise ValueError(f"board_size of task {self.name!r} must be an int")
+        if self.board_size < 1:
+            raise ValueError(f"board_size of task {self.name!r} must be >= 1")
 
     def splits(self) -> dict[str, str]:
         """Dataset URI -> the split whose benchmarks the task scores."""

@@ -70,6 +70,7 @@ PROBLEM = Problem(
             score_name="test accuracy after removing 100 pool examples (mean)",
             reference_agents=("random-select", "oracle"),
             aggregate="mean",
+            board_size=2,
         ),
         # Remove 100 of the 500 pool sequences (10 a step), fine-tune the cached base model
         # on the rest, score the test loss.
@@ -83,6 +84,7 @@ PROBLEM = Problem(
             score_name="minus test loss, nats per character, after removing 100 sequences (mean)",
             reference_agents=("random-select", "oracle"),
             aggregate="mean",
+            board_size=2,
         ),
     ),
     agents={

@@ -60,6 +60,7 @@ PROBLEM = Problem(
             score_name="objective vs best known (geomean; 1 = best known)",
             reference_agents=("scip",),
             reference=(1.0, "best known (1.0)"),
+            board_size=2,
         )
         for family in FAMILIES
     ),

@@ -42,6 +42,7 @@ PROBLEM = Problem(
             score_name="IR instruction count reduction vs -Oz (geomean)",
             reference_agents=("oz", "o3"),
             reference=(1.0, "-Oz (1.0)"),
+            board_size=2,
         ),
     ),
     agents={

@@ -109,6 +109,7 @@ PROBLEM = Problem(
             score_name="episode reward (mean; distance gained / world side, + 1 at the goal)",
             reference_agents=("ppo",),
             aggregate="mean",
+            board_size=2,
         ),
     ),
     agents={

@@ -1,0 +1,409 @@
+"""The leaderboard's store: submission files (the source of truth) and an SQLite index built
+from them.
+
+The board is a folder (``$OPTGYM_BOARD``, default the ``board/`` folder of this package,
+committed with OptGym): ``entries/<task>/<id>/`` holds each verified submission's
+``manifest.json``, ``results.jsonl`` and ``verification.json``; ``rounds/`` the hidden
+rounds. The index (SQLite, WAL, strict tables, ``PRAGMA user_version`` = schema version)
+lives in the cache and is rebuilt from the files whenever it is missing, of another schema,
+or older than them; nothing in it is not also in a file.
+
+>>> board = Board()
+>>> board.add(Path("my-entry"))          # verify, then file and index it
+>>> print(board.table("path-planning"))
+>>> board.reverify()                      # entries verified by another OptGym version
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from optgym.leaderboard.submission import MANIFEST, RESULTS, VERIFICATION, load_submission
+from optgym.leaderboard.verify import Verification, read_verification, verify_submission
+
+#: The index's schema version (``PRAGMA user_version``).
+SCHEMA_VERSION = 1
+STATUSES = ("verified", "stale")
+
+_SCHEMA = """
+CREATE TABLE entries (
+    id TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    name TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    track TEXT NOT NULL CHECK (track IN ('open', 'closed')),
+    round TEXT,
+    status TEXT NOT NULL CHECK (status IN ('verified', 'stale')),
+    stochastic INTEGER NOT NULL CHECK (stochastic IN (0, 1)),
+    optgym_version TEXT NOT NULL,
+    verified_version TEXT NOT NULL,
+    verified_at TEXT NOT NULL,
+    verify_seconds REAL NOT NULL,
+    hardware_class TEXT,
+    calibration REAL,
+    authors TEXT NOT NULL,
+    code_url TEXT NOT NULL,
+    license TEXT NOT NULL,
+    problems TEXT NOT NULL
+) STRICT;
+CREATE TABLE scores (
+    entry TEXT NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+    benchmark TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    score REAL NOT NULL,
+    PRIMARY KEY (entry, benchmark, seed)
+) STRICT;
+CREATE INDEX entries_task ON entries (task);
+"""
+
+
+def board_dir() -> Path:
+    """The board folder: ``$OPTGYM_BOARD``, else this package's ``board/``."""
+    env = os.environ.get("OPTGYM_BOARD")
+    return Path(env) if env else Path(__file__).resolve().parent / "board"
+
+
+class Board:
+    """Entries on file under ``root`` and their index in ``db``."""
+
+    def __init__(self, root: str | Path | None = None, db: str | Path | None = None):
+        from optgym.datasets.cache import cache_dir
+
+        self.root = Path(root) if root is not None else board_dir()
+        if db is None:
+            key = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:16]
+            db = cache_dir() / "leaderboard" / f"board-{key}.sqlite"
+        self.db = Path(db)
+
+    # --- files ---------------------------------------------------------------------------
+
+    def entry_dirs(self) -> Iterator[Path]:
+        """Every ``entries/<task>/<id>`` folder, sorted."""
+        base = self.root / "entries"
+        if base.is_dir():
+            for task in sorted(p for p in base.iterdir() if p.is_dir()):
+                yield from sorted(p for p in task.iterdir() if p.is_dir())
+
+    def entry_dir(self, entry_id: str) -> Path:
+        """The folder of the entry whose id is or starts with ``entry_id`` (8+ hex digits);
+        ``ValueError`` when none or several match."""
+        if len(entry_id) < 8 or not all(c in "0123456789abcdef" for c in entry_id):
+            raise ValueError("an entry id is 8 to 64 lowercase hex digits")
+        found = [p for p in self.entry_dirs() if p.name.startswith(entry_id)]
+        if len(found) != 1:
+            raise ValueError(f"{len(found)} entries have an id starting with {entry_id}")
+        return found[0]
+
+    # --- the index -----------------------------------------------------------------------
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        """The index, rebuilt first when it is missing, of another schema or out of date."""
+        if self._stale_index():
+            self.rebuild()
+        con = self._open()
+        try:
+            yield con
+            con.commit()
+        finally:
+            con.close()
+
+    def _open(self) -> sqlite3.Connection:
+        self.db.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(self.db)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA foreign_keys=ON")
+        return con
+
+    def _files_stamp(self) -> str:
+        """What the index was built from: every entry's verification record, by mtime."""
+        parts = []
+        for folder in self.entry_dirs():
+            record = folder / VERIFICATION
+            stamp = record.stat().st_mtime_ns if record.exists() else 0
+            parts.append(f"{folder.name}:{stamp}")
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+    def _stale_index(self) -> bool:
+        if not self.db.exists():
+            return True
+        try:
+            con = sqlite3.connect(self.db)
+            try:
+                version = con.execute("PRAGMA user_version").fetchone()[0]
+                stamp = con.execute("SELECT value FROM meta WHERE key = 'files'").fetchone()
+            finally:
+                con.close()
+        except sqlite3.DatabaseError:
+            return True
+        return version != SCHEMA_VERSION or stamp is None or stamp[0] != self._files_stamp()
+
+    def rebuild(self) -> int:
+        """Make the index anew from the files; returns the entries indexed. An entry folder
+        whose files do not hold together (id, record) is left out with a warning."""
+        import warnings
+
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.db}{suffix}").unlink(missing_ok=True)
+        con = self._open()
+        try:
+            con.executescript(_SCHEMA)
+            con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT")
+            count = 0
+            for folder in self.entry_dirs():
+                try:
+                    self._index(con, folder)
+                    count += 1
+                except ValueError as e:
+                    warnings.warn(f"board entry {folder.name[:16]} left out: {e}", stacklevel=2)
+            con.execute("INSERT INTO meta VALUES ('files', ?)", (self._files_stamp(),))
+            con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            con.commit()
+        finally:
+            con.close()
+        return count
+
+    def _index(self, con: sqlite3.Connection, folder: Path) -> None:
+        sub = load_submission(folder)
+        if sub.id != folder.name:
+            raise ValueError("its files do not hash to its folder's name (changed since added)")
+        record = read_verification(folder / VERIFICATION)
+        if record.submission != sub.id or record.task != folder.parent.name:
+            raise ValueError("its verification record is for another submission")
+        if not record.ok and not (folder / "stale").exists():
+            raise ValueError("its verification record refuses it")
+        m = sub.manifest
+        hardware = m.get("hardware") or {}
+        con.execute(
+            "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                sub.id, m["task"], m["name"], m["agent"], m["track"], m.get("round"),
+                "verified" if record.ok else "stale", int(m["stochastic"]),
+                m["versions"]["optgym"], str(record.verifier.get("optgym", "")),
+                str(record.verifier.get("time", "")), float(record.seconds),
+                hardware.get("class"), hardware.get("calibration"), json.dumps(m["authors"]),
+                m["code"]["url"], m["license"], json.dumps(record.problems),
+            ),
+        )  # fmt: skip
+        scores = record.scores if record.ok else _scores_of(sub.results)
+        con.executemany(
+            "INSERT INTO scores VALUES (?, ?, ?, ?)", [(sub.id, b, s, x) for b, s, x in scores]
+        )
+
+    # --- adding and re-verifying -----------------------------------------------------------
+
+    def add(
+        self, path: str | Path, replayer: Any = None, log: Callable[[str], None] | None = None
+    ) -> tuple[Verification, Path | None]:
+        """Verify the submission at ``path`` and, when it passes, copy it into the board and
+        index it. Returns the verification and the entry's folder (None when refused)."""
+        path = Path(path)
+        record = verify_submission(path, replayer, record="-", log=log)
+        if not record.ok:
+            return record, None
+        sub = load_submission(path)
+        folder = self.root / "entries" / str(record.task) / sub.id
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / MANIFEST).write_text(json.dumps(sub.manifest, indent=2, sort_keys=True) + "\n")
+        (folder / RESULTS).write_bytes(sub.results)
+        (folder / VERIFICATION).write_text(json.dumps(record.to_dict(), indent=1) + "\n")
+        (folder / "stale").unlink(missing_ok=True)
+        self.rebuild()
+        return record, folder
+
+    def reverify(
+        self,
+        everything: bool = False,
+        replayer: Any = None,
+        log: Callable[[str], None] | None = None,
+    ) -> list[tuple[str, Verification]]:
+        """Verify again the entries verified by another OptGym version, or whose task's test
+        set has changed since (a new dataset version), or every entry with ``everything``.
+        One that no longer passes is marked stale (a ``stale`` file beside it), not deleted.
+        Returns (entry folder name, new record) pairs."""
+        out = []
+        for folder in list(self.entry_dirs()):
+            try:
+                old = read_verification(folder / VERIFICATION)
+            except ValueError:
+                old = None
+            if not everything and old is not None and not _outdated(old, folder):
+                continue
+            if log:
+                log(f"re-verifying {folder.parent.name}/{folder.name[:16]}")
+            record = verify_submission(folder, replayer, log=log)
+            if record.ok:
+                (folder / "stale").unlink(missing_ok=True)
+            else:
+                (folder / "stale").write_text(
+                    "the entry no longer replays: see verification.json\n"
+                )
+            out.append((folder.name, record))
+        self.rebuild()
+        return out
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def entries(self, task: str | None = None) -> list[dict[str, Any]]:
+        """Every indexed entry (of ``task``) with its scores, statistics and rank."""
+        from optgym.leaderboard.tasks import all_tasks
+
+        with self.connect() as con:
+            con.row_factory = sqlite3.Row
+            rows = [dict(r) for r in con.execute("SELECT * FROM entries ORDER BY task, id")]
+            scores: dict[str, list[tuple[str, int, float]]] = {}
+            for entry, benchmark, seed, score in con.execute("SELECT * FROM scores"):
+                scores.setdefault(entry, []).append((benchmark, seed, score))
+        tasks = all_tasks()
+        out = []
+        for name in sorted({r["task"] for r in rows}):
+            if task is not None and name != task:
+                continue
+            group = [r for r in rows if r["task"] == name]
+            if name in tasks:
+                out.extend(_with_statistics(tasks[name], group, scores))
+        return out
+
+    def table(self, task: str | None = None) -> str:
+        """The entries as a text table, task by task, best first."""
+        entries = self.entries(task)
+        if not entries:
+            return "no entries" + (f" for task {task}" if task else "")
+        lines = []
+        for name in dict.fromkeys(e["task"] for e in entries):
+            lines.append(f"{name}")
+            lines.append(
+                f"  {'rank':>4}  {'score':>8}  {'95% interval':>19}  {'eps':>4}  {'track':6}  "
+                f"{'status':8}  {'hardware':22}  entry"
+            )
+            group = sorted((e for e in entries if e["task"] == name), key=_order)
+            for e in group:
+                interval = f"[{e['low']:.4f}, {e['high']:.4f}]"
+                lines.append(
+                    f"  {e['rank']:>4}  {e['score']:>8.4f}  {interval:>19}  {e['episodes']:>4}  "
+                    f"{e['track']:6}  {e['status']:8}  {e['hardware_class'] or '-':22}  "
+                    f"{e['name']} ({e['id'][:12]})"
+                )
+            lines.append("")
+        return "\n".join(lines).rstrip()
+
+    def site_data(self) -> dict[str, Any]:
+        """What :func:`optgym.leaderboard.site.build_site` draws: every task, its test set
+        and its entries with statistics, badges and the command that replays each."""
+        import datetime
+
+        import optgym
+        from optgym.leaderboard.tasks import all_tasks, board_benchmarks, hardware_dependent
+
+        entries = self.entries()
+        tasks = []
+        for task in all_tasks().values():
+            own = sorted((e for e in entries if e["task"] == task.name), key=_order)
+            tasks.append({
+                "name": task.name, "problem": task.problem, "score_name": task.score_name,
+                "aggregate": task.aggregate, "budget": str(task.budget),
+                "hardware_dependent": hardware_dependent(task),
+                "benchmarks": board_benchmarks(task),
+                "reference": list(task.reference) if task.reference else None,
+                "entries": [self._site_entry(e) for e in own],
+            })  # fmt: skip
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"generated": now, "optgym_version": optgym.__version__, "tasks": tasks}
+
+    def _site_entry(self, e: dict[str, Any]) -> dict[str, Any]:
+        badges = ["replay-verified"] if e["status"] == "verified" else []
+        if e["track"] == "closed" and e["status"] == "verified":
+            badges.append("rerun-verified")
+        folder = Path("leaderboard/board/entries") / e["task"] / e["id"]
+        rows = [
+            {"agent": e["name"], "benchmark": b, "seed": s, "score": x} for b, s, x in e["scores"]
+        ]
+        return {
+            "id": e["id"], "rank": e["rank"], "name": e["name"], "agent": e["agent"],
+            "track": e["track"], "status": e["status"], "hardware_class": e["hardware_class"],
+            "optgym_version": e["optgym_version"], "score": e["score"], "low": e["low"],
+            "high": e["high"], "episodes": e["episodes"], "seeds": e["seeds"],
+            "badges": badges, "replay_command": f"optgym leaderboard verify {folder} --record -",
+            "authors": e["authors"], "code_url": e["code_url"], "license": e["license"],
+            "verified_at": e["verified_at"], "per_benchmark": e["per_benchmark"], "rows": rows,
+        }  # fmt: skip
+
+
+def _outdated(record: Verification, folder: Path) -> bool:
+    """Whether an entry's verification predates this OptGym, or its open-track test set is
+    no longer the task's (a dataset's version or the task changed)."""
+    import optgym
+    from optgym.leaderboard.tasks import all_tasks, board_benchmarks
+
+    if record.verifier.get("optgym") != optgym.__version__:
+        return True
+    task = all_tasks().get(folder.parent.name)
+    if task is None:
+        return True
+    if (folder / "stale").exists() or not record.ok:
+        return False  # stale stays stale until verified with everything=True
+    manifest = load_submission(folder).manifest
+    tested = {b for b, _, _ in record.scores}
+    return manifest.get("track") == "open" and tested != set(board_benchmarks(task))
+
+
+def _order(entry: dict[str, Any]) -> tuple:
+    return (entry["hardware_class"] or "", entry["rank"], -entry["score"], entry["id"])
+
+
+def _scores_of(results: bytes) -> list[tuple[str, int, float]]:
+    """(benchmark, seed, score) of the lines of a stale entry that parse and have a score."""
+    out = []
+    for raw in results.splitlines():
+        try:
+            row = json.loads(raw)
+            out.append((str(row["benchmark"]), int(row["seed"]), float(row["score"])))
+        except (ValueError, TypeError, KeyError, RecursionError):
+            continue
+    return out
+
+
+def _with_statistics(
+    task: Any, group: list[dict[str, Any]], scores: dict[str, list[tuple[str, int, float]]]
+) -> list[dict[str, Any]]:
+    """The entries of one task with score, interval and rank (within a hardware class when
+    the task is ranked so; stale entries are shown but not ranked among the rest)."""
+    from optgym.leaderboard.stats import aggregate, benchmark_means, bootstrap_interval, ranks
+    from optgym.leaderboard.tasks import hardware_dependent
+
+    for entry in group:
+        own = scores.get(entry["id"], [])
+        means = benchmark_means(own)
+        entry["per_benchmark"] = means
+        entry["score"] = aggregate(list(means.values()), task.aggregate)
+        entry["low"], entry["high"] = bootstrap_interval(list(means.values()), task.aggregate)
+        entry["episodes"] = len(own)
+        entry["seeds"] = len({s for _, s, _ in own})
+        entry["authors"] = json.loads(entry["authors"])
+        entry["scores"] = own
+    by_class = hardware_dependent(task)
+    for key in {(e["hardware_class"] if by_class else None, e["status"]) for e in group}:
+        members = [
+            e for e in group if (e["hardware_class"] if by_class else None, e["status"]) == key
+        ]
+        found = ranks([(e["score"], e["low"], e["high"]) for e in members])
+        for entry, rank in zip(members, found, strict=True):
+            entry["rank"] = rank
+    return group
+
+
+def clear_board(root: Path) -> None:
+    """Remove every entry and round under ``root`` (tests and scratch boards)."""
+    for name in ("entries", "rounds"):
+        shutil.rmtree(root / name, ignore_errors=True)
+
+
+__all__ = ["Board", "SCHEMA_VERSION", "board_dir", "clear_board"]

@@ -1,0 +1,56 @@
+"""An open-track entry in one call: run an agent on a task's leaderboard test set and write
+the submission (result lines and manifest) that ``optgym leaderboard verify`` checks.
+
+>>> run_entry("path-planning", "cem:population=50", Path("my-entry"), authors=["Ada"])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from optgym.leaderboard.submission import MIN_SEEDS, RESULTS, make_manifest, write_submission
+
+
+def run_entry(
+    task_name: str,
+    agent: str,
+    out: str | Path,
+    seeds: Sequence[int] | None = None,
+    workers: int = 1,
+    name: str | None = None,
+    authors: Sequence[str] = (),
+    code_url: str = "",
+    commit: str = "",
+    training_data: Sequence[dict[str, str]] = (),
+    license: str = "NOASSERTION",
+    weights: str | Path | None = None,
+    progress: bool = True,
+) -> Path:
+    """Run ``agent`` on every benchmark of the task's test set with ``seeds`` (default
+    ``0..MIN_SEEDS-1`` for a stochastic agent, ``0`` otherwise) into ``out/results.jsonl``
+    (episodes already there are kept), then write ``out/manifest.json``; returns ``out``.
+    ``ValueError`` for a bad task, agent or seed."""
+    from optgym.agents import resolve_agent
+    from optgym.bench import run_bench
+    from optgym.leaderboard.tasks import board_benchmarks, get_task
+
+    task = get_task(task_name)
+    spec = resolve_agent(agent)
+    spec.check_task(task)
+    if seeds is None:
+        seeds = list(range(MIN_SEEDS)) if spec.stochastic else [0]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    run_bench(
+        task.name, [spec.canonical], board_benchmarks(task), list(seeds), task.budget,
+        out / RESULTS, workers=workers, progress=progress,
+    )  # fmt: skip
+    manifest = make_manifest(
+        task, spec, name=name, authors=authors, code_url=code_url, commit=commit,
+        training_data=training_data, license=license, weights=weights,
+    )  # fmt: skip
+    return write_submission(out, manifest, (out / RESULTS).read_bytes())
+
+
+__all__ = ["run_entry"]
