@@ -57,3 +57,24 @@ def check_json_depth(data: bytes, what: str, limit: int) -> None:
         raise ValueError(
             f"{what} nests JSON lists and objects {depth} deep; at most {limit} allowed"
         )
+
+
+def parse_json_object(data: bytes, what: str, depth: int) -> dict:
+    """The JSON object in ``data`` (``what`` names it in messages): nesting checked before
+    parsing; ``ValueError`` when it is not UTF-8 JSON or not an object, never quoting it."""
+    import json
+
+    check_json_depth(data, what, depth)
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ValueError(f"{what} is not UTF-8 JSON") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} is not a JSON object")
+    return value
+
+
+def read_json_object(path: str | Path, what: str, limit: int, depth: int) -> dict:
+    """The JSON object in the file ``path``, read with :func:`read_limited` and parsed
+    with :func:`parse_json_object`."""
+    return parse_json_object(read_limited(path, what, limit), f"{what} {path}", depth)

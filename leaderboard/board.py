@@ -281,7 +281,7 @@ class Board:
         for name in dict.fromkeys(e["task"] for e in entries):
             lines.append(f"{name}")
             lines.append(
-                f"  {'rank':>4}  {'score':>8}  {'95% interval':>19}  {'eps':>4}  {'track':6}  "
+                f"  {'rank':>4}  {'score':>8}  {'95% interval':>19}  {'eps':>4}  {'track':16}  "
                 f"{'status':8}  {'hardware':22}  entry"
             )
             group = sorted((e for e in entries if e["task"] == name), key=_order)
@@ -289,7 +289,7 @@ class Board:
                 interval = f"[{e['low']:.4f}, {e['high']:.4f}]"
                 lines.append(
                     f"  {e['rank']:>4}  {e['score']:>8.4f}  {interval:>19}  {e['episodes']:>4}  "
-                    f"{e['track']:6}  {e['status']:8}  {e['hardware_class'] or '-':22}  "
+                    f"{_track(e):16}  {e['status']:8}  {e['hardware_class'] or '-':22}  "
                     f"{e['name']} ({e['id'][:12]})"
                 )
             lines.append("")
@@ -355,8 +355,13 @@ def _outdated(record: Verification, folder: Path) -> bool:
     return manifest.get("track") == "open" and tested != set(board_benchmarks(task))
 
 
+def _track(entry: dict[str, Any]) -> str:
+    return entry["track"] + (f"/{entry['round']}" if entry["round"] else "")
+
+
 def _order(entry: dict[str, Any]) -> tuple:
-    return (entry["hardware_class"] or "", entry["rank"], -entry["score"], entry["id"])
+    pool = (entry["track"] != "open", entry["round"] or "", entry["hardware_class"] or "")
+    return (*pool, entry["rank"], -entry["score"], entry["id"])
 
 
 def _scores_of(results: bytes) -> list[tuple[str, int, float]]:
@@ -374,8 +379,9 @@ def _scores_of(results: bytes) -> list[tuple[str, int, float]]:
 def _with_statistics(
     task: Any, group: list[dict[str, Any]], scores: dict[str, list[tuple[str, int, float]]]
 ) -> list[dict[str, Any]]:
-    """The entries of one task with score, interval and rank (within a hardware class when
-    the task is ranked so; stale entries are shown but not ranked among the rest)."""
+    """The entries of one task with score, interval and rank: among the entries of the same
+    track and round (the same benchmarks), within a hardware class when the task is ranked
+    so; stale entries are shown but not ranked among the rest."""
     from optgym.leaderboard.stats import aggregate, benchmark_means, bootstrap_interval, ranks
     from optgym.leaderboard.tasks import hardware_dependent
 
@@ -390,10 +396,13 @@ def _with_statistics(
         entry["authors"] = json.loads(entry["authors"])
         entry["scores"] = own
     by_class = hardware_dependent(task)
-    for key in {(e["hardware_class"] if by_class else None, e["status"]) for e in group}:
-        members = [
-            e for e in group if (e["hardware_class"] if by_class else None, e["status"]) == key
-        ]
+
+    def pool(e: dict[str, Any]) -> tuple:
+        # entries compete on the same benchmarks (a track and round) and hardware class
+        return (e["hardware_class"] if by_class else None, e["status"], e["track"], e["round"])
+
+    for key in {pool(e) for e in group}:
+        members = [e for e in group if pool(e) == key]
         found = ranks([(e["score"], e["low"], e["high"]) for e in members])
         for entry, rank in zip(members, found, strict=True):
             entry["rank"] = rank

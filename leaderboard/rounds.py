@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from optgym.datasets.files import check_json_depth, read_limited
+from optgym.datasets.files import read_json_object
 
 ROUND_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,39}")
 MAX_ROUND_BYTES = 1024**2
@@ -63,15 +63,7 @@ def secret_path(task: str, name: str) -> Path:
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
-    data = read_limited(path, what, MAX_ROUND_BYTES)
-    check_json_depth(data, what, 6)
-    try:
-        value = json.loads(data)
-    except ValueError:
-        raise ValueError(f"{what} {path} is not JSON") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{what} {path} is not a JSON object")
-    return value
+    return read_json_object(path, what, MAX_ROUND_BYTES, 6)
 
 
 def _draw(task: Any, size: int, seeds: int, salt: str) -> dict[str, Any]:

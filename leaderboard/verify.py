@@ -378,17 +378,9 @@ def verify_submission(
 
 def read_verification(path: str | Path) -> Verification:
     """A verification record from ``path``; ``ValueError`` when it is missing or malformed."""
-    from optgym.datasets.files import check_json_depth, read_limited
+    from optgym.datasets.files import read_json_object
 
-    data = read_limited(path, "verification record", 16 * 1024**2)
-    check_json_depth(data, "verification record", 8)
-    try:
-        parsed = json.loads(data)
-    except ValueError:
-        raise ValueError(f"verification record {path} is not JSON") from None
-    if not isinstance(parsed, dict):
-        raise ValueError(f"verification record {path} is not a JSON object")
-    return Verification.from_dict(parsed)
+    return Verification.from_dict(read_json_object(path, "verification record", 16 * 1024**2, 8))
 
 
 __all__ = [

@@ -381,6 +381,25 @@ def test_reverify_when_the_test_set_changes(
     assert [e["status"] for e in board.entries(TASK)] == ["stale"]
 
 
+def test_run_from_the_command_line(
+    cem_entry: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "entry"
+    shutil.copytree(cem_entry, out)  # the run resumes: its episodes are all there
+    args = ["leaderboard", "run", TASK, "--agent", "cem", "--out", str(out), "--no-progress",
+            "--author", "A. Author", "--trained-on", "generator://nav2d-random-v0:train",
+            "--trained-on", "generator://nav2d-random-v0/2001"]  # fmt: skip
+    assert main(args) == 0
+    assert _manifest(out)["training_data"] == [
+        {"dataset": "generator://nav2d-random-v0", "split": "train"},
+        {"benchmark": "generator://nav2d-random-v0/2001"},
+    ]
+    assert main(["leaderboard", "verify", str(out), "--record", "-"]) == 0
+    assert "VERIFIED" in capsys.readouterr().out
+    assert main([*args[:-4], "--trained-on", "nav2d:train"]) == 1
+    assert "--trained-on takes" in capsys.readouterr().err
+
+
 def test_show_and_build_from_the_command_line(
     cem_entry: Path, board: Board, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -1,0 +1,101 @@
+"""Make the initial leaderboard: every task's reference and baseline agents, as entries.
+
+    .venv/bin/python scripts/initial_board.py [--reuse DIR] [--work DIR] [--only TASK]
+
+For each (task, agent) of ``ENTRIES`` it runs the agent on the task's test set
+(``optgym leaderboard run``) into ``WORK/<task>/<agent>``, then verifies and files it
+(``optgym leaderboard add``) into the board (``$OPTGYM_BOARD``, default the one OptGym
+ships). Lines already in ``DIR/<task>.jsonl`` (an earlier ``optgym bench`` run) for that
+agent and the test set are reused; the run then resumes from them. Seconds-budget tasks
+(LNS, schedule search) measure time: run them on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from optgym.leaderboard.board import Board
+from optgym.leaderboard.run import run_entry
+from optgym.leaderboard.submission import RESULTS
+from optgym.leaderboard.tasks import all_tasks, board_benchmarks
+
+#: task -> (agent, display name), references first.
+ENTRIES: dict[str, list[tuple[str, str]]] = {
+    "pass-ordering": [("oz", "LLVM -Oz"), ("o3", "LLVM -O3"), ("random", "random search")],
+    **{
+        name: [("scip", "SCIP alone"), ("random-lns", "Random-LNS")]
+        for name in ("lns-vertex-cover", "lns-independent-set", "lns-set-cover", "lns-auction")
+    },
+    "schedule-search": [
+        ("adams2019-b32", "Halide Adams2019, beam 32"),
+        ("schedule-random", "random schedules"),
+    ],
+    "path-planning": [("cem", "CEM"), ("cmaes", "CMA-ES")],
+    "path-planning-closed-loop": [("ppo", "PPO, trained within the budget")],
+    **{
+        name: [("oracle", "oracle (corruption mask)"), ("random-select", "random removal")]
+        for name in ("data-selection-digits", "data-selection-text")
+    },
+}
+
+
+def _reuse(source: Path, task: str, agent: str, out: Path) -> int:
+    """Copy the lines of ``agent`` on the task's test set from ``source`` into ``out``."""
+    if not source.is_file():
+        return 0
+    wanted = set(board_benchmarks(all_tasks()[task]))
+    kept = []
+    for raw in source.read_bytes().splitlines():
+        row = json.loads(raw)
+        if row["agent"] == agent and row["benchmark"] in wanted and row["error"] is None:
+            kept.append(raw)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RESULTS).write_bytes(b"".join(line + b"\n" for line in kept))
+    return len(kept)
+
+
+def _commit() -> str:
+    """This checkout's commit (the agents' code), or "" outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+            cwd=Path(__file__).parent,
+        )  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return out.stdout.strip()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reuse", type=Path, default=None, help="folder of TASK.jsonl files")
+    parser.add_argument("--work", type=Path, default=Path("results/board"))
+    parser.add_argument("--only", action="append", help="only this task (repeatable)")
+    args = parser.parse_args()
+    board = Board()
+    commit = _commit()
+    for task, agents in ENTRIES.items():
+        if args.only and task not in args.only:
+            continue
+        for agent, name in agents:
+            out = args.work / task / agent
+            if args.reuse is not None:
+                reused = _reuse(args.reuse / f"{task}.jsonl", task, agent, out)
+                print(f"{task} {agent}: {reused} lines reused", file=sys.stderr)
+            run_entry(
+                task, agent, out, name=name, authors=["OptGym maintainers"], license="MIT",
+                commit=commit, progress=False,
+            )  # fmt: skip
+            record, folder = board.add(out)
+            print(record.summary())
+            for problem in record.problems:
+                print(f"  - {problem}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
