@@ -3,7 +3,7 @@ reference workload, and the hardware class built from both (``optgym calibrate``
 
 Tasks whose scores depend on the machine (a seconds budget, measured run times) are ranked
 only among entries of one hardware class: the same architecture and core count, and a
-calibration figure in the same half-octave.
+calibration figure in the same octave.
 
 >>> record = calibrate()
 >>> record["class"], record["calibration"]
@@ -22,7 +22,7 @@ import numpy as np
 
 #: Seconds the reference workload took on the machine that defined speed 1 (a 2-core
 #: Debian VM, the project's CI machine), best of five runs.
-REFERENCE_SECONDS = 0.18
+REFERENCE_SECONDS = 0.10
 REPEATS = 5
 
 
@@ -75,9 +75,10 @@ def reference_workload() -> float:
 
 
 def hardware_class(print_: dict[str, Any], calibration: float) -> str:
-    """``arch/Ncpu/speed±k``: the half-octave of the calibration figure (speed+0 is within
-    a factor 2**0.25 of the reference machine)."""
-    bucket = round(2 * math.log2(calibration))
+    """``arch/Ncpu/speed±k``: the octave of the calibration figure (speed+0 is within a
+    factor sqrt(2) of the reference machine, speed+1 about twice as fast). Octaves, not finer:
+    one cloud VM's figure was seen to drift by +-20% between runs minutes apart."""
+    bucket = round(math.log2(calibration))
     return f"{print_['machine']}/{print_['cores']}cpu/speed{bucket:+d}"
 
 

@@ -53,6 +53,7 @@ _COMMIT = re.compile(r"[0-9a-f]{7,64}")
 _LICENSE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]{0,63}")
 _URL = re.compile(r"https?://[^\s<>\"'`]{1,500}")
 _VERSION = re.compile(r"[0-9A-Za-z.+-]{1,32}")
+_DATASET = re.compile(r"(benchmark|generator)://[a-z0-9][a-z0-9_.-]{0,60}-v[0-9]{1,4}")
 _CLASS = re.compile(r"[A-Za-z0-9_./+-]{1,80}")
 
 #: Every manifest field: (what it holds, required).
@@ -69,7 +70,11 @@ MANIFEST_FIELDS: dict[str, tuple[str, bool]] = {
         '{"benchmark": URI} (never the test split)',
         True,
     ),
-    "versions": ('{"optgym": the version the lines were run with}', True),
+    "versions": (
+        '{"optgym": the version the lines were run with, "datasets": the dataset URIs '
+        "(with their -vN versions) of the benchmarks the lines cover}",
+        True,
+    ),
     "license": ("an SPDX license id for the entry's code and weights", True),
     "track": ('"open" (self-run, replayed) or "closed" (run by the verifier)', True),
     "round": ("the hidden round's name on the closed track, else null", False),
@@ -139,6 +144,19 @@ def _check_hardware(value: Any) -> str | None:
     return None
 
 
+def _check_versions(value: Any) -> str | None:
+    if not isinstance(value, dict) or set(value) != {"optgym", "datasets"}:
+        return 'must be {"optgym": version, "datasets": [dataset URIs]}'
+    if not (isinstance(value["optgym"], str) and _VERSION.fullmatch(value["optgym"])):
+        return "optgym must be a version such as 0.1.0"
+    datasets = value["datasets"]
+    if not isinstance(datasets, list) or not 1 <= len(datasets) <= 64:
+        return "datasets must be a list of 1-64 dataset URIs"
+    if not all(isinstance(d, str) and _DATASET.fullmatch(d) for d in datasets):
+        return "datasets must be URIs such as generator://csmith-v0"
+    return None
+
+
 def _field_problem(name: str, value: Any) -> str | None:
     """Why ``value`` is wrong for the manifest field ``name``, or None."""
     if name == "schema_version":
@@ -160,9 +178,7 @@ def _field_problem(name: str, value: Any) -> str | None:
             return "must be a list of at most 1000 items"
         return next((w for w in map(_check_training_item, value) if w), None)
     if name == "versions":
-        ok = isinstance(value, dict) and set(value) == {"optgym"}
-        ok = ok and isinstance(value["optgym"], str) and _VERSION.fullmatch(value["optgym"])
-        return None if ok else 'must be {"optgym": version}'
+        return _check_versions(value)
     if name == "license":
         ok = isinstance(value, str) and _LICENSE.fullmatch(value)
         return None if ok else "must be an SPDX id such as MIT or Apache-2.0"
@@ -379,7 +395,8 @@ def make_manifest(
         "agent": spec.canonical, "stochastic": spec.stochastic,
         "authors": list(authors) or ["anonymous"],
         "code": {"url": code_url, "commit": commit}, "training_data": list(training_data),
-        "versions": {"optgym": optgym.__version__}, "license": license,
+        "versions": {"optgym": optgym.__version__, "datasets": [u for u, _ in task.datasets]},
+        "license": license,
         "track": "open" if round is None else "closed", "round": round,
         "hardware": calibrate() if hardware_dependent(task) else None,
         "weights_sha256": None, "description": description,

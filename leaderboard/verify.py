@@ -141,7 +141,8 @@ def _check_agent(manifest: dict, task: Any) -> list[str]:
 
 
 def _check_lines_match(manifest: dict, rows: list[dict]) -> list[str]:
-    """Every line is the manifest's task and agent, finished, with its OptGym version."""
+    """Every line is the manifest's task and agent, finished, with its OptGym version, on
+    one of its datasets; every dataset it lists is used."""
     wrong: dict[str, list[int]] = defaultdict(list)
     for i, row in enumerate(rows, 1):
         if row.get("task") != manifest["task"]:
@@ -157,7 +158,24 @@ def _check_lines_match(manifest: dict, rows: list[dict]) -> list[str]:
             or versions.get("optgym") != manifest["versions"]["optgym"]
         ):
             wrong["was run with another OptGym version than the manifest's"].append(i)
-    return [f"{len(lines)} lines {why} (lines {_span(lines)})" for why, lines in wrong.items()]
+        if _dataset_of(row.get("benchmark")) not in manifest["versions"]["datasets"]:
+            wrong["is on a dataset (or dataset version) the manifest does not list"].append(i)
+    out = [f"{len(lines)} lines {why} (lines {_span(lines)})" for why, lines in wrong.items()]
+    used = {_dataset_of(row.get("benchmark")) for row in rows}
+    unused = [d for d in manifest["versions"]["datasets"] if d not in used]
+    if unused:
+        out.append(f"the manifest lists datasets no line uses: {len(unused)}")
+    return out
+
+
+def _dataset_of(uri: Any) -> str | None:
+    """The dataset URI (``generator://csmith-v0``) of a benchmark URI, None if malformed."""
+    from optgym.datasets.uri import BenchmarkUri
+
+    try:
+        return BenchmarkUri.parse(uri).dataset_uri if isinstance(uri, str) else None
+    except ValueError:
+        return None
 
 
 def _span(numbers: list[int]) -> str:

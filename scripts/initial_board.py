@@ -1,24 +1,27 @@
 """Make the initial leaderboard: every task's reference and baseline agents, as entries.
 
-    .venv/bin/python scripts/initial_board.py [--reuse DIR] [--work DIR] [--only TASK]
+    .venv/bin/python scripts/initial_board.py [--reuse DIR] [--work DIR] [--only TASK] [--fresh]
 
 For each (task, agent) of ``ENTRIES`` it runs the agent on the task's test set
 (``optgym leaderboard run``) into ``WORK/<task>/<agent>``, then verifies and files it
 (``optgym leaderboard add``) into the board (``$OPTGYM_BOARD``, default the one OptGym
-ships). Lines already in ``DIR/<task>.jsonl`` (an earlier ``optgym bench`` run) for that
-agent and the test set are reused; the run then resumes from them. Seconds-budget tasks
-(LNS, schedule search) measure time: run them on an otherwise idle machine.
+ships); then the closed-track entries of ``ROUNDS``. Lines already in ``DIR/<task>.jsonl``
+(an earlier ``optgym bench`` run) for that agent and the test set are reused; the run then
+resumes from them. Seconds-budget tasks (LNS, schedule search) measure time: run them on an
+otherwise idle machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from optgym.leaderboard.board import Board
+from optgym.leaderboard.rounds import rerun
 from optgym.leaderboard.run import run_entry
 from optgym.leaderboard.submission import RESULTS
 from optgym.leaderboard.tasks import all_tasks, board_benchmarks
@@ -41,6 +44,11 @@ ENTRIES: dict[str, list[tuple[str, str]]] = {
         for name in ("data-selection-digits", "data-selection-text")
     },
 }
+
+
+#: Closed-track entries: (task, revealed round, agent, display name); ``rerun`` runs them on
+#: the round's benchmarks (its ``reveal.json``, or the organizer's secret).
+ROUNDS = [("path-planning", "2026-11", "cem", "CEM (closed track, round 2026-11)")]
 
 
 def _reuse(source: Path, task: str, agent: str, out: Path) -> int:
@@ -75,12 +83,17 @@ def main() -> int:
     parser.add_argument("--reuse", type=Path, default=None, help="folder of TASK.jsonl files")
     parser.add_argument("--work", type=Path, default=Path("results/board"))
     parser.add_argument("--only", action="append", help="only this task (repeatable)")
+    parser.add_argument(
+        "--fresh", action="store_true", help="remove the board's entries of these tasks first"
+    )
     args = parser.parse_args()
     board = Board()
     commit = _commit()
     for task, agents in ENTRIES.items():
         if args.only and task not in args.only:
             continue
+        if args.fresh:
+            shutil.rmtree(board.root / "entries" / task, ignore_errors=True)
         for agent, name in agents:
             out = args.work / task / agent
             if args.reuse is not None:
@@ -90,11 +103,22 @@ def main() -> int:
                 task, agent, out, name=name, authors=["OptGym maintainers"], license="MIT",
                 commit=commit, progress=False,
             )  # fmt: skip
-            record, folder = board.add(out)
-            print(record.summary())
-            for problem in record.problems:
-                print(f"  - {problem}")
+            _add(board, out)
+    for task, round_name, agent, name in ROUNDS:
+        if args.only and task not in args.only:
+            continue
+        out = args.work / task / f"{agent}-{round_name}"
+        rerun(agent, task, round_name, out, display_name=name, authors=("OptGym maintainers",),
+              license="MIT", progress=False)  # fmt: skip
+        _add(board, out)
     return 0
+
+
+def _add(board: Board, out: Path) -> None:
+    record, _ = board.add(out)
+    print(record.summary())
+    for problem in record.problems:
+        print(f"  - {problem}")
 
 
 if __name__ == "__main__":

@@ -153,6 +153,15 @@ def test_too_few_seeds_and_a_false_determinism_claim(cem_entry: Path, tmp_path: 
     _refused(entry, "two lines with one seed")
 
 
+def test_dataset_versions_must_match_the_lines(cem_entry: Path, tmp_path: Path) -> None:
+    entry = _copy(cem_entry, tmp_path)
+    manifest = _manifest(entry)
+    assert manifest["versions"]["datasets"] == ["benchmark://nav2d-v0"]
+    newer = {**manifest["versions"], "datasets": ["benchmark://nav2d-v1"]}
+    _write_manifest(entry, {**manifest, "versions": newer})
+    _refused(entry, "dataset (or dataset version) the manifest does not list", "no line uses")
+
+
 def test_training_on_test_benchmarks_is_refused(cem_entry: Path, tmp_path: Path) -> None:
     entry = _copy(cem_entry, tmp_path)
     manifest = _manifest(entry)
@@ -195,6 +204,7 @@ def test_a_train_split_benchmark_is_refused(cem_entry: Path, tmp_path: Path) -> 
         ("code", {"url": "", "commit": "not-hex"}),
         ("training_data", [{"dataset": "generator://nav2d-random-v0"}]),
         ("versions", {"optgym": "0.1.0", "extra": "1"}),
+        ("versions", {"optgym": "0.1.0", "datasets": ["nav2d"]}),
         ("license", "<b>MIT</b>"),
         ("track", "private"),
         ("round", "r1"),  # an open-track entry names no round
@@ -348,7 +358,7 @@ def test_reverify_marks_stale_without_deleting(cem_entry: Path, board: Board) ->
     for row in rows:
         row["state"]["versions"]["optgym"] = "0.0.9"
     results = b"".join(json.dumps(r).encode() + b"\n" for r in rows)
-    manifest = {**old.manifest, "versions": {"optgym": "0.0.9"}}
+    manifest = {**old.manifest, "versions": {**old.manifest["versions"], "optgym": "0.0.9"}}
     new_id = submission_id(manifest, results)
     folder = board.root / "entries" / TASK / new_id
     folder.mkdir(parents=True)
@@ -442,7 +452,8 @@ def test_hardware_dependent_tasks_need_a_calibration(tmp_path: Path) -> None:
     manifest = {
         "schema_version": 1, "task": task.name, "name": "x", "agent": "scip",
         "stochastic": False, "authors": ["a"], "code": {"url": "", "commit": ""},
-        "training_data": [], "versions": {"optgym": "0.1.0"}, "license": "MIT",
+        "training_data": [], "license": "MIT",
+        "versions": {"optgym": "0.1.0", "datasets": ["generator://set-cover-s-v0"]},
         "track": "open",
     }  # fmt: skip
     row = {"task": task.name, "agent": "scip", "benchmark": board_benchmarks(task)[0],
