@@ -322,7 +322,11 @@ class Board:
         badges = ["replay-verified"] if e["status"] == "verified" else []
         if e["track"] == "closed" and e["status"] == "verified":
             badges.append("rerun-verified")
-        folder = Path("leaderboard/board/entries") / e["task"] / e["id"]
+        folder = self.root.resolve() / "entries" / e["task"] / e["id"]
+        try:  # as the user would type it from here
+            folder = folder.relative_to(Path.cwd())
+        except ValueError:
+            pass
         rows = [
             {"agent": e["name"], "benchmark": b, "seed": s, "score": x} for b, s, x in e["scores"]
         ]
