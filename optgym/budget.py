@@ -138,6 +138,14 @@ class BudgetMeter:
     def seconds(self) -> float:
         return time.monotonic() - self.start
 
+    def seconds_left(self) -> float | None:
+        """Seconds until the budget's seconds and their grace run out (work still running
+        then makes the episode over budget); None without a seconds budget."""
+        b = self.budget
+        if b.seconds is None:
+            return None
+        return b.seconds + max(SECONDS_GRACE * b.seconds, SECONDS_GRACE_MIN) - self.seconds
+
     def remaining_calls(self) -> float:
         return float("inf") if self.budget.calls is None else self.budget.calls - self.calls
 

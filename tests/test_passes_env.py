@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -274,6 +275,28 @@ def test_worker_killed_mid_episode(env, sig):
     env.reset()
     obs, reward, *_ = env.step(env.action_index("-mem2reg"))
     assert reward > 0
+
+
+def test_a_step_outlasting_the_budget_seconds_is_killed_then(env):
+    """Under a seconds budget a pass runs at most until the seconds and their grace run
+    out: then the worker is killed, the episode ends with the reason, the next reset works,
+    and an env without a meter keeps its own timeout."""
+    from optgym.budget import Budget
+    from optgym.wrappers import BudgetWrapper
+
+    wrapped = BudgetWrapper(env, Budget(seconds=5.0))
+    try:
+        wrapped.reset(options={"benchmark": "benchmark://debian-v0/zlib"})
+        assert wrapped.step(env.action_index("-mem2reg"))[4].get("error") is None
+        env.meter.start = time.monotonic() - (5.0 + 1.0 - 0.002)  # 2 ms of them (grace 1 s)
+        obs, reward, terminated, truncated, info = wrapped.step(env.action_index("-gvn"))
+        assert truncated and "timed out" in info["error"]
+    finally:
+        wrapped.detach()
+    assert env._session is None or env._session.timeout == env.timeout
+    env.reset(options={"benchmark": MEDIUM})
+    assert env._session.timeout == env.timeout
+    assert env.step(env.action_index("-mem2reg"))[1] > 0
 
 
 def test_missing_libllvm_names_library_and_install_command():

@@ -104,8 +104,10 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
 
     Never terminates: stop when you like (register a ``max_episode_steps``, or wrap with
     ``optgym.wrappers.BudgetWrapper``). An LLVM crash truncates the episode and puts the
-    message in ``info["error"]``; the next reset starts a new worker. Every ``info`` counts
-    the step's ``compilations`` (the work unit: one per pass or reference pipeline run).
+    message in ``info["error"]``; the next reset starts a new worker. Under a budget with
+    seconds (``BudgetWrapper``), a step still running when the seconds and their grace run
+    out is killed the same way. Every ``info`` counts the step's ``compilations`` (the work
+    unit: one per pass or reference pipeline run).
 
     ## Arguments
 
@@ -279,6 +281,11 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         cost = self._reward.cost
         names = self._worker_names((self.observation_space_name,)) + (cost,)
         self._spend(1)
+        # A pass sequence can take tens of seconds: one that would outlast the budget's
+        # seconds (and their grace) is killed then, ending the episode, not the budget.
+        left = self.meter.seconds_left() if self.meter is not None else None
+        if left is not None:
+            self._session.timeout = max(0.0, min(self.timeout, left))
         try:
             if pipeline:
                 raw = self._session.request("run", pipeline, names)
@@ -286,6 +293,9 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
                 raw = self._session.request("observe", names)
         except BackendError as e:  # a failed pipeline leaves a module we cannot trust
             raise BackendCrash(f"BackendError: {e}") from None
+        finally:
+            if self._session is not None:
+                self._session.timeout = self.timeout
         value = int(raw[cost])
         reward = (self._cost_prev - value) / self._norm
         self._cost_prev = value
