@@ -57,6 +57,10 @@ class ObservationView:
         return list(OBSERVATION_SPACES)
 
 
+#: Seconds before the end of a seconds budget's grace at which a running pass is killed.
+KILL_MARGIN = 0.5
+
+
 class PassOrderingEnv(OptGymEnv[Any, np.int64]):
     """
     ## Description
@@ -105,9 +109,9 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
     Never terminates: stop when you like (register a ``max_episode_steps``, or wrap with
     ``optgym.wrappers.BudgetWrapper``). An LLVM crash truncates the episode and puts the
     message in ``info["error"]``; the next reset starts a new worker. Under a budget with
-    seconds (``BudgetWrapper``), a step still running when the seconds and their grace run
-    out is killed the same way. Every ``info`` counts the step's ``compilations`` (the work
-    unit: one per pass or reference pipeline run).
+    seconds (``BudgetWrapper``), a step still running half a second before the seconds and
+    their grace run out is killed the same way. Every ``info`` counts the step's
+    ``compilations`` (the work unit: one per pass or reference pipeline run).
 
     ## Arguments
 
@@ -282,10 +286,11 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         names = self._worker_names((self.observation_space_name,)) + (cost,)
         self._spend(1)
         # A pass sequence can take tens of seconds: one that would outlast the budget's
-        # seconds (and their grace) is killed then, ending the episode, not the budget.
+        # seconds (and their grace) is killed before, ending the episode, not the budget
+        # (KILL_MARGIN leaves time for the kill and for the agent to return).
         left = self.meter.seconds_left() if self.meter is not None else None
         if left is not None:
-            self._session.timeout = max(0.0, min(self.timeout, left))
+            self._session.timeout = max(0.0, min(self.timeout, left - KILL_MARGIN))
         try:
             if pipeline:
                 raw = self._session.request("run", pipeline, names)
