@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from optgym.problem import Task
+from optgym.problem import EnvEntry, Task
 
 
 @cache
@@ -39,13 +39,17 @@ def board_benchmarks(task: Task) -> list[str]:
     return uris
 
 
+def env_entry(task: Task) -> EnvEntry:
+    """The registration record of the task's env (its problem lists it)."""
+    from optgym.envs import problems
+
+    return next(e for e in problems()[task.problem].envs if e.id == task.env_id)
+
+
 def hardware_dependent(task: Task) -> bool:
     """Whether the task's scores depend on the machine: its budget counts seconds or its env
     measures its reward (run times). Such tasks are ranked within a hardware class."""
-    from optgym.envs import problems
-
-    entry = next(e for e in problems()[task.problem].envs if e.id == task.env_id)
-    return task.budget.seconds is not None or entry.nondeterministic
+    return task.budget.seconds is not None or env_entry(task).nondeterministic
 
 
 def get_task(name: str) -> Task:
@@ -56,4 +60,6 @@ def get_task(name: str) -> Task:
     return tasks[name]
 
 
-__all__ = ["Task", "all_tasks", "board_benchmarks", "get_task", "hardware_dependent"]
+__all__ = [
+    "Task", "all_tasks", "board_benchmarks", "env_entry", "get_task", "hardware_dependent",
+]  # fmt: skip

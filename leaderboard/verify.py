@@ -347,10 +347,9 @@ def check_submission(
     if out.problems:
         return out
     out.scores = [(str(r["benchmark"]), int(r["seed"]), float(r["score"])) for r in rows]
-    from optgym.envs import problems as all_problems
+    from optgym.leaderboard.tasks import env_entry
 
-    entry = next(e for e in all_problems()[task.problem].envs if e.id == task.env_id)
-    if not entry.nondeterministic:
+    if not env_entry(task).nondeterministic:
         log(f"replaying {len(rows)} states a second time")
         out.second_replays, problems = _second_replays(rows, task)
         out.problems += problems

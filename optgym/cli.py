@@ -277,10 +277,9 @@ def _allow_local_plugins() -> None:
 
 
 def _unit(task: Any) -> str:
-    from optgym.envs import problems
+    from optgym.leaderboard.tasks import env_entry
 
-    entry = next(e for e in problems()[task.problem].envs if e.id == task.env_id)
-    return entry.env_class().work_unit
+    return env_entry(task).env_class().work_unit
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
