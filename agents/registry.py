@@ -278,7 +278,7 @@ class AgentSpec:
             raise ValueError(f"cannot make agent {self.canonical!r}: {e}") from None
 
     def problems(self) -> tuple[str, ...]:
-        """What the class declares it works on (problem names or env ids)."""
+        """What the class declares it works on (problem names or env ids; ``"*"``: any)."""
         cls = self.entry.agent_class()
         declared = getattr(cls, "problems", None)
         if isinstance(declared, str):
@@ -299,6 +299,8 @@ class AgentSpec:
     def check_task(self, task: Task) -> None:
         """``ValueError`` unless the agent works on ``task``'s problem or env."""
         works_on = self.problems()
+        if "*" in works_on:  # any problem (a trained model checks its env when it runs)
+            return
         if task.problem not in works_on and task.env_id not in works_on:
             raise ValueError(
                 f"agent {self.canonical!r} works on {', '.join(works_on)}, not on task "

@@ -264,7 +264,7 @@ def _second_replays(rows: list[dict], task: Any) -> tuple[int, list[str]]:
     import optgym
     from optgym.state import EpisodeState
 
-    env = optgym.make(task.env_id, **task.env_kwargs)
+    env = optgym.make(task.env_id, step_limit=False, **task.env_kwargs)
     done: set[str] = set()
     problems = []
     try:

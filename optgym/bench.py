@@ -56,13 +56,12 @@ def _env_key(task: Any) -> str:
 
 def task_env(task: Any) -> Any:
     """This process's env for ``task``, made on first use and kept for later episodes."""
-    import gymnasium as gym
-
-    import optgym  # noqa: F401  registers the env ids
+    import optgym
 
     key = _env_key(task)
     if key not in _ENVS:
-        _ENVS[key] = gym.make(task.env_id, **task.env_kwargs)
+        # no training step limit: the budget ends a search
+        _ENVS[key] = optgym.make(task.env_id, step_limit=False, **task.env_kwargs)
     return _ENVS[key]
 
 
@@ -325,9 +324,7 @@ def _run_pool(
     todo = list(jobs)
     for attempt in range(_POOL_RESTARTS + 1):
         broken: list[Job] = []
-        pool = ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=initializer
-        )
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=initializer)
         try:
             pending = {pool.submit(run_episode, *job): job for job in todo}
             while pending:

@@ -7,6 +7,7 @@ benchmarks, validate results, submit to the leaderboard.
     optgym tasks
     optgym datasets list
     optgym datasets build debian-v0
+    optgym train optgym/PassOrdering-v0 --algo ppo --steps 20000 --out runs/ppo-passes
     optgym train ppo --task path-planning-closed-loop --budget steps=20000 --out ppo.zip
     optgym bench pass-ordering --agent oz --agent random --episodes 10 --budget calls=2000
     optgym bench path-planning --agent cem:population=50 --agent mymod:MyAgent --workers 2
@@ -113,20 +114,20 @@ def _default_text(value: Any) -> str:
 
 
 def cmd_agents(args: argparse.Namespace) -> int:
-    from optgym.agents import agent_settings, registry, resolve_agent
+    from optgym.agents import AgentSpec, agent_settings, registry
     from optgym.envs import problems
 
     known = problems()
     if args.problem is not None and args.problem not in known:
         return _fail("agents", f"unknown problem {args.problem!r}; allowed: {', '.join(known)}")
     by_problem: dict[str, list[str]] = {}
-    for name in registry():
-        spec = resolve_agent(name)
-        works_on = spec.problems()
-        home = next((p for p in known if p in works_on), None)
+    for name, entry in registry().items():
+        works_on = AgentSpec(name, entry, {}).problems()  # without its (required) settings
+        home = "every problem" if "*" in works_on else None
+        home = home or next((p for p in known if p in works_on), None)
         if home is None:  # declared by env id: file it under that env's problem
             home = next((p.name for p in known.values() if set(works_on) & set(p.env_ids)), "-")
-        if args.problem is None or args.problem == home:
+        if args.problem is None or home in (args.problem, "every problem"):
             by_problem.setdefault(home, []).append(name)
     for problem, names in by_problem.items():
         print(f"{problem}:")
@@ -345,9 +346,69 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # --- optgym train ----------------------------------------------------------------------------
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    import gymnasium as gym
+def _key_values(items: list[str], option: str) -> dict[str, Any]:
+    """``--env-kwargs``/``--set`` ``key=value`` items; values read as YAML scalars."""
+    import yaml
 
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"{option} takes KEY=VALUE, got {item!r}")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ValueError(f"{option} {key}: cannot read the value") from None
+        if not isinstance(value, (str, int, float, bool)) and value is not None:
+            raise ValueError(f"{option} {key}: a number, boolean or string, got {text!r}")
+        out[key.strip()] = value
+    return out
+
+
+def cmd_train_sb3(args: argparse.Namespace) -> int:
+    from optgym.leaderboard.tasks import all_tasks
+    from optgym.train import resolve, train
+
+    algo = args.algo or "ppo"
+    try:
+        if args.budget is not None:
+            raise ValueError("--budget is for a learned agent's training (--task); use --steps")
+        env_kwargs = _key_values(args.env_kwargs, "--env-kwargs")
+        overrides = _key_values(args.set, "--set")
+        config = resolve(args.target, algo, args.hyperparams, env_kwargs, args.n_envs, overrides)
+        run = train(
+            args.target,
+            algo=algo,
+            steps=args.steps,
+            out=args.out,
+            seed=args.seed,
+            n_envs=args.n_envs,
+            hyperparams=args.hyperparams,
+            env_kwargs=env_kwargs,
+            overrides=overrides,
+            checkpoint_every=args.checkpoint_every,
+            tensorboard=not args.no_tensorboard,
+            progress=not args.no_progress,
+            threads=args.threads,
+        )
+    except ValueError as e:
+        return _fail("train", str(e))
+    print(
+        f"trained {algo} on {config.env_id}: {run.steps} steps in {run.seconds:.1f} s, "
+        f"{len(config.benchmarks)} train benchmarks, seed {args.seed}"
+    )
+    if run.mean_episode_reward is not None:
+        print(f"  mean episode reward (last {run.episodes}): {run.mean_episode_reward:.4f}")
+    print(f"saved:   {run.model_path} (settings: {run.config_path})")
+    tasks = [t.name for t in all_tasks().values() if t.env_id == config.env_id]
+    if tasks:
+        print(f"bench:   optgym bench {tasks[0]} --agent sb3:path={Path(args.out)}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.task is None:
+        return cmd_train_sb3(args)
     import optgym  # noqa: F401  registers the env ids
     from optgym.agents import resolve_agent
     from optgym.bench import benchmark_uris
@@ -357,8 +418,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     _allow_local_plugins()
     try:
+        if args.algo is not None:
+            raise ValueError("--algo trains an SB3 policy on an env or task; drop --task")
         task = get_task(args.task)
-        spec = resolve_agent(args.agent)
+        spec = resolve_agent(args.target)
         spec.check_task(task)
         agent = spec.make()
         if not all(callable(getattr(agent, m, None)) for m in ("train", "save", "load")):
@@ -379,7 +442,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     # A learned agent may ask for env settings of its own while it trains (never the task's
     # own: states made in training are not results).
     env_kwargs = {**task.env_kwargs, **getattr(agent, "train_env_kwargs", {})}
-    env = BudgetWrapper(gym.make(task.env_id, **env_kwargs), budget)
+    env = BudgetWrapper(optgym.make(task.env_id, step_limit=False, **env_kwargs), budget)
     try:
         figures = agent.train(env, uris, budget, seed=args.seed, progress=not args.no_progress)
         used = env.meter.used()
@@ -472,13 +535,52 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
     q.set_defaults(run=cmd_datasets_build)
 
-    p = commands.add_parser("train", help="train a learned agent on a task's train split, save it")
-    p.add_argument("agent", metavar="AGENT", help="agent spec, e.g. ppo or ppo:n_envs=2")
-    p.add_argument("--task", required=True, help="the task whose env and datasets to train on")
+    p = commands.add_parser(
+        "train",
+        help="train an SB3 policy on an env or task (--algo), or a learned agent (--task)",
+        description=(
+            "optgym train ENV_OR_TASK --algo ALGO --out DIR: stable-baselines3 / sb3-contrib "
+            "with the env's shipped hyperparameter file, on its train split; writes "
+            "DIR/model.zip, DIR/train.json, checkpoints and TensorBoard logs. "
+            "optgym train AGENT --task TASK --budget ... --out FILE: a learned agent's own "
+            "training."
+        ),
+    )
+    p.add_argument(
+        "target",
+        metavar="ENV_OR_TASK",
+        help="env id (optgym/PassOrdering-v0) or task; with --task: the learned agent's spec",
+    )
+    p.add_argument(
+        "--algo",
+        default=None,
+        help="ppo (default), maskable-ppo, dqn or a2c (what the env's file configures)",
+    )
+    p.add_argument("--steps", type=int, default=None, help="env steps (default: the file's)")
+    p.add_argument("--hyperparams", default=None, metavar="FILE", help="YAML file to use instead")
+    p.add_argument("--n-envs", type=int, default=None, help="sub-envs (default: the file's)")
+    p.add_argument(
+        "--env-kwargs",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="env setting over the file's (repeatable), e.g. subproblem_time=0.1",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="algorithm hyperparameter over the file's (repeatable), e.g. n_epochs=1",
+    )
+    p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard logs")
+    p.add_argument("--task", default=None, help="train the learned agent ENV_OR_TASK on this task")
     _benchmark_options(p, "train (default) or validation")
-    p.add_argument("--budget", default=None, help="training budget, e.g. steps=20000")
+    p.add_argument("--budget", default=None, help="with --task: training budget, e.g. steps=20000")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
-    p.add_argument("--out", required=True, help="where to save the trained agent")
+    p.add_argument("--out", required=True, help="where to save the trained model")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_train, split="train")
 

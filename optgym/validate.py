@@ -70,7 +70,7 @@ class Replayer:
         import optgym
 
         if task.name not in self._envs:
-            self._envs[task.name] = optgym.make(task.env_id, **task.env_kwargs)
+            self._envs[task.name] = optgym.make(task.env_id, step_limit=False, **task.env_kwargs)
         return self._envs[task.name]
 
     def drop(self, task: Task) -> None:

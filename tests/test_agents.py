@@ -23,8 +23,12 @@ def env():
 
 
 def test_registry_and_protocol():
-    for name in AGENTS:
-        if name != "sequences":
+    for name, entry in AGENTS.items():
+        required = [s.name for s in agent_settings(entry.agent_class()) if s.required]
+        if required:  # sb3 needs the model's path: the error says so
+            with pytest.raises(ValueError, match=f"needs the settings {required[0]}"):
+                resolve_agent(name)
+        elif name != "sequences":
             agent = make_agent(name)
             assert isinstance(agent, Agent), name
             assert resolve_agent(name).problems(), name

@@ -54,6 +54,8 @@ PROBLEM = Problem(
             ENV_ID,
             "optgym.envs.dataselect.env:DataSelectionEnv",
             EnvExample("generator://digits-noisy-v0/3", {"batch": 20, "budget": 40}, steps=2),
+            # an episode ends after ceil(budget / batch) <= pool size steps
+            max_episode_steps=1000,
         ),
     ),
     datasets=_datasets,

@@ -45,6 +45,8 @@ PROBLEM = Problem(
                 steps=2,
             ),
             nondeterministic=True,
+            # the CPU-seconds budget truncates first at the default settings
+            max_episode_steps=200,
         ),
     ),
     datasets=_datasets,

@@ -28,6 +28,9 @@ PROBLEM = Problem(
             "optgym/PassOrdering-v0",
             "optgym.envs.passes.env:PassOrderingEnv",
             EnvExample("generator://csmith-v0/5", {"observation_space": "InstCount"}, steps=3),
+            # the env never ends an episode; 45 passes is a training episode (the runner
+            # makes its envs without a step limit: the budget ends a search)
+            max_episode_steps=45,
         ),
     ),
     datasets=_datasets,

@@ -182,6 +182,22 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
     def action_names(self) -> tuple[str, ...]:
         return pass_actions.FLAGS
 
+    @staticmethod
+    def observation_space_of(name: str) -> spaces.Space:
+        """The gymnasium space of the named observation (``ValueError`` for unknown names)."""
+        if name not in OBSERVATION_SPACES:
+            raise ValueError(
+                f"unknown observation space {name!r}; allowed: {', '.join(OBSERVATION_SPACES)}"
+            )
+        return OBSERVATION_SPACES[name][0]
+
+    def set_step_timeout(self, seconds: float) -> None:
+        """Kill a single LLVM call after ``seconds`` (the ``timeout`` setting), from the next
+        call on: the step ends the episode with ``info["error"]`` (``StepTimeCap``)."""
+        self.timeout = float(seconds)
+        if self._session is not None:
+            self._session.timeout = self.timeout
+
     # ---- worker plumbing ------------------------------------------------------------------
     def _need_session(self) -> LlvmSession:
         if self._session is None or self._session.closed:

@@ -69,12 +69,16 @@ PROBLEM = Problem(
         EnvEntry(
             OPEN_LOOP_ID,
             "optgym.envs.planning.env:PathPlanning2DEnv",
+            # no step limit: the whole plan is one action, and the episode terminates
+            # after it (a TimeLimit of 1 would also mark it truncated)
             EnvExample("benchmark://nav2d-v0/wall", {"max_end_points": 10}),
         ),
         EnvEntry(
             CLOSED_LOOP_ID,
             "optgym.envs.planning.env:PathPlanning2DClosedLoopEnv",
             EnvExample("benchmark://nav2d-v0/wall", {"sensor_range": 0.5}, steps=4),
+            # the map's horizon (100 on the bundled maps) truncates first
+            max_episode_steps=1000,
         ),
     ),
     datasets=_datasets,

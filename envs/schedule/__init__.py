@@ -41,6 +41,7 @@ PROBLEM = Problem(
             # one stage: an episode is one step
             EnvExample("benchmark://halide-ops-v0/maxpool-512", {"mode": "cache", "samples": 5}),
             nondeterministic=True,
+            max_episode_steps=512,  # one step per stage; the generated pipelines have <= 200
         ),
     ),
     datasets=_datasets,

@@ -1,0 +1,95 @@
+"""A policy trained by ``optgym train`` (stable-baselines3 or sb3-contrib), as an agent.
+
+``--agent sb3:path=runs/ppo-nav`` benchmarks the model saved in that folder on any task of
+the env it was trained on. The agent rebuilds the observation the policy was trained on (the
+training observation space, graph padding, fixed-size scores: the adapters recorded in
+``train.json``), plays its deterministic policy once, then samples episodes from the
+stochastic policy while the budget lasts, and returns the best state seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+
+from optgym.agents.protocol import Result, metered, solved
+from optgym.budget import Budget
+from optgym.state import EpisodeState
+from optgym.threads import torch_threads
+
+#: Steps of one policy episode when the env id registers no step limit.
+DEFAULT_HORIZON = 1000
+#: Where the trained reference policies ship (``sb3:path=NAME`` finds them by name).
+SHIPPED = Path(__file__).resolve().parent / "weights"
+
+
+@dataclass
+class Sb3Agent:
+    """Runs a saved ``optgym train`` model: one deterministic episode, then episodes
+    sampled from the policy until the budget is spent (``sample=false``: the deterministic
+    one only); the best state of all of them is the result."""
+
+    problems: ClassVar[tuple[str, ...]] = ("*",)  # any env: the model says which
+    name: ClassVar[str] = "sb3"
+
+    path: Path
+    """the folder ``optgym train --out`` wrote (or its model.zip)"""
+    sample: bool = True
+    """after the deterministic episode, sample further episodes while the budget lasts"""
+    episode_length: int = 0
+    """steps per policy episode (0: the env id's registered step limit)"""
+    _policy: Any = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.episode_length < 0:
+            raise ValueError(f"episode_length must be >= 0, got {self.episode_length}")
+
+    def policy(self) -> Any:
+        """The trained policy (loaded once). A relative ``path`` that does not exist names a
+        policy shipped in ``optgym/agents/weights/`` (``sb3:path=ppo-passes``)."""
+        if self._policy is None:
+            from optgym.train import load_policy
+
+            path = Path(self.path)
+            if not path.is_absolute() and not path.exists() and (SHIPPED / path).exists():
+                path = SHIPPED / path
+            self._policy = load_policy(path)
+        return self._policy
+
+    def solve(
+        self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
+    ) -> Result:
+        policy = self.policy()
+        base = env.unwrapped
+        if base.env_id != policy.env_id:
+            raise ValueError(
+                f"the model at {self.path} was trained on {policy.env_id}, not {base.env_id}"
+            )
+        horizon = self.episode_length or gym.spec(policy.env_id).max_episode_steps
+        horizon = horizon or DEFAULT_HORIZON
+        masked = policy.config.get("algo") == "maskable-ppo"
+        if seed is not None:
+            policy.model.set_random_seed(seed)
+        best: EpisodeState | None = None
+        with metered(env, budget) as meter, torch_threads(1):
+            adapted = policy.adapt(env)
+            deterministic = True
+            while True:
+                obs, _ = adapted.reset(seed=seed, options={"benchmark": benchmark})
+                seed = None
+                for _ in range(horizon):
+                    mask = base.action_masks() if masked else None
+                    action = policy.act(obs, deterministic=deterministic, mask=mask)
+                    obs, _, terminated, truncated, info = adapted.step(action)
+                    if "error" not in info and (best is None or base.episode_reward > best.reward):
+                        best = base.state
+                    if terminated or truncated or "error" in info or meter.room() == 0:
+                        break
+                deterministic = False
+                unlimited = budget.calls is None and budget.steps is None
+                if not self.sample or meter.room() == 0 or (unlimited and budget.seconds is None):
+                    break
+            return solved(env, meter, best)

@@ -1,0 +1,572 @@
+"""Train stable-baselines3 (and sb3-contrib) policies on any OptGym env or task.
+
+``optgym train ENV_OR_TASK --algo ppo|maskable-ppo|dqn|a2c`` and :func:`train` read the
+env's hyperparameter file, shipped in its problem package as
+``envs/<problem>/hyperparams/<EnvName-vN>.yml`` (as the RL Zoo ships one per env). A file
+holds:
+
+* ``env_kwargs``: the env's settings while it trains;
+* ``wrappers``: a list of ``{Name: {setting: value}}`` from :data:`WRAPPERS`, applied in
+  order around the env (graph padding, fixed-size scores, a per-step time cap, ...);
+* ``benchmarks``: where each reset draws its benchmark from, a list of
+  ``{dataset: URI, split: train|validation, count: N}`` (the first ``N`` of the split);
+  training never touches a test split. Given a task instead of an env id, the task's own
+  datasets are used, with their train split;
+* ``n_envs``: sub-envs of the vector env (each with its own benchmark sampler and seed);
+* one section per algorithm (``ppo``, ``a2c``, ``dqn``, ``maskable-ppo``): ``policy``,
+  ``n_timesteps`` (the default length of a run) and the algorithm's keyword arguments.
+  A string ``"package.module:Name"`` under ``policy`` or as a ``*_class``/``activation_fn``
+  value names a class (a GNN features extractor, a policy).
+
+A run writes into ``out``: ``model.zip`` (the SB3 model), ``train.json`` (the resolved
+settings, the benchmarks, the seed, what the run took and its episode rewards),
+``checkpoints/`` and ``tensorboard/``. ``--agent sb3:path=OUT`` benchmarks the model like
+any agent (:class:`optgym.agents.sb3.Sb3Agent`).
+
+>>> run = train("optgym/PathPlanning2DClosedLoop-v0", algo="ppo", steps=256, out="runs/nav")
+>>> run.model_path
+PosixPath('runs/nav/model.zip')
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+#: ``--algo`` name -> (module, class).
+ALGOS: dict[str, tuple[str, str]] = {
+    "ppo": ("stable_baselines3", "PPO"),
+    "a2c": ("stable_baselines3", "A2C"),
+    "dqn": ("stable_baselines3", "DQN"),
+    "maskable-ppo": ("sb3_contrib", "MaskablePPO"),
+}
+
+#: Hyperparameter-file keys that are not an algorithm section.
+_TOP_KEYS = ("env_kwargs", "wrappers", "benchmarks", "n_envs")
+_TRAIN_SPLITS = ("train", "validation")
+MODEL_FILE = "model.zip"
+CONFIG_FILE = "train.json"
+
+
+def _wrappers() -> dict[str, Callable[..., gym.Env]]:
+    from gymnasium.wrappers import FlattenObservation, TimeLimit
+
+    from optgym.wrappers import FixedScores, NamedObservation, PaddedGraph, StepTimeCap
+
+    return {
+        "PaddedGraph": PaddedGraph,
+        "FixedScores": FixedScores,
+        "StepTimeCap": StepTimeCap,
+        "NamedObservation": NamedObservation,
+        "TimeLimit": TimeLimit,
+        "FlattenObservation": FlattenObservation,
+    }
+
+
+#: The wrappers a hyperparameter file may name.
+WRAPPERS: tuple[str, ...] = (
+    "PaddedGraph",
+    "FixedScores",
+    "StepTimeCap",
+    "NamedObservation",
+    "TimeLimit",
+    "FlattenObservation",
+)
+
+#: Wrappers a trained policy needs when it acts on another env (not the training episode's
+#: length nor its time cap: the runner's budget rules those).
+ADAPTERS = ("PaddedGraph", "FixedScores", "NamedObservation", "FlattenObservation")
+
+
+@dataclass
+class TrainConfig:
+    """A resolved training set-up: what :func:`train` runs and ``train.json`` records."""
+
+    env_id: str
+    algo: str
+    hyperparams: dict[str, Any]
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    wrappers: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    benchmarks: list[str] = field(default_factory=list)
+    n_envs: int = 1
+    source: str = ""  # the hyperparameter file
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "env_id": self.env_id,
+            "algo": self.algo,
+            "hyperparams": self.hyperparams,
+            "env_kwargs": self.env_kwargs,
+            "wrappers": [[name, kwargs] for name, kwargs in self.wrappers],
+            "benchmarks": self.benchmarks,
+            "n_envs": self.n_envs,
+            "source": self.source,
+        }
+
+
+@dataclass
+class TrainRun:
+    """What a finished :func:`train` call gives: the saved model and how training went."""
+
+    model_path: Path
+    config_path: Path
+    steps: int
+    seconds: float
+    episodes: int
+    mean_episode_reward: float | None
+
+
+# --- hyperparameter files ---------------------------------------------------------------------
+
+
+def hyperparams_path(env_id: str) -> Path:
+    """The hyperparameter file shipped for ``env_id`` (``ValueError`` for unknown ids or an
+    env that ships none)."""
+    from optgym.envs import problem_of_env
+
+    problem = problem_of_env(env_id)
+    entry = next(e for e in problem.envs if e.id == env_id)
+    package = entry.entry_point.split(":")[0].rsplit(".", 1)[0]
+    name = env_id.split("/")[-1] + ".yml"
+    path = Path(str(importlib.resources.files(package).joinpath("hyperparams", name)))
+    if not path.is_file():
+        raise ValueError(f"{env_id} ships no hyperparameter file ({package}/hyperparams/{name})")
+    return path
+
+
+def read_hyperparams(path: str | Path) -> dict[str, Any]:
+    """A hyperparameter file as a dict; ``ValueError`` naming the file and what is wrong
+    (never its contents)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise ValueError(f"cannot read hyperparameter file {path}: {e.strerror}") from None
+    if size > 1 << 20:
+        raise ValueError(f"hyperparameter file {path} is {size} bytes; at most 1 MiB")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"cannot read hyperparameter file {path}: {type(e).__name__}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ValueError(f"hyperparameter file {path} is not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"hyperparameter file {path} must hold a mapping of settings")
+    return data
+
+
+def _check_mapping(value: Any, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ValueError(f"{what} must be a mapping of names to values")
+    return dict(value)
+
+
+def _parse_wrappers(value: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"wrappers in {where} must be a list of {{Name: {{settings}}}}")
+    out = []
+    for item in value:
+        if isinstance(item, str):
+            name, kwargs = item, {}
+        elif isinstance(item, dict) and len(item) == 1:
+            name, kwargs = next(iter(item.items()))
+            kwargs = _check_mapping(kwargs, f"the settings of wrapper {name!r} in {where}")
+        else:
+            raise ValueError(f"each wrapper in {where} is a name or {{Name: {{settings}}}}")
+        if name not in WRAPPERS:
+            raise ValueError(f"unknown wrapper {name!r} in {where}; allowed: {', '.join(WRAPPERS)}")
+        out.append((name, kwargs))
+    return out
+
+
+def _benchmark_uris(
+    env_id: str, specs: Any, where: str, splits: Sequence[str] = _TRAIN_SPLITS
+) -> list[str]:
+    """The benchmark URIs of ``specs`` (``{dataset, split, count}`` mappings)."""
+    from optgym.envs import problem_of_env
+
+    if not isinstance(specs, list) or not specs:
+        raise ValueError(f"benchmarks in {where} must be a non-empty list")
+    registry = None
+    uris: list[str] = []
+    for spec in specs:
+        spec = _check_mapping(spec, f"a benchmarks entry in {where}")
+        unknown = set(spec) - {"dataset", "split", "count"}
+        if unknown or "dataset" not in spec:
+            raise ValueError(
+                f"a benchmarks entry in {where} has keys dataset, split (train or "
+                f"validation) and count; got {', '.join(sorted(spec))}"
+            )
+        split, count = spec.get("split", "train"), spec.get("count", 100)
+        if split not in splits:
+            raise ValueError(
+                f"training draws from the {' or '.join(splits)} split, never {split!r} ({where})"
+            )
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"count must be a positive integer in {where}, got {count!r}")
+        if registry is None:
+            from optgym.datasets.dataset import DatasetRegistry
+
+            registry = DatasetRegistry(problem_of_env(env_id).datasets())
+        dataset = registry.dataset(str(spec["dataset"]))
+        taken = dataset.take(split, count)
+        if not taken:
+            raise ValueError(f"dataset {dataset.uri} has no {split} benchmarks ({where})")
+        uris.extend(taken)
+    return uris
+
+
+def resolve(
+    target: str,
+    algo: str = "ppo",
+    hyperparams: str | Path | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    n_envs: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> TrainConfig:
+    """The training set-up for ``target`` (an env id or a task name) and ``algo``, from the
+    env's hyperparameter file (or ``hyperparams``), with ``env_kwargs``, ``n_envs`` and the
+    algorithm's ``overrides`` (``{"n_epochs": 1}``) over the file's. ``ValueError`` names
+    what is wrong and what is allowed."""
+    import optgym
+    from optgym.leaderboard.tasks import all_tasks
+
+    if algo not in ALGOS:
+        raise ValueError(f"unknown algorithm {algo!r}; allowed: {', '.join(ALGOS)}")
+    tasks = all_tasks()
+    task = tasks.get(target)
+    if task is None and target not in optgym.ENV_IDS:
+        raise ValueError(
+            f"{target!r} is neither an env id nor a task; env ids: {', '.join(optgym.ENV_IDS)}; "
+            f"tasks: {', '.join(tasks)}"
+        )
+    env_id = task.env_id if task is not None else target
+    path = Path(hyperparams) if hyperparams is not None else hyperparams_path(env_id)
+    data = read_hyperparams(path)
+    where = str(path)
+    unknown = set(data) - set(_TOP_KEYS) - set(ALGOS)
+    if unknown:
+        allowed = ", ".join((*_TOP_KEYS, *ALGOS))
+        names = ", ".join(sorted(unknown))
+        raise ValueError(f"unknown keys in {where}: {names}; allowed: {allowed}")
+    if algo not in data:
+        have = ", ".join(a for a in ALGOS if a in data) or "none"
+        raise ValueError(f"{where} has no {algo!r} section for {env_id}; it has: {have}")
+    section = _check_mapping(data[algo], f"the {algo} section of {where}")
+    section.update(overrides or {})
+    kwargs = {**_check_mapping(data.get("env_kwargs"), f"env_kwargs in {where}")}
+    if task is not None:
+        kwargs = {**task.env_kwargs, **kwargs}
+    kwargs.update(env_kwargs or {})
+    wrappers = _parse_wrappers(data.get("wrappers"), where)
+    envs = n_envs if n_envs is not None else data.get("n_envs", 1)
+    if isinstance(envs, bool) or not isinstance(envs, int) or not 1 <= envs <= 64:
+        raise ValueError(f"n_envs must be an integer in [1, 64], got {envs!r}")
+    benchmarks: list[str] = []
+    if task is not None:  # the task's datasets, their train splits (where they have one)
+        count = 100
+        for spec in data.get("benchmarks") or []:
+            if isinstance(spec, dict) and isinstance(spec.get("count"), int):
+                count = spec["count"]
+                break
+        for uri, _ in task.datasets:
+            spec = {"dataset": uri, "split": "train", "count": count}
+            try:
+                benchmarks += _benchmark_uris(env_id, [spec], f"task {task.name}")
+            except ValueError as e:
+                if "has no train benchmarks" not in str(e):
+                    raise
+    if not benchmarks:  # an env id, or a task whose datasets have no train split
+        benchmarks = _benchmark_uris(env_id, data.get("benchmarks"), where)
+    return TrainConfig(
+        env_id=env_id,
+        algo=algo,
+        hyperparams=section,
+        env_kwargs=kwargs,
+        wrappers=wrappers,
+        benchmarks=benchmarks,
+        n_envs=envs,
+        source=where,
+    )
+
+
+def _classes(value: Any, key: str = "") -> Any:
+    """``"package.module:Name"`` strings under class-valued keys, resolved to objects."""
+    from optgym.problem import load_object
+
+    if isinstance(value, dict):
+        return {k: _classes(v, k) for k, v in value.items()}
+    if (
+        isinstance(value, str)
+        and ":" in value
+        and (key == "policy" or key.endswith("_class") or key == "activation_fn")
+    ):
+        return load_object(value)
+    return value
+
+
+# --- envs -------------------------------------------------------------------------------------
+
+
+def apply_wrappers(
+    env: gym.Env, wrappers: Sequence[tuple[str, Mapping[str, Any]]], only: Sequence[str] = ()
+) -> gym.Env:
+    """``env`` inside the named wrappers, in order (only those in ``only`` when given)."""
+    table = _wrappers()
+    for name, kwargs in wrappers:
+        if only and name not in only:
+            continue
+        if name == "TimeLimit":
+            env = table[name](env, **{"max_episode_steps": 1000, **kwargs})
+        else:
+            env = table[name](env, **kwargs)
+    return env
+
+
+def make_env(config: TrainConfig, seed: int = 0, rank: int = 0) -> gym.Env:
+    """One training env: the id (with its registered step limit) made with the config's
+    settings, drawing a benchmark per reset (seed ``seed * 1000 + rank``), inside the
+    config's wrappers and SB3's ``Monitor``."""
+    from stable_baselines3.common.monitor import Monitor
+
+    import optgym
+    from optgym.wrappers import BenchmarkSampler
+
+    env = optgym.make(config.env_id, **config.env_kwargs)
+    env = BenchmarkSampler(env, config.benchmarks, seed=seed * 1000 + rank)
+    return Monitor(apply_wrappers(env, config.wrappers))
+
+
+def make_vec_env(config: TrainConfig, seed: int = 0) -> Any:
+    """The config's ``n_envs`` sub-envs in an SB3 ``DummyVecEnv``, each with its own
+    benchmark sampler and seed (so sub-envs train on different benchmarks)."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    return DummyVecEnv(
+        [lambda rank=rank: make_env(config, seed, rank) for rank in range(config.n_envs)]
+    )
+
+
+# --- training ---------------------------------------------------------------------------------
+
+
+def _progress_callback(total: int) -> Any:
+    from stable_baselines3.common.callbacks import BaseCallback
+    from tqdm import tqdm
+
+    class Progress(BaseCallback):
+        def _on_training_start(self) -> None:
+            self.bar = tqdm(total=total, unit="step", desc="train", dynamic_ncols=True)
+
+        def _on_step(self) -> bool:
+            self.bar.update(self.training_env.num_envs)
+            return True
+
+        def _on_training_end(self) -> None:
+            self.bar.close()
+
+    return Progress()
+
+
+def algo_class(algo: str) -> Any:
+    """The SB3 algorithm class of ``--algo`` ``algo``."""
+    import importlib
+
+    module, name = ALGOS[algo]
+    return getattr(importlib.import_module(module), name)
+
+
+def train(
+    target: str,
+    algo: str = "ppo",
+    steps: int | None = None,
+    out: str | Path = "runs/model",
+    seed: int = 0,
+    n_envs: int | None = None,
+    hyperparams: str | Path | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    checkpoint_every: int | None = None,
+    tensorboard: bool = True,
+    progress: bool = True,
+    threads: int = 1,
+) -> TrainRun:
+    """Train ``algo`` on ``target`` (an env id or a task) for ``steps`` env steps (default:
+    the file's ``n_timesteps``) and save the model, its settings and logs into ``out``.
+
+    ``checkpoint_every`` saves a checkpoint every that many steps (default: a tenth of the
+    run, at least 2048). A run shorter than one rollout of an on-policy algorithm shrinks
+    the rollout (``n_steps``) to fit; ``train.json`` records the settings used.
+    ``threads`` is torch's thread count while training (1 by default: the env's backends
+    want the other cores, and a fixed count keeps runs repeatable).
+    ``ValueError`` for a bad target, algorithm, file or setting, before anything runs.
+    """
+    config = resolve(target, algo, hyperparams, env_kwargs, n_envs, overrides)
+    params = dict(config.hyperparams)
+    policy = params.pop("policy", "MlpPolicy")
+    default_steps = params.pop("n_timesteps", 10_000)
+    steps = default_steps if steps is None else steps
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if algo != "dqn" and "n_steps" in params:
+        # a run shorter than one rollout is one rollout of its own length
+        rollout = params["n_steps"] * config.n_envs
+        if steps < rollout:
+            params["n_steps"] = max(steps // config.n_envs, 1)
+            rollout = params["n_steps"] * config.n_envs
+            if "batch_size" in params:
+                params["batch_size"] = max(min(params["batch_size"], rollout), 2)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cls = algo_class(algo)
+    from stable_baselines3.common.callbacks import CheckpointCallback
+
+    vec = make_vec_env(config, seed)
+    try:
+        try:
+            model = cls(
+                _classes(policy, "policy"),
+                vec,
+                seed=seed,
+                verbose=0,
+                tensorboard_log=str(out / "tensorboard") if tensorboard else None,
+                **_classes(params),
+            )
+        except (TypeError, ValueError, AssertionError) as e:
+            raise ValueError(
+                f"cannot make {cls.__name__} for {config.env_id} from {config.source}: {e}"
+            ) from None
+        every = checkpoint_every or max(steps // 10, 2048)
+        callbacks = [
+            CheckpointCallback(
+                max(every // config.n_envs, 1), str(out / "checkpoints"), name_prefix="model"
+            )
+        ]
+        if progress:
+            callbacks.append(_progress_callback(steps))
+        from optgym.threads import torch_threads
+
+        start = time.monotonic()
+        with torch_threads(threads):
+            model.learn(total_timesteps=steps, callback=callbacks, tb_log_name=algo)
+        seconds = time.monotonic() - start
+        rewards = [float(ep["r"]) for ep in model.ep_info_buffer]
+        model.save(out / MODEL_FILE)
+    finally:
+        vec.close()
+    import optgym
+
+    mean = sum(rewards) / len(rewards) if rewards else None
+    config.hyperparams = {"policy": policy, "n_timesteps": default_steps, **params}
+    record = {
+        **config.to_json(),
+        "seed": seed,
+        "threads": threads,
+        "steps": int(model.num_timesteps),
+        "seconds": round(seconds, 3),
+        "episodes_recent": len(rewards),
+        "mean_episode_reward_recent": mean,
+        "optgym": optgym.__version__,
+    }
+    config_path = out / CONFIG_FILE
+    config_path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return TrainRun(
+        model_path=out / MODEL_FILE,
+        config_path=config_path,
+        steps=int(model.num_timesteps),
+        seconds=seconds,
+        episodes=len(rewards),
+        mean_episode_reward=mean if mean is None or math.isfinite(mean) else None,
+    )
+
+
+# --- trained policies -------------------------------------------------------------------------
+
+
+@dataclass
+class TrainedPolicy:
+    """A saved model and the settings it was trained with (``train.json``)."""
+
+    model: Any
+    config: dict[str, Any]
+
+    @property
+    def env_id(self) -> str:
+        return str(self.config["env_id"])
+
+    def adapt(self, env: gym.Env) -> gym.Env:
+        """``env`` (made with any settings, e.g. a task's) as the policy saw its training
+        env: the training observation space, then the graph and action adapters."""
+        wrappers = [(str(n), dict(k)) for n, k in self.config.get("wrappers", [])]
+        trained_obs = self.config.get("env_kwargs", {}).get("observation_space")
+        current = env.unwrapped.config.get("observation_space")
+        if trained_obs is not None and trained_obs != current:
+            wrappers.insert(0, ("NamedObservation", {"name": trained_obs}))
+        return apply_wrappers(env, wrappers, only=ADAPTERS)
+
+    def act(self, obs: Any, deterministic: bool = True, mask: Any = None) -> Any:
+        """The policy's action for one observation."""
+        if mask is not None:
+            action, _ = self.model.predict(obs, deterministic=deterministic, action_masks=mask)
+        else:
+            action, _ = self.model.predict(obs, deterministic=deterministic)
+        return action
+
+
+def load_policy(path: str | Path) -> TrainedPolicy:
+    """The model saved by :func:`train` in ``path`` (its folder or its ``model.zip``);
+    ``ValueError`` naming what is missing or unreadable."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    model_file = folder / MODEL_FILE if path.is_dir() else path
+    config_file = folder / CONFIG_FILE
+    for needed in (model_file, config_file):
+        if not needed.is_file():
+            raise ValueError(f"no trained model at {path}: {needed.name} is missing")
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError(f"{config_file} is not a JSON training record") from None
+    if not isinstance(config, dict) or config.get("algo") not in ALGOS or "env_id" not in config:
+        raise ValueError(f"{config_file} is not a training record of optgym train")
+    try:
+        model = algo_class(config["algo"]).load(str(model_file), device="cpu")
+    except Exception as e:  # noqa: BLE001  a corrupt zip or another library's file
+        raise ValueError(
+            f"cannot load {model_file} as a {config['algo']} model ({type(e).__name__})"
+        ) from None
+    return TrainedPolicy(model, config)
+
+
+__all__ = [
+    "ADAPTERS",
+    "ALGOS",
+    "WRAPPERS",
+    "TrainConfig",
+    "TrainRun",
+    "TrainedPolicy",
+    "apply_wrappers",
+    "hyperparams_path",
+    "load_policy",
+    "make_env",
+    "make_vec_env",
+    "read_hyperparams",
+    "resolve",
+    "train",
+]
