@@ -4,7 +4,9 @@
 the env it was trained on. The agent rebuilds the observation the policy was trained on (the
 training observation space, graph padding, fixed-size scores: the adapters recorded in
 ``train.json``), plays its deterministic policy once, then samples episodes from the
-stochastic policy while the budget lasts, and returns the best state seen.
+stochastic policy while the budget lasts, and returns the best state seen. With a discrete
+action, an action that gained nothing is not taken again until some action gains
+(``skip_unhelpful``): a deterministic policy would otherwise repeat it to the end.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium as gym
+import numpy as np
 
 from optgym.agents.protocol import Result, metered, solved
 from optgym.budget import Budget
@@ -41,6 +44,9 @@ class Sb3Agent:
     """after the deterministic episode, sample further episodes while the budget lasts"""
     episode_length: int = 0
     """steps per policy episode (0: the env id's registered step limit)"""
+    skip_unhelpful: bool = True
+    """with a discrete action: an action whose reward was not positive is not taken again
+    until some action's is (else a deterministic policy can repeat it to the end)"""
     _policy: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -74,16 +80,24 @@ class Sb3Agent:
         if seed is not None:
             policy.model.set_random_seed(seed)
         best: EpisodeState | None = None
+        rng = np.random.default_rng(seed)
         with metered(env, budget) as meter, torch_threads(1):
             adapted = policy.adapt(env)
             deterministic = True
             while True:
                 obs, _ = adapted.reset(seed=seed, options={"benchmark": benchmark})
                 seed = None
+                tried: set[int] = set()  # actions that gained nothing since the last gain
                 for _ in range(horizon):
                     mask = base.action_masks() if masked else None
-                    action = policy.act(obs, deterministic=deterministic, mask=mask)
-                    obs, _, terminated, truncated, info = adapted.step(action)
+                    probs = policy.probabilities(obs) if self.skip_unhelpful else None
+                    if probs is not None:
+                        action = _choose(probs, tried, deterministic, rng)
+                    else:
+                        action = policy.act(obs, deterministic=deterministic, mask=mask)
+                    obs, reward, terminated, truncated, info = adapted.step(action)
+                    if probs is not None:
+                        tried = set() if reward > 0 else tried | {int(action)}
                     if "error" not in info and (best is None or base.episode_reward > best.reward):
                         best = base.state
                     if terminated or truncated or "error" in info or meter.room() == 0:
@@ -93,3 +107,15 @@ class Sb3Agent:
                 if not self.sample or meter.room() == 0 or (unlimited and budget.seconds is None):
                     break
             return solved(env, meter, best)
+
+
+def _choose(probs: np.ndarray, tried: set[int], deterministic: bool, rng: Any) -> np.int64:
+    """The most probable action outside ``tried`` (deterministic), or one sampled from the
+    policy's probabilities renormalized over the actions outside ``tried``."""
+    weights = probs.copy()
+    if len(tried) < len(weights):
+        weights[list(tried)] = 0.0
+    if deterministic or weights.sum() <= 0:
+        return np.int64(np.argmax(weights if weights.sum() > 0 else probs))
+    return np.int64(rng.choice(len(weights), p=weights / weights.sum()))
+

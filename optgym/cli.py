@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from optgym.result_line import MAX_SEED
+from optgym.spaces import space_text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,23 +59,6 @@ def _warning_line(message: Any, category: Any, filename: str, lineno: int, *_: A
 # --- optgym envs -----------------------------------------------------------------------------
 
 
-def _space_text(space: Any) -> str:
-    """A space in one short line: a Box as ``Box(low..high, shape, dtype)`` (the bounds'
-    range when they differ per element), a Dict item by item."""
-    from gymnasium import spaces
-
-    if isinstance(space, spaces.Dict):
-        return "Dict(" + ", ".join(f"{k}: {_space_text(v)}" for k, v in space.items()) + ")"
-    if isinstance(space, spaces.Box):
-
-        def bound(values: Any) -> str:
-            lo, hi = values.min(), values.max()
-            return f"{lo:g}" if lo == hi else f"[{lo:g}, {hi:g}]"
-
-        return f"Box({bound(space.low)}..{bound(space.high)}, {space.shape}, {space.dtype})"
-    return str(space)
-
-
 def cmd_envs(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
@@ -94,8 +78,8 @@ def cmd_envs(args: argparse.Namespace) -> int:
             env = gym.make(entry.id)
             try:  # spaces can depend on the benchmark: show them for the default one
                 env.reset(seed=0)
-                print(f"  observation space:  {_space_text(env.observation_space)}")
-                print(f"  action space:       {_space_text(env.action_space)}")
+                print(f"  observation space:  {space_text(env.observation_space)}")
+                print(f"  action space:       {space_text(env.action_space)}")
                 print(f"  (spaces on {cls.default_benchmark}; example: {entry.example.benchmark})")
             finally:
                 env.close()
@@ -123,7 +107,8 @@ def cmd_agents(args: argparse.Namespace) -> int:
     by_problem: dict[str, list[str]] = {}
     for name, entry in registry().items():
         works_on = AgentSpec(name, entry, {}).problems()  # without its (required) settings
-        home = "every problem" if "*" in works_on else None
+        listed_by = entry.source.removeprefix("problem ")  # a problem's own agents
+        home = listed_by if listed_by in known else "every problem" if "*" in works_on else None
         home = home or next((p for p in known if p in works_on), None)
         if home is None:  # declared by env id: file it under that env's problem
             home = next((p.name for p in known.values() if set(works_on) & set(p.env_ids)), "-")
@@ -573,7 +558,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="algorithm hyperparameter over the file's (repeatable), e.g. n_epochs=1",
     )
-    p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS")
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        metavar="STEPS",
+        help="save a checkpoint every STEPS steps (default: a tenth of the run; 0: never)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard logs")
     p.add_argument("--task", default=None, help="train the learned agent ENV_OR_TASK on this task")

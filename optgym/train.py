@@ -108,8 +108,22 @@ class TrainConfig:
             "wrappers": [[name, kwargs] for name, kwargs in self.wrappers],
             "benchmarks": self.benchmarks,
             "n_envs": self.n_envs,
-            "source": self.source,
+            "source": _shipped_name(self.source),
         }
+
+
+def _shipped_name(path: str) -> str:
+    """A hyperparameter file shipped in OptGym as ``optgym/<path in the package>`` (no
+    machine's folders in a record); any other file as given."""
+    import optgym
+
+    root = Path(optgym.__file__).resolve().parent.parent
+    try:
+        relative = Path(path).resolve().relative_to(root)
+    except ValueError:
+        return path
+    parts = relative.parts
+    return "optgym/" + "/".join(parts[1:] if parts[0] == "optgym" else parts)
 
 
 @dataclass
@@ -411,7 +425,7 @@ def train(
     the file's ``n_timesteps``) and save the model, its settings and logs into ``out``.
 
     ``checkpoint_every`` saves a checkpoint every that many steps (default: a tenth of the
-    run, at least 2048). A run shorter than one rollout of an on-policy algorithm shrinks
+    run, at least 2048; 0: none). A run shorter than one rollout of an on-policy algorithm shrinks
     the rollout (``n_steps``) to fit; ``train.json`` records the settings used.
     ``threads`` is torch's thread count while training (1 by default: the env's backends
     want the other cores, and a fixed count keeps runs repeatable).
@@ -452,12 +466,14 @@ def train(
             raise ValueError(
                 f"cannot make {cls.__name__} for {config.env_id} from {config.source}: {e}"
             ) from None
-        every = checkpoint_every or max(steps // 10, 2048)
-        callbacks = [
-            CheckpointCallback(
-                max(every // config.n_envs, 1), str(out / "checkpoints"), name_prefix="model"
+        every = max(steps // 10, 2048) if checkpoint_every is None else checkpoint_every
+        callbacks: list[Any] = []
+        if every > 0:
+            callbacks.append(
+                CheckpointCallback(
+                    max(every // config.n_envs, 1), str(out / "checkpoints"), name_prefix="model"
+                )
             )
-        ]
         if progress:
             callbacks.append(_progress_callback(steps))
         from optgym.threads import torch_threads
@@ -519,6 +535,24 @@ class TrainedPolicy:
         if trained_obs is not None and trained_obs != current:
             wrappers.insert(0, ("NamedObservation", {"name": trained_obs}))
         return apply_wrappers(env, wrappers, only=ADAPTERS)
+
+    def probabilities(self, obs: Any) -> Any:
+        """The policy's action probabilities for one observation, as a NumPy vector, where
+        its action space is ``Discrete`` and the policy has a distribution (not DQN); else
+        None."""
+        from gymnasium import spaces
+
+        policy = self.model.policy
+        if not isinstance(self.model.action_space, spaces.Discrete):
+            return None
+        if not hasattr(policy, "get_distribution"):
+            return None
+        import torch
+
+        with torch.no_grad():
+            tensor, _ = policy.obs_to_tensor(obs)
+            probs = policy.get_distribution(tensor).distribution.probs
+        return probs[0].cpu().numpy().astype(float)
 
     def act(self, obs: Any, deterministic: bool = True, mask: Any = None) -> Any:
         """The policy's action for one observation."""

@@ -284,24 +284,6 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def space_text(space: Any) -> str:
-    """A gymnasium space in one short line: a Box's bounds as one value each when they are
-    the same for every element, else as their range."""
-    from gymnasium import spaces
-
-    if isinstance(space, spaces.Dict):
-        return "Dict(" + ", ".join(f"{k}: {space_text(v)}" for k, v in space.items()) + ")"
-    if isinstance(space, spaces.Box):
-
-        def bound(values: Any) -> str:
-            lo, hi = values.min(), values.max()
-            return f"{lo:g}" if lo == hi else f"{lo:g}..{hi:g}"
-
-        return f"Box({bound(space.low)}, {bound(space.high)}, {space.shape}, {space.dtype})"
-    text = str(space)
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
 def _annotation_text(annotation: Any) -> str:
     if isinstance(annotation, str):
         return annotation
@@ -499,6 +481,7 @@ def _task_markdown(task: Any, agents: dict[str, AgentInfo], prefix: str) -> str:
 def _make_spaces(env_id: str, kwargs: dict[str, Any] | None = None) -> tuple[str, str]:
     """The observation and action space of a fresh env (no reset)."""
     import optgym
+    from optgym.spaces import space_text
 
     env = optgym.make(env_id, **(kwargs or {}))
     try:

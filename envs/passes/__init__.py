@@ -55,5 +55,9 @@ PROBLEM = Problem(
         "random": ("optgym.agents.random_search:RandomSearchAgent", ""),
         "greedy": ("optgym.agents.greedy:GreedySearchAgent", ""),
         "sequences": ("optgym.agents.sequence_list:SequenceListAgent", ""),
+        "ppo-gnn": (
+            "optgym.agents.sb3:Sb3Agent:path=ppo-passes",
+            "PPO with the Programl GNN, trained by optgym train (agents/weights/ppo-passes)",
+        ),
     },
 )

@@ -125,6 +125,10 @@ PROBLEM = Problem(
         "la-mcts": (f"{_PARTITION}:LaMcts", ""),
         "lap3": (f"{_PARTITION}:LaP3", ""),
         "ppo": ("optgym.agents.planning_rl:PpoPlanner", ""),
+        "ppo-trained": (
+            "optgym.agents.sb3:Sb3Agent:path=ppo-nav",
+            "PPO trained by optgym train on the closed-loop env (agents/weights/ppo-nav)",
+        ),
     },
     report=_report,
 )

@@ -62,6 +62,10 @@ PROBLEM = Problem(
         ),
     ),
     agents={
+        "maskable-ppo": (
+            "optgym.agents.sb3:Sb3Agent:path=maskable-ppo-schedule",
+            "MaskablePPO trained in model mode by optgym train (agents/weights/...-schedule)",
+        ),
         "adams2019-b1": (_REF + "Adams2019-beam1", "Halide's Adams2019 autoscheduler, beam 1"),
         "adams2019-b32": (_REF + "Adams2019-beam32", "Halide's Adams2019 autoscheduler, beam 32"),
         "mullapudi2016": (_REF + "Mullapudi2016", "Halide's Mullapudi2016 autoscheduler"),
