@@ -193,3 +193,12 @@ def test_a_bad_model_folder_is_refused_by_name(
 
 def test_algos_are_the_four_the_cli_offers() -> None:
     assert set(ALGOS) == {"ppo", "a2c", "dqn", "maskable-ppo"}
+
+
+def test_a2c_trains_too_and_its_model_benchmarks(tmp_path: Path) -> None:
+    out = tmp_path / "a2c"
+    argv = ["train", "optgym/PathPlanning2DClosedLoop-v0", "--algo", "a2c", "--steps", "64"]
+    assert main(argv + ["--out", str(out), "--no-progress", "--no-tensorboard"]) == 0
+    policy = load_policy(out)
+    assert policy.config["algo"] == "a2c" and type(policy.model).__name__ == "A2C"
+    assert not (out / "tensorboard").exists()
