@@ -483,6 +483,7 @@ def train(
             model.learn(total_timesteps=steps, callback=callbacks, tb_log_name=algo)
         seconds = time.monotonic() - start
         rewards = [float(ep["r"]) for ep in model.ep_info_buffer]
+        model.tensorboard_log = None  # no folder of this machine in the saved model
         model.save(out / MODEL_FILE)
     finally:
         vec.close()
