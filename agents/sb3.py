@@ -3,7 +3,8 @@
 ``--agent sb3:path=runs/ppo-nav`` benchmarks the model saved in that folder on any task of
 the env it was trained on. The agent rebuilds the observation the policy was trained on (the
 training observation space, graph padding, fixed-size scores: the adapters recorded in
-``train.json``), plays its deterministic policy once, then samples episodes from the
+``train.json``; an SB3 model holds pickled objects, so load only models you trust), plays
+its deterministic policy once, then samples episodes from the
 stochastic policy while the budget lasts, and returns the best state seen. With a discrete
 action, an action that gained nothing is not taken again until some action gains
 (``skip_unhelpful``): a deterministic policy would otherwise repeat it to the end.

@@ -566,7 +566,8 @@ class TrainedPolicy:
 
 def load_policy(path: str | Path) -> TrainedPolicy:
     """The model saved by :func:`train` in ``path`` (its folder or its ``model.zip``);
-    ``ValueError`` naming what is missing or unreadable."""
+    ``ValueError`` naming what is missing or unreadable. An SB3 model file holds pickled
+    objects: load only models you trust (as with any pickle)."""
     path = Path(path)
     folder = path if path.is_dir() else path.parent
     model_file = folder / MODEL_FILE if path.is_dir() else path
@@ -580,6 +581,20 @@ def load_policy(path: str | Path) -> TrainedPolicy:
         raise ValueError(f"{config_file} is not a JSON training record") from None
     if not isinstance(config, dict) or config.get("algo") not in ALGOS or "env_id" not in config:
         raise ValueError(f"{config_file} is not a training record of optgym train")
+    import optgym
+
+    if config["env_id"] not in optgym.ENV_IDS:
+        raise ValueError(f"{config_file} names an env id OptGym does not have")
+    config["env_kwargs"] = _check_mapping(config.get("env_kwargs"), f"env_kwargs in {config_file}")
+    wrappers = config.get("wrappers") or []
+    if not isinstance(wrappers, list) or not all(
+        isinstance(w, list) and len(w) == 2 for w in wrappers
+    ):
+        raise ValueError(f"wrappers in {config_file} must be a list of [name, settings] pairs")
+    config["wrappers"] = [
+        [name, kwargs]
+        for name, kwargs in _parse_wrappers([{n: k} for n, k in wrappers], str(config_file))
+    ]
     try:
         model = algo_class(config["algo"]).load(str(model_file), device="cpu")
     except Exception as e:  # noqa: BLE001  a corrupt zip or another library's file

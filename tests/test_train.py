@@ -176,6 +176,16 @@ def test_a_saved_model_benchmarks_as_an_agent_and_its_lines_validate(
         (None, "train.json is missing"),
         ("{}", "not a training record"),
         ("not json", "not a JSON training record"),
+        ('{"algo": "ppo", "env_id": "optgym/Nope-v0"}', "env id OptGym does not have"),
+        (
+            '{"algo": "ppo", "env_id": "optgym/PassOrdering-v0", "wrappers": [["Rm", {}]]}',
+            "unknown wrapper 'Rm'",
+        ),
+        (
+            '{"algo": "ppo", "env_id": "optgym/PassOrdering-v0", "wrappers": 5}',
+            "list of \\[name, settings\\] pairs",
+        ),
+        ('{"algo": "ppo", "env_id": "optgym/PassOrdering-v0", "env_kwargs": 3}', "env_kwargs"),
     ],
 )
 def test_a_bad_model_folder_is_refused_by_name(
