@@ -7,7 +7,7 @@ policy), ``random`` (random 32-pass episodes) and ``greedy`` (the best next pass
 a step). Scores are the pass-ordering task's: -Oz's instruction count over the episode's,
 so 1.0 is -Oz and > 1 beats it; each figure is the geomean over the programs.
 
-Usage: python benchmarks/trained_policy_passes.py [--programs 20] [--calls 45,450]
+Usage: python benchmarks/trained_policy_passes.py [--programs 20] [--first 0] [--calls 45,450]
        [--policy ppo-passes] [--workers 2] [--results DIR]
 """
 
@@ -31,6 +31,7 @@ def geomean(values: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--programs", type=int, default=20, help="csmith test programs")
+    parser.add_argument("--first", type=int, default=0, help="first test seed (default 0)")
     parser.add_argument("--calls", default="45,450", help="call budgets, comma-separated")
     parser.add_argument("--policy", default="ppo-passes", help="sb3 model (folder or name)")
     parser.add_argument("--workers", type=int, default=2)
@@ -38,7 +39,10 @@ def main() -> None:
     args = parser.parse_args()
     folder = Path(args.results or tempfile.mkdtemp(prefix="trained-passes-"))
     folder.mkdir(parents=True, exist_ok=True)
-    benchmarks = [f"{DATASET}/{seed}" for seed in range(args.programs)]  # the test split
+    if not 0 <= args.first and args.first + args.programs <= 1000:
+        parser.error("the csmith test split is seeds 0-999")
+    seeds = range(args.first, args.first + args.programs)
+    benchmarks = [f"{DATASET}/{seed}" for seed in seeds]  # the test split
     agents = {"ppo_gnn": f"sb3:path={args.policy}", "random": "random", "greedy": "greedy"}
     figures: list[str] = []
     for calls in [int(c) for c in args.calls.split(",")]:

@@ -40,6 +40,9 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+from gymnasium.wrappers import FlattenObservation, TimeLimit
+
+from optgym.wrappers import FixedScores, NamedObservation, PaddedGraph, StepTimeCap
 
 #: ``--algo`` name -> (module, class).
 ALGOS: dict[str, tuple[str, str]] = {
@@ -56,30 +59,15 @@ MODEL_FILE = "model.zip"
 CONFIG_FILE = "train.json"
 
 
-def _wrappers() -> dict[str, Callable[..., gym.Env]]:
-    from gymnasium.wrappers import FlattenObservation, TimeLimit
-
-    from optgym.wrappers import FixedScores, NamedObservation, PaddedGraph, StepTimeCap
-
-    return {
-        "PaddedGraph": PaddedGraph,
-        "FixedScores": FixedScores,
-        "StepTimeCap": StepTimeCap,
-        "NamedObservation": NamedObservation,
-        "TimeLimit": TimeLimit,
-        "FlattenObservation": FlattenObservation,
-    }
-
-
-#: The wrappers a hyperparameter file may name.
-WRAPPERS: tuple[str, ...] = (
-    "PaddedGraph",
-    "FixedScores",
-    "StepTimeCap",
-    "NamedObservation",
-    "TimeLimit",
-    "FlattenObservation",
-)
+#: The wrappers a hyperparameter file may name, by name.
+WRAPPERS: dict[str, Callable[..., gym.Env]] = {
+    "PaddedGraph": PaddedGraph,
+    "FixedScores": FixedScores,
+    "StepTimeCap": StepTimeCap,
+    "NamedObservation": NamedObservation,
+    "TimeLimit": TimeLimit,
+    "FlattenObservation": FlattenObservation,
+}
 
 #: Wrappers a trained policy needs when it acts on another env (not the training episode's
 #: length nor its time cap: the runner's budget rules those).
@@ -342,7 +330,7 @@ def apply_wrappers(
     env: gym.Env, wrappers: Sequence[tuple[str, Mapping[str, Any]]], only: Sequence[str] = ()
 ) -> gym.Env:
     """``env`` inside the named wrappers, in order (only those in ``only`` when given)."""
-    table = _wrappers()
+    table = WRAPPERS
     for name, kwargs in wrappers:
         if only and name not in only:
             continue
