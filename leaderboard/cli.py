@@ -42,7 +42,7 @@ def _board(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from optgym.cli import _allow_local_plugins, _parse_seeds
+    from optgym.cli import _allow_local_plugins, _parse_seeds, executor_settings
     from optgym.leaderboard.run import run_entry
 
     _allow_local_plugins()
@@ -59,7 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             training.append({"dataset": uri, "split": split})
     out = run_entry(
         args.task, args.agent, Path(args.out),
-        seeds=_parse_seeds(args.seeds) if args.seeds else None, workers=args.workers,
+        seeds=_parse_seeds(args.seeds) if args.seeds else None, **executor_settings(args),
         name=args.name, authors=args.author or (), code_url=args.code_url, commit=args.commit,
         training_data=training, license=args.license, weights=args.weights,
         progress=not args.no_progress,
@@ -139,13 +139,13 @@ def cmd_round_new(args: argparse.Namespace) -> int:
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
-    from optgym.cli import _allow_local_plugins
+    from optgym.cli import _allow_local_plugins, executor_settings
     from optgym.leaderboard.rounds import rerun
     from optgym.leaderboard.verify import verify_submission
 
     _allow_local_plugins()
     out = rerun(
-        args.agent, args.task, args.round, Path(args.out), workers=args.workers,
+        args.agent, args.task, args.round, Path(args.out), **executor_settings(args),
         display_name=args.name, progress=not args.no_progress,
     )  # fmt: skip
     print(f"submission: {out}")
@@ -189,6 +189,8 @@ def _with_board(run: Any) -> Any:
 def add_commands(commands: Any) -> None:
     """Add ``leaderboard`` (with its sub-commands) and ``calibrate`` to the ``optgym``
     sub-command parsers ``commands``."""
+    from optgym.cli import executor_options
+
     p = commands.add_parser("leaderboard", help="submit, verify, rank and publish entries")
     sub = p.add_subparsers(dest="action", required=True, parser_class=type(p))
 
@@ -204,7 +206,7 @@ def add_commands(commands: Any) -> None:
     q.add_argument("--agent", required=True, metavar="SPEC")
     q.add_argument("--out", required=True, help="submission folder to write")
     q.add_argument("--seeds", default=None, help="default 0,1,2 (stochastic agents) or 0")
-    q.add_argument("--workers", type=int, default=1)
+    executor_options(q, "episodes")
     q.add_argument("--name", default=None, help="the entry's display name")
     q.add_argument("--author", action="append", help="an author (repeatable)")
     q.add_argument("--code-url", default="", help="where the agent's code is (http(s))")
@@ -249,7 +251,7 @@ def add_commands(commands: Any) -> None:
     q.add_argument("--task", required=True)
     q.add_argument("--round", required=True)
     q.add_argument("--out", required=True, help="submission folder to write")
-    q.add_argument("--workers", type=int, default=1)
+    executor_options(q, "episodes")
     q.add_argument("--name", default=None, help="the entry's display name")
     q.add_argument("--no-progress", action="store_true")
 

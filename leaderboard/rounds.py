@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from optgym.datasets.files import read_json_object
+from optgym.executors import DEFAULT_TIMEOUT
 
 ROUND_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,39}")
 MAX_ROUND_BYTES = 1024**2
@@ -192,13 +193,9 @@ def _probe() -> bool:
 
 def check_isolation() -> None:
     """``RuntimeError`` when a worker process cannot be cut off the network here."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from optgym.executors import Limits, run_in_child
 
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        reachable = pool.submit(_probe).result(timeout=120)
-    if reachable:
+    if run_in_child(_probe, limits=Limits(timeout=120)):
         raise RuntimeError("a worker cut off the network could still reach it")
 
 
@@ -208,6 +205,10 @@ def rerun(
     name: str,
     out: str | Path,
     workers: int = 1,
+    executor: str = "local",
+    address: str | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    memory_mb: float | None = None,
     display_name: str | None = None,
     authors: tuple[str, ...] = ("optgym verifier",),
     license: str = "NOASSERTION",
@@ -215,7 +216,10 @@ def rerun(
 ) -> Path:
     """Run ``agent`` on round ``name`` of the task in worker processes without network and
     write a closed-track submission (manifest and lines) into ``out``; returns it.
-    Episodes already in ``out/results.jsonl`` are kept (a rerun resumes)."""
+    Episodes already in ``out/results.jsonl`` are kept (a rerun resumes). Each episode runs
+    in its own process cut off the network, on this machine (``executor="local"``,
+    ``workers`` at a time) or on the Ray cluster at ``address`` (``executor="ray"``); the
+    other settings are :func:`optgym.bench.run_bench`'s."""
     from optgym.agents import resolve_agent
     from optgym.bench import run_bench
     from optgym.leaderboard.submission import RESULTS, make_manifest, write_submission
@@ -231,7 +235,8 @@ def rerun(
     out.mkdir(parents=True, exist_ok=True)
     run_bench(
         task.name, [spec.canonical], content["benchmarks"], seeds, task.budget, out / RESULTS,
-        workers=workers, progress=progress, isolate=True,
+        workers=workers, executor=executor, address=address, timeout=timeout,
+        memory_mb=memory_mb, progress=progress, isolate=True,
     )  # fmt: skip
     manifest = make_manifest(
         task, spec, name=display_name, authors=authors, license=license, round=name

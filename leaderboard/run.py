@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from optgym.executors import DEFAULT_TIMEOUT
 from optgym.leaderboard.submission import MIN_SEEDS, RESULTS, make_manifest, write_submission
 
 
@@ -18,6 +19,10 @@ def run_entry(
     out: str | Path,
     seeds: Sequence[int] | None = None,
     workers: int = 1,
+    executor: str = "local",
+    address: str | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    memory_mb: float | None = None,
     name: str | None = None,
     authors: Sequence[str] = (),
     code_url: str = "",
@@ -30,6 +35,8 @@ def run_entry(
     """Run ``agent`` on every benchmark of the task's test set with ``seeds`` (default
     ``0..MIN_SEEDS-1`` for a stochastic agent, ``0`` otherwise) into ``out/results.jsonl``
     (episodes already there are kept), then write ``out/manifest.json``; returns ``out``.
+    ``workers``, ``executor``, ``address``, ``timeout`` and ``memory_mb`` say where and under
+    which limits episodes run, as for :func:`optgym.bench.run_bench`.
     ``ValueError`` for a bad task, agent or seed."""
     from optgym.agents import resolve_agent
     from optgym.bench import run_bench
@@ -44,7 +51,8 @@ def run_entry(
     out.mkdir(parents=True, exist_ok=True)
     run_bench(
         task.name, [spec.canonical], board_benchmarks(task), list(seeds), task.budget,
-        out / RESULTS, workers=workers, progress=progress,
+        out / RESULTS, workers=workers, executor=executor, address=address, timeout=timeout,
+        memory_mb=memory_mb, progress=progress,
     )  # fmt: skip
     manifest = make_manifest(
         task, spec, name=name, authors=authors, code_url=code_url, commit=commit,

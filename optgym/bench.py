@@ -18,25 +18,20 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 from optgym.budget import Budget, BudgetExceeded
+from optgym.executors import DEFAULT_TIMEOUT, Limits, check_executor, make_executor
 from optgym.problem import AGGREGATES
 from optgym.result_line import MAX_SEED, ROW_FIELDS, TAG_FIELD, line_tag, schema_problem
 from optgym.state import EpisodeState, StateWriter, json_lines
 
 #: The fields of every result line, in the order they are written.
-
-# A pool whose worker died (killed, out of memory) is rebuilt this many times per run.
-_POOL_RESTARTS = 2
 
 Episode = tuple[str, str, int]  # (agent, benchmark URI, seed)
 
@@ -105,6 +100,10 @@ def run_episode(task_name: str, agent_spec: str, benchmark: str, seed: int, budg
         spec.check_task(task)
         env = task_env(task)
         base = env.unwrapped
+        # The clock starts with the env ready at the benchmark: a backend started (each
+        # episode has its own process on the local and Ray executors) and the benchmark
+        # loaded once, outside the budget, for every agent alike.
+        base.reset(seed=seed, options={"benchmark": benchmark})
         agent = spec.make()
         # The budget wrapper sits right on the env (not on gymnasium's order checks), so an
         # agent may reset env.unwrapped and step the wrapper.
@@ -306,78 +305,25 @@ def read_results(path: Path, warn: bool = True) -> list[dict]:
 Job = tuple[str, str, str, int, Budget]  # run_episode's arguments
 
 
-def _run_local(jobs: list[Job]) -> Iterator[dict]:
-    for job in jobs:
-        yield run_episode(*job)
+def _failed_row(job: Job, error: BaseException) -> dict:
+    """The line of an episode whose process ended without one (crash, timeout, memory)."""
+    row = _row(*job)
+    row["error"] = f"{type(error).__name__}: {error}"
+    return row
 
 
-def _run_pool(
-    jobs: list[Job], workers: int, initializer: Callable[[], None] | None = None
-) -> Iterator[dict]:
-    """Episodes on a pool of spawned processes, yielded as they finish; each process runs
-    ``initializer`` first (e.g. :func:`optgym.isolation.no_network`).
+def episode_rows(jobs: list[Job], executor: Any) -> Iterator[dict]:
+    """The line of every job, run on ``executor`` (an :mod:`optgym.executors` executor), as
+    episodes finish. An episode whose process dies, runs past its timeout or memory limit,
+    or whose Ray worker died past its retries gets a line with ``error``; each job gives
+    exactly one line."""
+    from optgym.executors import stream
 
-    A worker that dies takes the pool down with it; the pool is rebuilt and the unfinished
-    episodes resubmitted, up to ``_POOL_RESTARTS`` times, after which they become errors.
-    """
-    context = multiprocessing.get_context("spawn")
-    todo = list(jobs)
-    for attempt in range(_POOL_RESTARTS + 1):
-        broken: list[Job] = []
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=initializer)
+    for job, future in stream(executor, run_episode, jobs):
         try:
-            pending = {pool.submit(run_episode, *job): job for job in todo}
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    job = pending.pop(future)
-                    try:
-                        row = future.result()
-                    except BrokenProcessPool:
-                        broken.append(job)
-                        continue
-                    yield row
-        finally:
-            # Stopped early (an interrupt, a write error): queued episodes must not start.
-            pool.shutdown(wait=True, cancel_futures=True)
-        if not broken:
-            return
-        todo = broken
-        if attempt < _POOL_RESTARTS:
-            warnings.warn(
-                f"a worker process died; restarting the pool for {len(todo)} episodes",
-                stacklevel=2,
-            )
-    for job in todo:
-        row = _row(*job)
-        row["error"] = "worker process died (the episode or one beside it killed it)"
-        yield row
-
-
-def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise RuntimeError(
-            "the ray executor needs Ray: pip install optgym[ray] (or pip install ray)"
-        ) from None
-    return ray
-
-
-def _run_ray(jobs: list[Job], address: str | None) -> Iterator[dict]:
-    """Episodes as Ray tasks on the cluster at ``address`` (or a local one), as they finish."""
-    ray = _import_ray()
-    if not ray.is_initialized():
-        ray.init(address=address)
-    remote = ray.remote(run_episode)
-    pending = [remote.remote(*job) for job in jobs]
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        for ref in done:
-            yield ray.get(ref)
-
-
-EXECUTORS = ("process", "ray")
+            yield future.result()
+        except Exception as e:  # noqa: BLE001  CallFailed, or the call could not be sent
+            yield _failed_row(job, e)
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -434,8 +380,7 @@ def _check_inputs(
             raise ValueError(f"bad seed {seed!r}; seeds are integers in [0, 2**63)")
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    if executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {executor!r}; allowed: {', '.join(EXECUTORS)}")
+    check_executor(executor)
     return spec, list(dict.fromkeys(canonical))
 
 
@@ -447,33 +392,47 @@ def run_bench(
     budget: Budget,
     results: Path,
     workers: int = 1,
-    executor: str = "process",
+    executor: str = "local",
     address: str | None = None,
     progress: bool = True,
     on_row: Callable[[dict], None] | None = None,
     retry_errors: bool = True,
     isolate: bool = False,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    memory_mb: float | None = None,
 ) -> list[dict]:
     """Run every (agent, benchmark, seed) not yet in ``results`` and append its line.
 
     ``agents`` are agent specs (``greedy``, ``cem:population=50``, ``mymod:MyAgent``); lines
-    record their canonical form. ``executor="process"`` runs in this process when
-    ``workers`` is 1, else on a pool of ``workers`` spawned processes; ``executor="ray"``
-    sends episodes to the Ray cluster at ``address``. Episodes whose last line holds an
-    error run again unless ``retry_errors`` is false. ``on_row`` is called with each new
-    line once it is written. ``isolate`` runs every episode in a worker process cut off the
-    network (:mod:`optgym.isolation`), even with one worker. Returns the latest line of
-    every episode of ``task`` in ``results``, old and new. ``ValueError`` names a bad task,
-    agent (unknown, or not for this task), seed, worker count or executor before anything
-    runs.
+    record their canonical form. Episodes run on an executor (:mod:`optgym.executors`):
+
+    * ``"local"``: each episode in its own process group, ``workers`` at a time, ended after
+      ``timeout`` seconds or past ``memory_mb`` MiB of resident memory (None: no limit);
+    * ``"ray"``: each episode a Ray task on the cluster at ``address`` (a new local cluster
+      when None), asking for the problem's resources, run the same way in a child process;
+    * ``"inline"``: in this process, one at a time (no limits).
+
+    Lines are written to ``results`` as episodes finish, one per episode: the runner keeps
+    the (task, agent, benchmark, seed) of every line it wrote, so an episode that comes back
+    twice (a retried Ray task) is written once. Episodes whose last line holds an error run
+    again unless ``retry_errors`` is false. ``on_row`` is called with each new line once it
+    is written. ``isolate`` cuts every episode's process off the network
+    (:mod:`optgym.isolation`). Returns the latest line of every episode of ``task`` in
+    ``results``, old and new. ``ValueError`` names a bad task, agent (unknown, or not for this
+    task), seed, worker count, executor or limit before anything runs.
     """
     spec, agents = _check_inputs(task, agents, seeds, workers, executor)
     if not benchmarks:
         raise ValueError("no benchmark given; see benchmark_uris()")
-    if executor == "ray":
+    if executor == "inline":
         if isolate:
-            raise ValueError("isolated episodes run on the process executor only")
-        _import_ray()  # fail before touching the results file
+            raise ValueError("isolated episodes need their own process: use the local or "
+                             "ray executor, not inline")  # fmt: skip
+        limits = Limits()
+    else:
+        from optgym.isolation import no_network
+
+        limits = Limits(timeout, memory_mb, no_network if isolate else None)
     results = Path(results)
     if results.exists() and not results.is_file():
         raise ValueError(f"results {results} is not a regular file; name a JSON-lines file")
@@ -493,19 +452,6 @@ def run_bench(
         jobs: list[Job] = [
             (task, a, b, s, budget) for a, b, s in episodes if (task, a, b, s) not in done
         ]
-        stream: Iterator[dict]
-        if not jobs:
-            stream = iter(())
-        elif executor == "ray":
-            stream = _run_ray(jobs, address)
-        elif isolate:
-            from optgym.isolation import no_network
-
-            stream = _run_pool(jobs, workers, no_network)
-        elif workers > 1 and len(jobs) > 1:
-            stream = _run_pool(jobs, workers)
-        else:
-            stream = _run_local(jobs)
         rows = list(old)
         bar = None
         if progress:
@@ -516,17 +462,31 @@ def run_bench(
                 unit="episode", file=sys.stderr, dynamic_ncols=True,
             )  # fmt: skip
             bar.set_postfix_str(_postfix(rows, agents, spec.aggregate))
+        written: set[tuple] = set()
         try:
-            for row in stream:
-                row[TAG_FIELD] = line_tag(row)
-                writer.write(row)
-                rows = latest_rows([*rows, row])
-                if on_row is not None:
-                    on_row(row)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix_str(_postfix(rows, agents, spec.aggregate))
+            if jobs:
+                resources = _problem_resources(spec)
+                with make_executor(executor, workers, limits, address, resources) as pool:
+                    for row in episode_rows(jobs, pool):
+                        key = _row_key(row)
+                        if key in written:  # the same episode came back twice: keep the first
+                            continue
+                        written.add(key)
+                        row[TAG_FIELD] = line_tag(row)
+                        writer.write(row)
+                        rows = latest_rows([*rows, row])
+                        if on_row is not None:
+                            on_row(row)
+                        if bar is not None:
+                            bar.update(1)
+                            bar.set_postfix_str(_postfix(rows, agents, spec.aggregate))
         finally:
             if bar is not None:
                 bar.close()
     return rows
+
+
+def _problem_resources(task: Any) -> Any:
+    from optgym.envs import problems
+
+    return problems()[task.problem].resources

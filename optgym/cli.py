@@ -268,10 +268,55 @@ def _unit(task: Any) -> str:
     return env_entry(task).env_class().work_unit
 
 
+def executor_options(
+    p: argparse.ArgumentParser, what: str, timeout: float | None = None
+) -> None:
+    """The options that choose where ``what`` run (:mod:`optgym.executors`); ``timeout``
+    is the default wall-time limit of each (default :data:`~optgym.executors.DEFAULT_TIMEOUT`;
+    0: none)."""
+    from optgym.executors import DEFAULT_TIMEOUT
+
+    timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+    p.add_argument("--workers", type=int, default=1, help=f"parallel {what} (default 1)")
+    p.add_argument(
+        "--executor",
+        default="local",
+        help="local (default: each in its own process), ray (a Ray cluster) or inline "
+        "(in this process, no limits)",
+    )
+    p.add_argument(
+        "--address", default=None, help="Ray cluster address (default: start Ray on this machine)"
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=timeout,
+        metavar="SECONDS",
+        help=f"wall-time limit of each of the {what} (default {timeout:g}; 0: none)",
+    )
+    p.add_argument(
+        "--memory-limit",
+        type=float,
+        default=None,
+        metavar="MIB",
+        help=f"resident-memory limit of each of the {what}, its backends included (default: none)",
+    )
+
+
+def executor_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of :func:`optgym.bench.run_bench` that :func:`executor_options`
+    parsed."""
+    return {
+        "workers": args.workers, "executor": args.executor, "address": args.address,
+        "timeout": args.timeout or None, "memory_mb": args.memory_limit,
+    }  # fmt: skip
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
-    from optgym.bench import EXECUTORS, benchmark_uris, latest_rows, run_bench
+    from optgym.bench import benchmark_uris, latest_rows, run_bench
     from optgym.budget import Budget
     from optgym.envs import problems
+    from optgym.executors import check_executor
     from optgym.leaderboard.tasks import get_task
     from optgym.report import format_table, plot, summarize
 
@@ -285,8 +330,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             spec = resolve_agent(name)
             spec.check_task(task)
             agents.append(spec.canonical)
-        if args.executor not in EXECUTORS:
-            raise ValueError(f"unknown executor {args.executor!r}; allowed: {', '.join(EXECUTORS)}")
+        check_executor(args.executor)
         budget = Budget.parse(args.budget, _unit(task)) if args.budget is not None else task.budget
         seeds = _parse_seeds(args.seeds)
         uris: list[str] = []
@@ -298,15 +342,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if not uris:
             names = ", ".join(args.dataset or [uri for uri, _ in task.datasets])
             raise ValueError(f"no benchmarks in the {args.split} split of {names}")
-    except ValueError as e:
+    except (ValueError, RuntimeError) as e:
         return _fail("bench", str(e))
     results = Path(args.results or f"results/{task.name}.jsonl")
     plot_path = Path(args.plot or f"results/{task.name}.png")
     try:
         rows = run_bench(
-            task.name, agents, uris, seeds, budget, results, workers=args.workers,
-            executor=args.executor, address=args.address, progress=not args.no_progress,
-            retry_errors=not args.no_retry_errors,
+            task.name, agents, uris, seeds, budget, results, progress=not args.no_progress,
+            retry_errors=not args.no_retry_errors, **executor_settings(args),
         )  # fmt: skip
     except (ValueError, RuntimeError, OSError) as e:
         return _fail("bench", str(e))
@@ -361,6 +404,8 @@ def cmd_train_sb3(args: argparse.Namespace) -> int:
         env_kwargs = _key_values(args.env_kwargs, "--env-kwargs")
         overrides = _key_values(args.set, "--set")
         config = resolve(args.target, algo, args.hyperparams, env_kwargs, args.n_envs, overrides)
+        if args.seeds is not None:
+            return _train_seeds(args, algo, env_kwargs, overrides)
         run = train(
             args.target,
             algo=algo,
@@ -389,6 +434,39 @@ def cmd_train_sb3(args: argparse.Namespace) -> int:
     if tasks:
         print(f"bench:   optgym bench {tasks[0]} --agent sb3:path={Path(args.out)}")
     return 0
+
+
+def _train_seeds(
+    args: argparse.Namespace, algo: str, env_kwargs: dict[str, Any], overrides: dict[str, Any]
+) -> int:
+    from optgym.train import train_seeds
+
+    if args.seed != 0:
+        raise ValueError("give --seed or --seeds, not both")
+    if args.threads != 1:
+        raise ValueError("--seeds trains each seed on one torch thread; drop --threads")
+    try:
+        runs = train_seeds(
+            args.target, _parse_seeds(args.seeds), args.out, algo=algo, steps=args.steps,
+            n_envs=args.n_envs, hyperparams=args.hyperparams, env_kwargs=env_kwargs,
+            overrides=overrides, checkpoint_every=args.checkpoint_every,
+            tensorboard=not args.no_tensorboard, progress=not args.no_progress,
+            **executor_settings(args),
+        )  # fmt: skip
+    except RuntimeError as e:  # Ray missing
+        return _fail("train", str(e))
+    failed = 0
+    print("seed  steps  seconds  mean episode reward  model")
+    for seed, run in runs.items():
+        if isinstance(run, str):
+            failed += 1
+            print(f"{seed:>4}  failed: {run}")
+            continue
+        mean = "-" if run.mean_episode_reward is None else f"{run.mean_episode_reward:.4f}"
+        print(f"{seed:>4}  {run.steps:>5}  {run.seconds:>7.1f}  {mean:>19}  {run.model_path}")
+    if failed:
+        print(f"{failed} of {len(runs)} seeds failed; a rerun trains them again")
+    return 1 if failed else 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -571,6 +649,13 @@ def build_parser() -> argparse.ArgumentParser:
     _benchmark_options(p, "train (default) or validation")
     p.add_argument("--budget", default=None, help="with --task: training budget, e.g. steps=20000")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument(
+        "--seeds",
+        default=None,
+        help="train once per seed (0,1,2 or 0-9), each in its own process, into OUT/seed-N; "
+        "--workers, --executor and --address say where",
+    )
+    executor_options(p, "training runs (with --seeds)", timeout=0)
     p.add_argument("--out", required=True, help="where to save the trained model")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_train, split="train")
@@ -598,9 +683,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-episode budget, e.g. calls=2000,seconds=60 (default: the task's)",
     )
     p.add_argument("--results", default=None, help="JSON-lines file (default results/TASK.jsonl)")
-    p.add_argument("--workers", type=int, default=1, help="parallel episodes (default 1)")
-    p.add_argument("--executor", default="process", help="process (default) or ray")
-    p.add_argument("--address", default=None, help="Ray cluster address for --executor ray")
+    executor_options(p, "episodes")
     p.add_argument("--plot", default=None, help="PNG to write (default results/TASK.png)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optgym.budget import Budget
+from optgym.executors import Resources
 
 if TYPE_CHECKING:
     import gymnasium as gym
@@ -136,7 +137,8 @@ class Problem:
     ``datasets`` is called on use (it may build nothing, but its modules can be heavy);
     ``agents`` maps agent names to ``"package.module:Class[:key=value,...]"`` and a line
     of description; ``report(rows, plot_path)`` prints the problem's own tables and plots
-    after a bench run and returns the paths it wrote.
+    after a bench run and returns the paths it wrote. ``resources`` is what one episode
+    asks a Ray cluster for (CPUs, memory).
     """
 
     name: str  # "pass-ordering"
@@ -146,6 +148,7 @@ class Problem:
     tasks: tuple[Task, ...] = ()
     agents: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     report: Callable[[list[dict], Path], list[Path]] | None = None
+    resources: Resources = Resources()
 
     def __post_init__(self) -> None:
         ids = {e.id for e in self.envs}

@@ -77,6 +77,18 @@ def line_tag(row: dict[str, Any]) -> str:
     return integrity.tag(json.dumps(body, sort_keys=True).encode(), "result-line")
 
 
+def untimed(row: dict[str, Any]) -> dict[str, Any]:
+    """The line without what depends on the machine's speed and load: ``walltime``, the
+    seconds in ``budget_used`` and in the state, and the tag over them. Two runs of a
+    deterministic task give equal untimed lines wherever they ran."""
+    body = {k: v for k, v in row.items() if k not in (TAG_FIELD, "walltime")}
+    if isinstance(body.get("budget_used"), dict):
+        body["budget_used"] = {k: v for k, v in body["budget_used"].items() if k != "seconds"}
+    if isinstance(body.get("state"), dict):
+        body["state"] = {k: v for k, v in body["state"].items() if k != "walltime"}
+    return body
+
+
 def tag_matches(row: dict[str, Any]) -> bool:
     """Whether the line's ``tag`` is the one this installation gives its fields."""
     from optgym import integrity

@@ -33,6 +33,7 @@ from __future__ import annotations
 import importlib.resources
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -439,42 +440,47 @@ def train(
     cls = algo_class(algo)
     from stable_baselines3.common.callbacks import CheckpointCallback
 
-    vec = make_vec_env(config, seed)
-    try:
-        try:
-            model = cls(
-                _classes(policy, "policy"),
-                vec,
-                seed=seed,
-                verbose=0,
-                tensorboard_log=str(out / "tensorboard") if tensorboard else None,
-                **_classes(params),
-            )
-        except (TypeError, ValueError, AssertionError) as e:
-            raise ValueError(
-                f"cannot make {cls.__name__} for {config.env_id} from {config.source}: {e}"
-            ) from None
-        every = max(steps // 10, 2048) if checkpoint_every is None else checkpoint_every
-        callbacks: list[Any] = []
-        if every > 0:
-            callbacks.append(
-                CheckpointCallback(
-                    max(every // config.n_envs, 1), str(out / "checkpoints"), name_prefix="model"
-                )
-            )
-        if progress:
-            callbacks.append(_progress_callback(steps))
-        from optgym.threads import torch_threads
+    from optgym.threads import torch_threads
 
-        start = time.monotonic()
-        with torch_threads(threads):
+    vec = make_vec_env(config, seed)
+    # Torch's thread count is fixed from the first weights on: the orthogonal initialization
+    # (a QR decomposition) rounds differently on another count, and the default count differs
+    # between machines and executors (a Ray worker has one thread).
+    with torch_threads(threads):
+        try:
+            try:
+                model = cls(
+                    _classes(policy, "policy"),
+                    vec,
+                    seed=seed,
+                    verbose=0,
+                    tensorboard_log=str(out / "tensorboard") if tensorboard else None,
+                    **_classes(params),
+                )
+            except (TypeError, ValueError, AssertionError) as e:
+                raise ValueError(
+                    f"cannot make {cls.__name__} for {config.env_id} from {config.source}: {e}"
+                ) from None
+            every = max(steps // 10, 2048) if checkpoint_every is None else checkpoint_every
+            callbacks: list[Any] = []
+            if every > 0:
+                callbacks.append(
+                    CheckpointCallback(
+                        max(every // config.n_envs, 1),
+                        str(out / "checkpoints"),
+                        name_prefix="model",
+                    )
+                )
+            if progress:
+                callbacks.append(_progress_callback(steps))
+            start = time.monotonic()
             model.learn(total_timesteps=steps, callback=callbacks, tb_log_name=algo)
-        seconds = time.monotonic() - start
-        rewards = [float(ep["r"]) for ep in model.ep_info_buffer]
-        model.tensorboard_log = None  # no folder of this machine in the saved model
-        model.save(out / MODEL_FILE)
-    finally:
-        vec.close()
+            seconds = time.monotonic() - start
+            rewards = [float(ep["r"]) for ep in model.ep_info_buffer]
+            model.tensorboard_log = None  # no folder of this machine in the saved model
+            model.save(out / MODEL_FILE)
+        finally:
+            vec.close()
     import optgym
 
     mean = sum(rewards) / len(rewards) if rewards else None
@@ -499,6 +505,117 @@ def train(
         episodes=len(rewards),
         mean_episode_reward=mean if mean is None or math.isfinite(mean) else None,
     )
+
+
+def train_seeds(
+    target: str,
+    seeds: Sequence[int],
+    out: str | Path = "runs/model",
+    executor: str = "local",
+    workers: int = 1,
+    address: str | None = None,
+    timeout: float | None = None,
+    memory_mb: float | None = None,
+    progress: bool = True,
+    **settings: Any,
+) -> dict[int, TrainRun | str]:
+    """Train ``target`` once per seed, each run in its own process (:mod:`optgym.executors`:
+    ``workers`` at a time on this machine, or one Ray task per seed on the cluster at
+    ``address``), into ``out/seed-<seed>``; ``settings`` are :func:`train`'s (``algo``,
+    ``steps``, ...). A seed whose folder already holds a finished run (``train.json``) is
+    not trained again. Each run uses one torch thread. Returns, per seed, its
+    :class:`TrainRun`, or the error that ended it (one failed seed ends no other).
+    ``ValueError`` for bad settings, before anything runs."""
+    from optgym.envs import problem_of_env
+    from optgym.executors import Limits, make_executor, stream
+
+    if not seeds:
+        raise ValueError("no seed given; e.g. seeds=[0, 1, 2]")
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+            raise ValueError(f"bad seed {seed!r}; training seeds are integers in [0, 2**32)")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError("a seed is given twice")
+    unknown = set(settings) - _SEED_SETTINGS
+    if unknown:
+        raise ValueError(
+            f"unknown training setting(s) {', '.join(sorted(unknown))}; allowed: "
+            f"{', '.join(sorted(_SEED_SETTINGS))}"
+        )
+    config = resolve(
+        target, settings.get("algo", "ppo"), settings.get("hyperparams"),
+        settings.get("env_kwargs"), settings.get("n_envs"), settings.get("overrides"),
+    )  # fmt: skip
+    out = Path(out)
+    results: dict[int, TrainRun | str] = {}
+    jobs = []
+    for seed in seeds:
+        folder = out / f"seed-{seed}"
+        finished = _finished_run(folder, config)
+        if finished is not None:
+            results[seed] = finished
+        else:
+            jobs.append((target, seed, folder, settings))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(seeds), initial=len(seeds) - len(jobs), desc=f"train {config.env_id}",
+                   unit="seed", file=sys.stderr, dynamic_ncols=True)  # fmt: skip
+    try:
+        if jobs:
+            resources = problem_of_env(config.env_id).resources
+            limits = Limits(timeout, memory_mb) if executor != "inline" else Limits()
+            with make_executor(executor, workers, limits, address, resources) as pool:
+                for job, future in stream(pool, _train_one, jobs):
+                    try:
+                        results[job[1]] = future.result()
+                    except Exception as e:  # noqa: BLE001  one seed's failure is its own
+                        results[job[1]] = f"{type(e).__name__}: {e}"
+                    if bar is not None:
+                        bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return {seed: results[seed] for seed in seeds}
+
+
+_SEED_SETTINGS = {
+    "algo", "steps", "n_envs", "hyperparams", "env_kwargs", "overrides", "checkpoint_every",
+    "tensorboard",
+}  # fmt: skip
+
+
+def _train_one(target: str, seed: int, out: Path, settings: dict[str, Any]) -> TrainRun:
+    return train(target, seed=seed, out=out, progress=False, threads=1, **settings)
+
+
+def _finished_run(folder: Path, config: TrainConfig) -> TrainRun | None:
+    """The run already in ``folder`` (its train.json and model), or None; ``ValueError``
+    when it trained another env or algorithm than ``config``."""
+    try:
+        record = json.loads((folder / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not (folder / MODEL_FILE).is_file():
+        return None
+    if (record.get("env_id"), record.get("algo")) != (config.env_id, config.algo):
+        raise ValueError(
+            f"{folder} holds a finished run of another env or algorithm; "
+            "choose another output folder"
+        )
+    mean = record.get("mean_episode_reward_recent")
+    try:
+        return TrainRun(
+            model_path=folder / MODEL_FILE,
+            config_path=folder / CONFIG_FILE,
+            steps=int(record["steps"]),
+            seconds=float(record["seconds"]),
+            episodes=int(record["episodes_recent"]),
+            mean_episode_reward=float(mean) if isinstance(mean, (int, float)) else None,
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 # --- trained policies -------------------------------------------------------------------------
@@ -606,5 +723,6 @@ __all__ = [
     "make_vec_env",
     "read_hyperparams",
     "resolve",
+    "train_seeds",
     "train",
 ]

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from optgym.bench import benchmark_uris, run_bench
 from optgym.budget import Budget
 from optgym.cli import main
 from optgym.report import format_table, plot, summarize
-from optgym.result_line import line_tag
+from optgym.result_line import line_tag, untimed
 from optgym.validate import PASSED, validate_results
 
 TASK = "pass-ordering"
@@ -323,30 +322,26 @@ def test_errored_episodes_are_retried_on_rerun(tmp_path: Path, plugins: str):
     assert [v for _, v, _ in checked] == ["passed", "superseded", "passed"]
 
 
-def test_process_pool_gives_the_same_lines(tmp_path: Path):
+def test_local_and_inline_executors_give_the_same_lines(tmp_path: Path):
     path = tmp_path / "r.jsonl"
     rows = run_bench(TASK, ["oz"], SMALL, [0], BUDGET, path, workers=2, progress=False)
+    inline = run_bench(
+        TASK, ["oz"], SMALL, [0], BUDGET, tmp_path / "i.jsonl", executor="inline", progress=False
+    )
+    assert sorted(map(untimed, rows), key=str) == sorted(map(untimed, inline), key=str)
     assert sorted(r["benchmark"] for r in rows) == sorted(SMALL)
     assert all(r["score"] == 1.0 for r in rows)
     assert all(v == PASSED for _, v, _ in validate_results(path, BUDGET))
 
 
-def test_ray_executor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Without Ray: a clear error; with a stand-in Ray: the same lines as in-process."""
+def test_ray_executor_without_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Without Ray installed: a clear error before the results file is touched (the real
+    cluster runs in tests/test_ray.py)."""
     path = tmp_path / "r.jsonl"
-    if "ray" not in sys.modules:
-        monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail
-        with pytest.raises(RuntimeError, match=r"pip install optgym\[ray\]"):
-            run_bench(TASK, ["oz"], SMALL, [0], BUDGET, path, executor="ray", progress=False)
-    ray = types.ModuleType("ray")
-    ray.is_initialized = lambda: False
-    ray.init = lambda address=None: None
-    ray.remote = lambda f: types.SimpleNamespace(remote=lambda *a: f(*a))
-    ray.wait = lambda refs, num_returns=1: (refs[:num_returns], refs[num_returns:])
-    ray.get = lambda ref: ref
-    monkeypatch.setitem(sys.modules, "ray", ray)
-    rows = run_bench(TASK, ["oz"], SMALL, [0], BUDGET, path, executor="ray", progress=False)
-    assert [r["score"] for r in rows] == [1.0, 1.0]
+    monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail
+    with pytest.raises(RuntimeError, match=r"pip install optgym\[ray\]"):
+        run_bench(TASK, ["oz"], SMALL, [0], BUDGET, path, executor="ray", progress=False)
+    assert not path.exists()
 
 
 def test_benchmark_uris():

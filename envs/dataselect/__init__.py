@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from optgym.budget import Budget
+from optgym.executors import Resources
 from optgym.problem import EnvEntry, EnvExample, Problem, Task, lazy_exports
 
 ENV_ID = "optgym/DataSelection-v0"
@@ -99,4 +100,6 @@ PROBLEM = Problem(
         "self-influence": (f"{_SELECT}:SelfInfluenceSelection", ""),
         "oracle": (f"{_SELECT}:OracleSelection", ""),
     },
+    # What one episode asks a Ray cluster for: peak 665 MiB measured on a pydoc-text benchmark.
+    resources=Resources(cpus=1, memory_mb=1024),
 )

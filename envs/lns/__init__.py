@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from optgym.budget import Budget
+from optgym.executors import Resources
 from optgym.problem import EnvEntry, EnvExample, Problem, Task
 
 ENV_ID = "optgym/ILPNeighborhood-v0"
@@ -75,4 +76,7 @@ PROBLEM = Problem(
         "lb-relax-s": (f"{_AGENTS}.local_branching:LbRelax:sample=true", "LB-RELAX-S (sampling)"),
     },
     report=_report,
+    # What one episode asks a Ray cluster for: peak 1460 MiB measured on a small set-cover
+    # instance, SCIP worker included.
+    resources=Resources(cpus=1, memory_mb=2048),
 )

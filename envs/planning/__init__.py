@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from optgym.budget import Budget
+from optgym.executors import Resources
 from optgym.problem import EnvEntry, EnvExample, Problem, Task, lazy_exports
 
 OPEN_LOOP_ID = "optgym/PathPlanning2D-v0"
@@ -131,4 +132,7 @@ PROBLEM = Problem(
         ),
     },
     report=_report,
+    # What one episode asks a Ray cluster for: peak 278 MiB measured for closed-loop PPO on the
+    # open map.
+    resources=Resources(cpus=1, memory_mb=512),
 )

@@ -1,0 +1,574 @@
+"""Executors: where episodes (and training runs) run, behind one ``concurrent.futures`` shape.
+
+Every executor has ``submit(fn, *args) -> Future``, ``shutdown()``, works as a context manager,
+and says how many calls it runs at once (``capacity``). Three backends:
+
+* :class:`LocalExecutor` (the default, ``--executor local``): each call in its own process,
+  at most ``workers`` at a time. The process leads its own process group, so the backends it
+  starts (LLVM, SCIP and Halide workers) go with it: a call past its ``timeout`` or its
+  ``memory_mb`` (resident memory of the whole group) is ended by killing the group, and a
+  native crash ends only that call. A small guardian in the group kills it too when the
+  process that submitted the call dies, so no backend outlives its executor.
+* :class:`RayExecutor` (``--executor ray``, the ``optgym[ray]`` extra): each call is a Ray
+  task with the problem's resource request (CPUs, memory) that runs the call the same way, in
+  a child process of the Ray worker. A crash inside the call is its result (Ray does not
+  retry it); only a Ray worker that dies is retried by Ray.
+* :class:`InlineExecutor` (``--executor inline``): in the calling process, one at a time;
+  for debugging and as the reference that ``benchmarks/executor_overhead.py`` measures.
+
+A call that ends without a result raises :class:`CallFailed` from its future: the message
+says why (timed out, over memory, killed by a signal, the Ray worker died).
+
+>>> with LocalExecutor(workers=2, limits=Limits(timeout=60)) as ex:
+...     print(ex.submit(pow, 2, 10).result())
+1024
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import multiprocessing
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from typing import Any
+
+#: The executor names of ``optgym bench --executor``.
+EXECUTORS = ("local", "inline", "ray")
+#: Wall-time limit of one episode on the local and Ray executors, in seconds, unless given.
+DEFAULT_TIMEOUT = 3600.0
+
+# How often a running call's memory is measured, in seconds.
+_POLL = 0.25
+_PR_SET_PDEATHSIG = 1
+# Modules the process that forks every local call imports once, so calls start warm.
+_PRELOAD = ["optgym.bench", "optgym.agents", "optgym.envs", "optgym.wrappers", "numpy", "torch"]
+
+
+class CallFailed(RuntimeError):
+    """A call ended without a result: timed out, over its memory limit, killed or crashed."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one call may use: ``timeout`` seconds of wall time and ``memory_mb`` MiB of
+    resident memory (its process and every process it starts); None is no limit.
+    ``initializer`` runs in the call's process before the call (e.g.
+    :func:`optgym.isolation.no_network`)."""
+
+    timeout: float | None = None
+    memory_mb: float | None = None
+    initializer: Callable[[], None] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("timeout", "memory_mb"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
+            ):
+                raise ValueError(f"{name} must be a positive number of "
+                                 f"{'seconds' if name == 'timeout' else 'MiB'} or None, "
+                                 f"got {value!r}")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one episode of a problem asks a cluster for: ``cpus`` and ``memory_mb``."""
+
+    cpus: float = 1.0
+    memory_mb: int = 2048
+
+    def ray_options(self) -> dict[str, Any]:
+        return {"num_cpus": self.cpus, "memory": int(self.memory_mb) * 2**20}
+
+
+# --- one call in its own process group --------------------------------------------------------
+
+
+def _context() -> Any:
+    context = multiprocessing.get_context("forkserver")
+    # Effective only before this process's fork server starts; later calls change nothing.
+    context.set_forkserver_preload(_PRELOAD)
+    return context
+
+
+def _die_with_parent() -> None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except OSError:  # not Linux: the guardian still ends the group
+        pass
+
+
+def _leader(
+    send: Any, watch: Any, fn: Callable, args: tuple, kwargs: dict, environ: dict, cwd: str,
+    initializer: Callable[[], None] | None,
+) -> None:  # fmt: skip
+    """The call's process: leads its own group, starts the guardian, runs the call and sends
+    ``("ok", value)`` or ``("raised", exception)`` back."""
+    os.setpgid(0, 0)
+    _die_with_parent()
+    # The guardian holds only the read end of the watch pipe: when the submitting process
+    # closes its end (the call is over) or dies, the read sees end-of-file and the guardian
+    # kills the group, backends included.
+    subprocess.Popen(
+        ["/bin/sh", "-c", "cat >/dev/null; kill -KILL 0"],
+        stdin=watch.fileno(), stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    watch.close()
+    os.environ.clear()
+    os.environ.update(environ)
+    try:
+        os.chdir(cwd)
+    except OSError:
+        pass
+    try:
+        if initializer is not None:
+            initializer()
+        outcome: tuple[str, Any] = ("ok", fn(*args, **kwargs))
+    except BaseException as e:  # noqa: BLE001  the call's exception is its result
+        outcome = ("raised", e)
+    try:
+        payload = pickle.dumps(outcome)
+    except Exception as e:  # noqa: BLE001  an unpicklable result or exception
+        failed = CallFailed(f"the call's result cannot be sent back: {e}")
+        payload = pickle.dumps(("raised", failed))
+    send.send_bytes(payload)
+    send.close()
+
+
+def _group_rss_mb(pgids: set[int]) -> dict[int, float]:
+    """Resident memory of every process in each of ``pgids``, in MiB (from /proc)."""
+    total = dict.fromkeys(pgids, 0.0)
+    page = os.sysconf("SC_PAGE_SIZE") / 2**20
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return total
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        pgrp = int(fields[2])
+        if pgrp in total:
+            total[pgrp] += int(fields[21]) * page
+    return total
+
+
+def _kill_group(pid: int) -> None:
+    """Kill the group ``pid`` leads, and ``pid`` itself in case it has not made its group
+    yet."""
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _signal_text(code: int | None) -> str:
+    if code is None:
+        return "did not exit"
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with status {code} before sending a result"
+
+
+class _Running:
+    """One started call: its process, the pipe it answers on and its deadline."""
+
+    def __init__(self, future: Future, fn: Callable, args: tuple, kwargs: dict, limits: Limits):
+        context = _context()
+        self.future = future
+        self.limits = limits
+        self.recv, send = context.Pipe(duplex=False)
+        watch_r, self.watch = context.Pipe(duplex=False)
+        self.process = context.Process(
+            target=_leader, daemon=False,
+            args=(send, watch_r, fn, args, kwargs, dict(os.environ), os.getcwd(),
+                  limits.initializer),
+        )  # fmt: skip
+        self.process.start()
+        send.close()
+        watch_r.close()
+        self.started = time.monotonic()
+        self.peak_mb = 0.0
+
+    @property
+    def overdue(self) -> bool:
+        timeout = self.limits.timeout
+        return timeout is not None and time.monotonic() - self.started > timeout
+
+    def finish(self) -> tuple[bool, Any]:
+        """Collect the outcome once the pipe or the process is ready: (ok, value or error)."""
+        outcome = None
+        try:
+            if self.recv.poll():
+                outcome = pickle.loads(self.recv.recv_bytes())
+        except (EOFError, OSError, pickle.UnpicklingError):
+            outcome = None
+        # With the result in hand, what the call left running (its backends, a process
+        # still finalizing) is of no use: end the group now rather than wait for it.
+        self.close()
+        self.process.join(timeout=10)
+        if outcome is None:
+            return False, CallFailed(f"the call's process {_signal_text(self.process.exitcode)}")
+        status, value = outcome
+        return status == "ok", value
+
+    def kill(self, why: str) -> tuple[bool, Any]:
+        _kill_group(self.process.pid)
+        self.process.join(timeout=10)
+        self.close()
+        return False, CallFailed(why)
+
+    def close(self) -> None:
+        """End the call's group (backends it left behind) and its guardian."""
+        if self.process.pid is not None:
+            _kill_group(self.process.pid)
+        for conn in (self.recv, self.watch):
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+
+def _over_memory(running: list[_Running]) -> list[tuple[_Running, float]]:
+    """Measure every running call's group (its peak is kept) and return those over their
+    limit, with what they use."""
+    groups = {r.process.pid: r for r in running if r.process.pid is not None}
+    if not groups:
+        return []
+    over = []
+    for pid, mb in _group_rss_mb(set(groups)).items():
+        run = groups[pid]
+        run.peak_mb = max(run.peak_mb, mb)
+        if run.limits.memory_mb is not None and mb > run.limits.memory_mb:
+            over.append((run, mb))
+    return over
+
+
+def _settle(future: Future, ok: bool, value: Any, peak_mb: float | None = None) -> None:
+    if future.done():
+        return
+    # What the call's group used at most, sampled every _POLL seconds (0 for a shorter call).
+    future.peak_mb = peak_mb  # type: ignore[attr-defined]
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+def run_in_child(fn: Callable, *args: Any, limits: Limits = Limits(), **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` in its own process group under ``limits``; returns its value,
+    raises its exception, or :class:`CallFailed` when the process ends without one."""
+    future: Future = Future()
+    run = _Running(future, fn, args, kwargs, limits)
+    try:
+        while True:
+            ready = wait([run.recv, run.process.sentinel], timeout=_POLL)
+            if ready:
+                ok, value = run.finish()
+                break
+            if run.overdue:
+                ok, value = run.kill(f"timed out after {limits.timeout:g} s (the per-call limit)")
+                break
+            over = _over_memory([run])
+            if over:
+                ok, value = run.kill(_memory_text(over[0][1], limits))
+                break
+    finally:
+        run.close()
+    if ok:
+        return value
+    raise value
+
+
+def _memory_text(mb: float, limits: Limits) -> str:
+    return f"used {mb:.0f} MiB, over the per-call limit of {limits.memory_mb:g} MiB"
+
+
+# --- executors --------------------------------------------------------------------------------
+
+
+class OptGymExecutor(Executor):
+    """The executor interface: ``concurrent.futures.Executor`` plus ``capacity``, the number
+    of calls worth having in flight at once (a runner submits no more than that, so that
+    results stream back as they finish)."""
+
+    capacity: int = 1
+
+    def __enter__(self) -> OptGymExecutor:
+        return self
+
+    def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
+        # Leaving on an error or an interrupt: queued calls must not start, running ones stop.
+        self.shutdown(wait=kind is None, cancel_futures=kind is not None)
+
+
+class InlineExecutor(OptGymExecutor):
+    """Each call runs in the calling process when it is submitted."""
+
+    def __init__(self) -> None:
+        self.capacity = 1
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as e:  # noqa: BLE001  concurrent.futures semantics
+            future.set_exception(e)
+        return future
+
+
+class LocalExecutor(OptGymExecutor):
+    """Each call in its own process group on this machine, ``workers`` at a time, under
+    ``limits`` (timeout, memory, initializer)."""
+
+    def __init__(self, workers: int = 1, limits: Limits = Limits()):
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        self.capacity = workers
+        self.limits = limits
+        self._queue: deque[tuple[Future, Callable, tuple, dict]] = deque()
+        self._running: list[_Running] = []
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe()
+        self._stop = False
+        self._kill = False
+        self._thread = threading.Thread(target=self._loop, name="optgym-local-executor",
+                                        daemon=True)  # fmt: skip
+        self._thread.start()
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+        with self._lock:
+            if self._stop:
+                raise RuntimeError("cannot submit to an executor that was shut down")
+            self._queue.append((future, fn, args, kwargs))
+        self._wake()
+        return future
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+
+    def _start_queued(self) -> None:
+        while len(self._running) < self.capacity:
+            with self._lock:
+                if not self._queue:
+                    return
+                future, fn, args, kwargs = self._queue.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                self._running.append(_Running(future, fn, args, kwargs, self.limits))
+            except Exception as e:  # noqa: BLE001  could not start a process: the call fails
+                future.set_exception(CallFailed(f"could not start the call's process: {e}"))
+
+    def _loop(self) -> None:
+        next_poll = time.monotonic() + _POLL
+        while True:
+            if self._kill:
+                for run in self._running:
+                    _settle(run.future, *run.kill("the executor was shut down"))
+                self._running.clear()
+            self._start_queued()
+            with self._lock:
+                idle = not self._queue
+            if self._stop and idle and not self._running:
+                return
+            handles: dict[Any, _Running] = {}
+            for run in self._running:
+                handles[run.recv] = run
+                handles[run.process.sentinel] = run
+            ready = wait([*handles, self._wake_r], timeout=max(0.0, next_poll - time.monotonic()))
+            if self._wake_r in ready:
+                os.read(self._wake_r, 4096)
+            for run in {handles[h] for h in ready if h in handles}:
+                self._running.remove(run)
+                _settle(run.future, *run.finish(), run.peak_mb)
+            if time.monotonic() >= next_poll:
+                next_poll = time.monotonic() + _POLL
+                for run in [r for r in self._running if r.overdue]:
+                    self._running.remove(run)
+                    timeout = f"{self.limits.timeout:g}"
+                    _settle(run.future, *run.kill(f"timed out after {timeout} s "
+                                                  "(the per-call limit)"))  # fmt: skip
+                for run, mb in _over_memory(self._running):
+                    self._running.remove(run)
+                    _settle(run.future, *run.kill(_memory_text(mb, self.limits)), mb)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._stop = True
+            if cancel_futures:
+                while self._queue:
+                    self._queue.popleft()[0].cancel()
+        if not wait:
+            self._kill = True
+        self._wake()
+        self._thread.join()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._wake_r = self._wake_w = -1
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError(
+            "the ray executor needs Ray: pip install optgym[ray] (or pip install ray)"
+        ) from None
+    return ray
+
+
+def _ray_call(fn: Callable, args: tuple, kwargs: dict, limits: Limits) -> tuple[str, Any]:
+    """A Ray task's body: the call in a child process of the worker. Its exception (or the
+    child's crash) is returned, not raised, so Ray never retries it; Ray retries only when the
+    worker itself dies, and the guardian then ends the child's group."""
+    try:
+        return "ok", run_in_child(fn, *args, limits=limits, **kwargs)
+    except BaseException as e:  # noqa: BLE001
+        return "raised", e
+
+
+class RayExecutor(OptGymExecutor):
+    """Each call a Ray task on the cluster at ``address`` (``ray.init()`` on this machine
+    when None), asking for ``resources``, retried up to ``max_retries`` times only when its
+    Ray worker dies."""
+
+    def __init__(
+        self,
+        address: str | None = None,
+        limits: Limits = Limits(),
+        resources: Resources = Resources(),
+        max_retries: int = 3,
+        init: Mapping[str, Any] | None = None,
+    ):
+        ray = _import_ray()
+        if not ray.is_initialized():
+            options = {"address": address, "include_dashboard": False,
+                       "log_to_driver": False, **(init or {})}  # fmt: skip
+            ray.init(**options)
+        self._ray = ray
+        self.limits = limits
+        self.resources = resources
+        self._remote = ray.remote(_ray_call).options(
+            max_retries=max_retries, retry_exceptions=False, **resources.ray_options()
+        )
+        cpus = ray.cluster_resources().get("CPU", 1.0)
+        self.capacity = max(1, int(2 * cpus / max(resources.cpus, 0.01)))
+        self._refs: dict[Any, Future] = {}
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+        future.set_running_or_notify_cancel()
+        ref = self._remote.remote(fn, args, kwargs, self.limits)
+        self._refs[ref] = future
+
+        def done(inner: Future) -> None:
+            self._refs.pop(ref, None)
+            try:
+                status, value = inner.result()
+            except Exception as e:  # noqa: BLE001  the worker died past its retries
+                _settle(future, False, CallFailed(f"the Ray task failed: {_ray_error(e)}"))
+                return
+            _settle(future, status == "ok", value)
+
+        ref.future().add_done_callback(done)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if cancel_futures:
+            for ref in list(self._refs):
+                try:
+                    self._ray.cancel(ref, force=True)
+                except Exception:  # noqa: BLE001  already finished
+                    pass
+
+
+def _ray_error(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}".strip()
+
+
+def make_executor(
+    name: str,
+    workers: int = 1,
+    limits: Limits = Limits(),
+    address: str | None = None,
+    resources: Resources = Resources(),
+) -> OptGymExecutor:
+    """The executor called ``name`` (one of :data:`EXECUTORS`)."""
+    if name == "local":
+        return LocalExecutor(workers, limits)
+    if name == "inline":
+        if limits != Limits():
+            raise ValueError("the inline executor runs calls in this process: "
+                             "it cannot enforce a timeout, a memory limit or an initializer; "
+                             "use --executor local")  # fmt: skip
+        return InlineExecutor()
+    if name == "ray":
+        return RayExecutor(address, limits, resources)
+    raise ValueError(f"unknown executor {name!r}; allowed: {', '.join(EXECUTORS)}")
+
+
+def check_executor(name: str) -> None:
+    """``ValueError`` for an unknown executor name; ``RuntimeError`` when Ray is missing."""
+    if name not in EXECUTORS:
+        raise ValueError(f"unknown executor {name!r}; allowed: {', '.join(EXECUTORS)}")
+    if name == "ray":
+        _import_ray()
+
+
+def stream(
+    executor: OptGymExecutor, fn: Callable, jobs: list[tuple]
+) -> Iterator[tuple[tuple, Future]]:
+    """Run ``fn(*job)`` for every job, at most ``executor.capacity`` in flight, and yield
+    ``(job, future)`` as each finishes."""
+    from concurrent.futures import FIRST_COMPLETED
+    from concurrent.futures import wait as wait_futures
+
+    todo = deque(jobs)
+    pending: dict[Future, tuple] = {}
+    while todo or pending:
+        while todo and len(pending) < executor.capacity:
+            job = todo.popleft()
+            pending[executor.submit(fn, *job)] = job
+        done, _ = wait_futures(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            yield pending.pop(future), future
+
+
+__all__ = [
+    "DEFAULT_TIMEOUT", "EXECUTORS", "CallFailed", "InlineExecutor", "Limits", "LocalExecutor",
+    "OptGymExecutor", "RayExecutor", "Resources", "check_executor", "make_executor",
+    "run_in_child", "stream",
+]  # fmt: skip
+
+if sys.platform != "linux":  # pragma: no cover
+    _PRELOAD = []
