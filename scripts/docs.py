@@ -807,8 +807,9 @@ def import_train_module() -> Any:
 
 
 def api_pages() -> list[Page]:
-    """``optgym.make``, ``optgym.wrappers`` and ``optgym.train``."""
+    """``optgym.make``, ``optgym.wrappers``, ``optgym.train`` and ``optgym.executors``."""
     import optgym
+    import optgym.executors
     import optgym.wrappers
 
     train = import_train_module()
@@ -822,6 +823,11 @@ def api_pages() -> list[Page]:
             list(optgym.wrappers.__all__),
         ),
         module_page("reference/api/train.md", TRAIN_MODULE, train, _public_names(train)),
+        module_page(
+            "reference/api/executors.md", "optgym.executors", optgym.executors,
+            [n for n in optgym.executors.__all__ if n not in ("DEFAULT_TIMEOUT", "EXECUTORS")],
+            "Where episodes and training runs run: `--executor local|ray|inline`.",
+        ),
     ]  # fmt: skip
 
 
@@ -838,7 +844,7 @@ the agent registry and the command-line parser).
 - [Agents](agents/index.md): one page per registered agent, with its settings.
 - [Command line](cli.md): the `--help` of every `optgym` command.
 - Python API: [`optgym.make`](api/optgym.md), [`optgym.wrappers`](api/wrappers.md),
-  [`optgym.train`](api/train.md).
+  [`optgym.train`](api/train.md), [`optgym.executors`](api/executors.md).
 """
     return Page("reference/index.md", text)
 
@@ -877,6 +883,7 @@ def reference_nav(pages: list[Page], problems: dict[str, Any]) -> list[Any]:
             {"optgym.make": "reference/api/optgym.md"},
             {"optgym.wrappers": "reference/api/wrappers.md"},
             {"optgym.train": "reference/api/train.md"},
+            {"optgym.executors": "reference/api/executors.md"},
         ]},
     ]  # fmt: skip
     listed = set(_nav_paths(nav))

@@ -48,9 +48,9 @@ if ! $py -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.1
   echo "[setup] installing torch 2.13.0 (CPU)"
   $py -m pip install -q torch==2.13.0
 fi
-if ! $py -c "import optgym, pytest, ruff" 2>/dev/null || [ pyproject.toml -nt .venv/.optgym-installed ]; then
-  echo "[setup] installing optgym and its dependencies"
-  $py -m pip install -q -e ".[dev]"
+if ! $py -c "import optgym, pytest, ruff, ray" 2>/dev/null || [ pyproject.toml -nt .venv/.optgym-installed ]; then
+  echo "[setup] installing optgym and its dependencies (with Ray, for --executor ray)"
+  $py -m pip install -q -e ".[dev,ray]"
   touch .venv/.optgym-installed
 fi
 
