@@ -358,8 +358,9 @@ def _postfix(rows: list[dict], agents: list[str], how: str = "geomean") -> str:
 
 
 def _check_inputs(
-    task: str, agents: list[str], seeds: list[int], workers: int, executor: str
-) -> tuple[Any, list[str]]:
+    task: str, agents: list[str], seeds: list[int], workers: int, executor: str,
+    address: str | None = None,
+) -> tuple[Any, list[str]]:  # fmt: skip
     """The task and the agents' canonical specs; ``ValueError`` for a bad task, an unknown or
     incompatible agent, a bad seed, worker count or executor, before anything runs."""
     from optgym.agents import AGENTS, resolve_agent
@@ -380,7 +381,7 @@ def _check_inputs(
             raise ValueError(f"bad seed {seed!r}; seeds are integers in [0, 2**63)")
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    check_executor(executor)
+    check_executor(executor, address)
     return spec, list(dict.fromkeys(canonical))
 
 
@@ -421,7 +422,7 @@ def run_bench(
     ``results``, old and new. ``ValueError`` names a bad task, agent (unknown, or not for this
     task), seed, worker count, executor or limit before anything runs.
     """
-    spec, agents = _check_inputs(task, agents, seeds, workers, executor)
+    spec, agents = _check_inputs(task, agents, seeds, workers, executor, address)
     if not benchmarks:
         raise ValueError("no benchmark given; see benchmark_uris()")
     if executor == "inline":

@@ -330,7 +330,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             spec = resolve_agent(name)
             spec.check_task(task)
             agents.append(spec.canonical)
-        check_executor(args.executor)
+        check_executor(args.executor, args.address)
         budget = Budget.parse(args.budget, _unit(task)) if args.budget is not None else task.budget
         seeds = _parse_seeds(args.seeds)
         uris: list[str] = []

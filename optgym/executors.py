@@ -32,6 +32,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -471,9 +472,17 @@ class RayExecutor(OptGymExecutor):
     ):
         ray = _import_ray()
         if not ray.is_initialized():
+            if address is not None:
+                check_address(address)
             options = {"address": address, "include_dashboard": False,
                        "log_to_driver": False, **(init or {})}  # fmt: skip
-            ray.init(**options)
+            try:
+                ray.init(**options)
+            except Exception as e:  # noqa: BLE001  Ray's own errors, named
+                raise RuntimeError(
+                    f"cannot start or join the Ray cluster at {address or 'this machine'}: "
+                    f"{_ray_error(e)}"
+                ) from None
         self._ray = ray
         self.limits = limits
         self.resources = resources
@@ -511,6 +520,29 @@ class RayExecutor(OptGymExecutor):
                     pass
 
 
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """``ValueError`` unless ``address`` is ``HOST:PORT`` (or ``ray://HOST:PORT``, or
+    ``auto``); ``RuntimeError`` when nothing answers there within ``timeout`` seconds (Ray
+    itself would retry for minutes)."""
+    if address == "auto":
+        return
+    text = address.removeprefix("ray://")
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in host:
+        raise ValueError(
+            f"bad Ray address {address!r}: expected HOST:PORT (the head's `ray start --head "
+            "--port PORT`), ray://HOST:PORT or auto"
+        )
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        raise RuntimeError(
+            f"no Ray cluster answers at {address} ({e.strerror or e}); start one with "
+            "`ray start --head --port PORT`, or leave out --address for one on this machine"
+        ) from None
+
+
 def _ray_error(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return f"{type(e).__name__}: {text[0] if text else ''}".strip()
@@ -537,12 +569,17 @@ def make_executor(
     raise ValueError(f"unknown executor {name!r}; allowed: {', '.join(EXECUTORS)}")
 
 
-def check_executor(name: str) -> None:
-    """``ValueError`` for an unknown executor name; ``RuntimeError`` when Ray is missing."""
+def check_executor(name: str, address: str | None = None) -> None:
+    """``ValueError`` for an unknown executor name, or an address that is not one (or not
+    for Ray); ``RuntimeError`` when Ray is missing or nothing answers at ``address``."""
     if name not in EXECUTORS:
         raise ValueError(f"unknown executor {name!r}; allowed: {', '.join(EXECUTORS)}")
+    if address is not None and name != "ray":
+        raise ValueError(f"an address is for the ray executor, not {name!r}: add --executor ray")
     if name == "ray":
         _import_ray()
+        if address is not None:
+            check_address(address)
 
 
 def stream(
@@ -566,7 +603,8 @@ def stream(
 
 __all__ = [
     "DEFAULT_TIMEOUT", "EXECUTORS", "CallFailed", "InlineExecutor", "Limits", "LocalExecutor",
-    "OptGymExecutor", "RayExecutor", "Resources", "check_executor", "make_executor",
+    "OptGymExecutor", "RayExecutor", "Resources", "check_address", "check_executor",
+    "make_executor",
     "run_in_child", "stream",
 ]  # fmt: skip
 

@@ -527,7 +527,9 @@ def train_seeds(
     :class:`TrainRun`, or the error that ended it (one failed seed ends no other).
     ``ValueError`` for bad settings, before anything runs."""
     from optgym.envs import problem_of_env
-    from optgym.executors import Limits, make_executor, stream
+    from optgym.executors import Limits, check_executor, make_executor, stream
+
+    check_executor(executor, address)
 
     if not seeds:
         raise ValueError("no seed given; e.g. seeds=[0, 1, 2]")

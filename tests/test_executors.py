@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -187,3 +188,24 @@ def test_bad_settings_are_refused():
         make_executor("dask")
     with pytest.raises(ValueError, match="inline executor .* cannot enforce a timeout"):
         make_executor("inline", limits=Limits(timeout=5))
+
+
+def test_bad_ray_addresses_are_named_before_anything_runs(tmp_path: Path):
+    from optgym.cli import main
+    from optgym.executors import check_address, check_executor
+
+    for address in ("nonsense", "host:99999", "host:", "a/b:1"):
+        with pytest.raises(ValueError, match=f"bad Ray address '{address}': expected HOST:PORT"):
+            check_address(address)
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(RuntimeError, match=f"no Ray cluster answers at 127.0.0.1:{port}"):
+        check_address(f"127.0.0.1:{port}")  # at once, where Ray itself retries for minutes
+    with pytest.raises(ValueError, match="an address is for the ray executor, not 'local'"):
+        check_executor("local", "127.0.0.1:6379")
+    results = tmp_path / "r.jsonl"
+    argv = ["bench", "pass-ordering", "--agent", "oz", "--results", str(results),
+            "--no-progress", "--executor", "ray", "--address", f"127.0.0.1:{port}"]  # fmt: skip
+    assert main(argv) == 2
+    assert not results.exists()

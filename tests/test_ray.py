@@ -45,6 +45,7 @@ def _free_port() -> int:
 class Cluster:
     address: str
     env: dict[str, str]  # the environment of a process that talks to the cluster
+    crash_log: Path  # where ray_plugins.Crasher notes each start
 
     def optgym(self, *args: str, timeout: float = 600, **extra: str) -> str:
         """Run ``optgym ARGS --address ADDRESS`` against the cluster; its output (it must
@@ -80,6 +81,9 @@ def cluster() -> Iterator[Cluster]:
     token.write_text(secrets.token_hex(32))
     token.chmod(0o600)
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    # the workers import the test agents of ray_plugins.py, and note crashes here
+    auth["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), *sys.path])
+    auth["OPTGYM_CRASH_LOG"] = str(Path(temp) / "crashes")
     log = open(Path(temp) / "start.log", "w+")  # noqa: SIM115  closed below
     head = subprocess.Popen(
         command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -91,7 +95,7 @@ def cluster() -> Iterator[Cluster]:
             assert head.poll() is None, "ray start failed:\n" + Path(log.name).read_text()[-2000:]
             assert time.monotonic() < deadline, "ray start took over 120 s"
             time.sleep(0.2)
-        yield Cluster(f"127.0.0.1:{port}", {**os.environ, **auth})
+        yield Cluster(f"127.0.0.1:{port}", {**os.environ, **auth}, Path(temp) / "crashes")
     finally:
         head.send_signal(signal.SIGTERM)  # --block: stops every process of the cluster
         try:
@@ -125,6 +129,22 @@ def test_ray_and_local_executors_write_the_same_lines(cluster: Cluster, tmp_path
     # a rerun finds every episode done and writes nothing
     cluster.optgym(*common, "--results", str(on_ray), "--executor", "ray")
     assert len(_lines(on_ray)) == 8
+
+
+def test_a_native_crash_on_ray_is_its_episode_s_line_and_is_not_retried(
+    cluster: Cluster, tmp_path: Path
+):
+    results = tmp_path / "r.jsonl"
+    cluster.optgym(
+        "bench", TASK, "--agent", "ray_plugins:Crasher", "--agent", "oz", "--benchmark",
+        URIS[0], "--results", str(results), "--executor", "ray", "--no-progress",
+        "--plot", str(tmp_path / "plot.png"),
+    )  # fmt: skip
+    rows = {r["agent"]: r for r in _lines(results)}
+    assert len(_lines(results)) == 2
+    assert "killed by SIGABRT" in rows["ray_plugins:Crasher"]["error"]
+    assert rows["oz"]["score"] == 1.0  # the crash ended only its own episode
+    assert cluster.crash_log.read_text().splitlines() == [f"{URIS[0]} 0"]  # started once
 
 
 def _task_processes() -> dict[int, str]:
