@@ -29,7 +29,7 @@ import json
 import time
 from typing import Any
 
-from optgym.bench import episode_rows
+from optgym.bench import episode_rows, preload_task
 from optgym.budget import Budget
 from optgym.executors import InlineExecutor, LocalExecutor, OptGymExecutor, RayExecutor
 from optgym.result_line import untimed
@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--episode-seconds", type=float, default=60.0)
     args = parser.parse_args()
 
+    preload_task(TASK)  # as optgym bench does
     figures: dict[str, tuple[float, float, list[dict]]] = {}
     # the reference first: it also builds the benchmarks into the cache for the others
     figures["inline"] = measure(InlineExecutor(), args.episodes)

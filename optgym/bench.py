@@ -466,6 +466,7 @@ def run_bench(
         written: set[tuple] = set()
         try:
             if jobs:
+                preload_task(spec.name)
                 resources = _problem_resources(spec)
                 with make_executor(executor, workers, limits, address, resources) as pool:
                     for row in episode_rows(jobs, pool):
@@ -485,6 +486,15 @@ def run_bench(
             if bar is not None:
                 bar.close()
     return rows
+
+
+def preload_task(task: str) -> None:
+    """Have the local executor's fork server import the task's env module, so that its
+    episodes do not each import it (:func:`optgym.executors.preload`)."""
+    from optgym.executors import preload
+    from optgym.leaderboard.tasks import env_entry, get_task
+
+    preload([env_entry(get_task(task)).entry_point.partition(":")[0]])
 
 
 def _problem_resources(task: Any) -> Any:

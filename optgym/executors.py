@@ -38,7 +38,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from multiprocessing.connection import wait
@@ -96,10 +96,20 @@ class Resources:
 # --- one call in its own process group --------------------------------------------------------
 
 
+_preload: list[str] = []
+
+
+def preload(modules: Iterable[str]) -> None:
+    """Have the fork server import ``modules`` (an env's module, say) too, so that every call
+    starts with them imported. Effective only before this process's fork server starts (at
+    its first call); modules that cannot be imported are left to the calls."""
+    _preload.extend(m for m in modules if m not in _preload)
+
+
 def _context() -> Any:
     context = multiprocessing.get_context("forkserver")
     # Effective only before this process's fork server starts; later calls change nothing.
-    context.set_forkserver_preload(_PRELOAD)
+    context.set_forkserver_preload([*_PRELOAD, *_preload])
     return context
 
 
@@ -447,10 +457,14 @@ def _import_ray() -> Any:
     return ray
 
 
-def _ray_call(fn: Callable, args: tuple, kwargs: dict, limits: Limits) -> tuple[str, Any]:
-    """A Ray task's body: the call in a child process of the worker. Its exception (or the
-    child's crash) is returned, not raised, so Ray never retries it; Ray retries only when the
-    worker itself dies, and the guardian then ends the child's group."""
+def _ray_call(
+    fn: Callable, args: tuple, kwargs: dict, limits: Limits, modules: list[str]
+) -> tuple[str, Any]:
+    """A Ray task's body: the call in a child process of the worker (whose fork server
+    imports ``modules``, as the driver's does). Its exception (or the child's crash) is
+    returned, not raised, so Ray never retries it; Ray retries only when the worker itself
+    dies, and the guardian then ends the child's group."""
+    preload(modules)
     try:
         return "ok", run_in_child(fn, *args, limits=limits, **kwargs)
     except BaseException as e:  # noqa: BLE001
@@ -496,7 +510,7 @@ class RayExecutor(OptGymExecutor):
     def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
         future: Future = Future()
         future.set_running_or_notify_cancel()
-        ref = self._remote.remote(fn, args, kwargs, self.limits)
+        ref = self._remote.remote(fn, args, kwargs, self.limits, list(_preload))
         self._refs[ref] = future
 
         def done(inner: Future) -> None:
@@ -604,8 +618,7 @@ def stream(
 __all__ = [
     "DEFAULT_TIMEOUT", "EXECUTORS", "CallFailed", "InlineExecutor", "Limits", "LocalExecutor",
     "OptGymExecutor", "RayExecutor", "Resources", "check_address", "check_executor",
-    "make_executor",
-    "run_in_child", "stream",
+    "make_executor", "preload", "run_in_child", "stream",
 ]  # fmt: skip
 
 if sys.platform != "linux":  # pragma: no cover
