@@ -25,14 +25,18 @@ Usage: python benchmarks/executor_overhead.py [--episodes 30] [--address HOST:PO
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
-from optgym.bench import episode_rows, preload_task
+from optgym.bench import Collector, episode_rows, preload_task
 from optgym.budget import Budget
 from optgym.executors import InlineExecutor, LocalExecutor, OptGymExecutor, RayExecutor
 from optgym.result_line import untimed
+from optgym.state import StateWriter
 
 TASK = "pass-ordering"
 AGENT = "oz"
@@ -62,6 +66,26 @@ def _same(a: list[dict], b: list[dict]) -> bool:
     return key(a) == key(b)
 
 
+def driver_lines_per_second(row: dict, lines: int) -> float:
+    """How many finished lines a second the driver takes in: tag, append and flush each to
+    the results file, keep the latest lines and the running aggregate (``Collector``)."""
+    rows = []
+    for seed in range(lines):
+        clone = copy.deepcopy(row)
+        clone["seed"] = seed
+        clone.pop("tag", None)
+        rows.append(clone)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "r.jsonl"
+        with StateWriter(path) as writer:
+            collector = Collector(writer, [], [row["agent"]], "geomean")
+            start = time.perf_counter()
+            for clone in rows:
+                collector.add(clone)
+            seconds = time.perf_counter() - start
+    return lines / seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--episodes", type=int, default=30)
@@ -69,6 +93,7 @@ def main() -> None:
     parser.add_argument("--machines", type=int, default=100)
     parser.add_argument("--cores", type=int, default=16)
     parser.add_argument("--episode-seconds", type=float, default=60.0)
+    parser.add_argument("--lines", type=int, default=20000, help="lines for the driver figure")
     args = parser.parse_args()
 
     preload_task(TASK)  # as optgym bench does
@@ -102,6 +127,12 @@ def main() -> None:
             f"(target: informational; {args.cores} cores each, {args.episode_seconds:g} s "
             f"episodes, ideal {slots * 3600.0 / args.episode_seconds:.0f})"
         )
+    rate = driver_lines_per_second(figures["inline"][2][0], args.lines)
+    needed = slots / 5.0
+    lines.append(
+        f"driver_lines_per_second: {rate:.0f} (target: > {needed:.0f}, the lines a second of "
+        f"{args.machines} machines running 5 s episodes)"
+    )
     print("\n".join(lines))
 
 

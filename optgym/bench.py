@@ -348,13 +348,93 @@ def aggregate(values: Iterable[float], how: str = "geomean") -> float:
     raise ValueError(f"unknown aggregate {how!r}; allowed: {', '.join(AGGREGATES)}")
 
 
-def _postfix(rows: list[dict], agents: list[str], how: str = "geomean") -> str:
-    parts = []
-    for agent in agents:
-        scores = [r["score"] for r in rows if r["agent"] == agent and r.get("score") is not None]
-        if scores:
-            parts.append(f"{agent}={aggregate(scores, how):.4f}")
-    return " ".join(parts)
+class Tally:
+    """The running aggregate of each agent's scores over the latest line of each episode,
+    kept in O(1) per line (a results file of a million lines is summed once, not once per
+    line)."""
+
+    def __init__(self, agents: list[str], how: str = "geomean"):
+        if how not in AGGREGATES:
+            raise ValueError(f"unknown aggregate {how!r}; allowed: {', '.join(AGGREGATES)}")
+        self.agents, self.how = agents, how
+        # agent -> [count, sum (of logs for the geomean), values <= 0 (no geomean then)]
+        self._sums: dict[str, list[float]] = {a: [0, 0.0, 0] for a in agents}
+
+    def _change(self, row: dict, sign: int) -> None:
+        score, sums = row.get("score"), self._sums.get(row["agent"])
+        if score is None or sums is None:
+            return
+        sums[0] += sign
+        if self.how == "geomean" and score <= 0:
+            sums[2] += sign
+        else:
+            sums[1] += sign * (math.log(score) if self.how == "geomean" else score)
+
+    def replace(self, old: dict | None, new: dict) -> None:
+        """Count ``new`` in place of ``old`` (the episode's previous line, or None)."""
+        if old is not None:
+            self._change(old, -1)
+        self._change(new, +1)
+
+    def value(self, agent: str) -> float:
+        """The agent's aggregate; nan without scores (or, for the geomean, with one <= 0)."""
+        count, total, bad = self._sums[agent]
+        if count == 0 or bad:
+            return float("nan")
+        mean = total / count
+        return math.exp(mean) if self.how == "geomean" else mean
+
+    def text(self) -> str:
+        """``agent=value`` for each agent with scores: the progress bar's postfix."""
+        return " ".join(
+            f"{a}={self.value(a):.4f}" for a in self.agents if self._sums[a][0]
+        )
+
+
+class Collector:
+    """What the runner does with each finished line: tag it, append it to the results file,
+    keep the latest line of each episode and the running aggregates, and show them on the
+    progress bar. A line for an episode already written in this run is dropped (a Ray task
+    retried after its worker died comes back once more at most)."""
+
+    def __init__(
+        self, writer: StateWriter, old: list[dict], agents: list[str], how: str,
+        bar: Any = None, on_row: Callable[[dict], None] | None = None,
+    ):  # fmt: skip
+        self.writer, self.bar, self.on_row = writer, bar, on_row
+        self.latest: dict[tuple, dict] = {}
+        self.tally = Tally(agents, how)
+        self.written: set[tuple] = set()
+        for row in old:
+            self._keep(row)
+        if bar is not None:
+            bar.set_postfix_str(self.tally.text())
+
+    def _keep(self, row: dict) -> None:
+        key = _row_key(row)
+        previous = self.latest.pop(key, None)  # the newest line goes last, as latest_rows
+        self.latest[key] = row
+        self.tally.replace(previous, row)
+
+    def add(self, row: dict) -> bool:
+        """Write ``row`` (False when its episode was written already in this run)."""
+        key = _row_key(row)
+        if key in self.written:
+            return False
+        self.written.add(key)
+        row[TAG_FIELD] = line_tag(row)
+        self.writer.write(row)
+        self._keep(row)
+        if self.on_row is not None:
+            self.on_row(row)
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(self.tally.text())
+        return True
+
+    def rows(self) -> list[dict]:
+        """The latest line of every episode, in the order episodes first appeared."""
+        return list(self.latest.values())
 
 
 def _check_inputs(
@@ -453,7 +533,6 @@ def run_bench(
         jobs: list[Job] = [
             (task, a, b, s, budget) for a, b, s in episodes if (task, a, b, s) not in done
         ]
-        rows = list(old)
         bar = None
         if progress:
             from tqdm import tqdm
@@ -462,30 +541,18 @@ def run_bench(
                 total=len(episodes), initial=len(episodes) - len(jobs), desc=task,
                 unit="episode", file=sys.stderr, dynamic_ncols=True,
             )  # fmt: skip
-            bar.set_postfix_str(_postfix(rows, agents, spec.aggregate))
-        written: set[tuple] = set()
+        collector = Collector(writer, old, agents, spec.aggregate, bar, on_row)
         try:
             if jobs:
                 preload_task(spec.name)
                 resources = _problem_resources(spec)
                 with make_executor(executor, workers, limits, address, resources) as pool:
                     for row in episode_rows(jobs, pool):
-                        key = _row_key(row)
-                        if key in written:  # the same episode came back twice: keep the first
-                            continue
-                        written.add(key)
-                        row[TAG_FIELD] = line_tag(row)
-                        writer.write(row)
-                        rows = latest_rows([*rows, row])
-                        if on_row is not None:
-                            on_row(row)
-                        if bar is not None:
-                            bar.update(1)
-                            bar.set_postfix_str(_postfix(rows, agents, spec.aggregate))
+                        collector.add(row)
         finally:
             if bar is not None:
                 bar.close()
-    return rows
+    return collector.rows()
 
 
 def preload_task(task: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -576,3 +577,31 @@ def test_validate_reads_past_bad_bytes_and_imports_nothing_a_line_names(
     results.write_text(json.dumps(row) + "\n")
     ((_, verdict, message),) = validate_results(results, BUDGET)
     assert verdict == "failed" and "no module 'no_such_module_xyz'" in message
+
+
+def test_running_aggregates_match_the_aggregate_of_the_latest_lines():
+    import random
+
+    from optgym.bench import Tally, aggregate, latest_rows
+
+    rng = random.Random(0)
+    for how in ("geomean", "mean"):
+        tally, rows, latest = Tally(["a", "b"], how), [], {}
+        for _ in range(300):
+            agent = rng.choice("ab")
+            score = rng.choice([None, rng.uniform(0.1, 2.0), rng.uniform(-1, 0)] if how == "mean"
+                               else [None, rng.uniform(0.1, 2.0)])  # fmt: skip
+            row = {"task": TASK, "agent": agent, "benchmark": str(rng.randrange(20)),
+                   "seed": 0, "score": score}  # fmt: skip
+            key = (row["agent"], row["benchmark"])
+            tally.replace(latest.get(key), row)
+            latest[key] = row
+            rows.append(row)
+            for name in "ab":
+                scores = [r["score"] for r in latest_rows(rows)
+                          if r["agent"] == name and r["score"] is not None]  # fmt: skip
+                expected, got = aggregate(scores, how), tally.value(name)
+                assert (math.isnan(expected) and math.isnan(got)) or abs(expected - got) < 1e-9
+    tally = Tally(["a"], "geomean")
+    tally.replace(None, {"agent": "a", "score": 0.0})
+    assert math.isnan(tally.value("a"))  # a geomean over a score <= 0 has no value
