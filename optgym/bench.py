@@ -488,7 +488,8 @@ def run_bench(
     record their canonical form. Episodes run on an executor (:mod:`optgym.executors`):
 
     * ``"local"``: each episode in its own process group, ``workers`` at a time, ended after
-      ``timeout`` seconds or past ``memory_mb`` MiB of resident memory (None: no limit);
+      ``timeout`` seconds or past ``memory_mb`` MiB of resident memory (None: the problem's
+      limit, four times its memory request; 0: no limit);
     * ``"ray"``: each episode a Ray task on the cluster at ``address`` (a new local cluster
       when None), asking for the problem's resources, run the same way in a child process;
     * ``"inline"``: in this process, one at a time (no limits).
@@ -513,7 +514,9 @@ def run_bench(
     else:
         from optgym.isolation import no_network
 
-        limits = Limits(timeout, memory_mb, no_network if isolate else None)
+        if memory_mb is None:
+            memory_mb = _problem_resources(spec).limit_mb
+        limits = Limits(timeout, memory_mb or None, no_network if isolate else None)
     results = Path(results)
     if results.exists() and not results.is_file():
         raise ValueError(f"results {results} is not a regular file; name a JSON-lines file")

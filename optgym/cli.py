@@ -269,11 +269,14 @@ def _unit(task: Any) -> str:
 
 
 def executor_options(
-    p: argparse.ArgumentParser, what: str, timeout: float | None = None
+    p: argparse.ArgumentParser,
+    what: str,
+    timeout: float | None = None,
+    memory: str = "default: four times the problem's memory request",
 ) -> None:
     """The options that choose where ``what`` run (:mod:`optgym.executors`); ``timeout``
     is the default wall-time limit of each (default :data:`~optgym.executors.DEFAULT_TIMEOUT`;
-    0: none)."""
+    0: none), ``memory`` says what the memory limit is without ``--memory-limit``."""
     from optgym.executors import DEFAULT_TIMEOUT
 
     timeout = DEFAULT_TIMEOUT if timeout is None else timeout
@@ -299,7 +302,8 @@ def executor_options(
         type=float,
         default=None,
         metavar="MIB",
-        help=f"resident-memory limit of each of the {what}, its backends included (default: none)",
+        help=f"resident-memory limit of each of the {what}, its backends included "
+        f"({memory}; 0: none)",
     )
 
 
@@ -655,7 +659,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train once per seed (0,1,2 or 0-9), each in its own process, into OUT/seed-N; "
         "--workers, --executor and --address say where",
     )
-    executor_options(p, "training runs (with --seeds)", timeout=0)
+    executor_options(p, "training runs (with --seeds)", timeout=0, memory="default: none")
     p.add_argument("--out", required=True, help="where to save the trained model")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_train, split="train")

@@ -82,12 +82,21 @@ class Limits:
                                  f"got {value!r}")  # fmt: skip
 
 
+#: An episode's default memory limit, as a multiple of its problem's memory request.
+LIMIT_OVER_REQUEST = 4
+
+
 @dataclass(frozen=True)
 class Resources:
-    """What one episode of a problem asks a cluster for: ``cpus`` and ``memory_mb``."""
+    """What one episode of a problem asks a cluster for: ``cpus`` and ``memory_mb``. Its
+    default memory limit (``limit_mb``) is :data:`LIMIT_OVER_REQUEST` times the request."""
 
     cpus: float = 1.0
     memory_mb: int = 2048
+
+    @property
+    def limit_mb(self) -> int:
+        return LIMIT_OVER_REQUEST * int(self.memory_mb)
 
     def ray_options(self) -> dict[str, Any]:
         return {"num_cpus": self.cpus, "memory": int(self.memory_mb) * 2**20}

@@ -567,7 +567,8 @@ def train_seeds(
     try:
         if jobs:
             resources = problem_of_env(config.env_id).resources
-            limits = Limits(timeout, memory_mb) if executor != "inline" else Limits()
+            limits = Limits(timeout or None, memory_mb or None)
+            limits = limits if executor != "inline" else Limits()
             with make_executor(executor, workers, limits, address, resources) as pool:
                 for job, future in stream(pool, _train_one, jobs):
                     try:

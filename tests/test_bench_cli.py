@@ -7,6 +7,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -209,6 +210,33 @@ class Spender:
         env.reset(options={"benchmark": benchmark})
         while True:
             env.step(0)
+
+
+class Hog:
+    """Holds more and more memory, as a runaway backend would."""
+
+    problems = ("pass-ordering",)
+
+    def solve(self, env, benchmark, budget, seed=None):
+        import time
+
+        blocks = []
+        while True:
+            blocks.append(bytearray(64 * 2**20))
+            for i in range(0, len(blocks[-1]), 4096):
+                blocks[-1][i] = 1
+            time.sleep(0.05)
+
+
+class Sleeper:
+    """Never returns."""
+
+    problems = ("pass-ordering",)
+
+    def solve(self, env, benchmark, budget, seed=None):
+        import time
+
+        time.sleep(3600)
 
 
 class Elsewhere:
@@ -605,3 +633,21 @@ def test_running_aggregates_match_the_aggregate_of_the_latest_lines():
     tally = Tally(["a"], "geomean")
     tally.replace(None, {"agent": "a", "score": 0.0})
     assert math.isnan(tally.value("a"))  # a geomean over a score <= 0 has no value
+
+
+def test_episodes_past_their_time_or_memory_get_an_error_line(tmp_path: Path, plugins: str):
+    path = tmp_path / "r.jsonl"
+    agents = [f"{plugins}:Hog", f"{plugins}:Sleeper", "oz"]
+    rows = run_bench(TASK, agents, SMALL[:1], [0], BUDGET, path, workers=2, timeout=5,
+                     memory_mb=600, progress=False)  # fmt: skip
+    by_agent = {r["agent"]: r for r in rows}
+    assert re.search(r"CallFailed: used \d+ MiB, over the per-call limit of 600 MiB",
+                     by_agent[f"{plugins}:Hog"]["error"])  # fmt: skip
+    assert by_agent[f"{plugins}:Sleeper"]["error"] == (
+        "CallFailed: timed out after 5 s (the per-call limit)"
+    )
+    assert by_agent["oz"]["score"] == 1.0 and len(lines(path)) == 3
+    verdicts = {
+        json.loads(lines(path)[n - 1])["agent"]: v for n, v, _ in validate_results(path, BUDGET)
+    }
+    assert verdicts == {f"{plugins}:Hog": "failed", f"{plugins}:Sleeper": "failed", "oz": PASSED}
