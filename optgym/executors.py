@@ -16,8 +16,11 @@ and says how many calls it runs at once (``capacity``). Three backends:
 * :class:`InlineExecutor` (``--executor inline``): in the calling process, one at a time;
   for debugging and as the reference that ``benchmarks/executor_overhead.py`` measures.
 
-A call that ends without a result raises :class:`CallFailed` from its future: the message
-says why (timed out, over memory, killed by a signal, the Ray worker died).
+A call's value comes back as JSON, never as a pickle (a call may run an untrusted agent,
+whose process could send anything): calls return JSON values, and a call's exception comes
+back as its type name and message (a built-in type is raised as itself). A call that ends
+without an answer raises :class:`CallFailed` from its future: the message says why (timed
+out, over memory, killed by a signal, the Ray worker died).
 
 >>> with LocalExecutor(workers=2, limits=Limits(timeout=60)) as ex:
 ...     print(ex.submit(pow, 2, 10).result())
@@ -26,11 +29,12 @@ says why (timed out, over memory, killed by a signal, the Ray worker died).
 
 from __future__ import annotations
 
+import builtins
 import ctypes
 import ctypes.util
+import json
 import multiprocessing
 import os
-import pickle
 import signal
 import socket
 import subprocess
@@ -49,6 +53,9 @@ EXECUTORS = ("local", "inline", "ray")
 #: Wall-time limit of one episode on the local and Ray executors, in seconds, unless given.
 DEFAULT_TIMEOUT = 3600.0
 
+#: The longest answer a call's process may send back (its JSON), in bytes.
+MAX_ANSWER_BYTES = 256 * 2**20
+_MAX_MESSAGE = 4096
 # How often a running call's memory is measured, in seconds.
 _POLL = 0.25
 _PR_SET_PDEATHSIG = 1
@@ -155,16 +162,40 @@ def _leader(
     try:
         if initializer is not None:
             initializer()
-        outcome: tuple[str, Any] = ("ok", fn(*args, **kwargs))
+        outcome: dict[str, Any] = {"ok": fn(*args, **kwargs)}
     except BaseException as e:  # noqa: BLE001  the call's exception is its result
-        outcome = ("raised", e)
+        outcome = {"raised": [type(e).__name__, str(e)[:_MAX_MESSAGE]]}
     try:
-        payload = pickle.dumps(outcome)
-    except Exception as e:  # noqa: BLE001  an unpicklable result or exception
-        failed = CallFailed(f"the call's result cannot be sent back: {e}")
-        payload = pickle.dumps(("raised", failed))
+        payload = json.dumps(outcome).encode()
+    except (TypeError, ValueError) as e:
+        why = f"the call's value is not JSON ({e}); calls return JSON values"
+        payload = json.dumps({"raised": ["CallFailed", why]}).encode()
     send.send_bytes(payload)
     send.close()
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _decode(payload: bytes) -> tuple[bool, Any]:
+    """A call's answer, read as data only: ``{"ok": value}`` or ``{"raised": [type, message]}``
+    (a built-in exception type is raised as itself, any other as :class:`CallFailed`). What
+    a call's process sends is never unpickled: the call may run an untrusted agent."""
+    try:
+        outcome = json.loads(payload)
+    except (ValueError, RecursionError):
+        outcome = None
+    if isinstance(outcome, dict) and len(outcome) == 1 and "ok" in outcome:
+        return True, outcome["ok"]
+    raised = outcome.get("raised") if isinstance(outcome, dict) and len(outcome) == 1 else None
+    if not (isinstance(raised, list) and len(raised) == 2 and all(map(_is_text, raised))):
+        return False, CallFailed("the call's process sent back something that is not an answer")
+    name, message = raised
+    kind = getattr(builtins, name, None)
+    if name != "CallFailed" and isinstance(kind, type) and issubclass(kind, Exception):
+        return False, kind(message)
+    return False, CallFailed(message if name == "CallFailed" else f"{name}: {message}")
 
 
 def _group_rss_mb(pgids: set[int]) -> dict[int, float]:
@@ -238,20 +269,22 @@ class _Running:
 
     def finish(self) -> tuple[bool, Any]:
         """Collect the outcome once the pipe or the process is ready: (ok, value or error)."""
-        outcome = None
+        outcome: tuple[bool, Any] | None = None
         try:
             if self.recv.poll():
-                outcome = pickle.loads(self.recv.recv_bytes())
-        except (EOFError, OSError, pickle.UnpicklingError):
+                outcome = _decode(self.recv.recv_bytes(maxlength=MAX_ANSWER_BYTES))
+        except EOFError:
             outcome = None
-        # With the result in hand, what the call left running (its backends, a process
+        except OSError:  # longer than maxlength
+            why = f"the call's answer is over {MAX_ANSWER_BYTES // 2**20} MiB"
+            outcome = (False, CallFailed(why))
+        # With the answer in hand, what the call left running (its backends, a process
         # still finalizing) is of no use: end the group now rather than wait for it.
         self.close()
         self.process.join(timeout=10)
         if outcome is None:
             return False, CallFailed(f"the call's process {_signal_text(self.process.exitcode)}")
-        status, value = outcome
-        return status == "ok", value
+        return outcome
 
     def kill(self, why: str) -> tuple[bool, Any]:
         _kill_group(self.process.pid)

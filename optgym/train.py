@@ -572,7 +572,11 @@ def train_seeds(
             with make_executor(executor, workers, limits, address, resources) as pool:
                 for job, future in stream(pool, _train_one, jobs):
                     try:
-                        results[job[1]] = future.result()
+                        record = future.result()
+                        results[job[1]] = TrainRun(**{
+                            **record, "model_path": Path(record["model_path"]),
+                            "config_path": Path(record["config_path"]),
+                        })  # fmt: skip
                     except Exception as e:  # noqa: BLE001  one seed's failure is its own
                         results[job[1]] = f"{type(e).__name__}: {e}"
                     if bar is not None:
@@ -589,8 +593,10 @@ _SEED_SETTINGS = {
 }  # fmt: skip
 
 
-def _train_one(target: str, seed: int, out: Path, settings: dict[str, Any]) -> TrainRun:
-    return train(target, seed=seed, out=out, progress=False, threads=1, **settings)
+def _train_one(target: str, seed: int, out: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """One seed's run, as JSON (what an executor's call sends back)."""
+    run = train(target, seed=seed, out=out, progress=False, threads=1, **settings)
+    return {**vars(run), "model_path": str(run.model_path), "config_path": str(run.config_path)}
 
 
 def _finished_run(folder: Path, config: TrainConfig) -> TrainRun | None:

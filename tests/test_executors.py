@@ -209,3 +209,34 @@ def test_bad_ray_addresses_are_named_before_anything_runs(tmp_path: Path):
             "--no-progress", "--executor", "ray", "--address", f"127.0.0.1:{port}"]  # fmt: skip
     assert main(argv) == 2
     assert not results.exists()
+
+
+def _not_json() -> object:
+    return object()
+
+
+def _long_text(n: int) -> str:
+    return "x" * n
+
+
+def test_answers_come_back_as_json_never_unpickled(monkeypatch: pytest.MonkeyPatch):
+    import pickle
+
+    from optgym import executors
+
+    assert executors._decode(b'{"ok": [1, 2.5, "a", null]}') == (True, [1, 2.5, "a", None])
+    ok, error = executors._decode(b'{"raised": ["ValueError", "bad value"]}')
+    assert not ok and type(error) is ValueError and str(error) == "bad value"
+    for payload in (
+        pickle.dumps(("ok", 1)),  # what a call's process could send to run code in ours
+        b'{"ok": 1, "more": 2}', b'{"raised": ["ValueError"]}', b"[" * 100000, b"\xff\xfe",
+    ):  # fmt: skip
+        ok, error = executors._decode(payload)
+        assert not ok and isinstance(error, CallFailed) and "not an answer" in str(error)
+    ok, error = executors._decode(b'{"raised": ["SystemExit", "3"]}')  # not an Exception
+    assert isinstance(error, CallFailed) and str(error) == "SystemExit: 3"
+    with pytest.raises(CallFailed, match="the call's value is not JSON"):
+        run_in_child(_not_json)
+    monkeypatch.setattr(executors, "MAX_ANSWER_BYTES", 2**20)
+    with pytest.raises(CallFailed, match="the call's answer is over 1 MiB"):
+        run_in_child(_long_text, 2 * 2**20)
