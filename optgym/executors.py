@@ -38,7 +38,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -662,6 +661,3 @@ __all__ = [
     "OptGymExecutor", "RayExecutor", "Resources", "check_address", "check_executor",
     "make_executor", "preload", "run_in_child", "stream",
 ]  # fmt: skip
-
-if sys.platform != "linux":  # pragma: no cover
-    _PRELOAD = []
