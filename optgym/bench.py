@@ -321,9 +321,20 @@ def episode_rows(jobs: list[Job], executor: Any) -> Iterator[dict]:
 
     for job, future in stream(executor, run_episode, jobs):
         try:
-            yield future.result()
+            row = future.result()
         except Exception as e:  # noqa: BLE001  CallFailed, or the call could not be sent
             yield _failed_row(job, e)
+            continue
+        # The answer comes from a process that ran the agent: take it only as a well-formed
+        # line of this very episode, run with this budget.
+        why = schema_problem(row) or (
+            None if _row_key(row) == job[:4] and row["budget"] == str(job[4]) and TAG_FIELD
+            not in row else "it is the line of another episode, or carries a tag"
+        )  # fmt: skip
+        if why:
+            yield _failed_row(job, ValueError(f"the episode's process sent back a bad line: {why}"))
+            continue
+        yield row
 
 
 # --- the run ---------------------------------------------------------------------------------

@@ -651,3 +651,33 @@ def test_episodes_past_their_time_or_memory_get_an_error_line(tmp_path: Path, pl
         json.loads(lines(path)[n - 1])["agent"]: v for n, v, _ in validate_results(path, BUDGET)
     }
     assert verdicts == {f"{plugins}:Hog": "failed", f"{plugins}:Sleeper": "failed", "oz": PASSED}
+
+
+def test_the_runner_takes_only_a_well_formed_line_of_the_episode_it_asked_for(tmp_path: Path):
+    from concurrent.futures import Future
+
+    from optgym.bench import episode_rows
+    from optgym.executors import OptGymExecutor
+
+    (good,) = run_bench(TASK, ["oz"], SMALL[:1], [0], BUDGET, tmp_path / "r.jsonl",
+                        executor="inline", progress=False)  # fmt: skip
+    good = {k: v for k, v in good.items() if k != "tag"}
+
+    class Answers(OptGymExecutor):
+        """Hands back a given answer, as a forged pipe of an episode's process would."""
+
+        def __init__(self, answer):
+            self.answer = answer
+
+        def submit(self, fn, /, *args, **kwargs):
+            future: Future = Future()
+            future.set_result(self.answer)
+            return future
+
+    job = (TASK, "oz", SMALL[0], 0, BUDGET)
+    assert next(episode_rows([job], Answers(dict(good)))) == good
+    for forged in ([good], {**good, "seed": 1}, {**good, "agent": "greedy"},
+                   {**good, "budget": "calls=99"}, {**good, "tag": "x"}, {**good, "score": "1"}):
+        (row,) = episode_rows([job], Answers(forged))  # fmt: skip
+        assert row["error"].startswith("ValueError: the episode's process sent back a bad line")
+        assert (row["score"], row["seed"], row["agent"]) == (None, 0, "oz")
