@@ -487,6 +487,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         if args.algo is not None:
             raise ValueError("--algo trains an SB3 policy on an env or task; drop --task")
+        if args.seeds is not None or args.executor != "local" or args.workers != 1:
+            raise ValueError(
+                "--seeds, --workers and --executor train SB3 policies (optgym train ENV "
+                "--seeds ...); a learned agent's --task training runs here, once"
+            )
         task = get_task(args.task)
         spec = resolve_agent(args.target)
         spec.check_task(task)

@@ -137,6 +137,14 @@ def test_bad_hyperparameter_files_say_what_is_wrong(
         (["optgym/PassOrdering-v0", "--set", "bogus=1"], "cannot make PPO .*bogus"),
         (["optgym/PassOrdering-v0", "--budget", "steps=5"], "use --steps"),
         (["optgym/PassOrdering-v0", "--steps", "0"], "steps must be a positive integer"),
+        (["optgym/PassOrdering-v0", "--seeds", "0-x"], "bad seed '0-x' in --seeds"),
+        (["optgym/PassOrdering-v0", "--seeds", "0,1", "--seed", "2"], "--seed or --seeds"),
+        (["optgym/PassOrdering-v0", "--seeds", "0", "--threads", "2"], "one torch thread"),
+        (["optgym/PassOrdering-v0", "--seeds", "0", "--executor", "dask"], "unknown executor"),
+        (["optgym/PassOrdering-v0", "--seeds", "0", "--address", "h:1"], "--executor ray"),
+        (["optgym/PassOrdering-v0", "--seeds", "0", "--timeout", "nan"], "timeout must be"),
+        (["ppo", "--task", "path-planning-closed-loop", "--budget", "steps=9", "--seeds", "0"],
+         "--seeds, --workers and --executor train SB3 policies"),
     ],
 )
 def test_bad_train_commands_fail_with_a_clear_message(
