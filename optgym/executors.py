@@ -329,28 +329,15 @@ def _settle(future: Future, ok: bool, value: Any, peak_mb: float | None = None) 
 
 
 def run_in_child(fn: Callable, *args: Any, limits: Limits = Limits(), **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)`` in its own process group under ``limits``; returns its value,
-    raises its exception, or :class:`CallFailed` when the process ends without one."""
-    future: Future = Future()
-    run = _Running(future, fn, args, kwargs, limits)
-    try:
-        while True:
-            ready = wait([run.recv, run.process.sentinel], timeout=_POLL)
-            if ready:
-                ok, value = run.finish()
-                break
-            if run.overdue:
-                ok, value = run.kill(f"timed out after {limits.timeout:g} s (the per-call limit)")
-                break
-            over = _over_memory([run])
-            if over:
-                ok, value = run.kill(_memory_text(over[0][1], limits))
-                break
-    finally:
-        run.close()
-    if ok:
-        return value
-    raise value
+    """``fn(*args, **kwargs)`` in its own process group under ``limits`` (a
+    :class:`LocalExecutor` of one call); returns its value, raises its exception, or
+    :class:`CallFailed` when the process ends without one."""
+    with LocalExecutor(1, limits) as executor:
+        return executor.submit(fn, *args, **kwargs).result()
+
+
+def _timeout_text(limits: Limits) -> str:
+    return f"timed out after {limits.timeout:g} s (the per-call limit)"
 
 
 def _memory_text(mb: float, limits: Limits) -> str:
@@ -463,9 +450,7 @@ class LocalExecutor(OptGymExecutor):
                 next_poll = time.monotonic() + _POLL
                 for run in [r for r in self._running if r.overdue]:
                     self._running.remove(run)
-                    timeout = f"{self.limits.timeout:g}"
-                    _settle(run.future, *run.kill(f"timed out after {timeout} s "
-                                                  "(the per-call limit)"))  # fmt: skip
+                    _settle(run.future, *run.kill(_timeout_text(self.limits)), run.peak_mb)
                 for run, mb in _over_memory(self._running):
                     self._running.remove(run)
                     _settle(run.future, *run.kill(_memory_text(mb, self.limits)), mb)
