@@ -4,11 +4,14 @@ Every executor has ``submit(fn, *args) -> Future``, ``shutdown()``, works as a c
 and says how many calls it runs at once (``capacity``). Three backends:
 
 * :class:`LocalExecutor` (the default, ``--executor local``): each call in its own process,
-  at most ``workers`` at a time. The process leads its own process group, so the backends it
-  starts (LLVM, SCIP and Halide workers) go with it: a call past its ``timeout`` or its
-  ``memory_mb`` (resident memory of the whole group) is ended by killing the group, and a
-  native crash ends only that call. A small guardian in the group kills it too when the
-  process that submitted the call dies, so no backend outlives its executor.
+  at most ``workers`` at a time. The process gets its own cgroup where the machine allows it
+  (:mod:`optgym.cgroups`: root, or a delegated subtree) and leads its own process group, so
+  the backends it starts (LLVM, SCIP and Halide workers), and any process they start in
+  another session, go with it: the kernel holds the call to ``memory_mb`` and ``pids``, and
+  a call past its ``timeout`` or ``cpu_seconds`` is ended by killing every process of its
+  cgroup and group. Without cgroups, memory is the group's resident memory, sampled every
+  0.25 s. A native crash ends only that call. A small guardian kills the call's processes
+  too when the process that submitted the call dies, so no backend outlives its executor.
 * :class:`RayExecutor` (``--executor ray``, the ``optgym[ray]`` extra): each call is a Ray
   task with the problem's resource request (CPUs, memory) that runs the call the same way, in
   a child process of the Ray worker. A crash inside the call is its result (Ray does not
@@ -33,6 +36,7 @@ import builtins
 import ctypes
 import ctypes.util
 import json
+import math
 import multiprocessing
 import os
 import signal
@@ -45,7 +49,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from multiprocessing.connection import wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from optgym.cgroups import Cgroup
 
 #: The executor names of ``optgym bench --executor``.
 EXECUTORS = ("local", "inline", "ray")
@@ -66,25 +73,36 @@ class CallFailed(RuntimeError):
     """A call ended without a result: timed out, over its memory limit, killed or crashed."""
 
 
+#: The units of each limit of :class:`Limits`, for messages.
+_LIMIT_UNITS = {"timeout": "seconds", "memory_mb": "MiB", "cpu_seconds": "CPU seconds",
+                "pids": "processes and threads"}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Limits:
-    """What one call may use: ``timeout`` seconds of wall time and ``memory_mb`` MiB of
-    resident memory (its process and every process it starts); None is no limit.
-    ``initializer`` runs in the call's process before the call (e.g.
-    :func:`optgym.isolation.no_network`)."""
+    """What one call may use, its process and every process it starts together: ``timeout``
+    seconds of wall time, ``memory_mb`` MiB of memory, ``cpu_seconds`` of CPU time and
+    ``pids`` processes and threads at once; None is no limit. ``initializer`` runs in the
+    call's process before the call (e.g. :func:`optgym.isolation.no_network`).
+    ``require_cgroup``: refuse to run a call without a cgroup (:mod:`optgym.cgroups`), as
+    the leaderboard's sandbox does; otherwise a machine without them falls back to process
+    groups (``pids`` and ``cpu_seconds`` are then not enforced, memory is sampled)."""
 
     timeout: float | None = None
     memory_mb: float | None = None
     initializer: Callable[[], None] | None = None
+    cpu_seconds: float | None = None
+    pids: int | None = None
+    require_cgroup: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("timeout", "memory_mb"):
+        for name, unit in _LIMIT_UNITS.items():
             value = getattr(self, name)
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
+                or not math.isfinite(value)
             ):
-                raise ValueError(f"{name} must be a positive number of "
-                                 f"{'seconds' if name == 'timeout' else 'MiB'} or None, "
+                raise ValueError(f"{name} must be a positive number of {unit} or None, "
                                  f"got {value!r}")  # fmt: skip
 
 
@@ -138,20 +156,24 @@ def _die_with_parent() -> None:
 
 def _leader(
     send: Any, watch: Any, fn: Callable, args: tuple, kwargs: dict, environ: dict, cwd: str,
-    initializer: Callable[[], None] | None,
+    initializer: Callable[[], None] | None, group: Cgroup | None,
 ) -> None:  # fmt: skip
-    """The call's process: leads its own group, starts the guardian, runs the call and sends
-    ``("ok", value)`` or ``("raised", exception)`` back."""
+    """The call's process: leads its own group, starts the guardian, enters the call's
+    cgroup, runs the call and sends ``("ok", value)`` or ``("raised", exception)`` back."""
     os.setpgid(0, 0)
     _die_with_parent()
     # The guardian holds only the read end of the watch pipe: when the submitting process
     # closes its end (the call is over) or dies, the read sees end-of-file and the guardian
-    # kills the group, backends included.
+    # kills the cgroup and the group, backends included. It stays outside the cgroup, so
+    # freezing the cgroup does not freeze it.
+    kill = f"{group.kill_command()} 2>/dev/null; " if group is not None else ""
     subprocess.Popen(
-        ["/bin/sh", "-c", "cat >/dev/null; kill -KILL 0"],
+        ["/bin/sh", "-c", f"cat >/dev/null; {kill}kill -KILL 0"],
         stdin=watch.fileno(), stdout=subprocess.DEVNULL,
     )  # fmt: skip
     watch.close()
+    if group is not None:
+        group.join()
     os.environ.clear()
     os.environ.update(environ)
     try:
@@ -197,10 +219,12 @@ def _decode(payload: bytes) -> tuple[bool, Any]:
     return False, CallFailed(message if name == "CallFailed" else f"{name}: {message}")
 
 
-def _group_rss_mb(pgids: set[int]) -> dict[int, float]:
-    """Resident memory of every process in each of ``pgids``, in MiB (from /proc)."""
-    total = dict.fromkeys(pgids, 0.0)
+def _group_usage(pgids: set[int]) -> dict[int, tuple[float, float]]:
+    """(resident memory in MiB, CPU seconds of the live processes and the children they
+    waited for) of every process group in ``pgids``, from /proc."""
+    total = dict.fromkeys(pgids, (0.0, 0.0))
     page = os.sysconf("SC_PAGE_SIZE") / 2**20
+    tick = float(os.sysconf("SC_CLK_TCK"))
     try:
         names = os.listdir("/proc")
     except OSError:
@@ -216,7 +240,9 @@ def _group_rss_mb(pgids: set[int]) -> dict[int, float]:
         fields = stat[stat.rfind(b")") + 2 :].split()
         pgrp = int(fields[2])
         if pgrp in total:
-            total[pgrp] += int(fields[21]) * page
+            mb, cpu = total[pgrp]
+            ticks = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+            total[pgrp] = (mb + int(fields[21]) * page, cpu + ticks / tick)
     return total
 
 
@@ -241,30 +267,80 @@ def _signal_text(code: int | None) -> str:
     return f"exited with status {code} before sending a result"
 
 
+def _cgroup_for(limits: Limits) -> Cgroup | None:
+    """A new cgroup holding ``limits`` for one call, None where the machine has none (or
+    ``CallFailed`` when the limits require one)."""
+    from optgym import cgroups
+
+    why = cgroups.unavailable()
+    if why is not None:
+        if limits.require_cgroup:
+            raise CallFailed(f"the call needs a cgroup and cannot have one: {why}")
+        return None
+    try:
+        return cgroups.Cgroup.create("call", limits.memory_mb, limits.pids)
+    except RuntimeError as e:
+        if limits.require_cgroup:
+            raise CallFailed(str(e)) from None
+        return None
+
+
 class _Running:
-    """One started call: its process, the pipe it answers on and its deadline."""
+    """One started call: its process, its cgroup, the pipe it answers on and its limits."""
 
     def __init__(self, future: Future, fn: Callable, args: tuple, kwargs: dict, limits: Limits):
         context = _context()
         self.future = future
         self.limits = limits
+        self.group = _cgroup_for(limits)
         self.recv, send = context.Pipe(duplex=False)
         watch_r, self.watch = context.Pipe(duplex=False)
         self.process = context.Process(
             target=_leader, daemon=False,
             args=(send, watch_r, fn, args, kwargs, dict(os.environ), os.getcwd(),
-                  limits.initializer),
+                  limits.initializer, self.group),
         )  # fmt: skip
-        self.process.start()
+        try:
+            self.process.start()
+        except BaseException:
+            if self.group is not None:
+                self.group.remove()
+            raise
         send.close()
         watch_r.close()
         self.started = time.monotonic()
         self.peak_mb = 0.0
+        self.cpu = 0.0
+
+    @property
+    def deadline(self) -> float | None:
+        """When the call runs out of wall time (``time.monotonic``), or None."""
+        timeout = self.limits.timeout
+        return None if timeout is None else self.started + timeout
 
     @property
     def overdue(self) -> bool:
-        timeout = self.limits.timeout
-        return timeout is not None and time.monotonic() - self.started > timeout
+        deadline = self.deadline
+        return deadline is not None and time.monotonic() >= deadline
+
+    def measure(self, usage: dict[int, tuple[float, float]]) -> str | None:
+        """Update the call's peak memory and CPU time (from its cgroup, else from ``usage``,
+        the process groups' sample) and say which limit it is past, or None."""
+        limits = self.limits
+        if self.group is not None:
+            self.peak_mb = max(self.peak_mb, self.group.memory_peak_mb())
+            self.cpu = self.group.cpu_seconds()
+            if self.group.oom_kills():
+                return _memory_text(max(self.peak_mb, limits.memory_mb or 0), limits, killed=True)
+        elif self.process.pid in usage:
+            mb, self.cpu = usage[self.process.pid]
+            self.peak_mb = max(self.peak_mb, mb)
+            if limits.memory_mb is not None and mb > limits.memory_mb:
+                return _memory_text(mb, limits)
+        if limits.cpu_seconds is not None and self.cpu > limits.cpu_seconds:
+            return (f"used {self.cpu:.1f} s of CPU time, over the per-call CPU limit of "
+                    f"{limits.cpu_seconds:g} s")  # fmt: skip
+        return None
 
     def finish(self) -> tuple[bool, Any]:
         """Collect the outcome once the pipe or the process is ready: (ok, value or error)."""
@@ -277,22 +353,29 @@ class _Running:
         except OSError:  # longer than maxlength
             why = f"the call's answer is over {MAX_ANSWER_BYTES // 2**20} MiB"
             outcome = (False, CallFailed(why))
+        # A limit the call went past while it ran (the kernel killed a process of it for
+        # memory, say) fails it, whatever it answered.
+        over = self.measure({})
         # With the answer in hand, what the call left running (its backends, a process
         # still finalizing) is of no use: end the group now rather than wait for it.
         self.close()
         self.process.join(timeout=10)
+        if over is not None:
+            return False, CallFailed(over)
         if outcome is None:
             return False, CallFailed(f"the call's process {_signal_text(self.process.exitcode)}")
         return outcome
 
     def kill(self, why: str) -> tuple[bool, Any]:
-        _kill_group(self.process.pid)
-        self.process.join(timeout=10)
         self.close()
+        self.process.join(timeout=10)
         return False, CallFailed(why)
 
     def close(self) -> None:
-        """End the call's group (backends it left behind) and its guardian."""
+        """End every process of the call (its cgroup and its group: the backends it left
+        behind, and any that left the group) and its guardian."""
+        if self.group is not None:
+            self.group.remove()
         if self.process.pid is not None:
             _kill_group(self.process.pid)
         for conn in (self.recv, self.watch):
@@ -302,18 +385,16 @@ class _Running:
                 pass
 
 
-def _over_memory(running: list[_Running]) -> list[tuple[_Running, float]]:
-    """Measure every running call's group (its peak is kept) and return those over their
-    limit, with what they use."""
-    groups = {r.process.pid: r for r in running if r.process.pid is not None}
-    if not groups:
-        return []
+def _over_limits(running: list[_Running]) -> list[tuple[_Running, str]]:
+    """Measure every running call (its peak memory and CPU time are kept) and return those
+    past a limit, with the reason."""
+    sampled = {r.process.pid for r in running if r.group is None and r.process.pid is not None}
+    usage = _group_usage(sampled) if sampled else {}
     over = []
-    for pid, mb in _group_rss_mb(set(groups)).items():
-        run = groups[pid]
-        run.peak_mb = max(run.peak_mb, mb)
-        if run.limits.memory_mb is not None and mb > run.limits.memory_mb:
-            over.append((run, mb))
+    for run in running:
+        why = run.measure(usage)
+        if why is not None:
+            over.append((run, why))
     return over
 
 
@@ -340,8 +421,11 @@ def _timeout_text(limits: Limits) -> str:
     return f"timed out after {limits.timeout:g} s (the per-call limit)"
 
 
-def _memory_text(mb: float, limits: Limits) -> str:
-    return f"used {mb:.0f} MiB, over the per-call limit of {limits.memory_mb:g} MiB"
+def _memory_text(mb: float, limits: Limits, killed: bool = False) -> str:
+    if killed:
+        return (f"reached the per-call memory limit of {limits.memory_mb:g} MiB (the kernel "
+                "killed a process of the call)")  # fmt: skip
+    return f"used {mb:.0f} MiB, over the per-call memory limit of {limits.memory_mb:g} MiB"
 
 
 # --- executors --------------------------------------------------------------------------------
@@ -440,20 +524,23 @@ class LocalExecutor(OptGymExecutor):
             for run in self._running:
                 handles[run.recv] = run
                 handles[run.process.sentinel] = run
-            ready = wait([*handles, self._wake_r], timeout=max(0.0, next_poll - time.monotonic()))
+            # Wake for the next sample, or the first deadline if it comes sooner: a timeout
+            # is kept to the moment, however short.
+            wake = min([next_poll, *(d for r in self._running if (d := r.deadline) is not None)])
+            ready = wait([*handles, self._wake_r], timeout=max(0.0, wake - time.monotonic()))
             if self._wake_r in ready:
                 os.read(self._wake_r, 4096)
             for run in {handles[h] for h in ready if h in handles}:
                 self._running.remove(run)
                 _settle(run.future, *run.finish(), run.peak_mb)
+            for run in [r for r in self._running if r.overdue]:
+                self._running.remove(run)
+                _settle(run.future, *run.kill(_timeout_text(self.limits)), run.peak_mb)
             if time.monotonic() >= next_poll:
                 next_poll = time.monotonic() + _POLL
-                for run in [r for r in self._running if r.overdue]:
+                for run, why in _over_limits(self._running):
                     self._running.remove(run)
-                    _settle(run.future, *run.kill(_timeout_text(self.limits)), run.peak_mb)
-                for run, mb in _over_memory(self._running):
-                    self._running.remove(run)
-                    _settle(run.future, *run.kill(_memory_text(mb, self.limits)), mb)
+                    _settle(run.future, *run.kill(why), run.peak_mb)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from optgym import cgroups
 from optgym.executors import (
     CallFailed,
     InlineExecutor,
@@ -105,12 +106,16 @@ def test_timeout_kills_the_whole_group(tmp_path: Path):
     assert _wait_gone([leader, backend])
 
 
+#: The memory limit's message: the kernel's kill under a cgroup, the sampled use without one.
+MEMORY_LIMIT_200 = r"(used \d+ MiB, over|reached) the per-call memory limit of 200 MiB"
+
+
 def test_memory_limit_ends_the_call():
     with LocalExecutor(limits=Limits(memory_mb=200)) as ex:
         future = ex.submit(_hog, 400)
-        with pytest.raises(CallFailed, match=r"used \d+ MiB, over the per-call limit of 200 MiB"):
+        with pytest.raises(CallFailed, match=MEMORY_LIMIT_200):
             future.result(timeout=60)
-        assert future.peak_mb > 200
+        assert future.peak_mb >= 190
 
 
 def test_backends_left_behind_are_killed_when_the_call_returns(tmp_path: Path):
@@ -240,3 +245,63 @@ def test_answers_come_back_as_json_never_unpickled(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(executors, "MAX_ANSWER_BYTES", 2**20)
     with pytest.raises(CallFailed, match="the call's answer is over 1 MiB"):
         run_in_child(_long_text, 2 * 2**20)
+
+
+def _escape_and_hog(pid_file: str, mb: int) -> None:
+    """What a hostile agent tries: a child in a new session (out of the call's process
+    group) that holds ``mb`` MiB, then the call returns."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", f"b = bytearray({mb} * 2**20); b[::4096] = b'x' * len(b[::4096])"
+         "; import time; time.sleep(300)"],
+        start_new_session=True,
+    )  # fmt: skip
+    Path(pid_file).write_text(f"{os.getpid()} {child.pid}")
+    time.sleep(3)
+
+
+def _spin(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def _forks(count: int) -> int:
+    children = [subprocess.Popen(["sleep", "30"]) for _ in range(count)]
+    return len(children)
+
+
+@pytest.mark.skipif(cgroups.unavailable() is not None, reason="needs cgroups (root)")
+def test_a_child_in_a_new_session_cannot_escape_its_call(tmp_path: Path):
+    """S5: a setsid child neither outlives its call nor holds memory past the limit."""
+    pid_file = tmp_path / "pids"
+    with LocalExecutor(limits=Limits(memory_mb=300)) as ex:
+        future = ex.submit(_escape_and_hog, str(pid_file), 600)
+        leader, child = _pids(pid_file)
+        with pytest.raises(CallFailed, match="reached the per-call memory limit of 300 MiB"):
+            future.result(timeout=60)
+    assert _wait_gone([leader, child]), "a child in another session outlived its call"
+    pid_file.unlink()
+    assert run_in_child(_escape_and_hog, str(pid_file), 10) is None  # within its limits
+    assert _wait_gone(_pids(pid_file)), "a child in another session outlived its call"
+
+
+@pytest.mark.skipif(cgroups.unavailable() is not None, reason="needs cgroups (root)")
+def test_tiny_limits_are_enforced_not_ignored():
+    """W8: a 1 MiB memory limit and a 1 ms timeout end the call; so do CPU and pid caps."""
+    start = time.monotonic()
+    with pytest.raises(CallFailed, match=r"timed out after 0.001 s"):
+        run_in_child(_nap, 5, limits=Limits(timeout=0.001))
+    assert time.monotonic() - start < 3
+    with pytest.raises(CallFailed, match="reached the per-call memory limit of 1 MiB"):
+        run_in_child(_hog, 50, limits=Limits(memory_mb=1))
+    with pytest.raises(CallFailed, match=r"s of CPU time, over the per-call CPU limit of 0.5 s"):
+        run_in_child(_spin, 10, limits=Limits(cpu_seconds=0.5))
+    with pytest.raises(BlockingIOError):  # fork refused: the pid cap holds
+        run_in_child(_forks, 50, limits=Limits(pids=20))
+
+
+def test_a_required_cgroup_is_refused_clearly_where_there_is_none(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(cgroups, "unavailable", lambda: "no cgroups in this test")
+    with pytest.raises(CallFailed, match="needs a cgroup and cannot have one: no cgroups"):
+        run_in_child(pow, 2, 2, limits=Limits(require_cgroup=True))
+    assert run_in_child(pow, 2, 2) == 4  # without the requirement: process groups
