@@ -38,7 +38,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from optgym.agents.protocol import Result, metered, solved
 from optgym.budget import Budget
-from optgym.envs.planning.env import CLOSED_LOOP_ID, DEFAULT_BENCHMARK
+from optgym.envs.planning import CLOSED_LOOP_ID, DEFAULT_BENCHMARK
 from optgym.state import EpisodeState
 from optgym.threads import torch_threads
 

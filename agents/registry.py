@@ -298,14 +298,20 @@ class AgentSpec:
 
     def check_task(self, task: Task) -> None:
         """``ValueError`` unless the agent works on ``task``'s problem or env."""
-        works_on = self.problems()
-        if "*" in works_on:  # any problem (a trained model checks its env when it runs)
-            return
-        if task.problem not in works_on and task.env_id not in works_on:
-            raise ValueError(
-                f"agent {self.canonical!r} works on {', '.join(works_on)}, not on task "
-                f"{task.name!r} (problem {task.problem}, env {task.env_id})"
-            )
+        check_problems(self.canonical, self.problems(), task)
+
+
+def check_problems(agent: str, works_on: Sequence[str], task: Task) -> None:
+    """``ValueError`` unless an agent (``agent``, its spec) that declares it works on
+    ``works_on`` (problem names or env ids; ``"*"``: any) works on ``task``."""
+    if "*" in works_on:  # any problem (a trained model checks its env when it runs)
+        return
+    if task.problem not in works_on and task.env_id not in works_on:
+        shown = ", ".join(map(str, list(works_on)[:8])) or "nothing"
+        raise ValueError(
+            f"agent {agent!r} works on {shown}, not on task {task.name!r} (problem "
+            f"{task.problem}, env {task.env_id})"
+        )
 
 
 def _setting_text(value: Any) -> str:

@@ -31,14 +31,24 @@ class Benchmark:
 
     @classmethod
     def from_file(cls, uri: str, path: Path) -> Benchmark:
-        with Path(path).open("rb") as f:  # hashed in chunks: never the whole file in memory
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        """The benchmark ``uri`` held by the user's file ``path`` (a link to a file is
+        followed; a FIFO or a device is refused, never waited on)."""
+        from optgym.datasets.files import open_regular
+
+        with open_regular(path, "benchmark file", follow=True) as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()  # in chunks, not all at once
         return cls(uri=uri, path=Path(path), sha256=digest)
 
     def read_bytes(self) -> bytes:
-        """The instance's bytes; ``ValueError`` when the file no longer has the recorded
-        hash (it changed after the benchmark was resolved)."""
-        data = self.path.read_bytes()
+        """The instance's bytes; ``ValueError`` when the file is not a regular file or no
+        longer has the recorded hash (it changed after the benchmark was resolved). A
+        dataset's file lives in the cache and is never read through a link; a ``file://``
+        benchmark is the user's own path, where a link is followed. Neither ever blocks
+        (a FIFO or a device is refused)."""
+        from optgym.datasets.files import read_regular
+
+        follow = self.uri.startswith("file://")
+        data = read_regular(self.path, f"the file of {self.uri}", MAX_FILE_BYTES, follow=follow)
         if hashlib.sha256(data).hexdigest() != self.sha256:
             raise ValueError(
                 f"the file of {self.uri} ({self.path}) changed after it was checked; "
@@ -85,11 +95,12 @@ class Dataset(ABC):
         """The benchmark ``uri`` whose file holds ``data``: written into the cache as
         ``datasets/<dataset>/<name><suffix>`` (again whenever its bytes differ)."""
         from optgym.datasets.cache import cache_dir, write_atomic
+        from optgym.datasets.files import read_regular
 
         path = cache_dir() / "datasets" / self.name / f"{name}{suffix}"
         try:
-            same = path.read_bytes() == data
-        except OSError:
+            same = read_regular(path, "cached benchmark", len(data)) == data
+        except ValueError:  # missing, too long, or a FIFO, link or folder planted there
             same = False
         if not same:
             write_atomic(path, data)

@@ -26,12 +26,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from optgym.datasets.files import write_file
+from optgym.leaderboard.signing import sign, signature_problem, signing_key
 from optgym.leaderboard.submission import MANIFEST, RESULTS, VERIFICATION, load_submission
-from optgym.leaderboard.verify import Verification, read_verification, verify_submission
+from optgym.leaderboard.verify import (
+    DEFAULT_RERUNS,
+    Verification,
+    read_verification,
+    verify_submission,
+)
 
 #: The index's schema version (``PRAGMA user_version``).
 SCHEMA_VERSION = 1
 STATUSES = ("verified", "stale")
+# the index's files: the database and SQLite's journals
+_DB_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 _SCHEMA = """
 CREATE TABLE entries (
@@ -106,8 +115,15 @@ class Board:
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
-        """The index, rebuilt first when it is missing, of another schema or out of date."""
+        """The index, rebuilt first when it is missing, of another schema, out of date, or
+        changed by anything but :meth:`rebuild` (its rows carry this installation's tag)."""
         if self._stale_index():
+            self.rebuild()
+        elif not self._tag_holds():
+            import warnings
+
+            warnings.warn(f"the board index {self.db} was changed outside OptGym: rebuilding "
+                          "it from the entry files", stacklevel=3)  # fmt: skip
             self.rebuild()
         con = self._open()
         try:
@@ -118,6 +134,7 @@ class Board:
 
     def _open(self) -> sqlite3.Connection:
         self.db.parent.mkdir(parents=True, exist_ok=True)
+        self._check_db()
         con = sqlite3.connect(self.db)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA foreign_keys=ON")
@@ -132,8 +149,27 @@ class Board:
             parts.append(f"{folder.name}:{stamp}")
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
+    def _db_files_plain(self) -> bool:
+        """Whether the index and its journal files are regular files or absent (SQLite
+        would follow a link planted there, or block on a FIFO)."""
+        import stat
+
+        for suffix in _DB_SUFFIXES:
+            try:
+                mode = Path(f"{self.db}{suffix}").lstat().st_mode
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(mode):
+                return False
+        return True
+
+    def _check_db(self) -> None:
+        if not self._db_files_plain():
+            raise ValueError(f"the board index {self.db} (or its journal) is not a regular "
+                             "file; remove it: it is rebuilt from the entry files")  # fmt: skip
+
     def _stale_index(self) -> bool:
-        if not self.db.exists():
+        if not self._db_files_plain() or not self.db.exists():
             return True
         try:
             con = sqlite3.connect(self.db)
@@ -146,12 +182,35 @@ class Board:
             return True
         return version != SCHEMA_VERSION or stamp is None or stamp[0] != self._files_stamp()
 
+    def _digest(self, con: sqlite3.Connection) -> str:
+        """This installation's tag of every row of the index (:mod:`optgym.integrity`)."""
+        from optgym import integrity
+
+        rows = {
+            "entries": [list(r) for r in con.execute("SELECT * FROM entries ORDER BY id")],
+            "scores": [list(r) for r in con.execute(
+                "SELECT * FROM scores ORDER BY entry, benchmark, seed")],
+            "files": [list(r) for r in con.execute("SELECT * FROM meta WHERE key = 'files'")],
+        }  # fmt: skip
+        return integrity.tag(json.dumps(rows, sort_keys=True).encode(), "board-index")
+
+    def _tag_holds(self) -> bool:
+        try:
+            con = sqlite3.connect(self.db)
+            try:
+                found = con.execute("SELECT value FROM meta WHERE key = 'tag'").fetchone()
+                return found is not None and found[0] == self._digest(con)
+            finally:
+                con.close()
+        except sqlite3.DatabaseError:
+            return False
+
     def rebuild(self) -> int:
         """Make the index anew from the files; returns the entries indexed. An entry folder
         whose files do not hold together (id, record) is left out with a warning."""
         import warnings
 
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in _DB_SUFFIXES:
             Path(f"{self.db}{suffix}").unlink(missing_ok=True)
         con = self._open()
         try:
@@ -165,6 +224,7 @@ class Board:
                 except ValueError as e:
                     warnings.warn(f"board entry {folder.name[:16]} left out: {e}", stacklevel=2)
             con.execute("INSERT INTO meta VALUES ('files', ?)", (self._files_stamp(),))
+            con.execute("INSERT INTO meta VALUES ('tag', ?)", (self._digest(con),))
             con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             con.commit()
         finally:
@@ -176,6 +236,9 @@ class Board:
         if sub.id != folder.name:
             raise ValueError("its files do not hash to its folder's name (changed since added)")
         record = read_verification(folder / VERIFICATION)
+        why = signature_problem(record.to_dict(), "verification", self.root)
+        if why:
+            raise ValueError(f"its verification record is not the board's: {why}")
         if record.submission != sub.id or record.task != folder.parent.name:
             raise ValueError("its verification record is for another submission")
         if not record.ok and not (folder / "stale").exists():
@@ -201,34 +264,64 @@ class Board:
     # --- adding and re-verifying -----------------------------------------------------------
 
     def add(
-        self, path: str | Path, replayer: Any = None, log: Callable[[str], None] | None = None
-    ) -> tuple[Verification, Path | None]:
-        """Verify the submission at ``path`` and, when it passes, copy it into the board and
-        index it. Returns the verification and the entry's folder (None when refused)."""
+        self, path: str | Path, replayer: Any = None, log: Callable[[str], None] | None = None,
+        reruns: int = DEFAULT_RERUNS,
+    ) -> tuple[Verification, Path | None]:  # fmt: skip
+        """Verify the submission at ``path`` (``reruns`` open-track episodes run again in the
+        sandbox) and, when it passes, copy it into the board with its verification record
+        signed by the board's verifier key (:mod:`.signing`: made on the board's first
+        entry; ``RuntimeError`` when the board's key is another installation's) and index
+        it. Returns the verification and the entry's folder (None when refused)."""
         path = Path(path)
-        record = verify_submission(path, replayer, record="-", log=log)
+        signing_key(self.root)  # only the board's organizer files entries: fail before work
+        record = verify_submission(path, replayer, record="-", log=log, reruns=reruns)
         if not record.ok:
             return record, None
         sub = load_submission(path)
         folder = self.root / "entries" / str(record.task) / sub.id
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / MANIFEST).write_text(json.dumps(sub.manifest, indent=2, sort_keys=True) + "\n")
-        (folder / RESULTS).write_bytes(sub.results)
-        (folder / VERIFICATION).write_text(json.dumps(record.to_dict(), indent=1) + "\n")
-        (folder / "stale").unlink(missing_ok=True)
+        self._file(folder, sub, record)
         self.rebuild()
         return record, folder
+
+    def _file(self, folder: Path, sub: Any, record: Verification) -> None:
+        """Write the entry's files and its signed record into ``folder`` (by new files
+        renamed into place: nothing is written through a link)."""
+        from optgym.leaderboard.submission import ATTESTATION, CODE, extract_code
+
+        folder.mkdir(parents=True, exist_ok=True)
+        manifest = json.dumps(sub.manifest, indent=2, sort_keys=True) + "\n"
+        write_file(folder / MANIFEST, manifest.encode())
+        write_file(folder / RESULTS, sub.results)
+        if sub.code:
+            extract_code(sub, folder / CODE)
+        if sub.attestation is not None:
+            attestation = json.dumps(sub.attestation, indent=1) + "\n"
+            write_file(folder / ATTESTATION, attestation.encode())
+        self.file_verification(folder, record)
+
+    def file_verification(self, folder: Path, record: Verification) -> None:
+        """Sign ``record`` with the board's key and write it beside the entry in ``folder``;
+        mark the entry stale when the record refuses it, unmark it when it passes."""
+        signed = sign(record.to_dict(), "verification", self.root)
+        write_file(folder / VERIFICATION, (json.dumps(signed, indent=1) + "\n").encode())
+        if record.ok:
+            (folder / "stale").unlink(missing_ok=True)
+        else:
+            write_file(folder / "stale", b"the entry no longer replays: see its record\n")
 
     def reverify(
         self,
         everything: bool = False,
         replayer: Any = None,
         log: Callable[[str], None] | None = None,
+        reruns: int = DEFAULT_RERUNS,
     ) -> list[tuple[str, Verification]]:
         """Verify again the entries verified by another OptGym version, or whose task's test
-        set has changed since (a new dataset version), or every entry with ``everything``.
-        One that no longer passes is marked stale (a ``stale`` file beside it), not deleted.
-        Returns (entry folder name, new record) pairs."""
+        set has changed since (a new dataset version), or every entry with ``everything``,
+        and sign their new records. One that no longer passes is marked stale (a ``stale``
+        file beside it), not deleted. Returns (entry folder name, new record) pairs;
+        ``RuntimeError`` when the board's key is another installation's."""
+        signing_key(self.root)
         out = []
         for folder in list(self.entry_dirs()):
             try:
@@ -239,13 +332,11 @@ class Board:
                 continue
             if log:
                 log(f"re-verifying {folder.parent.name}/{folder.name[:16]}")
-            record = verify_submission(folder, replayer, log=log)
-            if record.ok:
-                (folder / "stale").unlink(missing_ok=True)
-            else:
-                (folder / "stale").write_text(
-                    "the entry no longer replays: see verification.json\n"
-                )
+            record = verify_submission(folder, replayer, record="-", log=log, reruns=reruns)
+            if record.submission:
+                self.file_verification(folder, record)
+            else:  # its files cannot even be read: nothing to sign
+                write_file(folder / "stale", b"the entry no longer replays: see its record\n")
             out.append((folder.name, record))
         self.rebuild()
         return out

@@ -42,10 +42,9 @@ def _board(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from optgym.cli import _allow_local_plugins, _parse_seeds, executor_settings
+    from optgym.cli import _parse_seeds, executor_settings
     from optgym.leaderboard.run import run_entry
 
-    _allow_local_plugins()
     training = []
     for item in args.trained_on or []:
         if "://" in item and item.count("/") >= 3:
@@ -62,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         seeds=_parse_seeds(args.seeds) if args.seeds else None, **executor_settings(args),
         name=args.name, authors=args.author or (), code_url=args.code_url, commit=args.commit,
         training_data=training, license=args.license, weights=args.weights,
-        progress=not args.no_progress,
+        progress=not args.no_progress, code=args.code,
     )  # fmt: skip
     print(f"submission: {out}")
     print(f"verify:     optgym leaderboard verify {out}")
@@ -70,20 +69,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from optgym.cli import _allow_local_plugins
     from optgym.leaderboard.verify import verify_submission
 
-    _allow_local_plugins()
-    record = verify_submission(Path(args.submission), record=args.record, log=_log)
+    record = verify_submission(
+        Path(args.submission), record=args.record, log=_log, reruns=args.reruns
+    )
     _print_verification(record)
     return 0 if record.ok else 1
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from optgym.cli import _allow_local_plugins
-
-    _allow_local_plugins()
-    record, folder = _board(args).add(Path(args.submission), log=_log)
+    record, folder = _board(args).add(Path(args.submission), log=_log, reruns=args.reruns)
     _print_verification(record)
     if folder is None:
         return 1
@@ -108,10 +104,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_reverify(args: argparse.Namespace) -> int:
-    from optgym.cli import _allow_local_plugins
-
-    _allow_local_plugins()
-    results = _board(args).reverify(everything=args.all, log=_log)
+    results = _board(args).reverify(everything=args.all, log=_log, reruns=args.reruns)
     stale = [name for name, record in results if not record.ok]
     for name, record in results:
         print(f"{name[:16]}: {record.summary()}")
@@ -139,14 +132,13 @@ def cmd_round_new(args: argparse.Namespace) -> int:
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
-    from optgym.cli import _allow_local_plugins, executor_settings
+    from optgym.cli import executor_settings
     from optgym.leaderboard.rounds import rerun
     from optgym.leaderboard.verify import verify_submission
 
-    _allow_local_plugins()
     out = rerun(
-        args.agent, args.task, args.round, Path(args.out), **executor_settings(args),
-        display_name=args.name, progress=not args.no_progress,
+        args.agent, args.task, args.round, Path(args.out), code=args.code,
+        **executor_settings(args), display_name=args.name, progress=not args.no_progress,
     )  # fmt: skip
     print(f"submission: {out}")
     record = verify_submission(out, log=_log)
@@ -173,6 +165,17 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     for key, value in record["fingerprint"].items():
         print(f"  {key}: {value}")
     return 0
+
+
+def _reruns_option(q: argparse.ArgumentParser) -> None:
+    from optgym.leaderboard.verify import DEFAULT_RERUNS
+
+    q.add_argument(
+        "--reruns", type=int, default=DEFAULT_RERUNS, metavar="N",
+        help="open track: episodes drawn at random and run again in the sandbox from the "
+        f"submission's code (default {DEFAULT_RERUNS}; 0: none; a number past the lines: "
+        "all)",
+    )  # fmt: skip
 
 
 def _with_board(run: Any) -> Any:
@@ -213,6 +216,9 @@ def add_commands(commands: Any) -> None:
     q.add_argument("--commit", default="", help="the code's commit (hex)")
     q.add_argument("--license", default="NOASSERTION", help="SPDX id of the code and weights")
     q.add_argument("--weights", default=None, help="the weights file the agent loads (hashed)")
+    q.add_argument("--code", default=None, metavar="DIR",
+                   help="the folder the entry ships (plug-in modules, weights; required for a "
+                   "plug-in): copied into the submission, the agent runs from it")  # fmt: skip
     q.add_argument(
         "--trained-on",
         action="append",
@@ -224,9 +230,11 @@ def add_commands(commands: Any) -> None:
     q = command("verify", cmd_verify, "replay a submission and check it against its task")
     q.add_argument("submission", metavar="SUBMISSION", help="folder or .tar.gz/.zip archive")
     q.add_argument("--record", default=None, help="where to write the record ('-': nowhere)")
+    _reruns_option(q)
 
     q = command("add", cmd_add, "verify a submission and add it to the board")
     q.add_argument("submission", metavar="SUBMISSION")
+    _reruns_option(q)
 
     q = command("show", cmd_show, "the board as a table")
     q.add_argument("task", nargs="?", default=None, metavar="TASK")
@@ -235,6 +243,7 @@ def add_commands(commands: Any) -> None:
 
     q = command("reverify", cmd_reverify, "verify again entries of older OptGym versions")
     q.add_argument("--all", action="store_true", help="every entry")
+    _reruns_option(q)
 
     q = command("build", cmd_build, "write the static web site")
     q.add_argument("--out", required=True, help="folder for the site")
@@ -251,6 +260,8 @@ def add_commands(commands: Any) -> None:
     q.add_argument("--task", required=True)
     q.add_argument("--round", required=True)
     q.add_argument("--out", required=True, help="submission folder to write")
+    q.add_argument("--code", default=None, metavar="DIR",
+                   help="the submission's code and weights (the agent sees them read-only)")
     executor_options(q, "episodes")
     q.add_argument("--name", default=None, help="the entry's display name")
     q.add_argument("--no-progress", action="store_true")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from optgym.envs.lns.env import primal_gap
+from optgym.report import save_figure
 
 SURVIVAL_GAP = 0.01  # an instance "survives" when its final primal gap is at most 1%
 
@@ -112,6 +113,4 @@ def plot_gap_over_time(rows: list[dict], path: Path, horizon: float = 60.0) -> P
     ax.set_title("primal gap over time")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from optgym.report import save_figure
+
 #: An episode succeeded (its plan reached a goal) when its reward is above this.
 SUCCESS_REWARD = 0.0
 
@@ -242,6 +244,4 @@ def plot_best_vs_evaluations(rows: list[dict], path: Path) -> Path:
     fig.tight_layout(rect=(0.0, 0.04 * rows_of_legend / nrows + 0.02 * bool(handles), 1.0, 1.0))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

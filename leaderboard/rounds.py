@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from optgym.datasets.files import read_json_object
+from optgym.datasets.files import read_json_object, write_file
 from optgym.executors import DEFAULT_TIMEOUT
 
 ROUND_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,39}")
@@ -98,11 +98,15 @@ def make_round(task_name: str, name: str, size: int = 2, seeds: int = 3) -> dict
     """Start round ``name`` of the task: write its secret (organizer only) and its public
     record with the commitment; returns the public record. ``ValueError`` when the round
     exists or a setting is out of range."""
+    from optgym.leaderboard.submission import MIN_SEEDS
     from optgym.leaderboard.tasks import get_task
 
     task = get_task(task_name)
-    if not 1 <= size <= 100 or not 1 <= seeds <= 20:
-        raise ValueError(f"size must be in [1, 100] and seeds in [1, 20], got {size}, {seeds}")
+    if not 1 <= size <= 100 or not MIN_SEEDS <= seeds <= 20:
+        raise ValueError(
+            f"size must be in [1, 100] and seeds in [{MIN_SEEDS}, 20] (a stochastic agent's "
+            f"entry needs {MIN_SEEDS} seeds a benchmark), got {size}, {seeds}"
+        )
     public_dir, secret = round_dir(task.name, name), secret_path(task.name, name)
     if (public_dir / "round.json").exists() or secret.exists():
         raise ValueError(f"round {name} of task {task.name} exists already")
@@ -118,8 +122,7 @@ def make_round(task_name: str, name: str, size: int = 2, seeds: int = 3) -> dict
         "task": task.name, "round": name, "size": size, "seeds": seeds, "created": now,
         "commitment": hashlib.sha256(_canonical(content)).hexdigest(),
     }  # fmt: skip
-    public_dir.mkdir(parents=True, exist_ok=True)
-    (public_dir / "round.json").write_text(json.dumps(record, indent=1) + "\n")
+    write_file(public_dir / "round.json", (json.dumps(record, indent=1) + "\n").encode())
     return record
 
 
@@ -180,23 +183,8 @@ def reveal(task_name: str, name: str) -> Path:
         raise ValueError(f"no secret of round {name} of task {task.name} at {secret}")
     content = _checked(task, name, _read_json(secret, "round secret"), "secret")
     path = round_dir(task.name, name) / "reveal.json"
-    path.write_text(json.dumps(content, indent=1) + "\n")
+    write_file(path, (json.dumps(content, indent=1) + "\n").encode())
     return path
-
-
-def _probe() -> bool:
-    from optgym.isolation import network_reachable, no_network
-
-    no_network()
-    return network_reachable()
-
-
-def check_isolation() -> None:
-    """``RuntimeError`` when a worker process cannot be cut off the network here."""
-    from optgym.executors import Limits, run_in_child
-
-    if run_in_child(_probe, limits=Limits(timeout=120)):
-        raise RuntimeError("a worker cut off the network could still reach it")
 
 
 def rerun(
@@ -204,6 +192,7 @@ def rerun(
     task_name: str,
     name: str,
     out: str | Path,
+    code: str | Path | None = None,
     workers: int = 1,
     executor: str = "local",
     address: str | None = None,
@@ -214,38 +203,64 @@ def rerun(
     license: str = "NOASSERTION",
     progress: bool = True,
 ) -> Path:
-    """Run ``agent`` on round ``name`` of the task in worker processes without network and
-    write a closed-track submission (manifest and lines) into ``out``; returns it.
-    Episodes already in ``out/results.jsonl`` are kept (a rerun resumes). Each episode runs
-    in its own process cut off the network, on this machine (``executor="local"``,
-    ``workers`` at a time) or on the Ray cluster at ``address`` (``executor="ray"``); the
-    other settings are :func:`optgym.bench.run_bench`'s."""
-    from optgym.agents import resolve_agent
+    """Run ``agent`` on round ``name`` of the task in the sandbox and write a closed-track
+    submission (manifest, lines, the submission's code) into ``out``; returns it.
+
+    ``code`` is the folder of what the submission ships (its plug-in modules, weights): the
+    agent sees it read-only as its working folder. The agent is never imported here: its
+    class is asked, in a sandbox, what it is (:func:`optgym.sandbox.describe_agent`), and
+    each episode runs it in one (:func:`optgym.sandbox.sandboxed_episode`: no network, no
+    view of the cache, the secrets or the board, the env behind a metered proxy, a cgroup
+    with the task's CPU-time cap). Episodes already in ``out/results.jsonl`` are kept (a
+    rerun resumes). ``RuntimeError`` when the sandbox cannot run here; the other settings
+    are :func:`optgym.bench.run_bench`'s."""
+    from optgym.agents.registry import check_problems
     from optgym.bench import run_bench
-    from optgym.leaderboard.submission import RESULTS, make_manifest, write_submission
+    from optgym.executors import Limits, run_in_child
+    from optgym.leaderboard.board import board_dir
+    from optgym.leaderboard.signing import sign
+    from optgym.leaderboard.submission import (
+        ATTESTATION,
+        RESULTS,
+        load_submission,
+        make_manifest,
+        write_submission,
+    )
     from optgym.leaderboard.tasks import get_task
+    from optgym.sandbox import MAX_PIDS, describe_agent, require
 
     task = get_task(task_name)
-    spec = resolve_agent(agent)
-    spec.check_task(task)
     content = round_content(task, _check_name(name))
-    check_isolation()
-    seeds = content["seeds"] if spec.stochastic else content["seeds"][:1]
+    require()
+    code_dir = Path(code).resolve() if code is not None else None
+    if code_dir is not None and not code_dir.is_dir():
+        raise ValueError(f"--code {code} is not a folder (the submission's code and weights)")
+    limits = Limits(timeout=300, memory_mb=2048, pids=MAX_PIDS, require_cgroup=True)
+    described = run_in_child(describe_agent, agent, code_dir, limits=limits)
+    check_problems(described["canonical"], described["problems"], task)
+    stochastic = described["stochastic"]
+    seeds = content["seeds"] if stochastic else content["seeds"][:1]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run_bench(
-        task.name, [spec.canonical], content["benchmarks"], seeds, task.budget, out / RESULTS,
-        workers=workers, executor=executor, address=address, timeout=timeout,
-        memory_mb=memory_mb, progress=progress, isolate=True,
+        task.name, [described["canonical"]], content["benchmarks"], seeds, task.budget,
+        out / RESULTS, workers=workers, executor=executor, address=address, timeout=timeout,
+        memory_mb=memory_mb, progress=progress, isolate=True, sandbox=True, code_dir=code_dir,
     )  # fmt: skip
     manifest = make_manifest(
-        task, spec, name=display_name, authors=authors, license=license, round=name
-    )
-    return write_submission(out, manifest, (out / RESULTS).read_bytes())
+        task, described["canonical"], stochastic, name=display_name, authors=authors,
+        license=license, round=name, code=code_dir,
+    )  # fmt: skip
+    write_submission(out, manifest, (out / RESULTS).read_bytes(), code=code_dir)
+    # the board verifier attests that its own rerun made this entry: the closed track
+    attestation = sign({"submission": load_submission(out).id, "task": task.name,
+                        "round": name, "agent": described["canonical"]},
+                       "attestation", board_dir())  # fmt: skip
+    write_file(out / ATTESTATION, (json.dumps(attestation, indent=1) + "\n").encode())
+    return out
 
 
 __all__ = [
-    "check_isolation",
     "make_round",
     "rerun",
     "reveal",

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from optgym.report import save_figure
+
 
 def _ok(rows: list[dict]) -> list[dict]:
     return [r for r in rows if not r.get("error") and (r.get("state") or {}).get("extras")]
@@ -78,6 +80,4 @@ def plot_speedup_vs_search_time(rows: list[dict], path: Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

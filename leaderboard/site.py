@@ -597,6 +597,8 @@ def _plot_scores(task: dict[str, Any], path: Path) -> Path:
     with _plotting() as plt:
         from matplotlib.patches import Patch
 
+        from optgym.report import save_figure
+
         palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         colors, legend = _class_colors(task, entries, palette)
         fig, ax = plt.subplots(figsize=(8.0, max(2.2, 0.8 + 0.32 * len(entries))))
@@ -620,8 +622,7 @@ def _plot_scores(task: dict[str, Any], path: Path) -> Path:
         title = f"{_text(task.get('name'))}: {_text(task.get('aggregate'))} with 95% interval"
         ax.set_title(_clip(title, 90), fontsize=10)
         fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        save_figure(fig, path, dpi=110)
     return path
 
 

@@ -17,7 +17,19 @@ A submission passes only when every check ran and none failed:
   reproduces reward, work, versions, extras and score); lines written by another
   installation are accepted untagged, as their tag is not this one's key;
 * where the env's reward is deterministic, every state replays a second time, in a fresh
-  env, to exactly the claimed reward.
+  env, to exactly the claimed reward;
+* the code it ships (``code/``) is what its manifest lists, and a plug-in agent ships its
+  module: the agent is described (stochastic or not, the problems it works on) by its own
+  class, asked in the sandbox, never imported here;
+* on the open track, ``reruns`` episodes drawn at random after submission (benchmark and
+  seed) run again in the sandbox (:mod:`optgym.sandbox`) from that code, with the task's
+  budget, and must give the line back: the same actions and reward where the task counts
+  work (agents must be deterministic given their seed), a score within the task's
+  ``rerun_rtol`` where it counts time. A relabelled agent, a copied seed or a run with a
+  larger budget than the line says do not;
+* on the closed track, the entry carries the attestation of the board's verifier that its
+  own ``optgym leaderboard rerun`` made it (:mod:`.signing`): no one else can claim the
+  track.
 
 The outcome is a :class:`Verification` (a record with the verifier's version, host and
 time), written next to the submission. Any exception inside a check is a failure: verify
@@ -29,17 +41,21 @@ never reports success after an error.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import os
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from optgym.datasets.files import write_file
 from optgym.leaderboard.submission import (
+    ATTESTATION,
     MIN_SEEDS,
     VERIFICATION,
     Submission,
@@ -49,6 +65,9 @@ from optgym.leaderboard.submission import (
 
 #: Problems listed in a verification record, at most (the count is always given).
 MAX_PROBLEMS = 50
+#: Open-track episodes run again in the sandbox by default.
+DEFAULT_RERUNS = 3
+
 
 
 @dataclass
@@ -66,6 +85,10 @@ class Verification:
     verifier: dict[str, Any] = field(default_factory=dict)
     # one (benchmark, seed, score) per line that passed
     scores: list[tuple[str, int, float]] = field(default_factory=list)
+    # episodes run again in the sandbox (the open track's check of the agent and its seeds)
+    reruns: int = 0
+    # the board verifier's signature (:mod:`.signing`), added when the board files the entry
+    signature: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,7 +111,8 @@ class Verification:
         return (
             f"{verdict} {self.submission[:16]} ({self.task or 'unknown task'}): "
             f"{self.passed}/{self.lines} lines replayed, {self.second_replays} second "
-            f"replays, {len(self.problems)} problems, {self.seconds:.1f} s"
+            f"replays, {self.reruns} reruns, {len(self.problems)} problems, "
+            f"{self.seconds:.1f} s"
         )
 
 
@@ -105,7 +129,12 @@ def _verifier() -> dict[str, Any]:
 
 
 def _parse_rows(results: bytes) -> tuple[list[dict], list[str]]:
-    """The lines that parse as objects, and a problem per line that does not."""
+    """The lines that parse as objects, and a problem per line that does not (at most
+    :data:`~optgym.state.MAX_RESULT_LINES`: ``ValueError`` for a longer file, before any
+    line is parsed)."""
+    from optgym.leaderboard.submission import check_result_lines
+
+    check_result_lines(results, "the results file")
     rows, problems = [], []
     for lineno, raw in enumerate(results.splitlines(), 1):
         if not raw.strip():
@@ -122,22 +151,68 @@ def _parse_rows(results: bytes) -> tuple[list[dict], list[str]]:
     return rows, problems
 
 
-def _check_agent(manifest: dict, task: Any) -> list[str]:
-    from optgym.agents.registry import check_recorded_agent, registry, resolve_agent
+def _check_agent(sub: Submission, task: Any) -> list[str]:
+    """The manifest's agent works on the task, is written as the runner writes it, and is
+    stochastic exactly when its class says so. A plug-in must ship its module; its class is
+    asked in the sandbox, never imported here."""
+    from optgym.agents.registry import (
+        check_problems,
+        check_recorded_agent,
+        registry,
+        resolve_agent,
+    )
 
+    manifest = sub.manifest
     why = check_recorded_agent(manifest["agent"], task)
     if why:
         return [f"manifest agent: {why}"]
     if manifest["agent"].partition(":")[0] in registry():
         spec = resolve_agent(manifest["agent"])
-        if spec.canonical != manifest["agent"]:
-            return ["manifest agent is not in canonical form (as the runner writes it)"]
-        if spec.stochastic and not manifest["stochastic"]:
+        canonical, stochastic = spec.canonical, spec.stochastic
+    else:
+        module = manifest["agent"].partition(":")[0].split(".")[0]
+        if not any(n.split("/")[0] in (module, f"{module}.py") for n in sub.code):
             return [
-                "manifest says the agent is not stochastic, but its class does not declare "
-                "stochastic = False"
+                f"manifest agent is a plug-in whose module {module!r} the submission does "
+                "not ship (code/): a plug-in's code must be in the submission to be verified"
             ]
+        try:
+            with _shipped_code(sub) as code:
+                described = _describe(manifest["agent"], code)
+            check_problems(manifest["agent"], described["problems"], task)
+        except (ValueError, RuntimeError) as e:
+            return [f"manifest agent: {e}"]
+        canonical, stochastic = described["canonical"], described["stochastic"]
+    if canonical != manifest["agent"]:
+        return ["manifest agent is not in canonical form (as the runner writes it)"]
+    if stochastic and not manifest["stochastic"]:
+        return [
+            "manifest says the agent is not stochastic, but its class does not declare "
+            "stochastic = False"
+        ]
     return []
+
+
+def _describe(agent: str, code: Path | None) -> dict[str, Any]:
+    """What the agent's class says of itself, asked in the sandbox under limits."""
+    from optgym.executors import Limits, run_in_child
+    from optgym.sandbox import MAX_PIDS, describe_agent
+
+    limits = Limits(timeout=300, memory_mb=2048, pids=MAX_PIDS, require_cgroup=True)
+    return run_in_child(describe_agent, agent, code, limits=limits)
+
+
+@contextlib.contextmanager
+def _shipped_code(sub: Submission) -> Iterator[Path | None]:
+    """The submission's code in a private folder of its own (None when it ships none)."""
+    from optgym.leaderboard.submission import extract_code
+
+    if not sub.code:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="optgym-code-") as tmp:
+        os.chmod(tmp, 0o755)  # the sandbox's user reads it
+        yield extract_code(sub, Path(tmp) / "code")
 
 
 def _check_lines_match(manifest: dict, rows: list[dict]) -> list[str]:
@@ -285,6 +360,92 @@ def _second_replays(rows: list[dict], task: Any) -> tuple[int, list[str]]:
     return len(done), problems
 
 
+def _same_result(claimed: dict, rerun: dict, task: Any) -> str | None:
+    """Why a rerun line does not give back the claimed one, or None."""
+    from optgym.leaderboard.tasks import hardware_dependent
+
+    if rerun.get("error") is not None:
+        return f"ended with an error: {str(rerun['error'])[:300]}"
+    if hardware_dependent(task):  # a time budget or measured times: within the tolerance
+        a, b = float(claimed["score"]), float(rerun["score"])
+        if abs(a - b) <= task.rerun_rtol * max(1.0, abs(a)):
+            return None
+        return (f"scored {b:.6g}, the line {a:.6g} (the task allows a relative "
+                f"{task.rerun_rtol:g})")  # fmt: skip
+    old, new = claimed["state"], rerun["state"]
+    keys = ("actions", "reference", "reward")
+    if all(old.get(k) == new.get(k) for k in keys) and claimed["reward"] == rerun["reward"]:
+        return None
+    return (f"gave reward {rerun['reward']!r}, the line {claimed['reward']!r}, or other "
+            "actions (the task counts work: an agent must be deterministic given its seed, "
+            "and a line what its agent ran with the task's budget)")  # fmt: skip
+
+
+def _rerun_sample(
+    sub: Submission, rows: list[dict], task: Any, reruns: int,
+    log: Callable[[str], None],
+) -> tuple[int, list[str]]:  # fmt: skip
+    """Run ``reruns`` of the lines, drawn now at random, again in the sandbox from the
+    submission's code, until one does not give its line back: (episodes drawn, problems)."""
+    import random
+    from functools import partial
+
+    from optgym.bench import _problem_resources
+    from optgym.budget import Budget
+    from optgym.executors import DEFAULT_TIMEOUT, Limits, LocalExecutor, stream
+    from optgym.sandbox import MAX_PIDS, sandboxed_episode, unavailable
+
+    why = unavailable()
+    if why is not None:
+        return 0, [f"the episodes cannot be run again in the sandbox here ({why}); "
+                   "--reruns 0 verifies by replay alone"]  # fmt: skip
+    drawn = random.SystemRandom().sample(range(len(rows)), min(reruns, len(rows)))
+    log(f"running {len(drawn)} episodes again in the sandbox")
+    limits = Limits(DEFAULT_TIMEOUT, _problem_resources(task).limit_mb,
+                    cpu_seconds=task.cpu_seconds, pids=MAX_PIDS, require_cgroup=True)  # fmt: skip
+    problems = []
+    with _shipped_code(sub) as code:
+        episode = partial(sandboxed_episode, code_dir=str(code) if code else None)
+        jobs = [(task.name, rows[i]["agent"], rows[i]["benchmark"], rows[i]["seed"],
+                 Budget.parse(str(task.budget))) for i in drawn]  # fmt: skip
+        with LocalExecutor(1, limits) as executor:
+            for job, future in stream(executor, episode, jobs):
+                i = drawn[jobs.index(job)]
+                try:
+                    line = future.result()
+                except Exception as e:  # noqa: BLE001  the episode's process failed
+                    line = {"error": f"{type(e).__name__}: {e}"}
+                why = _same_result(rows[i], line, task)
+                if why:
+                    problems.append(
+                        f"line {i + 1}: run again in the sandbox from the submission's code "
+                        f"(benchmark {rows[i]['benchmark']}, seed {rows[i]['seed']}), it {why}"
+                    )
+                    break  # the entry is refused: the other draws would tell nothing more
+    return len(drawn), problems
+
+
+def _check_attestation(sub: Submission) -> list[str]:
+    """A closed-track entry carries the board verifier's attestation that its own rerun
+    made it."""
+    from optgym.leaderboard.board import board_dir
+    from optgym.leaderboard.signing import signature_problem
+
+    attestation = sub.attestation
+    why = None
+    if attestation is None:
+        why = "it carries none"
+    else:
+        why = signature_problem(attestation, "attestation", board_dir())
+        if why is None and (attestation.get("submission") != sub.id
+                            or attestation.get("round") != sub.manifest["round"]):  # fmt: skip
+            why = "it attests another submission or round"
+    if why is None:
+        return []
+    return [f"closed-track entries are made by optgym leaderboard rerun only, and carry the "
+            f"board verifier's attestation ({ATTESTATION}): {why}"]  # fmt: skip
+
+
 def expected_benchmarks(manifest: dict, task: Any) -> list[str]:
     """The benchmarks a submission must cover: the task's leaderboard test set, or on the
     closed track its round's (which must be revealed or held here)."""
@@ -298,8 +459,9 @@ def expected_benchmarks(manifest: dict, task: Any) -> list[str]:
 
 
 def check_submission(
-    sub: Submission, replayer: Any = None, log: Callable[[str], None] | None = None
-) -> Verification:
+    sub: Submission, replayer: Any = None, log: Callable[[str], None] | None = None,
+    reruns: int = DEFAULT_RERUNS,
+) -> Verification:  # fmt: skip
     """Every check of the module docstring on a loaded submission (see
     :func:`verify_submission`)."""
     from optgym.leaderboard.tasks import get_task, hardware_dependent
@@ -322,7 +484,13 @@ def check_submission(
         out.problems.append("the results file has no lines")
         return out
     log(f"checking the manifest against {len(rows)} lines")
-    out.problems += _check_agent(manifest, task)
+    from optgym.leaderboard.submission import code_problems
+
+    out.problems += code_problems(sub)
+    if manifest["track"] == "closed":
+        out.problems += _check_attestation(sub)
+    if not out.problems:
+        out.problems += _check_agent(sub, task)
     out.problems += _check_lines_match(manifest, rows)
     try:
         expected = expected_benchmarks(manifest, task)
@@ -353,6 +521,9 @@ def check_submission(
         log(f"replaying {len(rows)} states a second time")
         out.second_replays, problems = _second_replays(rows, task)
         out.problems += problems
+    if not out.problems and manifest["track"] == "open" and reruns > 0:
+        out.reruns, problems = _rerun_sample(sub, rows, task, reruns, log)
+        out.problems += problems
     out.ok = not out.problems
     return out
 
@@ -362,6 +533,7 @@ def verify_submission(
     replayer: Any = None,
     record: str | Path | None = None,
     log: Callable[[str], None] | None = None,
+    reruns: int = DEFAULT_RERUNS,
 ) -> Verification:
     """Verify the submission at ``path`` (a folder or an archive) and write the record to
     ``record`` (default: ``verification.json`` inside a folder, ``<archive>.verification.json``
@@ -376,7 +548,7 @@ def verify_submission(
         out = Verification(submission="", ok=False, problems=[str(e)], verifier=_verifier())
     else:
         try:
-            out = check_submission(sub, replayer, log)
+            out = check_submission(sub, replayer, log, reruns)
         except Exception as e:  # noqa: BLE001  a crash in a check is a refusal, never a pass
             out = Verification(
                 submission=sub.id, ok=False, verifier=_verifier(),
@@ -389,7 +561,8 @@ def verify_submission(
     if record != "-" and out.submission:
         if record is None:
             record = path / VERIFICATION if path.is_dir() else Path(f"{path}.verification.json")
-        Path(record).write_text(json.dumps(out.to_dict(), indent=1) + "\n")
+        # by a new file renamed into place: a link there is replaced, never written through
+        write_file(Path(record), (json.dumps(out.to_dict(), indent=1) + "\n").encode())
     return out
 
 
@@ -401,6 +574,8 @@ def read_verification(path: str | Path) -> Verification:
 
 
 __all__ = [
+    "ATTESTATION",
+    "DEFAULT_RERUNS",
     "Verification",
     "check_submission",
     "expected_benchmarks",

@@ -21,6 +21,7 @@ import math
 import sys
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from typing import Any
 from optgym.budget import Budget, BudgetExceeded
 from optgym.executors import DEFAULT_TIMEOUT, Limits, check_executor, make_executor
 from optgym.problem import AGGREGATES
-from optgym.result_line import MAX_SEED, ROW_FIELDS, TAG_FIELD, line_tag, schema_problem
+from optgym.result_line import MAX_SEED, MAX_TEXT, ROW_FIELDS, TAG_FIELD, line_tag, schema_problem
 from optgym.state import EpisodeState, StateWriter, json_lines
 
 #: The fields of every result line, in the order they are written.
@@ -88,7 +89,31 @@ def run_episode(task_name: str, agent_spec: str, benchmark: str, seed: int, budg
     crashes become ``error``; ``score`` is then None. ``walltime`` is the seconds the agent
     spent in ``solve``.
     """
-    from optgym.agents import resolve_agent
+
+    def prepare(task: Any) -> Solver:
+        from optgym.agents import resolve_agent
+
+        spec = resolve_agent(agent_spec)
+        spec.check_task(task)
+        agent = spec.make()
+        return lambda env: agent.solve(env, benchmark, budget, seed).state
+
+    return play_episode(task_name, agent_spec, benchmark, seed, budget, prepare)
+
+
+#: What an episode's agent does once the budget's clock runs: solve on the wrapped env and
+#: return its state.
+Solver = Callable[[Any], EpisodeState]
+
+
+def play_episode(
+    task_name: str, agent_spec: str, benchmark: str, seed: int, budget: Budget,
+    prepare: Callable[[Any], Solver], cleanup: Callable[[], None] | None = None,
+) -> dict:  # fmt: skip
+    """The result line of one episode whose agent ``prepare(task)`` readies (outside the
+    budget's clock); the runner's part of :func:`run_episode`, shared with the sandboxed
+    episodes of the leaderboard (:func:`optgym.sandbox.sandboxed_episode`). Never raises;
+    ``cleanup`` runs once the agent is done."""
     from optgym.leaderboard.tasks import get_task
     from optgym.wrappers import BudgetWrapper
 
@@ -96,34 +121,35 @@ def run_episode(task_name: str, agent_spec: str, benchmark: str, seed: int, budg
     task = None
     try:
         task = get_task(task_name)
-        spec = resolve_agent(agent_spec)
-        spec.check_task(task)
+        solve = prepare(task)
         env = task_env(task)
         base = env.unwrapped
         # The clock starts with the env ready at the benchmark: a backend started (each
         # episode has its own process on the local and Ray executors) and the benchmark
         # loaded once, outside the budget, for every agent alike.
         base.reset(seed=seed, options={"benchmark": benchmark})
-        agent = spec.make()
         # The budget wrapper sits right on the env (not on gymnasium's order checks), so an
         # agent may reset env.unwrapped and step the wrapper.
         wrapped = BudgetWrapper(base, budget)
         start = time.monotonic()
         try:
-            result = agent.solve(wrapped, benchmark, budget, seed)
+            state = solve(wrapped)
         except BudgetExceeded as e:
             raise BudgetExceeded(f"over budget, the agent was stopped: {e}") from None
         finally:
             row["walltime"] = round(time.monotonic() - start, 4)
             row["budget_used"] = wrapped.meter.used()
             wrapped.detach()
+            if cleanup is not None:
+                cleanup()
         late = budget.seconds_late(row["budget_used"]["seconds"])
         if late is not None:  # work started in time ran long: validate would refuse the line
             raise BudgetExceeded(
                 f"over budget: the episode took {late:.1f} s more than its {budget.seconds:g} "
                 "seconds and their grace"
             )
-        state: EpisodeState = result.state
+        if not isinstance(state, EpisodeState):
+            raise ValueError(f"the agent returned a {type(state).__name__}, not a state")
         row["state"] = state.to_dict()
         row["reward"] = state.reward
         if state.benchmark != benchmark:
@@ -142,10 +168,19 @@ def run_episode(task_name: str, agent_spec: str, benchmark: str, seed: int, budg
         row["score"] = score
     except Exception as e:  # noqa: BLE001  any failure is this episode's, never the run's
         row["score"] = None
-        row["error"] = f"{type(e).__name__}: {e}"
+        row["error"] = error_text(e)
         if task is not None and not isinstance(e, (BudgetExceeded, ValueError)):
             _drop_env(task)  # a crash may leave the env broken: the next episode starts clean
     return row
+
+
+def error_text(error: BaseException) -> str:
+    """An episode's error as its line holds it: the type and message, without what a
+    terminal would act on (escape sequences, bidirectional overrides), at most
+    :data:`~optgym.result_line.MAX_TEXT` characters."""
+    from optgym.text import plain
+
+    return plain(f"{type(error).__name__}: {error}")[:MAX_TEXT]
 
 
 # --- benchmarks ------------------------------------------------------------------------------
@@ -174,6 +209,10 @@ def _resolve_dataset(registry: Any, name: str) -> str:
     return name
 
 
+#: The most benchmarks ``benchmark_uris`` (``--episodes``) takes from one dataset.
+MAX_EPISODES = 1_000_000
+
+
 def benchmark_uris(
     task: str, datasets: list[str] | None = None, split: str | None = "test", episodes: int = 10
 ) -> list[str]:
@@ -192,8 +231,8 @@ def benchmark_uris(
     spec = get_task(task)
     if split is not None and split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
-    if episodes < 1:
-        raise ValueError(f"episodes must be at least 1, got {episodes}")
+    if not 1 <= episodes <= MAX_EPISODES:
+        raise ValueError(f"episodes must be an integer in [1, {MAX_EPISODES}], got {episodes!r}")
     registry = task_datasets(spec)
     if datasets:
         pairs = [(name, split or "test") for name in datasets]
@@ -308,33 +347,80 @@ Job = tuple[str, str, str, int, Budget]  # run_episode's arguments
 def _failed_row(job: Job, error: BaseException) -> dict:
     """The line of an episode whose process ended without one (crash, timeout, memory)."""
     row = _row(*job)
-    row["error"] = f"{type(error).__name__}: {error}"
+    row["error"] = error_text(error)
     return row
 
 
-def episode_rows(jobs: list[Job], executor: Any) -> Iterator[dict]:
-    """The line of every job, run on ``executor`` (an :mod:`optgym.executors` executor), as
-    episodes finish. An episode whose process dies, runs past its timeout or memory limit,
-    or whose Ray worker died past its retries gets a line with ``error``; each job gives
-    exactly one line."""
-    from optgym.executors import stream
+def _take_row(job: Job, future: Any) -> dict:
+    """The line an episode's call answered, taken only as a well-formed line of this very
+    episode, run with this budget (the call ran the agent); else an error line."""
+    try:
+        row = future.result()
+    except Exception as e:  # noqa: BLE001  CallFailed, or the call could not be sent
+        return _failed_row(job, e)
+    why = schema_problem(row) or (
+        None if _row_key(row) == job[:4] and row["budget"] == str(job[4]) and TAG_FIELD
+        not in row else "it is the line of another episode, or carries a tag"
+    )  # fmt: skip
+    if why:
+        return _failed_row(job, ValueError(f"the episode's process sent back a bad line: {why}"))
+    return row
 
-    for job, future in stream(executor, run_episode, jobs):
-        try:
-            row = future.result()
-        except Exception as e:  # noqa: BLE001  CallFailed, or the call could not be sent
-            yield _failed_row(job, e)
-            continue
-        # The answer comes from a process that ran the agent: take it only as a well-formed
-        # line of this very episode, run with this budget.
-        why = schema_problem(row) or (
-            None if _row_key(row) == job[:4] and row["budget"] == str(job[4]) and TAG_FIELD
-            not in row else "it is the line of another episode, or carries a tag"
-        )  # fmt: skip
-        if why:
-            yield _failed_row(job, ValueError(f"the episode's process sent back a bad line: {why}"))
-            continue
-        yield row
+
+def check_row(row: dict) -> str | None:
+    """Why the finished line ``row`` does not replay as it claims, or None: the checks of
+    ``optgym validate`` (fields, budget, replayed reward, work, versions, extras, score), in
+    this process, which runs no agent. Its benchmark, the one the runner ran, may be a
+    ``file://`` one."""
+    from optgym.validate import replay_problem
+
+    return replay_problem(row, allowed_files=(row["benchmark"],))
+
+
+def episode_rows(
+    jobs: list[Job], executor: Any, episode: Callable[..., dict] = run_episode,
+    check: Callable[[dict], str | None] | None = check_row,
+) -> Iterator[dict]:  # fmt: skip
+    """The line of every job, run by ``episode`` (:func:`run_episode`, or the sandboxed
+    one) on ``executor`` (an :mod:`optgym.executors` executor), as episodes finish. An
+    episode whose process dies, runs past its timeout or memory limit, or whose Ray worker
+    died past its retries gets a line with ``error``; each job gives exactly one line.
+
+    The runner tags only what it checked: a finished line is first replayed by ``check``
+    (:func:`check_row`) in a call of its own, a process that runs no agent, and one that
+    does not replay (an answer an agent forged on its episode's pipe, say) becomes an error
+    line. ``check=None`` where the episode's own process is trusted (a sandboxed agent's
+    harness replays its state outside the sandbox)."""
+    from concurrent.futures import FIRST_COMPLETED
+    from concurrent.futures import wait as wait_futures
+
+    todo = deque(jobs)
+    pending: dict[Any, tuple[Job, dict | None]] = {}
+    while todo or pending:
+        while todo and len(pending) < executor.capacity:
+            job = todo.popleft()
+            pending[executor.submit(episode, *job)] = (job, None)
+        done, _ = wait_futures(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            job, row = pending.pop(future)
+            if row is None:  # an episode finished
+                row = _take_row(job, future)
+                if row["error"] is None and check is not None:
+                    pending[executor.submit(check, row)] = (job, row)
+                    continue
+                yield row
+                continue
+            try:  # its line's check finished
+                why = future.result()
+            except Exception as e:  # noqa: BLE001  the check's own process failed
+                why = f"its replay could not run ({error_text(e)})"
+            if why is not None and not isinstance(why, str):
+                why = "its check sent back something that is not a verdict"
+            if why is None:
+                yield row
+            else:
+                refused = ValueError(f"the runner's replay refused the episode's line: {why}")
+                yield {**_failed_row(job, refused), "walltime": row["walltime"]}
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -465,15 +551,20 @@ def _check_inputs(
         agent = resolve_agent(name)
         agent.check_task(spec)
         canonical.append(agent.canonical)
+    _check_seeds(seeds, workers, executor, address)
+    return spec, list(dict.fromkeys(canonical))
+
+
+def _check_seeds(seeds: list[int], workers: int, executor: str, address: str | None) -> None:
+    """``ValueError`` for a bad seed, worker count or executor."""
     if not seeds:
         raise ValueError("no seed given; e.g. seeds=[0]")
     for seed in seeds:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < MAX_SEED:
             raise ValueError(f"bad seed {seed!r}; seeds are integers in [0, 2**63)")
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer of at least 1, got {workers!r}")
     check_executor(executor, address)
-    return spec, list(dict.fromkeys(canonical))
 
 
 def run_bench(
@@ -492,6 +583,8 @@ def run_bench(
     isolate: bool = False,
     timeout: float | None = DEFAULT_TIMEOUT,
     memory_mb: float | None = None,
+    sandbox: bool = False,
+    code_dir: str | Path | None = None,
 ) -> list[dict]:
     """Run every (agent, benchmark, seed) not yet in ``results`` and append its line.
 
@@ -510,17 +603,34 @@ def run_bench(
     twice (a retried Ray task) is written once. Episodes whose last line holds an error run
     again unless ``retry_errors`` is false. ``on_row`` is called with each new line once it
     is written. ``isolate`` cuts every episode's process off the network
-    (:mod:`optgym.isolation`). Returns the latest line of every episode of ``task`` in
-    ``results``, old and new. ``ValueError`` names a bad task, agent (unknown, or not for this
-    task), seed, worker count, executor or limit before anything runs.
+    (:mod:`optgym.isolation`). ``sandbox`` runs every agent in the sandbox
+    (:func:`optgym.sandbox.sandboxed_episode`: its own namespaces and cgroup, the env behind
+    a metered proxy, the task's CPU-time cap, ``code_dir`` the submission's code) and never
+    imports it here: ``agents`` are then taken as the canonical specs the sandbox gave
+    (:func:`optgym.sandbox.describe_agent`). Returns the latest line of every episode of
+    ``task`` in ``results``, old and new. ``ValueError`` names a bad task, agent (unknown,
+    or not for this task), seed, worker count, executor or limit before anything runs.
     """
-    spec, agents = _check_inputs(task, agents, seeds, workers, executor, address)
+    if sandbox:
+        from optgym.leaderboard.tasks import get_task
+        from optgym.sandbox import require
+
+        require()
+        spec = get_task(task)
+        _check_seeds(seeds, workers, executor, address)
+        agents = list(dict.fromkeys(agents))
+    else:
+        spec, agents = _check_inputs(task, agents, seeds, workers, executor, address)
     if not benchmarks:
         raise ValueError("no benchmark given; see benchmark_uris()")
+    episode: Callable[..., dict] = run_episode
     if executor == "inline":
-        if isolate:
-            raise ValueError("isolated episodes need their own process: use the local or "
-                             "ray executor, not inline")  # fmt: skip
+        if isolate or sandbox:
+            raise ValueError("isolated and sandboxed episodes need their own process: use "
+                             "the local or ray executor, not inline")  # fmt: skip
+        if timeout not in (None, DEFAULT_TIMEOUT) or memory_mb:
+            raise ValueError("the inline executor runs episodes in this process: it cannot "
+                             "enforce a timeout or a memory limit; use the local executor")
         limits = Limits()
     else:
         from optgym.isolation import no_network
@@ -528,6 +638,16 @@ def run_bench(
         if memory_mb is None:
             memory_mb = _problem_resources(spec).limit_mb
         limits = Limits(timeout, memory_mb or None, no_network if isolate else None)
+        if sandbox:
+            from functools import partial
+
+            from optgym.sandbox import MAX_PIDS, sandboxed_episode
+
+            code = str(Path(code_dir).resolve()) if code_dir is not None else None
+            episode = partial(sandboxed_episode, code_dir=code)
+            limits = Limits(timeout, memory_mb or None, limits.initializer,
+                            cpu_seconds=spec.cpu_seconds, pids=MAX_PIDS,
+                            require_cgroup=True)  # fmt: skip
     results = Path(results)
     if results.exists() and not results.is_file():
         raise ValueError(f"results {results} is not a regular file; name a JSON-lines file")
@@ -561,7 +681,10 @@ def run_bench(
                 preload_task(spec.name)
                 resources = _problem_resources(spec)
                 with make_executor(executor, workers, limits, address, resources) as pool:
-                    for row in episode_rows(jobs, pool):
+                    # a sandbox's harness replays its lines; an inline agent runs in this
+                    # very process, where no check could stand apart from it
+                    check = None if sandbox or executor == "inline" else check_row
+                    for row in episode_rows(jobs, pool, episode, check):
                         collector.add(row)
         finally:
             if bar is not None:

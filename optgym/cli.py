@@ -255,11 +255,14 @@ def _parse_seeds(text: str) -> list[int]:
 
 
 def _allow_local_plugins() -> None:
-    """Let ``--agent mymod:MyAgent`` import ``mymod.py`` from the working directory, as
-    ``python -m`` would (spawned workers inherit ``sys.path``)."""
+    """Let ``--agent mymod:MyAgent`` import ``mymod.py`` from the working directory (the
+    episodes' processes inherit ``sys.path``). The folder goes last on the path: a module
+    there never stands in for an installed one (a ``queue.py`` is not the standard
+    library's). Only the commands that run the user's own agents call this; ``validate``
+    and the leaderboard's ``verify``, ``add`` and ``rerun`` import nothing from it."""
     cwd = os.getcwd()
     if cwd not in sys.path:
-        sys.path.insert(0, cwd)
+        sys.path.append(cwd)
 
 
 def _unit(task: Any) -> str:
@@ -280,6 +283,7 @@ def executor_options(
     from optgym.executors import DEFAULT_TIMEOUT
 
     timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+    p.set_defaults(default_timeout=timeout)
     p.add_argument("--workers", type=int, default=1, help=f"parallel {what} (default 1)")
     p.add_argument(
         "--executor",
@@ -293,7 +297,7 @@ def executor_options(
     p.add_argument(
         "--timeout",
         type=float,
-        default=timeout,
+        default=None,
         metavar="SECONDS",
         help=f"wall-time limit of each of the {what} (default {timeout:g}; 0: none)",
     )
@@ -309,10 +313,16 @@ def executor_options(
 
 def executor_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of :func:`optgym.bench.run_bench` that :func:`executor_options`
-    parsed."""
+    parsed; ``ValueError`` for limits the chosen executor cannot enforce."""
+    if args.executor == "inline" and (args.timeout is not None or args.memory_limit is not None):
+        raise ValueError(
+            "the inline executor runs in this process: it cannot enforce --timeout or "
+            "--memory-limit; use --executor local (the default)"
+        )
+    timeout = args.default_timeout if args.timeout is None else args.timeout
     return {
         "workers": args.workers, "executor": args.executor, "address": args.address,
-        "timeout": args.timeout or None, "memory_mb": args.memory_limit,
+        "timeout": timeout or None, "memory_mb": args.memory_limit,
     }  # fmt: skip
 
 
@@ -378,8 +388,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # --- optgym train ----------------------------------------------------------------------------
 
 
+#: A number with an exponent: YAML 1.1 reads ``1e-3`` (no dot) as text.
+_EXPONENT_NUMBER = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+")
+
+
 def _key_values(items: list[str], option: str) -> dict[str, Any]:
-    """``--env-kwargs``/``--set`` ``key=value`` items; values read as YAML scalars."""
+    """``--env-kwargs``/``--set`` ``key=value`` items; values read as YAML scalars (and
+    ``1e-3``, which YAML 1.1 reads as text, as a number)."""
     import yaml
 
     out: dict[str, Any] = {}
@@ -393,8 +408,40 @@ def _key_values(items: list[str], option: str) -> dict[str, Any]:
             raise ValueError(f"{option} {key}: cannot read the value") from None
         if not isinstance(value, (str, int, float, bool)) and value is not None:
             raise ValueError(f"{option} {key}: a number, boolean or string, got {text!r}")
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+            value = float(value)
         out[key.strip()] = value
     return out
+
+
+def _integer(text: str) -> int | str:
+    """``text`` as an integer when it is one in ASCII digits (``٣`` and ``1_0`` are not),
+    else the text, cut short, for the error message."""
+    if re.fullmatch(r"-?[0-9]{1,30}", text):
+        return int(text)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _threads_option(text: str) -> int:
+    """``--threads``: an integer in [1, os.cpu_count()]."""
+    from optgym.train import check_threads
+
+    try:
+        return check_threads(_integer(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _episodes_option(text: str) -> int:
+    """``--episodes``: an integer in [1, MAX_EPISODES]."""
+    from optgym.bench import MAX_EPISODES
+
+    value = _integer(text)
+    if isinstance(value, str) or not 1 <= value <= MAX_EPISODES:
+        raise argparse.ArgumentTypeError(
+            f"episodes must be an integer in [1, {MAX_EPISODES}], got {value!r}"
+        )
+    return value
 
 
 def cmd_train_sb3(args: argparse.Namespace) -> int:
@@ -537,7 +584,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from optgym.budget import Budget
     from optgym.validate import FAILED, SUPERSEDED, validate_results
 
-    _allow_local_plugins()
     try:
         budget = Budget.parse(args.budget) if args.budget is not None else None
         checked = validate_results(
@@ -545,6 +591,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             budget=budget,
             split=args.split,
             accept_untagged=args.accept_untagged,
+            allowed_files=args.allow_file or (),
         )
     except FileNotFoundError as e:
         return _fail("validate", str(e), status=1)
@@ -567,6 +614,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _benchmark_options(p: argparse.ArgumentParser, split_help: str) -> None:
+    from optgym.bench import MAX_EPISODES
+
     p.add_argument(
         "--dataset",
         action="append",
@@ -575,7 +624,10 @@ def _benchmark_options(p: argparse.ArgumentParser, split_help: str) -> None:
     )
     p.add_argument("--split", default=None, help=split_help)
     p.add_argument(
-        "--episodes", type=int, default=10, help="benchmarks taken from each dataset (default 10)"
+        "--episodes",
+        type=_episodes_option,
+        default=10,
+        help=f"benchmarks taken from each dataset (default 10, at most {MAX_EPISODES})",
     )
 
 
@@ -652,7 +704,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STEPS",
         help="save a checkpoint every STEPS steps (default: a tenth of the run; 0: never)",
     )
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument(
+        "--threads",
+        type=_threads_option,
+        default=1,
+        help="torch threads, at most this machine's CPUs (default 1)",
+    )
     p.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard logs")
     p.add_argument("--task", default=None, help="train the learned agent ENV_OR_TASK on this task")
     _benchmark_options(p, "train (default) or validation")
@@ -717,8 +774,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--accept-untagged",
         action="store_true",
         help="replay lines another installation wrote (their integrity tag is not this "
-        "one's) instead of failing them; their seed, times and budget_used are then only "
-        "checked for consistency",
+        "one's) instead of failing them; their agent, seed, times and budget_used are then "
+        "only checked for consistency",
+    )
+    p.add_argument(
+        "--allow-file",
+        action="append",
+        metavar="PATH",
+        help="a local file a line may name as its benchmark (file://PATH; repeatable): "
+        "validate reads no other",
     )
     p.set_defaults(run=cmd_validate)
 

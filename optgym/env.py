@@ -28,11 +28,13 @@ budget meter (and refuses work past the budget with :class:`BudgetExceeded`).
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import json
 import math
 import time
 from abc import ABCMeta, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -134,6 +136,19 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def _marking_closed(close: Any) -> Any:
+    """A problem's ``close`` that also marks its env closed (even when it fails)."""
+
+    @functools.wraps(close)
+    def closing(self: OptGymEnv, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return close(self, *args, **kwargs)
+        finally:
+            self._closed = True
+
+    return closing
+
+
 class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=ABCMeta):
     """The base of every OptGym env; see the module docstring for the hooks it calls.
 
@@ -170,6 +185,16 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
     agent_extras: ClassVar[frozenset[str]] = frozenset()
 
     reward_space_name: str
+    #: Set by ``close()`` (of this class or any subclass), cleared by a successful ``reset()``.
+    _closed: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A problem's close() ends its backends and need not call super().close(): wrap it,
+        # so that every env knows it was closed and says so instead of failing on a backend.
+        close = cls.__dict__.get("close")
+        if close is not None:
+            cls.close = _marking_closed(close)  # type: ignore[method-assign]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> OptGymEnv:
         self = super().__new__(cls)
@@ -246,6 +271,21 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
         """The budget meter charged for this env's work (the runner's), or None."""
         return self._meter
 
+    #: CPU seconds the agent spends outside this process (see :meth:`attach_agent_clock`).
+    _agent_clock: Callable[[], float] | None = None
+
+    def attach_agent_clock(self, clock: Callable[[], float] | None) -> None:
+        """Count ``clock()``, the CPU seconds of an agent that runs in another process (a
+        sandboxed agent), in :meth:`cpu_clock`, as an agent in this process counts in it;
+        None: stop. Forks made afterwards share it."""
+        self._agent_clock = clock
+
+    def cpu_clock(self) -> float:
+        """CPU seconds of this process and of the agent's process where it runs elsewhere:
+        the clock of envs whose budget is computing time (the agent's included)."""
+        clock = self._agent_clock
+        return time.process_time() + (clock() if clock is not None else 0.0)
+
     def attach_meter(self, meter: BudgetMeter | None) -> None:
         """Charge every unit of work and every step from now on to ``meter`` (None: stop).
         Forks made afterwards share it, so work done on a fork counts too."""
@@ -266,6 +306,13 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
     def _need_reset(self, what: str) -> None:
         if not self._started:
             raise RuntimeError(f"call reset() before {what}")
+
+    def _need_open(self, what: str) -> None:
+        if self._closed:
+            raise RuntimeError(
+                f"the env is closed: {what} needs an open env (reset() starts it again, or make "
+                "a new one)"
+            )
 
     def _spend(self, units: int = 1) -> None:
         """Count ``units`` of work about to be done; ``BudgetExceeded`` (nothing is done)
@@ -300,12 +347,14 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
             self._benchmark, self._benchmark_uri = previous  # the next reset can go back
             raise
         self._started = True
+        self._closed = False  # a reset after close() starts the backends again
         self._last_obs = obs
         info.setdefault("benchmark", uri)
         info[self.work_unit] = self._step_work
         return obs, info
 
     def step(self, action: ActType) -> StepResult:
+        self._need_open("step()")
         self._need_reset("step()")
         if self._error is not None:
             raise RuntimeError(f"the episode ended with an error ({self._error}); call reset()")
@@ -321,6 +370,7 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
     def apply_reference(self, name: str) -> StepResult:
         """Run a reference (``references``: LLVM's -Oz pipeline, a Halide autoscheduler) as
         the episode's first step, so that the state replays as reference + actions."""
+        self._need_open("apply_reference()")
         self._need_reset("apply_reference()")
         if name not in self.references:
             allowed = ", ".join(self.references) or "none (this env has no references)"
@@ -412,7 +462,9 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
 
     def apply(self, state: EpisodeState) -> float:
         """Reset to ``state.benchmark`` and replay the state; the reward it earns now.
-        ``ValueError`` (or ``RuntimeError`` for a failed replay) if it cannot be replayed."""
+        ``ValueError`` (or ``RuntimeError`` for a failed replay) if it cannot be replayed;
+        ``RuntimeError`` after ``close()``."""
+        self._need_open("apply()")
         self._check_state(state)
         self.reset(seed=state.seed, options={"benchmark": state.benchmark})
         check_benchmark_unchanged(state, self.benchmark_sha256)
@@ -423,7 +475,9 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
         """Replay ``state`` (default: this episode's) from a fresh reset, in an env built with
         the state's config when it differs from this one's (a state without a config, read
         from a CompilerGym CSV, replays here); ``ok`` when the reward reproduces within
-        ``reward_tolerance``. ``work`` is what the replay spent."""
+        ``reward_tolerance``. ``work`` is what the replay spent. ``RuntimeError`` after
+        ``close()``."""
+        self._need_open("validate()")
         state = state if state is not None else self.state
         if isinstance(state, EpisodeState) and state.config and state.config != self._config:
             try:
@@ -484,12 +538,19 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
     def fork(self) -> OptGymEnv:
         """An independent copy at the same point of the episode. It shares the budget meter
         (work on a fork counts) and whatever the env documents as shared."""
+        self._need_open("fork()")
         self._need_reset("fork()")
         new = copy.copy(self)
         new._actions = copy.deepcopy(self._actions)
         new._np_random = copy.deepcopy(self._np_random)
         self._fork_into(new)
         return new
+
+    def close(self) -> None:
+        """End the env's backends. Afterwards ``step``, ``fork``, ``apply`` and ``validate``
+        refuse with ``RuntimeError`` (the env is closed); ``reset()`` starts it again."""
+        super().close()
+        self._closed = True
 
     # ---- hooks -------------------------------------------------------------------------------
     @abstractmethod

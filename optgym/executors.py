@@ -65,8 +65,9 @@ _MAX_MESSAGE = 4096
 # How often a running call's memory is measured, in seconds.
 _POLL = 0.25
 _PR_SET_PDEATHSIG = 1
-# Modules the process that forks every local call imports once, so calls start warm.
-_PRELOAD = ["optgym.bench", "optgym.agents", "optgym.envs", "optgym.wrappers", "numpy", "torch"]
+#: Modules the process that forks every local call imports once, so calls start warm (a
+#: sandboxed agent's host imports them too before its clock starts).
+PRELOAD = ("optgym.bench", "optgym.agents", "optgym.envs", "optgym.wrappers", "numpy", "torch")
 
 
 class CallFailed(RuntimeError):
@@ -142,7 +143,7 @@ def preload(modules: Iterable[str]) -> None:
 def _context() -> Any:
     context = multiprocessing.get_context("forkserver")
     # Effective only before this process's fork server starts; later calls change nothing.
-    context.set_forkserver_preload([*_PRELOAD, *_preload])
+    context.set_forkserver_preload([*PRELOAD, *_preload])
     return context
 
 

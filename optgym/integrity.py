@@ -41,7 +41,12 @@ def _load_key(root: Path) -> bytes:
             f"{path} must be a regular file owned by this user and readable by no one else "
             "(mode 600); remove it and a new key is made (cached files are then rebuilt)"
         )
-    key = path.read_bytes()
+    from optgym.datasets.files import read_regular
+
+    try:  # opened without following a link or blocking: what the lstat saw
+        key = read_regular(path, "integrity key", KEY_BYTES + 1)
+    except ValueError as e:
+        raise RuntimeError(f"{e}; remove it and a new key is made") from None
     if len(key) != KEY_BYTES:
         raise RuntimeError(
             f"{path} holds {len(key)} bytes, a key is {KEY_BYTES}; remove it and a new key is "

@@ -112,6 +112,14 @@ class Task:
     # split (a stored split with fewer gives all it has). Episodes are minutes long, so the
     # set is small; hidden rounds draw further benchmarks of the same splits.
     board_size: int = 3
+    # The CPU time one leaderboard rerun episode may spend, its processes together (the
+    # sandboxed agent, the env and its backends), in seconds: it bounds what an agent can do
+    # off the meter (a simulator of its own, say) where its budget counts work.
+    cpu_seconds: float = 1800.0
+    # How far the score of a leaderboard rerun of an episode may be from its line's, relative,
+    # where the task counts time (a seconds budget, measured run times); where it counts
+    # work, a rerun must give the line back exactly.
+    rerun_rtol: float = 0.25
     problem: str = ""  # filled in by the Problem that lists the task
 
     def __post_init__(self) -> None:
@@ -124,6 +132,8 @@ class Task:
             raise ValueError(f"board_size of task {self.name!r} must be an int")
         if self.board_size < 1:
             raise ValueError(f"board_size of task {self.name!r} must be >= 1")
+        if not (isinstance(self.cpu_seconds, (int, float)) and self.cpu_seconds > 0):
+            raise ValueError(f"cpu_seconds of task {self.name!r} must be a positive number")
 
     def splits(self) -> dict[str, str]:
         """Dataset URI -> the split whose benchmarks the task scores."""
@@ -138,7 +148,10 @@ class Problem:
     ``agents`` maps agent names to ``"package.module:Class[:key=value,...]"`` and a line
     of description; ``report(rows, plot_path)`` prints the problem's own tables and plots
     after a bench run and returns the paths it wrote. ``resources`` is what one episode
-    asks a Ray cluster for (CPUs, memory).
+    asks a Ray cluster for (CPUs, memory). ``backends`` is what a sandboxed agent must not
+    reach, so that it cannot build an unmetered env of its own (:mod:`optgym.sandbox`):
+    ``"module:NAME"`` (an installed package's folder), ``"site:NAME"`` (a folder in
+    site-packages) or an absolute glob.
     """
 
     name: str  # "pass-ordering"
@@ -149,6 +162,7 @@ class Problem:
     agents: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     report: Callable[[list[dict], Path], list[Path]] | None = None
     resources: Resources = Resources()
+    backends: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         ids = {e.id for e in self.envs}

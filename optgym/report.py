@@ -96,6 +96,37 @@ def _short(uri: str) -> str:
     return uri.split("://", 1)[-1]
 
 
+def save_figure(fig: Any, path: str | Path, dpi: int = 120) -> Path:
+    """Write the matplotlib figure ``fig`` to ``path`` as a PNG and close it. The image is
+    rendered first, then written by a new file renamed into place: ``OSError`` when it
+    cannot be (a full disk, a folder that cannot be written), never a file written through a
+    link; ``ValueError`` when ``path`` names something that is not a regular file (a
+    device such as ``/dev/full``, a FIFO, a folder)."""
+    import io
+    import stat
+
+    import matplotlib.pyplot as plt
+
+    from optgym.datasets.files import file_kind, write_file
+
+    path = Path(path)
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISLNK(mode):
+        plt.close(fig)
+        raise ValueError(f"plot {path} is not a regular file (a {file_kind(mode)}); name a "
+                         "PNG file to write")  # fmt: skip
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    write_file(path, buffer.getvalue())
+    return path
+
+
 def plot(
     rows: list[dict],
     path: Path,
@@ -166,6 +197,4 @@ def plot(
     right.legend(fontsize=8, loc="best")
     fig.suptitle(score_name, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)

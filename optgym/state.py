@@ -105,14 +105,19 @@ class StateWriter:
     """Append states (or result rows that hold one) as JSON lines, one write and a flush
     per line, so that a kill loses nothing already written.
 
-    Holds an exclusive lock on the file (where the OS has ``fcntl``) so that two runs never
-    interleave their lines; the lock goes with the process, even when it is killed.
+    The file is never opened through a symbolic link (``ValueError`` before anything
+    touches it: a link could point at any file, which a repair of a cut last line would
+    then truncate) and must be a regular file (a FIFO or a device is refused, never waited
+    on). Holds an exclusive lock on the file (where the OS has ``fcntl``) so that two runs
+    never interleave their lines; the lock goes with the process, even when it is killed.
     """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        if self.path.is_symlink():
+            raise ValueError(f"results {self.path} is a symbolic link; name a regular file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("a", encoding="utf-8")
+        self._file = self._open()
         try:
             import fcntl
         except ImportError:  # not on POSIX: no lock
@@ -125,6 +130,40 @@ class StateWriter:
                 f"{self.path} is being written by another run; wait for it or choose "
                 "another results file"
             ) from None
+
+    def _open(self) -> Any:
+        """The results file opened for appending: created if missing, never through a
+        link (``O_NOFOLLOW``), never blocking (a FIFO without a reader), and only if what
+        was opened is a regular file."""
+        import errno
+        import os
+        import stat
+
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOCTTY
+        flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        not_regular = (
+            f"results {self.path} is not a regular file (a FIFO, device or folder); "
+            "name a JSON-lines file"
+        )
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except OSError as e:
+            if e.errno == errno.ELOOP:  # made a link after the check above
+                raise ValueError(
+                    f"results {self.path} is a symbolic link; name a regular file"
+                ) from None
+            if e.errno in (errno.ENXIO, errno.EISDIR):  # a FIFO with no reader, a folder
+                raise ValueError(not_regular) from None
+            raise
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ValueError(not_regular)
+            if hasattr(os, "set_blocking"):
+                os.set_blocking(fd, True)
+            return os.fdopen(fd, "a", encoding="utf-8")
+        except BaseException:
+            os.close(fd)
+            raise
 
     def write(self, record: EpisodeState | dict[str, Any]) -> None:
         row = record.to_dict() if isinstance(record, EpisodeState) else record
@@ -143,6 +182,10 @@ class StateWriter:
 
 #: The longest line a JSON-lines reader takes (bytes); a longer one fails alone, unread.
 MAX_LINE_BYTES = 16 << 20
+#: The most lines a results file may hold (line breaks, blank lines included): a line is
+#: one episode, and the largest leaderboard test set is a few hundred. A file with more is
+#: refused whole, before any line is parsed, so that no per-line work scales with it.
+MAX_RESULT_LINES = 100_000
 
 
 def _raw_lines(f: Any) -> Iterator[tuple[int, bytes | None]]:
@@ -166,8 +209,28 @@ def json_lines(path: str | Path) -> Iterator[tuple[int, Any, str | None]]:
     """``(line number, value, None)`` for each non-empty line of a JSON-lines file, or
     ``(line number, None, "malformed JSON: ...")`` for a line that does not parse (bytes
     that are not UTF-8, nesting too deep, a line over :data:`MAX_LINE_BYTES`): one bad line
-    never stops the reading of the others. The message never quotes the line."""
-    with Path(path).open("rb") as f:
+    never stops the reading of the others. The message never quotes the line.
+
+    ``ValueError`` (naming the file, its line count and the limit) before the first line
+    when the file holds more than :data:`MAX_RESULT_LINES` lines."""
+    from optgym.datasets.files import open_regular
+
+    # never blocks (a FIFO swapped in) and reads no link's target in place of the file
+    with open_regular(path, "results file", follow=True) as f:
+        lines, tail = 0, b""
+        while chunk := f.read(1 << 20):
+            lines, tail = lines + chunk.count(b"\n"), chunk[-1:]
+            if lines > MAX_RESULT_LINES:
+                raise ValueError(
+                    f"{path} has more than {MAX_RESULT_LINES} lines; at most "
+                    f"{MAX_RESULT_LINES} allowed (one line an episode)"
+                )
+        if tail not in (b"", b"\n") and lines + 1 > MAX_RESULT_LINES:  # a last line, unended
+            raise ValueError(
+                f"{path} has {lines + 1} lines; at most {MAX_RESULT_LINES} allowed "
+                "(one line an episode)"
+            )
+        f.seek(0)
         for lineno, raw in _raw_lines(f):
             if raw is None:
                 yield lineno, None, f"line longer than {MAX_LINE_BYTES >> 20} MiB: not read"

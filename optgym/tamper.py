@@ -9,8 +9,12 @@ tampered copy, in a file of its own beside the genuine lines, and counts what wa
 and what passed; a tampered line that passes must change nothing a report shows.
 
 Run it on results files (``python -m optgym.tamper results/*.jsonl``); it prints one line
-per figure. ``--accept-untagged`` fuzzes what a replay alone catches (as for lines written
-by another installation), without the integrity tag.
+per figure. ``--submission DIR`` tells a whole open-track submission the lies that every
+line's replay accepts (:func:`fuzz_submission`: its agent relabelled, its best seed copied
+over the others, a larger budget's run labelled with the task's budget), each of which
+``optgym leaderboard verify`` must refuse by running episodes again in the sandbox.
+``--accept-untagged`` fuzzes what a replay alone catches (as for lines written by another
+installation), without the integrity tag.
 """
 
 from __future__ import annotations
@@ -214,17 +218,161 @@ def fuzz(
     return report
 
 
+# --- whole submissions: lies that every line's replay accepts -------------------------------
+
+
+def _retagged(rows: list[dict]) -> bytes:
+    """Lines as another installation's would read: without this one's tag."""
+    return b"".join(
+        json.dumps({k: v for k, v in r.items() if k != TAG_FIELD}, sort_keys=True).encode() + b"\n"
+        for r in rows
+    )
+
+
+def relabelled(manifest: dict, rows: list[dict], agent: str) -> tuple[dict, list[dict]]:
+    """The submission's lines and manifest claimed for another ``agent`` of the task."""
+    rows = [{**copy.deepcopy(r), "agent": agent} for r in rows]
+    return {**manifest, "agent": agent, "name": agent}, rows
+
+
+def cherry_picked(manifest: dict, rows: list[dict]) -> tuple[dict, list[dict]]:
+    """Each benchmark's best seed copied over its other seeds."""
+    best: dict[str, dict] = {}
+    for row in rows:
+        if row["benchmark"] not in best or row["score"] > best[row["benchmark"]]["score"]:
+            best[row["benchmark"]] = row
+    out = []
+    for row in rows:
+        copied = copy.deepcopy(best[row["benchmark"]])
+        copied["seed"] = row["seed"]
+        copied["state"]["seed"] = row["seed"] if row["state"]["seed"] is not None else None
+        out.append(copied)
+    return manifest, out
+
+
+def budget_relabelled(
+    manifest: dict, rows: list[dict], task: Any, factor: int, folder: Path
+) -> tuple[dict, list[dict]]:
+    """The same episodes run with ``factor`` times the task's budget, labelled as run with
+    the task's (their budget used cut to fit it, what the agent added to the state that
+    would tell the search's length dropped)."""
+    from optgym.bench import run_bench
+    from optgym.budget import Budget
+
+    budget = task.budget
+    bigger = Budget(**{u: (None if getattr(budget, u) is None else getattr(budget, u) * factor)
+                       for u in ("calls", "steps", "seconds")})  # fmt: skip
+    seeds = sorted({r["seed"] for r in rows})
+    benchmarks = list(dict.fromkeys(r["benchmark"] for r in rows))
+    big = run_bench(task.name, [manifest["agent"]], benchmarks, seeds, bigger,
+                    folder / "bigger.jsonl", progress=False)  # fmt: skip
+    from optgym.leaderboard.tasks import env_entry
+
+    own = env_entry(task).env_class().agent_extras  # a search's trace would tell its length
+    out = []
+    for row in big:
+        row = {k: v for k, v in copy.deepcopy(row).items() if k != TAG_FIELD}
+        row["state"]["extras"] = {k: v for k, v in row["state"]["extras"].items()
+                                  if k not in own}  # fmt: skip
+        row["budget"] = str(budget)
+        for unit in ("calls", "steps"):
+            limit = getattr(budget, unit)
+            if limit is not None:
+                row["budget_used"][unit] = min(row["budget_used"][unit], limit)
+        out.append(row)
+    return manifest, out
+
+
+@dataclass
+class SubmissionReport:
+    """What :func:`fuzz_submission` found: each lie, and whether verify refused it."""
+
+    genuine_ok: bool = False
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    passed: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        total = len(self.refused) + len(self.passed)
+        return [
+            f"genuine_submission_verified: {self.genuine_ok} (target: True)",
+            f"submission_lies_refused: {len(self.refused)}/{total} (target: all)",
+        ]
+
+
+def fuzz_submission(
+    path: Path, relabel_as: str | None = None, budget_factor: int = 10,
+    reruns: int | None = None,
+) -> SubmissionReport:  # fmt: skip
+    """Tell the submission at ``path`` three lies that every line's replay accepts (its
+    agent relabelled as ``relabel_as``, its best seed copied over the others, a run with
+    ``budget_factor`` times the budget labelled with the task's) and verify each; the
+    open track's reruns in the sandbox must refuse them. ``reruns``: episodes rerun per
+    verification (default: every line, so that the verdict does not depend on the draw)."""
+    from optgym.agents.registry import agents_for
+    from optgym.leaderboard.submission import load_submission, write_submission
+    from optgym.leaderboard.tasks import get_task
+    from optgym.leaderboard.verify import verify_submission
+
+    sub = load_submission(path)
+    task = get_task(sub.manifest["task"])
+    rows = [json.loads(raw) for raw in sub.results.splitlines() if raw.strip()]
+    reruns = len(rows) if reruns is None else reruns
+    report = SubmissionReport(genuine_ok=verify_submission(path, record="-", reruns=reruns).ok)
+    if relabel_as is None:
+        others = [a for a in agents_for(task.problem) if a != sub.manifest["agent"]]
+        relabel_as = others[0]
+    with tempfile.TemporaryDirectory(prefix="optgym-tamper-") as tmp:
+        lies = {
+            f"relabelled as {relabel_as}": relabelled(sub.manifest, rows, relabel_as),
+            "best seed copied over the others": cherry_picked(sub.manifest, rows),
+            f"run with {budget_factor}x the budget, labelled with the task's": (
+                budget_relabelled(sub.manifest, rows, task, budget_factor, Path(tmp))
+            ),
+        }
+        for what, (manifest, lines) in lies.items():
+            folder = Path(tmp) / str(len(report.refused) + len(report.passed))
+            write_submission(folder, manifest, _retagged(lines))
+            verdict = verify_submission(folder, record="-", reruns=reruns)
+            if verdict.ok:
+                report.passed.append(what)
+            else:
+                report.refused.append((what, verdict.problems[0] if verdict.problems else ""))
+    return report
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m optgym.tamper RESULTS...``: fuzz the lines of each file, print figures."""
+    """``python -m optgym.tamper RESULTS...``: fuzz the lines of each file, print figures;
+    ``--submission DIR``: tell a whole submission's lies (see :func:`fuzz_submission`)."""
     from optgym.budget import Budget
     from optgym.state import json_lines
 
     parser = argparse.ArgumentParser(prog="python -m optgym.tamper", description=__doc__)
-    parser.add_argument("results", nargs="+", help="results files of genuine, tagged lines")
+    parser.add_argument("results", nargs="*", help="results files of genuine, tagged lines")
     parser.add_argument("--accept-untagged", action="store_true")
     parser.add_argument("--retag", action="store_true", help="re-tag tampered lines")
     parser.add_argument("--limit", type=int, default=None, help="tamperings per line")
+    parser.add_argument("--submission", action="append", default=[], metavar="DIR",
+                        help="a genuine open-track submission whose lies to tell verify")
+    parser.add_argument("--budget-factor", type=int, default=10, metavar="N",
+                        help="the budget lie: a run with N times the task's budget")
+    parser.add_argument("--relabel-as", default=None, metavar="AGENT",
+                        help="the agent its lines are relabelled as (default: another one "
+                        "of the task's)")  # fmt: skip
     args = parser.parse_args(argv)
+    if not args.results and not args.submission:
+        parser.error("give results files, or --submission DIR")
+    refused = told = 0
+    for name in args.submission:
+        sub_report = fuzz_submission(Path(name), args.relabel_as, args.budget_factor)
+        for what, why in sub_report.refused:
+            print(f"{name}: refused: {what} ({why[:200]})")
+        for what in sub_report.passed:
+            print(f"{name}: PASSED: {what}")
+        print("\n".join(sub_report.lines()))
+        refused += len(sub_report.refused)
+        told += len(sub_report.refused) + len(sub_report.passed)
+    if not args.results:
+        return 0 if refused == told else 1
     total = FuzzReport()
     for name in args.results:
         rows = [row for _, row, error in json_lines(name) if not error and isinstance(row, dict)]

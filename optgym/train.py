@@ -31,10 +31,14 @@ PosixPath('runs/nav/model.zip')
 from __future__ import annotations
 
 import importlib.resources
+import inspect
 import json
 import math
+import os
+import re
 import sys
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,13 +134,17 @@ class TrainRun:
 # --- hyperparameter files ---------------------------------------------------------------------
 
 
+def _env_entry(env_id: str) -> Any:
+    """The registration record (``optgym.problem.EnvEntry``) of ``env_id``."""
+    from optgym.envs import problem_of_env
+
+    return next(e for e in problem_of_env(env_id).envs if e.id == env_id)
+
+
 def hyperparams_path(env_id: str) -> Path:
     """The hyperparameter file shipped for ``env_id`` (``ValueError`` for unknown ids or an
     env that ships none)."""
-    from optgym.envs import problem_of_env
-
-    problem = problem_of_env(env_id)
-    entry = next(e for e in problem.envs if e.id == env_id)
+    entry = _env_entry(env_id)
     package = entry.entry_point.split(":")[0].rsplit(".", 1)[0]
     name = env_id.split("/")[-1] + ".yml"
     path = Path(str(importlib.resources.files(package).joinpath("hyperparams", name)))
@@ -273,10 +281,18 @@ def resolve(
         raise ValueError(f"{where} has no {algo!r} section for {env_id}; it has: {have}")
     section = _check_mapping(data[algo], f"the {algo} section of {where}")
     section.update(overrides or {})
+    section = check_algo_settings(
+        algo, section, lambda key: "from --set" if key in (overrides or {}) else f"in {where}"
+    )
     kwargs = {**_check_mapping(data.get("env_kwargs"), f"env_kwargs in {where}")}
     if task is not None:
         kwargs = {**task.env_kwargs, **kwargs}
     kwargs.update(env_kwargs or {})
+    check_env_kwargs(
+        env_id,
+        kwargs,
+        lambda key: "from --env-kwargs" if key in (env_kwargs or {}) else f"in {where}",
+    )
     wrappers = _parse_wrappers(data.get("wrappers"), where)
     envs = n_envs if n_envs is not None else data.get("n_envs", 1)
     if isinstance(envs, bool) or not isinstance(envs, int) or not 1 <= envs <= 64:
@@ -322,6 +338,267 @@ def _classes(value: Any, key: str = "") -> Any:
     ):
         return load_object(value)
     return value
+
+
+# --- checking settings ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SettingRange:
+    """The values one numeric SB3 keyword argument may take."""
+
+    integer: bool  # an int (never a bool); else any finite number
+    low: float
+    high: float = math.inf
+    low_open: bool = False  # ``low`` itself is refused
+    none: bool = False  # ``None`` is allowed (the feature is off)
+    schedule: bool = False  # a callable (a schedule of the progress left) is allowed too
+    why: str = ""  # what a special value means
+
+    def allows(self, value: Any) -> bool:
+        """Whether ``value`` is one of this setting's values."""
+        if value is None:
+            return self.none
+        if callable(value) and not isinstance(value, type):
+            return self.schedule
+        if isinstance(value, bool) or not isinstance(value, int if self.integer else (int, float)):
+            return False
+        if not math.isfinite(value):
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        return above and value <= self.high
+
+    def text(self) -> str:
+        """What the setting takes, e.g. ``"a number in [0, 1]"``."""
+        kind = "an integer" if self.integer else "a number"
+        low, high = _number_text(self.low), _number_text(self.high)
+        if self.high == math.inf:
+            bound = f"> {low}" if self.low_open else f">= {low}"
+        else:
+            bound = f"in {'(' if self.low_open else '['}{low}, {high}]"
+        schedule = " or a schedule (a callable)" if self.schedule else ""
+        none = " or None" if self.none else ""
+        return f"{kind} {bound}{schedule}{none}{self.why}"
+
+
+def _number_text(x: float) -> str:
+    if not math.isfinite(x):
+        return str(x)
+    return str(int(x)) if x == int(x) else str(x)
+
+
+#: The numeric SB3 / sb3-contrib keyword arguments (and ``n_timesteps``) and their values, as
+#: SB3's documentation gives them: a value outside them fails deep inside ``learn`` (an
+#: ``UnboundLocalError`` for ``n_epochs=-1``) or silently trains nothing.
+SETTING_RANGES: dict[str, SettingRange] = {
+    "n_timesteps": SettingRange(True, 1),
+    "n_steps": SettingRange(True, 1),
+    "batch_size": SettingRange(True, 1),
+    "n_epochs": SettingRange(True, 1),
+    "buffer_size": SettingRange(True, 1),
+    "learning_starts": SettingRange(True, 0),
+    "train_freq": SettingRange(True, 1, why=", or [N, 'step' or 'episode']"),
+    "gradient_steps": SettingRange(True, -1, why=" (-1: as many as the rollout's env steps)"),
+    "target_update_interval": SettingRange(True, 1),
+    "sde_sample_freq": SettingRange(True, -1, why=" (-1: once per rollout)"),
+    "stats_window_size": SettingRange(True, 1),
+    "learning_rate": SettingRange(False, 0, low_open=True, schedule=True),
+    "gamma": SettingRange(False, 0, 1),
+    "gae_lambda": SettingRange(False, 0, 1),
+    "clip_range": SettingRange(False, 0, low_open=True, schedule=True),
+    "clip_range_vf": SettingRange(False, 0, low_open=True, none=True, schedule=True),
+    "target_kl": SettingRange(False, 0, low_open=True, none=True),
+    "ent_coef": SettingRange(False, 0),
+    "vf_coef": SettingRange(False, 0),
+    "max_grad_norm": SettingRange(False, 0, low_open=True),
+    "rms_prop_eps": SettingRange(False, 0, low_open=True),
+    "tau": SettingRange(False, 0, 1),
+    "exploration_fraction": SettingRange(False, 0, 1),
+    "exploration_initial_eps": SettingRange(False, 0, 1),
+    "exploration_final_eps": SettingRange(False, 0, 1),
+}
+_BOOL_SETTINGS = ("normalize_advantage", "use_sde", "use_rms_prop", "optimize_memory_usage")
+_MAPPING_SETTINGS = ("policy_kwargs", "rollout_buffer_kwargs", "replay_buffer_kwargs")
+#: Keyword arguments :func:`train` gives the algorithm itself, and where they come from.
+_RESERVED = {
+    "env": "the env id or task", "seed": "--seed", "verbose": "optgym train",
+    "tensorboard_log": "--no-tensorboard and --out", "_init_setup_model": "optgym train",
+}  # fmt: skip
+_NUMBER = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
+
+
+def _value_text(value: Any) -> str:
+    """``repr(value)``, cut to 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _policy_class(algo_cls: Any, policy: Any) -> Any:
+    """The policy class ``policy`` names for ``algo_cls`` (an alias or a loaded class), or
+    None when it names none."""
+    if isinstance(policy, type):
+        return policy
+    if isinstance(policy, str) and policy in getattr(algo_cls, "policy_aliases", {}):
+        return algo_cls.policy_aliases[policy]
+    return None
+
+
+def _check_net_arch(value: Any, origin: str) -> None:
+    def layers(v: Any) -> bool:
+        return isinstance(v, list) and all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in v
+        )
+
+    if layers(value) or (
+        isinstance(value, dict)
+        and set(value) <= {"pi", "vf", "qf"}
+        and all(map(layers, value.values()))
+    ):
+        return
+    raise ValueError(
+        f"policy_kwargs net_arch must be a list of layer sizes (integers >= 1) or "
+        f"{{pi: [...], vf: [...]}}, got {_value_text(value)} ({origin})"
+    )
+
+
+def check_algo_settings(
+    algo: str, settings: Mapping[str, Any], origin: Callable[[str], str] | None = None
+) -> dict[str, Any]:
+    """``settings`` (an algorithm section: ``policy``, ``n_timesteps`` and the algorithm's
+    keyword arguments) checked before anything runs, as a new dict (``train_freq`` given as a
+    list becomes the tuple SB3 wants). ``ValueError`` names the setting, its value, what it
+    may be and ``origin(name)`` (e.g. ``"from --set"``): an unknown or reserved name, a
+    number out of its :data:`SETTING_RANGES` range, a policy or ``policy_kwargs`` the
+    algorithm does not take."""
+    where = origin or (lambda key: f"{algo} setting")
+    cls = algo_class(algo)
+    params = inspect.signature(cls.__init__).parameters
+    allowed = sorted({"policy", "n_timesteps", *params} - {"self", *_RESERVED})
+    out = dict(settings)
+    for key, value in settings.items():
+        if key in _RESERVED:
+            raise ValueError(
+                f"{key} is set by {_RESERVED[key]}, not as an algorithm setting ({where(key)})"
+            )
+        if key not in allowed:
+            raise ValueError(
+                f"cannot make {cls.__name__} with the unknown setting {key!r} ({where(key)}); "
+                f"allowed: {', '.join(allowed)}"
+            )
+        if key == "train_freq" and isinstance(value, (list, tuple)):
+            if (
+                len(value) != 2
+                or not SettingRange(True, 1).allows(value[0])
+                or value[1] not in ("step", "episode")
+            ):
+                raise ValueError(
+                    f"train_freq must be {SETTING_RANGES[key].text()}, got "
+                    f"{_value_text(value)} ({where(key)})"
+                )
+            out[key] = (value[0], value[1])
+        elif key in SETTING_RANGES and not SETTING_RANGES[key].allows(value):
+            hint = ""
+            if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+                hint = " (a string: YAML reads 1e-3 as text, write 1.0e-3)"
+            raise ValueError(
+                f"{key} must be {SETTING_RANGES[key].text()}, got {_value_text(value)}{hint} "
+                f"({where(key)})"
+            )
+        elif key in _BOOL_SETTINGS and not isinstance(value, bool):
+            raise ValueError(
+                f"{key} must be true or false, got {_value_text(value)} ({where(key)})"
+            )
+        elif key in _MAPPING_SETTINGS and value is not None:
+            _check_mapping(value, f"{key} ({where(key)})")
+        elif key == "device" and value != "auto":
+            import torch
+
+            try:
+                torch.device(value)
+            except (RuntimeError, TypeError):
+                raise ValueError(
+                    f"device must be a torch device such as cpu, cuda or auto, got "
+                    f"{_value_text(value)} ({where(key)})"
+                ) from None
+    policy = settings.get("policy", "MlpPolicy")
+    aliases = sorted(getattr(cls, "policy_aliases", {}))
+    if not isinstance(policy, type) and not (
+        isinstance(policy, str) and (policy in aliases or ":" in policy)
+    ):
+        raise ValueError(
+            f"unknown policy {_value_text(policy)} for {cls.__name__} ({where('policy')}); "
+            f"allowed: {', '.join(aliases)} or a class as 'package.module:Name'"
+        )
+    try:
+        resolved = _classes(out)
+    except ValueError as e:
+        raise ValueError(f"{e} ({where('policy')})") from None
+    policy_kwargs = resolved.get("policy_kwargs") or {}
+    if "net_arch" in policy_kwargs:
+        _check_net_arch(policy_kwargs["net_arch"], where("policy_kwargs"))
+    policy_cls = _policy_class(cls, resolved.get("policy", "MlpPolicy"))
+    if policy_cls is not None:
+        accepted = inspect.signature(policy_cls.__init__).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+            own = {"self", "observation_space", "action_space", "lr_schedule"}
+            names = sorted(set(accepted) - own)
+            unknown = sorted(set(policy_kwargs) - set(names))
+            if unknown:
+                raise ValueError(
+                    f"unknown policy_kwargs {', '.join(unknown)} for {policy_cls.__name__} "
+                    f"({where('policy_kwargs')}); allowed: {', '.join(names)}"
+                )
+    return out
+
+
+def check_env_kwargs(
+    env_id: str, kwargs: Mapping[str, Any], origin: Callable[[str], str] | None = None
+) -> None:
+    """``ValueError`` unless the env class of ``env_id`` takes every name in ``kwargs`` (the
+    allowed names listed) and accepts their values: the env is made once with them, without
+    a reset, and closed. ``origin(name)`` says where a name came from."""
+    where = origin or (lambda key: "env setting")
+    cls = _env_entry(env_id).env_class()
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        allowed = [
+            n for n, p in params.items()
+            if n != "self" and p.kind is not inspect.Parameter.VAR_POSITIONAL
+        ]  # fmt: skip
+        unknown = [k for k in kwargs if k not in allowed]
+        if unknown:
+            raise ValueError(
+                f"unknown env setting(s) {', '.join(map(repr, unknown))} for {env_id} "
+                f"({where(unknown[0])}); allowed: {', '.join(allowed)}"
+            )
+    try:
+        env = cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        given = ", ".join(f"{k}={_value_text(v)}" for k, v in kwargs.items()) or "none"
+        raise ValueError(f"{env_id} refuses its env settings ({given}): {e}") from None
+    env.close()
+
+
+def check_threads(threads: Any) -> int:
+    """``threads`` as torch's thread count for a training run: ``ValueError`` unless an
+    integer in [1, ``os.cpu_count()``]."""
+    most = os.cpu_count() or 1
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= most:
+        raise ValueError(
+            f"threads must be an integer in [1, {most}] (this machine's CPUs), got "
+            f"{_value_text(threads)}"
+        )
+    return threads
+
+
+def _refusal(e: BaseException) -> str:
+    """What SB3 said when it refused a setting; an ``assert`` without a message gives its
+    source line, which names the setting."""
+    text = str(e).strip()
+    if not text and isinstance(e, AssertionError):
+        frames = traceback.extract_tb(e.__traceback__)
+        text = (frames[-1].line or "") if frames else ""
+    return text or type(e).__name__
 
 
 # --- envs -------------------------------------------------------------------------------------
@@ -418,8 +695,10 @@ def train(
     the rollout (``n_steps``) to fit; ``train.json`` records the settings used.
     ``threads`` is torch's thread count while training (1 by default: the env's backends
     want the other cores, and a fixed count keeps runs repeatable).
-    ``ValueError`` for a bad target, algorithm, file or setting, before anything runs.
+    ``ValueError`` for a bad target, algorithm, file, setting or thread count, before
+    anything runs (:func:`check_algo_settings`, :func:`check_env_kwargs`).
     """
+    check_threads(threads)
     config = resolve(target, algo, hyperparams, env_kwargs, n_envs, overrides)
     params = dict(config.hyperparams)
     policy = params.pop("policy", "MlpPolicy")
@@ -436,13 +715,16 @@ def train(
             if "batch_size" in params:
                 params["batch_size"] = max(min(params["batch_size"], rollout), 2)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     cls = algo_class(algo)
     from stable_baselines3.common.callbacks import CheckpointCallback
 
     from optgym.threads import torch_threads
 
-    vec = make_vec_env(config, seed)
+    try:
+        vec = make_vec_env(config, seed)
+    except (TypeError, ValueError) as e:  # a wrapper's settings (the env's were checked)
+        cause = e.__cause__ if type(e.__cause__) is type(e) else e  # gymnasium re-raises
+        raise ValueError(f"cannot make the training env {config.env_id}: {cause}") from None
     # Torch's thread count is fixed from the first weights on: the orthogonal initialization
     # (a QR decomposition) rounds differently on another count, and the default count differs
     # between machines and executors (a Ray worker has one thread).
@@ -457,10 +739,16 @@ def train(
                     tensorboard_log=str(out / "tensorboard") if tensorboard else None,
                     **_classes(params),
                 )
-            except (TypeError, ValueError, AssertionError) as e:
+            except (TypeError, ValueError, AssertionError, RuntimeError, MemoryError) as e:
+                said = _refusal(e)
+                given = ", ".join(sorted(overrides or {}))
+                named = any(key in said for key in (*params, "policy"))
+                tail = f" (settings from --set: {given})" if given and not named else ""
                 raise ValueError(
-                    f"cannot make {cls.__name__} for {config.env_id} from {config.source}: {e}"
+                    f"cannot make {cls.__name__} for {config.env_id} from {config.source}: "
+                    f"{type(e).__name__}: {said}{tail}"
                 ) from None
+            out.mkdir(parents=True, exist_ok=True)  # nothing is written for a refused setting
             every = max(steps // 10, 2048) if checkpoint_every is None else checkpoint_every
             callbacks: list[Any] = []
             if every > 0:
@@ -722,10 +1010,15 @@ __all__ = [
     "ADAPTERS",
     "ALGOS",
     "WRAPPERS",
+    "SETTING_RANGES",
+    "SettingRange",
     "TrainConfig",
     "TrainRun",
     "TrainedPolicy",
     "apply_wrappers",
+    "check_algo_settings",
+    "check_env_kwargs",
+    "check_threads",
     "hyperparams_path",
     "load_policy",
     "make_env",

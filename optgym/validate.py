@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -150,9 +151,25 @@ def _check_split(benchmark: str, task: Task, split: str | None) -> str | None:
     return None
 
 
+def _check_file(benchmark: str, allowed_files: Sequence[str]) -> str | None:
+    """Why a line may not replay its benchmark, a local file the caller did not name, or
+    None: a results file never makes validate read a file (its existence, hash or size
+    would be an answer)."""
+    if not benchmark.startswith("file:"):
+        return None
+    named = {f if f.startswith("file:") else f"file://{Path(f).resolve()}" for f in allowed_files}
+    if benchmark in named:
+        return None
+    return (
+        "the benchmark is a local file not named on the command line (optgym validate "
+        "--allow-file PATH replays it): a results file never makes validate read one"
+    )
+
+
 def _check_fields(
-    row: Any, budget: Budget | None, split: str | None, accept_untagged: bool
-) -> tuple[str | None, Task | None]:
+    row: Any, budget: Budget | None, split: str | None, accept_untagged: bool,
+    allowed_files: Sequence[str] = (),
+) -> tuple[str | None, Task | None]:  # fmt: skip
     """(why the line fails before any replay or None, its task)."""
     from optgym.agents.registry import check_recorded_agent, registry, resolve_agent
     from optgym.leaderboard.tasks import get_task
@@ -176,6 +193,7 @@ def _check_fields(
         return "agent is not written as the runner writes it (its canonical form)", task
     why = (
         _check_budget(row, task, budget)
+        or _check_file(row["benchmark"], allowed_files)
         or _check_split(row["benchmark"], task, split)
         or _check_times(row)
     )
@@ -185,8 +203,8 @@ def _check_fields(
         had = "a tag that does not match" if TAG_FIELD in row else "no integrity tag"
         return (
             f"the line has {had}: it was changed after the runner wrote it, or written by "
-            "another installation (--accept-untagged replays it, but cannot check its seed, "
-            "walltime, budget_used or measured extras)"
+            "another installation (--accept-untagged replays it, but cannot check its agent, "
+            "seed, walltime, budget_used or measured extras)"
         ), task
     return None, task
 
@@ -197,9 +215,10 @@ def _check_line(
     budget: Budget | None,
     split: str | None,
     accept_untagged: bool = False,
+    allowed_files: Sequence[str] = (),
 ) -> tuple[bool, str]:
     """(ok, message) for one parsed line."""
-    why, task = _check_fields(row, budget, split, accept_untagged)
+    why, task = _check_fields(row, budget, split, accept_untagged, allowed_files)
     if why:
         return False, why
     assert task is not None
@@ -222,7 +241,9 @@ def _check_line(
         return False, why
     if not _close(float(row["score"]), score, max(SCORE_RTOL, task.score_rtol)):
         return False, f"claimed score {row['score']!r}, replay gives {score!r}"
-    note = "" if tag_matches(row) else " (untagged: seed, times and budget_used not checked)"
+    note = "" if tag_matches(row) else (
+        " (untagged: its agent, seed, times and budget_used not checked)"
+    )
     episode = f"{row['agent']} on {row['benchmark']} seed {row['seed']}"
     return True, f"ok: {episode}: score {score:.6g}{note}"
 
@@ -269,12 +290,26 @@ def _episode_key(row: Any) -> str | None:
     return json.dumps([row[k] for k in RESULT_KEYS], sort_keys=True)
 
 
+def replay_problem(row: dict, allowed_files: Sequence[str] = ()) -> str | None:
+    """Why a finished line does not hold (its fields, its budget, its replay in a fresh env)
+    or None: what the runner checks before it tags a line, in a process that runs no
+    agent. The line's own budget is the one it must fit; any split is accepted."""
+    try:
+        budget = Budget.parse(row["budget"])
+    except (ValueError, KeyError, TypeError) as e:
+        return f"bad budget: {e}"
+    with Replayer() as replayer:
+        ok, message = _check_line(row, replayer, budget, "any", True, allowed_files)
+    return None if ok else message
+
+
 def validate_results(
     path: Path,
     budget: Budget | None = None,
     split: str | None = None,
     accept_untagged: bool = False,
     replayer: Replayer | None = None,
+    allowed_files: Sequence[str] = (),
 ) -> list[tuple[int, str, str]]:
     """``(line number, verdict, message)`` for every non-empty line of the results file
     ``path``; the verdict is ``"passed"``, ``"failed"`` or ``"superseded"``.
@@ -282,7 +317,9 @@ def validate_results(
     ``budget``: the budget every line must have (default: its task's). ``split``: the split
     its benchmark must be in (default: the task's), or ``"any"``. ``accept_untagged``: replay
     lines whose integrity tag is not this installation's (written elsewhere) instead of
-    failing them; their seed, times and ``budget_used`` cannot then be checked.
+    failing them; their agent, seed, times and ``budget_used`` cannot then be checked
+    (a relabelled agent is the leaderboard's reruns to catch). ``allowed_files``: the
+    ``file://`` benchmarks (URIs or paths) a line may replay; any other is refused unread.
     ``replayer``: the envs to replay in, kept open by the caller across files (default: made
     and closed here). ``FileNotFoundError`` when there is no such file; ``ValueError`` for
     a bad ``split``.
@@ -290,8 +327,18 @@ def validate_results(
     if split is not None and split not in SPLIT_CHOICES:
         raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLIT_CHOICES)}")
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no results file {path}")
+    import stat
+
+    try:
+        mode = path.stat().st_mode  # a stat never opens it: a FIFO cannot block here
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no results file {path}") from None
+    except OSError as e:
+        raise ValueError(f"cannot read results {path}: {e.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise ValueError(
+            f"{path} is not a regular file (a FIFO/device/folder); name a JSON-lines results file"
+        )
     lines = list(json_lines(path))
     last: dict[str, int] = {}
     for lineno, row, _ in lines:
@@ -316,7 +363,8 @@ def validate_results(
                     out.append((lineno, FAILED, f"duplicate of the episode on line {seen[key]}"))
                     continue
                 seen[key] = lineno
-            ok, message = _check_line(row, replayer, budget, split, accept_untagged)
+            ok, message = _check_line(row, replayer, budget, split, accept_untagged,
+                                      allowed_files)  # fmt: skip
             out.append((lineno, PASSED if ok else FAILED, message))
     finally:
         if own:

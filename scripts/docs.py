@@ -807,9 +807,11 @@ def import_train_module() -> Any:
 
 
 def api_pages() -> list[Page]:
-    """``optgym.make``, ``optgym.wrappers``, ``optgym.train`` and ``optgym.executors``."""
+    """``optgym.make``, ``optgym.wrappers``, ``optgym.train``, ``optgym.executors`` and
+    ``optgym.sandbox``."""
     import optgym
     import optgym.executors
+    import optgym.sandbox
     import optgym.wrappers
 
     train = import_train_module()
@@ -828,6 +830,11 @@ def api_pages() -> list[Page]:
             [n for n in optgym.executors.__all__ if n not in ("DEFAULT_TIMEOUT", "EXECUTORS")],
             "Where episodes and training runs run: `--executor local|ray|inline`.",
         ),
+        module_page(
+            "reference/api/sandbox.md", "optgym.sandbox", optgym.sandbox,
+            ["AgentSandbox", "describe_agent", "sandboxed_episode", "unavailable", "require"],
+            "Where submitted agents run: the leaderboard's rerun and verify.",
+        ),
     ]  # fmt: skip
 
 
@@ -844,7 +851,8 @@ the agent registry and the command-line parser).
 - [Agents](agents/index.md): one page per registered agent, with its settings.
 - [Command line](cli.md): the `--help` of every `optgym` command.
 - Python API: [`optgym.make`](api/optgym.md), [`optgym.wrappers`](api/wrappers.md),
-  [`optgym.train`](api/train.md), [`optgym.executors`](api/executors.md).
+  [`optgym.train`](api/train.md), [`optgym.executors`](api/executors.md),
+  [`optgym.sandbox`](api/sandbox.md).
 """
     return Page("reference/index.md", text)
 
@@ -884,6 +892,7 @@ def reference_nav(pages: list[Page], problems: dict[str, Any]) -> list[Any]:
             {"optgym.wrappers": "reference/api/wrappers.md"},
             {"optgym.train": "reference/api/train.md"},
             {"optgym.executors": "reference/api/executors.md"},
+            {"optgym.sandbox": "reference/api/sandbox.md"},
         ]},
     ]  # fmt: skip
     listed = set(_nav_paths(nav))

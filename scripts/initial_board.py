@@ -1,6 +1,7 @@
 """Make the initial leaderboard: every task's reference and baseline agents, as entries.
 
     .venv/bin/python scripts/initial_board.py [--reuse DIR] [--work DIR] [--only TASK] [--fresh]
+    .venv/bin/python scripts/initial_board.py --reverify [--only TASK]
 
 For each (task, agent) of ``ENTRIES`` it runs the agent on the task's test set
 (``optgym leaderboard run``) into ``WORK/<task>/<agent>``, then verifies and files it
@@ -9,6 +10,13 @@ ships); then the closed-track entries of ``ROUNDS``. Lines already in ``DIR/<tas
 (an earlier ``optgym bench`` run) for that agent and the test set are reused; the run then
 resumes from them. Seconds-budget tasks (LNS, schedule search) measure time: run them on an
 otherwise idle machine.
+
+``--reverify`` verifies every committed entry again on this machine and signs its record
+with the board's verifier key (a new board organizer: remove the board's
+``verifier.json`` first, and a new key is made): by replay, and, where the task counts work,
+by running ``RERUNS`` episodes of each entry again in the sandbox. Where a task counts time
+(LNS, schedules), reruns would measure this machine's load against the entry's: its lines
+replay only. An entry that no longer passes is marked stale.
 """
 
 from __future__ import annotations
@@ -78,6 +86,28 @@ def _commit() -> str:
     return out.stdout.strip()
 
 
+#: Episodes of each entry of a work-counting task that ``--reverify`` runs again.
+RERUNS = 3
+
+
+def reverify(board: Board, only: list[str] | None) -> None:
+    """Verify and sign every committed entry (of the tasks ``only``) again."""
+    from optgym.leaderboard.tasks import hardware_dependent
+    from optgym.leaderboard.verify import verify_submission
+
+    for folder in list(board.entry_dirs()):
+        task = all_tasks()[folder.parent.name]
+        if only and task.name not in only:
+            continue
+        reruns = 0 if hardware_dependent(task) else RERUNS
+        record = verify_submission(folder, record="-", reruns=reruns)
+        board.file_verification(folder, record)
+        print(record.summary())
+        for problem in record.problems:
+            print(f"  - {problem}")
+    board.rebuild()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reuse", type=Path, default=None, help="folder of TASK.jsonl files")
@@ -86,8 +116,13 @@ def main() -> int:
     parser.add_argument(
         "--fresh", action="store_true", help="remove the board's entries of these tasks first"
     )
+    parser.add_argument("--reverify", action="store_true",
+                        help="verify and sign the committed entries again, run nothing new")
     args = parser.parse_args()
     board = Board()
+    if args.reverify:
+        reverify(board, args.only)
+        return 0
     commit = _commit()
     for task, agents in ENTRIES.items():
         if args.only and task not in args.only:

@@ -16,9 +16,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 # ---- Debian packages ----------------------------------------------------------------------
-# chromium + chromium-driver: the leaderboard site is tested in a real headless browser
+# chromium + chromium-driver: the leaderboard site is tested in a real headless browser;
+# bubblewrap: the sandbox submitted agents run in
 apt_packages=(llvm-19 llvm-19-dev clang-19 csmith libcsmith-dev dpkg-dev chromium chromium-driver
-              python3-venv python3-dev)
+              bubblewrap python3-venv python3-dev)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

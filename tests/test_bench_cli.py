@@ -675,9 +675,55 @@ def test_the_runner_takes_only_a_well_formed_line_of_the_episode_it_asked_for(tm
             return future
 
     job = (TASK, "oz", SMALL[0], 0, BUDGET)
-    assert next(episode_rows([job], Answers(dict(good)))) == good
+    assert next(episode_rows([job], Answers(dict(good)), check=None)) == good
     for forged in ([good], {**good, "seed": 1}, {**good, "agent": "greedy"},
                    {**good, "budget": "calls=99"}, {**good, "tag": "x"}, {**good, "score": "1"}):
-        (row,) = episode_rows([job], Answers(forged))  # fmt: skip
+        (row,) = episode_rows([job], Answers(forged), check=None)  # fmt: skip
         assert row["error"].startswith("ValueError: the episode's process sent back a bad line")
         assert (row["score"], row["seed"], row["agent"]) == (None, 0, "oz")
+
+
+FORGER = """
+import gc
+import json
+import os
+from multiprocessing.connection import Connection
+
+from optgym.agents import make_agent
+
+
+class Forger:
+    \"\"\"Writes a well-formed line of its own episode, with a score it never earned, on its
+    process's answer pipe, then leaves before the runner's own answer.\"\"\"
+
+    problems = ("pass-ordering",)
+
+    def solve(self, env, benchmark, budget, seed=None):
+        state = make_agent("oz").solve(env, benchmark, budget, seed).state
+        row = {"task": "pass-ordering", "agent": "forger:Forger", "benchmark": benchmark,
+               "seed": seed, "score": 0.99 + state.reward, "reward": state.reward,
+               "budget": str(budget), "budget_used": {"calls": 1, "steps": 1, "seconds": 0.1},
+               "walltime": 0.1, "state": state.to_dict(), "error": None}
+        pipe = [c for c in gc.get_objects() if isinstance(c, Connection) and c.writable]
+        pipe[0].send_bytes(json.dumps({"ok": row}).encode())
+        os._exit(0)
+"""
+
+
+def test_a_line_forged_on_the_pipe_is_never_tagged(tmp_path: Path, monkeypatch):
+    """W2: the runner replays an episode's line in a process of its own before it tags it:
+    a forged score becomes an error line, and the table never shows it."""
+    from optgym.result_line import tag_matches
+
+    folder = tmp_path / "code"
+    folder.mkdir()
+    (folder / "forger.py").write_text(FORGER)
+    monkeypatch.syspath_prepend(str(folder))
+    rows = run_bench(TASK, ["forger:Forger", "oz"], SMALL[:1], [0], BUDGET,
+                     tmp_path / "r.jsonl", progress=False)  # fmt: skip
+    forged, honest = sorted(rows, key=lambda r: r["agent"] != "forger:Forger")
+    assert forged["score"] is None
+    assert forged["error"].startswith("ValueError: the runner's replay refused the episode's")
+    assert "claimed score" in forged["error"]
+    assert honest["error"] is None and honest["score"] == 1.0
+    assert all(tag_matches(r) for r in rows)  # what is tagged is what was checked

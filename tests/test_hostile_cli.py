@@ -123,7 +123,9 @@ def test_empty_and_missing_results_are_errors(tmp_path: Path, capsys: pytest.Cap
     empty.write_text("\n")
     assert main(["validate", str(empty)]) == 1
     assert "no result lines" in capsys.readouterr().out
-    assert main(["validate", str(tmp_path)]) == 1  # a folder
+    assert main(["validate", str(tmp_path)]) == 2  # a folder
+    assert "is not a regular file" in capsys.readouterr().err
+    assert main(["validate", str(tmp_path / "missing.jsonl")]) == 1
     assert "no results file" in capsys.readouterr().err
 
 

@@ -22,6 +22,7 @@ from optgym.leaderboard.board import Board
 from optgym.leaderboard.hardware import calibrate, hardware_class
 from optgym.leaderboard.rounds import make_round, rerun, reveal, round_dir, secret_path
 from optgym.leaderboard.run import run_entry
+from optgym.leaderboard.signing import sign
 from optgym.leaderboard.stats import bootstrap_interval, ranks
 from optgym.leaderboard.submission import (
     MANIFEST,
@@ -366,7 +367,8 @@ def test_reverify_marks_stale_without_deleting(cem_entry: Path, board: Board) ->
     (folder / RESULTS).write_bytes(results)
     record = verify_submission(cem_entry, record="-").to_dict()
     record.update(submission=new_id, verifier={**record["verifier"], "optgym": "0.0.9"})
-    (folder / "verification.json").write_text(json.dumps(record))
+    signed = sign(record, "verification", board.root)  # as the organizer filed it then
+    (folder / "verification.json").write_text(json.dumps(signed))
     assert [e["status"] for e in board.entries(TASK)] == ["verified"]
     results_of = board.reverify()
     assert len(results_of) == 1 and not results_of[0][1].ok
@@ -466,23 +468,27 @@ def test_hardware_dependent_tasks_need_a_calibration(tmp_path: Path) -> None:
 # --- hidden rounds (the closed track) ---------------------------------------------------
 
 
+NETWORK_PROBE = """
+import socket
+
+from optgym.agents import make_agent
+
+
 class NetworkProbe:
-    """CEM that fails its episode when a socket reaches the test's loopback server."""
+    \"\"\"CEM that fails its episode when a socket reaches the test's loopback server.\"\"\"
 
     problems = ("optgym/PathPlanning2D-v0",)
-    port = 0
 
-    def solve(self, env: Any, benchmark: str, budget: Any, seed: int | None = None) -> Any:
-        from optgym.agents import make_agent
-        from optgym.isolation import network_reachable
+    def __init__(self, port: int = 0):
+        self.port = port
 
-        if network_reachable("127.0.0.1", int(_port_file().read_text())):
-            raise RuntimeError("the episode reached the network")
-        return make_agent("cem").solve(env, benchmark, budget, seed)
-
-
-def _port_file() -> Path:
-    return Path(__file__).with_name(".network-probe-port")
+    def solve(self, env, benchmark, budget, seed=None):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=2).close()
+        except OSError:
+            return make_agent("cem").solve(env, benchmark, budget, seed)
+        raise RuntimeError("the episode reached the network")
+"""
 
 
 def test_hidden_round_runs_offline_and_replays_after_reveal(
@@ -502,22 +508,24 @@ def test_hidden_round_runs_offline_and_replays_after_reveal(
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
-    _port_file().write_text(str(server.getsockname()[1]))
-    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "probe.py").write_text(NETWORK_PROBE)
     try:
-        agent = "test_leaderboard:NetworkProbe"
-        out = rerun(agent, TASK, "r1", tmp_path / "closed", progress=False)
+        agent = f"probe:NetworkProbe:port={server.getsockname()[1]}"
+        out = rerun(agent, TASK, "r1", tmp_path / "closed", code=code, progress=False)
         rows = _rows(out)
         assert len(rows) == 3 and all(r["error"] is None for r in rows), rows[0]["error"]
-        # the same agent, run without the isolation, reaches the server
+        assert (out / "code" / "probe.py").read_text() == NETWORK_PROBE  # what was run
+        # the same agent, run outside the sandbox, reaches the server
         from optgym.bench import run_bench
 
+        monkeypatch.syspath_prepend(str(code))
         plain = run_bench(TASK, [agent], hidden, [0], get_task(TASK).budget,
                           tmp_path / "plain.jsonl", progress=False)  # fmt: skip
         assert "reached the network" in plain[0]["error"]
     finally:
         server.close()
-        _port_file().unlink(missing_ok=True)
     assert _manifest(out)["track"] == "closed" and _manifest(out)["round"] == "r1"
     assert verify_submission(out, record="-").ok  # the organizer holds the secret
 
@@ -554,7 +562,7 @@ def test_every_field_of_a_line_tampered(cem_entry: Path, tmp_path: Path) -> None
     for what, tampered in changes[:: max(1, len(changes) // 40)]:
         entry = _copy(cem_entry, tmp_path / str(refused + passed))
         _write_rows(entry, [tampered, *rows[1:]])
-        record = verify_submission(entry, record="-")
+        record = verify_submission(entry, record="-", reruns=1)
         if not record.ok:
             refused += 1
             continue

@@ -40,9 +40,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from optgym import integrity
-from optgym.datasets.cache import TAG_SUFFIX, cache_dir, write_atomic, write_tagged
+from optgym.datasets.cache import (
+    cache_dir,
+    cache_tag,
+    cache_tag_matches,
+    read_tag,
+    tag_path,
+    write_atomic,
+    write_tagged,
+)
 from optgym.datasets.dataset import Benchmark, Dataset
+from optgym.datasets.files import read_regular
 from optgym.datasets.llvm.tools import CLANG_FLAGS, run, tool
 
 NAME = "debian-v0"
@@ -50,6 +58,8 @@ SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 BUILD_HINT = "run `optgym datasets build debian-v0`"
 PURPOSE = "debian-bitcode"  # the integrity-tag purpose of the built bitcode
+MAX_MANIFEST_BYTES = 1 << 20
+MAX_BITCODE_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -187,10 +197,20 @@ def manifest_path() -> Path:
     return out_dir() / "manifest.json"
 
 
+def _read_manifest() -> dict:
+    """The manifest as written (its file read without following a link or blocking); ``{}``
+    when it is missing or unreadable."""
+    try:
+        manifest = json.loads(read_regular(manifest_path(), "manifest", MAX_MANIFEST_BYTES))
+    except (ValueError, RecursionError):  # missing, not a regular file, not JSON
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
 def _recorded_sha256(name: str) -> str | None:
     try:
-        entry = json.loads(manifest_path().read_text())["programs"][name]
-    except (OSError, ValueError, KeyError, TypeError):
+        entry = _read_manifest()["programs"][name]
+    except (KeyError, TypeError):
         return None
     sha = entry.get("sha256") if isinstance(entry, dict) else None
     return sha if isinstance(sha, str) else None
@@ -199,8 +219,10 @@ def _recorded_sha256(name: str) -> str | None:
 def bitcode_problem(name: str) -> str | None:
     """What is wrong with the built bitcode of ``name`` (None: it is what the build made).
 
-    The file must have the sha256 its manifest records and carry this installation's
-    integrity tag; the message names the file and never quotes it.
+    The file must be a regular file (no link, FIFO or device: never read in a way that
+    blocks), have the sha256 its manifest records and carry this installation's integrity
+    tag for its own name (a tag copied with another program's bitcode does not fit); the
+    message names the file and never quotes it.
     """
     return _inspect(name)[1]
 
@@ -208,25 +230,26 @@ def bitcode_problem(name: str) -> str | None:
 def _inspect(name: str) -> tuple[bytes, str | None]:
     """The bytes of ``name``'s bitcode as read once, and what is wrong with them."""
     path = bitcode_path(name)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return b"", f"{path} is missing"
-    except OSError as e:
-        return b"", f"{path} cannot be read ({e.strerror})"
+    try:
+        data = read_regular(path, "bitcode", MAX_BITCODE_BYTES)
+    except ValueError as e:
+        return b"", str(e)  # names the file and why (a FIFO, a link, too large)
     if hashlib.sha256(data).hexdigest() != _recorded_sha256(name):
         return data, (
             f"{path} does not have the sha256 that {manifest_path()} records for it (the file "
             "was changed or replaced, or the manifest was)"
         )
-    tag_path = path.with_name(path.name + TAG_SUFFIX)
+    if not os.path.lexists(tag_path(path)):
+        return data, (
+            f"{path} has no integrity tag ({tag_path(path).name}; built by an older OptGym)"
+        )
     try:
-        claimed = tag_path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        return data, f"{path} has no integrity tag ({tag_path.name}; built by an older OptGym)"
-    except (OSError, UnicodeDecodeError):
+        claimed = read_tag(path)
+    except ValueError:
         claimed = ""
-    if not integrity.matches(data, PURPOSE, claimed):
+    if not cache_tag_matches(path, data, PURPOSE, claimed):
         return data, (
             f"{path} does not match its integrity tag (changed, or not built by this installation)"
         )
@@ -254,7 +277,11 @@ class _Apt:
         (root / "lists" / "partial").mkdir(parents=True, exist_ok=True)
         (root / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
         line = f"deb-src {MIRROR} {SUITE} main\n"
-        if not sources.exists() or sources.read_text() != line:
+        try:
+            same = read_regular(sources, "apt sources list", len(line)) == line.encode()
+        except ValueError:  # missing, or not a regular file: written afresh
+            same = False
+        if not same:
             write_atomic(sources, line.encode())
         self.options = [
             "-o", f"Dir::Etc::SourceList={sources}",
@@ -360,12 +387,9 @@ def instruction_count(path: Path) -> int:
 
 def _update_manifest(entries: dict[str, dict]) -> None:
     path = out_dir() / "manifest.json"
-    manifest: dict = {}
-    if path.exists():
-        try:
-            manifest = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            manifest = {}
+    manifest = _read_manifest()
+    if not isinstance(manifest.get("programs"), dict):
+        manifest.pop("programs", None)
     manifest.setdefault("dataset", f"benchmark://{NAME}")
     manifest.setdefault("programs", {})
     manifest["programs"].update(entries)
@@ -442,17 +466,19 @@ def _reseal(name: str) -> bool:
     """Tag bitcode built by an older OptGym (no tag yet) whose bytes still have the sha256
     its manifest records and pass opt-19's verifier; False when it must be rebuilt."""
     path = bitcode_path(name)
-    if path.with_name(path.name + TAG_SUFFIX).exists() or not path.is_file():
+    if os.path.lexists(tag_path(path)):
         return False  # a tag that does not match means a changed file: rebuild it
-    data = path.read_bytes()
+    try:
+        data = read_regular(path, "bitcode", MAX_BITCODE_BYTES)
+    except ValueError:  # missing, or a link, FIFO or folder in its place: rebuild it
+        return False
     if hashlib.sha256(data).hexdigest() != _recorded_sha256(name):
         return False
     try:
         _verify(path)
     except RuntimeError:
         return False
-    tag_path = path.with_name(path.name + TAG_SUFFIX)
-    write_atomic(tag_path, integrity.tag(data, PURPOSE).encode())  # the bitcode stays as it is
+    write_atomic(tag_path(path), cache_tag(path, data, PURPOSE).encode())  # bitcode as it is
     return bitcode_problem(name) is None
 
 

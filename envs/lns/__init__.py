@@ -79,4 +79,6 @@ PROBLEM = Problem(
     # What one episode asks a Ray cluster for: peak 1460 MiB measured on a small set-cover
     # instance, SCIP worker included.
     resources=Resources(cpus=1, memory_mb=2048),
+    # SCIP (pyscipopt and the libraries its wheel ships), hidden from sandboxed agents
+    backends=("module:pyscipopt", "site:pyscipopt.libs"),
 )

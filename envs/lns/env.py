@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import time
 import warnings
 from functools import cache
 from typing import Any
@@ -323,10 +322,11 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
     # ---- time and gap bookkeeping ------------------------------------------------------------
     @property
     def elapsed(self) -> float:
-        """CPU seconds of this episode so far: the initial solve, this process's time and
-        the SCIP worker's time for its solves since reset."""
+        """CPU seconds of this episode so far: the initial solve, this process's time (a
+        sandboxed agent's included: ``cpu_clock``) and the SCIP worker's time for its solves
+        since reset."""
         worker = self._worker.cpu_seconds - self._worker_clock0
-        return self._offset + time.process_time() - self._clock0 + worker
+        return self._offset + self.cpu_clock() - self._clock0 + worker
 
     def _gap(self, objective: float | None) -> float:
         best = self.best_known
@@ -370,13 +370,13 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
         self._history = [solution.copy()] * 3
         self._lp_values: np.ndarray | None = None
         self._k_frac = self.k_start
-        self._offset, self._clock0 = seconds, time.process_time()
+        self._offset, self._clock0 = seconds, self.cpu_clock()
         self._worker_clock0 = self._worker.cpu_seconds
         self._t_last = 0.0
         self.primal_integral = 0.0
         self._advance(seconds)
         self._trace = [[seconds, self.objective, self._gap(self.objective)]]
-        self._step_end = time.process_time()
+        self._step_end = self.cpu_clock()
         self._total = -self.primal_integral
 
     def _info(self, **extra: Any) -> dict[str, Any]:
@@ -462,7 +462,7 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
         return scores
 
     def _step(self, scores: np.ndarray) -> StepResult:
-        t0, w0 = time.process_time(), self._worker.cpu_seconds
+        t0, w0 = self.cpu_clock(), self._worker.cpu_seconds
         policy_seconds = t0 - self._step_end
         free = self.neighborhood(scores)
         left = self.time_budget - self.elapsed
@@ -492,8 +492,8 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
         truncated = self.elapsed >= self.time_budget
         # this process's CPU for the step plus the worker's for the request, less SCIP's solve
         worker_seconds = self._worker.cpu_seconds - w0
-        overhead = time.process_time() - t0 + worker_seconds - result.solve_seconds
-        self._step_end = time.process_time()
+        overhead = self.cpu_clock() - t0 + worker_seconds - result.solve_seconds
+        self._step_end = self.cpu_clock()
         info = self._info(
             status=result.status,
             improved=improved,

@@ -64,4 +64,7 @@ PROBLEM = Problem(
     # What one episode asks a Ray cluster for: peak 267 MiB measured on a csmith program (LLVM
     # worker included).
     resources=Resources(cpus=1, memory_mb=512),
+    # LLVM: its libraries and tools (the native bridge links libLLVM), hidden from sandboxed
+    # agents so that every compilation is the env's, and counted
+    backends=("/usr/lib/llvm-*", "/usr/lib/*/libLLVM*"),
 )

@@ -3,9 +3,11 @@
 The bridge (``native/optgym_llvm.c``) is compiled once per source version into
 ``<cache>/native`` (owned by this user, mode 700) with clang-19 (or ``cc``), with an integrity
 tag beside it, and loaded with ctypes. A library there is trusted only if its bytes match the
-tag written when this package built it: a planted or changed one is rebuilt, never loaded,
-and the checked bytes are loaded from a private in-memory copy, so they cannot be swapped
-between check and load. Only the worker process loads it: a crash inside LLVM then ends the
+tag written when this package built it there (the tag binds the library's path in the
+cache, so a tag copied from another file does not fit): a planted, changed or copied one,
+or a FIFO, link or folder in its place, is rebuilt, never loaded or waited on, and the
+checked bytes are loaded from a private in-memory copy, so they cannot be swapped between
+check and load. Only the worker process loads it: a crash inside LLVM then ends the
 worker, never the user's process.
 """
 
@@ -22,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from optgym.datasets.cache import cache_dir, read_tagged, write_tagged
+from optgym.datasets.files import read_regular
 
 LLVM_PREFIX = Path(os.environ.get("OPTGYM_LLVM_PREFIX", "/usr/lib/llvm-19"))
 LIBLLVM = LLVM_PREFIX / "lib" / "libLLVM-19.so"
@@ -118,7 +121,7 @@ def _build(target: Path) -> bytes:
                 f"building OptGym's LLVM bridge failed ({' '.join(cmd)}):\n{proc.stderr}\n"
                 f"Make sure these are installed: {INSTALL_HINT}"
             )
-        data = Path(tmp).read_bytes()
+        data = read_regular(tmp, "built LLVM bridge")  # the compiler's output, never a link
     finally:
         os.unlink(tmp)
     write_tagged(target, data, PURPOSE)  # atomic: concurrent workers may build at once

@@ -13,6 +13,7 @@ from gymnasium import spaces
 from optgym.datasets.dataset import Benchmark, DatasetRegistry
 from optgym.datasets.nav2d import MAX_GOALS, NavMap, load_benchmark_map, nav2d_datasets
 from optgym.env import OptGymEnv, RewardTolerance, StepResult
+from optgym.envs.planning import CLOSED_LOOP_ID, DEFAULT_BENCHMARK, OPEN_LOOP_ID
 from optgym.envs.planning.canvas import draw_map
 from optgym.envs.planning.geometry import (
     PLAIN_MAX_NEAR_WALLS,
@@ -25,9 +26,6 @@ from optgym.envs.planning.geometry import (
     rollout_one,
 )
 
-OPEN_LOOP_ID = "optgym/PathPlanning2D-v0"
-CLOSED_LOOP_ID = "optgym/PathPlanning2DClosedLoop-v0"
-DEFAULT_BENCHMARK = "benchmark://nav2d-v0/open"
 TIME_PENALTY = 0.2  # reward on reaching a goal at step t of T: payoff * (1 - 0.2 t / T)
 N_SENSORS = 16
 # The closed-loop env scales a move longer than 1 back to the bound; beyond this its length
@@ -448,8 +446,8 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
     )
 
     def _check_agent_extras(self, extras: dict[str, Any], used: dict[str, Any]) -> None:
-        """Training figures must be counts, seconds and a rate; ``success`` must be what
-        the replay shows (the last move reached a goal)."""
+        """Training figures must be counts, seconds and a rate (none without a training
+        episode); ``success`` must be what the replay shows (the last move reached a goal)."""
         if extras and set(extras) != self.agent_extras:
             raise ValueError(
                 f"extras of a learned agent are {', '.join(sorted(self.agent_extras))}"
@@ -459,6 +457,8 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
                 raise ValueError(f"extras {key} must be an integer >= 0")
         for key, top in (("train_seconds", math.inf), ("train_success_rate", 1.0)):
             value = extras.get(key, 0.0)
+            if key == "train_success_rate" and value is None and not extras["train_episodes"]:
+                continue  # no training episode: no rate
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"extras {key} must be a number")
             if not 0 <= value <= top:

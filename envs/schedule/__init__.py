@@ -79,4 +79,6 @@ PROBLEM = Problem(
     # What one episode asks a Ray cluster for: peak 194 MiB measured for Adams2019 on matmul-192;
     # measured mode JITs and times more.
     resources=Resources(cpus=1, memory_mb=1024),
+    # Halide (its wheel ships its own LLVM), hidden from sandboxed agents
+    backends=("module:halide",),
 )

@@ -244,7 +244,10 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
 
     @property
     def stage_names(self) -> list[str]:
-        """Stages in scheduling order (the output first)."""
+        """Stages in scheduling order (the output first); ``RuntimeError`` before the first
+        reset (no pipeline is loaded)."""
+        if self._loaded is None:
+            raise RuntimeError("call reset() before reading stage_names (no pipeline is loaded)")
         return [s.name for s in reversed(self.pipeline.stages)]
 
     # ---- hooks of OptGymEnv -----------------------------------------------------------------
@@ -362,16 +365,22 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
         return self._masks()
 
     def action_masks(self) -> np.ndarray:
-        """The flat mask (sb3-contrib's ``MaskablePPO`` reads this method)."""
-        return self.action_mask()
+        """The flat mask (sb3-contrib's ``MaskablePPO`` reads this method); ``RuntimeError``
+        before reset."""
+        self._need_reset("action_masks()")
+        return self._flat_mask()
 
     def action_mask(self) -> np.ndarray:
         """The legal values of every component, concatenated (all false once the episode
-        has ended)."""
+        has ended); ``RuntimeError`` before reset."""
+        self._need_reset("action_mask()")
+        return self._flat_mask()
+
+    def _flat_mask(self) -> np.ndarray:
         return np.concatenate(self._masks()) if not self._over else np.zeros(sum(NVEC), bool)
 
     def _info(self, **extra: Any) -> dict[str, Any]:
-        info: dict[str, Any] = {"action_mask": self.action_mask()}
+        info: dict[str, Any] = {"action_mask": self._flat_mask()}
         if not self._over:
             info["stage"] = self.stage_names[self._index]
         info.update(extra)
@@ -501,6 +510,7 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
     def close(self) -> None:
         if self._owns_timer:  # a fork leaves the shared worker to the env it came from
             self.timer.close()
+        super().close()
 
     # ---- results ----------------------------------------------------------------------------
     def score_vs_baseline(self) -> float:

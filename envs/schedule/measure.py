@@ -10,7 +10,10 @@ sha256), schedule, host (Halide's JIT target and the CPU model), Halide version,
 count and timing protocol (samples, warm-up, minimum timed seconds): the env's ``cache``
 mode reads it before it measures. Every row carries an integrity tag
 (:func:`optgym.integrity.tag` of its key fields and value): a row edited or planted in the
-file does not match, is ignored with a warning, measured again and overwritten.
+file does not match, is ignored with a warning, measured again and overwritten. Before
+SQLite opens it, the file (and its journal) must be a regular file or absent: a link, FIFO,
+device or folder there is replaced, with a warning, when it lies in OptGym's cache, and
+refused elsewhere; SQLite never follows it or waits on it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import os
 import select
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -184,6 +188,7 @@ class MeasurementCache:
         self.host = host
         self.threads = threads
         self.version = halide_version()
+        self._check_files()
         try:
             self.db = self._open()
         except sqlite3.DatabaseError:  # not an SQLite file, or another table: start afresh
@@ -194,6 +199,38 @@ class MeasurementCache:
             )
             self.path.unlink()
             self.db = self._open()
+
+    def _check_files(self) -> None:
+        """Make sure SQLite opens only regular files: the database and its journals must
+        each be one or be absent (``lstat``: a link is not followed). Anything else is
+        removed with a warning in OptGym's cache (it is a cache: measured again), and
+        refused with ``ValueError`` naming it elsewhere (a path the user gave)."""
+        from optgym.datasets.cache import cache_dir, clear_planted_folder
+        from optgym.datasets.files import file_kind
+
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            path = self.path.with_name(self.path.name + suffix)
+            try:
+                mode = path.lstat().st_mode
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(mode):
+                continue
+            kind = file_kind(mode)
+            if not Path(os.path.abspath(path)).is_relative_to(os.path.abspath(cache_dir())):
+                raise ValueError(
+                    f"the measurement cache {path} is a {kind}, not a regular file; name a "
+                    "regular file (or a new one) for cache_path"
+                )
+            warnings.warn(
+                f"the measurement cache {path} is a {kind}, not a regular file (planted): "
+                "replacing it with an empty one",
+                stacklevel=3,
+            )
+            if stat.S_ISDIR(mode):
+                clear_planted_folder(path)
+            else:
+                path.unlink()  # the link or FIFO itself, never what it names
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=60)

@@ -1,0 +1,238 @@
+"""The sandbox for submitted code (optgym.sandbox): a hostile agent in a leaderboard episode
+gets none of the key, the secrets, the board, the network, a process that outlives its
+episode, memory past its limit or an env of its own; its episode ends with a clear error,
+and an honest agent scores in the sandbox exactly what it scores outside."""
+
+from __future__ import annotations
+
+import os
+import socket
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from optgym import sandbox
+from optgym.bench import run_bench, run_episode
+from optgym.budget import Budget
+from optgym.datasets.cache import cache_dir
+from optgym.leaderboard.board import board_dir
+from optgym.leaderboard.tasks import get_task
+
+pytestmark = pytest.mark.skipif(
+    sandbox.unavailable() is not None, reason=f"no sandbox here: {sandbox.unavailable()}"
+)
+
+TASK = "path-planning"
+MAP = "benchmark://nav2d-v0/open"
+SLEEP = "987.654"  # what the escaping child sleeps: found in /proc if it survived
+
+ATTACKER = textwrap.dedent(f'''
+    """A hostile plug-in: each setting tries one attack, then solves honestly with CEM.
+    Every attack that works raises an error that says ATTACK."""
+
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from optgym.agents import make_agent
+
+
+    class Attacker:
+        problems = ("path-planning",)
+        stochastic = False
+
+        def __init__(self, attack: str = "none", target: str = "", port: int = 0):
+            self.attack, self.target, self.port = attack, target, port
+
+        def solve(self, env, benchmark, budget, seed=None):
+            if self.attack == "read":
+                for path in self.target.split(";"):
+                    try:
+                        with open(path, "rb") as f:
+                            f.read(1)
+                    except OSError:
+                        continue
+                    raise RuntimeError(f"ATTACK read {{path}}")
+            elif self.attack == "write":
+                for path in self.target.split(";"):
+                    try:
+                        os.makedirs(os.path.dirname(path), exist_ok=True)
+                        with open(path, "w") as f:
+                            f.write("planted")
+                    except OSError:
+                        pass
+            elif self.attack == "network":
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=2).close()
+                except OSError:
+                    pass
+                else:
+                    raise RuntimeError("ATTACK reached the host's loopback server")
+            elif self.attack == "setsid":
+                subprocess.Popen([sys.executable, "-c", "import time; time.sleep({SLEEP})"],
+                                 start_new_session=True)
+            elif self.attack == "memory":
+                block = bytearray(3 * 2**30)
+                block[:: 4096] = b"x" * len(block[:: 4096])
+            elif self.attack == "make":
+                try:
+                    import numpy as np
+                    import optgym
+
+                    own = optgym.make("optgym/PathPlanning2D-v0")
+                    own.reset(options={{"benchmark": benchmark}})
+                    own.unwrapped.evaluate_batch(np.zeros((40000, own.action_space.shape[0])))
+                except Exception:
+                    pass
+                else:
+                    raise RuntimeError("ATTACK evaluated 40000 plans off the meter")
+            elif self.attack == "spin":
+                while True:
+                    pass
+            elif self.attack == "processes":  # the harness, the runner: not even in /proc
+                for pid in filter(str.isdigit, os.listdir("/proc")):
+                    try:
+                        with open(f"/proc/{{pid}}/cmdline", "rb") as f:
+                            seen = f.read()
+                    except OSError:
+                        continue
+                    if b"multiprocessing" in seen or b"pytest\\x00" in seen:
+                        raise RuntimeError("ATTACK saw a process outside the sandbox")
+            elif self.attack == "print":
+                print("\\x1b[2J\\x1b]0;owned\\x07visible\\u202etext", flush=True)
+            return make_agent("cem").solve(env, benchmark, budget, seed)
+''')
+
+
+@pytest.fixture
+def code(tmp_path: Path) -> Path:
+    folder = tmp_path / "code"
+    folder.mkdir()
+    (folder / "attacks.py").write_text(ATTACKER)
+    return folder
+
+
+def _run(code: Path, tmp_path: Path, *settings: str, **kwargs) -> list[dict]:
+    agents = [f"attacks:Attacker:{s}" for s in settings]
+    results = tmp_path / f"results-{len(list(tmp_path.iterdir()))}.jsonl"
+    rows = run_bench(TASK, agents, [MAP], [0], Budget(calls=2000), results, progress=False,
+                     sandbox=True, code_dir=code, **kwargs)  # fmt: skip
+    return sorted(rows, key=lambda r: agents.index(r["agent"]))
+
+
+def _survivors() -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        try:
+            if SLEEP.encode() in Path(f"/proc/{name}/cmdline").read_bytes():
+                found.append(int(name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def test_an_honest_agent_scores_the_same_in_the_sandbox(code: Path, tmp_path: Path):
+    inside = _run(code, tmp_path, "attack=none")[0]
+    outside = run_episode(TASK, "cem", MAP, 0, Budget(calls=2000))
+    assert inside["error"] is None, inside["error"]
+    assert inside["state"]["actions"] == outside["state"]["actions"]
+    assert inside["score"] == outside["score"] and inside["budget_used"]["calls"] == 2000
+
+
+def test_a_hostile_agent_gets_none_of_what_it_tries(code: Path, tmp_path: Path):
+    """S2, W1, S5: the key, the round secrets, a mode-600 file and /etc/shadow cannot be read;
+    the board and the cache cannot be written; the host's loopback cannot be reached; no
+    unmetered env can be made; no process outside is seen; a child in a new session dies
+    with its episode."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("organizer only")
+    secret.chmod(0o600)
+    key = cache_dir() / "integrity.key"
+    rounds = cache_dir() / "rounds"
+    rounds.mkdir(exist_ok=True)
+    reads = ";".join(map(str, [key, rounds / "x.secret.json", secret, "/etc/shadow"]))
+    planted = [board_dir() / "entries" / "planted", cache_dir() / "planted"]
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.setblocking(False)
+    try:
+        rows = _run(
+            code, tmp_path, f"attack=read,target={reads}",
+            f"attack=write,target={';'.join(map(str, planted))}",
+            f"attack=network,port={server.getsockname()[1]}", "attack=make", "attack=setsid",
+            "attack=processes",
+        )  # fmt: skip
+        with pytest.raises(BlockingIOError):
+            server.accept()  # nothing ever connected
+    finally:
+        server.close()
+    for row in rows:
+        assert row["error"] is None, row["error"]  # every attack failed, then CEM solved
+        assert row["score"] > 0.5
+    assert not any(p.exists() for p in planted)
+    time.sleep(0.5)
+    assert _survivors() == [], "a child in a new session outlived its sandboxed episode"
+
+
+def test_memory_cpu_and_crashes_end_only_their_episode(
+    code: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Past its memory limit or the task's CPU-time cap, a sandboxed episode ends with an
+    error line saying which; the episode beside it is scored."""
+    import dataclasses
+
+    from optgym.leaderboard import tasks
+
+    task = dataclasses.replace(get_task(TASK), cpu_seconds=12.0)
+    monkeypatch.setattr(tasks, "get_task", lambda name: task)
+    rows = _run(code, tmp_path, "attack=memory", "attack=spin", "attack=none",
+                memory_mb=1500, workers=1)  # fmt: skip
+    memory, spin, honest = rows
+    assert "reached the per-call memory limit of 1500 MiB" in memory["error"]
+    assert "over the per-call CPU limit of 12 s" in spin["error"]
+    assert honest["error"] is None and honest["score"] > 0.5
+
+
+def test_the_agent_is_imported_only_in_the_sandbox(code: Path, tmp_path: Path):
+    """S1: describing and running a plug-in never imports it here."""
+    import sys
+
+    (code / "loud.py").write_text(
+        "import pathlib\npathlib.Path('/tmp/optgym-imported').write_text('x')\n"
+        "from attacks import Attacker\n"
+    )
+    marker = Path("/tmp/optgym-imported")
+    marker.unlink(missing_ok=True)
+    assert sandbox.describe_agent("loud:Attacker", code)["stochastic"] is False
+    rows = run_bench(TASK, ["loud:Attacker"], [MAP], [0], Budget(calls=50),
+                     tmp_path / "r.jsonl", progress=False, sandbox=True, code_dir=code)
+    assert rows[0]["error"] is None
+    assert "loud" not in sys.modules and not marker.exists()
+    with pytest.raises(ValueError, match="does not resolve in the sandbox"):
+        sandbox.describe_agent("missing:Agent", code)
+
+
+def test_agent_output_reaches_the_terminal_filtered(
+    code: Path, capfd: pytest.CaptureFixture[str]
+):
+    """The agent's output loses its escape sequences and bidirectional overrides."""
+    from optgym.sandbox import sandboxed_episode
+
+    row = sandboxed_episode(TASK, "attacks:Attacker:attack=print", MAP, 0, Budget(calls=50),
+                            code_dir=str(code))  # fmt: skip
+    assert row["error"] is None
+    err = capfd.readouterr().err
+    assert "visibletext" in err.replace("[2J]0;owned", "")
+    assert "\x1b" not in err and "\x07" not in err and "\u202e" not in err
+
+
+def test_the_sandbox_refuses_clearly_where_it_cannot_run(monkeypatch: pytest.MonkeyPatch):
+    from optgym import cgroups
+
+    monkeypatch.setattr(cgroups, "unavailable", lambda: "no cgroups in this test")
+    with pytest.raises(RuntimeError, match="runs only in the sandbox, and it cannot run here"):
+        sandbox.require()
