@@ -130,6 +130,9 @@ def bwrap_command(argv: list[str], code_dir: Path | None = None) -> list[str]:
     cmd = [
         bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
         "--new-session", "--cap-drop", "ALL", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+        # the private scratch first: what is bound below lies over it (an install under
+        # /tmp stays visible), never under it
+        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
         "--ro-bind", "/usr", "/usr",
     ]  # fmt: skip
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
@@ -160,7 +163,6 @@ def bwrap_command(argv: list[str], code_dir: Path | None = None) -> list[str]:
             cmd += ["--tmpfs", str(path)]
         else:
             cmd += ["--ro-bind", "/dev/null", str(path)]
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     workdir = "/tmp"
     if code_dir is not None:
         cmd += ["--ro-bind", str(Path(code_dir).resolve()), CODE_MOUNT]

@@ -5,6 +5,7 @@ written through a link, nothing imported from the working folder, no file oracle
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -27,7 +28,20 @@ from optgym.sandbox import unavailable
 from optgym.tamper import budget_relabelled, cherry_picked, relabelled
 
 TASK = "path-planning"
-needs_sandbox = pytest.mark.skipif(unavailable() is not None, reason=f"{unavailable()}")
+
+
+def _needs_sandbox(test: Any) -> Any:
+    """A test of the sandbox's checks: where the sandbox cannot run, it fails saying why."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        why = unavailable()
+        assert why is None, f"the sandbox cannot run here: {why}"
+        return test(*args, **kwargs)
+
+    return functools.wraps(test)(run)
+
+
+needs_sandbox = _needs_sandbox
 
 
 @pytest.fixture(scope="module")
