@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from optgym.agents.protocol import Agent, LearnedAgent, Result, metered, solved
+from optgym.agents.protocol import (
+    Agent,
+    LearnedAgent,
+    Result,
+    check_fit,
+    fit_problem,
+    metered,
+    solved,
+)
 from optgym.agents.registry import (
     AgentEntry,
     AgentSpec,
@@ -34,6 +42,8 @@ __all__ = [
     "LearnedAgent",
     "Result",
     "agent_settings",
+    "check_fit",
+    "fit_problem",
     "make_agent",
     "metered",
     "registry",

@@ -44,6 +44,8 @@ class _HarmAgent:
     is spent."""
 
     problems: ClassVar[tuple[str, ...]] = ("data-selection",)
+    requires: ClassVar[tuple[str, ...]] = ("retrain",)
+    budget_units: ClassVar[tuple[str, ...]] = ("calls", "steps", "seconds")  # searches until spent
     name: ClassVar[str] = ""
 
     def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
@@ -56,12 +58,9 @@ class _HarmAgent:
         """Run one episode on ``benchmark``; each env step is one step and one retraining
         (the env counts them). The state's extras hold the final validation metrics and,
         when the episode ended, the test metrics."""
-        budget.require_limit(self.name)
         base = env.unwrapped
-        if not hasattr(base, "pool_x"):
-            raise ValueError(f"{self.name} selects training data: it needs optgym/DataSelection-v0")
         rng = np.random.default_rng(seed)
-        with metered(env, budget) as meter:
+        with metered(env, budget, self) as meter:
             base.reset(seed=seed, options={"benchmark": benchmark})
             done = False
             while not done and meter.room() > 0:

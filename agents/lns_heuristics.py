@@ -29,7 +29,7 @@ class ScipAlone:
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
     ) -> Result:
         base = env.unwrapped
-        with metered(env, budget) as meter:
+        with metered(env, budget, self) as meter:
             # one sub-MIP cannot be stopped by the meter: give it no more than the budget left
             seconds = meter.budget.seconds
             left = math.inf if seconds is None else seconds - meter.seconds

@@ -337,7 +337,7 @@ class PpoPlanner:
         if not benchmarks:
             raise ValueError("train needs at least one benchmark URI")
         base = _closed_loop(env, self.name)
-        with metered(env, budget) as meter:
+        with metered(env, budget, self) as meter:
             deadline = math.inf
             if meter.budget.seconds is not None:
                 deadline = time.monotonic() + (1.0 - TIME_RESERVE) * meter.budget.seconds
@@ -362,7 +362,7 @@ class PpoPlanner:
         if train:
             budget.require_limit(self.name)
         seed_value = 0 if seed is None else int(seed)
-        with metered(env, budget) as meter:
+        with metered(env, budget, self) as meter:
             base.reset(seed=seed, options={"benchmark": benchmark})
             horizon = int(base.nav.horizon)
             if train:

@@ -24,17 +24,6 @@ from optgym.state import EpisodeState
 OPEN_LOOP_ID = "optgym/PathPlanning2D-v0"
 
 
-def require_evaluation_limit(who: str, budget: Budget) -> None:
-    """``ValueError`` unless ``budget`` limits plan evaluations (``calls``) or seconds, what
-    bounds a search by ``evaluate_batch`` (which takes no env steps)."""
-    budget.require_limit(who)
-    if budget.calls is None and budget.seconds is None:
-        raise ValueError(
-            f"{who} needs a budget of plan evaluations (calls) or seconds, got {budget}: "
-            "evaluate_batch takes no env steps, so steps alone do not bound the search"
-        )
-
-
 class _PlanEvaluator:
     """Evaluates batches of plans within the budget and remembers the best plan. The env
     charges the evaluations; this only keeps within what is left."""
@@ -74,6 +63,9 @@ class _PlanSearch:
     """Shared ``solve``: reset, run ``_search``, replay the best plan with one ``step``."""
 
     problems: ClassVar[tuple[str, ...]] = (OPEN_LOOP_ID,)
+    requires: ClassVar[tuple[str, ...]] = ("evaluate_batch",)
+    # evaluate_batch takes no env steps: steps alone do not bound the search
+    budget_units: ClassVar[tuple[str, ...]] = ("calls", "seconds")
     name: ClassVar[str] = ""
 
     def _search(self, ev: _PlanEvaluator, rng: np.random.Generator, seed: int) -> None:
@@ -86,8 +78,7 @@ class _PlanSearch:
         base = env.unwrapped
         seed_value = 0 if seed is None else int(seed)
         rng = np.random.default_rng(seed)
-        with metered(env, budget) as meter:
-            require_evaluation_limit(self.name, meter.budget)
+        with metered(env, budget, self) as meter:
             base.reset(seed=seed, options={"benchmark": benchmark})
             ev = _PlanEvaluator(base, meter, 2 * int(base.nav.horizon))
             self._search(ev, rng, seed_value)

@@ -60,6 +60,15 @@ class Agent(Protocol):
     An agent whose result does not depend on its seed says so with the class attribute
     ``stochastic = False``; any other is taken to be stochastic, and the leaderboard wants
     at least :data:`optgym.leaderboard.submission.MIN_SEEDS` seeds of it per benchmark.
+
+    What an agent needs, it declares, and the runner checks before anything runs
+    (:func:`check_fit`; ``metered(env, budget, agent=self)`` checks it too):
+
+    * ``problems``: the problems (``"path-planning"``) or env ids it works on;
+    * ``requires`` (optional): the env methods it uses (``("evaluate_batch",)``): a
+      problem with several envs may lack them in one (the runner checks the env's class);
+    * ``budget_units`` (optional): the budget units of which it needs one limited
+      (``("calls", "seconds")`` for a search that takes no env steps).
     """
 
     problems: ClassVar[tuple[str, ...]]
@@ -88,10 +97,56 @@ class LearnedAgent(Agent, Protocol):
     def load(self, path: str | Path) -> None: ...
 
 
+def _env_problem(env_id: str) -> str | None:
+    from optgym.envs import problems
+
+    return next((p.name for p in problems().values() if env_id in p.env_ids), None)
+
+
+def fit_problem(agent: Any, budget: Budget | None = None, env: Any = None) -> str | None:
+    """Why ``agent`` (an instance or its class) cannot run with ``budget`` on ``env`` (an
+    env, wrapped or not, or an env class), or None: its ``problems`` do not include the
+    env's id or problem, the env lacks a method it ``requires``, or the budget limits none
+    of its ``budget_units``. Either of ``budget`` and ``env`` may be left out."""
+    cls = agent if isinstance(agent, type) else type(agent)
+    name = getattr(agent, "name", None) or cls.__name__
+    units = tuple(getattr(cls, "budget_units", ()) or ())
+    if budget is not None and units and all(getattr(budget, u) is None for u in units):
+        return (f"{name} needs a budget that limits {' or '.join(units)}, got {budget} "
+                "(e.g. calls=2000)")  # fmt: skip
+    if env is None:
+        return None
+    # an env class, or the env itself (a proxy's attributes are the env's: not its class's)
+    target = env if isinstance(env, type) else getattr(env, "unwrapped", env)
+    env_id = getattr(target, "env_id", "") or ""
+    works_on = tuple(getattr(agent, "problems", ()) or ())  # an agent may narrow its class's
+    if works_on and "*" not in works_on and env_id:
+        if env_id not in works_on and _env_problem(env_id) not in works_on:
+            return f"{name} works on {', '.join(works_on)}, not on {env_id}"
+    missing = [n for n in getattr(cls, "requires", ()) or () if not hasattr(target, n)]
+    if missing:
+        return (f"{name} uses the env's {', '.join(missing)}, which "
+                f"{env_id or type(target).__name__} does not have")  # fmt: skip
+    return None
+
+
+def check_fit(agent: Any, budget: Budget | None = None, env: Any = None) -> None:
+    """``ValueError`` saying why ``agent`` cannot run with ``budget`` on ``env``
+    (:func:`fit_problem`)."""
+    why = fit_problem(agent, budget, env)
+    if why is not None:
+        raise ValueError(why)
+
+
 @contextmanager
-def metered(env: gym.Env, budget: Budget) -> Iterator[BudgetMeter]:
+def metered(env: gym.Env, budget: Budget, agent: Any = None) -> Iterator[BudgetMeter]:
     """The meter ``env`` charges while an agent solves: the one already attached (the
-    runner's budget wrapper), else a new one for ``budget``, detached on exit."""
+    runner's budget wrapper), else a new one for ``budget``, detached on exit. Given the
+    ``agent``, it first checks that the agent fits the env and the budget
+    (:func:`check_fit`): an agent called on the wrong env fails with the reason, not an
+    ``AttributeError`` halfway through."""
+    if agent is not None:
+        check_fit(agent, budget, env)
     base = env.unwrapped
     attached = getattr(base, "meter", None)
     if attached is not None:

@@ -18,6 +18,7 @@ class RandomSearchAgent:
     the best state seen along any of them (a prefix of an episode)."""
 
     problems: ClassVar[tuple[str, ...]] = ("pass-ordering",)
+    budget_units: ClassVar[tuple[str, ...]] = ("calls", "steps", "seconds")  # searches until spent
     name: ClassVar[str] = "random"
 
     episode_length: int = 32
@@ -30,10 +31,9 @@ class RandomSearchAgent:
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
     ) -> Result:
-        budget.require_limit("random search")
         base = env.unwrapped
         rng = np.random.default_rng(seed)
-        with metered(env, budget) as meter:
+        with metered(env, budget, self) as meter:
             base.reset(seed=seed, options={"benchmark": benchmark})
             best = base.state
             while meter.room() > 0:

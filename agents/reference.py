@@ -29,7 +29,7 @@ class ReferenceAgent:
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
     ) -> Result:
         base = env.unwrapped
-        with metered(env, budget) as meter:
+        with metered(env, budget, self) as meter:
             base.reset(seed=seed, options={"benchmark": benchmark})
             info = base.apply_reference(self.reference)[4]
             if "error" in info:

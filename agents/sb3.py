@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -48,22 +48,31 @@ class Sb3Agent:
     skip_unhelpful: bool = True
     """with a discrete action: an action whose reward was not positive is not taken again
     until some action's is (else a deterministic policy can repeat it to the end)"""
+    model: Literal["final", "best"] = "final"
+    """which model of the run: final (model.zip) or best (best_model.zip, the best of the
+    run's evaluations on validation benchmarks)"""
     _policy: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.episode_length < 0:
             raise ValueError(f"episode_length must be >= 0, got {self.episode_length}")
+        if self.model not in ("final", "best"):
+            raise ValueError(f"model must be final or best, got {self.model!r}")
+        # load it now: a missing or foreign model is an error before any episode runs,
+        # and the agent then works on the env its model was trained on, no other
+        self.problems = (self.policy().env_id,)  # type: ignore[misc]
 
     def policy(self) -> Any:
-        """The trained policy (loaded once). A relative ``path`` that does not exist names a
-        policy shipped in ``optgym/agents/weights/`` (``sb3:path=ppo-passes``)."""
+        """The trained policy (loaded once): the run's ``model.zip``, or with
+        ``model=best`` its ``best_model.zip``. A relative ``path`` that does not exist names
+        a policy shipped in ``optgym/agents/weights/`` (``sb3:path=ppo-passes``)."""
         if self._policy is None:
             from optgym.train import load_policy
 
             path = Path(self.path)
             if not path.is_absolute() and not path.exists() and (SHIPPED / path).exists():
                 path = SHIPPED / path
-            self._policy = load_policy(path)
+            self._policy = load_policy(path, best=self.model == "best")
         return self._policy
 
     def solve(
@@ -82,7 +91,7 @@ class Sb3Agent:
             policy.model.set_random_seed(seed)
         best: EpisodeState | None = None
         rng = np.random.default_rng(seed)
-        with metered(env, budget) as meter, torch_threads(1):
+        with metered(env, budget, self) as meter, torch_threads(1):
             adapted = policy.adapt(env)
             deterministic = True
             while True:

@@ -58,15 +58,15 @@ class ScheduleRandomSearch:
 
     problems: ClassVar[tuple[str, ...]] = ("schedule-search",)
     name: ClassVar[str] = "schedule-random"
+    budget_units: ClassVar[tuple[str, ...]] = ("calls", "steps", "seconds")  # searches until spent
 
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
     ) -> Result:
-        budget.require_limit("schedule random search")
         base = env.unwrapped
         rng = np.random.default_rng(seed)
         best, error = None, None
-        with metered(env, budget) as meter:
+        with metered(env, budget, self) as meter:
             base.reset(seed=seed, options={"benchmark": benchmark})
             while meter.calls_left(steps=len(base.stage_names)) > 0:
                 base.reset(seed=seed, options={"benchmark": benchmark})

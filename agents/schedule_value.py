@@ -794,7 +794,7 @@ class ValueFunctionAgent:
             for k in range(self.schedules + 1):
                 yield from ((k, uri) for uri in (list(stages) if k == 0 else list(kept)))
 
-        with metered(env, budget) as meter:
+        with metered(env, budget, self) as meter:
             calls0 = meter.calls
             bar = tqdm(desc="collect", unit="schedule", disable=not progress)
             try:
@@ -896,7 +896,7 @@ class ValueFunctionAgent:
         model = self.model
         base = env.unwrapped
         rng = np.random.default_rng(seed)
-        with metered(env, budget) as meter:
+        with metered(env, budget, self) as meter:
             base.reset(seed=seed, options={"benchmark": benchmark})
             n = len(base.stage_names)
             root = base.fork()

@@ -48,7 +48,7 @@ class SequenceListAgent:
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
     ) -> Result:
         base = env.unwrapped
-        with metered(env, budget) as meter:
+        with metered(env, budget, self) as meter:
             base.reset(seed=seed, options={"benchmark": benchmark})
             best = base.state
             for sequence in self.sequences:

@@ -42,7 +42,6 @@ from optgym.agents.planning_search import (
     OPEN_LOOP_ID,
     BestTrace,
     replay_plan,
-    require_evaluation_limit,
 )
 from optgym.agents.protocol import Result, metered, solved
 from optgym.budget import Budget
@@ -115,6 +114,9 @@ class _PartitionSearch:
     ``value_weight`` (and their own); ``__post_init__`` checks them."""
 
     problems: ClassVar[tuple[str, ...]] = (OPEN_LOOP_ID,)
+    requires: ClassVar[tuple[str, ...]] = ("evaluate_batch", "rollout_batch")
+    # evaluations take no env steps: steps alone do not bound the search
+    budget_units: ClassVar[tuple[str, ...]] = ("calls", "seconds")
     name: ClassVar[str] = ""
     use_max: ClassVar[bool] = False
 
@@ -178,8 +180,7 @@ class _PartitionSearch:
         evaluation; one is kept back for the final step); the best plan's episode."""
         base = env.unwrapped
         rng = np.random.default_rng(seed)
-        with metered(env, budget) as meter:
-            require_evaluation_limit(self.name, meter.budget)
+        with metered(env, budget, self) as meter:
             base.reset(seed=seed, options={"benchmark": benchmark})
             dim = int(base.action_space.shape[0])
             data = _Data()

@@ -131,7 +131,10 @@ class Dataset(ABC):
 
 
 class DatasetRegistry:
-    """The datasets an environment knows, looked up by URI."""
+    """The datasets an environment knows, looked up by URI or indexed by name:
+    ``env.datasets["csmith-v0"]``, ``env.datasets["generator://csmith-v0"]`` and
+    ``env.datasets["generator://csmith-v0/3"]`` are the same dataset (as CompilerGym's
+    ``env.datasets[...]``)."""
 
     def __init__(self, datasets: Iterable[Dataset] = ()):
         self._datasets: dict[str, Dataset] = {}
@@ -144,8 +147,35 @@ class DatasetRegistry:
     def __iter__(self) -> Iterator[Dataset]:
         return iter(self._datasets.values())
 
+    def __len__(self) -> int:
+        return len(self._datasets)
+
     def __contains__(self, uri: str) -> bool:
         return BenchmarkUri.parse(uri).dataset_uri in self._datasets
+
+    def __getitem__(self, key: str) -> Dataset:
+        """The dataset named by ``key``: its name with its version (``"csmith-v0"``), its URI
+        (``"generator://csmith-v0"``) or the URI of one of its benchmarks. ``KeyError``
+        naming the known datasets otherwise (a ``file://`` URI names no dataset)."""
+        if not isinstance(key, str):
+            raise KeyError(f"a dataset is named by a string, got {type(key).__name__}")
+        known = ", ".join(sorted(self._datasets)) or "none"
+        if "://" not in key:
+            found = [d for d in self._datasets.values() if d.name == key]
+            if len(found) == 1:
+                return found[0]
+            if found:  # the same name under two schemes: only the URI says which
+                uris = " or ".join(sorted(d.uri for d in found))
+                raise KeyError(f"dataset name {key!r} is ambiguous; use its URI: {uris}")
+            raise KeyError(f"unknown dataset {key!r}; known: {known}")
+        try:
+            return self.dataset(key)
+        except ValueError as e:
+            raise KeyError(str(e)) from None
+
+    def keys(self) -> list[str]:
+        """The URIs of the datasets, in the order they were added."""
+        return list(self._datasets)
 
     def dataset(self, uri: str) -> Dataset:
         """The dataset for a dataset or benchmark URI; ``ValueError`` naming the known ones."""

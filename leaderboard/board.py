@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import sqlite3
+import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +40,18 @@ from optgym.leaderboard.verify import (
 #: The index's schema version (``PRAGMA user_version``).
 SCHEMA_VERSION = 1
 STATUSES = ("verified", "stale")
+#: What the scores and ranks are, said under the terminal table and on the site.
+RANKS_NOTE = (
+    "score: the task's aggregate (geomean or mean) over benchmarks of each benchmark's mean "
+    "over seeds; its 95% interval resamples the benchmarks, then the seeds within each. "
+    "test set: benchmarks x seeds. rank: 1 + the entries of its pool that are better on "
+    "paired differences, where the 95% bootstrap interval of the difference excludes 0 (the "
+    "log-ratio for a geomean; paired per benchmark and seed where both entries ran the same "
+    "seeds, else on the per-benchmark means). vs above: that interval for the entry above "
+    "minus this one (a ratio for a geomean). A pool is one track and round (a closed round "
+    "is never ranked against the open track), one status, and one hardware class where the "
+    "task's scores depend on the machine."
+)
 # the index's files: the database and SQLite's journals
 _DB_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
@@ -72,6 +85,10 @@ CREATE TABLE scores (
 ) STRICT;
 CREATE INDEX entries_task ON entries (task);
 """
+
+
+#: The board OptGym ships (committed, installed with the package).
+_SHIPPED_BOARD = Path(__file__).resolve().parent / "board"
 
 
 def board_dir() -> Path:
@@ -364,26 +381,36 @@ class Board:
         return out
 
     def table(self, task: str | None = None) -> str:
-        """The entries as a text table, task by task, best first."""
+        """The entries as a text table, task by task and pool by pool (:func:`_pool`), best
+        first: rank, score, its 95% interval and the test set it was measured on."""
+        from optgym.leaderboard.tasks import all_tasks
+
         entries = self.entries(task)
         if not entries:
             return "no entries" + (f" for task {task}" if task else "")
+        tasks = all_tasks()
         lines = []
         for name in dict.fromkeys(e["task"] for e in entries):
-            lines.append(f"{name}")
+            lines.append(f"{name}: {tasks[name].score_name}")
+            above = "vs above" + (" (ratio)" if tasks[name].aggregate == "geomean" else "")
             lines.append(
-                f"  {'rank':>4}  {'score':>8}  {'95% interval':>19}  {'eps':>4}  {'track':16}  "
-                f"{'status':8}  {'hardware':22}  entry"
+                f"  {'rank':>4}  {'score':>9}  {'95% interval':>21}  {'test set':>8}  "
+                f"{above:>21}  entry"
             )
             group = sorted((e for e in entries if e["task"] == name), key=_order)
-            for e in group:
-                interval = f"[{e['low']:.4f}, {e['high']:.4f}]"
-                lines.append(
-                    f"  {e['rank']:>4}  {e['score']:>8.4f}  {interval:>19}  {e['episodes']:>4}  "
-                    f"{_track(e):16}  {e['status']:8}  {e['hardware_class'] or '-':22}  "
-                    f"{e['name']} ({e['id'][:12]})"
-                )
+            for pool in dict.fromkeys(e["pool"] for e in group):
+                members = [e for e in group if e["pool"] == pool]
+                lines.append(f"  {members[0]['pool_label']}: {_pool_note(members)}")
+                for e in members:
+                    interval = f"[{e['low']:.4f}, {e['high']:.4f}]"
+                    vs = e["vs_above"]
+                    vs_above = f"[{vs[0]:.4f}, {vs[1]:.4f}]" if vs else "-"
+                    lines.append(
+                        f"  {e['rank']:>4}  {e['score']:>9.4f}  {interval:>21}  "
+                        f"{e['test_set']:>8}  {vs_above:>21}  {e['name']} ({e['id'][:12]})"
+                    )
             lines.append("")
+        lines += textwrap.wrap(RANKS_NOTE, 92)
         return "\n".join(lines).rstrip()
 
     def site_data(self) -> dict[str, Any]:
@@ -407,28 +434,33 @@ class Board:
                 "entries": [self._site_entry(e) for e in own],
             })  # fmt: skip
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return {"generated": now, "optgym_version": optgym.__version__, "tasks": tasks}
+        return {"generated": now, "optgym_version": optgym.__version__, "ranks": RANKS_NOTE,
+                "tasks": tasks}  # fmt: skip
+
+    def replay_command(self, entry_id: str) -> str:
+        """The command that verifies an entry of this board again, from any folder: by its
+        id, which resolves in the board OptGym ships (or ``--board``, absolute, for another)."""
+        board = "" if self.root.resolve() == _SHIPPED_BOARD else f" --board {self.root.resolve()}"
+        return f"optgym leaderboard verify --entry {entry_id[:16]}{board}"
 
     def _site_entry(self, e: dict[str, Any]) -> dict[str, Any]:
         badges = ["replay-verified"] if e["status"] == "verified" else []
         if e["track"] == "closed" and e["status"] == "verified":
             badges.append("rerun-verified")
-        folder = self.root.resolve() / "entries" / e["task"] / e["id"]
-        try:  # as the user would type it from here
-            folder = folder.relative_to(Path.cwd())
-        except ValueError:
-            pass
         rows = [
             {"agent": e["name"], "benchmark": b, "seed": s, "score": x} for b, s, x in e["scores"]
         ]
         return {
             "id": e["id"], "rank": e["rank"], "name": e["name"], "agent": e["agent"],
-            "track": e["track"], "status": e["status"], "hardware_class": e["hardware_class"],
-            "optgym_version": e["optgym_version"], "score": e["score"], "low": e["low"],
-            "high": e["high"], "episodes": e["episodes"], "seeds": e["seeds"],
-            "badges": badges, "replay_command": f"optgym leaderboard verify {folder} --record -",
-            "authors": e["authors"], "code_url": e["code_url"], "license": e["license"],
-            "verified_at": e["verified_at"], "per_benchmark": e["per_benchmark"], "rows": rows,
+            "track": e["track"], "round": e["round"], "pool": e["pool"],
+            "pool_label": e["pool_label"], "paired_on": e["paired_on"], "status": e["status"],
+            "hardware_class": e["hardware_class"], "optgym_version": e["optgym_version"],
+            "score": e["score"], "low": e["low"], "high": e["high"], "vs_above": e["vs_above"],
+            "episodes": e["episodes"], "benchmarks": e["benchmarks"], "seeds": e["seeds"],
+            "test_set": e["test_set"], "badges": badges,
+            "replay_command": self.replay_command(e["id"]), "authors": e["authors"],
+            "code_url": e["code_url"], "license": e["license"], "verified_at": e["verified_at"],
+            "per_benchmark": e["per_benchmark"], "rows": rows,
         }  # fmt: skip
 
 
@@ -454,9 +486,11 @@ def _track(entry: dict[str, Any]) -> str:
     return entry["track"] + (f"/{entry['round']}" if entry["round"] else "")
 
 
-def _order(entry: dict[str, Any]) -> tuple:
-    pool = (entry["track"] != "open", entry["round"] or "", entry["hardware_class"] or "")
-    return (*pool, entry["rank"], -entry["score"], entry["id"])
+def _pool_note(members: list[dict[str, Any]]) -> str:
+    """How a pool's entries were compared: on what pairs, or alone."""
+    if len(members) < 2:
+        return "one entry, ranked alone"
+    return f"{len(members)} entries, ranked on paired differences ({members[0]['paired_on']})"
 
 
 def _scores_of(results: bytes) -> list[tuple[str, int, float]]:
@@ -471,36 +505,97 @@ def _scores_of(results: bytes) -> list[tuple[str, int, float]]:
     return out
 
 
+def _pool(task: Any, entry: dict[str, Any]) -> tuple[str, str]:
+    """The pool an entry is ranked in, as (key, label): entries of the same track and round
+    (the same benchmarks), status, and hardware class where the task is ranked within one."""
+    from optgym.leaderboard.tasks import hardware_dependent
+
+    if entry["track"] == "closed":
+        label = f"closed track, round {entry['round']}" if entry["round"] else "closed track"
+    else:
+        label = f"{entry['track']} track"
+    key = _track(entry)
+    if hardware_dependent(task):
+        hardware = entry["hardware_class"] or "(no class)"
+        label += f", hardware class {hardware}"
+        key += f" @ {hardware}"
+    if entry["status"] != "verified":
+        label += f" ({entry['status']}: not ranked with verified entries)"
+        key += f" ({entry['status']})"
+    return key, label
+
+
+def _pool_order(entry: dict[str, Any]) -> tuple:
+    """Pools in display order: the open track first, then closed rounds by name, verified
+    before stale, hardware classes by name."""
+    return (entry["track"] != "open", entry["round"] or "", entry["status"] != "verified",
+            entry["hardware_class"] or "")  # fmt: skip
+
+
+def _order(entry: dict[str, Any]) -> tuple:
+    return (*_pool_order(entry), entry["rank"], -entry["score"], entry["id"])
+
+
+def _paired_on(members: list[dict[str, Any]]) -> str:
+    """What a pool's comparisons paired: benchmark and seed where two entries ran the same
+    seeds, per-benchmark means where they did not (1 seed against 3)."""
+    from optgym.leaderboard.stats import pairing
+
+    found = {pairing(a["scores"], b["scores"]) for i, a in enumerate(members)
+             for b in members[i + 1:]}  # fmt: skip
+    if not found:
+        return "-"
+    if found == {"seed"}:
+        return "per benchmark and seed"
+    if found == {"benchmark"}:
+        return "per benchmark, on the means over seeds"
+    return "per benchmark and seed where two entries ran the same seeds, else on the means"
+
+
 def _with_statistics(
     task: Any, group: list[dict[str, Any]], scores: dict[str, list[tuple[str, int, float]]]
 ) -> list[dict[str, Any]]:
-    """The entries of one task with score, interval and rank: among the entries of the same
-    track and round (the same benchmarks), within a hardware class when the task is ranked
-    so; stale entries are shown but not ranked among the rest."""
-    from optgym.leaderboard.stats import aggregate, benchmark_means, bootstrap_interval, ranks
-    from optgym.leaderboard.tasks import hardware_dependent
+    """The entries of one task with score, interval, test-set size, pool and rank. Ranks
+    come from paired differences (:func:`.stats.ranks`) among the entries of one pool
+    (:func:`_pool`: a closed round is never ranked against the open track, nor a stale
+    entry against verified ones)."""
+    from optgym.leaderboard.stats import (
+        benchmark_means,
+        interval,
+        paired_interval,
+        ranks,
+        score,
+        shape,
+        shape_label,
+    )
 
     for entry in group:
         own = scores.get(entry["id"], [])
-        means = benchmark_means(own)
-        entry["per_benchmark"] = means
-        entry["score"] = aggregate(list(means.values()), task.aggregate)
-        entry["low"], entry["high"] = bootstrap_interval(list(means.values()), task.aggregate)
+        entry["per_benchmark"] = benchmark_means(own)
+        entry["score"] = score(own, task.aggregate)
+        entry["low"], entry["high"] = interval(own, task.aggregate)
         entry["episodes"] = len(own)
+        entry["benchmarks"] = shape(own)[0]
         entry["seeds"] = len({s for _, s, _ in own})
+        entry["test_set"] = shape_label(own)
+        entry["pool"], entry["pool_label"] = _pool(task, entry)
         entry["authors"] = json.loads(entry["authors"])
         entry["scores"] = own
-    by_class = hardware_dependent(task)
-
-    def pool(e: dict[str, Any]) -> tuple:
-        # entries compete on the same benchmarks (a track and round) and hardware class
-        return (e["hardware_class"] if by_class else None, e["status"], e["track"], e["round"])
-
-    for key in {pool(e) for e in group}:
-        members = [e for e in group if pool(e) == key]
-        found = ranks([(e["score"], e["low"], e["high"]) for e in members])
+    for key in dict.fromkeys(e["pool"] for e in group):
+        members = [e for e in group if e["pool"] == key]
+        found = ranks([e["scores"] for e in members], task.aggregate)
+        paired_on = _paired_on(members)
         for entry, rank in zip(members, found, strict=True):
             entry["rank"] = rank
+            entry["paired_on"] = paired_on
+        members.sort(key=_order)
+        entry_above = None
+        for entry in members:  # the paired evidence behind each step down the pool
+            entry["vs_above"] = (
+                paired_interval(entry_above["scores"], entry["scores"], task.aggregate)
+                if entry_above is not None else None
+            )  # fmt: skip
+            entry_above = entry
     return group
 
 

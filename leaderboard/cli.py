@@ -4,6 +4,7 @@ the leaderboard's Python API (:mod:`.run`, :mod:`.verify`, :mod:`.board`, :mod:`
 
     optgym leaderboard run path-planning --agent cem --out my-entry --author "Ada L."
     optgym leaderboard verify my-entry
+    optgym leaderboard verify --entry 950dc9ecdf54   # an entry of the board, by its id
     optgym leaderboard add my-entry
     optgym leaderboard show path-planning
     optgym leaderboard build --out site
@@ -12,7 +13,7 @@ the leaderboard's Python API (:mod:`.run`, :mod:`.verify`, :mod:`.board`, :mod:`
     optgym leaderboard reveal pass-ordering 2026-12
     optgym leaderboard reverify [--all]
     optgym leaderboard rebuild
-    optgym calibrate [--json]
+    optgym calibrate [--json] [--repeats N]
 """
 
 from __future__ import annotations
@@ -63,17 +64,45 @@ def cmd_run(args: argparse.Namespace) -> int:
         training_data=training, license=args.license, weights=args.weights,
         progress=not args.no_progress, code=args.code,
     )  # fmt: skip
+    _print_score(out)
     print(f"submission: {out}")
     print(f"verify:     optgym leaderboard verify {out}")
     return 0
 
 
+def _print_score(out: Path) -> None:
+    """The entry's score, as the board will show it, and its episodes that failed."""
+    import json
+
+    from optgym.leaderboard.stats import interval, score, shape_label
+    from optgym.leaderboard.submission import RESULTS
+    from optgym.leaderboard.tasks import get_task
+
+    rows = [json.loads(raw) for raw in (out / RESULTS).read_bytes().splitlines() if raw.strip()]
+    if not rows:
+        return
+    task = get_task(rows[0]["task"])
+    scores = [(r["benchmark"], r["seed"], r["score"]) for r in rows if r["error"] is None]
+    failed = len(rows) - len(scores)
+    if scores:
+        low, high = interval(scores, task.aggregate)
+        print(f"score:      {score(scores, task.aggregate):.4f} [{low:.4f}, {high:.4f}] "
+              f"({task.score_name}; test set {shape_label(scores)})")  # fmt: skip
+    if failed:
+        print(f"            {failed} of {len(rows)} episodes ended with an error: verify "
+              "refuses the entry until a rerun of this command finishes them")  # fmt: skip
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from optgym.leaderboard.verify import verify_submission
 
-    record = verify_submission(
-        Path(args.submission), record=args.record, log=_log, reruns=args.reruns
-    )
+    if (args.submission is None) == (args.entry is None):
+        raise ValueError("give a submission (a folder or archive) or --entry ID, one of them")
+    if args.entry is not None:  # the board's own copy: its signed record is never overwritten
+        path, where = _board(args).entry_dir(args.entry), args.record or "-"
+    else:
+        path, where = Path(args.submission), args.record
+    record = verify_submission(path, record=where, log=_log, reruns=args.reruns)
     _print_verification(record)
     return 0 if record.ok else 1
 
@@ -228,7 +257,12 @@ def add_commands(commands: Any) -> None:
     q.add_argument("--no-progress", action="store_true")
 
     q = command("verify", cmd_verify, "replay a submission and check it against its task")
-    q.add_argument("submission", metavar="SUBMISSION", help="folder or .tar.gz/.zip archive")
+    q.add_argument("submission", metavar="SUBMISSION", nargs="?", default=None,
+                   help="folder or .tar.gz/.zip archive")  # fmt: skip
+    q.add_argument("--entry", default=None, metavar="ID",
+                   help="instead of SUBMISSION: the board's entry whose id starts with ID (8 "
+                   "or more hex digits; the site's replay command); writes no record unless "
+                   "--record says where")  # fmt: skip
     q.add_argument("--record", default=None, help="where to write the record ('-': nowhere)")
     _reruns_option(q)
 
@@ -272,7 +306,11 @@ def add_commands(commands: Any) -> None:
 
     p = commands.add_parser("calibrate", help="this machine's hardware class and speed")
     p.add_argument("--json", action="store_true", help="the record a manifest holds, as JSON")
-    p.add_argument("--repeats", type=int, default=5, help="runs of the workload (best counts)")
+    from optgym.leaderboard.hardware import MIN_REPEATS, REPEATS
+
+    p.add_argument("--repeats", type=int, default=REPEATS, metavar="N",
+                   help=f"runs of the workload (default {REPEATS}, at least {MIN_REPEATS}): the "
+                   "median speed counts; a loaded machine is refused, saying why")  # fmt: skip
     p.set_defaults(run=cmd_calibrate)
 
 

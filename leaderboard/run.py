@@ -69,6 +69,13 @@ def run_entry(
         spec.check_task(task)
         if seeds is None:
             seeds = list(range(MIN_SEEDS)) if spec.stochastic else [0]
+        if spec.stochastic and len(set(seeds)) < MIN_SEEDS:
+            raise ValueError(
+                f"agent {spec.canonical!r} is stochastic: its entry needs at least {MIN_SEEDS} "
+                f"seeds a benchmark, or verify refuses it; give --seeds 0-{MIN_SEEDS - 1} (the "
+                "default), or declare stochastic = False on a class whose result does not "
+                "depend on its seed"
+            )
         out.mkdir(parents=True, exist_ok=True)
         run_bench(
             task.name, [spec.canonical], board_benchmarks(task), list(seeds), task.budget,

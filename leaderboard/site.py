@@ -17,9 +17,15 @@ file names become a slug plus a hash, and the pages run only the one script writ
 ['style.css', 'index.html', 'task-path-planning-9dda02340182.html']
 
 Files written into ``out``: ``index.html``, ``style.css``, and per task ``task-<slug>.html``,
-``plot-<slug>.png`` (each entry's score with its 95% interval), ``runner-<slug>.png`` (the
-runner's plot of every entry's result lines) and ``bench-<task-slug>-<bench-slug>.html`` per
-benchmark. A task without entries gets its page and benchmark pages but no plots.
+``plot-<slug>.png`` (each entry's score with its 95% interval), ``benchmarks-<slug>.png``
+(each entry's scores per benchmark: every seed's and their mean) and
+``bench-<task-slug>-<bench-slug>.html`` per benchmark. A task without entries gets its page
+and benchmark pages but no plots.
+
+An entry's score is shown once per page, as the store computed it (``score``): the table and
+the score plot show that number, and the per-benchmark plot shows no aggregate of its own.
+Entries are shown pool by pool (``pool``, ``pool_label``: a track and round, a status, a
+hardware class where it matters), since a rank holds only within its pool.
 """
 
 from __future__ import annotations
@@ -40,14 +46,15 @@ from urllib.parse import urlsplit
 #: script and tests (``data-column``); numeric columns sort by their cells' ``data-value``.
 COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("rank", "rank", True),
+    ("pool", "ranked among", False),
     ("name", "name", False),
     ("agent", "agent", False),
-    ("track", "track", False),
     ("hardware", "hardware class", False),
     ("version", "OptGym version", False),
     ("score", "score", True),
     ("interval", "95% interval", True),
-    ("episodes", "episodes", True),
+    ("test-set", "benchmarks x seeds", True),
+    ("vs-above", "vs above (paired 95%)", True),
     ("badges", "badges", False),
     ("status", "status", False),
     ("replay", "replay command", False),
@@ -320,8 +327,9 @@ def _index_body(data: dict[str, Any], task_slugs: dict[str, str]) -> str:
     )
 
 
-def _task_header(task: dict[str, Any]) -> str:
-    """The task's title, its facts (score, budget, aggregate, reference) and its hardware note."""
+def _task_header(task: dict[str, Any], ranks_note: str) -> str:
+    """The task's title, its facts (score, budget, aggregate, reference), how its ranks are
+    made (``ranks_note``) and its hardware note."""
     reference = _reference(task)
     facts = [
         ("problem", _esc(task.get("problem"))),
@@ -340,21 +348,37 @@ def _task_header(task: dict[str, Any]) -> str:
         if task.get("hardware_dependent")
         else ""
     )
-    return f'<h1>{_esc(task.get("name"))}</h1>\n<dl class="meta">{rows}</dl>\n{note}'
+    ranks = f'<p class="note">{_esc(ranks_note)}</p>' if ranks_note else ""
+    return f'<h1>{_esc(task.get("name"))}</h1>\n<dl class="meta">{rows}</dl>\n{ranks}{note}'
+
+
+def _pool(task: dict[str, Any], entry: dict[str, Any]) -> str:
+    """The pool an entry is ranked in (the store's ``pool``; for data without one, its track
+    and round, and its hardware class where ranks are per class)."""
+    if entry.get("pool") is not None:
+        return _text(entry.get("pool"))
+    pool = _text(entry.get("track")) + (f"/{_text(entry['round'])}" if entry.get("round") else "")
+    if task.get("hardware_dependent"):
+        pool += f" @ {_text(entry.get('hardware_class'))}"
+    return pool
+
+
+def _pool_label(task: dict[str, Any], entry: dict[str, Any]) -> str:
+    """The pool's words for a reader (the store's ``pool_label``, else its key)."""
+    return _text(entry.get("pool_label")) or _pool(task, entry)
 
 
 def _ordered(task: dict[str, Any]) -> list[dict[str, Any]]:
-    """The task's entries in display order: by rank, and by hardware class first when ranks
-    are per class."""
+    """The task's entries in display order: pool by pool, in the order the store gave them
+    (the open track first), by rank within a pool."""
     entries = list(task.get("entries") or [])
+    pools = list(dict.fromkeys(_pool(task, e) for e in entries))
 
     def rank(entry: dict[str, Any]) -> float:
         number = _number(entry.get("rank"))
         return math.inf if number is None else number
 
-    if task.get("hardware_dependent"):
-        return sorted(entries, key=lambda e: (_text(e.get("hardware_class")), rank(e)))
-    return sorted(entries, key=rank)
+    return sorted(entries, key=lambda e: (pools.index(_pool(task, e)), rank(e)))
 
 
 def _name_cell(entry: dict[str, Any]) -> str:
@@ -378,25 +402,42 @@ def _status_cell(entry: dict[str, Any]) -> str:
     return f'<td><span class="{css}"{title}>{mark}{_esc(status)}</span></td>'
 
 
-def _entry_row(entry: dict[str, Any], group_start: bool) -> str:
-    """One ``<tr>`` of the entries table."""
+def _interval(bounds: Any) -> tuple[str, str]:
+    """A ``[low, high]`` cell's text and ``data-value`` (its low end), ``-`` when missing."""
+    if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
+        return "-", ""
+    return f"[{_fmt(bounds[0])}, {_fmt(bounds[1])}]", _value(bounds[0])
+
+
+def _test_set(entry: dict[str, Any]) -> str:
+    """The entry's test set as benchmarks x seeds (the store's ``test_set``), else its
+    episodes."""
+    if entry.get("test_set"):
+        return _text(entry.get("test_set"))
+    return f"{_fmt(entry.get('episodes'))} episodes"
+
+
+def _entry_row(entry: dict[str, Any], pool_label: str, group_start: bool) -> str:
+    """One ``<tr>`` of the entries table, in the pool ``pool_label``."""
     classes = [c for c, on in (("stale", entry.get("status") == "stale"),
                                ("group-start", group_start)) if on]  # fmt: skip
     badges = "".join(f'<span class="badge">{_esc(b)}</span>' for b in entry.get("badges") or [])
     low, high = entry.get("low"), entry.get("high")
     hardware = _text(entry.get("hardware_class"))
+    above, above_value = _interval(entry.get("vs_above"))
     cells = [
         f'<td class="num" data-value="{_value(entry.get("rank"))}">{_fmt(entry.get("rank"))}</td>',
+        f"<td>{_esc(pool_label)}</td>",
         _name_cell(entry),
         f"<td>{_esc(entry.get('agent'))}</td>",
-        f"<td>{_esc(entry.get('track'))}</td>",
         f"<td>{_esc(hardware) if hardware else '<small>(none)</small>'}</td>",
         f"<td>{_esc(entry.get('optgym_version'))}</td>",
         f'<td class="num" data-value="{_value(entry.get("score"))}">'
         f"{_fmt(entry.get('score'))}</td>",
         f'<td class="num" data-value="{_value(low)}">[{_fmt(low)}, {_fmt(high)}]</td>',
         f'<td class="num" data-value="{_value(entry.get("episodes"))}">'
-        f"{_fmt(entry.get('episodes'))}</td>",
+        f"{_esc(_test_set(entry))}</td>",
+        f'<td class="num" data-value="{above_value}">{_esc(above)}</td>',
         f"<td>{badges}</td>",
         _status_cell(entry),
         f"<td><code>{_esc(entry.get('replay_command'))}</code></td>",
@@ -438,32 +479,35 @@ def _filters(entries: list[dict[str, Any]]) -> str:
 
 
 def _entries_table(task: dict[str, Any]) -> str:
-    """The task's one entries table, one ``<tr>`` per entry, with its filters."""
+    """The task's one entries table, one ``<tr>`` per entry, pool by pool (a line between
+    pools), with its filters."""
     entries = _ordered(task)
-    grouped = bool(task.get("hardware_dependent"))
     rows = []
     previous: str | None = None
     for entry in entries:
-        hardware = _text(entry.get("hardware_class"))
-        rows.append(_entry_row(entry, grouped and previous is not None and hardware != previous))
-        previous = hardware
+        pool = _pool(task, entry)
+        start = previous is not None and pool != previous
+        rows.append(_entry_row(entry, _pool_label(task, entry), start))
+        previous = pool
     return (
         f'{_filters(entries)}\n<table id="entries" class="sortable">{_head(COLUMNS)}'
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
 
 
-def _task_body(task: dict[str, Any], slug: str, bench_slugs: dict[str, str]) -> str:
+def _task_body(
+    task: dict[str, Any], slug: str, bench_slugs: dict[str, str], ranks_note: str
+) -> str:
     """A task's page: header, plots and entries table (or a no-entries note), benchmarks."""
-    parts = [_task_header(task)]
+    parts = [_task_header(task, ranks_note)]
     if task.get("entries"):
         parts += [
             f'<img class="plot" src="plot-{slug}.png" alt="each entry\'s score with its 95% '
             'interval">',
             _entries_table(task),
-            "<h2>Result lines</h2>",
-            f'<img class="plot" src="runner-{slug}.png" alt="the runner\'s plot of every '
-            "entry's result lines\">",
+            "<h2>Per benchmark</h2>",
+            f'<img class="plot" src="benchmarks-{slug}.png" alt="each entry\'s scores per '
+            'benchmark: every seed and the mean over seeds">',
         ]
     else:
         parts.append('<p class="empty">There are no entries yet.</p>')
@@ -477,6 +521,7 @@ def _task_body(task: dict[str, Any], slug: str, bench_slugs: dict[str, str]) -> 
 
 _BENCH_COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("rank", "rank", True),
+    ("pool", "ranked among", False),
     ("name", "name", False),
     ("agent", "agent", False),
     ("track", "track", False),
@@ -487,7 +532,7 @@ _BENCH_COLUMNS: tuple[tuple[str, str, bool], ...] = (
 )
 
 
-def _bench_row(entry: dict[str, Any], uri: str) -> str:
+def _bench_row(entry: dict[str, Any], pool_label: str, uri: str) -> str:
     """One entry's scores on benchmark ``uri``: the mean over seeds and each seed's score."""
     score = (entry.get("per_benchmark") or {}).get(uri)
     mine = [r for r in entry.get("rows") or [] if isinstance(r, dict) and r.get("benchmark") == uri]
@@ -495,7 +540,8 @@ def _bench_row(entry: dict[str, Any], uri: str) -> str:
     stale = ' class="stale"' if entry.get("status") == "stale" else ""
     return (
         f'<tr{stale}><td class="num" data-value="{_value(entry.get("rank"))}">'
-        f"{_fmt(entry.get('rank'))}</td>{_name_cell(entry)}<td>{_esc(entry.get('agent'))}</td>"
+        f"{_fmt(entry.get('rank'))}</td><td>{_esc(pool_label)}</td>{_name_cell(entry)}"
+        f"<td>{_esc(entry.get('agent'))}</td>"
         f"<td>{_esc(entry.get('track'))}</td><td>{_esc(entry.get('hardware_class'))}</td>"
         f'<td class="num" data-value="{_value(score)}">{_fmt(score)}</td>'
         f'<td class="num" data-value="{len(mine)}">{len(mine)}</td><td>{seeds}</td></tr>'
@@ -509,7 +555,7 @@ def _bench_body(task: dict[str, Any], task_slug: str, uri: str) -> str:
     back += f"{_esc(task.get('score_name'))}</p>"
     if not entries:
         return f'<h1>{_esc(uri)}</h1>\n{back}\n<p class="empty">There are no entries yet.</p>'
-    rows = "".join(_bench_row(e, uri) for e in entries)
+    rows = "".join(_bench_row(e, _pool_label(task, e), uri) for e in entries)
     table = (
         f'<table id="scores" class="sortable">{_head(_BENCH_COLUMNS)}<tbody>{rows}</tbody></table>'
     )
@@ -576,22 +622,23 @@ def _error_bars(entries: list[dict[str, Any]]) -> list[list[float]]:
     return errors
 
 
-def _class_colors(
+def _pool_colors(
     task: dict[str, Any], entries: list[dict[str, Any]], palette: list[str]
 ) -> tuple[list[str], dict[str, str]]:
-    """A bar color per entry and the legend's color per hardware class: one color for all
-    unless the task is ranked within hardware classes."""
-    if not task.get("hardware_dependent"):
+    """A bar color per entry and the legend's color per pool: one color for all when the
+    task has one pool (ranks hold within a pool: a closed round, a hardware class)."""
+    pools = list(dict.fromkeys(_pool(task, e) for e in entries))
+    if len(pools) < 2:
         return [palette[0]] * len(entries), {}
-    classes = list(dict.fromkeys(_text(e.get("hardware_class")) for e in entries))
-    legend = {c: palette[i % len(palette)] for i, c in enumerate(classes)}
-    return [legend[_text(e.get("hardware_class"))] for e in entries], legend
+    labels = {_pool(task, e): _pool_label(task, e) for e in entries}
+    legend = {labels[p]: palette[i % len(palette)] for i, p in enumerate(pools)}
+    return [legend[labels[_pool(task, e)]] for e in entries], legend
 
 
 def _plot_scores(task: dict[str, Any], path: Path) -> Path:
-    """A horizontal bar per entry (display order, top first): its score with the bootstrap
-    95% interval as an error bar, stale entries hatched, bars colored by hardware class when
-    ranks are per class; the reference dashed."""
+    """A horizontal bar per entry (display order, top first): its score (the table's
+    number) with the bootstrap 95% interval as an error bar, stale entries hatched, bars
+    colored by pool when there are several; the reference dashed."""
     entries = _ordered(task)
     scores = [_number(e.get("score")) or 0.0 for e in entries]
     with _plotting() as plt:
@@ -600,7 +647,7 @@ def _plot_scores(task: dict[str, Any], path: Path) -> Path:
         from optgym.report import save_figure
 
         palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-        colors, legend = _class_colors(task, entries, palette)
+        colors, legend = _pool_colors(task, entries, palette)
         fig, ax = plt.subplots(figsize=(8.0, max(2.2, 0.8 + 0.32 * len(entries))))
         ys = list(range(len(entries)))
         bars = ax.barh(ys, scores, xerr=_error_bars(entries), capsize=3, color=colors,
@@ -619,46 +666,92 @@ def _plot_scores(task: dict[str, Any], path: Path) -> Path:
         if handles:
             ax.legend(handles=handles, fontsize=7, loc="lower right")
         ax.set_xlabel(_clip(_text(task.get("score_name")), 90), fontsize=8)
-        title = f"{_text(task.get('name'))}: {_text(task.get('aggregate'))} with 95% interval"
+        title = (
+            f"{_text(task.get('name'))}: {_text(task.get('aggregate'))} over benchmarks of "
+            "the mean over seeds, with 95% interval"
+        )
         ax.set_title(_clip(title, 90), fontsize=10)
         fig.tight_layout()
         save_figure(fig, path, dpi=110)
     return path
 
 
-def _runner_rows(task: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every entry's result lines for :func:`optgym.report.plot`, the entry's (unique) label
-    as the agent so two entries of one agent stay apart; scores that are not numbers are
-    left out as errors are."""
+def _short(uri: str) -> str:
+    """``benchmark://nav2d-v0/open`` -> ``nav2d-v0/open``: axis labels without the scheme."""
+    return _clip(uri.split("://", 1)[-1], 40)
+
+
+def _benchmark_points(
+    entry: dict[str, Any], uris: list[str], positive_only: bool
+) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """An entry's (benchmark index, score) points: every seed's, and each benchmark's mean
+    over seeds (the store's ``per_benchmark``); values that are not numbers, or not positive
+    on a log axis, left out."""
+    index = {uri: i for i, uri in enumerate(uris)}
+
+    def keep(value: Any) -> float | None:
+        number = _number(value)
+        return None if number is None or (positive_only and number <= 0) else number
+
+    seeds = []
+    for row in entry.get("rows") or []:
+        if isinstance(row, dict) and _text(row.get("benchmark")) in index:
+            value = keep(row.get("score"))
+            if value is not None:
+                seeds.append((index[_text(row["benchmark"])], value))
+    per_benchmark = entry.get("per_benchmark")
+    means = []
+    for uri, value in per_benchmark.items() if isinstance(per_benchmark, dict) else []:
+        if _text(uri) in index and keep(value) is not None:
+            means.append((index[_text(uri)], float(value)))
+    return seeds, means
+
+
+def _plot_benchmarks(task: dict[str, Any], path: Path) -> Path:
+    """Each entry's scores per benchmark: every seed's score (a dot) and the benchmark's
+    mean over seeds (a diamond), the values the entry's score aggregates. It shows no
+    aggregate of its own: an entry's score is the table's and the score plot's one number."""
     entries = _ordered(task)
-    rows = []
-    for entry, label in zip(entries, _labels(entries), strict=True):
-        for row in entry.get("rows") or []:
-            if isinstance(row, dict) and row.get("benchmark") is not None:
-                benchmark = _clip(_text(row["benchmark"]), 60)
-                rows.append({"agent": label, "benchmark": benchmark,
-                             "score": _number(row.get("score"))})  # fmt: skip
-    return rows
+    uris = _benchmarks(task)
+    positive_only = task.get("aggregate") == "geomean"  # scores on a log axis
+    points = [_benchmark_points(e, uris, positive_only) for e in entries]
+    with _plotting() as plt:
+        from matplotlib.ticker import FormatStrFormatter, ScalarFormatter
 
+        from optgym.report import save_figure
 
-def _plot_runner(task: dict[str, Any], path: Path) -> Path | None:
-    """The runner's plot of every entry's result lines; None when there are none."""
-    from optgym.report import plot
-
-    rows = _runner_rows(task)
-    if not rows:
-        return None
-    reference = _reference(task)
-    aggregate = "mean" if task.get("aggregate") == "mean" else "geomean"
-    with _plotting():
-        return plot(
-            rows,
-            path,
-            _clip(_text(task.get("score_name")), 120),
-            reference=reference[0] if reference else None,
-            reference_label=_clip(reference[1]) if reference else "",
-            aggregate=aggregate,
-        )
+        palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        fig, ax = plt.subplots(figsize=(max(8.0, 4.0 + 0.6 * len(uris)), 4.5))
+        width = 0.7 / max(len(entries), 1)
+        for i, ((seeds, means), label) in enumerate(zip(points, _labels(entries), strict=True)):
+            offset = (i - (len(entries) - 1) / 2) * width
+            color = palette[i % len(palette)]
+            alpha = 0.45 if entries[i].get("status") == "stale" else 0.9
+            if seeds:
+                ax.scatter([x + offset for x, _ in seeds], [y for _, y in seeds], s=12,
+                           color=color, alpha=alpha * 0.6, linewidths=0)  # fmt: skip
+            ax.scatter([x + offset for x, _ in means], [y for _, y in means], s=40, marker="D",
+                       color=color, alpha=alpha, label=label)  # fmt: skip
+        if positive_only and any(means for _, means in points):
+            ax.set_yscale("log")
+            # Scores sit near 1: plain numbers read better than powers of ten on a log axis.
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2g"))
+        reference = _reference(task)
+        if reference is not None and (reference[0] > 0 or not positive_only):
+            ax.axhline(reference[0], color="black", linestyle="--", linewidth=1,
+                       label=_clip(reference[1]) or "reference")  # fmt: skip
+        ax.set_xlim(-0.5, max(len(uris), 1) - 0.5)
+        ax.set_xticks(range(len(uris)), [_short(u) for u in uris], rotation=30, ha="right",
+                      fontsize=8)  # fmt: skip
+        ax.set_ylabel(_clip(_text(task.get("score_name")), 90), fontsize=8)
+        ax.set_title("per benchmark: each seed (dot) and the mean over seeds (diamond)",
+                     fontsize=10)  # fmt: skip
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="best")
+        fig.tight_layout()
+        save_figure(fig, path, dpi=110)
+    return path
 
 
 # -- the site ---------------------------------------------------------------------------------
@@ -670,16 +763,16 @@ def _write(path: Path, text: str, written: list[Path]) -> None:
     written.append(path)
 
 
-def _build_task(task: dict[str, Any], slug: str, meta: dict[str, Any], out: Path) -> list[Path]:
+def _build_task(
+    task: dict[str, Any], slug: str, meta: dict[str, Any], ranks_note: str, out: Path
+) -> list[Path]:
     """Write one task's page, plots and benchmark pages; the paths written."""
     written: list[Path] = []
     bench_slugs = _slugs(_benchmarks(task), "benchmarks")
     if task.get("entries"):
         written.append(_plot_scores(task, out / f"plot-{slug}.png"))
-        runner = _plot_runner(task, out / f"runner-{slug}.png")
-        if runner is not None:
-            written.append(runner)
-    body = _task_body(task, slug, bench_slugs)
+        written.append(_plot_benchmarks(task, out / f"benchmarks-{slug}.png"))
+    body = _task_body(task, slug, bench_slugs, ranks_note)
     _write(out / f"task-{slug}.html", _page(_text(task.get("name")), body, meta, True), written)
     for uri, bench in bench_slugs.items():
         page = _page(uri, _bench_body(task, slug, uri), meta, script=bool(task.get("entries")))
@@ -707,5 +800,5 @@ def build_site(data: dict[str, Any], out: Path) -> list[Path]:
     _write(out / "style.css", _CSS, written)
     _write(out / "index.html", _page("Tasks", _index_body(data, task_slugs), meta), written)
     for task, name in zip(tasks, names, strict=True):
-        written += _build_task(task, task_slugs[name], meta, out)
+        written += _build_task(task, task_slugs[name], meta, _text(data.get("ranks")), out)
     return written

@@ -29,7 +29,15 @@ from typing import Any
 from optgym.budget import Budget, BudgetExceeded
 from optgym.executors import DEFAULT_TIMEOUT, Limits, check_executor, make_executor
 from optgym.problem import AGGREGATES
-from optgym.result_line import MAX_SEED, MAX_TEXT, ROW_FIELDS, TAG_FIELD, line_tag, schema_problem
+from optgym.result_line import (
+    FINGERPRINT_FIELD,
+    MAX_SEED,
+    MAX_TEXT,
+    ROW_FIELDS,
+    TAG_FIELD,
+    line_tag,
+    schema_problem,
+)
 from optgym.state import EpisodeState, StateWriter, json_lines
 
 #: The fields of every result line, in the order they are written.
@@ -359,8 +367,9 @@ def _take_row(job: Job, future: Any) -> dict:
     except Exception as e:  # noqa: BLE001  CallFailed, or the call could not be sent
         return _failed_row(job, e)
     why = schema_problem(row) or (
-        None if _row_key(row) == job[:4] and row["budget"] == str(job[4]) and TAG_FIELD
-        not in row else "it is the line of another episode, or carries a tag"
+        None if _row_key(row) == job[:4] and row["budget"] == str(job[4])
+        and TAG_FIELD not in row and FINGERPRINT_FIELD not in row
+        else "it is the line of another episode, or carries a tag or a fingerprint"
     )  # fmt: skip
     if why:
         return _failed_row(job, ValueError(f"the episode's process sent back a bad line: {why}"))
@@ -497,8 +506,10 @@ class Collector:
     def __init__(
         self, writer: StateWriter, old: list[dict], agents: list[str], how: str,
         bar: Any = None, on_row: Callable[[dict], None] | None = None,
+        fingerprints: dict[str, dict[str, str]] | None = None,
     ):  # fmt: skip
         self.writer, self.bar, self.on_row = writer, bar, on_row
+        self.fingerprints = fingerprints or {}
         self.latest: dict[tuple, dict] = {}
         self.tally = Tally(agents, how)
         self.written: set[tuple] = set()
@@ -519,6 +530,8 @@ class Collector:
         if key in self.written:
             return False
         self.written.add(key)
+        if row["agent"] in self.fingerprints:  # what the result depends on: this run's
+            row[FINGERPRINT_FIELD] = self.fingerprints[row["agent"]]
         row[TAG_FIELD] = line_tag(row)
         self.writer.write(row)
         self._keep(row)
@@ -536,20 +549,27 @@ class Collector:
 
 def _check_inputs(
     task: str, agents: list[str], seeds: list[int], workers: int, executor: str,
-    address: str | None = None,
+    address: str | None = None, budget: Budget | None = None,
 ) -> tuple[Any, list[str]]:  # fmt: skip
     """The task and the agents' canonical specs; ``ValueError`` for a bad task, an unknown or
-    incompatible agent, a bad seed, worker count or executor, before anything runs."""
-    from optgym.agents import AGENTS, resolve_agent
-    from optgym.leaderboard.tasks import get_task
+    incompatible agent (its problems, the env methods it requires, the budget units it
+    needs), an agent that cannot be made (a model file missing or of another kind), a bad
+    seed, worker count or executor, before anything runs."""
+    from optgym.agents import AGENTS, check_fit, resolve_agent
+    from optgym.leaderboard.tasks import env_entry, get_task
 
     spec = get_task(task)
     if not agents:
         raise ValueError(f"no agent given; allowed: {', '.join(AGENTS)}")
+    env_class = env_entry(spec).env_class()
     canonical = []
     for name in agents:
         agent = resolve_agent(name)
         agent.check_task(spec)
+        check_fit(agent.entry.agent_class(), budget, env_class)
+        # what its settings name (a model file, a folder) must load here first, and a model
+        # must be one of the task's env
+        check_fit(agent.make(), budget, env_class)
         canonical.append(agent.canonical)
     _check_seeds(seeds, workers, executor, address)
     return spec, list(dict.fromkeys(canonical))
@@ -585,6 +605,7 @@ def run_bench(
     memory_mb: float | None = None,
     sandbox: bool = False,
     code_dir: str | Path | None = None,
+    fresh: bool = False,
 ) -> list[dict]:
     """Run every (agent, benchmark, seed) not yet in ``results`` and append its line.
 
@@ -610,6 +631,11 @@ def run_bench(
     (:func:`optgym.sandbox.describe_agent`). Returns the latest line of every episode of
     ``task`` in ``results``, old and new. ``ValueError`` names a bad task, agent (unknown,
     or not for this task), seed, worker count, executor or limit before anything runs.
+
+    A rerun resumes: the episodes already in ``results`` are not run again, and it says
+    how many. It refuses, before anything runs, to mix into a file whose episodes were run
+    with another budget, agent code, model or OptGym version (:mod:`optgym.fingerprint`);
+    ``fresh`` moves the file aside (``<results>.previous``) and starts anew.
     """
     if sandbox:
         from optgym.leaderboard.tasks import get_task
@@ -620,7 +646,7 @@ def run_bench(
         _check_seeds(seeds, workers, executor, address)
         agents = list(dict.fromkeys(agents))
     else:
-        spec, agents = _check_inputs(task, agents, seeds, workers, executor, address)
+        spec, agents = _check_inputs(task, agents, seeds, workers, executor, address, budget)
     if not benchmarks:
         raise ValueError("no benchmark given; see benchmark_uris()")
     episode: Callable[..., dict] = run_episode
@@ -648,25 +674,37 @@ def run_bench(
             limits = Limits(timeout, memory_mb or None, limits.initializer,
                             cpu_seconds=spec.cpu_seconds, pids=MAX_PIDS,
                             require_cgroup=True)  # fmt: skip
+    from optgym import fingerprint
+    from optgym.agents import resolve_agent
+
     results = Path(results)
     if results.exists() and not results.is_file():
         raise ValueError(f"results {results} is not a regular file; name a JSON-lines file")
+    # what changes an agent's result besides its line's key (sandboxed agents are not
+    # imported here: their runs start afresh files of their own)
+    if sandbox:
+        prints = dict.fromkeys(agents, fingerprint.code_fingerprint(code_dir))
+    else:
+        prints = {a: fingerprint.agent_fingerprint(resolve_agent(a)) for a in agents}
+    if fresh:
+        moved = fingerprint.move_aside(results)
+        if moved is not None and progress:
+            print(f"moved the earlier results to {moved}", file=sys.stderr)
     results.parent.mkdir(parents=True, exist_ok=True)
     with StateWriter(results) as writer:
         repair_results(results)
         old = latest_rows(r for r in read_results(results) if r["task"] == task)
+        fingerprint.check_mix(results, old, prints, budget)
         done = {_row_key(r) for r in old if not (retry_errors and r.get("error"))}
-        budgets = {r.get("budget") for r in old} - {str(budget)}
-        if budgets:
-            warnings.warn(
-                f"{results} holds episodes run with other budgets ({', '.join(map(str, budgets))})"
-                f"; this run uses {budget}",
-                stacklevel=2,
-            )
         episodes = [(a, b, s) for a in agents for b in benchmarks for s in seeds]
         jobs: list[Job] = [
             (task, a, b, s, budget) for a, b, s in episodes if (task, a, b, s) not in done
         ]
+        kept = len(episodes) - len(jobs)
+        if kept and progress:
+            print(f"{results}: {kept} of {len(episodes)} episodes are there already (the same "
+                  "budget, agents, code, models and OptGym version): not run again",
+                  file=sys.stderr)  # fmt: skip
         bar = None
         if progress:
             from tqdm import tqdm
@@ -675,7 +713,7 @@ def run_bench(
                 total=len(episodes), initial=len(episodes) - len(jobs), desc=task,
                 unit="episode", file=sys.stderr, dynamic_ncols=True,
             )  # fmt: skip
-        collector = Collector(writer, old, agents, spec.aggregate, bar, on_row)
+        collector = Collector(writer, old, agents, spec.aggregate, bar, on_row, prints)
         try:
             if jobs:
                 preload_task(spec.name)

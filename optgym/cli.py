@@ -73,7 +73,7 @@ def cmd_envs(args: argparse.Namespace) -> int:
             print(f"  reward tolerance:   {cls.reward_tolerance}")
             if entry.max_episode_steps:
                 print(f"  step limit:         {entry.max_episode_steps}")
-            if args.no_spaces:
+            if not args.spaces:
                 continue
             env = gym.make(entry.id)
             try:  # spaces can depend on the benchmark: show them for the default one
@@ -83,6 +83,8 @@ def cmd_envs(args: argparse.Namespace) -> int:
                 print(f"  (spaces on {cls.default_benchmark}; example: {entry.example.benchmark})")
             finally:
                 env.close()
+    if not args.spaces:
+        print("(--spaces: make each env and show its observation and action spaces)")
     return 0
 
 
@@ -363,7 +365,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     try:
         rows = run_bench(
             task.name, agents, uris, seeds, budget, results, progress=not args.no_progress,
-            retry_errors=not args.no_retry_errors, **executor_settings(args),
+            retry_errors=not args.no_retry_errors, fresh=args.fresh, **executor_settings(args),
         )  # fmt: skip
     except (ValueError, RuntimeError, OSError) as e:
         return _fail("bench", str(e))
@@ -381,7 +383,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(f"plot:    {plot_path}")
     if errors:
         print(f"{errors} of {len(mine)} episodes ended with an error (see 'error' in {results}; "
-              "a rerun retries them)")  # fmt: skip
+              "a rerun retries them)", file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 
@@ -445,8 +448,12 @@ def _episodes_option(text: str) -> int:
 
 
 def cmd_train_sb3(args: argparse.Namespace) -> int:
+    """``optgym train ENV_OR_TASK --algo ...``: one SB3 run into ``--out`` (or the first
+    free ``--out``_2, _3, ... when ``--out`` holds a run's files: runs are numbered, never
+    overwritten), one run per seed (``--seeds``: ``OUT/seed-N``, finished seeds skipped),
+    a run continued from a saved one (``--from``), or an Optuna study (``--optimize``)."""
     from optgym.leaderboard.tasks import all_tasks
-    from optgym.train import resolve, train
+    from optgym.train import plan_steps, resolve, run_folder, train
 
     algo = args.algo or "ppo"
     try:
@@ -455,13 +462,25 @@ def cmd_train_sb3(args: argparse.Namespace) -> int:
         env_kwargs = _key_values(args.env_kwargs, "--env-kwargs")
         overrides = _key_values(args.set, "--set")
         config = resolve(args.target, algo, args.hyperparams, env_kwargs, args.n_envs, overrides)
+        if args.optimize:
+            return _optimize(args, algo, env_kwargs, overrides)
+        if args.trials is not None or args.steps_per_trial is not None:
+            raise ValueError("--trials and --steps-per-trial go with --optimize")
         if args.seeds is not None:
+            if args.continue_from is not None:
+                raise ValueError("--from continues one run; drop --seeds")
             return _train_seeds(args, algo, env_kwargs, overrides)
+        plan = plan_steps(config, args.steps)
+        out = run_folder(args.out)
+        if plan.note:
+            print(f"note:    {plan.note}")
+        if out != Path(args.out):
+            print(f"note:    {args.out} holds an earlier run; this run writes to {out}")
         run = train(
             args.target,
             algo=algo,
             steps=args.steps,
-            out=args.out,
+            out=out,
             seed=args.seed,
             n_envs=args.n_envs,
             hyperparams=args.hyperparams,
@@ -471,20 +490,86 @@ def cmd_train_sb3(args: argparse.Namespace) -> int:
             tensorboard=not args.no_tensorboard,
             progress=not args.no_progress,
             threads=args.threads,
+            eval_every=args.eval_every,
+            eval_episodes=args.eval_episodes if args.eval_episodes is not None else 5,
+            continue_from=args.continue_from,
+            numbered=False,
         )
     except ValueError as e:
         return _fail("train", str(e))
+    continued = f" (continued from {args.continue_from}: {run.total_steps} in all)"
     print(
-        f"trained {algo} on {config.env_id}: {run.steps} steps in {run.seconds:.1f} s, "
+        f"trained {algo} on {config.env_id}: {run.steps} steps"
+        f"{continued if args.continue_from is not None else ''} in {run.seconds:.1f} s, "
         f"{len(config.benchmarks)} train benchmarks, seed {args.seed}"
     )
     if run.mean_episode_reward is not None:
         print(f"  mean episode reward (last {run.episodes}): {run.mean_episode_reward:.4f}")
     print(f"saved:   {run.model_path} (settings: {run.config_path})")
+    if run.best_model_path is not None:
+        print(
+            f"best:    {run.best_model_path} (mean validation reward "
+            f"{run.best_mean_reward:.4f}; every evaluation in {run.config_path.name})"
+        )
     tasks = [t.name for t in all_tasks().values() if t.env_id == config.env_id]
     if tasks:
-        print(f"bench:   optgym bench {tasks[0]} --agent sb3:path={Path(args.out)}")
+        print(f"bench:   optgym bench {tasks[0]} --agent sb3:path={run.model_path.parent}")
     return 0
+
+
+def _optimize(
+    args: argparse.Namespace, algo: str, env_kwargs: dict[str, Any], overrides: dict[str, Any]
+) -> int:
+    """``optgym train ENV --algo ALGO --optimize``: an Optuna study; the trials' table and
+    the best settings, as a file ``--hyperparams`` takes."""
+    from optgym.train import optimize, run_folder
+
+    given = [
+        flag for flag, value in (
+            ("--steps", args.steps), ("--seeds", args.seeds), ("--from", args.continue_from),
+            ("--eval-every", args.eval_every), ("--checkpoint-every", args.checkpoint_every),
+        ) if value is not None
+    ]  # fmt: skip
+    if given:
+        raise ValueError(
+            f"--optimize trains trials of --steps-per-trial steps, scored once on validation "
+            f"benchmarks (--eval-episodes); drop {', '.join(given)}"
+        )
+    out = run_folder(args.out)
+    if out != Path(args.out):
+        print(f"note:    {args.out} holds an earlier run; this study writes to {out}")
+    try:
+        result = optimize(
+            args.target, algo, trials=args.trials if args.trials is not None else 10,
+            steps_per_trial=args.steps_per_trial, out=out, seed=args.seed,
+            n_envs=args.n_envs, hyperparams=args.hyperparams, env_kwargs=env_kwargs,
+            overrides=overrides,
+            eval_episodes=args.eval_episodes if args.eval_episodes is not None else 5,
+            threads=args.threads, progress=not args.no_progress, numbered=False,
+        )  # fmt: skip
+    except RuntimeError as e:  # optuna missing
+        return _fail("train", str(e))
+    names = list(dict.fromkeys(k for row in result.trials for k in row))
+    cells = [[_cell(row.get(name)) for name in names] for row in result.trials]
+    widths = [max(len(name), *(len(c[i]) for c in cells)) for i, name in enumerate(names)]
+    print("  ".join(name.rjust(w) for name, w in zip(names, widths, strict=True)))
+    for row in cells:
+        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
+    print(f"best:    trial {result.best_trial}, mean validation reward {result.best_value:.4f}")
+    print(f"saved:   {result.hyperparams_path} (trials: {result.trials_path})")
+    print(
+        f"train:   optgym train {args.target} --algo {algo} --hyperparams "
+        f"{result.hyperparams_path} --out DIR"
+    )
+    return 0
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 def _train_seeds(
@@ -502,6 +587,8 @@ def _train_seeds(
             n_envs=args.n_envs, hyperparams=args.hyperparams, env_kwargs=env_kwargs,
             overrides=overrides, checkpoint_every=args.checkpoint_every,
             tensorboard=not args.no_tensorboard, progress=not args.no_progress,
+            eval_every=args.eval_every,
+            eval_episodes=args.eval_episodes if args.eval_episodes is not None else 5,
             **executor_settings(args),
         )  # fmt: skip
     except RuntimeError as e:  # Ray missing
@@ -534,6 +621,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         if args.algo is not None:
             raise ValueError("--algo trains an SB3 policy on an env or task; drop --task")
+        sb3_only = [
+            flag for flag, value in (
+                ("--from", args.continue_from), ("--optimize", args.optimize or None),
+                ("--trials", args.trials), ("--steps-per-trial", args.steps_per_trial),
+                ("--eval-every", args.eval_every), ("--eval-episodes", args.eval_episodes),
+            ) if value is not None
+        ]  # fmt: skip
+        if sb3_only:
+            raise ValueError(
+                f"{', '.join(sb3_only)} train SB3 policies (optgym train ENV --algo ...); a "
+                "learned agent's --task training takes --budget"
+            )
         if args.seeds is not None or args.executor != "local" or args.workers != 1:
             raise ValueError(
                 "--seeds, --workers and --executor train SB3 policies (optgym train ENV "
@@ -582,32 +681,46 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from optgym.budget import Budget
-    from optgym.validate import FAILED, SUPERSEDED, validate_results
+    from optgym.validate import FAILED, SUPERSEDED, Replayer, validate_results
 
     try:
         budget = Budget.parse(args.budget) if args.budget is not None else None
-        checked = validate_results(
-            Path(args.results),
-            budget=budget,
-            split=args.split,
-            accept_untagged=args.accept_untagged,
-            allowed_files=args.allow_file or (),
-        )
-    except FileNotFoundError as e:
-        return _fail("validate", str(e), status=1)
     except ValueError as e:
         return _fail("validate", str(e))
-    failed = [(n, message) for n, verdict, message in checked if verdict == FAILED]
-    superseded = sum(1 for _, verdict, _ in checked if verdict == SUPERSEDED)
-    for n, message in failed:
-        print(f"{args.results}:{n}: {message}")
-    if not checked:
-        print(f"{args.results}: no result lines")
-        return 1
-    passed = len(checked) - len(failed) - superseded
-    tail = f", {superseded} superseded" if superseded else ""
-    print(f"{passed} passed, {len(failed)} failed{tail}")
-    return 1 if failed else 0
+    status = 0
+    totals = [0, 0, 0]  # passed, failed, superseded
+    with Replayer() as replayer:  # envs made once for every file
+        for name in args.results:
+            try:
+                checked = validate_results(
+                    Path(name), budget=budget, split=args.split,
+                    accept_untagged=args.accept_untagged, replayer=replayer,
+                    allowed_files=args.allow_file or (),
+                )  # fmt: skip
+            except FileNotFoundError as e:
+                status = max(status, _fail("validate", str(e), status=1))
+                continue
+            except ValueError as e:
+                status = max(status, _fail("validate", str(e)))
+                continue
+            failed = [(n, message) for n, verdict, message in checked if verdict == FAILED]
+            superseded = sum(1 for _, verdict, _ in checked if verdict == SUPERSEDED)
+            for n, message in failed:
+                print(f"{name}:{n}: {message}")
+            if not checked:
+                print(f"{name}: no result lines")
+                status = max(status, 1)
+                continue
+            passed = len(checked) - len(failed) - superseded
+            tail = f", {superseded} superseded" if superseded else ""
+            where = f"{name}: " if len(args.results) > 1 else ""
+            print(f"{where}{passed} passed, {len(failed)} failed{tail}")
+            totals = [totals[0] + passed, totals[1] + len(failed), totals[2] + superseded]
+            status = max(status, 1 if failed else 0)
+    if len(args.results) > 1:
+        tail = f", {totals[2]} superseded" if totals[2] else ""
+        print(f"{len(args.results)} files: {totals[0]} passed, {totals[1]} failed{tail}")
+    return status
 
 
 # --- the parser ------------------------------------------------------------------------------
@@ -637,10 +750,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog="optgym", description="OptGym: environments, datasets, benchmarks.")
     parser.add_argument("--version", action="version", version=f"optgym {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     p = commands.add_parser("envs", help="every env id: spaces, shapes, work unit")
-    p.add_argument("--no-spaces", action="store_true", help="do not make the envs (faster)")
+    p.add_argument("--spaces", action="store_true",
+                   help="make each env and show its spaces on its default benchmark (slower: "
+                   "starts every backend)")  # fmt: skip
     p.set_defaults(run=cmd_envs)
 
     p = commands.add_parser("agents", help="every agent, per problem, with its settings")
@@ -664,8 +779,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="train an SB3 policy on an env or task (--algo), or a learned agent (--task)",
         description=(
             "optgym train ENV_OR_TASK --algo ALGO --out DIR: stable-baselines3 / sb3-contrib "
-            "with the env's shipped hyperparameter file, on its train split; writes "
-            "DIR/model.zip, DIR/train.json, checkpoints and TensorBoard logs. "
+            "with the env's shipped hyperparameter file, on its train split, for exactly "
+            "--steps steps; writes DIR/model.zip, DIR/train.json, DIR/best_model.zip (the "
+            "best evaluation on validation benchmarks), checkpoints and TensorBoard logs. "
+            "A DIR that holds an earlier run is kept: the run writes to DIR_2, DIR_3, ... "
+            "(printed). --from DIR0 continues a saved run; --optimize tunes hyperparameters "
+            "with Optuna into DIR/best_hyperparams.yml. "
             "optgym train AGENT --task TASK --budget ... --out FILE: a learned agent's own "
             "training."
         ),
@@ -678,9 +797,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--algo",
         default=None,
-        help="ppo (default), maskable-ppo, dqn or a2c (what the env's file configures)",
+        help="ppo (default), maskable-ppo, dqn, a2c, sac or td3 (what the env's file configures)",
     )
-    p.add_argument("--steps", type=int, default=None, help="env steps (default: the file's)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="env steps, exactly (with N sub-envs: the multiple of N at or below; default: "
+        "the file's n_timesteps)",
+    )
     p.add_argument("--hyperparams", default=None, metavar="FILE", help="YAML file to use instead")
     p.add_argument("--n-envs", type=int, default=None, help="sub-envs (default: the file's)")
     p.add_argument(
@@ -702,7 +827,46 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="STEPS",
-        help="save a checkpoint every STEPS steps (default: a tenth of the run; 0: never)",
+        help="save a checkpoint every STEPS steps (default: a tenth of the run, at least 2048; "
+        "0: never)",
+    )
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        default=None,
+        metavar="STEPS",
+        help="evaluate the deterministic policy on validation benchmarks every STEPS steps, "
+        "keeping the best as best_model.zip (default: a tenth of the run, at least 2048; "
+        "0: never)",
+    )
+    p.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="validation benchmarks per evaluation (and per --optimize trial), one episode "
+        "each (default 5)",
+    )
+    p.add_argument(
+        "--from",
+        dest="continue_from",
+        default=None,
+        metavar="DIR",
+        help="continue the run saved in DIR (same env and --algo) for --steps more steps",
+    )
+    p.add_argument(
+        "--optimize",
+        action="store_true",
+        help="tune hyperparameters with Optuna (pip install 'optgym[tune]'): writes "
+        "OUT/best_hyperparams.yml (for --hyperparams) and OUT/trials.csv",
+    )
+    p.add_argument("--trials", type=int, default=None, help="with --optimize: trials (default 10)")
+    p.add_argument(
+        "--steps-per-trial",
+        type=int,
+        default=None,
+        metavar="STEPS",
+        help="with --optimize: env steps per trial (default: a tenth of the file's n_timesteps)",
     )
     p.add_argument(
         "--threads",
@@ -722,7 +886,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers, --executor and --address say where",
     )
     executor_options(p, "training runs (with --seeds)", timeout=0, memory="default: none")
-    p.add_argument("--out", required=True, help="where to save the trained model")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="the run's folder (holding an earlier run: the first free OUT_2, OUT_3, ...)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_train, split="train")
 
@@ -757,10 +925,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not run again the episodes whose line holds an error",
     )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="move the results file aside (RESULTS.previous) and start afresh: a file whose "
+        "episodes ran with another budget, agent code, model or OptGym version is refused "
+        "otherwise",
+    )
     p.set_defaults(run=cmd_bench)
 
     p = commands.add_parser("validate", help="check and replay every line of a results file")
-    p.add_argument("results", metavar="RESULTS", help="a JSON-lines results file")
+    p.add_argument("results", metavar="RESULTS", nargs="+",
+                   help="JSON-lines results files (one or more)")  # fmt: skip
     p.add_argument(
         "--budget", default=None, help="the budget lines must have (default: the task's)"
     )
@@ -799,6 +975,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # usage errors (2) and --help (0)
         return int(e.code or 0)
+    if args.command is None:  # `optgym` alone: what it can do
+        parser.print_help()
+        return 0
     saved = warnings.formatwarning
     warnings.formatwarning = _warning_line  # one line, no source excerpt
     try:

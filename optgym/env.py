@@ -1,11 +1,13 @@
 """The env contract every OptGym problem shares (DESIGN 1): :class:`OptGymEnv`.
 
 The base owns what is the same for every problem: the env id, the benchmark named by
-``reset(options={"benchmark": uri})``, the episode's bookkeeping (seed, actions, reward,
-work spent), ``state``, ``apply``, ``validate``, ``fork``, the budget meter the runner
-attaches, the policy that a backend crash ends only the episode (``info["error"]``; the env
-recovers on reset), and ``config``: the constructor's keyword arguments, recorded in every
-state and used by ``validate`` to rebuild the env exactly as it was run.
+``reset(options={"benchmark": uri})`` or set for the next reset (``env.benchmark = uri``),
+the datasets (``env.datasets["csmith-v0"]``), ``multistep(actions)``, the episode's
+bookkeeping (seed, actions, reward, work spent), ``state``, ``apply``, ``validate``,
+``fork``, the budget meter the runner attaches, the policy that a backend crash ends only
+the episode (``info["error"]``; the env recovers on reset), and ``config``: the
+constructor's keyword arguments, recorded in every state and used by ``validate`` to
+rebuild the env exactly as it was run.
 
 A problem's env subclasses it and supplies small hooks:
 
@@ -34,7 +36,7 @@ import json
 import math
 import time
 from abc import ABCMeta, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -234,6 +236,7 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
         self.render_mode = render_mode
         self.datasets = datasets
         self._benchmark_uri = benchmark or self.default_benchmark
+        self._next_benchmark: str | None = None  # set by ``env.benchmark = uri``
         self._benchmark: Benchmark | None = None
         self._meter: BudgetMeter | None = None
         self._started = False
@@ -247,8 +250,30 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
 
     @property
     def benchmark(self) -> str:
-        """URI of the current (or next) benchmark."""
+        """URI of the current episode's benchmark; while no episode runs (before the first
+        reset, after a failed one), of the benchmark the next reset takes.
+
+        Setting it names the benchmark of the next ``reset()`` (as CompilerGym's
+        ``env.benchmark = uri``); the episode under way keeps its own. The URI is checked at
+        once, as ``reset`` checks its option: a malformed URI, an unknown dataset or a
+        missing file is a ``ValueError`` and nothing changes. Only the next reset sees it,
+        whether it succeeds or not, and one that names a benchmark in its options (as
+        ``apply`` and ``validate`` do) takes that one instead; later resets keep the
+        benchmark they loaded.
+
+        >>> env.unwrapped.benchmark = "generator://csmith-v0/7"
+        >>> obs, info = env.reset()   # on generator://csmith-v0/7
+        """
+        if not self._started and self._next_benchmark is not None:
+            return self._next_benchmark
         return self._benchmark_uri
+
+    @benchmark.setter
+    def benchmark(self, uri: str) -> None:
+        if not isinstance(uri, str):
+            raise ValueError(f"the benchmark must be a URI string, got {type(uri).__name__}")
+        self.datasets.benchmark(uri)  # ValueError for a bad or unknown URI, as reset gives
+        self._next_benchmark = uri
 
     @property
     def benchmark_sha256(self) -> str:
@@ -333,9 +358,11 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
         uri = options.pop("benchmark", None)
         if options:
             raise ValueError(f"unknown reset options {sorted(options)}; allowed: 'benchmark'")
-        uri = self._benchmark_uri if uri is None else uri
-        if not isinstance(uri, str):
+        if not (uri is None or isinstance(uri, str)):
             raise ValueError(f"the benchmark option must be a URI string, got {type(uri).__name__}")
+        if uri is None:
+            uri = self._next_benchmark or self._benchmark_uri
+        self._next_benchmark = None  # a benchmark set for the next reset is used once
         self._started = False  # a failed reset ends the episode: step() asks for a reset
         benchmark = self.datasets.benchmark(uri)  # ValueError for a bad or unknown URI
         self._new_episode(seed)
@@ -366,6 +393,50 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
             return self._record_action(checked, info)
 
         return self._run(lambda: self._step(checked), record)
+
+    def multistep(self, actions: Iterable[ActType]) -> StepResult:
+        """Take several actions in one call, as CompilerGym's ``env.multistep``:
+        ``(obs, reward, terminated, truncated, info)`` with the observation after the last
+        action taken, the rewards summed, and that action's ``info``, in which the work unit
+        (``info[work_unit]``) counts the work of every action taken and ``info["steps"]``
+        how many were taken.
+
+        The actions are taken one by one, each a ``step`` of its own: each is checked (a bad
+        one raises ``ValueError`` as ``step`` does, the actions before it staying taken),
+        recorded in the state, and counted by an attached budget (a step and its work). It
+        stops early, with the remaining actions not taken, when the episode ends
+        (``terminated`` or ``truncated``), when a step fails (``info["error"]``), or when
+        the attached budget is spent: the step that spends it comes back ``truncated``, as
+        ``BudgetWrapper`` truncates it. At least one action is needed.
+
+        Wrappers' ``step`` is not called (reach it with ``env.unwrapped.multistep``): a
+        registered ``max_episode_steps`` does not cut it short; a budget does.
+        """
+        if isinstance(actions, (str, bytes)) or not isinstance(actions, Iterable):
+            raise ValueError(
+                f"multistep takes an iterable of actions (a list), got {type(actions).__name__}"
+            )
+        self._need_open("multistep()")
+        self._need_reset("multistep()")
+        total, work, taken = 0.0, 0, 0
+        result: StepResult | None = None
+        for action in actions:
+            obs, reward, terminated, truncated, info = self.step(action)
+            taken += 1
+            total += reward
+            work += info.get(self.work_unit, 0)
+            meter = self._meter
+            if meter is not None and meter.exhausted and not terminated:
+                truncated = True
+            result = obs, reward, terminated, truncated, info
+            if terminated or truncated or "error" in info:
+                break
+        if result is None:
+            raise ValueError("multistep needs at least one action, got none")
+        obs, _, terminated, truncated, info = result
+        info[self.work_unit] = work
+        info["steps"] = taken
+        return obs, total, terminated, truncated, info
 
     def apply_reference(self, name: str) -> StepResult:
         """Run a reference (``references``: LLVM's -Oz pipeline, a Halide autoscheduler) as

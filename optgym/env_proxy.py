@@ -10,8 +10,9 @@ its forks and its meter come back as further proxies.
 
 What the server refuses, with the reason: private names (``_*``), the meter's controls
 (``attach_meter``; on the meter, anything but its readings), ``close``, ``validate`` (it
-builds an env of another config, unmetered), the datasets, a reset or a replay on another
-benchmark than the episode's, and values that cannot be sent.
+builds an env of another config, unmetered), the datasets, writing files
+(``write_bitcode``), a reset, a replay or a ``benchmark`` set to another benchmark than
+the episode's, and values that cannot be sent.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from optgym.agent_channel import (
 #: Env names the agent may not reach through the proxy.
 ENV_DENIED = frozenset({
     "attach_meter", "attach_agent_clock", "close", "validate", "datasets", "get_wrapper_attr",
-    "set_wrapper_attr", "has_wrapper_attr", "set_step_timeout",
+    "set_wrapper_attr", "has_wrapper_attr", "set_step_timeout", "write_bitcode",
 })  # fmt: skip
 #: What the agent may read of the budget meter.
 METER_READINGS = frozenset({
@@ -195,6 +196,9 @@ class EnvServer:
                 ):
                     raise AttributeError(f"{name!r} cannot be set from the sandbox (only the "
                                          "env's settable properties can)")  # fmt: skip
+                if name == "benchmark" and request.get("value") != self.benchmark:
+                    raise ValueError(f"a sandboxed agent's env stays on its episode's "
+                                     f"benchmark {self.benchmark}")  # fmt: skip
                 setattr(obj, name, request.get("value"))
                 return ("ok", None)
             raise ValueError("unknown request; allowed: get, call, item, set")

@@ -11,6 +11,9 @@ A line is a JSON object with exactly the fields of :data:`ROW_FIELDS` plus ``tag
 * ``score``, ``reward``: finite numbers (None on an errored line), and ``state``: the
   :class:`~optgym.state.EpisodeState` (every field present, typed), None on a line that
   errored before the agent returned one;
+* ``fingerprint``: what the result depends on besides the line's key (an object of at
+  most 8 short strings: the OptGym version, hashes of the agent's code and of its model),
+  which the runner adds when it writes the line (:mod:`optgym.fingerprint`);
 * ``tag``: the integrity tag the runner adds when it writes the line (:func:`line_tag`).
 
 :func:`schema_problem` says what is wrong with a line's form (never quoting it);
@@ -30,6 +33,9 @@ ROW_FIELDS = (
 )  # fmt: skip
 #: The field that holds a line's integrity tag (:func:`line_tag`), added when it is written.
 TAG_FIELD = "tag"
+#: The field that holds what a line's result depends on besides its key (the agent's code,
+#: its model, the OptGym version: :mod:`optgym.fingerprint`), added when it is written.
+FINGERPRINT_FIELD = "fingerprint"
 #: What names an episode: a results file holds one finished line per key.
 RESULT_KEYS = ("task", "agent", "benchmark", "seed")
 #: Seeds are integers in [0, MAX_SEED).
@@ -99,6 +105,14 @@ def tag_matches(row: dict[str, Any]) -> bool:
     )
 
 
+def _fingerprint_ok(value: Any) -> bool:
+    return (
+        isinstance(value, dict) and len(value) <= 8
+        and all(isinstance(k, str) and _NAME.fullmatch(k) and isinstance(v, str)
+                and len(v) <= 200 for k, v in value.items())
+    )  # fmt: skip
+
+
 def _text(row: dict, name: str) -> str | None:
     value = row[name]
     if not isinstance(value, str) or not value:
@@ -142,9 +156,11 @@ def schema_problem(row: Any) -> str | None:
     missing = [k for k in ROW_FIELDS if k not in row]
     if missing:
         return f"missing fields: {', '.join(missing)}"
-    unknown = sorted(set(row) - set(ROW_FIELDS) - {TAG_FIELD})
+    unknown = sorted(set(row) - set(ROW_FIELDS) - {TAG_FIELD, FINGERPRINT_FIELD})
     if unknown:
         return f"unknown fields: {names(unknown)}"
+    if FINGERPRINT_FIELD in row and not _fingerprint_ok(row[FINGERPRINT_FIELD]):
+        return "fingerprint must be an object of at most 8 names with strings of at most 200"
     for name in ("task", "agent", "benchmark", "budget"):
         why = _text(row, name)
         if why:

@@ -1,7 +1,7 @@
 """Train stable-baselines3 (and sb3-contrib) policies on any OptGym env or task.
 
-``optgym train ENV_OR_TASK --algo ppo|maskable-ppo|dqn|a2c`` and :func:`train` read the
-env's hyperparameter file, shipped in its problem package as
+``optgym train ENV_OR_TASK --algo ppo|maskable-ppo|dqn|a2c|sac|td3`` and :func:`train` read
+the env's hyperparameter file, shipped in its problem package as
 ``envs/<problem>/hyperparams/<EnvName-vN>.yml`` (as the RL Zoo ships one per env). A file
 holds:
 
@@ -13,15 +13,26 @@ holds:
   training never touches a test split. Given a task instead of an env id, the task's own
   datasets are used, with their train split;
 * ``n_envs``: sub-envs of the vector env (each with its own benchmark sampler and seed);
-* one section per algorithm (``ppo``, ``a2c``, ``dqn``, ``maskable-ppo``): ``policy``,
-  ``n_timesteps`` (the default length of a run) and the algorithm's keyword arguments.
-  A string ``"package.module:Name"`` under ``policy`` or as a ``*_class``/``activation_fn``
-  value names a class (a GNN features extractor, a policy).
+* one section per algorithm (``ppo``, ``a2c``, ``dqn``, ``maskable-ppo``, ``sac``,
+  ``td3``): ``policy``, ``n_timesteps`` (the default length of a run) and the algorithm's
+  keyword arguments. A string ``"package.module:Name"`` under ``policy`` or as a
+  ``*_class``/``activation_fn`` value names a class (a GNN features extractor, a policy);
+  ``action_noise: {type: normal, sigma: 0.1}`` is SB3's Gaussian (or
+  ``ornstein-uhlenbeck``) action noise. An algorithm the file has no section for is
+  refused, naming the ones it has.
 
-A run writes into ``out``: ``model.zip`` (the SB3 model), ``train.json`` (the resolved
-settings, the benchmarks, the seed, what the run took and its episode rewards),
-``checkpoints/`` and ``tensorboard/``. ``--agent sb3:path=OUT`` benchmarks the model like
-any agent (:class:`optgym.agents.sb3.Sb3Agent`).
+A run trains exactly the steps asked for (:func:`plan_steps` says when it cannot: a vector
+env steps all its sub-envs at once) and writes into ``out``: ``model.zip`` (the SB3 model),
+``train.json`` (the resolved settings, the benchmarks, the seed, what the run took, its
+episode rewards and evaluations), ``best_model.zip`` (the model at its best evaluation on
+validation benchmarks), ``checkpoints/`` and ``tensorboard/``. A run never writes into a
+folder that holds another run's files: it takes the first free ``out_2``, ``out_3``, ...
+instead, as the RL Zoo numbers its run folders (:func:`run_folder`); ``--seeds`` keeps one
+folder per seed, ``out/seed-N``, and a rerun skips the seeds that finished. A run can
+continue a saved one (``continue_from``, the RL Zoo's ``-i``), and :func:`optimize` tunes a
+few hyperparameters with Optuna into a file ``--hyperparams`` takes. ``--agent sb3:path=OUT``
+benchmarks the model like any agent (:class:`optgym.agents.sb3.Sb3Agent`;
+``model=best``: ``best_model.zip``).
 
 >>> run = train("optgym/PathPlanning2DClosedLoop-v0", algo="ppo", steps=256, out="runs/nav")
 >>> run.model_path
@@ -30,8 +41,10 @@ PosixPath('runs/nav/model.zip')
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 import inspect
+import itertools
 import json
 import math
 import os
@@ -55,13 +68,30 @@ ALGOS: dict[str, tuple[str, str]] = {
     "a2c": ("stable_baselines3", "A2C"),
     "dqn": ("stable_baselines3", "DQN"),
     "maskable-ppo": ("sb3_contrib", "MaskablePPO"),
+    "sac": ("stable_baselines3", "SAC"),
+    "td3": ("stable_baselines3", "TD3"),
 }
+#: The algorithms that learn from whole rollouts of ``n_steps`` per sub-env.
+ON_POLICY = ("ppo", "a2c", "maskable-ppo")
 
 #: Hyperparameter-file keys that are not an algorithm section.
 _TOP_KEYS = ("env_kwargs", "wrappers", "benchmarks", "n_envs")
 _TRAIN_SPLITS = ("train", "validation")
 MODEL_FILE = "model.zip"
 CONFIG_FILE = "train.json"
+#: The model at its best evaluation on validation benchmarks, beside ``model.zip``.
+BEST_MODEL_FILE = "best_model.zip"
+#: What :func:`optimize` writes: the best trial's settings as a hyperparameter file, and
+#: every trial.
+BEST_HYPERPARAMS_FILE = "best_hyperparams.yml"
+TRIALS_FILE = "trials.csv"
+#: The files and folders of a run (or a tuning study): a folder holding one is taken.
+RUN_FILES = (
+    MODEL_FILE, CONFIG_FILE, BEST_MODEL_FILE, "checkpoints", "tensorboard",
+    BEST_HYPERPARAMS_FILE, TRIALS_FILE,
+)  # fmt: skip
+#: Evaluation episodes (one per validation benchmark) at most.
+MAX_EVAL_EPISODES = 1000
 
 
 #: The wrappers a hyperparameter file may name, by name.
@@ -125,10 +155,13 @@ class TrainRun:
 
     model_path: Path
     config_path: Path
-    steps: int
+    steps: int  # env steps this run trained
     seconds: float
     episodes: int
     mean_episode_reward: float | None
+    total_steps: int = 0  # the model's steps in all (more than ``steps`` when continued)
+    best_model_path: Path | None = None  # best_model.zip, when the run evaluated
+    best_mean_reward: float | None = None  # its mean reward on the validation benchmarks
 
 
 # --- hyperparameter files ---------------------------------------------------------------------
@@ -278,7 +311,10 @@ def resolve(
         raise ValueError(f"unknown keys in {where}: {names}; allowed: {allowed}")
     if algo not in data:
         have = ", ".join(a for a in ALGOS if a in data) or "none"
-        raise ValueError(f"{where} has no {algo!r} section for {env_id}; it has: {have}")
+        raise ValueError(
+            f"unknown algorithm {algo!r}; allowed: {have} ({where} has no {algo!r} section "
+            f"for {env_id}; it has: {have})"
+        )
     section = _check_mapping(data[algo], f"the {algo} section of {where}")
     section.update(overrides or {})
     section = check_algo_settings(
@@ -416,8 +452,21 @@ SETTING_RANGES: dict[str, SettingRange] = {
     "exploration_fraction": SettingRange(False, 0, 1),
     "exploration_initial_eps": SettingRange(False, 0, 1),
     "exploration_final_eps": SettingRange(False, 0, 1),
+    "policy_delay": SettingRange(True, 1),
+    "target_policy_noise": SettingRange(False, 0),
+    "target_noise_clip": SettingRange(False, 0),
 }
-_BOOL_SETTINGS = ("normalize_advantage", "use_sde", "use_rms_prop", "optimize_memory_usage")
+_BOOL_SETTINGS = (
+    "normalize_advantage", "use_sde", "use_rms_prop", "optimize_memory_usage",
+    "use_sde_at_warmup",
+)  # fmt: skip
+#: ``action_noise: {type: ..., sigma: ...}``: the SB3 noise class of each type.
+ACTION_NOISES = {
+    "normal": "NormalActionNoise",
+    "ornstein-uhlenbeck": "OrnsteinUhlenbeckActionNoise",
+}
+#: SAC learns its entropy coefficient with ``auto`` (or ``auto_0.1``: from 0.1).
+_AUTO_ENT_COEF = re.compile(r"auto(_[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?)?")
 _MAPPING_SETTINGS = ("policy_kwargs", "rollout_buffer_kwargs", "replay_buffer_kwargs")
 #: Keyword arguments :func:`train` gives the algorithm itself, and where they come from.
 _RESERVED = {
@@ -496,6 +545,14 @@ def check_algo_settings(
                     f"{_value_text(value)} ({where(key)})"
                 )
             out[key] = (value[0], value[1])
+        elif key == "ent_coef" and algo == "sac" and isinstance(value, str):
+            if not _AUTO_ENT_COEF.fullmatch(value):
+                raise ValueError(
+                    f"ent_coef must be {SETTING_RANGES[key].text()}, or auto or auto_X (SAC "
+                    f"learns it, from X), got {_value_text(value)} ({where(key)})"
+                )
+        elif key == "action_noise":
+            _check_action_noise(value, where(key))
         elif key in SETTING_RANGES and not SETTING_RANGES[key].allows(value):
             hint = ""
             if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
@@ -549,6 +606,38 @@ def check_algo_settings(
                     f"({where('policy_kwargs')}); allowed: {', '.join(names)}"
                 )
     return out
+
+
+def _check_action_noise(value: Any, origin: str) -> None:
+    """``ValueError`` unless ``value`` is None, an SB3 ``ActionNoise`` or
+    ``{type: normal|ornstein-uhlenbeck, sigma: a number >= 0}``."""
+    if value is None:
+        return
+    if isinstance(value, dict) and set(value) == {"type", "sigma"}:
+        if value["type"] in ACTION_NOISES and SettingRange(False, 0).allows(value["sigma"]):
+            return
+    from stable_baselines3.common.noise import ActionNoise
+
+    if not isinstance(value, ActionNoise):
+        raise ValueError(
+            f"action_noise must be {{type: {' or '.join(ACTION_NOISES)}, sigma: a number "
+            f">= 0}} or None, got {_value_text(value)} ({origin})"
+        )
+
+
+def _algo_kwargs(params: Mapping[str, Any], action_space: Any) -> dict[str, Any]:
+    """``params`` as the algorithm's keyword arguments: classes loaded, an
+    ``action_noise`` mapping made into SB3's noise for ``action_space``."""
+    import numpy as np
+    from stable_baselines3.common import noise
+
+    kwargs = _classes(dict(params))
+    spec = kwargs.get("action_noise")
+    if isinstance(spec, dict):
+        size = int(np.prod(action_space.shape))
+        cls = getattr(noise, ACTION_NOISES[spec["type"]])
+        kwargs["action_noise"] = cls(np.zeros(size), float(spec["sigma"]) * np.ones(size))
+    return kwargs
 
 
 def check_env_kwargs(
@@ -643,25 +732,234 @@ def make_vec_env(config: TrainConfig, seed: int = 0) -> Any:
     )
 
 
-# --- training ---------------------------------------------------------------------------------
+# --- steps and run folders ----------------------------------------------------------------
 
 
-def _progress_callback(total: int) -> Any:
+@dataclass(frozen=True)
+class StepPlan:
+    """How a run of ``asked`` env steps trains: the steps it takes and its rollouts."""
+
+    asked: int
+    """the env steps asked for"""
+    steps: int
+    """the env steps the run trains: ``asked``, or the most below it the algorithm can take"""
+    n_steps: int | None
+    """on-policy: env steps per sub-env in a rollout (a run shorter than one rollout is one
+    rollout of its own length); None for off-policy algorithms"""
+    tail_n_steps: int = 0
+    """on-policy: env steps per sub-env of a last, shorter rollout, when ``steps`` is not a
+    whole number of rollouts (0: none)"""
+    note: str = ""
+    """why ``steps`` is below ``asked`` (empty when it is not)"""
+
+
+def plan_steps(config: TrainConfig, steps: int | None = None) -> StepPlan:
+    """How a run of ``steps`` env steps (default: the file's ``n_timesteps``) of ``config``
+    trains. It takes exactly ``steps``, never more: an on-policy algorithm learns from whole
+    rollouts of ``n_steps`` per sub-env and then from one shorter rollout of the steps
+    left. A vector env steps its ``n_envs`` sub-envs at once, so the steps come down to a
+    multiple of ``n_envs``, and a last rollout of a single step (too short to normalize an
+    advantage over) is left out; ``note`` then says so. ``ValueError`` for a step count that
+    is not an integer >= ``n_envs``."""
+    params = config.hyperparams
+    asked = params.get("n_timesteps", 10_000) if steps is None else steps
+    if isinstance(asked, bool) or not isinstance(asked, int) or asked < 1:
+        raise ValueError(f"steps must be a positive integer, got {_value_text(asked)}")
+    n_envs = config.n_envs
+    if asked < n_envs:
+        raise ValueError(
+            f"steps must be at least n_envs ({n_envs}): the sub-envs step together; ask for "
+            f"more steps or fewer sub-envs (--n-envs), got {asked}"
+        )
+    taken = asked - asked % n_envs
+    why = f"the {n_envs} sub-envs step together" if taken < asked else ""
+    if config.algo not in ON_POLICY:
+        return StepPlan(asked, taken, None, 0, _step_note(asked, taken, why))
+    n_steps = params.get("n_steps")
+    if n_steps is None:
+        n_steps = inspect.signature(algo_class(config.algo).__init__).parameters["n_steps"].default
+    rollout = n_steps * n_envs
+    if taken <= rollout:  # a run shorter than one rollout is one rollout of its own length
+        return StepPlan(asked, taken, taken // n_envs, 0, _step_note(asked, taken, why))
+    tail = taken % rollout
+    if tail == 1:
+        taken, tail = taken - 1, 0
+        why = "a last rollout of one step is too short to learn from"
+    return StepPlan(asked, taken, n_steps, tail // n_envs, _step_note(asked, taken, why))
+
+
+def _step_note(asked: int, taken: int, why: str) -> str:
+    return f"trains {taken} of the {asked} steps asked: {why}" if taken < asked else ""
+
+
+def run_folder(out: str | Path) -> Path:
+    """Where a run asked to write into ``out`` writes: ``out`` itself, unless it holds a
+    run's files (:data:`RUN_FILES`: a model, a ``train.json``, checkpoints, ...); then the
+    first of ``out_2``, ``out_3``, ... that holds none. A run never overwrites another's
+    model nor mixes its checkpoints with another's (the RL Zoo numbers its run folders
+    the same way)."""
+    out = Path(out)
+
+    def taken(folder: Path) -> bool:
+        return any((folder / name).exists() for name in RUN_FILES)
+
+    number = 2
+    folder = out
+    while taken(folder):
+        folder = out.with_name(f"{out.name}_{number}")
+        number += 1
+    return folder
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+
+def validation_benchmarks(config: TrainConfig, count: int) -> list[str]:
+    """``count`` benchmarks of the validation splits of the datasets ``config`` trains on,
+    taken in turn from each dataset (its first ones): what a run evaluates on and
+    :func:`optimize` scores trials on. ``ValueError`` when those datasets have no
+    validation benchmark."""
+    from optgym.datasets.dataset import DatasetRegistry
+    from optgym.datasets.uri import BenchmarkUri
+    from optgym.envs import problem_of_env
+
+    registry = DatasetRegistry(problem_of_env(config.env_id).datasets())
+    datasets = list(dict.fromkeys(BenchmarkUri.parse(u).dataset_uri for u in config.benchmarks))
+    splits = [registry.dataset(uri).take("validation", count) for uri in datasets]
+    uris = [u for row in itertools.zip_longest(*splits) for u in row if u is not None]
+    if not uris:
+        raise ValueError(
+            f"the datasets {config.env_id} trains on ({', '.join(datasets)}) have no "
+            "validation benchmarks to evaluate on; give --eval-every 0"
+        )
+    return uris[:count]
+
+
+def make_eval_env(config: TrainConfig) -> gym.Env:
+    """An env to evaluate a policy of ``config`` in: the id (with its registered step
+    limit) made with the config's settings, inside its wrappers, no benchmark sampler."""
+    import optgym
+
+    return apply_wrappers(optgym.make(config.env_id, **config.env_kwargs), config.wrappers)
+
+
+def evaluate_model(
+    model: Any, env: gym.Env, benchmarks: Sequence[str], seed: int = 0, masked: bool = False
+) -> list[float]:
+    """The reward of one episode of ``model``'s deterministic policy on each benchmark, in
+    ``env`` (:func:`make_eval_env`), each reset with ``seed`` so that evaluations compare.
+    ``masked``: the policy takes the env's action masks (MaskablePPO)."""
+    rewards = []
+    for uri in benchmarks:
+        obs, _ = env.reset(seed=seed, options={"benchmark": uri})
+        total = 0.0
+        while True:
+            if masked:
+                mask = env.unwrapped.action_masks()
+                action, _ = model.predict(obs, deterministic=True, action_masks=mask)
+            else:
+                action, _ = model.predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total += float(reward)
+            if terminated or truncated:
+                break
+        rewards.append(total)
+    return rewards
+
+
+@dataclass
+class _Evaluation:
+    """Evaluations during a run: every ``every`` steps, the policy on the validation
+    benchmarks; the best model so far saved to ``best_path``."""
+
+    env: gym.Env
+    benchmarks: list[str]
+    every: int
+    seed: int
+    masked: bool
+    best_path: Path
+    results: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+
+    def due(self, done: int) -> bool:
+        """Whether the run, ``done`` steps in, has passed its next evaluation."""
+        return done >= (len(self.results) + 1) * self.every
+
+    def run(self, model: Any, done: int, logger: Any) -> None:
+        rewards = evaluate_model(model, self.env, self.benchmarks, self.seed, self.masked)
+        mean = sum(rewards) / len(rewards)
+        result = {
+            "steps": done, "num_timesteps": int(model.num_timesteps),
+            "mean_reward": mean, "rewards": rewards,
+        }  # fmt: skip
+        self.results.append(result)
+        if math.isfinite(mean) and (self.best is None or mean > self.best["mean_reward"]):
+            self.best = {k: result[k] for k in ("steps", "num_timesteps", "mean_reward")}
+            log_dir, model.tensorboard_log = model.tensorboard_log, None  # no machine's folder
+            try:
+                model.save(self.best_path)
+            finally:
+                model.tensorboard_log = log_dir
+        logger.record("eval/mean_reward", mean)
+        if self.best is not None:
+            logger.record("eval/best_mean_reward", self.best["mean_reward"])
+        logger.dump(model.num_timesteps)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "every": self.every, "benchmarks": self.benchmarks, "seed": self.seed,
+            "results": self.results, "best": self.best,
+        }  # fmt: skip
+
+
+def _watch(total: int, progress: bool, stop: bool, evaluation: _Evaluation | None) -> Any:
+    """The run's callback: it counts steps from the run's first (a continued model starts
+    at its own count), shows a progress bar of exactly ``total`` steps, evaluates when due
+    and, with ``stop`` (off-policy, whose loop could end a rollout past the total), ends
+    the run at ``total`` (the steps of a rollout cut short are not learned from). It
+    lasts across the ``learn`` calls of one run; ``close()`` closes its bar."""
     from stable_baselines3.common.callbacks import BaseCallback
-    from tqdm import tqdm
 
-    class Progress(BaseCallback):
+    class Watch(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.start: int | None = None
+            self.bar: Any = None
+
         def _on_training_start(self) -> None:
-            self.bar = tqdm(total=total, unit="step", desc="train", dynamic_ncols=True)
+            if self.start is None:
+                self.start = int(self.model.num_timesteps)
+                if progress:
+                    from tqdm import tqdm
+
+                    self.bar = tqdm(total=total, unit="step", desc="train", dynamic_ncols=True)
 
         def _on_step(self) -> bool:
-            self.bar.update(self.training_env.num_envs)
+            done = int(self.model.num_timesteps) - (self.start or 0)
+            if self.bar is not None:
+                self.bar.update(min(done, total) - self.bar.n)
+            if evaluation is not None and evaluation.due(done):
+                evaluation.run(self.model, done, self.logger)
+            if stop and done >= total:  # unless the rollout ends here anyway (then it learns)
+                return self._rollout_ends()
             return True
 
-        def _on_training_end(self) -> None:
-            self.bar.close()
+        def _rollout_ends(self) -> bool:
+            from stable_baselines3.common.type_aliases import TrainFrequencyUnit
 
-    return Progress()
+            freq = self.model.train_freq
+            collected = self.locals.get("num_collected_steps", 0)
+            return freq.unit == TrainFrequencyUnit.STEP and collected >= freq.frequency
+
+        def close(self) -> None:
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+    return Watch()
+
+
+# --- training ---------------------------------------------------------------------------------
 
 
 def algo_class(algo: str) -> Any:
@@ -670,6 +968,113 @@ def algo_class(algo: str) -> Any:
 
     module, name = ALGOS[algo]
     return getattr(importlib.import_module(module), name)
+
+
+def _learn(model: Any, plan: StepPlan, callbacks: list[Any], algo: str, fresh: bool) -> None:
+    """``plan.steps`` more steps of ``model``: the whole rollouts, then (on-policy) one
+    shorter rollout of the steps left, with a rollout buffer of its length; ``fresh``:
+    the model's step count starts at 0."""
+    tail = plan.tail_n_steps * model.n_envs
+    model.learn(plan.steps - tail, callback=callbacks, tb_log_name=algo,
+                reset_num_timesteps=fresh)  # fmt: skip
+    if not tail:
+        return
+    kept = model.n_steps, model.rollout_buffer, getattr(model, "batch_size", None)
+    model.n_steps = plan.tail_n_steps
+    model.rollout_buffer = type(kept[1])(
+        plan.tail_n_steps, model.observation_space, model.action_space, device=model.device,
+        gamma=model.gamma, gae_lambda=model.gae_lambda, n_envs=model.n_envs,
+        **(model.rollout_buffer_kwargs or {}),
+    )  # fmt: skip
+    if kept[2] is not None:  # no mini-batch of one sample (an advantage needs two)
+        batch = min(kept[2], tail)
+        model.batch_size = tail if tail % batch == 1 else batch
+    try:
+        model.learn(tail, callback=callbacks, tb_log_name=algo, reset_num_timesteps=False)
+    finally:
+        model.n_steps, model.rollout_buffer = kept[0], kept[1]
+        if kept[2] is not None:
+            model.batch_size = kept[2]
+
+
+def _prior_run(path: str | Path, config: TrainConfig) -> tuple[Path, dict[str, Any]]:
+    """The model file and ``train.json`` record of the run at ``path`` (its folder, or a
+    model file in it such as ``best_model.zip``) that a run continues; ``ValueError``
+    unless it trained ``config``'s env id with its algorithm."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"cannot continue from {path}: no such run folder or model file")
+    folder = path if path.is_dir() else path.parent
+    model_file = folder / MODEL_FILE if path.is_dir() else path
+    for needed in (model_file, folder / CONFIG_FILE):
+        if not needed.is_file():
+            raise ValueError(f"cannot continue from {path}: {needed.name} is missing")
+    try:
+        record = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError(f"cannot continue from {path}: its {CONFIG_FILE} is not JSON") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"cannot continue from {path}: its {CONFIG_FILE} is not a record")
+    trained = (record.get("algo"), record.get("env_id"))
+    if trained != (config.algo, config.env_id):
+        raise ValueError(
+            f"cannot continue from {path}: it trained {trained[0]} on {trained[1]}, not "
+            f"{config.algo} on {config.env_id}"
+        )
+    return model_file, record
+
+
+def _make_model(
+    config: TrainConfig, policy: Any, params: dict[str, Any], vec: Any, seed: int,
+    log_dir: str | None, overrides: Mapping[str, Any] | None, prior: Path | None = None,
+) -> Any:  # fmt: skip
+    """A new model of ``config`` on ``vec``, or the model saved at ``prior`` with the
+    section's settings over its own (its network is its own: ``policy`` and
+    ``policy_kwargs`` are not changed); ``ValueError`` saying what the algorithm refused."""
+    cls = algo_class(config.algo)
+    try:
+        if prior is None:
+            kwargs = _algo_kwargs(params, vec.action_space)
+            policy = _classes(policy, "policy")
+            return cls(policy, vec, seed=seed, verbose=0, tensorboard_log=log_dir, **kwargs)
+        kwargs = {k: v for k, v in params.items() if k not in ("policy_kwargs", "device")}
+        kwargs = _algo_kwargs(kwargs, vec.action_space)
+        if "stats_window_size" in kwargs:  # SB3 keeps it under another name
+            kwargs["_stats_window_size"] = kwargs.pop("stats_window_size")
+        return cls.load(str(prior), env=vec, device=params.get("device", "auto"), seed=seed,
+                        verbose=0, tensorboard_log=log_dir, **kwargs)  # fmt: skip
+    except (TypeError, ValueError, AssertionError, RuntimeError, MemoryError) as e:
+        said = _refusal(e)
+        if prior is not None:
+            raise ValueError(
+                f"cannot continue {cls.__name__} from {prior} on {config.env_id}: "
+                f"{type(e).__name__}: {said}"
+            ) from None
+        given = ", ".join(sorted(overrides or {}))
+        named = any(key in said for key in (*params, "policy"))
+        tail = f" (settings from --set: {given})" if given and not named else ""
+        raise ValueError(
+            f"cannot make {cls.__name__} for {config.env_id} from {config.source}: "
+            f"{type(e).__name__}: {said}{tail}"
+        ) from None
+    except Exception as e:  # noqa: BLE001  a corrupt zip or another library's file
+        if prior is None:
+            raise
+        raise ValueError(
+            f"cannot load {prior} as a {config.algo} model ({type(e).__name__})"
+        ) from None
+
+
+def _check_count(value: Any, name: str, low: int, high: int | None = None) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be an integer {bound}, got {_value_text(value)}")
+    return value
 
 
 def train(
@@ -686,112 +1091,145 @@ def train(
     tensorboard: bool = True,
     progress: bool = True,
     threads: int = 1,
+    eval_every: int | None = None,
+    eval_episodes: int = 5,
+    continue_from: str | Path | None = None,
+    numbered: bool = True,
 ) -> TrainRun:
     """Train ``algo`` on ``target`` (an env id or a task) for ``steps`` env steps (default:
     the file's ``n_timesteps``) and save the model, its settings and logs into ``out``.
 
+    The run takes exactly ``steps``, never more (:func:`plan_steps`: with ``n_envs``
+    sub-envs, the multiple of ``n_envs`` at or below it). A run shorter than one rollout of
+    an on-policy algorithm shrinks the rollout (``n_steps``) to fit; ``train.json`` records
+    the settings used.
+
+    ``out`` holding another run's files, the run writes into the first free ``out_2``,
+    ``out_3``, ... (:func:`run_folder`; ``numbered=False``: into ``out`` all the same,
+    over its files, as :func:`train_seeds` does for a seed whose run did not finish); the
+    returned paths say where.
+
     ``checkpoint_every`` saves a checkpoint every that many steps (default: a tenth of the
-    run, at least 2048; 0: none). A run shorter than one rollout of an on-policy algorithm shrinks
-    the rollout (``n_steps``) to fit; ``train.json`` records the settings used.
+    run, at least 2048; 0: none). ``eval_every`` evaluates the deterministic policy every
+    that many steps (default: a tenth of the run, at least 2048; 0: never) on
+    ``eval_episodes`` validation benchmarks of the training datasets, one episode each
+    (:func:`validation_benchmarks`), logs the mean reward (TensorBoard's
+    ``eval/mean_reward`` and ``train.json``'s ``evaluation``) and saves the best model so
+    far as ``best_model.zip``.
+
+    ``continue_from`` (a run folder, or a model file in one) trains the model saved there
+    ``steps`` more steps (the RL Zoo's ``-i``): its ``train.json`` must name the same env id
+    and algorithm; the section's settings and ``--set`` apply over the model's, its network
+    stays; its step count goes on (``TrainRun.total_steps``).
+
     ``threads`` is torch's thread count while training (1 by default: the env's backends
     want the other cores, and a fixed count keeps runs repeatable).
-    ``ValueError`` for a bad target, algorithm, file, setting or thread count, before
-    anything runs (:func:`check_algo_settings`, :func:`check_env_kwargs`).
+    ``ValueError`` for a bad target, algorithm, file, setting or count, before anything is
+    written (:func:`check_algo_settings`, :func:`check_env_kwargs`).
     """
     check_threads(threads)
     config = resolve(target, algo, hyperparams, env_kwargs, n_envs, overrides)
+    plan = plan_steps(config, steps)
     params = dict(config.hyperparams)
     policy = params.pop("policy", "MlpPolicy")
     default_steps = params.pop("n_timesteps", 10_000)
-    steps = default_steps if steps is None else steps
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if algo != "dqn" and "n_steps" in params:
-        # a run shorter than one rollout is one rollout of its own length
-        rollout = params["n_steps"] * config.n_envs
-        if steps < rollout:
-            params["n_steps"] = max(steps // config.n_envs, 1)
-            rollout = params["n_steps"] * config.n_envs
-            if "batch_size" in params:
-                params["batch_size"] = max(min(params["batch_size"], rollout), 2)
-    out = Path(out)
-    cls = algo_class(algo)
+    if plan.n_steps is not None and plan.n_steps != params.get("n_steps"):
+        params["n_steps"] = plan.n_steps  # the class's default, or a rollout of the run's length
+        if "batch_size" in params:
+            rollout = plan.n_steps * config.n_envs
+            params["batch_size"] = max(min(params["batch_size"], rollout), 2)
+    every = _check_count(eval_every, "eval_every", 0) if eval_every is not None else None
+    every = max(plan.steps // 10, 2048) if every is None else every
+    _check_count(eval_episodes, "eval_episodes", 1, MAX_EVAL_EPISODES)
+    prior = _prior_run(continue_from, config) if continue_from is not None else None
+    benchmarks = validation_benchmarks(config, eval_episodes) if 0 < every <= plan.steps else []
+    out = run_folder(out) if numbered else Path(out)
     from stable_baselines3.common.callbacks import CheckpointCallback
 
     from optgym.threads import torch_threads
 
+    vec = eval_env = None
     try:
         vec = make_vec_env(config, seed)
+        eval_env = make_eval_env(config) if benchmarks else None
     except (TypeError, ValueError) as e:  # a wrapper's settings (the env's were checked)
+        if vec is not None:
+            vec.close()
         cause = e.__cause__ if type(e.__cause__) is type(e) else e  # gymnasium re-raises
         raise ValueError(f"cannot make the training env {config.env_id}: {cause}") from None
+    watch = None
     # Torch's thread count is fixed from the first weights on: the orthogonal initialization
     # (a QR decomposition) rounds differently on another count, and the default count differs
     # between machines and executors (a Ray worker has one thread).
     with torch_threads(threads):
         try:
-            try:
-                model = cls(
-                    _classes(policy, "policy"),
-                    vec,
-                    seed=seed,
-                    verbose=0,
-                    tensorboard_log=str(out / "tensorboard") if tensorboard else None,
-                    **_classes(params),
-                )
-            except (TypeError, ValueError, AssertionError, RuntimeError, MemoryError) as e:
-                said = _refusal(e)
-                given = ", ".join(sorted(overrides or {}))
-                named = any(key in said for key in (*params, "policy"))
-                tail = f" (settings from --set: {given})" if given and not named else ""
-                raise ValueError(
-                    f"cannot make {cls.__name__} for {config.env_id} from {config.source}: "
-                    f"{type(e).__name__}: {said}{tail}"
-                ) from None
+            log_dir = str(out / "tensorboard") if tensorboard else None
+            model = _make_model(config, policy, params, vec, seed, log_dir, overrides,
+                                prior[0] if prior else None)  # fmt: skip
+            start_steps = int(model.num_timesteps) if prior else 0
             out.mkdir(parents=True, exist_ok=True)  # nothing is written for a refused setting
-            every = max(steps // 10, 2048) if checkpoint_every is None else checkpoint_every
+            saves = max(plan.steps // 10, 2048) if checkpoint_every is None else checkpoint_every
             callbacks: list[Any] = []
-            if every > 0:
+            if saves > 0:
                 callbacks.append(
                     CheckpointCallback(
-                        max(every // config.n_envs, 1),
+                        max(saves // config.n_envs, 1),
                         str(out / "checkpoints"),
                         name_prefix="model",
                     )
                 )
-            if progress:
-                callbacks.append(_progress_callback(steps))
+            evaluation = None
+            if eval_env is not None:
+                evaluation = _Evaluation(eval_env, benchmarks, every, seed,
+                                         algo == "maskable-ppo", out / BEST_MODEL_FILE)  # fmt: skip
+            watch = _watch(plan.steps, progress, algo not in ON_POLICY, evaluation)
+            callbacks.append(watch)
             start = time.monotonic()
-            model.learn(total_timesteps=steps, callback=callbacks, tb_log_name=algo)
+            _learn(model, plan, callbacks, algo, fresh=prior is None)
             seconds = time.monotonic() - start
             rewards = [float(ep["r"]) for ep in model.ep_info_buffer]
             model.tensorboard_log = None  # no folder of this machine in the saved model
             model.save(out / MODEL_FILE)
         finally:
+            if watch is not None:
+                watch.close()
             vec.close()
+            if eval_env is not None:
+                eval_env.close()
     import optgym
 
     mean = sum(rewards) / len(rewards) if rewards else None
     config.hyperparams = {"policy": policy, "n_timesteps": default_steps, **params}
+    trained = int(model.num_timesteps) - start_steps
     record = {
         **config.to_json(),
         "seed": seed,
         "threads": threads,
-        "steps": int(model.num_timesteps),
+        "steps": trained,
+        "steps_asked": plan.asked,
+        "num_timesteps": int(model.num_timesteps),
         "seconds": round(seconds, 3),
         "episodes_recent": len(rewards),
         "mean_episode_reward_recent": mean,
+        "evaluation": evaluation.to_json() if evaluation is not None else None,
+        "continued_from": (
+            {"path": str(continue_from), "num_timesteps": start_steps} if prior else None
+        ),
         "optgym": optgym.__version__,
     }
     config_path = out / CONFIG_FILE
     config_path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    best = evaluation.best if evaluation is not None else None
     return TrainRun(
         model_path=out / MODEL_FILE,
         config_path=config_path,
-        steps=int(model.num_timesteps),
+        steps=trained,
         seconds=seconds,
         episodes=len(rewards),
         mean_episode_reward=mean if mean is None or math.isfinite(mean) else None,
+        total_steps=int(model.num_timesteps),
+        best_model_path=out / BEST_MODEL_FILE if best is not None else None,
+        best_mean_reward=best["mean_reward"] if best is not None else None,
     )
 
 
@@ -811,7 +1249,9 @@ def train_seeds(
     ``workers`` at a time on this machine, or one Ray task per seed on the cluster at
     ``address``), into ``out/seed-<seed>``; ``settings`` are :func:`train`'s (``algo``,
     ``steps``, ...). A seed whose folder already holds a finished run (``train.json``) is
-    not trained again. Each run uses one torch thread. Returns, per seed, its
+    not trained again (and a seed whose run did not finish trains again in its folder: seed
+    folders are not numbered, as :func:`train`'s ``out`` is). Each run uses one torch
+    thread. Returns, per seed, its
     :class:`TrainRun`, or the error that ended it (one failed seed ends no other).
     ``ValueError`` for bad settings, before anything runs."""
     from optgym.envs import problem_of_env
@@ -860,11 +1300,7 @@ def train_seeds(
             with make_executor(executor, workers, limits, address, resources) as pool:
                 for job, future in stream(pool, _train_one, jobs):
                     try:
-                        record = future.result()
-                        results[job[1]] = TrainRun(**{
-                            **record, "model_path": Path(record["model_path"]),
-                            "config_path": Path(record["config_path"]),
-                        })  # fmt: skip
+                        results[job[1]] = _run_from_json(future.result())
                     except Exception as e:  # noqa: BLE001  one seed's failure is its own
                         results[job[1]] = f"{type(e).__name__}: {e}"
                     if bar is not None:
@@ -877,14 +1313,23 @@ def train_seeds(
 
 _SEED_SETTINGS = {
     "algo", "steps", "n_envs", "hyperparams", "env_kwargs", "overrides", "checkpoint_every",
-    "tensorboard",
+    "tensorboard", "eval_every", "eval_episodes",
 }  # fmt: skip
+_RUN_PATHS = ("model_path", "config_path", "best_model_path")
 
 
 def _train_one(target: str, seed: int, out: Path, settings: dict[str, Any]) -> dict[str, Any]:
     """One seed's run, as JSON (what an executor's call sends back)."""
-    run = train(target, seed=seed, out=out, progress=False, threads=1, **settings)
-    return {**vars(run), "model_path": str(run.model_path), "config_path": str(run.config_path)}
+    run = train(target, seed=seed, out=out, progress=False, threads=1, numbered=False,
+                **settings)  # fmt: skip
+    record = vars(run)
+    return {k: str(v) if k in _RUN_PATHS and v is not None else v for k, v in record.items()}
+
+
+def _run_from_json(record: dict[str, Any]) -> TrainRun:
+    return TrainRun(**{
+        k: Path(v) if k in _RUN_PATHS and v is not None else v for k, v in record.items()
+    })  # fmt: skip
 
 
 def _finished_run(folder: Path, config: TrainConfig) -> TrainRun | None:
@@ -902,6 +1347,9 @@ def _finished_run(folder: Path, config: TrainConfig) -> TrainRun | None:
             "choose another output folder"
         )
     mean = record.get("mean_episode_reward_recent")
+    best = (record.get("evaluation") or {}).get("best") or {}
+    best_mean = best.get("mean_reward") if isinstance(best, dict) else None
+    has_best = (folder / BEST_MODEL_FILE).is_file()
     try:
         return TrainRun(
             model_path=folder / MODEL_FILE,
@@ -910,9 +1358,267 @@ def _finished_run(folder: Path, config: TrainConfig) -> TrainRun | None:
             seconds=float(record["seconds"]),
             episodes=int(record["episodes_recent"]),
             mean_episode_reward=float(mean) if isinstance(mean, (int, float)) else None,
+            total_steps=int(record.get("num_timesteps", record["steps"])),
+            best_model_path=folder / BEST_MODEL_FILE if has_best else None,
+            best_mean_reward=float(best_mean) if isinstance(best_mean, (int, float)) else None,
         )
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, AttributeError):
         return None
+
+
+# --- tuning -----------------------------------------------------------------------------------
+
+#: What :func:`optimize` samples, per algorithm: ``("log", low, high)`` a log-uniform
+#: number, ``("float", low, high)`` a uniform one, a list: one of its values. A rollout
+#: length (``n_steps``) longer than a trial is left out of that study's choices, and
+#: ``batch_size`` comes down to the rollout where it is larger.
+SEARCH_SPACES: dict[str, dict[str, Any]] = {
+    "ppo": {
+        "learning_rate": ("log", 1e-5, 1e-2),
+        "n_steps": [64, 128, 256, 512, 1024, 2048],
+        "gamma": [0.9, 0.95, 0.98, 0.99, 0.995, 0.999],
+        "ent_coef": ("log", 1e-8, 0.1),
+    },
+    "maskable-ppo": {
+        "learning_rate": ("log", 1e-5, 1e-2),
+        "n_steps": [64, 128, 256, 512, 1024, 2048],
+        "gamma": [0.9, 0.95, 0.98, 0.99, 0.995, 0.999],
+        "ent_coef": ("log", 1e-8, 0.1),
+    },
+    "a2c": {
+        "learning_rate": ("log", 1e-5, 1e-2),
+        "n_steps": [5, 8, 16, 32, 64, 128],
+        "gamma": [0.9, 0.95, 0.98, 0.99, 0.995, 0.999],
+        "ent_coef": ("log", 1e-8, 0.1),
+    },
+    "dqn": {
+        "learning_rate": ("log", 1e-5, 1e-2),
+        "gamma": [0.9, 0.95, 0.98, 0.99, 0.995, 0.999],
+        "exploration_fraction": ("float", 0.05, 0.5),
+        "target_update_interval": [100, 500, 1000, 5000],
+    },
+    "sac": {
+        "learning_rate": ("log", 1e-5, 1e-2),
+        "gamma": [0.9, 0.95, 0.98, 0.99, 0.995, 0.999],
+        "tau": [0.005, 0.01, 0.02, 0.05],
+        "batch_size": [64, 128, 256],
+    },
+    "td3": {
+        "learning_rate": ("log", 1e-5, 1e-2),
+        "gamma": [0.9, 0.95, 0.98, 0.99, 0.995, 0.999],
+        "tau": [0.005, 0.01, 0.02, 0.05],
+        "batch_size": [64, 128, 256],
+    },
+}
+#: Trials of one study at most.
+MAX_TRIALS = 10_000
+
+
+@dataclass
+class TuneResult:
+    """What :func:`optimize` gives: the best trial and the files the study wrote."""
+
+    hyperparams_path: Path  # best_hyperparams.yml, a file --hyperparams takes
+    trials_path: Path  # trials.csv: every trial, its settings and its score
+    best_trial: int
+    best_value: float  # the best trial's mean reward on the validation benchmarks
+    best_params: dict[str, Any]  # the settings it sampled
+    trials: list[dict[str, Any]]  # per trial: trial, state, value, seconds, steps, params
+
+
+def _import_optuna() -> Any:
+    try:
+        import optuna
+    except ImportError:
+        raise RuntimeError(
+            "tuning needs optuna, which is not installed: pip install 'optgym[tune]' (or "
+            "pip install optuna)"
+        ) from None
+    return optuna
+
+
+def _sample(trial: Any, config: TrainConfig, steps: int) -> dict[str, Any]:
+    """One trial's settings from ``config.algo``'s :data:`SEARCH_SPACES`."""
+    section = config.hyperparams
+    sampled: dict[str, Any] = {}
+    for name, spec in SEARCH_SPACES[config.algo].items():
+        if isinstance(spec, list):
+            choices = spec
+            if name == "n_steps":  # a rollout longer than the trial would be cut short
+                choices = [n for n in spec if n * config.n_envs <= steps] or [min(spec)]
+            sampled[name] = trial.suggest_categorical(name, choices)
+        else:
+            kind, low, high = spec
+            sampled[name] = trial.suggest_float(name, low, high, log=kind == "log")
+    rollout = sampled.get("n_steps", 0) * config.n_envs
+    if rollout and section.get("batch_size", 0) > rollout:
+        sampled["batch_size"] = max(rollout, 2)
+    return sampled
+
+
+def _run_trial(
+    config: TrainConfig, sampled: dict[str, Any], steps: int, seed: int, threads: int,
+    benchmarks: list[str],
+) -> tuple[float, int]:  # fmt: skip
+    """Train ``config`` with ``sampled`` over its settings for ``steps`` steps, in memory;
+    its mean reward on ``benchmarks`` and the steps it trained."""
+    from optgym.threads import torch_threads
+
+    section = check_algo_settings(config.algo, {**config.hyperparams, **sampled})
+    trial_config = dataclasses.replace(config, hyperparams=section)
+    plan = plan_steps(trial_config, steps)
+    params = dict(section)
+    policy = params.pop("policy", "MlpPolicy")
+    params.pop("n_timesteps", None)
+    if plan.n_steps is not None:
+        params["n_steps"] = plan.n_steps
+    vec = make_vec_env(trial_config, seed)
+    env = make_eval_env(trial_config)
+    try:
+        with torch_threads(threads):
+            model = _make_model(trial_config, policy, params, vec, seed, None, sampled)
+            stop = _watch(plan.steps, False, config.algo not in ON_POLICY, None)
+            _learn(model, plan, [stop], config.algo, fresh=True)
+            rewards = evaluate_model(model, env, benchmarks, seed, config.algo == "maskable-ppo")
+    finally:
+        vec.close()
+        env.close()
+    return sum(rewards) / len(rewards), int(model.num_timesteps)
+
+
+def optimize(
+    target: str,
+    algo: str = "ppo",
+    trials: int = 10,
+    steps_per_trial: int | None = None,
+    out: str | Path = "runs/tune",
+    seed: int = 0,
+    n_envs: int | None = None,
+    hyperparams: str | Path | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    eval_episodes: int = 5,
+    threads: int = 1,
+    progress: bool = True,
+    numbered: bool = True,
+) -> TuneResult:
+    """Tune ``algo`` on ``target`` with Optuna (the RL Zoo's ``--optimize``): ``trials``
+    trials, each sampling the settings of :data:`SEARCH_SPACES` (TPE, seeded by ``seed``,
+    so the same call gives the same trials), training ``steps_per_trial`` steps (default:
+    a tenth of the file's ``n_timesteps``) on the train benchmarks with seed ``seed``,
+    and scored by its deterministic policy's mean reward on ``eval_episodes`` validation
+    benchmarks (:func:`validation_benchmarks`). Trials keep no model.
+
+    Writes into ``out`` (numbered as :func:`train`'s, :func:`run_folder`):
+    ``best_hyperparams.yml``, the hyperparameter file (the env's, or ``hyperparams``)
+    with the best trial's settings (and ``env_kwargs``, ``n_envs``, ``overrides``) in its
+    ``algo`` section, which ``--hyperparams`` takes; and ``trials.csv``, every trial.
+    A trial that fails (a setting SB3 refuses) is recorded and the study goes on;
+    ``ValueError`` when none completes, or for bad settings before anything runs;
+    ``RuntimeError`` when optuna is not installed (``pip install 'optgym[tune]'``)."""
+    optuna = _import_optuna()
+    check_threads(threads)
+    _check_count(trials, "trials", 1, MAX_TRIALS)
+    _check_count(eval_episodes, "eval_episodes", 1, MAX_EVAL_EPISODES)
+    config = resolve(target, algo, hyperparams, env_kwargs, n_envs, overrides)
+    if steps_per_trial is None:
+        steps_per_trial = max(config.hyperparams.get("n_timesteps", 10_000) // 10, config.n_envs)
+    plan_steps(config, steps_per_trial)  # the step count, checked
+    benchmarks = validation_benchmarks(config, eval_episodes)
+    out = run_folder(out) if numbered else Path(out)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    errors: list[str] = []
+
+    def objective(trial: Any) -> float:
+        sampled = _sample(trial, config, steps_per_trial)
+        start = time.monotonic()
+        try:
+            value, steps = _run_trial(config, sampled, steps_per_trial, seed, threads, benchmarks)
+        except ValueError as e:
+            errors.append(str(e))
+            raise
+        finally:
+            trial.set_user_attr("seconds", round(time.monotonic() - start, 3))
+        trial.set_user_attr("steps", steps)
+        return value
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=trials, unit="trial", desc=f"tune {config.env_id}", dynamic_ncols=True)
+    try:
+        study.optimize(
+            objective,
+            n_trials=trials,
+            catch=(ValueError,),
+            callbacks=[lambda study, trial: bar.update(1)] if bar is not None else None,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        first = errors[0] if errors else "no value"
+        raise ValueError(f"every one of the {trials} trials failed; the first: {first}")
+    best = study.best_trial
+    rows = [
+        {
+            "trial": t.number, "state": t.state.name.lower(), "value": t.value,
+            "seconds": t.user_attrs.get("seconds"), "steps": t.user_attrs.get("steps"),
+            **t.params,
+        }
+        for t in study.trials
+    ]  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    trials_path = out / TRIALS_FILE
+    _write_trials(trials_path, rows)
+    params = dict(best.params)
+    rollout = params.get("n_steps", 0) * config.n_envs
+    if rollout and config.hyperparams.get("batch_size", 0) > rollout:
+        params["batch_size"] = max(rollout, 2)
+    header = (
+        f"Tuned by optgym train {config.env_id} --algo {algo} --optimize: the best of "
+        f"{trials} trials (seed {seed}, {steps_per_trial} steps each): trial {best.number}, "
+        f"mean reward {best.value:.6g} on {len(benchmarks)} validation benchmarks."
+    )
+    hyperparams_path = out / BEST_HYPERPARAMS_FILE
+    _write_best_hyperparams(hyperparams_path, config, env_kwargs, overrides, params, header)
+    return TuneResult(hyperparams_path, trials_path, best.number, float(best.value), params, rows)
+
+
+def _write_trials(path: Path, rows: list[dict[str, Any]]) -> None:
+    import csv
+
+    names = list(dict.fromkeys(k for row in rows for k in row))
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=names)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _write_best_hyperparams(
+    path: Path, config: TrainConfig, env_kwargs: Mapping[str, Any] | None,
+    overrides: Mapping[str, Any] | None, params: Mapping[str, Any], header: str,
+) -> None:  # fmt: skip
+    """The file ``config`` was read from, with ``params`` (and the caller's env settings,
+    sub-envs and ``overrides``) in its algorithm section, the other sections left out."""
+    import textwrap
+
+    import yaml
+
+    data = read_hyperparams(config.source)
+    tuned: dict[str, Any] = {}
+    for key in _TOP_KEYS:
+        if key in data:
+            tuned[key] = data[key]
+    if env_kwargs:
+        tuned["env_kwargs"] = {**(data.get("env_kwargs") or {}), **env_kwargs}
+    tuned["n_envs"] = config.n_envs
+    tuned[config.algo] = {**data[config.algo], **(overrides or {}), **params}
+    comment = "".join(f"# {line}\n" for line in textwrap.wrap(header, 88))
+    path.write_text(comment + yaml.safe_dump(tuned, sort_keys=False), encoding="utf-8")
 
 
 # --- trained policies -------------------------------------------------------------------------
@@ -966,17 +1672,26 @@ class TrainedPolicy:
         return action
 
 
-def load_policy(path: str | Path) -> TrainedPolicy:
-    """The model saved by :func:`train` in ``path`` (its folder or its ``model.zip``);
-    ``ValueError`` naming what is missing or unreadable. An SB3 model file holds pickled
-    objects: load only models you trust (as with any pickle)."""
+def load_policy(path: str | Path, best: bool = False) -> TrainedPolicy:
+    """The model saved by :func:`train` in ``path`` (its folder or a model file in it);
+    ``best``: the folder's ``best_model.zip`` (the best evaluation on validation
+    benchmarks) instead of its ``model.zip``. ``ValueError`` naming what is missing or
+    unreadable. An SB3 model file holds pickled objects: load only models you trust (as
+    with any pickle)."""
     path = Path(path)
     folder = path if path.is_dir() else path.parent
     model_file = folder / MODEL_FILE if path.is_dir() else path
+    if best:
+        model_file = folder / BEST_MODEL_FILE
     config_file = folder / CONFIG_FILE
     for needed in (model_file, config_file):
         if not needed.is_file():
-            raise ValueError(f"no trained model at {path}: {needed.name} is missing")
+            why = (
+                " (the run did not evaluate: see --eval-every)"
+                if needed.name == BEST_MODEL_FILE
+                else ""
+            )
+            raise ValueError(f"no trained model at {path}: {needed.name} is missing{why}")
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
@@ -1007,24 +1722,36 @@ def load_policy(path: str | Path) -> TrainedPolicy:
 
 
 __all__ = [
+    "ACTION_NOISES",
     "ADAPTERS",
     "ALGOS",
+    "ON_POLICY",
+    "RUN_FILES",
+    "SEARCH_SPACES",
     "WRAPPERS",
     "SETTING_RANGES",
     "SettingRange",
+    "StepPlan",
     "TrainConfig",
     "TrainRun",
     "TrainedPolicy",
+    "TuneResult",
     "apply_wrappers",
     "check_algo_settings",
     "check_env_kwargs",
     "check_threads",
+    "evaluate_model",
     "hyperparams_path",
     "load_policy",
     "make_env",
+    "make_eval_env",
     "make_vec_env",
+    "optimize",
+    "plan_steps",
     "read_hyperparams",
     "resolve",
+    "run_folder",
     "train_seeds",
     "train",
+    "validation_benchmarks",
 ]

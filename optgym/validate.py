@@ -335,11 +335,22 @@ def validate_results(
         raise FileNotFoundError(f"no results file {path}") from None
     except OSError as e:
         raise ValueError(f"cannot read results {path}: {e.strerror}") from None
+    if stat.S_ISDIR(mode) and (path / "manifest.json").exists():
+        raise ValueError(
+            f"{path} is a leaderboard submission: `optgym leaderboard verify {path}` checks it "
+            "(its lines come from another installation: `optgym validate "
+            f"{path / 'results.jsonl'} --accept-untagged` replays them alone)"
+        )
     if not stat.S_ISREG(mode):
         raise ValueError(
             f"{path} is not a regular file (a FIFO/device/folder); name a JSON-lines results file"
         )
     lines = list(json_lines(path))
+    if lines and not any(isinstance(row, dict) and "task" in row for _, row, _ in lines):
+        raise ValueError(
+            f"{path} is not a results file: none of its {len(lines)} lines is a result line "
+            "(the JSON lines optgym bench writes, one an episode)"
+        )
     last: dict[str, int] = {}
     for lineno, row, _ in lines:
         key = _episode_key(row)

@@ -69,7 +69,7 @@ case "$job" in
   test)
     .venv/bin/ruff check .
     # the documentation site, strict: any mkdocs warning fails the run
-    .venv/bin/python scripts/docs.py build --out site
+    .venv/bin/python scripts/docs.py build --out docs-site
     .venv/bin/python -m pytest -q tests
     ;;
 esac

@@ -33,7 +33,8 @@ def test_registry_and_protocol():
             agent = make_agent(name)
             assert isinstance(agent, Agent), name
             assert resolve_agent(name).problems(), name
-    with pytest.raises(ValueError, match="unknown agent 'gredy'; allowed: oz, o3, o0, random"):
+    unknown = r"unknown agent 'gredy' \(did you mean 'greedy'\?\); allowed: oz, o3, o0, random"
+    with pytest.raises(ValueError, match=unknown):
         make_agent("gredy")
 
 

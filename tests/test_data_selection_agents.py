@@ -82,7 +82,8 @@ def test_bad_arguments_and_wrong_env() -> None:
         SelfInfluenceSelection(damping=0.0)
     with pytest.raises(ValueError, match="candidates"):
         TfidfInfluenceSelection(candidates=0.0)
-    with pytest.raises(ValueError, match="DataSelection-v0"):
+    wrong_env = "works on data-selection, not on optgym/PathPlanning2D-v0"
+    with pytest.raises(ValueError, match=wrong_env):
         make_agent("ekfac").solve(
             gym.make("optgym/PathPlanning2D-v0"), "benchmark://nav2d-v0/open", Budget(steps=1)
         )

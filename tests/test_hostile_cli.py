@@ -79,13 +79,15 @@ def test_a_cache_that_is_a_file_is_one_line(tmp_path: Path):
 
 
 def test_validate_never_echoes_a_file(tmp_path: Path, capsys: pytest.CaptureFixture):
-    """Any file given as results (a password file, say) fails line by line, quoting none."""
+    """Any file given as results (a password file, say) is refused as a whole, in one line
+    quoting none of it."""
     path = tmp_path / "shadow"
     path.write_text(f'root:{SECRET}:19000:0:99999:7:::\n{{"{SECRET}": 1}}\n["{SECRET}"]\n')
-    assert main(["validate", str(path)]) == 1
+    assert main(["validate", str(path)]) == 2
     out = capsys.readouterr()
     assert SECRET not in out.out + out.err
-    assert "0 passed, 3 failed" in out.out
+    assert "is not a results file: none of its 3 lines is a result line" in out.err
+    assert len(out.err.strip().splitlines()) == 1
 
 
 def test_every_malformed_line_fails_alone(tmp_path: Path):

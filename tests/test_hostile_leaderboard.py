@@ -117,7 +117,7 @@ def test_a_false_determinism_claim_by_a_plugin_is_refused(tmp_path: Path) -> Non
     """A plug-in named json:JSONDecoder, declared deterministic with one seed: its class is
     asked in the sandbox (it is no agent), never believed."""
     entry = tmp_path / "entry"
-    run_entry(TASK, "cem", entry, seeds=[0], progress=False)
+    run_entry(TASK, "cem", entry, progress=False)
     manifest = json.loads((entry / "manifest.json").read_text())
     rows = [dict(r, agent="json:JSONDecoder") for r in _rows(entry)]
     manifest.update(agent="json:JSONDecoder", stochastic=False)
@@ -143,7 +143,7 @@ def test_shipped_code_must_match_its_hashes(tmp_path: Path) -> None:
     code.mkdir()
     (code / "mine.py").write_text("X = 1\n")
     entry = tmp_path / "entry"
-    run_entry(TASK, "cem", entry, seeds=[0], progress=False, code=code)
+    run_entry(TASK, "cem", entry, progress=False, code=code)
     assert load_submission(entry).code == {"mine.py": b"X = 1\n"}
     (entry / "code" / "mine.py").write_text("X = 2\n")
     (entry / "code" / "extra.py").write_text("")

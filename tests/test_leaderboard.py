@@ -434,15 +434,28 @@ def test_bootstrap_is_seeded_and_overlapping_entries_share_a_rank() -> None:
     assert bootstrap_interval(values, "geomean") == bootstrap_interval(values, "geomean")
     low, high = bootstrap_interval(values, "geomean")
     assert 0.97 <= low < high <= 1.10
-    assert ranks([(1.1, 1.0, 1.2), (1.05, 0.98, 1.1), (0.7, 0.6, 0.8)]) == [1, 1, 3]
+    # a and b trade wins benchmark by benchmark: they share a rank; c loses everywhere
+    a = [("b1", 0, 1.1), ("b2", 0, 0.9), ("b3", 0, 1.3)]
+    b = [("b1", 0, 1.0), ("b2", 0, 1.0), ("b3", 0, 1.2)]
+    c = [("b1", 0, 0.6), ("b2", 0, 0.5), ("b3", 0, 0.8)]
+    assert ranks([a, b, c], "geomean") == [1, 1, 3]
 
 
-def test_calibration_record(capsys: pytest.CaptureFixture) -> None:
-    record = calibrate(repeats=1)
-    assert record["calibration"] > 0
+def test_calibration_record(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A steady workload (the reference machine's seconds every run) on an idle machine:
+    speed 1.0, the record a manifest holds; fewer than 5 runs are refused."""
+    from optgym.leaderboard import hardware
+
+    monkeypatch.setattr(hardware, "reference_workload", lambda: hardware.REFERENCE_SECONDS)
+    monkeypatch.setattr(hardware, "busy_seconds", lambda: None)
+    record = calibrate(repeats=5)
+    assert record["calibration"] == 1.0 and set(record) == {"class", "calibration", "fingerprint"}
     assert record["class"] == hardware_class(record["fingerprint"], record["calibration"])
-    assert main(["calibrate", "--json", "--repeats", "1"]) == 0
+    assert record["class"].endswith("/speed+0")
+    assert main(["calibrate", "--json", "--repeats", "5"]) == 0
     assert json.loads(capsys.readouterr().out)["fingerprint"]["cores"] >= 1
+    with pytest.raises(ValueError, match="at least 5"):
+        calibrate(repeats=1)
 
 
 def test_hardware_dependent_tasks_need_a_calibration(tmp_path: Path) -> None:

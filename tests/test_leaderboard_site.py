@@ -173,7 +173,7 @@ def test_site_files_and_one_row_per_entry(tmp_path: Path) -> None:
     assert all(p.is_file() for p in paths) and len(set(paths)) == len(paths)
     assert {"index.html", "style.css"} <= set(names)
     assert sum(n.startswith("bench-") for n in names) == len(MAPS)
-    for prefix in ("plot-", "runner-"):
+    for prefix in ("plot-", "benchmarks-"):
         (png,) = [p for p in paths if p.name.startswith(prefix)]
         assert png.read_bytes().startswith(PNG_MAGIC) and png.stat().st_size > 5000
     page = _parse(_task_page(paths))

@@ -167,7 +167,10 @@ def test_reference_state_replays(env):
     state = env.state
     assert state.reference == "Oz"
     assert env.validate(state).ok
-    assert env.commandline().startswith("opt -Oz -instcombine")
+    assert env.commandline().startswith(
+        "opt-19 -passes='default<Oz>,invalidate<all>,invalidate<globals-aa>,"
+        "function(instcombine<no-verify-fixpoint>)' "
+    )
 
 
 # ---- bad input ---------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def test_settings_problems_and_the_runners_meter(env: gym.Env) -> None:
     finally:
         wrapped.detach()
     # evaluate_batch takes no env steps: a steps budget alone does not bound the search
-    with pytest.raises(ValueError, match="plan evaluations"):
+    with pytest.raises(ValueError, match="needs a budget that limits calls or seconds"):
         RandomShooting().solve(env, OPEN, Budget(steps=100), seed=0)
     result = RandomShooting().solve(env, OPEN, Budget(calls=50, steps=1), seed=0)
     assert result.budget_used["calls"] == 50 and result.budget_used["steps"] == 1

@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import pytest
 
 from optgym import sandbox
@@ -240,3 +241,28 @@ def test_the_sandbox_refuses_clearly_where_it_cannot_run(monkeypatch: pytest.Mon
     monkeypatch.setattr(cgroups, "unavailable", lambda: "no cgroups in this test")
     with pytest.raises(RuntimeError, match="runs only in the sandbox, and it cannot run here"):
         sandbox.require()
+
+
+def test_the_proxy_keeps_the_agent_on_its_episode(code: Path, tmp_path: Path):
+    """Through the proxy, an agent can neither write a file from the harness nor move its
+    env to another benchmark (a set ``benchmark`` would be read by the next reset)."""
+    from optgym.env_proxy import EnvServer
+    from optgym.wrappers import BudgetWrapper
+
+    env = gym.make("optgym/PathPlanning2D-v0")
+    base = env.unwrapped
+    base.reset(options={"benchmark": MAP})
+    server = EnvServer(BudgetWrapper(base, Budget(calls=10)), MAP)
+    unwrapped = server.serve({"op": "get", "ref": 0, "name": "unwrapped"})[1]
+    ref = server.ref(unwrapped).id
+    reply = server.serve({"op": "set", "ref": ref, "name": "benchmark",
+                          "value": "benchmark://nav2d-v0/maze"})  # fmt: skip
+    assert reply[:2] == ("raised", "ValueError") and "stays on its episode's" in reply[2]
+    assert server.serve({"op": "set", "ref": ref, "name": "benchmark", "value": MAP})[0] == "ok"
+    reply = server.serve({"op": "call", "ref": ref, "name": "reset",
+                          "kwargs": {"options": {"benchmark": "benchmark://nav2d-v0/maze"}}})
+    assert reply[:2] == ("raised", "ValueError")
+    for name in ("write_bitcode", "attach_meter", "validate", "close", "_spend"):
+        reply = server.serve({"op": "get", "ref": ref, "name": name})
+        assert reply[:2] == ("raised", "AttributeError"), name
+    env.close()

@@ -57,7 +57,7 @@ def test_small_and_odd_budgets(env: gym.Env, cls: type[_PartitionSearch], calls:
 
 def test_steps_budget_is_respected(env: gym.Env) -> None:
     # evaluate_batch takes no env steps: steps alone do not bound the search
-    with pytest.raises(ValueError, match="plan evaluations"):
+    with pytest.raises(ValueError, match="needs a budget that limits calls or seconds"):
         LaP3().solve(env, OPEN, Budget(steps=130), seed=0)
     result = LaP3().solve(env, OPEN, Budget(calls=130, steps=1), seed=0)
     assert result.budget_used["steps"] == 1 and result.budget_used["calls"] == 130

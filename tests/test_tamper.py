@@ -36,7 +36,8 @@ EPISODES = {
 RETAGGED_SAMPLE = {"data-selection-digits": 25}
 # What a replay cannot see: only the integrity tag protects these fields (a learned agent's
 # own training figures among them).
-UNSEEN = ("walltime", "budget_used.", "seed", "state.seed", "state.walltime", "state.extras.train_")
+UNSEEN = ("walltime", "budget_used.", "seed", "state.seed", "state.walltime", "state.extras.train_",
+          "fingerprint")  # fmt: skip
 
 
 @pytest.fixture(scope="module")

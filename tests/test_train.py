@@ -209,8 +209,8 @@ def test_a_bad_model_folder_is_refused_by_name(
         load_policy(tmp_path)
 
 
-def test_algos_are_the_four_the_cli_offers() -> None:
-    assert set(ALGOS) == {"ppo", "a2c", "dqn", "maskable-ppo"}
+def test_algos_are_the_six_the_cli_offers() -> None:
+    assert set(ALGOS) == {"ppo", "a2c", "dqn", "maskable-ppo", "sac", "td3"}
 
 
 def test_a2c_trains_too_and_its_model_benchmarks(tmp_path: Path) -> None:

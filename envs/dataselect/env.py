@@ -126,11 +126,13 @@ class DataSelectionEnv(OptGymEnv[Observation, np.ndarray]):
 
     ## Observation Space
 
-    ``Dict``: ``"features"`` ``Box(0, inf, (N, 76), float32)``, per pool example its 64
+    ``Dict``: ``"features"`` ``Box(0, high, (N, 76), float32)``, per pool example its 64
     inputs (in [0, 1]), its label one-hot (10), its cross-entropy under the current model
-    and the norm of that loss's gradient with respect to the last layer's weight;
-    ``"keep"`` ``MultiBinary(N)``, the examples trained on; ``"val_loss"``
-    ``Box(0, inf, (1,), float32)``, the current model's mean validation cross-entropy.
+    (unbounded) and the norm of that loss's gradient with respect to the last layer's
+    weight (at most ``sqrt(2 * 64)``, about 11.3: ``||softmax - onehot|| <= sqrt(2)`` times
+    the norm of 64 tanh units; unbounded on text); ``"keep"`` ``MultiBinary(N)``, the
+    examples trained on; ``"val_loss"`` ``Box(0, inf, (1,), float32)``, the current
+    model's mean validation cross-entropy (a loss has no upper bound).
     On text the 76 columns keep their roles so that column 74 is always the loss and 75
     the gradient norm: columns 0..63 are hashed character bigram and trigram frequencies
     of the sequence (:func:`~optgym.envs.dataselect.lm.ngram_features`, in [0, 1]),
@@ -161,9 +163,11 @@ class DataSelectionEnv(OptGymEnv[Observation, np.ndarray]):
     random sample, since the pool is shuffled). The model trained on them.
     ``reset(options={"benchmark": uri})`` picks the task
     (``generator://digits-noisy-v0/<seed>`` or ``generator://pydoc-text-v0/<seed>``);
-    without options the last one is kept, and the first reset takes the ``benchmark``
-    argument, else ``generator://digits-noisy-v0/0``. ``info`` holds ``val_loss``,
-    ``val_accuracy`` and ``kept``.
+    without options the last one is kept (or the one set with ``env.unwrapped.benchmark =
+    uri``, checked at once), and the first reset takes the ``benchmark`` argument, else
+    ``generator://digits-noisy-v0/0``. The datasets are ``env.unwrapped.datasets``,
+    indexed by name or URI (``datasets["digits-noisy-v0"]``). ``info`` holds
+    ``val_loss``, ``val_accuracy`` and ``kept``.
 
     ## Episode End
 
@@ -181,7 +185,8 @@ class DataSelectionEnv(OptGymEnv[Observation, np.ndarray]):
 
     ``benchmark`` (the first reset's URI), ``batch`` (examples per step, 10), ``budget``
     (examples per episode, 100), ``mode`` (``"remove"`` or ``"add"``), ``reward_space``
-    (``"ValidationLoss"``).
+    (``"ValidationLoss"``). It renders nothing (``metadata["render_modes"]`` is empty):
+    ``info`` and the state say what a step did.
 
     ## Version History
 
@@ -290,7 +295,11 @@ class DataSelectionEnv(OptGymEnv[Observation, np.ndarray]):
         self.pool_clean_y = task.pool_clean_y.astype(np.int64)
         self.init_model = make_mlp(d, N_CLASSES, HIDDEN, seed=MODEL_SEED)
         onehot = np.eye(N_CLASSES, dtype=np.float32)[task.pool_y]
-        self._set_spaces(np.concatenate([task.pool_x.astype(np.float32), onehot], axis=1))
+        # ||softmax(z) - onehot(y)|| <= sqrt(2) and ||h|| <= sqrt(width) (tanh units)
+        grad_high = float(np.sqrt(2.0 * HIDDEN[-1]))
+        self._set_spaces(
+            np.concatenate([task.pool_x.astype(np.float32), onehot], axis=1), grad_high
+        )
 
     def _set_text_task(self, task: TextTask) -> None:
         self.task_kind = "text"
@@ -311,13 +320,16 @@ class DataSelectionEnv(OptGymEnv[Observation, np.ndarray]):
         static[:, :N_BUCKETS] = ngram_features(task.pool)
         self._set_spaces(static)
 
-    def _set_spaces(self, static: np.ndarray) -> None:
+    def _set_spaces(self, static: np.ndarray, grad_high: float = np.inf) -> None:
         """Observation and action spaces for a pool whose fixed features are ``static``
-        (N, 74) in [0, 1]; resets the keep mask and the model."""
+        (N, 74) in [0, 1], the gradient norm (column 75) at most ``grad_high``; resets the
+        keep mask and the model."""
         n = len(static)
         self._static = static
         high = np.full((n, STATIC_FEATURES + 2), np.inf, dtype=np.float32)
         high[:, :STATIC_FEATURES] = 1.0
+        # a few float32 steps up: the norms are computed in float32 and may round past it
+        high[:, STATIC_FEATURES + 1] = grad_high * (1 + 1e-6)
         self.observation_space = spaces.Dict(
             {
                 "features": spaces.Box(np.zeros_like(high), high, dtype=np.float32),

@@ -67,7 +67,8 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
     ## Action Space
 
     ``Box(-inf, inf, (n,))``: one score per variable of the current instance (the shape is
-    set at reset): finite real numbers, or ``-inf`` for a variable never to free. NaN,
+    set at reset): finite real numbers, or ``-inf`` for a variable never to free (only the
+    order of the scores counts, so they have no natural bound). NaN,
     ``+inf``, strings, booleans and any other shape are a ``ValueError`` naming the problem.
     The neighborhood size ``k`` follows the papers' adaptive rule (start at
     ``k_start * n_int``, times ``k_growth`` after a step without improvement, at most
@@ -81,8 +82,12 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
     ## Observation Space
 
     A dict: ``graph`` (gymnasium ``Graph``: variable nodes then constraint nodes, 8 features
-    each, see ``graph.py``; one edge per nonzero with its coefficient), ``k_fraction``,
-    ``budget_left`` (CPU seconds of ``time_budget``), ``objective``.
+    each, see ``graph.py``; one edge per nonzero with its coefficient scaled into
+    ``[-1, 1]``; the node type and degree-fraction columns in ``[0, 1]``, the columns that
+    hold the instance's values unbounded), ``k_fraction`` (``Box(0, 1)``: the fraction of
+    the integer variables the next step frees), ``budget_left`` (``Box(0, time_budget)``:
+    CPU seconds of ``time_budget`` left), ``objective`` (``Box(-inf, inf)``: the
+    incumbent's objective, as unbounded as the instance's).
     ``optgym.envs.lns.graph.to_hetero_data(obs)`` gives a torch-geometric ``HeteroData``.
 
     ## Rewards
@@ -95,8 +100,10 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
 
     ## Starting State
 
-    ``reset(options={"benchmark": uri})`` loads a ``generator://<family>-<s|l>-v0/<seed>``
-    instance or ``file:///path/x.mps`` (or ``.lp``) and runs SCIP for ``initial_time`` CPU
+    ``reset(options={"benchmark": uri})`` (or a reset after ``env.unwrapped.benchmark =
+    uri``) loads a ``generator://<family>-<s|l>-v0/<seed>`` instance (the datasets are
+    ``env.unwrapped.datasets``, indexed by name or URI: ``datasets["set-cover-s-v0"]``)
+    or ``file:///path/x.mps`` (or ``.lp``) and runs SCIP for ``initial_time`` CPU
     seconds for the initial incumbent (cached per instance, so every agent starts from the
     same one; its time counts in ``time_budget``; a cached incumbent is used only if its
     integrity tag matches and it is feasible with the recorded objective). Instance files are
@@ -119,11 +126,15 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
 
     ``benchmark``, ``subproblem_time`` (CPU seconds per sub-MIP, 2), ``initial_time`` (5),
     ``time_budget`` (60), ``k_start``/``k_growth``/``k_max`` (0.2/1.02/0.5), ``scip_seed``,
-    ``reward_space`` (``PrimalIntegral``).
+    ``reward_space`` (``PrimalIntegral``), ``render_mode`` (``"rgb_array"``: ``render()``
+    returns a (320, 480, 3) uint8 plot of the primal gap, whose area is the primal
+    integral, and of the incumbent's objective over CPU seconds since reset).
 
     ## Version History
 
-    * v0: SCIP through pyscipopt, four generated families at S and L sizes.
+    * v0: SCIP through pyscipopt, four generated families at S and L sizes; ``rgb_array``
+      rendering and bounded ``budget_left`` and graph columns added without changing what a
+      state replays to.
 
     ## Example
 
@@ -133,7 +144,7 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
     >>> obs, reward, terminated, truncated, info = env.step(scores)
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
     env_id = ENV_ID
     default_benchmark = DEFAULT_BENCHMARK
     work_unit = "sub_mip_solves"
@@ -158,6 +169,7 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
         k_max: float = 0.5,
         scip_seed: int = 0,
         reward_space: str = "PrimalIntegral",
+        render_mode: str | None = None,
     ):
         for name, value in (
             ("subproblem_time", subproblem_time),
@@ -176,7 +188,12 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
             raise ValueError(f"scip_seed must be an integer, got {scip_seed!r}")
         if not 0 <= scip_seed <= MAX_SCIP_SEED:
             raise ValueError(f"scip_seed must be in [0, {MAX_SCIP_SEED}] (SCIP's), got {scip_seed}")
-        super().__init__(benchmark=benchmark, datasets=ilp_registry(), reward_space=reward_space)
+        super().__init__(
+            benchmark=benchmark,
+            datasets=ilp_registry(),
+            reward_space=reward_space,
+            render_mode=render_mode,
+        )
         self.subproblem_time = subproblem_time
         self.initial_time = initial_time
         self.time_budget = time_budget
@@ -195,7 +212,7 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
             {
                 "graph": GRAPH_SPACE,
                 "k_fraction": spaces.Box(0.0, 1.0, (1,), np.float64),
-                "budget_left": spaces.Box(0.0, np.inf, (1,), np.float64),
+                "budget_left": spaces.Box(0.0, float(time_budget), (1,), np.float64),
                 "objective": spaces.Box(-np.inf, np.inf, (1,), np.float64),
             }
         )
@@ -623,6 +640,23 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
     def _on_crash(self) -> None:
         self._worker.kill()  # dead or hung: the next reset starts a new one
 
+    # ---- gymnasium API -----------------------------------------------------------------------
+    def render(self) -> np.ndarray | None:
+        """With ``render_mode="rgb_array"``: a (320, 480, 3) uint8 picture of the episode so
+        far: the incumbent's primal gap against the best-known objective over CPU seconds
+        since reset (a step curve whose shaded area is the primal integral, the reward's
+        measure), its objective on a second axis, and the time budget as a dashed line.
+        None in any other render mode, and before the first reset."""
+        if self.render_mode != "rgb_array" or not self._started:
+            return None
+        return _primal_trace_picture(
+            self._trace,
+            end=self._t_last,
+            time_budget=self.time_budget,
+            title=f"{self.benchmark}  objective {self.objective:.6g}  "
+            f"gap {self._gap(self.objective):.3g}  integral {self.primal_integral:.3g}",
+        )
+
     @property
     def worker_pid(self) -> int | None:
         """The process id of the SCIP worker while it runs (shared with forks)."""
@@ -644,6 +678,39 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
         worker process they share. The CPU clock is the process's and the worker's: work on
         either counts in both episodes' ``elapsed``."""
         return super().fork()
+
+
+def _primal_trace_picture(
+    trace: list[list[float]], end: float, time_budget: float, title: str
+) -> np.ndarray:
+    """The RGB picture :meth:`ILPNeighborhoodEnv.render` returns: ``trace`` holds
+    ``[CPU seconds, objective, gap]`` at the initial incumbent and at each improvement, the
+    episode's clock stands at ``end``. Drawn with matplotlib's Agg canvas (no display and
+    no global backend switch)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    times = [0.0] + [t for t, _, _ in trace] + [max(end, trace[-1][0])]
+    # the initial solve's seconds count at the initial incumbent's gap (as the integral does)
+    gaps = [trace[0][2]] + [g for _, _, g in trace] + [trace[-1][2]]
+    objectives = [trace[0][1]] + [o for _, o, _ in trace] + [trace[-1][1]]
+    fig = Figure(figsize=(6, 4), dpi=80)
+    canvas = FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.step(times, gaps, where="post", color="tab:red", label="primal gap")
+    ax.fill_between(times, gaps, step="post", color="tab:red", alpha=0.2)
+    ax.axvline(time_budget, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlim(0.0, max(time_budget, times[-1]) * 1.02)
+    ax.set_ylim(0.0, 1.05)
+    ax.set_xlabel("CPU seconds since reset")
+    ax.set_ylabel("primal gap", color="tab:red")
+    right = ax.twinx()
+    right.step(times, objectives, where="post", color="tab:blue", linewidth=1)
+    right.set_ylabel("objective", color="tab:blue")
+    ax.set_title(title, fontsize=7)
+    fig.tight_layout()
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 def _is_real(value: Any) -> bool:

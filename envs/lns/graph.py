@@ -10,6 +10,11 @@ Nodes are the n variables, then the m constraints, each with 8 features:
 
 One edge per nonzero a_ij from variable j to constraint i, with a_ij / scale_i as its
 feature. The static parts are built once per instance from the constraint matrix.
+
+Bounds (:data:`GRAPH_SPACE`): the node type (column 0) and the degree fraction (column 3)
+lie in [0, 1], the edge coefficient in [-1, 1] (``scale_i >= max |a_ij|``); the other
+node columns hold values of the instance (a constraint's scaled sides, variable values)
+and are unbounded.
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ from gymnasium import spaces
 from optgym.envs.lns.problem import MipProblem
 
 NODE_FEATURES = 8
+_NODE_LOW = np.full(NODE_FEATURES, -np.inf)
+_NODE_HIGH = np.full(NODE_FEATURES, np.inf)
+_NODE_LOW[[0, 3]], _NODE_HIGH[[0, 3]] = 0.0, 1.0  # node type, degree / max degree
 GRAPH_SPACE = spaces.Graph(
-    node_space=spaces.Box(-np.inf, np.inf, (NODE_FEATURES,), np.float64),
-    edge_space=spaces.Box(-np.inf, np.inf, (1,), np.float64),
+    node_space=spaces.Box(_NODE_LOW, _NODE_HIGH, dtype=np.float64),
+    edge_space=spaces.Box(-1.0, 1.0, (1,), np.float64),  # a_ij / max(1, max_j |a_ij|)
 )
 
 

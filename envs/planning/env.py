@@ -197,9 +197,11 @@ class PathPlanning2DEnv(_NavigationEnv):
     The robot at the map's start. ``reset(options={"benchmark": uri})`` picks the map:
     ``benchmark://nav2d-v0/<open|wall|bug-trap|maze|four-rooms|two-goals|maze-hard>``,
     ``generator://nav2d-random-v0/<seed>`` or ``file:///path/map.json`` (or a ``.txt``
-    grid; formats in ``optgym.datasets.nav2d.maps``). Without options the last map is kept;
-    the first reset takes ``benchmark://nav2d-v0/open``. A reset clears the evaluation
-    count and the search picture.
+    grid; formats in ``optgym.datasets.nav2d.maps``). Without options the last map is kept
+    (or the one set with ``env.unwrapped.benchmark = uri``, checked at once); the first
+    reset takes ``benchmark://nav2d-v0/open``. The datasets are ``env.unwrapped.datasets``,
+    indexed by name or URI (``datasets["nav2d-v0"].benchmark_uris()``). A reset clears
+    the evaluation count and the search picture.
 
     ## Episode End
 
@@ -409,7 +411,9 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
     ## Starting State
 
     The robot at the map's start; maps as in ``optgym/PathPlanning2D-v0``
-    (``reset(options={"benchmark": uri})``, default ``benchmark://nav2d-v0/open``).
+    (``reset(options={"benchmark": uri})`` or ``env.unwrapped.benchmark = uri`` before a
+    reset, default ``benchmark://nav2d-v0/open``; datasets in ``env.unwrapped.datasets``,
+    indexed by name or URI).
 
     ## Episode End
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+#: The pure variables of a stage's dimensions, in order (``lower.py`` names its Vars so).
+VAR_NAMES = ("x", "y", "c")
 SPLITS = (1, 2, 4, 8, 16, 32, 64)
 ORDERS = tuple(itertools.permutations(range(3)))  # outer loops, innermost first
 VECTOR_WIDTHS = (1, 4, 8, 16)

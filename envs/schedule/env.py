@@ -100,6 +100,10 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
     padded with zeros: intrinsic features (op type, extents, op counts, access widths) and
     acquired features of the loop nest chosen so far (zero while unscheduled), see
     ``features.py``. ``peek(action)`` gives the observation a step would give, for free.
+    The upper bound stays ``inf`` although every feature is bounded (flags, fractions,
+    ``log2`` of extents, operation counts, all limited by the pipeline limits): the shipped
+    ``maskable-ppo`` model was trained with this space, and SB3 refuses to load a model
+    with an env whose space differs (``Observation spaces do not match``).
 
     ## Rewards
 
@@ -117,9 +121,11 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
 
     ## Starting State
 
-    ``reset(options={"benchmark": uri})``: ``benchmark://halide-ops-v0/<name>`` (operator
-    pipelines) or ``generator://halide-random-v0/<seed>`` (random networks of 1 to 30
-    operators).
+    ``reset(options={"benchmark": uri})``, or a reset after ``env.unwrapped.benchmark =
+    uri``: ``benchmark://halide-ops-v0/<name>`` (operator pipelines) or
+    ``generator://halide-random-v0/<seed>`` (random networks of 1 to 30 operators); the
+    datasets are ``env.unwrapped.datasets``, indexed by name or URI
+    (``datasets["halide-ops-v0"].benchmark_uris()``).
 
     ## Episode End
 
@@ -141,6 +147,10 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
     ``slow_factor``: see Rewards. ``baseline_info``: also give the Adams2019 (beam 32)
     time and the ratio to it in ``info`` at the end (measured once per pipeline).
     ``timeout_s``: seconds one measurement may take before the worker is killed.
+    ``render_mode``: ``"ansi"``, ``render()`` returns the schedule as text: the loop nest
+    of the stages scheduled so far (tile loops, reduction, unrolled and vectorized loops
+    with their trip counts, stages nested where they are computed), then the inlined and
+    unscheduled stages.
 
     ## Version History
 
@@ -154,7 +164,7 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
     >>> obs, reward, terminated, truncated, info = env.step([0] * 9)
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
     env_id = ENV_ID
     default_benchmark = DEFAULT_BENCHMARK
     work_unit = "measurements"
@@ -500,12 +510,24 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
 
     # ---- gymnasium API ----------------------------------------------------------------------
     def render(self) -> str | None:
-        if not self._started:
+        """With ``render_mode="ansi"``: the schedule so far as text, a header line (the
+        benchmark, the stages scheduled, and once the episode ends the reference applied,
+        the measured speedup, the model's prediction or the error) and then the loop nest it
+        gives (``features.LoopNestFeatures.loop_nest_text``). None in any other render
+        mode, and before the first reset."""
+        if self.render_mode != "ansi" or not self._started:
             return None
-        lines = [f"{self.benchmark}: {len(self._schedules)}/{len(self.stage_names)} stages"]
-        for name, s in self._schedules.items():
-            lines.append(f"  {name}: {s}")
-        return "\n".join(lines)
+        header = f"{self.benchmark}: {len(self._schedules)} of {len(self.stage_names)} stages"
+        if self._reference is not None:
+            header += f"; reference schedule {self._reference}"
+        elif "speedup_vs_naive" in self._result:
+            header += f"; {self._result['speedup_vs_naive']:.3g}x the naive schedule"
+        elif self._result.get("predicted"):
+            header += f"; predicted log speedup {self._result['reward']:.3g}"
+        elif "error" in self._result:
+            header += f"; failed: {self._result['error']}"
+        body = self.nest.loop_nest_text() if self._reference is None else ""
+        return f"{header}\n{body}" if body else header
 
     def close(self) -> None:
         if self._owns_timer:  # a fork leaves the shared worker to the env it came from

@@ -18,7 +18,15 @@ import numpy as np
 
 from optgym.datasets.halide.ops import FEATURE_NAMES, accesses, required_regions
 from optgym.datasets.halide.spec import PipelineSpec
-from optgym.envs.schedule.actions import AT_OUTER, COMPUTE_NAMES, INLINE, ROOT, StageSchedule
+from optgym.envs.schedule.actions import (
+    AT_OUTER,
+    AT_TILE,
+    COMPUTE_NAMES,
+    INLINE,
+    ROOT,
+    VAR_NAMES,
+    StageSchedule,
+)
 
 MAX_STAGES = 32
 ACQUIRED_NAMES = (
@@ -142,6 +150,81 @@ class LoopNestFeatures:
             vector_fraction,
         ]
         self.acquired[i] = row
+
+    def loop_nest_text(self) -> str:
+        """The loop nest the stages scheduled so far give, as text, outermost loop first:
+        what ``apply_schedule`` asks Halide for. Each computed stage is a ``realize`` block
+        of loops ``<var>_o`` (tiles, in the chosen order; ``parallel`` marked), the
+        reduction of an update, then ``<var>_i`` (inside a tile), ``y_u`` (unrolled) and
+        ``x_v`` (vectorized), with their trip counts over the region one instance computes;
+        a stage computed at a consumer's loop is nested in that loop. A stage with an update
+        shows its initialization and its update (stages computed at it go into the update).
+        Inlined stages and those not scheduled yet are listed after the nest."""
+        from optgym.datasets.halide.ops import OPS
+
+        at: dict[tuple[str, int], list[str]] = {}  # (consumer, compute kind) -> producers
+        roots: list[str] = []
+        for stage in self.spec.stages:  # producers first, as Halide realizes them
+            s = self.schedules.get(stage.name)
+            if s is None or s.inlined:
+                continue
+            if s.compute == ROOT:
+                roots.append(stage.name)
+            else:
+                (consumer,) = self.spec.consumers(stage.name)
+                at.setdefault((consumer, s.compute), []).append(stage.name)
+        lines: list[str] = []
+
+        def realize(name: str, depth: int) -> None:
+            stage, s, box = self.spec.stage(name), self.schedules[name], self.nests[name].box
+            stored = " (stored at root)" if s.store_root and s.compute != ROOT else ""
+            lines.append(f"{'  ' * depth}realize {name}{stored}:")
+            point = f"{name}({', '.join(VAR_NAMES[: len(box)])})"
+            outer = [
+                f"for {VAR_NAMES[d]}_o in [0, {math.ceil(box[d] / s.tile[d])})"
+                for d in reversed(s.order)
+            ]
+            if s.parallel:
+                outer[0] = "parallel " + outer[0]
+            inner = []
+            for d in reversed(range(len(box))):
+                split = s.vector if d == 0 else s.unroll if d == 1 else 1
+                inner.append(f"for {VAR_NAMES[d]}_i in [0, {math.ceil(s.tile[d] / split)})")
+                if split > 1:
+                    kind = "vectorized" if d == 0 else "unrolled"
+                    inner.append(f"{kind} {VAR_NAMES[d]}_{kind[0]} in [0, {split})")
+            rsize = OPS[stage.op].reduction_size(stage)
+            inputs = ", ".join(stage.inputs)
+            if rsize:
+                definitions = [
+                    (outer + inner, f"{point} = 0", False),
+                    (outer + [f"for r in [0, {rsize}) (reduction)"] + inner,
+                     f"{point} += {stage.op}({inputs})", True),
+                ]  # fmt: skip
+            else:
+                definitions = [(outer + inner, f"{point} = {stage.op}({inputs})", True)]
+            for loops, body, final in definitions:
+                level = depth + 1
+                for k, loop in enumerate(loops):
+                    lines.append(f"{'  ' * level}{loop}:")
+                    level += 1
+                    # compute_at goes into the final definition's outermost or innermost
+                    # tile loop (AT_OUTER, AT_TILE), before what that loop holds
+                    for kind, index in ((AT_OUTER, 0), (AT_TILE, len(outer) - 1)):
+                        if final and k == index:
+                            for producer in at.get((name, kind), []):
+                                realize(producer, level)
+                lines.append(f"{'  ' * level}{body}")
+
+        for name in roots:
+            realize(name, 0)
+        inlined = [n for n in self.order if n in self.schedules and self.schedules[n].inlined]
+        if inlined:
+            lines.append(f"inlined: {', '.join(reversed(inlined))}")
+        waiting = [n for n in self.order if n not in self.schedules]
+        if waiting:
+            lines.append(f"not scheduled yet: {', '.join(waiting)}")
+        return "\n".join(lines)
 
     def matrix(self, current: int | None) -> np.ndarray:
         """The padded (``MAX_STAGES``, ``N_FEATURES``) observation; ``current`` is the row of

@@ -17,8 +17,7 @@ import numpy as np
 
 from optgym.datasets.halide.ops import OPS, input_data, required_regions
 from optgym.datasets.halide.spec import PipelineSpec
-
-VAR_NAMES = ("x", "y", "c")
+from optgym.envs.schedule.actions import VAR_NAMES
 
 
 @dataclass
