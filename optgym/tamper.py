@@ -78,7 +78,8 @@ def _variants(value: Any) -> Iterator[tuple[str, Any]]:
         yield "null", None
     elif isinstance(value, str):
         yield "suffixed", value + "x"
-        yield "empty", ""
+        if value:
+            yield "empty", ""
         if value != value.upper():
             yield "upper case", value.upper()
         yield "as number", 0

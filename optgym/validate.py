@@ -33,7 +33,14 @@ from typing import Any
 
 from optgym.budget import Budget
 from optgym.problem import Task
-from optgym.result_line import RESULT_KEYS, TAG_FIELD, names, schema_problem, tag_matches
+from optgym.result_line import (
+    RESULT_KEYS,
+    ROW_FIELDS,
+    TAG_FIELD,
+    names,
+    schema_problem,
+    tag_matches,
+)
 from optgym.state import EpisodeState, json_lines
 
 #: Relative tolerance between a line's claimed score and the replayed one.
@@ -346,7 +353,9 @@ def validate_results(
             f"{path} is not a regular file (a FIFO/device/folder); name a JSON-lines results file"
         )
     lines = list(json_lines(path))
-    if lines and not any(isinstance(row, dict) and "task" in row for _, row, _ in lines):
+    if lines and not any(
+        isinstance(row, dict) and not set(row).isdisjoint(ROW_FIELDS) for _, row, _ in lines
+    ):
         raise ValueError(
             f"{path} is not a results file: none of its {len(lines)} lines is a result line "
             "(the JSON lines optgym bench writes, one an episode)"
