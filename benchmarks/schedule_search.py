@@ -21,7 +21,7 @@ import numpy as np
 import optgym  # noqa: F401  registers the env
 from optgym.agents import make_agent
 from optgym.budget import Budget
-from optgym.datasets.halide import halide_datasets
+from optgym.datasets.schedule import halide_datasets
 
 AGENTS = ("adams2019-b1", "mullapudi2016", "li2018", "schedule-random", "value", "value-beam")
 BASELINE = "adams2019-b32"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from optgym.datasets.halide import halide_datasets, load_spec
+from optgym.datasets.schedule import halide_datasets, load_spec
 from optgym.envs.schedule.env import reference_schedule
 from optgym.envs.schedule.measure import Timer
 

@@ -7,7 +7,7 @@ import pytest
 
 import optgym  # noqa: F401
 from optgym.agents import AGENTS, Agent, agent_settings, make_agent, resolve_agent
-from optgym.agents.sequence_list import SequenceListAgent
+from optgym.agents.passes.sequence_list import SequenceListAgent
 from optgym.budget import Budget
 from optgym.wrappers import BudgetWrapper
 
@@ -54,7 +54,7 @@ def test_agent_settings_are_typed_and_documented():
         ("random:episode_length", "expected key=value"),
         ("random:episode_length=0", "episode_length must be >= 1"),
         ("no_such_module_xyz:Agent", "cannot import module 'no_such_module_xyz'"),
-        ("optgym.agents.greedy:Nope", "has no 'Nope'"),
+        ("optgym.agents.passes.greedy:Nope", "has no 'Nope'"),
         ("sequences", "needs a list of sequences"),
     ]:
         with pytest.raises(ValueError, match=match):

@@ -394,7 +394,7 @@ def test_unbuilt_debian_says_how_to_build(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_debian_gives_what_it_has():
-    from optgym.datasets.llvm.debian import build
+    from optgym.datasets.passes.debian import build
 
     build(progress=False)  # idempotent: a no-op once the four programs are in the cache
     uris = benchmark_uris(TASK, ["debian-v0"], "test", 10)

@@ -8,7 +8,7 @@ import pytest
 
 import optgym  # noqa: F401  registers the envs
 from optgym.agents import make_agent
-from optgym.agents.data_selection import (
+from optgym.agents.dataselect.selection import (
     InfluenceSelection,
     SelfInfluenceSelection,
     TfidfInfluenceSelection,

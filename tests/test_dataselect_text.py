@@ -14,7 +14,7 @@ from gymnasium.utils.env_checker import check_env
 from scipy.stats import spearmanr
 
 import optgym  # noqa: F401  registers the envs
-from optgym.agents.influence import fit_factors, influence_scores, summed_influence
+from optgym.agents.dataselect.influence import fit_factors, influence_scores, summed_influence
 from optgym.datasets import all_datasets
 from optgym.datasets.dataselect import (
     VOCAB_SIZE,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from optgym.datasets.llvm.debian import NAMES, DebianDataset, build
+from optgym.datasets.passes.debian import NAMES, DebianDataset, build
 
 
 def _sha256(path: Path) -> str:

@@ -10,7 +10,7 @@ import halide as hl
 import numpy as np
 import pytest
 
-from optgym.datasets.halide import (
+from optgym.datasets.schedule import (
     FEATURE_NAMES,
     OPS,
     Access,
@@ -31,7 +31,7 @@ from optgym.datasets.halide import (
     required_regions,
     stage_feature_matrix,
 )
-from optgym.datasets.halide.generators import FAMILIES, blur, matmul, resblock
+from optgym.datasets.schedule.generators import FAMILIES, blur, matmul, resblock
 from optgym.envs.schedule.lower import apply_naive, lower, to_numpy
 
 

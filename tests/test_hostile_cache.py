@@ -30,7 +30,7 @@ from optgym.budget import Budget
 from optgym.cli import main
 from optgym.datasets.cache import cache_dir, read_tagged, tag_path, write_tagged
 from optgym.datasets.files import read_limited, read_regular, write_file
-from optgym.datasets.llvm.generators import CsmithDataset
+from optgym.datasets.passes.generators import CsmithDataset
 from optgym.state import StateWriter
 from optgym.validate import validate_results
 
@@ -198,7 +198,7 @@ def test_fifo_at_the_native_bridge_does_not_block_validate(cache: Path, tmp_path
 
 
 def test_fifo_at_debian_bitcode_is_refused_without_blocking(cache: Path):
-    from optgym.datasets.llvm import debian
+    from optgym.datasets.passes import debian
 
     data = b"BC\xc0\xde" + bytes(range(1, 200))
     debian._store("libgsm", data, {"uri": "benchmark://debian-v0/libgsm"})  # as build() does
@@ -288,7 +288,7 @@ def test_a_benchmark_copied_with_its_tag_over_another_is_rebuilt(cache: Path, tm
         ("lns-initial/{}.json", "lns-initial"),
         ("models/char-lm-{}.pt", "char-lm weights"),
         ("native/libogllvm-{}.so", "native-bridge"),
-        ("datasets/halide-random-v0/{}.json", "benchmark"),
+        ("datasets/schedule-random-v0/{}.json", "benchmark"),
     ],
 )
 def test_a_tag_copied_with_its_file_to_another_name_does_not_fit(
@@ -306,7 +306,7 @@ def test_a_tag_copied_with_its_file_to_another_name_does_not_fit(
 
 
 def test_debian_bitcode_copied_with_its_tag_is_refused(cache: Path):
-    from optgym.datasets.llvm import debian
+    from optgym.datasets.passes import debian
 
     for name, body in (("bzip2", b"one"), ("libgsm", b"two")):
         debian._store(name, b"BC\xc0\xde" + body * 50, {"uri": f"benchmark://debian-v0/{name}"})

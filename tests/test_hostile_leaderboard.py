@@ -285,7 +285,7 @@ def test_rerun_never_imports_the_plugin_here(tmp_path: Path, monkeypatch: Any) -
             socket.create_connection(("127.0.0.1", {server.getsockname()[1]}), timeout=1)
         except OSError:
             pass
-        from optgym.agents.planning_search import CrossEntropyMethod as Agent
+        from optgym.agents.planning.search import CrossEntropyMethod as Agent
     """))
     make_round(TASK, "r2", size=1, seeds=3)
     try:

@@ -245,7 +245,7 @@ def test_native_bridge_folder_must_be_private(tmp_path, monkeypatch):
 
 
 def test_replaced_debian_bitcode_is_refused(env, tmp_path, monkeypatch):
-    from optgym.datasets.llvm import debian
+    from optgym.datasets.passes import debian
 
     monkeypatch.setenv("OPTGYM_CACHE", str(tmp_path / "cache"))
     source = tmp_path / "add.ll"

@@ -13,8 +13,8 @@ import pytest
 
 import optgym  # noqa: F401  registers the envs
 from optgym.datasets.files import json_depth
-from optgym.datasets.nav2d import Goal, NavMap, load_map, parse_grid
-from optgym.datasets.nav2d.maps import (
+from optgym.datasets.planning import Goal, NavMap, load_map, parse_grid
+from optgym.datasets.planning.maps import (
     MAX_FILE_BYTES,
     MAX_HORIZON,
     MAX_SIZE,

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 import optgym  # noqa: F401  registers the env ids
-from optgym.datasets.halide import ops_spec
-from optgym.datasets.halide.spec import (
+from optgym.datasets.schedule import ops_spec
+from optgym.datasets.schedule.spec import (
     MAX_EXTENT,
     MAX_JSON_DEPTH,
     MAX_SPEC_BYTES,

@@ -16,7 +16,7 @@ import pyscipopt
 import pytest
 
 from optgym.datasets.dataset import Benchmark
-from optgym.datasets.ilp import (
+from optgym.datasets.lns import (
     BEST_KNOWN_PATH,
     FAMILIES,
     IlpDataset,
@@ -24,7 +24,7 @@ from optgym.datasets.ilp import (
     best_known_entries,
     ilp_datasets,
 )
-from optgym.datasets.ilp.generators import (
+from optgym.datasets.lns.generators import (
     AuctionParams,
     SetCoverParams,
     auction_bids,
@@ -132,7 +132,7 @@ def test_same_seed_same_bytes(
 def test_other_process_same_bytes(small_seed0: dict[str, Benchmark], tmp_path: Path) -> None:
     code = (
         "import hashlib, pathlib, sys\n"
-        "from optgym.datasets.ilp import IlpDataset\n"
+        "from optgym.datasets.lns import IlpDataset\n"
         "for f in sys.argv[2:]:\n"
         "    data = IlpDataset(f, 's').generate(0, pathlib.Path(sys.argv[1]))\n"
         "    print(f, hashlib.sha256(data).hexdigest())\n"

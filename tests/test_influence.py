@@ -10,7 +10,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
-from optgym.agents.influence import (
+from optgym.agents.dataselect.influence import (
     fit_factors,
     grad_dot_scores,
     influence_scores,

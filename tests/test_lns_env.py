@@ -191,7 +191,7 @@ def test_lns_agents(env, small, agent):
 
 
 def test_lns_report_measures_gaps_against_the_best_over_all_runs(tmp_path):
-    from optgym.leaderboard.lns_report import episode_metrics, lns_table, plot_gap_over_time
+    from optgym.envs.lns.report import episode_metrics, lns_table, plot_gap_over_time
 
     def row(agent: str, trace: list) -> dict:
         extras = {"objective": trace[-1][1], "trace": trace}

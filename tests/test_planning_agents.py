@@ -9,7 +9,7 @@ import pytest
 
 import optgym  # noqa: F401
 from optgym.agents import agent_settings, make_agent
-from optgym.agents.planning_search import (
+from optgym.agents.planning.search import (
     CmaEs,
     CrossEntropyMethod,
     Mppi,

@@ -12,7 +12,7 @@ import pytest
 import optgym  # noqa: F401  registers the envs
 from optgym.budget import Budget, BudgetExceeded
 from optgym.datasets import all_datasets
-from optgym.datasets.nav2d import (
+from optgym.datasets.planning import (
     FIXED_MAPS,
     Goal,
     Nav2dDataset,
@@ -23,7 +23,7 @@ from optgym.datasets.nav2d import (
     parse_grid,
     random_map,
 )
-from optgym.datasets.nav2d.generators import GRID_STEP, free_cells, grid_distance
+from optgym.datasets.planning.generators import GRID_STEP, free_cells, grid_distance
 from optgym.envs.planning.geometry import (
     EPS,
     NO_HIT,

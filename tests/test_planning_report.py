@@ -13,7 +13,7 @@ import pytest
 from optgym.bench import aggregate, benchmark_uris, run_bench
 from optgym.budget import Budget
 from optgym.cli import main
-from optgym.leaderboard.planning_report import (
+from optgym.envs.planning.report import (
     best_curve,
     map_name,
     planning_summary,

@@ -12,7 +12,7 @@ from stable_baselines3 import PPO
 
 import optgym  # noqa: F401
 from optgym.agents import Agent, LearnedAgent, make_agent
-from optgym.agents.planning_rl import PpoPlanner, _MapCycle, main, policy_episode
+from optgym.agents.planning.rl import PpoPlanner, _MapCycle, main, policy_episode
 from optgym.budget import Budget
 from optgym.envs.planning import CLOSED_LOOP_ID, OPEN_LOOP_ID
 from optgym.state import EpisodeState
@@ -148,7 +148,7 @@ def test_command_line_trains_reports_and_saves(
 def test_trained_across_maps_saved_and_loaded_without_training(
     env: gym.Env, tmp_path: Path
 ) -> None:
-    from optgym.datasets.nav2d import Nav2dRandomDataset
+    from optgym.datasets.planning import Nav2dRandomDataset
     from optgym.wrappers import BudgetWrapper
 
     maps = Nav2dRandomDataset().take("train", 2)

@@ -12,7 +12,7 @@ import torch
 
 import optgym  # noqa: F401
 from optgym.agents import make_agent
-from optgym.agents.schedule_value import ValueFunctionAgent, collect, load_data, main, train
+from optgym.agents.schedule.value import ValueFunctionAgent, collect, load_data, main, train
 from optgym.budget import Budget
 from optgym.cli import main as optgym_main
 from optgym.envs.schedule.actions import sample_action
@@ -139,7 +139,7 @@ def test_cost_model_round_trip_and_missing_file(env, tmp_path):
     path = model.save(tmp_path / "m.pt")
     assert np.array_equal(load_cost_model(path).predict(obs), model.predict(obs))
     assert model.predict(obs).shape == (8,)
-    with pytest.raises(FileNotFoundError, match="python -m optgym.agents.schedule_value all"):
+    with pytest.raises(FileNotFoundError, match="python -m optgym.agents.schedule.value all"):
         load_cost_model(tmp_path / "missing.pt")
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import optgym  # noqa: F401
-from optgym.datasets.halide import halide_datasets
+from optgym.datasets.schedule import halide_datasets
 from optgym.envs.schedule.actions import (
     AT_TILE,
     COMPONENTS,
@@ -228,7 +228,7 @@ def test_reference_autoschedulers_run_and_replay(env):
 
 
 def test_halide_compile_error_is_reported_not_raised(tmp_path):
-    from optgym.datasets.halide import load_spec
+    from optgym.datasets.schedule import load_spec
 
     ops = next(d for d in halide_datasets() if d.name == "halide-random-v0")
     spec = load_spec(ops.benchmark(CHAIN))
@@ -290,8 +290,8 @@ def test_a_wrong_output_is_detected_and_never_rewarded(env, tmp_path):
     stored measurement says its output was wrong."""
     import halide as hl
 
-    from optgym.datasets.halide import load_spec
-    from optgym.datasets.halide.ops import input_data, reference_output
+    from optgym.datasets.schedule import load_spec
+    from optgym.datasets.schedule.ops import input_data, reference_output
     from optgym.envs.schedule.lower import lower
     from optgym.envs.schedule.worker import time_pipeline
 

@@ -8,7 +8,14 @@ import pytest
 
 import optgym  # noqa: F401  registers the envs
 from optgym.agents import agent_settings, make_agent
-from optgym.agents.space_partition import LaMcts, LaP3, Node, _Data, _PartitionSearch, two_means
+from optgym.agents.planning.space_partition import (
+    LaMcts,
+    LaP3,
+    Node,
+    _Data,
+    _PartitionSearch,
+    two_means,
+)
 from optgym.budget import Budget
 
 OPEN = "benchmark://nav2d-v0/open"
@@ -96,7 +103,7 @@ def test_trace_is_the_best_reward_so_far(env: gym.Env, cls: type[_PartitionSearc
 
 
 def test_lap3_escapes_the_bug_trap_where_cem_does_not(env: gym.Env) -> None:
-    from optgym.agents.planning_search import CrossEntropyMethod
+    from optgym.agents.planning.search import CrossEntropyMethod
 
     trap = "benchmark://nav2d-v0/bug-trap"
     assert LaP3().solve(env, trap, Budget(calls=2000), seed=0).reward > 0

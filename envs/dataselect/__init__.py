@@ -45,7 +45,7 @@ def minus_test_loss(env: Any) -> float:
     return -float(env.unwrapped.test_metrics()["test_loss"])
 
 
-_SELECT = "optgym.agents.data_selection"
+_SELECT = "optgym.agents.dataselect.selection"
 _SELECTION_ENV = {"batch": 10, "budget": 100, "mode": "remove"}
 PROBLEM = Problem(
     name="data-selection",

@@ -14,7 +14,7 @@ FAMILIES = ("vertex-cover", "independent-set", "set-cover", "auction")
 
 
 def _datasets() -> list[Any]:
-    from optgym.datasets.ilp import ilp_datasets
+    from optgym.datasets.lns import ilp_datasets
 
     return ilp_datasets()
 
@@ -26,13 +26,13 @@ def objective_vs_best_known(env: Any) -> float:
 
 
 def _report(rows: list[dict], plot_path: Path) -> list[Path]:
-    from optgym.leaderboard.lns_report import lns_table, plot_gap_over_time
+    from optgym.envs.lns.report import lns_table, plot_gap_over_time
 
     print(lns_table(rows))
     return [plot_gap_over_time(rows, plot_path.with_name(plot_path.stem + "-gap.png"))]
 
 
-_AGENTS = "optgym.agents"
+_AGENTS = "optgym.agents.lns"
 PROBLEM = Problem(
     name="lns",
     title="Large Neighborhood Search for integer programs on SCIP (LB-RELAX, CL-LNS)",
@@ -68,9 +68,9 @@ PROBLEM = Problem(
         for family in FAMILIES
     ),
     agents={
-        "scip": (f"{_AGENTS}.lns_heuristics:ScipAlone", "SCIP alone on the whole problem"),
-        "random-lns": (f"{_AGENTS}.lns_heuristics:RandomLns", ""),
-        "graph-lns": (f"{_AGENTS}.lns_heuristics:GraphInducedLns", ""),
+        "scip": (f"{_AGENTS}.heuristics:ScipAlone", "SCIP alone on the whole problem"),
+        "random-lns": (f"{_AGENTS}.heuristics:RandomLns", ""),
+        "graph-lns": (f"{_AGENTS}.heuristics:GraphInducedLns", ""),
         "lb-lns": (f"{_AGENTS}.local_branching:LocalBranchingLns", ""),
         "lb-relax": (f"{_AGENTS}.local_branching:LbRelax", ""),
         "lb-relax-s": (f"{_AGENTS}.local_branching:LbRelax:sample=true", "LB-RELAX-S (sampling)"),

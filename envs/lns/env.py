@@ -28,7 +28,7 @@ MAX_SCIP_SEED = 2**31 - 1  # SCIP's randomization/randomseedshift is a C int
 
 
 def ilp_registry() -> DatasetRegistry:
-    from optgym.datasets.ilp import ilp_datasets
+    from optgym.datasets.lns import ilp_datasets
 
     return DatasetRegistry(ilp_datasets())
 
@@ -278,7 +278,7 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
             self._problems = {benchmark.sha256: (problem, StaticGraph(problem))}  # keep one
         self.problem, self.graph = self._problems[benchmark.sha256]
         self.action_space = spaces.Box(-np.inf, np.inf, (self.problem.n,), np.float64)
-        from optgym.datasets.ilp import best_known
+        from optgym.datasets.lns import best_known
 
         self.best_known = best_known(self.benchmark)
 

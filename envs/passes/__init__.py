@@ -10,7 +10,7 @@ from optgym.problem import EnvEntry, EnvExample, Problem, Task
 
 
 def _datasets() -> list[Any]:
-    from optgym.datasets.llvm import llvm_datasets
+    from optgym.datasets.passes import llvm_datasets
 
     return llvm_datasets()
 
@@ -53,9 +53,9 @@ PROBLEM = Problem(
         "oz": ("optgym.agents.reference:ReferenceAgent:reference=Oz", "LLVM's -Oz pipeline"),
         "o3": ("optgym.agents.reference:ReferenceAgent:reference=O3", "LLVM's -O3 pipeline"),
         "o0": ("optgym.agents.reference:ReferenceAgent:reference=O0", "no optimization"),
-        "random": ("optgym.agents.random_search:RandomSearchAgent", ""),
-        "greedy": ("optgym.agents.greedy:GreedySearchAgent", ""),
-        "sequences": ("optgym.agents.sequence_list:SequenceListAgent", ""),
+        "random": ("optgym.agents.passes.random_search:RandomSearchAgent", ""),
+        "greedy": ("optgym.agents.passes.greedy:GreedySearchAgent", ""),
+        "sequences": ("optgym.agents.passes.sequence_list:SequenceListAgent", ""),
         "ppo-gnn": (
             "optgym.agents.sb3:Sb3Agent:path=ppo-passes",
             "PPO with the Programl GNN, trained by optgym train (agents/weights/ppo-passes)",

@@ -25,7 +25,7 @@ _REFERENCE_CACHE: dict[tuple[str, str, str], int] = {}
 
 
 def llvm_datasets() -> DatasetRegistry:
-    from optgym.datasets.llvm import llvm_datasets as make
+    from optgym.datasets.passes import llvm_datasets as make
 
     return DatasetRegistry(make())
 

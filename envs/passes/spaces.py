@@ -3,11 +3,87 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
-from optgym.spaces import GraphDataSpace, StringSpace
+
+class StringSpace(spaces.Space[str]):
+    """Any ``str`` (IR text, a schedule): gymnasium's ``Text`` checks a charset per
+    character, far too slow for megabytes of IR."""
+
+    def __init__(self, seed: int | np.random.Generator | None = None):
+        super().__init__(shape=None, dtype=None, seed=seed)
+
+    def contains(self, x: Any) -> bool:
+        return isinstance(x, str)
+
+    def sample(self, mask: Any = None, probability: Any = None) -> str:
+        return ""
+
+    @property
+    def is_np_flattenable(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "StringSpace()"
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, StringSpace)
+
+
+class GraphDataSpace(spaces.Space[Any]):
+    """A torch-geometric ``Data`` (or ``HeteroData``) graph of any size.
+
+    ``node_features`` and ``edge_features`` give the width of ``x`` and ``edge_attr``.
+    """
+
+    def __init__(self, node_features: int, edge_features: int, seed: int | None = None):
+        super().__init__(shape=None, dtype=None, seed=seed)
+        self.node_features = node_features
+        self.edge_features = edge_features
+
+    def contains(self, x: Any) -> bool:
+        from torch_geometric.data import Data
+
+        if not isinstance(x, Data):
+            return False
+        return (
+            x.x.dim() == 2
+            and x.x.shape[1] == self.node_features
+            and x.edge_index.dim() == 2
+            and x.edge_index.shape[0] == 2
+            and (x.edge_attr is None or x.edge_attr.shape[-1] == self.edge_features)
+        )
+
+    def sample(self, mask: Any = None, probability: Any = None) -> Any:
+        import torch
+        from torch_geometric.data import Data
+
+        n = int(self.np_random.integers(1, 8))
+        e = int(self.np_random.integers(0, 16))
+        return Data(
+            x=torch.zeros((n, self.node_features), dtype=torch.long),
+            edge_index=torch.as_tensor(self.np_random.integers(0, n, size=(2, e))),
+            edge_attr=torch.zeros((e, self.edge_features), dtype=torch.long),
+        )
+
+    @property
+    def is_np_flattenable(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        n, e = self.node_features, self.edge_features
+        return f"GraphDataSpace(node_features={n}, edge_features={e})"
+
+    def __eq__(self, other: Any) -> bool:
+        return (
+            isinstance(other, GraphDataSpace)
+            and other.node_features == self.node_features
+            and other.edge_features == self.edge_features
+        )
+
 
 _OPCODES = (
     "Ret", "Br", "Switch", "IndirectBr", "Invoke", "Resume", "Unreachable", "CleanupRet",

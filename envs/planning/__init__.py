@@ -1,6 +1,6 @@
 """Path planning for a 2D point robot (DESIGN 2.4): ``optgym/PathPlanning2D-v0`` (one
 open-loop plan per episode, batched plan evaluation) and ``optgym/PathPlanning2DClosedLoop-v0``
-(one move per step, range sensors), on the maps of :mod:`optgym.datasets.nav2d`.
+(one move per step, range sensors), on the maps of :mod:`optgym.datasets.planning`.
 
 The env classes and helpers (``PathPlanning2DEnv``, ``rollout``...) are imported from
 :mod:`optgym.envs.planning.env` and :mod:`optgym.envs.planning.geometry` on first use."""
@@ -33,7 +33,7 @@ __getattr__ = lazy_exports(
 
 
 def _datasets() -> list[Any]:
-    from optgym.datasets.nav2d import nav2d_datasets
+    from optgym.datasets.planning import nav2d_datasets
 
     return nav2d_datasets()
 
@@ -51,7 +51,7 @@ def episode_reward(env: Any) -> float:
 
 
 def _report(rows: list[dict], plot_path: Path) -> list[Path]:
-    from optgym.leaderboard.planning_report import planning_table, plot_best_vs_evaluations
+    from optgym.envs.planning.report import planning_table, plot_best_vs_evaluations
 
     # the success table counts plan rewards above 0: the open-loop task's rows only
     rows = [r for r in rows if r.get("task", OPEN_LOOP_TASK) == OPEN_LOOP_TASK]
@@ -62,8 +62,8 @@ def _report(rows: list[dict], plot_path: Path) -> list[Path]:
 
 
 OPEN_LOOP_TASK = "path-planning"
-_SEARCH = "optgym.agents.planning_search"
-_PARTITION = "optgym.agents.space_partition"
+_SEARCH = "optgym.agents.planning.search"
+_PARTITION = "optgym.agents.planning.space_partition"
 PROBLEM = Problem(
     name="path-planning",
     title="Path planning by learned space partitions (LA-MCTS, LaP3)",
@@ -126,7 +126,7 @@ PROBLEM = Problem(
         "voo": (f"{_SEARCH}:Voo", ""),
         "la-mcts": (f"{_PARTITION}:LaMcts", ""),
         "lap3": (f"{_PARTITION}:LaP3", ""),
-        "ppo": ("optgym.agents.planning_rl:PpoPlanner", ""),
+        "ppo": ("optgym.agents.planning.rl:PpoPlanner", ""),
         "ppo-trained": (
             "optgym.agents.sb3:Sb3Agent:path=ppo-nav",
             "PPO trained by optgym train on the closed-loop env (agents/weights/ppo-nav)",

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from optgym.datasets.nav2d import NavMap
+from optgym.datasets.planning import NavMap
 
 BACKGROUND = (250, 250, 250)
 WALL = (60, 60, 60)

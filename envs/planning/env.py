@@ -11,7 +11,7 @@ import numpy as np
 from gymnasium import spaces
 
 from optgym.datasets.dataset import Benchmark, DatasetRegistry
-from optgym.datasets.nav2d import MAX_GOALS, NavMap, load_benchmark_map, nav2d_datasets
+from optgym.datasets.planning import MAX_GOALS, NavMap, load_benchmark_map, nav2d_datasets
 from optgym.env import OptGymEnv, RewardTolerance, StepResult
 from optgym.envs.planning import CLOSED_LOOP_ID, DEFAULT_BENCHMARK, OPEN_LOOP_ID
 from optgym.envs.planning.canvas import draw_map
@@ -197,7 +197,7 @@ class PathPlanning2DEnv(_NavigationEnv):
     The robot at the map's start. ``reset(options={"benchmark": uri})`` picks the map:
     ``benchmark://nav2d-v0/<open|wall|bug-trap|maze|four-rooms|two-goals|maze-hard>``,
     ``generator://nav2d-random-v0/<seed>`` or ``file:///path/map.json`` (or a ``.txt``
-    grid; formats in ``optgym.datasets.nav2d.maps``). Without options the last map is kept
+    grid; formats in ``optgym.datasets.planning.maps``). Without options the last map is kept
     (or the one set with ``env.unwrapped.benchmark = uri``, checked at once); the first
     reset takes ``benchmark://nav2d-v0/open``. The datasets are ``env.unwrapped.datasets``,
     indexed by name or URI (``datasets["nav2d-v0"].benchmark_uris()``). A reset clears

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from optgym.datasets.nav2d import NavMap
+from optgym.datasets.planning import NavMap
 
 EPS = 1e-6  # how far short of a wall a blocked move stops, in world units
 # Most (cell, wall) pairs the broad-phase grid holds: a map whose walls crowd every cell

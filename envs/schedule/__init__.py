@@ -13,7 +13,7 @@ ENV_ID = "optgym/ScheduleSearch-v0"
 
 
 def _datasets() -> list[Any]:
-    from optgym.datasets.halide import halide_datasets
+    from optgym.datasets.schedule import halide_datasets
 
     return halide_datasets()
 
@@ -24,14 +24,14 @@ def speedup_vs_adams2019(env: Any) -> float:
 
 
 def _report(rows: list[dict], plot_path: Path) -> list[Path]:
-    from optgym.leaderboard.schedule_report import plot_speedup_vs_search_time, schedule_table
+    from optgym.envs.schedule.report import plot_speedup_vs_search_time, schedule_table
 
     print(schedule_table(rows))
     return [plot_speedup_vs_search_time(rows, plot_path.with_name(plot_path.stem + "-time.png"))]
 
 
-_REF = "optgym.agents.schedule_search:HalideAutoscheduler:reference="
-_VALUE = "optgym.agents.schedule_value:ValueFunctionAgent"
+_REF = "optgym.agents.schedule.search:HalideAutoscheduler:reference="
+_VALUE = "optgym.agents.schedule.value:ValueFunctionAgent"
 PROBLEM = Problem(
     name="schedule-search",
     title="Tensor-program schedule search on Halide (value-function-guided search)",
@@ -71,7 +71,7 @@ PROBLEM = Problem(
         "adams2019-b32": (_REF + "Adams2019-beam32", "Halide's Adams2019 autoscheduler, beam 32"),
         "mullapudi2016": (_REF + "Mullapudi2016", "Halide's Mullapudi2016 autoscheduler"),
         "li2018": (_REF + "Li2018", "Halide's Li2018 gradient autoscheduler"),
-        "schedule-random": ("optgym.agents.schedule_search:ScheduleRandomSearch", ""),
+        "schedule-random": ("optgym.agents.schedule.search:ScheduleRandomSearch", ""),
         "value": (_VALUE, "greedy search on a learned value function"),
         "value-beam": (_VALUE + ":beam=4", "beam search (4) on a learned value function"),
     },

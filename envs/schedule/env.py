@@ -31,7 +31,7 @@ from optgym.envs.schedule.measure import (
     WorkerTimeout,
     halide_version,
 )
-from optgym.spaces import MaskedMultiDiscrete
+from optgym.envs.schedule.spaces import MaskedMultiDiscrete
 from optgym.state import EpisodeState, ValidationResult
 
 ENV_ID = "optgym/ScheduleSearch-v0"
@@ -66,7 +66,7 @@ def reference_schedule(name: str) -> Any:
 
 def halide_registry() -> DatasetRegistry:
     """The Halide pipeline datasets (``halide-ops-v0``, ``halide-random-v0``)."""
-    from optgym.datasets.halide import halide_datasets
+    from optgym.datasets.schedule import halide_datasets
 
     return DatasetRegistry(halide_datasets())
 
@@ -240,7 +240,7 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
 
     # ---- benchmarks -------------------------------------------------------------------------
     def _load(self, benchmark: Benchmark) -> None:
-        from optgym.datasets.halide import load_spec
+        from optgym.datasets.schedule import load_spec
 
         spec = load_spec(benchmark)
         if len(spec.stages) > MAX_STAGES:
@@ -592,7 +592,7 @@ def _check_measured(state: EpisodeState) -> None:
 
 
 def _has_update(stage: Any) -> bool:
-    from optgym.datasets.halide.ops import OPS
+    from optgym.datasets.schedule.ops import OPS
 
     return bool(OPS[stage.op].has_update)
 

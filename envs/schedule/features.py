@@ -1,7 +1,7 @@
 """Observation features of ``ScheduleSearch-v0``: a padded per-stage matrix.
 
 Each row is one stage, in the order the episode schedules them (the output first). It joins
-the stage's intrinsic features (``optgym.datasets.halide.ops.FEATURE_NAMES``: op counts,
+the stage's intrinsic features (``optgym.datasets.schedule.ops.FEATURE_NAMES``: op counts,
 extents, access widths) with acquired features of the loop nest chosen so far, computed
 analytically from the accesses (no compile): where it is computed, its tile, how many
 times its region is computed and how large that region is, the recompute factor against
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optgym.datasets.halide.ops import FEATURE_NAMES, accesses, required_regions
-from optgym.datasets.halide.spec import PipelineSpec
+from optgym.datasets.schedule.ops import FEATURE_NAMES, accesses, required_regions
+from optgym.datasets.schedule.spec import PipelineSpec
 from optgym.envs.schedule.actions import (
     AT_OUTER,
     AT_TILE,
@@ -160,7 +160,7 @@ class LoopNestFeatures:
         a stage computed at a consumer's loop is nested in that loop. A stage with an update
         shows its initialization and its update (stages computed at it go into the update).
         Inlined stages and those not scheduled yet are listed after the nest."""
-        from optgym.datasets.halide.ops import OPS
+        from optgym.datasets.schedule.ops import OPS
 
         at: dict[tuple[str, int], list[str]] = {}  # (consumer, compute kind) -> producers
         roots: list[str] = []
@@ -239,7 +239,7 @@ class LoopNestFeatures:
 
 
 def _intrinsic(spec: PipelineSpec, order: list[str]) -> np.ndarray:
-    from optgym.datasets.halide.ops import stage_feature_matrix
+    from optgym.datasets.schedule.ops import stage_feature_matrix
 
     m = stage_feature_matrix(spec)
     index = {s.name: i for i, s in enumerate(spec.stages)}

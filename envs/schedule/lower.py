@@ -1,4 +1,4 @@
-"""Lower a :class:`~optgym.datasets.halide.spec.PipelineSpec` to Halide Funcs.
+"""Lower a :class:`~optgym.datasets.schedule.spec.PipelineSpec` to Halide Funcs.
 
 :func:`lower` defines one Func per stage (named after the stage, pure vars ``x``, ``y``,
 ``c``), one ImageParam per input bound to its data (read through a clamp-to-edge boundary
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import halide as hl
 import numpy as np
 
-from optgym.datasets.halide.ops import OPS, input_data, required_regions
-from optgym.datasets.halide.spec import PipelineSpec
+from optgym.datasets.schedule.ops import OPS, input_data, required_regions
+from optgym.datasets.schedule.spec import PipelineSpec
 from optgym.envs.schedule.actions import VAR_NAMES
 
 
@@ -49,7 +49,7 @@ def lower(
     """Funcs, vars, RVars and bound ImageParams for ``spec``; no scheduling directive.
 
     ``data`` (numpy order, shapes = reversed required regions) defaults to
-    :func:`~optgym.datasets.halide.ops.input_data`. Estimates are set on every input (its
+    :func:`~optgym.datasets.schedule.ops.input_data`. Estimates are set on every input (its
     required region) and on the output (its shape) so that autoschedulers can run.
     """
     regions = required_regions(spec)

@@ -12,7 +12,7 @@ standard deviation fitted on training data and stored with the weights.
 :class:`CostModel` wraps the network for inference (``predict``) and storage (``save``);
 :func:`load_cost_model` reads a weights file, by default the shipped
 ``optgym/agents/weights/schedule_value.pt`` made by
-``python -m optgym.agents.schedule_value all``.
+``python -m optgym.agents.schedule.value all``.
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from optgym.datasets.halide.ops import FEATURE_NAMES
+from optgym.datasets.schedule.ops import FEATURE_NAMES
 from optgym.envs.schedule.features import ACQUIRED_NAMES, MAX_STAGES, N_FEATURES
 from optgym.threads import single_thread
 
 FORMAT = "optgym-schedule-value-v1"
 N_INTRINSIC = len(FEATURE_NAMES)
 WEIGHTS_NAME = "schedule_value.pt"
-MAKE_COMMAND = "python -m optgym.agents.schedule_value all"
+MAKE_COMMAND = "python -m optgym.agents.schedule.value all"
 
 
 def default_weights_path() -> Path:
@@ -150,7 +150,7 @@ def load_cost_model(path: str | Path | None = None) -> CostModel:
         raise FileNotFoundError(
             f"no schedule cost model weights at {path}; make them with `{MAKE_COMMAND}` "
             "(collects measurements and trains, about 25 minutes), or pass the path of "
-            "weights saved by `python -m optgym.agents.schedule_value train`"
+            "weights saved by `python -m optgym.agents.schedule.value train`"
         )
     blob = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:

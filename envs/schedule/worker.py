@@ -79,7 +79,7 @@ def time_pipeline(
     to ``min_time_s`` seconds (one run only, past ``slow_limit_s``), on ``clock`` (see
     :data:`CLOCKS`)."""
     now = CLOCKS[clock]
-    from optgym.datasets.halide.ops import outputs_match
+    from optgym.datasets.schedule.ops import outputs_match
     from optgym.envs.schedule.lower import to_numpy
 
     start = time.perf_counter()
@@ -137,8 +137,8 @@ class Measurer:
 
     def _spec_data(self, spec_json: str):
         if spec_json not in self._data:
-            from optgym.datasets.halide.ops import input_data, reference_output
-            from optgym.datasets.halide.spec import PipelineSpec
+            from optgym.datasets.schedule.ops import input_data, reference_output
+            from optgym.datasets.schedule.spec import PipelineSpec
 
             spec = PipelineSpec.from_json(spec_json)
             self._data = {spec_json: (spec, input_data(spec), reference_output(spec))}

@@ -14,7 +14,7 @@ pocket under the goal and a dead-end branch beside it) are the traps of the pape
 at least 5 apart, both free and connected (breadth-first search on a 0.2 grid whose walls
 are inflated by 0.15, so the robot always has a corridor at least 0.3 wide).
 
-A benchmark's file is its :class:`~optgym.datasets.nav2d.maps.NavMap` as canonical JSON.
+A benchmark's file is its :class:`~optgym.datasets.planning.maps.NavMap` as canonical JSON.
 Reproducibility: the generator draws only integers from ``numpy.random.default_rng(seed)``
 and places everything on a 0.1 grid, so a seed gives the same bytes on any machine.
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from optgym.datasets.dataset import Benchmark, Dataset
-from optgym.datasets.nav2d.maps import Goal, NavMap, Wall, parse_grid
+from optgym.datasets.planning.maps import Goal, NavMap, Wall, parse_grid
 from optgym.datasets.seeded import SeededDataset
 
 LICENSE = "MIT (OptGym); generated"
@@ -67,7 +67,7 @@ S#.###.##.
 
 
 def grid_map(text: str, name: str, size: float = SIZE) -> NavMap:
-    """A text-grid map (``optgym.datasets.nav2d.maps``) scaled to a world of side ``size``."""
+    """A text-grid map (``optgym.datasets.planning.maps``) scaled to a world of side ``size``."""
     grid = parse_grid(text, name)
     k = size / grid.size
     return NavMap(
@@ -240,7 +240,7 @@ class Nav2dDataset(Dataset):
             ),
             license=LICENSE,
             provenance=(
-                "Written by hand in optgym.datasets.nav2d.generators (FIXED_MAPS; the mazes "
+                "Written by hand in optgym.datasets.planning.generators (FIXED_MAPS; the mazes "
                 "are MAZE_GRID and MAZE_HARD_GRID in the text grid format, scaled to 10 x 10); "
                 "each file is NavMap.to_json(). Designed after the navigation tasks of the "
                 "LaP3 paper."
@@ -273,7 +273,7 @@ class Nav2dRandomDataset(SeededDataset):
             ),
             license=LICENSE,
             provenance=(
-                "optgym.datasets.nav2d.generators.random_map(seed): integer draws from "
+                "optgym.datasets.planning.generators.random_map(seed): integer draws from "
                 "numpy.random.default_rng(seed); connectivity by breadth-first search on a "
                 "0.2 grid with walls inflated by 0.15; each file is NavMap.to_json()."
             ),

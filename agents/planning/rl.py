@@ -13,7 +13,7 @@ plus the goal's payoff), unshaped.
 
 From the command line (the flags are :func:`main`'s)::
 
-    python -m optgym.agents.planning_rl --benchmark benchmark://nav2d-v0/open --steps 50000
+    python -m optgym.agents.planning.rl --benchmark benchmark://nav2d-v0/open --steps 50000
 """
 
 from __future__ import annotations
@@ -421,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Train PPO on one or more maps and report its deterministic episode on the first;
     exit status 0 when the episode reaches a goal, 1 when it does not."""
     parser = argparse.ArgumentParser(
-        prog="python -m optgym.agents.planning_rl",
+        prog="python -m optgym.agents.planning.rl",
         description=f"Train PPO on {CLOSED_LOOP_ID} and roll out its deterministic policy.",
     )
     parser.add_argument(

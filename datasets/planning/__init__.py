@@ -1,11 +1,11 @@
 """2D navigation maps for path planning (DESIGN 2.4): the map record and its JSON and text
-grid formats (:mod:`~optgym.datasets.nav2d.maps`), and the datasets ``nav2d-v0`` (fixed
+grid formats (:mod:`~optgym.datasets.planning.maps`), and the datasets ``nav2d-v0`` (fixed
 maps) and ``nav2d-random-v0`` (seeded random obstacles)."""
 
 from __future__ import annotations
 
 from optgym.datasets.dataset import Benchmark, Dataset
-from optgym.datasets.nav2d.generators import (
+from optgym.datasets.planning.generators import (
     FIXED_MAPS,
     FIXED_NAME,
     RANDOM_NAME,
@@ -14,7 +14,7 @@ from optgym.datasets.nav2d.generators import (
     fixed_map,
     random_map,
 )
-from optgym.datasets.nav2d.maps import (
+from optgym.datasets.planning.maps import (
     FORMAT,
     MAX_GOALS,
     Goal,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from optgym.datasets.llvm.tools import CLANG_FLAGS, run, tool
+from optgym.datasets.passes.tools import CLANG_FLAGS, run, tool
 from optgym.datasets.seeded import SeededDataset
 
 

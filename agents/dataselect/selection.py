@@ -92,7 +92,7 @@ def _documents(x: np.ndarray, y: np.ndarray) -> list[str]:
 def _tfidf_order(base: Any) -> np.ndarray:
     """Pool indices, most TF-IDF-similar to the validation set first: character 2- to
     4-grams of the sequences on text tasks, pixel and label words on digits."""
-    from optgym.agents.influence import tfidf_filter
+    from optgym.agents.dataselect.influence import tfidf_filter
 
     if getattr(base, "task_kind", "digits") == "text":
         from optgym.datasets.dataselect.text import decode
@@ -140,7 +140,7 @@ class InfluenceSelection(_HarmAgent):
         return self.method
 
     def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
-        from optgym.agents.influence import fit_factors, summed_influence
+        from optgym.agents.dataselect.influence import fit_factors, summed_influence
 
         factors = None
         if self.method != "grad-dot":
@@ -174,7 +174,7 @@ class TfidfInfluenceSelection(_HarmAgent):
         _check_damping(self.damping)
 
     def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
-        from optgym.agents.influence import fit_factors, summed_influence
+        from optgym.agents.dataselect.influence import fit_factors, summed_influence
 
         kept = np.flatnonzero(base.keep)
         order = _tfidf_order(base)
@@ -202,7 +202,7 @@ class SelfInfluenceSelection(_HarmAgent):
         _check_damping(self.damping)
 
     def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
-        from optgym.agents.influence import fit_factors, self_influence
+        from optgym.agents.dataselect.influence import fit_factors, self_influence
 
         kept = base.pool_x[np.flatnonzero(base.keep)]
         factors = fit_factors(base.model, kept, method="ekfac", damping=self.damping, seed=seed)

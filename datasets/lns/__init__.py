@@ -2,7 +2,7 @@
 of the LB-RELAX and CL-LNS papers (vertex cover, independent set, set cover, combinatorial
 auction), each at a small (``-s-``) and a large (``-l-``) size, and the best known objective
 values of their first test instances (``best_known.json``, made by
-``scripts/ilp_best_known.py``).
+``datasets/lns/best_known.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from optgym.datasets.dataset import Dataset
-from optgym.datasets.ilp.generators import FAMILIES_SPEC, SIZES, IlpDataset, IlpInstance
+from optgym.datasets.lns.generators import FAMILIES_SPEC, SIZES, IlpDataset, IlpInstance
 
 __all__ = [
     "BEST_KNOWN_PATH",

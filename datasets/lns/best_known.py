@@ -5,12 +5,12 @@ Runs SCIP (1 thread, ``randomization/randomseedshift`` 0, ``timing/clocktype`` 1
 time limit ``--seconds``) on seeds ``0 .. count-1`` of each ``<family>-s-v0`` dataset and
 records, per instance URI, the best objective found, the dual bound, SCIP's status, the time
 limit, this command line, the SCIP version and the instance's sha256 in
-``datasets/ilp/best_known.json`` (or ``--output``). The file is rewritten after every
+``datasets/lns/best_known.json`` (or ``--output``). The file is rewritten after every
 instance; an entry with the same sha256 and at least as many seconds is kept, not re-solved,
 so an interrupted run resumes where it stopped.
 
-    python scripts/ilp_best_known.py --seconds 3600 --count 10
-    python scripts/ilp_best_known.py --seconds 30 --count 2 --family auction
+    python -m optgym.datasets.lns.best_known --seconds 3600 --count 10
+    python -m optgym.datasets.lns.best_known --seconds 30 --count 2 --family auction
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from optgym.datasets.ilp import BEST_KNOWN_PATH, FAMILIES, IlpDataset
+from optgym.datasets.lns import BEST_KNOWN_PATH, FAMILIES, IlpDataset
 
 
 def scip_version() -> str:

@@ -18,7 +18,7 @@ once with :func:`prepare_lds`, then score any ``(n_query, n_train)`` matrix with
 >>> lds_per_method("generator://digits-noisy-v0/0", subsets=50)
 {'ekfac': 0.63, 'kfac': 0.63, 'grad-dot': 0.27}
 
-CLI: ``python -m optgym.leaderboard.influence_lds [--benchmark URI] [--subsets 50]
+CLI: ``python -m optgym.envs.dataselect.lds [--benchmark URI] [--subsets 50]
 [--methods ekfac,kfac,grad-dot]``.
 """
 
@@ -36,7 +36,7 @@ from scipy.stats import spearmanr
 from torch import nn
 
 import optgym  # noqa: F401  registers the env
-from optgym.agents.influence import fit_factors, influence_scores, random_subsets
+from optgym.agents.dataselect.influence import fit_factors, influence_scores, random_subsets
 from optgym.envs.dataselect.env import DEFAULT_BENCHMARK, ENV_ID
 from optgym.envs.dataselect.models import single_thread
 

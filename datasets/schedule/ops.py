@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from optgym.datasets.halide.spec import PipelineSpec, Stage
+from optgym.datasets.schedule.spec import PipelineSpec, Stage
 
 if TYPE_CHECKING:  # pragma: no cover
     import halide as hl

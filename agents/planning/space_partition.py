@@ -38,7 +38,7 @@ import gymnasium as gym
 import numpy as np
 from sklearn.svm import SVC
 
-from optgym.agents.planning_search import (
+from optgym.agents.planning.search import (
     OPEN_LOOP_ID,
     BestTrace,
     replay_plan,

@@ -1,12 +1,12 @@
 """Halide schedule-search benchmarks: pipelines of tensor operators as pure data
-(:mod:`~optgym.datasets.halide.spec`), their operator library with numpy references
-(:mod:`~optgym.datasets.halide.ops`), and the datasets ``halide-ops-v0`` (fixed pipelines) and
+(:mod:`~optgym.datasets.schedule.spec`), their operator library with numpy references
+(:mod:`~optgym.datasets.schedule.ops`), and the datasets ``halide-ops-v0`` (fixed pipelines) and
 ``halide-random-v0`` (seeded random operator networks)."""
 
 from __future__ import annotations
 
 from optgym.datasets.dataset import Dataset
-from optgym.datasets.halide.generators import (
+from optgym.datasets.schedule.generators import (
     HalideOpsDataset,
     RandomDagDataset,
     load_spec,
@@ -14,7 +14,7 @@ from optgym.datasets.halide.generators import (
     ops_spec,
     random_spec,
 )
-from optgym.datasets.halide.ops import (
+from optgym.datasets.schedule.ops import (
     FEATURE_NAMES,
     OPS,
     Access,
@@ -29,7 +29,7 @@ from optgym.datasets.halide.ops import (
     required_regions,
     stage_feature_matrix,
 )
-from optgym.datasets.halide.spec import InputTensor, PipelineSpec, Stage
+from optgym.datasets.schedule.spec import InputTensor, PipelineSpec, Stage
 
 __all__ = [
     "FEATURE_NAMES",

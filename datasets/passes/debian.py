@@ -51,7 +51,7 @@ from optgym.datasets.cache import (
 )
 from optgym.datasets.dataset import Benchmark, Dataset
 from optgym.datasets.files import read_regular
-from optgym.datasets.llvm.tools import CLANG_FLAGS, run, tool
+from optgym.datasets.passes.tools import CLANG_FLAGS, run, tool
 
 NAME = "debian-v0"
 SUITE = "bookworm"

@@ -4,7 +4,7 @@ Shapes are in Halide order: ``x`` (fastest, contiguous) first, then ``y``, then 
 numpy array of the same tensor has the reversed shape. Every stage is one Halide Func defined
 over an infinite domain; ``shape`` is the extent the stage nominally has (the output's is the
 region realized), while the input buffers cover whatever bounds inference requires (see
-:func:`optgym.datasets.halide.ops.required_regions`).
+:func:`optgym.datasets.schedule.ops.required_regions`).
 """
 
 from __future__ import annotations
@@ -310,7 +310,7 @@ class PipelineSpec:
     # ------------------------------------------------------------------ validation
 
     def _validate(self) -> None:
-        from optgym.datasets.halide.ops import OPS
+        from optgym.datasets.schedule.ops import OPS
 
         if (
             not isinstance(self.name, str)
@@ -387,7 +387,7 @@ class PipelineSpec:
         for s in self.stages[:-1]:
             if s.name not in used:
                 raise ValueError(f"stage {s.name!r} is read by no stage and is not the output")
-        from optgym.datasets.halide.generators import naive_work
+        from optgym.datasets.schedule.generators import naive_work
 
         work = naive_work(self)
         if work > MAX_NAIVE_WORK:

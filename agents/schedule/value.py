@@ -10,13 +10,13 @@ Make the shipped weights (``optgym/agents/weights/schedule_value.pt``; the measu
 to the env's SQLite cache and the training data to
 ``<cache_dir>/schedule/value_data.npz``, so a rerun reuses the measurements)::
 
-    python -m optgym.agents.schedule_value all
+    python -m optgym.agents.schedule.value all
 
 or step by step (these are the defaults of ``all``)::
 
-    python -m optgym.agents.schedule_value collect --pipelines 45 --schedules 10 \
+    python -m optgym.agents.schedule.value collect --pipelines 45 --schedules 10 \
         --max-stages 16 --seed 0 --out data.npz
-    python -m optgym.agents.schedule_value train --data data.npz --out weights.pt \
+    python -m optgym.agents.schedule.value train --data data.npz --out weights.pt \
         --epochs 20 --vi-rounds 1 --vi-epochs 5 --seed 0
 
 ``all`` takes about 20 minutes on 2 cores: 45 pipelines x (naive reference, naive anchor,
@@ -731,7 +731,7 @@ class ValueFunctionAgent:
     # ---- a learned agent ------------------------------------------------------------------
     def load(self, path: str | Path) -> None:
         """Use the weights in ``path`` (a file ``save`` or ``python -m
-        optgym.agents.schedule_value train`` wrote)."""
+        optgym.agents.schedule.value train`` wrote)."""
         self._model = load_cost_model(path)
         self.path = Path(path)
 
@@ -749,7 +749,7 @@ class ValueFunctionAgent:
     ) -> dict[str, Any]:
         """Measure schedules of ``benchmarks`` (train-split pipelines) with ``env`` (in
         ``measure`` or ``cache`` mode; its budget meter counts every measurement) and fit
-        the value network to them, as ``python -m optgym.agents.schedule_value all`` does.
+        the value network to them, as ``python -m optgym.agents.schedule.value all`` does.
 
         Round-robin over the pipelines (those with at most ``max_stages`` stages): first
         each one's naive anchor, then up to ``schedules`` random schedules each (prior and
@@ -953,11 +953,11 @@ class ValueFunctionAgent:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m optgym.agents.schedule_value {collect,train,all}`` (see the docstring)."""
+    """``python -m optgym.agents.schedule.value {collect,train,all}`` (see the docstring)."""
     from optgym.envs.schedule.env import default_cache_path
 
     parser = argparse.ArgumentParser(
-        prog="python -m optgym.agents.schedule_value",
+        prog="python -m optgym.agents.schedule.value",
         description="Collect schedule measurements and train the ScheduleSearch value function.",
     )
     sub = parser.add_subparsers(dest="command", required=True)

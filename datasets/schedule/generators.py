@@ -3,7 +3,7 @@
 ``benchmark://halide-ops-v0/<name>`` holds named pipelines (matmul, conv2d + relu,
 depthwise + relu, max pooling, a residual block, a separable blur), each at three sizes;
 ``generator://halide-random-v0/<seed>`` draws a small network of 1 to 30 operators per seed.
-A benchmark's file is its :class:`~optgym.datasets.halide.spec.PipelineSpec` as canonical JSON.
+A benchmark's file is its :class:`~optgym.datasets.schedule.spec.PipelineSpec` as canonical JSON.
 
 Naive-schedule times (every stage ``compute_root()``, ``HL_NUM_THREADS=1``, measured on the
 2-core x86-64 development machine): ``halide-ops-v0`` from 2 ms (maxpool-512) to 72 ms
@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from optgym.datasets.dataset import Benchmark, Dataset
-from optgym.datasets.halide.ops import OPS, required_regions
-from optgym.datasets.halide.spec import MAX_SPEC_BYTES, InputTensor, PipelineSpec, Stage
+from optgym.datasets.schedule.ops import OPS, required_regions
+from optgym.datasets.schedule.spec import MAX_SPEC_BYTES, InputTensor, PipelineSpec, Stage
 from optgym.datasets.seeded import SeededDataset
 
 LICENSE = "MIT (OptGym); generated"
@@ -36,7 +36,7 @@ RANDOM_NAME = "halide-random-v0"
 
 def load_spec(benchmark: Benchmark) -> PipelineSpec:
     """The pipeline a Halide benchmark's file holds; ``ValueError`` naming the file and the
-    field or limit when it is not a valid spec (see :mod:`~optgym.datasets.halide.spec`)."""
+    field or limit when it is not a valid spec (see :mod:`~optgym.datasets.schedule.spec`)."""
     what = f"pipeline spec {benchmark.path} (from {benchmark.uri})"
     try:
         size = benchmark.path.stat().st_size
@@ -177,9 +177,9 @@ class HalideOpsDataset(Dataset):
             ),
             license=LICENSE,
             provenance=(
-                "Written by optgym.datasets.halide.generators.ops_spec: each file is the "
+                "Written by optgym.datasets.schedule.generators.ops_spec: each file is the "
                 "PipelineSpec's canonical JSON (PipelineSpec.to_json). Operators are those of "
-                "optgym.datasets.halide.ops (float32, centred 'same' stencils, inputs cover the "
+                "optgym.datasets.schedule.ops (float32, centred 'same' stencils, inputs cover the "
                 "required region). Input data: numpy.random.default_rng(seed).random(float32) "
                 "* 2 - 1 per input in spec order, seed = zlib.crc32(name). The naive schedule "
                 "(all stages compute_root, HL_NUM_THREADS=1) runs in about 2-75 ms on one "
@@ -316,7 +316,7 @@ class RandomDagDataset(SeededDataset):
             ),
             license=LICENSE,
             provenance=(
-                "optgym.datasets.halide.generators.random_spec(seed), written as canonical "
+                "optgym.datasets.schedule.generators.random_spec(seed), written as canonical "
                 "PipelineSpec JSON. rng = numpy.random.default_rng(seed), random() stream only; "
                 "choice(items) = items[int(random() * len(items))]. n_ops = 1 + int(30 * u * "
                 f"sqrt(u)) with u the first random(). The input has channels in {CHANNELS}. "

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from optgym.agents.lns_loop import run_lns
+from optgym.agents.lns.loop import run_lns
 from optgym.agents.protocol import Result
 from optgym.budget import Budget
 

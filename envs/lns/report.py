@@ -26,7 +26,7 @@ def _ok(rows: list[dict]) -> list[dict]:
 def _maximize(uri: str, objectives: list[float]) -> bool:
     """The objective sense, from the best-known entry (its dual bound lies on the far side)
     or, without one, from which way the episodes' objectives moved."""
-    from optgym.datasets.ilp import best_known_entries
+    from optgym.datasets.lns import best_known_entries
 
     entry = best_known_entries().get(uri)
     if entry and entry.get("dual_bound") is not None:
@@ -36,7 +36,7 @@ def _maximize(uri: str, objectives: list[float]) -> bool:
 
 def references(rows: list[dict]) -> dict[str, float]:
     """Per instance, the best objective over ``best_known.json`` and every episode."""
-    from optgym.datasets.ilp import best_known
+    from optgym.datasets.lns import best_known
 
     found: dict[str, list[float]] = {}
     for r in _ok(rows):

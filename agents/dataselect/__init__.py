@@ -1,0 +1,2 @@
+"""The data-selection problem's agents (``optgym/DataSelection-v0``) and the influence
+functions they use."""

@@ -1,0 +1,1 @@
+"""The pass-ordering problem's agents (``optgym/PassOrdering-v0``)."""

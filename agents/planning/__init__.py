@@ -1,0 +1,1 @@
+"""The path-planning problem's agents (``optgym/PathPlanning2D-v0`` and its closed-loop twin)."""

@@ -1,0 +1,1 @@
+"""The schedule-search problem's agents (``optgym/ScheduleSearch-v0``)."""
