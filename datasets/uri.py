@@ -60,17 +60,6 @@ class BenchmarkUri:
     def dataset_uri(self) -> str:
         return f"{self.scheme}://{self.dataset}"
 
-    @property
-    def dataset_name(self) -> str:
-        """The dataset's name without its version: ``csmith`` for ``csmith-v0``."""
-        m = _DATASET.fullmatch(self.dataset)
-        return m.group("name") if m else ""
-
-    @property
-    def dataset_version(self) -> int:
-        m = _DATASET.fullmatch(self.dataset)
-        return int(m.group("version")) if m else 0
-
     def __str__(self) -> str:
         if self.scheme == "file":
             return f"file://{self.path}"

@@ -40,10 +40,6 @@ from optgym.result_line import (
 )
 from optgym.state import EpisodeState, StateWriter, json_lines
 
-#: The fields of every result line, in the order they are written.
-
-Episode = tuple[str, str, int]  # (agent, benchmark URI, seed)
-
 # One env per (env id, kwargs) per process: starting an env costs a worker process.
 _ENVS: dict[str, Any] = {}
 

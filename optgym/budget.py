@@ -146,9 +146,6 @@ class BudgetMeter:
             return None
         return b.seconds + max(SECONDS_GRACE * b.seconds, SECONDS_GRACE_MIN) - self.seconds
 
-    def remaining_calls(self) -> float:
-        return float("inf") if self.budget.calls is None else self.budget.calls - self.calls
-
     def room(self, reserve: int = 0, seconds: bool = True) -> int:
         """Units of work (each one call and one step) still allowed, ``reserve`` kept back;
         0 once the budget is exhausted (its seconds too, unless ``seconds`` is false), a

@@ -18,10 +18,14 @@ A problem's env subclasses it and supplies small hooks:
 * optionally ``_reference_step(name)`` (a reference pipeline applied as the first step),
   ``_replay(state)``, ``_extras()``, ``_versions()``, ``_record_action(action, info)``,
   ``_fork_into(new)`` and ``_on_crash()``;
+* ``_named_observations() -> {name: NamedSpace(space, compute)}``: the env's named
+  observation spaces (its own observation under a name, and any other view), which
+  ``env.observation[name]`` computes on request;
 * class attributes: ``env_id``, ``default_benchmark``, ``work_unit`` (the problem's unit of
   work: compilations, measurements, sub-MIP solves, plan evaluations, retrainings, counted in
   every ``info`` under that name), ``reward_tolerance``, ``reward_spaces``,
-  ``observation_spaces`` and ``references``.
+  ``observation_spaces`` (the names ``_named_observations`` gives, the default first) and
+  ``references``.
 
 Wherever the env does a unit of work it calls ``self._spend(n)``, which charges the attached
 budget meter (and refuses work past the budget with :class:`BudgetExceeded`).
@@ -36,7 +40,7 @@ import json
 import math
 import time
 from abc import ABCMeta, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -50,13 +54,17 @@ from optgym.state import EpisodeState, ValidationResult, check_benchmark_unchang
 
 ObsType = TypeVar("ObsType")
 ActType = TypeVar("ActType")
+EnvType = TypeVar("EnvType", bound="OptGymEnv")
 StepResult = tuple[Any, float, bool, bool, dict[str, Any]]
 
 __all__ = [
     "BackendCrash",
     "BudgetExceeded",
+    "NamedSpace",
+    "ObservationView",
     "OptGymEnv",
     "RewardTolerance",
+    "UnknownObservationSpace",
     "jsonable",
 ]
 
@@ -107,6 +115,76 @@ class RewardTolerance:
         if self.kind == "unchecked":
             return f"not replayed ({self.why})" if self.why else "not replayed"
         return f"{self.kind} {self.value:.3g}"
+
+
+@dataclass(frozen=True)
+class NamedSpace:
+    """One named observation space of an env: its gymnasium ``space`` and ``compute``, which
+    gives the observation of the episode as it stands (no work unit is charged)."""
+
+    space: gym.Space
+    compute: Callable[[], Any]
+
+
+class UnknownObservationSpace(KeyError, ValueError):
+    """An observation space name the env does not have (a ``KeyError`` for lookups, a
+    ``ValueError`` for arguments); its message names the allowed ones."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _unknown(name: object, allowed: Iterable[str]) -> UnknownObservationSpace:
+    return UnknownObservationSpace(
+        f"unknown observation space {name!r}; allowed: {', '.join(allowed) or 'none'}"
+    )
+
+
+class _Spaces(dict[str, gym.Space]):
+    """Names to spaces, whose missing keys raise :class:`UnknownObservationSpace`."""
+
+    def __missing__(self, name: str) -> gym.Space:
+        raise _unknown(name, self)
+
+
+class ObservationView(Mapping[str, Any]):
+    """``env.observation``: the env's named observation spaces, each computed on request
+    (``env.observation["Autophase"]``), after CompilerGym's ``env.observation``.
+
+    Its keys are the names (``list(env.observation)``, ``"Ir" in env.observation``);
+    ``spaces`` maps each to its gymnasium space. An unknown name raises
+    :class:`UnknownObservationSpace` (a ``KeyError``) naming the allowed ones; computing
+    one before ``reset()`` or after ``close()`` is a ``RuntimeError``.
+    """
+
+    def __init__(self, env: OptGymEnv) -> None:
+        self._env = env
+
+    def __getitem__(self, name: str) -> Any:
+        named = self._env._named_space(name)
+        self._env._need_open(f"observation[{name!r}]")
+        self._env._need_reset(f"observation[{name!r}]")
+        return named.compute()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._env._named_observations())
+
+    def __len__(self) -> int:
+        return len(self._env._named_observations())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._env._named_observations()
+
+    @property
+    def spaces(self) -> dict[str, gym.Space]:
+        """Each name's gymnasium space (an unknown name raises
+        :class:`UnknownObservationSpace`, as ``env.observation[name]`` does)."""
+        return _Spaces(
+            {name: named.space for name, named in self._env._named_observations().items()}
+        )
+
+    def __repr__(self) -> str:
+        return f"ObservationView({', '.join(self)})"
 
 
 def _same(a: Any, b: Any, rtol: float) -> bool:
@@ -173,7 +251,8 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
     reward_tolerance: ClassVar[RewardTolerance] = RewardTolerance("exact")
     #: Reward space names, the default first.
     reward_spaces: ClassVar[tuple[str, ...]] = ()
-    #: Observation space names (for ``optgym envs``); empty when there is only one.
+    #: Names of the observation spaces ``env.observation`` offers, the default first (what
+    #: ``optgym envs`` lists without making the env).
     observation_spaces: ClassVar[tuple[str, ...]] = ()
     #: Reference pipelines ``apply_reference`` takes (e.g. ``"Oz"``); empty when none.
     references: ClassVar[tuple[str, ...]] = ()
@@ -243,6 +322,21 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
         self._new_episode(None)
 
     # ---- what the base owns ------------------------------------------------------------------
+    @property
+    def observation(self) -> ObservationView:
+        """The named observation spaces, each computed on request:
+        ``env.unwrapped.observation["Name"]``; ``env.unwrapped.observation.spaces`` maps the
+        names to their gymnasium spaces. Computing one charges no work unit."""
+        return ObservationView(self)
+
+    def _named_space(self, name: str) -> NamedSpace:
+        """The named observation space ``name``; :class:`UnknownObservationSpace` naming the
+        allowed ones."""
+        named = self._named_observations()
+        if not isinstance(name, str) or name not in named:
+            raise _unknown(name, named)
+        return named[name]
+
     @property
     def config(self) -> dict[str, Any]:
         """The constructor's keyword arguments (JSON values), as every state records them."""
@@ -606,9 +700,10 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
             return str(e)
         return None
 
-    def fork(self) -> OptGymEnv:
-        """An independent copy at the same point of the episode. It shares the budget meter
-        (work on a fork counts) and whatever the env documents as shared."""
+    def fork(self: EnvType) -> EnvType:
+        """An independent copy at the same point of the episode, of the same class. It shares
+        the budget meter (work on a fork counts) and whatever the env documents as shared
+        (its class docstring says what)."""
         self._need_open("fork()")
         self._need_reset("fork()")
         new = copy.copy(self)
@@ -624,6 +719,11 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
         self._closed = True
 
     # ---- hooks -------------------------------------------------------------------------------
+    def _named_observations(self) -> dict[str, NamedSpace]:
+        """The env's named observation spaces, the keys ``observation_spaces`` in order (the
+        default first): each space and how to compute it from the episode as it stands."""
+        return {}
+
     @abstractmethod
     def _reset(self, benchmark: Benchmark) -> tuple[ObsType, dict[str, Any]]:
         """Load ``benchmark`` (when it is not the one loaded) and start an episode on it.

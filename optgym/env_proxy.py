@@ -47,7 +47,7 @@ ENV_DENIED = frozenset({
 })  # fmt: skip
 #: What the agent may read of the budget meter.
 METER_READINGS = frozenset({
-    "budget", "calls", "steps", "seconds", "seconds_left", "remaining_calls", "room",
+    "budget", "calls", "steps", "seconds", "seconds_left", "room",
     "calls_left", "exhausted", "used", "check",
 })  # fmt: skip
 #: Modules whose records are sent as plain namespaces (see ``_RefPickler``).

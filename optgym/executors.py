@@ -47,6 +47,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future
+from concurrent.futures import wait as wait_all
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import TYPE_CHECKING, Any
@@ -640,12 +641,17 @@ class RayExecutor(OptGymExecutor):
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking calls; with ``cancel_futures``, cancel the Ray tasks not finished
+        (their futures fail); with ``wait``, return once every call submitted has settled."""
+        pending = list(self._refs.values())
         if cancel_futures:
             for ref in list(self._refs):
                 try:
                     self._ray.cancel(ref, force=True)
                 except Exception:  # noqa: BLE001  already finished
                     pass
+        if wait:
+            wait_all(pending)
 
 
 def check_address(address: str, timeout: float = 5.0) -> None:

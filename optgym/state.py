@@ -249,21 +249,6 @@ def json_lines(path: str | Path) -> Iterator[tuple[int, Any, str | None]]:
                 yield lineno, None, f"malformed JSON: {str(e)[:200]}"
 
 
-def read_states(path: str | Path) -> Iterator[EpisodeState]:
-    """States from a JSON-lines file of states or of result rows; ``ValueError`` naming the
-    line that is malformed."""
-    for lineno, data, error in json_lines(path):
-        try:
-            if error:
-                raise ValueError(error)
-            # a result row of `optgym bench` holds its state under "state"
-            if isinstance(data, dict) and isinstance(data.get("state"), dict):
-                data = data["state"]
-            yield EpisodeState.from_dict(data)
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"{path}:{lineno}: malformed episode state: {e}") from None
-
-
 def check_benchmark_unchanged(state: EpisodeState, sha256: str, what: str = "benchmark") -> None:
     """``ValueError`` when the state records the sha256 of its benchmark's file and the file
     loaded now differs (``what`` names it in the message: "map", "task")."""

@@ -6,8 +6,12 @@ the env's hyperparameter file, shipped in its problem package as
 holds:
 
 * ``env_kwargs``: the env's settings while it trains;
-* ``wrappers``: a list of ``{Name: {setting: value}}`` from :data:`WRAPPERS`, applied in
-  order around the env (graph padding, fixed-size scores, a per-step time cap, ...);
+* ``wrappers``: a list of ``{Name: {setting: value}}``, applied in order around the env
+  (graph padding, fixed-size scores, a per-step time cap, ...): ``Name`` is one of
+  :data:`WRAPPERS` or, as the RL Zoo's ``env_wrapper``, any gymnasium ``Wrapper`` class by
+  its import path, ``"package.module:Class"``. Every wrapper is resolved and checked
+  (importable, a ``Wrapper`` class, taking its settings) when the file is read, before any
+  training starts;
 * ``benchmarks``: where each reset draws its benchmark from, a list of
   ``{dataset: URI, split: train|validation, count: N}`` (the first ``N`` of the split);
   training never touches a test split. Given a task instead of an env id, the task's own
@@ -104,9 +108,51 @@ WRAPPERS: dict[str, Callable[..., gym.Env]] = {
     "FlattenObservation": FlattenObservation,
 }
 
+#: Settings a wrapper of :data:`WRAPPERS` gets unless the file gives them.
+_WRAPPER_DEFAULTS: dict[str, dict[str, Any]] = {"TimeLimit": {"max_episode_steps": 1000}}
+
 #: Wrappers a trained policy needs when it acts on another env (not the training episode's
-#: length nor its time cap: the runner's budget rules those).
+#: length nor its time cap: the runner's budget rules those). A wrapper named by its import
+#: path is always one: it may change what the policy sees or does.
 ADAPTERS = ("PaddedGraph", "FixedScores", "NamedObservation", "FlattenObservation")
+
+
+def wrapper_class(name: str, where: str = "the wrappers") -> type[gym.Wrapper]:
+    """The wrapper class ``name`` names: one of :data:`WRAPPERS`, or a gymnasium ``Wrapper``
+    subclass by its import path ``"package.module:Class"``; ``ValueError`` (one line,
+    naming ``where``) when it is neither."""
+    from optgym.problem import load_object
+
+    if name in WRAPPERS:
+        return WRAPPERS[name]  # type: ignore[return-value]
+    if ":" not in name:
+        allowed = ", ".join(WRAPPERS)
+        raise ValueError(
+            f"unknown wrapper {name!r} in {where}; allowed: {allowed}, or a gymnasium Wrapper "
+            "class as 'package.module:Class'"
+        )
+    try:
+        cls = load_object(name)
+    except ValueError as e:
+        raise ValueError(f"wrapper {name!r} in {where}: {e}") from None
+    if not (isinstance(cls, type) and issubclass(cls, gym.Wrapper)):
+        raise ValueError(f"wrapper {name!r} in {where} is not a gymnasium Wrapper class")
+    return cls
+
+
+def check_wrapper(name: str, kwargs: Mapping[str, Any], where: str = "the wrappers") -> None:
+    """``ValueError`` (one line) unless ``name`` is a wrapper (:func:`wrapper_class`) whose
+    constructor takes ``(env, **kwargs)``: every required setting given, none unknown."""
+    cls = wrapper_class(name, where)
+    settings = {**_WRAPPER_DEFAULTS.get(name, {}), **kwargs}
+    try:
+        signature = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):  # a constructor Python cannot describe: tried when made
+        return
+    try:
+        signature.bind(None, None, **settings)  # self, env
+    except TypeError as e:
+        raise ValueError(f"wrapper {name!r} in {where} does not take its settings: {e}") from None
 
 
 @dataclass
@@ -233,8 +279,9 @@ def _parse_wrappers(value: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
             kwargs = _check_mapping(kwargs, f"the settings of wrapper {name!r} in {where}")
         else:
             raise ValueError(f"each wrapper in {where} is a name or {{Name: {{settings}}}}")
-        if name not in WRAPPERS:
-            raise ValueError(f"unknown wrapper {name!r} in {where}; allowed: {', '.join(WRAPPERS)}")
+        if not isinstance(name, str):
+            raise ValueError(f"a wrapper's name in {where} must be a string, got {name!r}")
+        check_wrapper(name, kwargs, where)
         out.append((name, kwargs))
     return out
 
@@ -696,15 +743,12 @@ def _refusal(e: BaseException) -> str:
 def apply_wrappers(
     env: gym.Env, wrappers: Sequence[tuple[str, Mapping[str, Any]]], only: Sequence[str] = ()
 ) -> gym.Env:
-    """``env`` inside the named wrappers, in order (only those in ``only`` when given)."""
-    table = WRAPPERS
+    """``env`` inside the named wrappers (short names or import paths), in order; with
+    ``only``, the short names in it and every wrapper named by its import path."""
     for name, kwargs in wrappers:
-        if only and name not in only:
+        if only and name in WRAPPERS and name not in only:
             continue
-        if name == "TimeLimit":
-            env = table[name](env, **{"max_episode_steps": 1000, **kwargs})
-        else:
-            env = table[name](env, **kwargs)
+        env = wrapper_class(name)(env, **{**_WRAPPER_DEFAULTS.get(name, {}), **kwargs})
     return env
 
 
@@ -1729,6 +1773,8 @@ __all__ = [
     "RUN_FILES",
     "SEARCH_SPACES",
     "WRAPPERS",
+    "check_wrapper",
+    "wrapper_class",
     "SETTING_RANGES",
     "SettingRange",
     "StepPlan",

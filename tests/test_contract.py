@@ -122,6 +122,47 @@ def test_fork_is_independent(made):
         fork.close()
 
 
+def _same_observation(a, b) -> bool:
+    """Equal observations; LNS's ``budget_left`` (CPU seconds left) may only have dropped."""
+    if isinstance(a, dict):
+        clock = "budget_left"
+        if clock in a and a[clock][0] > b[clock][0]:
+            return False
+        return a.keys() == b.keys() and all(
+            _same_observation(a[k], b[k]) for k in a if k != clock
+        )
+    if isinstance(a, gym.spaces.GraphInstance):
+        return all(_same_observation(x, y) for x, y in zip(a, b, strict=True))
+    return np.array_equal(a, b)
+
+
+def test_named_observations_are_offered_and_computed_on_request(made):
+    env_id, env = made
+    view = env.observation
+    names = list(view)
+    assert names and names == list(type(env).observation_spaces) and len(view) == len(names)
+    own = [name for name, space in view.spaces.items() if space == env.observation_space]
+    assert own, f"{env_id}: its observation space has no name"
+    obs, _ = env.reset(seed=0, options={"benchmark": CASES[env_id][0]})
+    assert _same_observation(view[own[0]], obs)
+    for name in names:
+        assert name in view and view.spaces[name].contains(view[name]), name
+    env.action_space.seed(0)
+    obs = env.step(env.action_space.sample())[0]
+    assert _same_observation(env.observation[own[0]], obs)  # the episode as it stands
+    fork = env.fork()
+    try:
+        assert _same_observation(fork.observation[own[0]], obs)
+    finally:
+        fork.close()
+    allowed = f"allowed: {', '.join(names)}$"
+    with pytest.raises(KeyError, match=f"unknown observation space 'Nope'; {allowed}"):
+        view["Nope"]
+    with pytest.raises(ValueError, match=f"unknown observation space 'Nope'; {allowed}"):
+        view.spaces["Nope"]
+    assert "Nope" not in view and [] not in view
+
+
 def test_state_replays_under_its_recorded_config(made):
     env_id, env = made
     _episode(env, env_id)

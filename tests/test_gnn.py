@@ -3,7 +3,6 @@ observations, and of their use by stable-baselines3's PPO."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,8 @@ from gymnasium.wrappers import TimeLimit
 from stable_baselines3 import PPO
 
 import optgym  # noqa: F401  (registers the envs)
-from optgym.agents.passes.gnn import ProgramlExtractor
 from optgym.agents.lns.gnn import BipartiteExtractor, BipartiteScorePolicy
+from optgym.agents.passes.gnn import ProgramlExtractor
 from optgym.wrappers import FixedScores, PaddedGraph
 
 SMALL_PROGRAM = "generator://llvm-stress-v0/2000"
@@ -45,18 +44,6 @@ def repad(obs: dict[str, np.ndarray], max_nodes: int, max_edges: int) -> dict[st
     out["edge_attr"] = np.zeros((max_edges, obs["edge_attr"].shape[1]), np.float32)
     out["edge_attr"][:e] = obs["edge_attr"][:e]
     return out
-
-
-def forward_seconds(extractor: torch.nn.Module, batch: dict[str, torch.Tensor]) -> float:
-    """Best of three inference forwards, in seconds (after one warm-up)."""
-    with torch.no_grad():
-        extractor(batch)
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            extractor(batch)
-            times.append(time.perf_counter() - start)
-    return min(times)
 
 
 @pytest.fixture
@@ -128,15 +115,6 @@ def test_ppo_learns_with_programl_extractor(programl: Any, one_thread: None) -> 
     assert model.num_timesteps == 64
     action, _ = model.predict(first, deterministic=True)
     assert env.action_space.contains(int(action))
-
-
-def test_programl_forward_time(programl: Any) -> None:
-    env, first, second = programl
-    extractor = ProgramlExtractor(env.observation_space).eval()
-    batch = as_batch(*[first, second] * 32)
-    nodes = int(batch["num_nodes"].sum())
-    seconds = forward_seconds(extractor, batch)
-    print(f"\nProgramlExtractor: batch of 64 ({nodes} nodes): {seconds * 1e3:.1f} ms forward")
 
 
 # --- LNS -----------------------------------------------------------------------------
@@ -258,25 +236,3 @@ def test_ppo_learns_with_bipartite_score_policy(lns: Any, one_thread: None, tmp_
     loaded = PPO.load(tmp_path / "lns", device="cpu")
     assert isinstance(loaded.policy, BipartiteScorePolicy)
     np.testing.assert_allclose(loaded.predict(obs, deterministic=True)[0], action, atol=1e-6)
-
-
-def random_bipartite(space: gym.spaces.Dict, seed: int, n: int = 200, m: int = 100) -> dict:
-    """A random padded LNS-like observation with ``n`` variables, ``m`` constraints and
-    four nonzeros per constraint."""
-    rng = np.random.default_rng(seed)
-    obs = {k: np.zeros(s.shape, s.dtype) for k, s in space.spaces.items()}
-    obs["nodes"][: n + m, 1:] = rng.random((n + m, 7))
-    obs["nodes"][n : n + m, 0] = 1
-    cons = np.repeat(np.arange(m), 4)
-    obs["edge_index"][:, : 4 * m] = [rng.integers(0, n, 4 * m), n + cons]
-    obs["edge_attr"][: 4 * m, 0] = rng.uniform(-1, 1, 4 * m)
-    obs["num_nodes"][0], obs["num_edges"][0] = n + m, 4 * m
-    return obs
-
-
-def test_bipartite_forward_time(lns: Any) -> None:
-    env, _ = lns
-    extractor = BipartiteExtractor(env.observation_space).eval()
-    batch = as_batch(*[random_bipartite(env.observation_space, s) for s in range(64)])
-    seconds = forward_seconds(extractor, batch)
-    print(f"\nBipartiteExtractor: batch of 64 (300 nodes, 400 edges each): {seconds * 1e3:.1f} ms")

@@ -269,3 +269,32 @@ def test_training_seeds_on_ray_match_local(cluster: Cluster, tmp_path: Path):
     assert weights[0] == weights[1]  # the same seed trains the same policy anywhere
     other = zipfile.ZipFile(tmp_path / "ray/seed-0/model.zip").read("policy.pth")
     assert other != weights[0]
+
+
+_SHUTDOWN = """
+import json, sys, time
+from optgym.executors import RayExecutor
+out = {}
+for wait in (False, True):
+    executor = RayExecutor(sys.argv[1])
+    call = executor.submit(time.sleep, 3.0)
+    time.sleep(0.5)  # the task is under way
+    start = time.monotonic()
+    executor.shutdown(wait=wait)
+    out[str(wait)] = [time.monotonic() - start, call.done()]
+    call.result(timeout=60)
+print(json.dumps(out))
+"""
+
+
+def test_ray_shutdown_waits_only_when_asked(cluster: Cluster):
+    done = subprocess.run(
+        [sys.executable, "-c", _SHUTDOWN, cluster.address], env=cluster.env,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    seconds, settled = result["False"]
+    assert seconds < 1.0 and not settled  # returns at once, the call still running
+    seconds, settled = result["True"]
+    assert seconds > 1.0 and settled  # returns once the call has settled

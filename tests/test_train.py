@@ -8,11 +8,21 @@ import re
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import pytest
 
 import optgym
 from optgym.cli import main
-from optgym.train import ALGOS, hyperparams_path, load_policy, read_hyperparams, resolve
+from optgym.train import (
+    ADAPTERS,
+    ALGOS,
+    apply_wrappers,
+    hyperparams_path,
+    load_policy,
+    make_eval_env,
+    read_hyperparams,
+    resolve,
+)
 
 #: Env settings that make a 256-step run quick (LNS: short sub-MIPs and episodes).
 QUICK = {
@@ -98,6 +108,35 @@ def test_training_never_draws_test_benchmarks_and_task_targets_use_train_splits(
         resolve("optgym/PassOrdering-v0", "ppo", bad)
 
 
+def test_a_wrapper_is_named_by_its_import_path(tmp_path: Path) -> None:
+    path = tmp_path / "h.yml"
+    path.write_text(
+        "wrappers:\n"
+        "  - gymnasium.wrappers:ClipReward: {min_reward: -0.5, max_reward: 0.5}\n"
+        "  - TimeLimit: {max_episode_steps: 3}\n"
+        "benchmarks:\n  - {dataset: generator://nav2d-random-v0, split: train, count: 1}\n"
+        "ppo: {}\n"
+    )
+    config = resolve("optgym/PathPlanning2DClosedLoop-v0", "ppo", path)
+    assert config.wrappers[0] == (
+        "gymnasium.wrappers:ClipReward", {"min_reward": -0.5, "max_reward": 0.5}
+    )
+    env = make_eval_env(config)
+    try:
+        assert isinstance(env, gym.wrappers.TimeLimit) and env._max_episode_steps == 3
+        assert isinstance(env.env, gym.wrappers.ClipReward)
+        env.reset(options={"benchmark": "benchmark://nav2d-v0/open"})
+        rewards = [env.step(np.array([1.0, 1.0]))[1] for _ in range(3)]
+        assert all(-0.5 <= r <= 0.5 for r in rewards)
+    finally:
+        env.close()
+    # the wrapper named by its path adapts a trained policy's env too; TimeLimit does not
+    adapted = apply_wrappers(optgym.make("optgym/PathPlanning2DClosedLoop-v0"),
+                             config.wrappers, only=ADAPTERS)  # fmt: skip
+    assert isinstance(adapted, gym.wrappers.ClipReward)
+    adapted.close()
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -106,6 +145,15 @@ def test_training_never_draws_test_benchmarks_and_task_targets_use_train_splits(
         ("ppo: {}\nlearning: 3\n", "unknown keys .*: learning; allowed"),
         ("a2c: {}\n", "has no 'ppo' section .* it has: a2c"),
         ("wrappers: [Explode]\nppo: {}\n", "unknown wrapper 'Explode'.*allowed: PaddedGraph"),
+        ("wrappers: [no.such.module:W]\nppo: {}\n", "wrapper 'no.such.module:W' .*cannot import"),
+        ("wrappers: ['gymnasium.wrappers:Nope']\nppo: {}\n", "module 'gymnasium.wrappers' has no"),
+        ("wrappers: ['gymnasium:Env']\nppo: {}\n", "'gymnasium:Env' .*not a gymnasium Wrapper"),
+        (
+            "wrappers:\n  - gymnasium.wrappers:ClipReward: {low: 1}\nppo: {}\n",
+            "'gymnasium.wrappers:ClipReward' .*does not take its settings: .*'low'",
+        ),
+        ("wrappers: [NamedObservation]\nppo: {}\n", "does not take its settings: missing .*'name'"),
+        ("wrappers:\n  - 3: {}\nppo: {}\n", "a wrapper's name .* must be a string"),
         ("n_envs: 0\nppo: {}\n", r"n_envs must be an integer in \[1, 64\]"),
         (
             "benchmarks:\n  - {dataset: generator://nope-v0}\nppo: {}\n",

@@ -134,5 +134,18 @@ def test_a_named_observation_replaces_the_env_s_own() -> None:
     env.close()
     with pytest.raises(ValueError, match="unknown observation space 'Nope'; allowed: Ir"):
         NamedObservation(_passes(), "Nope")
-    with pytest.raises(ValueError, match="no named observation spaces"):
+    with pytest.raises(ValueError, match="'Autophase'; allowed: StartAndGoals$"):
         NamedObservation(optgym.make("optgym/PathPlanning2D-v0"), "Autophase")
+    with pytest.raises(ValueError, match="needs an OptGym env"):
+        NamedObservation(gym.make("CartPole-v1"), "Autophase")
+
+
+def test_a_named_observation_works_on_another_problem() -> None:
+    env = NamedObservation(optgym.make("optgym/PathPlanning2DClosedLoop-v0"), "Position")
+    obs, _ = env.reset(options={"benchmark": "benchmark://nav2d-v0/open"})
+    start = env.unwrapped.nav.start
+    assert obs.shape == (2,) and env.observation_space.contains(obs)
+    assert np.allclose(obs * env.unwrapped.nav.size, start)
+    obs, *_ = env.step(np.array([1.0, 0.0]))
+    assert obs[0] > start[0] / env.unwrapped.nav.size and env.observation_space.contains(obs)
+    env.close()

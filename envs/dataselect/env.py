@@ -17,7 +17,7 @@ from optgym.datasets.dataselect import (
     load_task,
 )
 from optgym.datasets.dataset import Benchmark, DatasetRegistry
-from optgym.env import OptGymEnv, RewardTolerance, StepResult
+from optgym.env import NamedSpace, OptGymEnv, RewardTolerance, StepResult
 from optgym.envs.dataselect.lm import (
     FINETUNE_BATCH,
     FINETUNE_LR,
@@ -126,7 +126,9 @@ class DataSelectionEnv(OptGymEnv[Observation, np.ndarray]):
 
     ## Observation Space
 
-    ``Dict``: ``"features"`` ``Box(0, high, (N, 76), float32)``, per pool example its 64
+    ``PoolFeatures``, the env's one named observation space
+    (``env.unwrapped.observation["PoolFeatures"]`` computes it on request), a ``Dict``:
+    ``"features"`` ``Box(0, high, (N, 76), float32)``, per pool example its 64
     inputs (in [0, 1]), its label one-hot (10), its cross-entropy under the current model
     (unbounded) and the norm of that loss's gradient with respect to the last layer's
     weight (at most ``sqrt(2 * 64)``, about 11.3: ``||softmax - onehot|| <= sqrt(2)`` times
@@ -211,6 +213,7 @@ class DataSelectionEnv(OptGymEnv[Observation, np.ndarray]):
     # across CPUs and states are re-verified on other machines.
     reward_tolerance = RewardTolerance("relative", 1e-6)
     reward_spaces = REWARD_SPACES
+    observation_spaces = ("PoolFeatures",)
 
     def __init__(
         self,
@@ -405,6 +408,9 @@ class DataSelectionEnv(OptGymEnv[Observation, np.ndarray]):
         return {"test_loss": loss, "test_accuracy": accuracy}
 
     # ---- episode ------------------------------------------------------------------------------
+    def _named_observations(self) -> dict[str, NamedSpace]:
+        return {"PoolFeatures": NamedSpace(self.observation_space, self._obs)}
+
     def _obs(self) -> Observation:
         cached_model, per_example = self._feature_cache
         if cached_model is not self.model:  # resets return to the same start model

@@ -14,7 +14,7 @@ from gymnasium import spaces
 
 from optgym.datasets.cache import cache_dir, read_tagged, write_tagged
 from optgym.datasets.dataset import Benchmark, DatasetRegistry
-from optgym.env import OptGymEnv, RewardTolerance, StepResult
+from optgym.env import NamedSpace, OptGymEnv, RewardTolerance, StepResult
 from optgym.envs.lns import problem as problem_module
 from optgym.envs.lns.graph import GRAPH_SPACE, StaticGraph
 from optgym.envs.lns.problem import InstanceError, MipProblem, instance_suffix
@@ -64,6 +64,14 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
     start solution, hence cutoff) and keeps the better solution. A feasible incumbent is
     never lost, and every incumbent is checked against the original constraints.
 
+    ``env.unwrapped.fork()`` gives an independent copy at the same point of the episode: its
+    own incumbent, objective, history, k fraction, primal integral, trace, neighborhood
+    sizes and clock offsets, and the budget meter shared. The SCIP model (``MipProblem``) is
+    shared too: every sub-MIP solve re-fixes every bound it needs, so solves on the fork and
+    the parent may interleave, one at a time (not from two threads at once), in the one SCIP
+    worker process they share. The CPU clock is the process's and the worker's: work on
+    either counts in both episodes' ``elapsed``.
+
     ## Action Space
 
     ``Box(-inf, inf, (n,))``: one score per variable of the current instance (the shape is
@@ -81,8 +89,10 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
 
     ## Observation Space
 
-    A dict: ``graph`` (gymnasium ``Graph``: variable nodes then constraint nodes, 8 features
-    each, see ``graph.py``; one edge per nonzero with its coefficient scaled into
+    ``BipartiteGraph``, the env's one named observation space
+    (``env.unwrapped.observation["BipartiteGraph"]`` computes it on request), a dict:
+    ``graph`` (gymnasium ``Graph``: variable nodes then constraint nodes, 8 features each,
+    see ``graph.py``; one edge per nonzero with its coefficient scaled into
     ``[-1, 1]``; the node type and degree-fraction columns in ``[0, 1]``, the columns that
     hold the instance's values unbounded), ``k_fraction`` (``Box(0, 1)``: the fraction of
     the integer variables the next step frees), ``budget_left`` (``Box(0, time_budget)``:
@@ -153,6 +163,7 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
     # cannot be measured again.
     reward_tolerance = RewardTolerance("relative", 1e-9)
     reward_spaces = ("PrimalIntegral",)
+    observation_spaces = ("BipartiteGraph",)
     # Measured CPU times (and what they give): a replay cannot repeat them. ``_replay``
     # checks that they hold together: a trace that climbs in time and improves in objective,
     # gaps and the integral its points give, the clock at or past the trace's end.
@@ -218,7 +229,6 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
         )
         self.action_space = spaces.Box(-np.inf, np.inf, (1,), np.float64)  # shaped at reset
 
-    # ---- instances ----------------------------------------------------------------------------
     # ---- the agent's controls, checked when set -----------------------------------------------
     @property
     def subproblem_time(self) -> float:
@@ -368,6 +378,9 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
         if self.neighborhood_size is not None:
             return int(min(max(self.neighborhood_size, 1), n_int))
         return int(min(max(round(self._k_frac * n_int), 1), n_int))
+
+    def _named_observations(self) -> dict[str, NamedSpace]:
+        return {"BipartiteGraph": NamedSpace(self.observation_space, self._obs)}
 
     def _obs(self) -> dict[str, Any]:
         lp = self._lp_values if self._lp_values is not None else np.zeros(self.problem.n)
@@ -669,15 +682,6 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
             worker.close()
         super().close()
 
-    def fork(self) -> ILPNeighborhoodEnv:
-        """An independent copy at the same point of the episode: its own incumbent,
-        objective, history, k fraction, primal integral, trace, neighborhood sizes and clock
-        offsets, and the budget meter shared. The SCIP model (``MipProblem``) is shared too:
-        every sub-MIP solve re-fixes every bound it needs, so solves on the fork and the
-        parent may interleave, one at a time (not from two threads at once), in the one SCIP
-        worker process they share. The CPU clock is the process's and the worker's: work on
-        either counts in both episodes' ``elapsed``."""
-        return super().fork()
 
 
 def _primal_trace_picture(

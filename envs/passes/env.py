@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 from gymnasium import spaces
 
 from optgym.datasets.dataset import Benchmark, DatasetRegistry
-from optgym.env import OptGymEnv, StepResult
+from optgym.env import NamedSpace, OptGymEnv, StepResult
 from optgym.envs.passes import actions as pass_actions
 from optgym.envs.passes import diagnostics
 from optgym.envs.passes.backend import BackendCrash, BackendError, LlvmSession
@@ -47,19 +48,6 @@ def _describe(value: Any) -> str:
     return f"a {kind}"
 
 
-class ObservationView:
-    """``env.observation["Autophase"]``: any observation space, computed on request."""
-
-    def __init__(self, env: PassOrderingEnv):
-        self._env = env
-
-    def __getitem__(self, name: str) -> Any:
-        return self._env._observe((name,))[name]
-
-    def keys(self) -> list[str]:
-        return list(OBSERVATION_SPACES)
-
-
 #: Seconds before the end of a seconds budget's grace at which a running pass is killed.
 KILL_MARGIN = 0.5
 
@@ -77,6 +65,8 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
     -passes='...'`` command that reproduces the module from the benchmark's file,
     ``env.unwrapped.write_bitcode(path)`` writes the module as it is now, and
     ``env.unwrapped.multistep(actions)`` takes several passes in one call.
+    ``env.unwrapped.fork()`` forks the worker, so the copy holds the very same module in
+    memory (LLVM's CloneModule would reorder use-lists).
 
     ## Action Space
 
@@ -91,7 +81,9 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
     default), ``InstCount`` (70 counts), ``Ir`` (IR text), ``Programl`` (a torch-geometric
     ``Data`` program graph: instruction, variable and constant nodes; control, data and call
     edges), ``IrInstructionCount``, ``ObjectTextSizeBytes`` and their ``Oz``/``O3``/``O0``
-    reference values. Every space is also available on request: ``env.observation["Ir"]``.
+    reference values. Every space is also computed on request, whatever the env was made
+    with: ``env.unwrapped.observation["Ir"]`` (``env.unwrapped.observation.spaces`` maps the
+    names to their spaces).
 
     ## Rewards
 
@@ -162,11 +154,6 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         timeout: float = 600.0,
         render_mode: str | None = None,
     ):
-        if observation_space not in OBSERVATION_SPACES:
-            raise ValueError(
-                f"unknown observation space {observation_space!r}; "
-                f"allowed: {', '.join(OBSERVATION_SPACES)}"
-            )
         super().__init__(
             benchmark=benchmark,
             datasets=llvm_datasets(),
@@ -174,11 +161,10 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
             render_mode=render_mode,
         )
         self.observation_space_name = observation_space
-        self.observation_space = OBSERVATION_SPACES[observation_space][0]
+        self.observation_space = self._named_space(observation_space).space
         self.action_space = spaces.Discrete(len(pass_actions.FLAGS))
         self.reward_range = (-np.inf, np.inf)
         self.timeout = timeout
-        self.observation = ObservationView(self)
         self._reward = REWARD_SPACES[reward_space]
         self._session: LlvmSession | None = None
         self._llvm_version: str | None = None
@@ -193,15 +179,6 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
     @property
     def action_names(self) -> tuple[str, ...]:
         return pass_actions.FLAGS
-
-    @staticmethod
-    def observation_space_of(name: str) -> spaces.Space:
-        """The gymnasium space of the named observation (``ValueError`` for unknown names)."""
-        if name not in OBSERVATION_SPACES:
-            raise ValueError(
-                f"unknown observation space {name!r}; allowed: {', '.join(OBSERVATION_SPACES)}"
-            )
-        return OBSERVATION_SPACES[name][0]
 
     def set_step_timeout(self, seconds: float) -> None:
         """Kill a single LLVM call after ``seconds`` (the ``timeout`` setting), from the next
@@ -234,17 +211,19 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
             return to_data(*value)
         return value
 
-    def _observe(self, names: tuple[str, ...]) -> dict[str, Any]:
-        for n in names:
-            if n not in OBSERVATION_SPACES:
-                raise KeyError(
-                    f"unknown observation space {n!r}; allowed: {', '.join(OBSERVATION_SPACES)}"
-                )
+    def _observe(self, name: str) -> Any:
+        """The observation ``name`` of the module as it is now (``env.observation[name]``)."""
         if self._benchmark is None or self._session is None:
-            raise RuntimeError("call reset() before asking for observations")
-        want = tuple(n for n in names if OBSERVATION_SPACES[n][2] is None)
+            raise RuntimeError("the LLVM worker is gone (the episode crashed); call reset()")
+        want = (name,) if OBSERVATION_SPACES[name][2] is None else ()
         raw = self._session.request("observe", self._worker_names(want)) if want else {}
-        return {n: self._convert(n, raw) for n in names}
+        return self._convert(name, raw)
+
+    def _named_observations(self) -> dict[str, NamedSpace]:
+        return {
+            name: NamedSpace(space, functools.partial(self._observe, name))
+            for name, (space, _, _) in OBSERVATION_SPACES.items()
+        }
 
     def _reference_cost(self, reference: str, cost: str) -> int:
         assert self._session is not None
@@ -374,7 +353,6 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         if self._session is None:
             raise RuntimeError("the LLVM worker is gone (the episode crashed); call reset()")
         new._session = self._session.fork()
-        new.observation = ObservationView(new)
 
     # ---- gymnasium API --------------------------------------------------------------------
     def render(self) -> str | None:
@@ -434,11 +412,6 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         target = Path(path).expanduser()
         write_file(target, data)
         return target
-
-    def fork(self) -> PassOrderingEnv:
-        """An independent copy at the same state: the worker is forked, so the copy holds
-        the very same module in memory (LLVM's CloneModule would reorder use-lists)."""
-        return super().fork()
 
     def __del__(self) -> None:
         try:

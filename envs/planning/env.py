@@ -12,7 +12,7 @@ from gymnasium import spaces
 
 from optgym.datasets.dataset import Benchmark, DatasetRegistry
 from optgym.datasets.planning import MAX_GOALS, NavMap, load_benchmark_map, nav2d_datasets
-from optgym.env import OptGymEnv, RewardTolerance, StepResult
+from optgym.env import NamedSpace, OptGymEnv, RewardTolerance, StepResult
 from optgym.envs.planning import CLOSED_LOOP_ID, DEFAULT_BENCHMARK, OPEN_LOOP_ID
 from optgym.envs.planning.canvas import draw_map
 from optgym.envs.planning.geometry import (
@@ -168,6 +168,9 @@ class PathPlanning2DEnv(_NavigationEnv):
     ``plan_evaluations`` unit of work: charged to the attached budget meter before the plans
     are rolled out (a batch past the budget raises ``BudgetExceeded`` and is not evaluated),
     counted since the last reset in ``env.unwrapped.evaluations``.
+    ``env.unwrapped.fork()`` gives an independent copy at the same point of the episode (maps
+    are immutable and shared; the search picture is copied); evaluations on it charge the
+    same meter.
 
     ## Action Space
 
@@ -180,6 +183,8 @@ class PathPlanning2DEnv(_NavigationEnv):
 
     ## Observation Space
 
+    ``StartAndGoals``, the env's one named observation space
+    (``env.unwrapped.observation["StartAndGoals"]`` computes it on request),
     ``Box(0, 1, (2 + 4 * 4,), float32)``, constant over the episode (the problem is
     open-loop): the start ``x, y`` and, per goal slot (4), ``x, y, radius`` (all divided by
     the world side) and the goal's payoff divided by the largest payoff on the map; unused
@@ -232,6 +237,7 @@ class PathPlanning2DEnv(_NavigationEnv):
 
     env_id = OPEN_LOOP_ID
     reward_spaces = ("ReachTime",)
+    observation_spaces = ("StartAndGoals",)
 
     # A search agent records its best-so-far curve (what the planning report plots).
     agent_extras = frozenset({"trace", "evaluations"})
@@ -287,6 +293,9 @@ class PathPlanning2DEnv(_NavigationEnv):
     def _clear_search(self) -> None:
         super()._clear_search()
         self.best_plan: np.ndarray | None = None
+
+    def _named_observations(self) -> dict[str, NamedSpace]:
+        return {"StartAndGoals": NamedSpace(self.observation_space, self._obs)}
 
     def _obs(self) -> np.ndarray:
         w = self.nav.size
@@ -362,13 +371,6 @@ class PathPlanning2DEnv(_NavigationEnv):
         assert isinstance(new, PathPlanning2DEnv)
         new.best_plan = None if self.best_plan is None else self.best_plan.copy()
 
-    def fork(self) -> PathPlanning2DEnv:
-        """An independent copy at the same point of the episode (maps are immutable and
-        shared; the search picture is copied); evaluations on it charge the same meter."""
-        new = super().fork()
-        assert isinstance(new, PathPlanning2DEnv)
-        return new
-
 
 class PathPlanning2DClosedLoopEnv(_NavigationEnv):
     """
@@ -382,6 +384,9 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
     Each step is one evaluation of one move: one ``plan_evaluations`` unit of work (and one
     step), charged to the attached budget meter before the move is simulated, so an RL
     agent's training steps count against its budget like a planner's evaluations.
+    ``env.unwrapped.fork()`` gives an independent copy at the same point of the episode (maps
+    are immutable and shared; the path and the picture are copied); its moves charge the
+    same meter.
 
     ## Action Space
 
@@ -393,10 +398,13 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
 
     ## Observation Space
 
-    ``Box((19,), float32)``: 16 range readings (distance to the nearest wall or border
+    ``RangeSensors`` (the default; ``env.unwrapped.observation["RangeSensors"]`` computes it
+    on request), ``Box((19,), float32)``: 16 range readings (distance to the nearest wall or border
     along the directions ``2 pi k / 16``, counter-clockwise from ``+x``, divided by the
     sensor range and capped at 1), the vector from the robot to the nearest goal centre
     divided by the world side (in [-1, 1]), and the elapsed fraction of the horizon.
+    ``Position``, also computed on request (``NamedObservation`` makes it the observation),
+    ``Box(0, 1, (2,), float32)``: the robot's ``x, y`` divided by the world side.
 
     ## Rewards
 
@@ -443,6 +451,7 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
 
     env_id = CLOSED_LOOP_ID
     reward_spaces = ("Progress",)
+    observation_spaces = ("RangeSensors", "Position")
 
     # A learned agent records how it was trained, and whether its episode reached a goal.
     agent_extras = frozenset(
@@ -489,6 +498,7 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
         high = np.ones(N_SENSORS + 3, dtype=np.float32)
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float64)
+        self._position_space = spaces.Box(0.0, 1.0, (2,), dtype=np.float32)
         self.position = (0.0, 0.0)
         self._reached = False
         self.path: list[tuple[float, float]] = []
@@ -508,6 +518,15 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
     def moves(self) -> int:
         """Moves made since the reset."""
         return len(self.path) - 1
+
+    def _named_observations(self) -> dict[str, NamedSpace]:
+        return {
+            "RangeSensors": NamedSpace(self.observation_space, self._obs),
+            "Position": NamedSpace(self._position_space, self._position),
+        }
+
+    def _position(self) -> np.ndarray:
+        return (np.array(self.position) / self.nav.size).astype(np.float32)
 
     def _obs(self) -> np.ndarray:
         x, y = self.position
@@ -585,10 +604,3 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
         super()._fork_into(new)
         assert isinstance(new, PathPlanning2DClosedLoopEnv)
         new.path = list(self.path)
-
-    def fork(self) -> PathPlanning2DClosedLoopEnv:
-        """An independent copy at the same point of the episode (maps are immutable and
-        shared; the path and the picture are copied); its moves charge the same meter."""
-        new = super().fork()
-        assert isinstance(new, PathPlanning2DClosedLoopEnv)
-        return new

@@ -12,7 +12,7 @@ from gymnasium import spaces
 
 from optgym.datasets.cache import cache_dir
 from optgym.datasets.dataset import Benchmark, DatasetRegistry
-from optgym.env import BackendCrash, OptGymEnv, RewardTolerance, StepResult
+from optgym.env import BackendCrash, NamedSpace, OptGymEnv, RewardTolerance, StepResult
 from optgym.envs.schedule.actions import (
     COMPONENTS,
     INLINE,
@@ -96,6 +96,8 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
 
     ## Observation Space
 
+    ``StageFeatures``, the env's one named observation space
+    (``env.unwrapped.observation["StageFeatures"]`` computes it on request),
     ``Box(0, inf, (32, N_FEATURES), float32)``: one row per stage in scheduling order,
     padded with zeros: intrinsic features (op type, extents, op counts, access widths) and
     acquired features of the loop nest chosen so far (zero while unscheduled), see
@@ -170,6 +172,7 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
     work_unit = "measurements"
     reward_tolerance = RewardTolerance("absolute", REWARD_TOLERANCE)
     reward_spaces = (REWARD_SPACE,)
+    observation_spaces = ("StageFeatures",)
     references = tuple(REFERENCES)
     # Timed on the machine that ran the episode: a replay cannot repeat them, so they are
     # checked for consistency with each other and with the reward (``_check_measured``).
@@ -325,6 +328,13 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
         self.timer.worker.kill()  # usually gone already; the next measurement starts afresh
 
     # ---- the episode ------------------------------------------------------------------------
+    def _named_observations(self) -> dict[str, NamedSpace]:
+        return {"StageFeatures": NamedSpace(self.observation_space, self._features)}
+
+    def _features(self) -> np.ndarray:
+        """The observation as it stands: the next stage's row marked, none once ended."""
+        return self.nest.matrix(None if self._ended else self._index)
+
     @property
     def _index(self) -> int:
         """The stage scheduled next (its row in the observation)."""
