@@ -115,7 +115,7 @@ def test_tree_splits_good_from_bad(env: gym.Env) -> None:
     base = env.unwrapped
     base.reset(options={"benchmark": OPEN})
     rng = np.random.default_rng(0)
-    data = _Data()
+    data = _Data(rng, lambda plans: (base.rollout_batch(plans).rewards, plans))  # not called
     plans = rng.uniform(-1, 1, (80, 2 * base.nav.horizon))
     roll = base.rollout_batch(plans)
     data.plans.extend(plans)
