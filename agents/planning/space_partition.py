@@ -115,11 +115,11 @@ def two_means(
     return best
 
 
+@dataclass(eq=False)
 class _PartitionSearch:
     """The shared loop: initial uniform samples, then rounds of build tree, select leaf,
-    sample a batch in it. Subclasses are dataclasses whose fields are the settings
-    ``init_samples``, ``batch``, ``leaf_size``, ``cp``, ``svm_kernel``, ``sigma`` and
-    ``value_weight`` (and their own); ``__post_init__`` checks them."""
+    sample a batch in it. The shared settings (with LA-MCTS's defaults) are its fields;
+    subclasses add their own and may change a default; ``__post_init__`` checks them."""
 
     problems: ClassVar[tuple[str, ...]] = (OPEN_LOOP_ID,)
     requires: ClassVar[tuple[str, ...]] = ("evaluate_batch", "rollout_batch")
@@ -128,13 +128,20 @@ class _PartitionSearch:
     name: ClassVar[str] = ""
     use_max: ClassVar[bool] = False
 
-    init_samples: int
-    batch: int
-    leaf_size: int
-    cp: float
-    svm_kernel: str
-    sigma: float
-    value_weight: float | None
+    init_samples: int = 100
+    """uniformly random plans evaluated before the first tree (>= 2)"""
+    batch: int = 50
+    """plans evaluated per round (>= 1)"""
+    leaf_size: int = 20
+    """nodes with fewer samples are leaves (>= 2)"""
+    cp: float = 0.1
+    """UCB exploration constant, on node values scaled to [0, 1]"""
+    svm_kernel: Kernel = "rbf"
+    """kernel of the SVM that draws each split"""
+    sigma: float = 0.2
+    """initial step size of the leaf sampler (action units, in (0, 2])"""
+    value_weight: float | None = None
+    """weight of the standardized value in the k-means split; None: sqrt(feature count)"""
 
     def __post_init__(self) -> None:
         if self.init_samples < 2:
@@ -300,20 +307,6 @@ class LaMcts(_PartitionSearch):
     name: ClassVar[str] = "la-mcts"
     use_max: ClassVar[bool] = False
 
-    init_samples: int = 100
-    """uniformly random plans evaluated before the first tree (>= 2)"""
-    batch: int = 50
-    """plans evaluated per round (>= 1)"""
-    leaf_size: int = 20
-    """nodes with fewer samples are leaves (>= 2)"""
-    cp: float = 0.1
-    """UCB exploration constant, on node values scaled to [0, 1]"""
-    svm_kernel: Kernel = "rbf"
-    """kernel of the SVM that draws each split"""
-    sigma: float = 0.2
-    """initial step size of the leaf sampler (action units, in (0, 2])"""
-    value_weight: float | None = None
-    """weight of the standardized value in the k-means split; None: sqrt(feature count)"""
     tries: int = 5
     """rounds of candidates drawn to fill a batch inside the leaf (>= 1)"""
 
@@ -377,20 +370,12 @@ class LaP3(_PartitionSearch):
     use_max: ClassVar[bool] = True
     MAX_RUNS: ClassVar[int] = 32
 
-    init_samples: int = 100
-    """uniformly random plans evaluated before the first tree (>= 2)"""
     batch: int = 50
     """plans evaluated per round, in whole CMA-ES generations (>= 1)"""
-    leaf_size: int = 20
-    """nodes with fewer samples are leaves (>= 2)"""
     cp: float = 3.0
-    """UCB exploration constant, on node values scaled to [0, 1]"""
-    svm_kernel: Kernel = "rbf"
-    """kernel of the SVM that draws each split"""
     sigma: float = 0.5
-    """step size of the CMA-ES leaf sampler (action units, in (0, 2])"""
+    """initial step size of the CMA-ES leaf sampler (action units, in (0, 2])"""
     value_weight: float | None = 1.0
-    """weight of the standardized value in the k-means split; None: sqrt(feature count)"""
     waypoints: int = 8
     """positions along the rolled-out path that make a plan's features (>= 1)"""
 
