@@ -16,8 +16,8 @@ from gymnasium.wrappers import TimeLimit
 from stable_baselines3 import PPO
 
 import optgym  # noqa: F401  (registers the envs)
-from optgym.agents.passes.gnn import ProgramlExtractor
 from optgym.agents.lns.gnn import BipartiteExtractor, BipartiteScorePolicy
+from optgym.agents.passes.gnn import ProgramlExtractor
 from optgym.wrappers import FixedScores, PaddedGraph
 
 SMALL_PROGRAM = "generator://llvm-stress-v0/2000"
