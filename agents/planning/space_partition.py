@@ -143,15 +143,14 @@ class _PartitionSearch:
     value_weight: float | None = None
     """weight of the standardized value in the k-means split; None: sqrt(feature count)"""
 
+    def _at_least(self, **lows: float) -> None:
+        """``ValueError`` for the first setting below its lowest allowed value."""
+        for name, low in lows.items():
+            if not getattr(self, name) >= low:
+                raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
+
     def __post_init__(self) -> None:
-        if self.init_samples < 2:
-            raise ValueError(f"init_samples must be >= 2, got {self.init_samples}")
-        if self.batch < 1:
-            raise ValueError(f"batch must be >= 1, got {self.batch}")
-        if self.leaf_size < 2:
-            raise ValueError(f"leaf_size must be >= 2, got {self.leaf_size}")
-        if self.cp < 0:
-            raise ValueError(f"cp must be >= 0, got {self.cp}")
+        self._at_least(init_samples=2, batch=1, leaf_size=2, cp=0)
         if self.svm_kernel not in KERNELS:
             raise ValueError(
                 f"unknown svm_kernel {self.svm_kernel!r}; allowed: {', '.join(KERNELS)}"
@@ -170,7 +169,7 @@ class _PartitionSearch:
         return plans
 
     def _start(self, dim: int) -> None:
-        """Reset the sampler's state for a new search."""
+        """Reset the sampler's state for a new search (``_sigma`` is already reset)."""
 
     def _sample(self, data: _Data, tree: _Tree, path: list[Node], n: int, room: int) -> None:
         """Evaluate about ``n`` (at least 1, at most ``room``) plans in the region of
@@ -189,6 +188,7 @@ class _PartitionSearch:
             base.reset(seed=seed, options={"benchmark": benchmark})
             dim = int(base.action_space.shape[0])
             trace = BestTrace()
+            self._sigma = self.sigma
             self._start(dim)
             self.last_leaves = 0
 
@@ -312,11 +312,9 @@ class LaMcts(_PartitionSearch):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.tries < 1:
-            raise ValueError(f"tries must be >= 1, got {self.tries}")
+        self._at_least(tries=1)
 
     def _start(self, dim: int) -> None:
-        self._sigma = self.sigma
         self.dim_prob = min(1.0, 20.0 / dim)
 
     def _candidates(self, centres: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -381,11 +379,9 @@ class LaP3(_PartitionSearch):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.waypoints < 1:
-            raise ValueError(f"waypoints must be >= 1, got {self.waypoints}")
+        self._at_least(waypoints=1)
 
     def _start(self, dim: int) -> None:
-        self._sigma = self.sigma
         # CMA-ES runs by the sample index of the best plan each found: a leaf whose best
         # plan came from a run resumes it
         self._runs: dict[int, Any] = {}
