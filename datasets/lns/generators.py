@@ -604,7 +604,6 @@ class IlpDataset(SeededDataset):
         exact = ", ".join(f"{k}={v!r}" for k, v in fields.items())
         super().__init__(
             name=f"{family}-{size}-v0",
-            scheme="generator",
             description=spec.description.format(**fields),
             license=LICENSE,
             provenance=(
