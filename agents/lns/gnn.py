@@ -141,13 +141,13 @@ class BipartiteScorePolicy(ActorCriticPolicy):
         lr_schedule: Callable[[float], float],
         net_arch: list[int] | dict[str, list[int]] | None = None,
         activation_fn: type[nn.Module] = nn.ReLU,
-        ortho_init: bool = True,
         use_sde: bool = False,
         log_std_init: float = -1.0,
         features_extractor_class: type[BaseFeaturesExtractor] = BipartiteExtractor,
-        features_extractor_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        """Its own defaults; the other settings (``ortho_init``, ``features_extractor_kwargs``,
+        ...) are ``ActorCriticPolicy``'s."""
         if not isinstance(action_space, spaces.Box) or len(action_space.shape) != 1:
             raise ValueError(
                 "BipartiteScorePolicy needs a 1-d Box action (one score per variable, as "
@@ -161,11 +161,8 @@ class BipartiteScorePolicy(ActorCriticPolicy):
             lr_schedule,
             net_arch=[64] if net_arch is None else net_arch,
             activation_fn=activation_fn,
-            ortho_init=ortho_init,
-            use_sde=False,
             log_std_init=log_std_init,
             features_extractor_class=features_extractor_class,
-            features_extractor_kwargs=features_extractor_kwargs,
             **kwargs,
         )
 
