@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.preprocessing import get_flattened_obs_dim
@@ -118,25 +120,34 @@ class MessagePassing(nn.Module):
 
 
 class GraphExtractor(BaseFeaturesExtractor):
-    """What both extractors share: validation, the extra entries, pooling and the head."""
+    """What every graph extractor shares: validation, the extra entries, message passing
+    (``aggr`` aggregation), pooling and the head. A subclass sets ``aggr`` and builds its
+    node and edge embeddings in :meth:`_embeddings`."""
+
+    aggr: ClassVar[str]
 
     def __init__(
         self,
-        observation_space: spaces.Dict,
-        hidden: int,
-        layers: int,
-        features_dim: int,
-        aggr: str,
+        observation_space: spaces.Space,
+        hidden: int = 64,
+        layers: int = 3,
+        features_dim: int = 128,
     ) -> None:
+        space = check_graph_space(observation_space, type(self).__name__)
         for name, value in (("hidden", hidden), ("layers", layers), ("features_dim", features_dim)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        super().__init__(observation_space, features_dim)
+        super().__init__(space, features_dim)
         self.hidden = hidden
-        self.extra_keys = extra_keys_of(observation_space)
-        extra_dim = sum(get_flattened_obs_dim(observation_space[k]) for k in self.extra_keys)
-        self.message_passing = MessagePassing(hidden, layers, aggr)
+        self.extra_keys = extra_keys_of(space)
+        extra_dim = sum(get_flattened_obs_dim(space[k]) for k in self.extra_keys)
+        self.message_passing = MessagePassing(hidden, layers, self.aggr)
         self.head = nn.Sequential(nn.Linear(2 * hidden + extra_dim, features_dim), nn.ReLU())
+        self._embeddings(space["nodes"].shape[-1], space["edge_attr"].shape[-1])
+
+    def _embeddings(self, node_features: int, edge_features: int) -> None:
+        """Build the node and edge embeddings for graphs with these feature counts."""
+        raise NotImplementedError
 
     def _pool(self, h: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
         """Per graph mean and max of the node embeddings, ``(num_graphs, 2 * hidden)``."""

@@ -42,13 +42,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-#: The entries table's columns: (key, header, numeric). The key names the column for the
-#: script and tests (``data-column``); numeric columns sort by their cells' ``data-value``.
-COLUMNS: tuple[tuple[str, str, bool], ...] = (
+#: The columns every entry table opens with, naming the entry: (key, header, numeric).
+_ENTRY_COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("rank", "rank", True),
     ("pool", "ranked among", False),
     ("name", "name", False),
     ("agent", "agent", False),
+)
+
+#: The entries table's columns: (key, header, numeric). The key names the column for the
+#: script and tests (``data-column``); numeric columns sort by their cells' ``data-value``.
+COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    *_ENTRY_COLUMNS,
     ("hardware", "hardware class", False),
     ("version", "OptGym version", False),
     ("score", "score", True),
@@ -520,10 +525,7 @@ def _task_body(
 
 
 _BENCH_COLUMNS: tuple[tuple[str, str, bool], ...] = (
-    ("rank", "rank", True),
-    ("pool", "ranked among", False),
-    ("name", "name", False),
-    ("agent", "agent", False),
+    *_ENTRY_COLUMNS,
     ("track", "track", False),
     ("hardware", "hardware class", False),
     ("score", "score (mean over seeds)", True),

@@ -34,14 +34,18 @@ V1_OPTIONAL = ("cpuacct", "freezer")
 _COUNTER = itertools.count()
 
 
+def _read(path: Path) -> str:
+    """The file's text, ``""`` when it cannot be read."""
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
 def _own_paths() -> dict[str, str]:
     """``controller -> path`` of this process's cgroups (``""`` for v2's unified one)."""
     out: dict[str, str] = {}
-    try:
-        text = Path("/proc/self/cgroup").read_text()
-    except OSError:
-        return out
-    for line in text.splitlines():
+    for line in _read(Path("/proc/self/cgroup")).splitlines():
         _, controllers, path = line.split(":", 2)
         for name in controllers.split(",") if controllers else [""]:
             out[name] = path
@@ -51,11 +55,7 @@ def _own_paths() -> dict[str, str]:
 def _mounts() -> dict[str, Path]:
     """``controller -> mount point`` of the cgroup hierarchies (``""``: the v2 one)."""
     out: dict[str, Path] = {}
-    try:
-        text = Path("/proc/self/mounts").read_text()
-    except OSError:
-        return out
-    for line in text.splitlines():
+    for line in _read(Path("/proc/self/mounts")).splitlines():
         parts = line.split()
         if len(parts) < 4:
             continue
@@ -74,13 +74,6 @@ def _write(path: Path, text: str) -> None:
         os.write(fd, text.encode())
     finally:
         os.close(fd)
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError:
-        return ""
 
 
 def _stat_value(path: Path, key: str) -> int:

@@ -517,6 +517,11 @@ def cmd_train_sb3(args: argparse.Namespace) -> int:
     return 0
 
 
+def _given(*options: tuple[str, Any]) -> list[str]:
+    """The flags of the ``(flag, value)`` pairs whose value is set (not None)."""
+    return [flag for flag, value in options if value is not None]
+
+
 def _optimize(
     args: argparse.Namespace, algo: str, env_kwargs: dict[str, Any], overrides: dict[str, Any]
 ) -> int:
@@ -524,12 +529,10 @@ def _optimize(
     the best settings, as a file ``--hyperparams`` takes."""
     from optgym.train import optimize, run_folder
 
-    given = [
-        flag for flag, value in (
-            ("--steps", args.steps), ("--seeds", args.seeds), ("--from", args.continue_from),
-            ("--eval-every", args.eval_every), ("--checkpoint-every", args.checkpoint_every),
-        ) if value is not None
-    ]  # fmt: skip
+    given = _given(
+        ("--steps", args.steps), ("--seeds", args.seeds), ("--from", args.continue_from),
+        ("--eval-every", args.eval_every), ("--checkpoint-every", args.checkpoint_every),
+    )  # fmt: skip
     if given:
         raise ValueError(
             f"--optimize trains trials of --steps-per-trial steps, scored once on validation "
@@ -621,13 +624,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         if args.algo is not None:
             raise ValueError("--algo trains an SB3 policy on an env or task; drop --task")
-        sb3_only = [
-            flag for flag, value in (
-                ("--from", args.continue_from), ("--optimize", args.optimize or None),
-                ("--trials", args.trials), ("--steps-per-trial", args.steps_per_trial),
-                ("--eval-every", args.eval_every), ("--eval-episodes", args.eval_episodes),
-            ) if value is not None
-        ]  # fmt: skip
+        sb3_only = _given(
+            ("--from", args.continue_from), ("--optimize", args.optimize or None),
+            ("--trials", args.trials), ("--steps-per-trial", args.steps_per_trial),
+            ("--eval-every", args.eval_every), ("--eval-episodes", args.eval_episodes),
+        )  # fmt: skip
         if sb3_only:
             raise ValueError(
                 f"{', '.join(sb3_only)} train SB3 policies (optgym train ENV --algo ...); a "

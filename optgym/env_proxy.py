@@ -329,16 +329,17 @@ class _Remote:
             pass
 
 
+def _held(name: str, doc: str) -> Any:
+    """A read-only property whose value is the harness's attribute ``name`` (for names a base
+    class defines, which ``__getattr__`` never sees, and for the documented ones)."""
+    return property(lambda self: self._client.get(self._ref, name), doc=doc)
+
+
 class ProxyMeter(_Remote):
     """The runner's budget meter, read through the harness."""
 
-    @property
-    def exhausted(self) -> bool:
-        return self._client.get(self._ref, "exhausted")
-
-    @property
-    def seconds(self) -> float:
-        return self._client.get(self._ref, "seconds")
+    exhausted = _held("exhausted", "whether the budget is spent")
+    seconds = _held("seconds", "the seconds spent so far")
 
 
 class ProxyEnv(_Remote, gym.Env):
@@ -357,29 +358,12 @@ class ProxyEnv(_Remote, gym.Env):
     def close(self) -> None:
         """The harness closes the env when the episode is over."""
 
-    @property
-    def unwrapped(self) -> Any:
-        return self._client.get(self._ref, "unwrapped")
-
-    @property
-    def action_space(self) -> Any:  # type: ignore[override]
-        return self._client.get(self._ref, "action_space")
-
-    @property
-    def observation_space(self) -> Any:  # type: ignore[override]
-        return self._client.get(self._ref, "observation_space")
-
-    @property
-    def spec(self) -> Any:  # type: ignore[override]
-        return self._client.get(self._ref, "spec")
-
-    @property
-    def metadata(self) -> Any:  # type: ignore[override]
-        return self._client.get(self._ref, "metadata")
-
-    @property
-    def render_mode(self) -> Any:  # type: ignore[override]
-        return self._client.get(self._ref, "render_mode")
+    unwrapped = _held("unwrapped", "the env itself, as a proxy")
+    action_space = _held("action_space", "the env's action space")
+    observation_space = _held("observation_space", "the env's observation space")
+    spec = _held("spec", "the env's registration spec")
+    metadata = _held("metadata", "the env's metadata")
+    render_mode = _held("render_mode", "the env's render mode")
 
     def __str__(self) -> str:
         return f"<ProxyEnv {self._ref.id} (held by the harness)>"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pyscipopt
 
@@ -24,3 +28,17 @@ def vertex_cover(path: Path, n: int = 250, edges: int = 2500, seed: int = 0) -> 
         m.addCons(x[a] + x[b] >= 1, name=f"e{a}_{b}")
     m.writeProblem(str(path), verbose=False)
     return f"file://{path}"
+
+
+@contextmanager
+def lns_env(benchmark: str, subproblem_time: float, time_budget: float) -> Iterator[Any]:
+    """An ``optgym/ILPNeighborhood-v0`` env on ``benchmark`` (0.2 s initial solve), unwrapped;
+    closed on exit."""
+    env = gym.make(
+        "optgym/ILPNeighborhood-v0", benchmark=benchmark, initial_time=0.2,
+        subproblem_time=subproblem_time, time_budget=time_budget,
+    )  # fmt: skip
+    try:
+        yield env.unwrapped
+    finally:
+        env.close()

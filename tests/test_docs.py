@@ -134,13 +134,11 @@ def test_tutorial_marks_its_runnable_blocks() -> None:
     assert code_blocks("yaml"), "the tutorial shows a hyperparameter file"
 
 
-def test_tutorial_commands_are_valid_commands() -> None:
-    """Every ``optgym`` line of the tutorial, run or only shown, parses."""
+def assert_commands_parse(commands: list[list[str]]) -> None:
+    """Every ``optgym`` command line (an argv) parses with the CLI's parser."""
     from optgym.cli import build_parser
 
     parser = build_parser()
-    commands = optgym_commands("bash") + optgym_commands("sh")
-    assert commands
     for argv in commands:
         stderr = io.StringIO()
         with contextlib.redirect_stderr(stderr):
@@ -148,6 +146,13 @@ def test_tutorial_commands_are_valid_commands() -> None:
                 parser.parse_args(argv[1:])
             except SystemExit:
                 pytest.fail(f"`{shlex.join(argv)}` does not parse: {stderr.getvalue().strip()}")
+
+
+def test_tutorial_commands_are_valid_commands() -> None:
+    """Every ``optgym`` line of the tutorial, run or only shown, parses."""
+    commands = optgym_commands("bash") + optgym_commands("sh")
+    assert commands
+    assert_commands_parse(commands)
 
 
 def test_tutorial_hyperparameter_file_is_valid(tmp_path: Path) -> None:
@@ -213,19 +218,10 @@ def test_agent_page_marks_its_runnable_blocks() -> None:
 
 def test_agent_and_datasets_pages_commands_are_valid_commands() -> None:
     """Every ``optgym`` line of the two pages, run or only shown, parses."""
-    from optgym.cli import build_parser
-
-    parser = build_parser()
     commands = [argv for page in (AGENT_PAGE, DATASETS_PAGE) for lang in ("bash", "sh")
                 for argv in optgym_commands(lang, page)]  # fmt: skip
     assert any(argv[1:3] == ["leaderboard", "run"] and "--code" in argv for argv in commands)
-    for argv in commands:
-        stderr = io.StringIO()
-        with contextlib.redirect_stderr(stderr):
-            try:
-                parser.parse_args(argv[1:])
-            except SystemExit:
-                pytest.fail(f"`{shlex.join(argv)}` does not parse: {stderr.getvalue().strip()}")
+    assert_commands_parse(commands)
 
 
 def test_agent_page_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

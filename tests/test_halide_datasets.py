@@ -39,56 +39,26 @@ def _stage(name, op, inputs, shape, **params):
     return Stage(name, op, tuple(inputs), tuple(shape), tuple(params.items()))
 
 
-#: one small pipeline per op (the op under test is the output stage)
+#: one small pipeline per op (the op under test is the output stage): op, stage name,
+#: inputs (name -> shape), output shape, parameters; seeds 1, 2, ... in this order
+OP_TABLE = [
+    ("matmul", "mm", {"A": (9, 7), "B": (6, 9)}, (6, 7), {"k": 9}),
+    ("conv2d", "conv", {"inp": (10, 9, 3), "w": (3, 3, 3, 5)}, (10, 9, 5), {"k": 3, "cin": 3}),
+    ("depthwise", "dw", {"inp": (11, 8, 4), "w": (5, 5, 4)}, (11, 8, 4), {"k": 5}),
+    ("relu", "r", {"inp": (7, 5, 2)}, (7, 5, 2), {}),
+    ("add", "s", {"a": (13,), "b": (13,)}, (13,), {}),
+    ("maxpool", "pool", {"inp": (10, 8, 3)}, (5, 4, 3), {}),
+    ("blur_x", "bx", {"inp": (12, 6)}, (12, 6), {}),
+    ("blur_y", "by", {"inp": (12, 6, 2)}, (12, 6, 2), {}),
+]
 OP_SPECS: dict[str, PipelineSpec] = {
-    "matmul": PipelineSpec(
-        "t-matmul",
-        (InputTensor("A", (9, 7)), InputTensor("B", (6, 9))),
-        (_stage("mm", "matmul", ("A", "B"), (6, 7), k=9),),
-        seed=1,
-    ),
-    "conv2d": PipelineSpec(
-        "t-conv2d",
-        (InputTensor("inp", (10, 9, 3)), InputTensor("w", (3, 3, 3, 5))),
-        (_stage("conv", "conv2d", ("inp", "w"), (10, 9, 5), k=3, cin=3),),
-        seed=2,
-    ),
-    "depthwise": PipelineSpec(
-        "t-depthwise",
-        (InputTensor("inp", (11, 8, 4)), InputTensor("w", (5, 5, 4))),
-        (_stage("dw", "depthwise", ("inp", "w"), (11, 8, 4), k=5),),
-        seed=3,
-    ),
-    "relu": PipelineSpec(
-        "t-relu",
-        (InputTensor("inp", (7, 5, 2)),),
-        (_stage("r", "relu", ("inp",), (7, 5, 2)),),
-        seed=4,
-    ),
-    "add": PipelineSpec(
-        "t-add",
-        (InputTensor("a", (13,)), InputTensor("b", (13,))),
-        (_stage("s", "add", ("a", "b"), (13,)),),
-        seed=5,
-    ),
-    "maxpool": PipelineSpec(
-        "t-maxpool",
-        (InputTensor("inp", (10, 8, 3)),),
-        (_stage("pool", "maxpool", ("inp",), (5, 4, 3)),),
-        seed=6,
-    ),
-    "blur_x": PipelineSpec(
-        "t-blur_x",
-        (InputTensor("inp", (12, 6)),),
-        (_stage("bx", "blur_x", ("inp",), (12, 6)),),
-        seed=7,
-    ),
-    "blur_y": PipelineSpec(
-        "t-blur_y",
-        (InputTensor("inp", (12, 6, 2)),),
-        (_stage("by", "blur_y", ("inp",), (12, 6, 2)),),
-        seed=8,
-    ),
+    op: PipelineSpec(
+        f"t-{op}",
+        tuple(InputTensor(n, shape) for n, shape in inputs.items()),
+        (_stage(name, op, tuple(inputs), out, **params),),
+        seed=seed,
+    )
+    for seed, (op, name, inputs, out, params) in enumerate(OP_TABLE, start=1)
 }
 
 RANDOM_SEEDS = (0, 1, 2, 3, 4, 2000, 2001, 2002)

@@ -12,10 +12,9 @@ import time
 import warnings
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import pytest
-from ilp_instances import vertex_cover
+from ilp_instances import lns_env, vertex_cover
 
 import optgym  # noqa: F401
 from optgym.datasets.cache import cache_dir, read_tagged, write_tagged
@@ -37,12 +36,8 @@ def small(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def env(small):
-    e = gym.make(
-        "optgym/ILPNeighborhood-v0", benchmark=small, initial_time=0.2, subproblem_time=0.1,
-        time_budget=1.5,
-    )  # fmt: skip
-    yield e.unwrapped
-    e.close()
+    with lns_env(small, subproblem_time=0.1, time_budget=1.5) as e:
+        yield e
 
 
 @pytest.fixture

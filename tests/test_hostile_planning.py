@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -211,6 +212,17 @@ def test_walls_crowding_every_cell_keep_the_grid_small():
 # ---------------------------------------------------------------------------- actions
 
 
+def assert_step_refused(env_id: str, action: Any, message: str) -> gym.Env:
+    """A fresh ``env_id`` env reset on :data:`GOOD` refuses ``action`` with a clean
+    ``ValueError`` matching ``message``; the env, for more checks."""
+    env = gym.make(env_id)
+    env.reset(options={"benchmark": GOOD})
+    with pytest.raises(ValueError, match=message) as err:
+        env.step(action)
+    assert_clean(str(err.value))
+    return env
+
+
 @pytest.mark.parametrize(
     ("action", "message"),
     [
@@ -231,11 +243,7 @@ def test_walls_crowding_every_cell_keep_the_grid_small():
     ],
 )
 def test_bad_plans_name_the_problem(action, message):
-    env = gym.make(OPEN_ID)
-    env.reset(options={"benchmark": GOOD})
-    with pytest.raises(ValueError, match=message) as err:
-        env.step(action)
-    assert_clean(str(err.value))
+    env = assert_step_refused(OPEN_ID, action, message)
     if isinstance(action, np.ndarray) and action.shape == (200,):
         with pytest.raises(ValueError):
             env.unwrapped.evaluate_batch(action[None])
@@ -270,11 +278,7 @@ def test_bad_plan_batches_name_the_problem():
     ],
 )
 def test_bad_closed_loop_moves_name_the_problem(action, message):
-    env = gym.make(CLOSED_ID)
-    env.reset(options={"benchmark": GOOD})
-    with pytest.raises(ValueError, match=message) as err:
-        env.step(action)
-    assert_clean(str(err.value))
+    assert_step_refused(CLOSED_ID, action, message)
 
 
 def test_closed_loop_moves_beyond_the_box_are_scaled_back_as_documented():

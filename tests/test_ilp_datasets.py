@@ -252,7 +252,7 @@ def test_best_known(small_seed0: dict[str, Benchmark]) -> None:
         assert keys <= set(entry), uri
         family = uri.split("://")[1].split("-s-v0/")[0]
         assert family in FAMILIES and uri.startswith(f"generator://{family}-s-v0/")
-        assert "ilp_best_known.py" in entry["command"]
+        assert "optgym.datasets.lns.best_known" in entry["command"]
         if entry["objective"] is not None:
             assert best_known(uri) == entry["objective"]
             maximize = family in ("independent-set", "auction")

@@ -81,43 +81,17 @@ def _data(*tasks: dict[str, Any]) -> dict[str, Any]:
 def _five_entries() -> list[dict[str, Any]]:
     """Five entries over two tracks, two hardware classes and two versions, one stale, one
     with a hostile name (escaped, it must neither run nor load anything in the browser)."""
+    small, big = "x86_64/2cpu/speed+0", "x86_64/8cpu/speed+1"  # the two hardware classes
     return [
-        _entry(1, "CEM (reference)", 0.93, hardware_class="x86_64/2cpu/speed+0"),
-        _entry(
-            2,
-            "Shooting",
-            0.71,
-            agent="shooting",
-            hardware_class="x86_64/2cpu/speed+0",
-            badges=["replay-verified", "rerun-verified"],
-        ),  # fmt: skip
-        _entry(
-            1,
-            "Tuned PPO",
-            0.88,
-            agent="ppo",
-            track="closed",
-            hardware_class="x86_64/8cpu/speed+1",
-            code_url="",
-        ),  # fmt: skip
-        _entry(
-            2,
-            HOSTILE,
-            0.52,
-            agent="random",
-            hardware_class="x86_64/8cpu/speed+1",
-            code_url="javascript:alert(1)",
-        ),  # fmt: skip
-        _entry(
-            3,
-            "Old CEM",
-            0.35,
-            status="stale",
-            optgym_version="0.0.9",
-            track="closed",
-            hardware_class="x86_64/8cpu/speed+1",
-        ),  # fmt: skip
-    ]
+        _entry(1, "CEM (reference)", 0.93, hardware_class=small),
+        _entry(2, "Shooting", 0.71, agent="shooting", hardware_class=small,
+               badges=["replay-verified", "rerun-verified"]),
+        _entry(1, "Tuned PPO", 0.88, agent="ppo", track="closed", hardware_class=big, code_url=""),
+        _entry(2, HOSTILE, 0.52, agent="random", hardware_class=big,
+               code_url="javascript:alert(1)"),
+        _entry(3, "Old CEM", 0.35, status="stale", optgym_version="0.0.9", track="closed",
+               hardware_class=big),
+    ]  # fmt: skip
 
 
 class _Table(HTMLParser):

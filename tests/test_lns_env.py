@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import pyscipopt
 import pytest
-from ilp_instances import vertex_cover
+from ilp_instances import lns_env, vertex_cover
 
 import optgym  # noqa: F401
 from optgym.agents import make_agent
@@ -19,23 +17,15 @@ from optgym.envs.lns.graph import to_hetero_data
 LNS_AGENTS = ["scip", "random-lns", "graph-lns", "lb-lns", "lb-relax", "lb-relax-s"]
 
 
-def _vertex_cover(path: Path, seed: int = 0) -> str:
-    return vertex_cover(path, n=250, edges=2500, seed=seed)
-
-
 @pytest.fixture(scope="module")
 def small(tmp_path_factory) -> str:
-    return _vertex_cover(tmp_path_factory.mktemp("lns") / "mvc.mps")
+    return vertex_cover(tmp_path_factory.mktemp("lns") / "mvc.mps")  # 250 nodes, 2500 edges
 
 
 @pytest.fixture(scope="module")
 def env(small):
-    e = gym.make(
-        "optgym/ILPNeighborhood-v0", benchmark=small, initial_time=0.2, subproblem_time=0.3,
-        time_budget=4.0,
-    )  # fmt: skip
-    yield e.unwrapped
-    e.close()
+    with lns_env(small, subproblem_time=0.3, time_budget=4.0) as e:
+        yield e
 
 
 def test_episode_keeps_feasible_improving_incumbents(env, small):

@@ -70,16 +70,19 @@ def test_steps_budget_is_respected(env: gym.Env) -> None:
     assert result.budget_used["steps"] == 1 and result.budget_used["calls"] == 130
 
 
-def test_names_and_bad_arguments() -> None:
+@pytest.mark.parametrize(
+    ("agent", "settings", "match"),
+    [
+        (LaMcts, {"svm_kernel": "cubic"}, "svm_kernel"),
+        (LaP3, {"leaf_size": 1}, "leaf_size"),
+        (LaMcts, {"batch": 0}, "batch"),
+        (LaP3, {"value_weight": -1.0}, "value_weight"),
+    ],
+)
+def test_names_and_bad_arguments(agent: type, settings: dict, match: str) -> None:
     assert LaMcts.name == "la-mcts" and LaP3.name == "lap3"
-    with pytest.raises(ValueError, match="svm_kernel"):
-        LaMcts(svm_kernel="cubic")
-    with pytest.raises(ValueError, match="leaf_size"):
-        LaP3(leaf_size=1)
-    with pytest.raises(ValueError, match="batch"):
-        LaMcts(batch=0)
-    with pytest.raises(ValueError, match="value_weight"):
-        LaP3(value_weight=-1.0)
+    with pytest.raises(ValueError, match=match):
+        agent(**settings)
 
 
 def test_two_means_separates_two_blobs() -> None:
@@ -115,7 +118,7 @@ def test_tree_splits_good_from_bad(env: gym.Env) -> None:
     base = env.unwrapped
     base.reset(options={"benchmark": OPEN})
     rng = np.random.default_rng(0)
-    data = _Data()
+    data = _Data(rng, lambda plans: (base.rollout_batch(plans).rewards, plans))  # not called
     plans = rng.uniform(-1, 1, (80, 2 * base.nav.horizon))
     roll = base.rollout_batch(plans)
     data.plans.extend(plans)

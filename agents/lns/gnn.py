@@ -15,9 +15,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
@@ -26,7 +25,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy, BaseModel
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from optgym.agents.gnn import GraphExtractor, both_directions, check_graph_space, symlog, trimmed
+from optgym.agents.gnn import GraphExtractor, both_directions, symlog, trimmed
 from optgym.wrappers.graph import to_batch
 
 __all__ = ["BipartiteExtractor", "BipartiteScorePolicy"]
@@ -56,19 +55,12 @@ class BipartiteExtractor(GraphExtractor):
     num_variables: torch.Tensor
     num_graphs: int
 
-    def __init__(
-        self,
-        observation_space: gym.spaces.Dict,
-        hidden: int = 64,
-        layers: int = 3,
-        features_dim: int = 128,
-    ) -> None:
-        space = check_graph_space(observation_space, "BipartiteExtractor")
-        node_f, edge_f = space["nodes"].shape[-1], space["edge_attr"].shape[-1]
-        super().__init__(space, hidden, layers, features_dim, aggr="mean")
-        self.node_dim = hidden
-        self.node_encoder = nn.Sequential(nn.Linear(node_f, hidden), nn.ReLU())
-        self.edge_encoder = nn.Linear(edge_f + 1, hidden)
+    aggr: ClassVar[str] = "mean"
+
+    def _embeddings(self, node_features: int, edge_features: int) -> None:
+        self.node_dim = self.hidden
+        self.node_encoder = nn.Sequential(nn.Linear(node_features, self.hidden), nn.ReLU())
+        self.edge_encoder = nn.Linear(edge_features + 1, self.hidden)
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         """``(batch, features_dim)`` features; keeps the per-node embeddings (see the class)."""
@@ -149,13 +141,13 @@ class BipartiteScorePolicy(ActorCriticPolicy):
         lr_schedule: Callable[[float], float],
         net_arch: list[int] | dict[str, list[int]] | None = None,
         activation_fn: type[nn.Module] = nn.ReLU,
-        ortho_init: bool = True,
         use_sde: bool = False,
         log_std_init: float = -1.0,
         features_extractor_class: type[BaseFeaturesExtractor] = BipartiteExtractor,
-        features_extractor_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        """Its own defaults; the other settings (``ortho_init``, ``features_extractor_kwargs``,
+        ...) are ``ActorCriticPolicy``'s."""
         if not isinstance(action_space, spaces.Box) or len(action_space.shape) != 1:
             raise ValueError(
                 "BipartiteScorePolicy needs a 1-d Box action (one score per variable, as "
@@ -169,11 +161,8 @@ class BipartiteScorePolicy(ActorCriticPolicy):
             lr_schedule,
             net_arch=[64] if net_arch is None else net_arch,
             activation_fn=activation_fn,
-            ortho_init=ortho_init,
-            use_sde=False,
             log_std_init=log_std_init,
             features_extractor_class=features_extractor_class,
-            features_extractor_kwargs=features_extractor_kwargs,
             **kwargs,
         )
 

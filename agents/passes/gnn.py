@@ -11,17 +11,12 @@ them.
 
 from __future__ import annotations
 
-import gymnasium as gym
+from typing import ClassVar
+
 import torch
 from torch import nn
 
-from optgym.agents.gnn import (
-    GraphExtractor,
-    both_directions,
-    category_ids,
-    check_graph_space,
-    trimmed,
-)
+from optgym.agents.gnn import GraphExtractor, both_directions, category_ids, trimmed
 from optgym.wrappers.graph import to_batch
 
 __all__ = ["EDGE_FLOWS", "EDGE_POSITIONS", "NODE_KINDS", "NODE_TEXTS", "ProgramlExtractor"]
@@ -46,21 +41,15 @@ class ProgramlExtractor(GraphExtractor):
     other entries of the observation (if any), and ``Linear`` + ``ReLU`` to ``features_dim``.
     """
 
-    def __init__(
-        self,
-        observation_space: gym.spaces.Dict,
-        hidden: int = 64,
-        layers: int = 3,
-        features_dim: int = 128,
-    ) -> None:
-        space = check_graph_space(observation_space, "ProgramlExtractor")
-        node_f, edge_f = space["nodes"].shape[-1], space["edge_attr"].shape[-1]
-        if node_f < 2 or edge_f < 2:
+    aggr: ClassVar[str] = "add"
+
+    def _embeddings(self, node_features: int, edge_features: int) -> None:
+        if node_features < 2 or edge_features < 2:
             raise ValueError(
                 "ProgramlExtractor needs 2 node features (kind, text) and 2 edge features "
-                f"(flow, position), got {node_f} and {edge_f}"
+                f"(flow, position), got {node_features} and {edge_features}"
             )
-        super().__init__(space, hidden, layers, features_dim, aggr="add")
+        hidden = self.hidden
         self.kind = nn.Embedding(NODE_KINDS, hidden)
         self.text = nn.Embedding(NODE_KINDS * NODE_TEXTS, hidden)
         self.flow = nn.Embedding(EDGE_FLOWS, hidden)

@@ -30,6 +30,7 @@ states).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, get_args
 
@@ -67,10 +68,17 @@ class Node:
         return not self.children
 
 
+#: A tree with the feature scaling it was learned on: (root, mean, std).
+_Tree = tuple[Node, np.ndarray, np.ndarray]
+
+
 @dataclass
 class _Data:
-    """Everything evaluated so far: clipped plans, partition features and rewards."""
+    """One search's state: its random generator, its ``evaluate(plans) -> (rewards,
+    features)`` and everything evaluated so far (clipped plans, partition features, rewards)."""
 
+    rng: np.random.Generator
+    evaluate: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
     plans: list[np.ndarray] = field(default_factory=list)
     feats: list[np.ndarray] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
@@ -107,11 +115,11 @@ def two_means(
     return best
 
 
+@dataclass(eq=False)
 class _PartitionSearch:
     """The shared loop: initial uniform samples, then rounds of build tree, select leaf,
-    sample a batch in it. Subclasses are dataclasses whose fields are the settings
-    ``init_samples``, ``batch``, ``leaf_size``, ``cp``, ``svm_kernel``, ``sigma`` and
-    ``value_weight`` (and their own); ``__post_init__`` checks them."""
+    sample a batch in it. The shared settings (with LA-MCTS's defaults) are its fields;
+    subclasses add their own and may change a default; ``__post_init__`` checks them."""
 
     problems: ClassVar[tuple[str, ...]] = (OPEN_LOOP_ID,)
     requires: ClassVar[tuple[str, ...]] = ("evaluate_batch", "rollout_batch")
@@ -120,23 +128,29 @@ class _PartitionSearch:
     name: ClassVar[str] = ""
     use_max: ClassVar[bool] = False
 
-    init_samples: int
-    batch: int
-    leaf_size: int
-    cp: float
-    svm_kernel: str
-    sigma: float
-    value_weight: float | None
+    init_samples: int = 100
+    """uniformly random plans evaluated before the first tree (>= 2)"""
+    batch: int = 50
+    """plans evaluated per round (>= 1)"""
+    leaf_size: int = 20
+    """nodes with fewer samples are leaves (>= 2)"""
+    cp: float = 0.1
+    """UCB exploration constant, on node values scaled to [0, 1]"""
+    svm_kernel: Kernel = "rbf"
+    """kernel of the SVM that draws each split"""
+    sigma: float = 0.2
+    """initial step size of the leaf sampler (action units, in (0, 2])"""
+    value_weight: float | None = None
+    """weight of the standardized value in the k-means split; None: sqrt(feature count)"""
+
+    def _at_least(self, **lows: float) -> None:
+        """``ValueError`` for the first setting below its lowest allowed value."""
+        for name, low in lows.items():
+            if not getattr(self, name) >= low:
+                raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
 
     def __post_init__(self) -> None:
-        if self.init_samples < 2:
-            raise ValueError(f"init_samples must be >= 2, got {self.init_samples}")
-        if self.batch < 1:
-            raise ValueError(f"batch must be >= 1, got {self.batch}")
-        if self.leaf_size < 2:
-            raise ValueError(f"leaf_size must be >= 2, got {self.leaf_size}")
-        if self.cp < 0:
-            raise ValueError(f"cp must be >= 0, got {self.cp}")
+        self._at_least(init_samples=2, batch=1, leaf_size=2, cp=0)
         if self.svm_kernel not in KERNELS:
             raise ValueError(
                 f"unknown svm_kernel {self.svm_kernel!r}; allowed: {', '.join(KERNELS)}"
@@ -155,21 +169,11 @@ class _PartitionSearch:
         return plans
 
     def _start(self, dim: int) -> None:
-        """Reset the sampler's state for a new search."""
+        """Reset the sampler's state for a new search (``_sigma`` is already reset)."""
 
-    def _sample(
-        self,
-        base: Any,
-        data: _Data,
-        tree: tuple[Node, np.ndarray, np.ndarray],
-        path: list[Node],
-        n: int,
-        room: int,
-        rng: np.random.Generator,
-        evaluate: Any,
-    ) -> None:
+    def _sample(self, data: _Data, tree: _Tree, path: list[Node], n: int, room: int) -> None:
         """Evaluate about ``n`` (at least 1, at most ``room``) plans in the region of
-        ``path[-1]`` through ``evaluate(plans)``."""
+        ``path[-1]`` through ``data.evaluate(plans)``."""
         raise RuntimeError("subclasses define the leaf sampler")
 
     # ---- the search ----------------------------------------------------------------------------
@@ -183,8 +187,8 @@ class _PartitionSearch:
         with metered(env, budget, self) as meter:
             base.reset(seed=seed, options={"benchmark": benchmark})
             dim = int(base.action_space.shape[0])
-            data = _Data()
             trace = BestTrace()
+            self._sigma = self.sigma
             self._start(dim)
             self.last_leaves = 0
 
@@ -198,6 +202,7 @@ class _PartitionSearch:
                 trace.add(roll.rewards)
                 return roll.rewards, feats
 
+            data = _Data(rng, evaluate)
             first = int(min(self.init_samples, meter.calls_left(reserve=1, steps=1)))
             if first > 0:
                 evaluate(rng.uniform(-1.0, 1.0, (first, dim)))
@@ -205,7 +210,7 @@ class _PartitionSearch:
                 tree = self._build(data, rng)
                 path = self._select(tree[0], np.asarray(data.values))
                 self.last_depth = len(path) - 1
-                self._sample(base, data, tree, path, min(self.batch, room), room, rng, evaluate)
+                self._sample(data, tree, path, min(self.batch, room), room)
 
             best = data.plans[int(np.argmax(data.values))] if data.values else np.zeros(dim)
             return solved(env, meter, replay_plan(base, benchmark, seed, best, trace))
@@ -214,7 +219,7 @@ class _PartitionSearch:
     def _node_value(self, values: np.ndarray) -> float:
         return float(values.max() if self.use_max else values.mean())
 
-    def _build(self, data: _Data, rng: np.random.Generator) -> tuple[Node, np.ndarray, np.ndarray]:
+    def _build(self, data: _Data, rng: np.random.Generator) -> _Tree:
         """The tree over all samples, with the feature scaling (mean, std) it was learned on."""
         _, feats, values = data.arrays()
         mean, std = feats.mean(axis=0), feats.std(axis=0) + 1e-9
@@ -275,9 +280,7 @@ class _PartitionSearch:
         return path
 
     @staticmethod
-    def _depth_in(
-        tree: tuple[Node, np.ndarray, np.ndarray], path: list[Node], feats: np.ndarray
-    ) -> np.ndarray:
+    def _depth_in(tree: _Tree, path: list[Node], feats: np.ndarray) -> np.ndarray:
         """For each feature row, how many steps of ``path`` its SVMs agree with (the row
         lies in the leaf's region when this equals ``len(path) - 1``)."""
         _, mean, std = tree
@@ -304,30 +307,14 @@ class LaMcts(_PartitionSearch):
     name: ClassVar[str] = "la-mcts"
     use_max: ClassVar[bool] = False
 
-    init_samples: int = 100
-    """uniformly random plans evaluated before the first tree (>= 2)"""
-    batch: int = 50
-    """plans evaluated per round (>= 1)"""
-    leaf_size: int = 20
-    """nodes with fewer samples are leaves (>= 2)"""
-    cp: float = 0.1
-    """UCB exploration constant, on node values scaled to [0, 1]"""
-    svm_kernel: Kernel = "rbf"
-    """kernel of the SVM that draws each split"""
-    sigma: float = 0.2
-    """initial step size of the leaf sampler (action units, in (0, 2])"""
-    value_weight: float | None = None
-    """weight of the standardized value in the k-means split; None: sqrt(feature count)"""
     tries: int = 5
     """rounds of candidates drawn to fill a batch inside the leaf (>= 1)"""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.tries < 1:
-            raise ValueError(f"tries must be >= 1, got {self.tries}")
+        self._at_least(tries=1)
 
     def _start(self, dim: int) -> None:
-        self._sigma = self.sigma
         self.dim_prob = min(1.0, 20.0 / dim)
 
     def _candidates(self, centres: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -339,17 +326,7 @@ class LaMcts(_PartitionSearch):
         noise = rng.normal(0.0, self._sigma, (count, dim)) * mask
         return np.clip(base + noise, -1.0, 1.0)
 
-    def _sample(
-        self,
-        base: Any,
-        data: _Data,
-        tree: tuple[Node, np.ndarray, np.ndarray],
-        path: list[Node],
-        n: int,
-        room: int,
-        rng: np.random.Generator,
-        evaluate: Any,
-    ) -> None:
+    def _sample(self, data: _Data, tree: _Tree, path: list[Node], n: int, room: int) -> None:
         plans, _, values = data.arrays()
         leaf = path[-1].idx
         top = leaf[np.argsort(-values[leaf], kind="stable")[: min(5, len(leaf))]]
@@ -358,7 +335,7 @@ class LaMcts(_PartitionSearch):
         kept: list[np.ndarray] = []
         pool, pool_depth = [], []
         for _ in range(self.tries):
-            cand = self._candidates(centres, 20 * n, rng)
+            cand = self._candidates(centres, 20 * n, data.rng)
             depth = self._depth_in(tree, path, cand)
             kept.extend(cand[depth == want])
             pool.append(cand)
@@ -371,7 +348,7 @@ class LaMcts(_PartitionSearch):
             rest = allc[alld < want][np.argsort(-alld[alld < want], kind="stable")]
             chosen = np.concatenate([chosen, rest[: n - len(chosen)]])
         before = float(values.max())
-        rewards, _ = evaluate(chosen)
+        rewards, _ = data.evaluate(chosen)
         if float(rewards.max()) > before + 1e-9:
             self._sigma = min(1.0, self._sigma * 1.5)
         else:
@@ -391,30 +368,20 @@ class LaP3(_PartitionSearch):
     use_max: ClassVar[bool] = True
     MAX_RUNS: ClassVar[int] = 32
 
-    init_samples: int = 100
-    """uniformly random plans evaluated before the first tree (>= 2)"""
     batch: int = 50
     """plans evaluated per round, in whole CMA-ES generations (>= 1)"""
-    leaf_size: int = 20
-    """nodes with fewer samples are leaves (>= 2)"""
     cp: float = 3.0
-    """UCB exploration constant, on node values scaled to [0, 1]"""
-    svm_kernel: Kernel = "rbf"
-    """kernel of the SVM that draws each split"""
     sigma: float = 0.5
-    """step size of the CMA-ES leaf sampler (action units, in (0, 2])"""
+    """initial step size of the CMA-ES leaf sampler (action units, in (0, 2])"""
     value_weight: float | None = 1.0
-    """weight of the standardized value in the k-means split; None: sqrt(feature count)"""
     waypoints: int = 8
     """positions along the rolled-out path that make a plan's features (>= 1)"""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.waypoints < 1:
-            raise ValueError(f"waypoints must be >= 1, got {self.waypoints}")
+        self._at_least(waypoints=1)
 
     def _start(self, dim: int) -> None:
-        self._sigma = self.sigma
         # CMA-ES runs by the sample index of the best plan each found: a leaf whose best
         # plan came from a run resumes it
         self._runs: dict[int, Any] = {}
@@ -424,30 +391,20 @@ class LaP3(_PartitionSearch):
         at = np.linspace(steps / self.waypoints, steps, self.waypoints).round().astype(int)
         return positions[:, at, :].reshape(len(positions), -1) / base.nav.size
 
-    def _sample(
-        self,
-        base: Any,
-        data: _Data,
-        tree: tuple[Node, np.ndarray, np.ndarray],
-        path: list[Node],
-        n: int,
-        room: int,
-        rng: np.random.Generator,
-        evaluate: Any,
-    ) -> None:
+    def _sample(self, data: _Data, tree: _Tree, path: list[Node], n: int, room: int) -> None:
         values = np.array(data.values)
         leaf = path[-1].idx
         start = int(leaf[np.argmax(values[leaf])])
         es = self._runs.pop(start, None)
         if es is None or es.stop():
-            opts = {"verbose": -9, "seed": int(rng.integers(1, 2**31))}
+            opts = {"verbose": -9, "seed": int(data.rng.integers(1, 2**31))}
             es = cma.CMAEvolutionStrategy(data.plans[start], self._sigma, opts)
         mine, want, spent = start, len(path) - 1, 0
         while spent < n:  # whole generations, as long as the budget allows
             xs = np.array(es.ask())
             k = min(len(xs), room - spent)
             first = len(data.values)
-            rewards, feats = evaluate(xs[:k])
+            rewards, feats = data.evaluate(xs[:k])
             spent += k
             best = first + int(np.argmax(rewards))
             if data.values[best] > data.values[mine]:

@@ -490,26 +490,11 @@ def _bootstrap_targets(
     return new
 
 
-def train(
-    data_path: str | Path,
-    out_weights: str | Path,
-    epochs: int = 40,
-    seed: int = 0,
-    vi_rounds: int = 1,
-    vi_epochs: int | None = None,
-    vi_candidates: int = 16,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    val_fraction: float = 0.1,
-    threads: int = 1,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Fit a :class:`ValueNet` to the data file of :func:`collect` (see :func:`fit`) and
-    save it to ``out_weights``; returns the loss history (also stored as metadata)."""
-    model, history = fit(
-        load_data(data_path), epochs, seed, vi_rounds, vi_epochs, vi_candidates, batch_size,
-        lr, val_fraction, threads, progress,
-    )  # fmt: skip
+def train(data_path: str | Path, out_weights: str | Path, **settings: Any) -> dict[str, Any]:
+    """Fit a :class:`ValueNet` to the data file of :func:`collect` with :func:`fit` (whose
+    keyword arguments ``settings`` are: ``epochs``, ``seed``, ``vi_rounds``, ...) and save it
+    to ``out_weights``; returns the loss history (also stored as metadata)."""
+    model, history = fit(load_data(data_path), **settings)
     model.save(out_weights)
     return history
 
@@ -1003,12 +988,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.command == "all":
             history = train(
-                data, weights, ALL_DEFAULTS["epochs"], ALL_DEFAULTS["seed"],
+                data, weights, epochs=ALL_DEFAULTS["epochs"], seed=ALL_DEFAULTS["seed"],
                 vi_epochs=ALL_DEFAULTS["vi_epochs"],
             )  # fmt: skip
         else:
             history = train(
-                data, weights, args.epochs, args.seed, args.vi_rounds,
+                data, weights, epochs=args.epochs, seed=args.seed, vi_rounds=args.vi_rounds,
                 vi_epochs=args.vi_epochs, vi_candidates=args.vi_candidates,
             )  # fmt: skip
         print(

@@ -33,7 +33,7 @@ from optgym.datasets.dataselect.npz import (
     check_array,
     check_range,
     check_rows,
-    read_npz,
+    read_task,
     require_arrays,
 )
 from optgym.datasets.dataset import Benchmark
@@ -157,11 +157,8 @@ def digits_task_from_arrays(arrays: dict[str, np.ndarray], where: str) -> Digits
 
 
 def load_digits_task(source: Benchmark | str | Path) -> DigitsTask:
-    """Read a task file (a benchmark or a path) within the limits of
-    :func:`~optgym.datasets.dataselect.npz.read_npz`; ``ValueError`` naming the bad array."""
-    path = source.path if isinstance(source, Benchmark) else Path(source)
-    arrays = read_npz(source, "digits task", ARRAYS)
-    return digits_task_from_arrays(arrays, f"digits task {path}")
+    """Read a digits task file (:func:`~optgym.datasets.dataselect.npz.read_task`)."""
+    return read_task(source, "digits task", ARRAYS, digits_task_from_arrays)
 
 
 class DigitsNoisyDataset(SeededDataset):
@@ -172,7 +169,6 @@ class DigitsNoisyDataset(SeededDataset):
     def __init__(self) -> None:
         super().__init__(
             name=NAME,
-            scheme="generator",
             description=(
                 "scikit-learn's digits (8 x 8 images, ten classes) split per seed into a "
                 "training pool of 1000 with 10% of its labels flipped to another class, a "

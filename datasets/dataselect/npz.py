@@ -16,15 +16,17 @@ import math
 import struct
 import zipfile
 import zlib
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from optgym.datasets.dataset import Benchmark
 from optgym.datasets.files import read_limited
+
+T = TypeVar("T")
 
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # zip members carry no real timestamps
 MAX_HEADER_BYTES = 4096  # an .npy header of a plain array is about 128 bytes
@@ -226,6 +228,18 @@ def read_npz(
                 raise ValueError(f"{where}: array {stem!r} is truncated in the zip archive")
             arrays[stem] = _parse_npy(raw, stem, where)
     return arrays
+
+
+def read_task(
+    source: Benchmark | str | Path,
+    what: str,
+    allowed: Collection[str],
+    build: Callable[[dict[str, np.ndarray], str], T],
+) -> T:
+    """The task a file (a benchmark or a path) holds: its arrays read by :func:`read_npz`
+    and checked by ``build(arrays, where)`` (``where`` names the kind and the path);
+    ``ValueError`` naming the bad array."""
+    return build(read_npz(source, what, allowed), f"{what} {_source_path(source)}")
 
 
 # ---- validation of arrays by name ---------------------------------------------------------------

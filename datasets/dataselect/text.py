@@ -53,7 +53,7 @@ from optgym.datasets.dataselect.npz import (
     check_rows,
     open_zip,
     read_file_bytes,
-    read_npz,
+    read_task,
     require_arrays,
 )
 from optgym.datasets.dataset import Benchmark
@@ -221,11 +221,8 @@ def text_task_from_arrays(arrays: dict[str, np.ndarray], where: str) -> TextTask
 
 
 def load_text_task(source: Benchmark | str | Path) -> TextTask:
-    """Read a task file (a benchmark or a path) within the limits of
-    :func:`~optgym.datasets.dataselect.npz.read_npz`; ``ValueError`` naming the bad array."""
-    path = source.path if isinstance(source, Benchmark) else Path(source)
-    arrays = read_npz(source, "text task", ARRAYS)
-    return text_task_from_arrays(arrays, f"text task {path}")
+    """Read a text task file (:func:`~optgym.datasets.dataselect.npz.read_task`)."""
+    return read_task(source, "text task", ARRAYS, text_task_from_arrays)
 
 
 class PydocTextDataset(SeededDataset):
@@ -236,7 +233,6 @@ class PydocTextDataset(SeededDataset):
     def __init__(self) -> None:
         super().__init__(
             name=NAME,
-            scheme="generator",
             description=(
                 "CPython's pydoc_data.topics text as 65-symbol chunks (96-symbol vocabulary), "
                 "split per seed into a training pool of 500 with 20% corrupted (half with "

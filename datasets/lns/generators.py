@@ -20,7 +20,7 @@ import decimal
 import functools
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -236,20 +236,41 @@ class AuctionParams:
     resale_factor: float = 0.5
 
 
+def _program(
+    name: str,
+    packing: bool,
+    objective: np.ndarray,
+    rows: tuple[np.ndarray, np.ndarray],
+    row_names: Iterable[str],
+    var_prefix: str = "x",
+) -> IlpInstance:
+    """The instance of every family: packing rows (``<= 1``) maximized, or covering rows
+    (``>= 1``) minimized; ``rows`` is ``(indptr, indices)``."""
+    indptr, indices = rows
+    sense = "<=" if packing else ">="
+    return IlpInstance(
+        name, packing, objective, indptr, indices, sense, tuple(row_names), var_prefix
+    )
+
+
+def _edge_program(
+    params: VertexCoverParams | IndependentSetParams,
+    edges: np.ndarray,
+    rng: np.random.Generator,
+    name: str,
+    packing: bool,
+) -> IlpInstance:
+    """One row ``x_u + x_v`` (named ``e<k>``) per edge on node weights drawn after the edges,
+    integers uniform in ``[min_weight, max_weight]``."""
+    weights = rng.integers(params.min_weight, params.max_weight + 1, size=params.n_nodes)
+    names = (f"e{k}" for k in range(edges.shape[0]))
+    return _program(name, packing, weights.astype(np.float64), _csr(edges), names)
+
+
 def vertex_cover(params: VertexCoverParams, rng: np.random.Generator, name: str) -> IlpInstance:
     """``min sum w_v x_v`` s.t. ``x_u + x_v >= 1`` for every edge; integer weights."""
     edges = barabasi_albert_edges(params.n_nodes, params.attachment, rng)
-    weights = rng.integers(params.min_weight, params.max_weight + 1, size=params.n_nodes)
-    indptr, indices = _csr(edges)
-    return IlpInstance(
-        name=name,
-        maximize=False,
-        objective=weights.astype(np.float64),
-        indptr=indptr,
-        indices=indices,
-        row_sense=">=",
-        row_names=tuple(f"e{k}" for k in range(edges.shape[0])),
-    )
+    return _edge_program(params, edges, rng, name, packing=False)
 
 
 def independent_set(
@@ -258,17 +279,7 @@ def independent_set(
     """``max sum w_v x_v`` s.t. ``x_u + x_v <= 1`` for every edge; integer weights."""
     p = params.average_degree / (params.n_nodes - 1)
     edges = erdos_renyi_edges(params.n_nodes, p, rng)
-    weights = rng.integers(params.min_weight, params.max_weight + 1, size=params.n_nodes)
-    indptr, indices = _csr(edges)
-    return IlpInstance(
-        name=name,
-        maximize=True,
-        objective=weights.astype(np.float64),
-        indptr=indptr,
-        indices=indices,
-        row_sense="<=",
-        row_names=tuple(f"e{k}" for k in range(edges.shape[0])),
-    )
+    return _edge_program(params, edges, rng, name, packing=True)
 
 
 def set_cover_incidence(params: SetCoverParams, rng: np.random.Generator) -> np.ndarray:
@@ -310,15 +321,8 @@ def set_cover(params: SetCoverParams, rng: np.random.Generator, name: str) -> Il
     costs = rng.integers(params.min_cost, params.max_cost + 1, size=params.n_cols)
     rows, cols = np.divmod(keys, params.n_cols)
     indptr = np.searchsorted(rows, np.arange(params.n_rows + 1, dtype=np.int64)).astype(np.int64)
-    return IlpInstance(
-        name=name,
-        maximize=False,
-        objective=costs.astype(np.float64),
-        indptr=indptr,
-        indices=cols.astype(np.int64),
-        row_sense=">=",
-        row_names=tuple(f"r{i}" for i in range(params.n_rows)),
-    )
+    names = (f"r{i}" for i in range(params.n_rows))
+    return _program(name, False, costs.astype(np.float64), (indptr, cols.astype(np.int64)), names)
 
 
 @functools.cache
@@ -450,17 +454,8 @@ def auction(params: AuctionParams, rng: np.random.Generator, name: str) -> IlpIn
     rows = [np.array(bs) for bs in by_item if bs] + [np.array(g) for g in result.xor_groups]
     names = [f"item{g}" for g, bs in enumerate(by_item) if bs]
     names += [f"bidder{k}" for k in range(len(result.xor_groups))]
-    indptr, indices = _csr(rows)
-    return IlpInstance(
-        name=name,
-        maximize=True,
-        objective=np.array([v for _, v in result.bids], dtype=np.float64),
-        indptr=indptr,
-        indices=indices,
-        row_sense="<=",
-        row_names=tuple(names),
-        var_prefix="bid",
-    )
+    values = np.array([v for _, v in result.bids], dtype=np.float64)
+    return _program(name, True, values, _csr(rows), names, var_prefix="bid")
 
 
 # --------------------------------------------------------------------------- datasets
@@ -609,7 +604,6 @@ class IlpDataset(SeededDataset):
         exact = ", ".join(f"{k}={v!r}" for k, v in fields.items())
         super().__init__(
             name=f"{family}-{size}-v0",
-            scheme="generator",
             description=spec.description.format(**fields),
             license=LICENSE,
             provenance=(

@@ -19,7 +19,6 @@ class CsmithDataset(SeededDataset):
     def __init__(self) -> None:
         super().__init__(
             name="csmith-v0",
-            scheme="generator",
             description="Random C programs from Csmith, compiled to unoptimized LLVM bitcode.",
             license="BSD-2-Clause (Csmith); generated programs carry no license of their own",
             provenance=(
@@ -51,7 +50,6 @@ class LlvmStressDataset(SeededDataset):
     def __init__(self) -> None:
         super().__init__(
             name="llvm-stress-v0",
-            scheme="generator",
             description="Random LLVM IR functions from llvm-stress, as bitcode.",
             license="Apache-2.0 WITH LLVM-exception (llvm-stress); generated IR has no license",
             provenance="llvm-stress-19 -seed <seed> -size 100, then llvm-as-19",

@@ -264,7 +264,6 @@ class Nav2dRandomDataset(SeededDataset):
     def __init__(self) -> None:
         super().__init__(
             name=RANDOM_NAME,
-            scheme="generator",
             description=(
                 "Random 10 x 10 obstacle fields: 4 to 12 axis-aligned rectangles (half of them "
                 "thin bars) on a 0.1 grid, a start and a goal (radius 0.5) at least 5 apart, "

@@ -308,7 +308,6 @@ class RandomDagDataset(SeededDataset):
     def __init__(self) -> None:
         super().__init__(
             name=RANDOM_NAME,
-            scheme="generator",
             description=(
                 f"Seeded random networks of 1 to {MAX_OPS} float32 tensor operators (conv2d, "
                 "depthwise conv, relu, add, 2x2 max pooling, blur_x, blur_y) on one "

@@ -90,23 +90,21 @@ def _object(value: object, where: str, fields: tuple[str, ...], optional: tuple 
     return value
 
 
+#: JSON kinds by Python type, in the order they are tried (bool before its base class int).
+_KINDS: tuple[tuple[type, str], ...] = (
+    (type(None), "null"),
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a number"),
+    (str, "a string"),
+    (list, "a list"),
+    (dict, "an object"),
+)
+
+
 def _kind(value: object) -> str:
     """The JSON kind of a value, for messages that must not show the value itself."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+    return next((kind for t, kind in _KINDS if isinstance(value, t)), type(value).__name__)
 
 
 def _shape(value: object, where: str, max_dims: int) -> tuple[int, ...]:

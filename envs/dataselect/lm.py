@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from optgym.datasets.cache import cache_dir, read_tagged, write_tagged
-from optgym.envs.dataselect.models import _mask
+from optgym.envs.dataselect.models import _mask, finished
 from optgym.threads import single_thread
 
 MODEL_SEED = 0
@@ -157,13 +157,6 @@ def lm_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
 
 
-def _finish(model: nn.Module) -> nn.Module:
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(True)
-    return model
-
-
 def _train_base(
     base: np.ndarray, config: LMConfig, steps: int, batch: int, lr: float, seed: int
 ) -> CharTransformer:
@@ -181,7 +174,7 @@ def _train_base(
             opt.zero_grad(set_to_none=True)
             lm_loss(model, x[idx], y[idx]).backward()
             opt.step()
-    return _finish(model)
+    return finished(model)
 
 
 def base_cache_key(
@@ -219,7 +212,7 @@ def base_model(
         try:
             state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
             model.load_state_dict(state)
-            return _finish(model)
+            return finished(model)
         except Exception:  # written by another torch, or damaged: train it again
             pass
     model = _train_base(base, config, steps, batch, lr, seed)
@@ -269,7 +262,7 @@ def finetune(
             opt.zero_grad(set_to_none=True)
             lm_loss(model, x[idx], y[idx]).backward()
             opt.step()
-    return _finish(model)
+    return finished(model)
 
 
 def evaluate_lm(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:

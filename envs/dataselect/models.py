@@ -60,6 +60,15 @@ def _mask(keep: np.ndarray | torch.Tensor | None, n: int) -> torch.Tensor | None
     return mask
 
 
+def finished(model: nn.Module) -> nn.Module:
+    """A trained ``model`` put in eval mode, its parameters still requiring gradients (for
+    influence methods); the same model."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model
+
+
 def train_mlp(
     init: nn.Module,
     x: torch.Tensor,
@@ -85,10 +94,7 @@ def train_mlp(
             loss = nn.functional.cross_entropy(model(xs), ys)
             loss.backward()
             opt.step()
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(True)
-    return model
+    return finished(model)
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
