@@ -14,7 +14,7 @@ as its API requires; that I/O is part of its time.
 Both sign conventions say positive = the training example helps (lowers the query loss);
 the script checks the signs agree. Agreement is the Spearman correlation of the two
 ``(100, 1000)`` score matrices: per query (then averaged) and over the flattened matrix.
-LDS comes from ``optgym.envs.dataselect.lds``, with the same retrainings for both.
+LDS comes from ``optgym.agents.dataselect.lds``, with the same retrainings for both.
 
 Needs kronfluence, a benchmark-only dependency, installed without its requirements (they
 would replace the CPU build of torch):
@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
 from optgym.agents.dataselect.influence import fit_factors, influence_scores
-from optgym.envs.dataselect.lds import LDSSetup, lds_of_scores, prepare_lds
+from optgym.agents.dataselect.lds import LDSSetup, lds_of_scores, prepare_lds
 
 INSTALL = (
     "pip install --no-deps kronfluence==1.0.1 accelerate einops einconv opt-einsum "

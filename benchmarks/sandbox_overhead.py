@@ -22,11 +22,11 @@ import argparse
 import time
 from functools import partial
 
-from optgym.bench import episode_rows, preload_task, run_episode
+from optgym.bench import episode_rows, preload_task, run_episode, sandboxed_episode
 from optgym.budget import Budget
 from optgym.executors import Limits, LocalExecutor
-from optgym.leaderboard.tasks import board_benchmarks, get_task
-from optgym.sandbox import MAX_PIDS, sandboxed_episode, unavailable
+from optgym.sandbox import MAX_PIDS, unavailable
+from optgym.tasks import board_benchmarks, get_task
 
 TASK = "path-planning"
 AGENT = "cem"

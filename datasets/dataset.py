@@ -1,4 +1,5 @@
-"""Datasets and benchmarks: the shared contract of every OptGym problem (DESIGN 1).
+"""Datasets and benchmarks: the shared contract of every OptGym problem (the core layer of
+docs/architecture.md).
 
 A :class:`Dataset` is a named, versioned, possibly infinite collection of benchmarks with a
 description, a license, how it was made, and fixed splits. A :class:`Benchmark` is one

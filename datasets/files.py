@@ -138,9 +138,7 @@ def read_limited(source: Benchmark | str | Path, what: str, limit: int) -> bytes
     ``limit`` bytes. A path is read with :func:`read_regular` (no link followed, never
     blocking on a FIFO or a device). ``ValueError`` names ``what`` (e.g. "map file"), the
     path and the limit, never the contents."""
-    from optgym.datasets.dataset import Benchmark
-
-    if not isinstance(source, Benchmark):
+    if isinstance(source, (str, Path)):
         return read_regular(source, what, limit)
     path = source.path
     try:

@@ -13,8 +13,9 @@ from abc import abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
 
-from optgym.datasets.cache import cache_dir, read_tagged, write_tagged
+from optgym.datasets.cache import cache_dir
 from optgym.datasets.dataset import Benchmark, Dataset
+from optgym.integrity import read_tagged, write_tagged
 
 SPLIT_SEEDS = {"test": (0, 1000), "validation": (1000, 2000), "train": (2000, 2**32)}
 

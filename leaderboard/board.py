@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sqlite3
 import textwrap
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from optgym.datasets.files import write_file
+from optgym.leaderboard import board_dir
 from optgym.leaderboard.signing import sign, signature_problem, signing_key
 from optgym.leaderboard.submission import MANIFEST, RESULTS, VERIFICATION, load_submission
 from optgym.leaderboard.verify import (
@@ -89,12 +89,6 @@ CREATE INDEX entries_task ON entries (task);
 
 #: The board OptGym ships (committed, installed with the package).
 _SHIPPED_BOARD = Path(__file__).resolve().parent / "board"
-
-
-def board_dir() -> Path:
-    """The board folder: ``$OPTGYM_BOARD``, else this package's ``board/``."""
-    env = os.environ.get("OPTGYM_BOARD")
-    return Path(env) if env else Path(__file__).resolve().parent / "board"
 
 
 class Board:
@@ -362,7 +356,7 @@ class Board:
 
     def entries(self, task: str | None = None) -> list[dict[str, Any]]:
         """Every indexed entry (of ``task``) with its scores, statistics and rank."""
-        from optgym.leaderboard.tasks import all_tasks
+        from optgym.tasks import all_tasks
 
         with self.connect() as con:
             con.row_factory = sqlite3.Row
@@ -383,7 +377,7 @@ class Board:
     def table(self, task: str | None = None) -> str:
         """The entries as a text table, task by task and pool by pool (:func:`_pool`), best
         first: rank, score, its 95% interval and the test set it was measured on."""
-        from optgym.leaderboard.tasks import all_tasks
+        from optgym.tasks import all_tasks
 
         entries = self.entries(task)
         if not entries:
@@ -419,7 +413,7 @@ class Board:
         import datetime
 
         import optgym
-        from optgym.leaderboard.tasks import all_tasks, board_benchmarks, hardware_dependent
+        from optgym.tasks import all_tasks, board_benchmarks, hardware_dependent
 
         entries = self.entries()
         tasks = []
@@ -468,7 +462,7 @@ def _outdated(record: Verification, folder: Path) -> bool:
     """Whether an entry's verification predates this OptGym, or its open-track test set is
     no longer the task's (a dataset's version or the task changed)."""
     import optgym
-    from optgym.leaderboard.tasks import all_tasks, board_benchmarks
+    from optgym.tasks import all_tasks, board_benchmarks
 
     if record.verifier.get("optgym") != optgym.__version__:
         return True
@@ -508,7 +502,7 @@ def _scores_of(results: bytes) -> list[tuple[str, int, float]]:
 def _pool(task: Any, entry: dict[str, Any]) -> tuple[str, str]:
     """The pool an entry is ranked in, as (key, label): entries of the same track and round
     (the same benchmarks), status, and hardware class where the task is ranked within one."""
-    from optgym.leaderboard.tasks import hardware_dependent
+    from optgym.tasks import hardware_dependent
 
     if entry["track"] == "closed":
         label = f"closed track, round {entry['round']}" if entry["round"] else "closed track"
@@ -605,4 +599,4 @@ def clear_board(root: Path) -> None:
         shutil.rmtree(root / name, ignore_errors=True)
 
 
-__all__ = ["Board", "SCHEMA_VERSION", "board_dir", "clear_board"]
+__all__ = ["Board", "SCHEMA_VERSION", "clear_board"]

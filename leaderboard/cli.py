@@ -43,7 +43,7 @@ def _board(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from optgym.cli import _parse_seeds, executor_settings
+    from optgym.cli_options import executor_settings, parse_seeds
     from optgym.leaderboard.run import run_entry
 
     training = []
@@ -59,7 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             training.append({"dataset": uri, "split": split})
     out = run_entry(
         args.task, args.agent, Path(args.out),
-        seeds=_parse_seeds(args.seeds) if args.seeds else None, **executor_settings(args),
+        seeds=parse_seeds(args.seeds) if args.seeds else None, **executor_settings(args),
         name=args.name, authors=args.author or (), code_url=args.code_url, commit=args.commit,
         training_data=training, license=args.license, weights=args.weights,
         progress=not args.no_progress, code=args.code,
@@ -76,7 +76,7 @@ def _print_score(out: Path) -> None:
 
     from optgym.leaderboard.stats import interval, score, shape_label
     from optgym.leaderboard.submission import RESULTS
-    from optgym.leaderboard.tasks import get_task
+    from optgym.tasks import get_task
 
     rows = [json.loads(raw) for raw in (out / RESULTS).read_bytes().splitlines() if raw.strip()]
     if not rows:
@@ -117,7 +117,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from optgym.leaderboard.tasks import get_task
+    from optgym.tasks import get_task
 
     if args.task is not None:
         get_task(args.task)  # ValueError naming the known tasks
@@ -161,7 +161,7 @@ def cmd_round_new(args: argparse.Namespace) -> int:
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
-    from optgym.cli import executor_settings
+    from optgym.cli_options import executor_settings
     from optgym.leaderboard.rounds import rerun
     from optgym.leaderboard.verify import verify_submission
 
@@ -221,7 +221,7 @@ def _with_board(run: Any) -> Any:
 def add_commands(commands: Any) -> None:
     """Add ``leaderboard`` (with its sub-commands) and ``calibrate`` to the ``optgym``
     sub-command parsers ``commands``."""
-    from optgym.cli import executor_options
+    from optgym.cli_options import executor_options
 
     p = commands.add_parser("leaderboard", help="submit, verify, rank and publish entries")
     sub = p.add_subparsers(dest="action", required=True, parser_class=type(p))

@@ -51,7 +51,7 @@ def _check_name(name: str) -> str:
 
 def round_dir(task: str, name: str) -> Path:
     """The public folder of round ``name`` of ``task`` in the board."""
-    from optgym.leaderboard.board import board_dir
+    from optgym.leaderboard import board_dir
 
     return board_dir() / "rounds" / task / _check_name(name)
 
@@ -69,8 +69,7 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 
 def _draw(task: Any, size: int, seeds: int, salt: str) -> dict[str, Any]:
     """The hidden benchmarks and seeds a salt gives (the same on any machine)."""
-    from optgym.bench import task_datasets
-    from optgym.leaderboard.tasks import board_benchmarks
+    from optgym.tasks import board_benchmarks, task_datasets
 
     rng = np.random.default_rng(int.from_bytes(bytes.fromhex(salt), "big"))
     public = set(board_benchmarks(task))
@@ -99,7 +98,7 @@ def make_round(task_name: str, name: str, size: int = 2, seeds: int = 3) -> dict
     record with the commitment; returns the public record. ``ValueError`` when the round
     exists or a setting is out of range."""
     from optgym.leaderboard.submission import MIN_SEEDS
-    from optgym.leaderboard.tasks import get_task
+    from optgym.tasks import get_task
 
     task = get_task(task_name)
     if not 1 <= size <= 100 or not MIN_SEEDS <= seeds <= 20:
@@ -175,7 +174,7 @@ def round_benchmarks(task: Any, name: str) -> list[str]:
 def reveal(task_name: str, name: str) -> Path:
     """Publish the round's secret as ``reveal.json`` beside its record, after checking it
     against the commitment; returns the path."""
-    from optgym.leaderboard.tasks import get_task
+    from optgym.tasks import get_task
 
     task = get_task(task_name)
     secret = secret_path(task.name, name)
@@ -209,7 +208,7 @@ def rerun(
     ``code`` is the folder of what the submission ships (its plug-in modules, weights): the
     agent sees it read-only as its working folder. The agent is never imported here: its
     class is asked, in a sandbox, what it is (:func:`optgym.sandbox.describe_agent`), and
-    each episode runs it in one (:func:`optgym.sandbox.sandboxed_episode`: no network, no
+    each episode runs it in one (:func:`optgym.bench.sandboxed_episode`: no network, no
     view of the cache, the secrets or the board, the env behind a metered proxy, a cgroup
     with the task's CPU-time cap). Episodes already in ``out/results.jsonl`` are kept (a
     rerun resumes). ``RuntimeError`` when the sandbox cannot run here; the other settings
@@ -217,7 +216,7 @@ def rerun(
     from optgym.agents.registry import check_problems
     from optgym.bench import run_bench
     from optgym.executors import Limits, run_in_child
-    from optgym.leaderboard.board import board_dir
+    from optgym.leaderboard import board_dir
     from optgym.leaderboard.signing import sign
     from optgym.leaderboard.submission import (
         ATTESTATION,
@@ -226,8 +225,8 @@ def rerun(
         make_manifest,
         write_submission,
     )
-    from optgym.leaderboard.tasks import get_task
     from optgym.sandbox import MAX_PIDS, describe_agent, require
+    from optgym.tasks import get_task
 
     task = get_task(task_name)
     content = round_content(task, _check_name(name))

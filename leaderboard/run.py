@@ -49,7 +49,7 @@ def run_entry(
 
     from optgym.agents import registry, resolve_agent
     from optgym.bench import run_bench
-    from optgym.leaderboard.tasks import board_benchmarks, get_task
+    from optgym.tasks import board_benchmarks, get_task
 
     task = get_task(task_name)
     out = Path(out).resolve()

@@ -704,7 +704,7 @@ def make_manifest(
     ranked within a hardware class gets this machine's calibration (:mod:`.hardware`)."""
     import optgym
     from optgym.leaderboard.hardware import calibrate
-    from optgym.leaderboard.tasks import hardware_dependent
+    from optgym.tasks import hardware_dependent
 
     manifest = {
         "schema_version": SCHEMA_VERSION, "task": task.name, "name": name or agent,

@@ -362,7 +362,7 @@ def _second_replays(rows: list[dict], task: Any) -> tuple[int, list[str]]:
 
 def _same_result(claimed: dict, rerun: dict, task: Any) -> str | None:
     """Why a rerun line does not give back the claimed one, or None."""
-    from optgym.leaderboard.tasks import hardware_dependent
+    from optgym.tasks import hardware_dependent
 
     if rerun.get("error") is not None:
         return f"ended with an error: {str(rerun['error'])[:300]}"
@@ -390,10 +390,11 @@ def _rerun_sample(
     import random
     from functools import partial
 
-    from optgym.bench import _problem_resources
+    from optgym.bench import sandboxed_episode
     from optgym.budget import Budget
     from optgym.executors import DEFAULT_TIMEOUT, Limits, LocalExecutor, stream
-    from optgym.sandbox import MAX_PIDS, sandboxed_episode, unavailable
+    from optgym.sandbox import MAX_PIDS, unavailable
+    from optgym.tasks import problem_of_task
 
     why = unavailable()
     if why is not None:
@@ -401,7 +402,7 @@ def _rerun_sample(
                    "--reruns 0 verifies by replay alone"]  # fmt: skip
     drawn = random.SystemRandom().sample(range(len(rows)), min(reruns, len(rows)))
     log(f"running {len(drawn)} episodes again in the sandbox")
-    limits = Limits(DEFAULT_TIMEOUT, _problem_resources(task).limit_mb,
+    limits = Limits(DEFAULT_TIMEOUT, problem_of_task(task).resources.limit_mb,
                     cpu_seconds=task.cpu_seconds, pids=MAX_PIDS, require_cgroup=True)  # fmt: skip
     problems = []
     with _shipped_code(sub) as code:
@@ -428,7 +429,7 @@ def _rerun_sample(
 def _check_attestation(sub: Submission) -> list[str]:
     """A closed-track entry carries the board verifier's attestation that its own rerun
     made it."""
-    from optgym.leaderboard.board import board_dir
+    from optgym.leaderboard import board_dir
     from optgym.leaderboard.signing import signature_problem
 
     attestation = sub.attestation
@@ -449,7 +450,7 @@ def _check_attestation(sub: Submission) -> list[str]:
 def expected_benchmarks(manifest: dict, task: Any) -> list[str]:
     """The benchmarks a submission must cover: the task's leaderboard test set, or on the
     closed track its round's (which must be revealed or held here)."""
-    from optgym.leaderboard.tasks import board_benchmarks
+    from optgym.tasks import board_benchmarks
 
     if manifest["track"] == "closed":
         from optgym.leaderboard.rounds import round_benchmarks
@@ -464,7 +465,7 @@ def check_submission(
 ) -> Verification:  # fmt: skip
     """Every check of the module docstring on a loaded submission (see
     :func:`verify_submission`)."""
-    from optgym.leaderboard.tasks import get_task, hardware_dependent
+    from optgym.tasks import get_task, hardware_dependent
 
     log = log or (lambda message: None)
     out = Verification(submission=sub.id, ok=False, problems=[], verifier=_verifier())
@@ -515,7 +516,7 @@ def check_submission(
     if out.problems:
         return out
     out.scores = [(str(r["benchmark"]), int(r["seed"]), float(r["score"])) for r in rows]
-    from optgym.leaderboard.tasks import env_entry
+    from optgym.tasks import env_entry
 
     if not env_entry(task).nondeterministic:
         log(f"replaying {len(rows)} states a second time")

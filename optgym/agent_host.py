@@ -42,7 +42,7 @@ def _preload(task: str) -> None:
     import importlib
 
     from optgym.executors import PRELOAD
-    from optgym.leaderboard.tasks import env_entry, get_task
+    from optgym.tasks import env_entry, get_task
 
     modules = [*PRELOAD, env_entry(get_task(task)).entry_point.partition(":")[0]]
     for module in modules:

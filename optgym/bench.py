@@ -39,6 +39,7 @@ from optgym.result_line import (
     schema_problem,
 )
 from optgym.state import EpisodeState, StateWriter, json_lines
+from optgym.tasks import problem_of_task, task_datasets
 
 # One env per (env id, kwargs) per process: starting an env costs a worker process.
 _ENVS: dict[str, Any] = {}
@@ -105,6 +106,24 @@ def run_episode(task_name: str, agent_spec: str, benchmark: str, seed: int, budg
     return play_episode(task_name, agent_spec, benchmark, seed, budget, prepare)
 
 
+def sandboxed_episode(
+    task_name: str, agent_spec: str, benchmark: str, seed: int, budget: Any,
+    code_dir: str | None = None,
+) -> dict:  # fmt: skip
+    """One episode whose agent runs in a sandbox (:class:`optgym.sandbox.SandboxedAgent`)
+    and sees the env only through a metered proxy to this process's env; the result line,
+    as :func:`run_episode` gives it (never raises). Run it as an executor call that
+    requires a cgroup: the sandbox is then inside the call's limits."""
+    from optgym.sandbox import SandboxedAgent
+
+    agent = SandboxedAgent(agent_spec, benchmark, seed, budget, code_dir)
+    try:
+        return play_episode(task_name, agent_spec, benchmark, seed, budget, agent.prepare,
+                            agent.close)  # fmt: skip
+    finally:
+        agent.close()
+
+
 #: What an episode's agent does once the budget's clock runs: solve on the wrapped env and
 #: return its state.
 Solver = Callable[[Any], EpisodeState]
@@ -116,9 +135,9 @@ def play_episode(
 ) -> dict:  # fmt: skip
     """The result line of one episode whose agent ``prepare(task)`` readies (outside the
     budget's clock); the runner's part of :func:`run_episode`, shared with the sandboxed
-    episodes of the leaderboard (:func:`optgym.sandbox.sandboxed_episode`). Never raises;
+    episodes of the leaderboard (:func:`sandboxed_episode`). Never raises;
     ``cleanup`` runs once the agent is done."""
-    from optgym.leaderboard.tasks import get_task
+    from optgym.tasks import get_task
     from optgym.wrappers import BudgetWrapper
 
     row = _row(task_name, agent_spec, benchmark, seed, budget)
@@ -190,14 +209,6 @@ def error_text(error: BaseException) -> str:
 # --- benchmarks ------------------------------------------------------------------------------
 
 
-def task_datasets(task: Any) -> Any:
-    """The datasets of the task's problem (its record lists them; no env is made)."""
-    from optgym.datasets.dataset import DatasetRegistry
-    from optgym.envs import problems
-
-    return DatasetRegistry(problems()[task.problem].datasets())
-
-
 def _resolve_dataset(registry: Any, name: str) -> str:
     """A dataset URI from a URI or a bare ``name-vN``; ValueError listing the known ones."""
     known = [d.uri for d in registry]
@@ -230,7 +241,7 @@ def benchmark_uris(
     """
     from optgym.datasets.dataset import SPLITS
     from optgym.datasets.uri import BenchmarkUri
-    from optgym.leaderboard.tasks import get_task
+    from optgym.tasks import get_task
 
     spec = get_task(task)
     if split is not None and split not in SPLITS:
@@ -431,25 +442,6 @@ def episode_rows(
 # --- the run ---------------------------------------------------------------------------------
 
 
-def geomean(values: Iterable[float]) -> float:
-    """Geometric mean of positive values; nan if there are none or one is not positive."""
-    values = list(values)
-    if not values or any(v <= 0 for v in values):
-        return float("nan")
-    return math.exp(sum(math.log(v) for v in values) / len(values))
-
-
-def aggregate(values: Iterable[float], how: str = "geomean") -> float:
-    """The geometric (``"geomean"``) or arithmetic (``"mean"``) mean; nan if there are no
-    values (or, for the geomean, one is not positive)."""
-    if how == "geomean":
-        return geomean(values)
-    if how == "mean":
-        values = list(values)
-        return math.fsum(values) / len(values) if values else float("nan")
-    raise ValueError(f"unknown aggregate {how!r}; allowed: {', '.join(AGGREGATES)}")
-
-
 class Tally:
     """The running aggregate of each agent's scores over the latest line of each episode,
     kept in O(1) per line (a results file of a million lines is summed once, not once per
@@ -552,7 +544,7 @@ def _check_inputs(
     needs), an agent that cannot be made (a model file missing or of another kind), a bad
     seed, worker count or executor, before anything runs."""
     from optgym.agents import AGENTS, check_fit, resolve_agent
-    from optgym.leaderboard.tasks import env_entry, get_task
+    from optgym.tasks import env_entry, get_task
 
     spec = get_task(task)
     if not agents:
@@ -621,7 +613,7 @@ def run_bench(
     again unless ``retry_errors`` is false. ``on_row`` is called with each new line once it
     is written. ``isolate`` cuts every episode's process off the network
     (:mod:`optgym.isolation`). ``sandbox`` runs every agent in the sandbox
-    (:func:`optgym.sandbox.sandboxed_episode`: its own namespaces and cgroup, the env behind
+    (:func:`sandboxed_episode`: its own namespaces and cgroup, the env behind
     a metered proxy, the task's CPU-time cap, ``code_dir`` the submission's code) and never
     imports it here: ``agents`` are then taken as the canonical specs the sandbox gave
     (:func:`optgym.sandbox.describe_agent`). Returns the latest line of every episode of
@@ -634,8 +626,8 @@ def run_bench(
     ``fresh`` moves the file aside (``<results>.previous``) and starts anew.
     """
     if sandbox:
-        from optgym.leaderboard.tasks import get_task
         from optgym.sandbox import require
+        from optgym.tasks import get_task
 
         require()
         spec = get_task(task)
@@ -658,12 +650,12 @@ def run_bench(
         from optgym.isolation import no_network
 
         if memory_mb is None:
-            memory_mb = _problem_resources(spec).limit_mb
+            memory_mb = problem_of_task(spec).resources.limit_mb
         limits = Limits(timeout, memory_mb or None, no_network if isolate else None)
         if sandbox:
             from functools import partial
 
-            from optgym.sandbox import MAX_PIDS, sandboxed_episode
+            from optgym.sandbox import MAX_PIDS
 
             code = str(Path(code_dir).resolve()) if code_dir is not None else None
             episode = partial(sandboxed_episode, code_dir=code)
@@ -713,7 +705,7 @@ def run_bench(
         try:
             if jobs:
                 preload_task(spec.name)
-                resources = _problem_resources(spec)
+                resources = problem_of_task(spec).resources
                 with make_executor(executor, workers, limits, address, resources) as pool:
                     # a sandbox's harness replays its lines; an inline agent runs in this
                     # very process, where no check could stand apart from it
@@ -730,12 +722,7 @@ def preload_task(task: str) -> None:
     """Have the local executor's fork server import the task's env module, so that its
     episodes do not each import it (:func:`optgym.executors.preload`)."""
     from optgym.executors import preload
-    from optgym.leaderboard.tasks import env_entry, get_task
+    from optgym.tasks import env_entry, get_task
 
     preload([env_entry(get_task(task)).entry_point.partition(":")[0]])
 
-
-def _problem_resources(task: Any) -> Any:
-    from optgym.envs import problems
-
-    return problems()[task.problem].resources

@@ -36,7 +36,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from optgym.result_line import MAX_SEED
+from optgym.cli_options import (
+    allow_local_plugins,
+    executor_options,
+    executor_settings,
+    parse_seeds,
+)
 from optgym.spaces import space_text
 
 
@@ -91,12 +96,10 @@ def cmd_envs(args: argparse.Namespace) -> int:
 # --- optgym agents and tasks -----------------------------------------------------------------
 
 
-def _default_text(value: Any) -> str:
-    from optgym.agents.registry import _MISSING
-
-    if value is _MISSING:
+def _default_text(setting: Any) -> str:
+    if setting.required:
         return "required"
-    return f"default {value!r}"
+    return f"default {setting.default!r}"
 
 
 def cmd_agents(args: argparse.Namespace) -> int:
@@ -127,7 +130,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
             for setting in agent_settings(entry.agent_class()):
                 if setting.name in entry.presets:
                     continue
-                kind = f"{setting.type_name}, {_default_text(setting.default)}"
+                kind = f"{setting.type_name}, {_default_text(setting)}"
                 help_text = f": {setting.help}" if setting.help else ""
                 print(f"      {setting.name} ({kind}){help_text}")
         print()
@@ -230,102 +233,10 @@ def cmd_datasets_build(args: argparse.Namespace) -> int:
 # --- optgym bench ----------------------------------------------------------------------------
 
 
-#: The most seeds one ``--seeds`` may name (each is an episode per agent and benchmark).
-MAX_SEEDS = 100_000
-_SEED_ITEM = re.compile(r"(0|[1-9][0-9]*)(?:-(0|[1-9][0-9]*))?")
-
-
-def _parse_seeds(text: str) -> list[int]:
-    """``"0,1,2"``, ``"0-9"`` (inclusive) or a mix such as ``"0-4,10"``."""
-    seeds: dict[int, None] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        m = _SEED_ITEM.fullmatch(part)
-        lo, hi = (int(m.group(1)), int(m.group(2) or m.group(1))) if m else (0, -1)
-        if not m or hi < lo:
-            raise ValueError(
-                f"bad seed {part!r} in --seeds; expected non-negative integers or ranges, "
-                "e.g. 0,1,2 or 0-9"
-            )
-        if hi >= MAX_SEED:
-            raise ValueError(f"seed {hi} in --seeds is too large; seeds are below 2**63")
-        if len(seeds) + hi - lo + 1 > MAX_SEEDS:
-            raise ValueError(f"--seeds names more than {MAX_SEEDS} seeds")
-        seeds.update(dict.fromkeys(range(lo, hi + 1)))
-    if not seeds:
-        raise ValueError("no seed in --seeds; e.g. 0,1,2 or 0-9")
-    return list(seeds)
-
-
-def _allow_local_plugins() -> None:
-    """Let ``--agent mymod:MyAgent`` import ``mymod.py`` from the working directory (the
-    episodes' processes inherit ``sys.path``). The folder goes last on the path: a module
-    there never stands in for an installed one (a ``queue.py`` is not the standard
-    library's). Only the commands that run the user's own agents call this; ``validate``
-    and the leaderboard's ``verify``, ``add`` and ``rerun`` import nothing from it."""
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.append(cwd)
-
-
 def _unit(task: Any) -> str:
-    from optgym.leaderboard.tasks import env_entry
+    from optgym.tasks import env_entry
 
     return env_entry(task).env_class().work_unit
-
-
-def executor_options(
-    p: argparse.ArgumentParser,
-    what: str,
-    timeout: float | None = None,
-    memory: str = "default: four times the problem's memory request",
-) -> None:
-    """The options that choose where ``what`` run (:mod:`optgym.executors`); ``timeout``
-    is the default wall-time limit of each (default :data:`~optgym.executors.DEFAULT_TIMEOUT`;
-    0: none), ``memory`` says what the memory limit is without ``--memory-limit``."""
-    from optgym.executors import DEFAULT_TIMEOUT
-
-    timeout = DEFAULT_TIMEOUT if timeout is None else timeout
-    p.set_defaults(default_timeout=timeout)
-    p.add_argument("--workers", type=int, default=1, help=f"parallel {what} (default 1)")
-    p.add_argument(
-        "--executor",
-        default="local",
-        help="local (default: each in its own process), ray (a Ray cluster) or inline "
-        "(in this process, no limits)",
-    )
-    p.add_argument(
-        "--address", default=None, help="Ray cluster address (default: start Ray on this machine)"
-    )
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help=f"wall-time limit of each of the {what} (default {timeout:g}; 0: none)",
-    )
-    p.add_argument(
-        "--memory-limit",
-        type=float,
-        default=None,
-        metavar="MIB",
-        help=f"resident-memory limit of each of the {what}, its backends included "
-        f"({memory}; 0: none)",
-    )
-
-
-def executor_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments of :func:`optgym.bench.run_bench` that :func:`executor_options`
-    parsed; ``ValueError`` for limits the chosen executor cannot enforce."""
-    if args.executor == "inline" and (args.timeout is not None or args.memory_limit is not None):
-        raise ValueError(
-            "the inline executor runs in this process: it cannot enforce --timeout or "
-            "--memory-limit; use --executor local (the default)"
-        )
-    timeout = args.default_timeout if args.timeout is None else args.timeout
-    return {
-        "workers": args.workers, "executor": args.executor, "address": args.address,
-        "timeout": timeout or None, "memory_mb": args.memory_limit,
-    }  # fmt: skip
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -333,10 +244,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from optgym.budget import Budget
     from optgym.envs import problems
     from optgym.executors import check_executor
-    from optgym.leaderboard.tasks import get_task
     from optgym.report import format_table, plot, summarize
+    from optgym.tasks import get_task
 
-    _allow_local_plugins()
+    allow_local_plugins()
     try:
         task = get_task(args.task)
         from optgym.agents import resolve_agent
@@ -348,7 +259,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             agents.append(spec.canonical)
         check_executor(args.executor, args.address)
         budget = Budget.parse(args.budget, _unit(task)) if args.budget is not None else task.budget
-        seeds = _parse_seeds(args.seeds)
+        seeds = parse_seeds(args.seeds)
         uris: list[str] = []
         if args.dataset or not args.benchmark:
             uris += benchmark_uris(task.name, args.dataset, args.split, args.episodes)
@@ -452,7 +363,7 @@ def cmd_train_sb3(args: argparse.Namespace) -> int:
     free ``--out``_2, _3, ... when ``--out`` holds a run's files: runs are numbered, never
     overwritten), one run per seed (``--seeds``: ``OUT/seed-N``, finished seeds skipped),
     a run continued from a saved one (``--from``), or an Optuna study (``--optimize``)."""
-    from optgym.leaderboard.tasks import all_tasks
+    from optgym.tasks import all_tasks
     from optgym.train import plan_steps, resolve, run_folder, train
 
     algo = args.algo or "ppo"
@@ -586,7 +497,7 @@ def _train_seeds(
         raise ValueError("--seeds trains each seed on one torch thread; drop --threads")
     try:
         runs = train_seeds(
-            args.target, _parse_seeds(args.seeds), args.out, algo=algo, steps=args.steps,
+            args.target, parse_seeds(args.seeds), args.out, algo=algo, steps=args.steps,
             n_envs=args.n_envs, hyperparams=args.hyperparams, env_kwargs=env_kwargs,
             overrides=overrides, checkpoint_every=args.checkpoint_every,
             tensorboard=not args.no_tensorboard, progress=not args.no_progress,
@@ -617,10 +528,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from optgym.agents import resolve_agent
     from optgym.bench import benchmark_uris
     from optgym.budget import Budget
-    from optgym.leaderboard.tasks import get_task
+    from optgym.tasks import get_task
     from optgym.wrappers import BudgetWrapper
 
-    _allow_local_plugins()
+    allow_local_plugins()
     try:
         if args.algo is not None:
             raise ValueError("--algo trains an SB3 policy on an env or task; drop --task")

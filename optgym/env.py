@@ -1,4 +1,5 @@
-"""The env contract every OptGym problem shares (DESIGN 1): :class:`OptGymEnv`.
+"""The env contract every OptGym problem shares (the core of docs/architecture.md):
+:class:`OptGymEnv`.
 
 The base owns what is the same for every problem: the env id, the benchmark named by
 ``reset(options={"benchmark": uri})`` or set for the next reset (``env.benchmark = uri``),

@@ -52,11 +52,15 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import TYPE_CHECKING, Any
 
+from optgym.problem import Resources
+
 if TYPE_CHECKING:
     from optgym.cgroups import Cgroup
 
 #: The executor names of ``optgym bench --executor``.
 EXECUTORS = ("local", "inline", "ray")
+#: What a call asks a Ray cluster for where its problem's record says nothing else.
+DEFAULT_RESOURCES = Resources()
 #: Wall-time limit of one episode on the local and Ray executors, in seconds, unless given.
 DEFAULT_TIMEOUT = 3600.0
 
@@ -106,26 +110,6 @@ class Limits:
             ):
                 raise ValueError(f"{name} must be a positive number of {unit} or None, "
                                  f"got {value!r}")  # fmt: skip
-
-
-#: An episode's default memory limit, as a multiple of its problem's memory request.
-LIMIT_OVER_REQUEST = 4
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What one episode of a problem asks a cluster for: ``cpus`` and ``memory_mb``. Its
-    default memory limit (``limit_mb``) is :data:`LIMIT_OVER_REQUEST` times the request."""
-
-    cpus: float = 1.0
-    memory_mb: int = 2048
-
-    @property
-    def limit_mb(self) -> int:
-        return LIMIT_OVER_REQUEST * int(self.memory_mb)
-
-    def ray_options(self) -> dict[str, Any]:
-        return {"num_cpus": self.cpus, "memory": int(self.memory_mb) * 2**20}
 
 
 # --- one call in its own process group --------------------------------------------------------
@@ -595,7 +579,7 @@ class RayExecutor(OptGymExecutor):
         self,
         address: str | None = None,
         limits: Limits = Limits(),
-        resources: Resources = Resources(),
+        resources: Resources = DEFAULT_RESOURCES,
         max_retries: int = 3,
         init: Mapping[str, Any] | None = None,
     ):
@@ -687,7 +671,7 @@ def make_executor(
     workers: int = 1,
     limits: Limits = Limits(),
     address: str | None = None,
-    resources: Resources = Resources(),
+    resources: Resources = DEFAULT_RESOURCES,
 ) -> OptGymExecutor:
     """The executor called ``name`` (one of :data:`EXECUTORS`)."""
     if name == "local":
@@ -737,6 +721,6 @@ def stream(
 
 __all__ = [
     "DEFAULT_TIMEOUT", "EXECUTORS", "CallFailed", "InlineExecutor", "Limits", "LocalExecutor",
-    "OptGymExecutor", "RayExecutor", "Resources", "check_address", "check_executor",
+    "OptGymExecutor", "RayExecutor", "check_address", "check_executor",
     "make_executor", "preload", "run_in_child", "stream",
 ]  # fmt: skip

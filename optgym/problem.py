@@ -1,4 +1,5 @@
-"""Problem and task records: what each problem package declares once (DESIGN 1).
+"""Problem and task records: what each problem package declares once (the core layer of
+docs/architecture.md).
 
 Every ``envs/<problem>/__init__.py`` defines ``PROBLEM``, a :class:`Problem`: its env ids,
 datasets, leaderboard tasks, reference lines for plots, report hook and the agents that
@@ -13,13 +14,13 @@ leaderboard read these records; the core names no env id.
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optgym.budget import Budget
-from optgym.executors import Resources
 
 if TYPE_CHECKING:
     import gymnasium as gym
@@ -28,6 +29,46 @@ if TYPE_CHECKING:
 
 #: How a task averages its scores over episodes.
 AGGREGATES = ("geomean", "mean")
+
+
+def geomean(values: Iterable[float]) -> float:
+    """Geometric mean of positive values; nan if there are none or one is not positive."""
+    values = list(values)
+    if not values or any(v <= 0 for v in values):
+        return float("nan")
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def aggregate(values: Iterable[float], how: str = "geomean") -> float:
+    """The geometric (``"geomean"``) or arithmetic (``"mean"``) mean; nan if there are no
+    values (or, for the geomean, one is not positive)."""
+    if how == "geomean":
+        return geomean(values)
+    if how == "mean":
+        values = list(values)
+        return math.fsum(values) / len(values) if values else float("nan")
+    raise ValueError(f"unknown aggregate {how!r}; allowed: {', '.join(AGGREGATES)}")
+
+
+#: An episode's default memory limit, as a multiple of its problem's memory request.
+LIMIT_OVER_REQUEST = 4
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one episode of a problem asks a cluster for: ``cpus`` and ``memory_mb``. Its
+    default memory limit (``limit_mb``) is :data:`LIMIT_OVER_REQUEST` times the request."""
+
+    cpus: float = 1.0
+    memory_mb: int = 2048
+
+    @property
+    def limit_mb(self) -> int:
+        return LIMIT_OVER_REQUEST * int(self.memory_mb)
+
+    def ray_options(self) -> dict[str, Any]:
+        return {"num_cpus": self.cpus, "memory": int(self.memory_mb) * 2**20}
+
 
 
 def load_object(target: str) -> Any:

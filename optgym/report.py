@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from optgym.bench import aggregate as aggregate_scores
+from optgym.problem import aggregate as aggregate_scores
 
 
 def _mean(values: list[float]) -> float:

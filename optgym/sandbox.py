@@ -41,6 +41,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,16 @@ def _code_roots() -> list[Path]:
     return roots
 
 
+def _board_dirs() -> list[Path]:
+    """The board folders the sandbox hides, :func:`optgym.leaderboard.board_dir` among
+    them: ``$OPTGYM_BOARD`` where it is set, and the ``board/`` folder the leaderboard
+    package ships (found, not imported: the leaderboard is a layer above the sandbox, see
+    docs/architecture.md)."""
+    found = [d / "board" for d in _module_dirs("optgym.leaderboard")]
+    env = os.environ.get("OPTGYM_BOARD")
+    return [Path(env), *found] if env else found
+
+
 def _inside(path: Path, roots: list[Path]) -> bool:
     return any(path == r or r in path.parents for r in roots)
 
@@ -122,7 +133,6 @@ def bwrap_command(argv: list[str], code_dir: Path | None = None) -> list[str]:
     """The bubblewrap command that runs ``argv`` in the sandbox (see the module docstring),
     with ``code_dir`` read-only at :data:`CODE_MOUNT` when given."""
     from optgym.datasets.cache import cache_dir
-    from optgym.leaderboard.board import board_dir
 
     bwrap = bwrap_path()
     if bwrap is None:
@@ -155,7 +165,7 @@ def bwrap_command(argv: list[str], code_dir: Path | None = None) -> list[str]:
     bound = [r for i, r in enumerate(bound) if not _inside(r, bound[:i])]
     for root in bound:
         cmd += ["--ro-bind", str(root), str(root)]
-    hidden = {p.resolve(): None for p in [board_dir(), cache_dir(), *hidden_backends()]}
+    hidden = {p.resolve(): None for p in [*_board_dirs(), cache_dir(), *hidden_backends()]}
     for path in hidden:
         if not _inside(path, [*bound, Path("/usr")]):
             continue
@@ -369,25 +379,32 @@ def describe_agent(spec: str, code_dir: str | Path | None = None) -> dict[str, A
     return answer
 
 
-def sandboxed_episode(
-    task_name: str, agent_spec: str, benchmark: str, seed: int, budget: Any,
-    code_dir: str | None = None,
-) -> dict:  # fmt: skip
-    """One episode whose agent runs in a sandbox (see the module docstring) and sees the
-    env only through a metered proxy to this process's env; the result line, as
-    :func:`optgym.bench.run_episode` gives it (never raises). Run it as an executor call
-    that requires a cgroup: the sandbox is then inside the call's limits."""
-    from optgym.bench import play_episode
-    from optgym.env_proxy import EnvServer, serve_until_done
+class SandboxedAgent:
+    """The agent of one episode, run in a sandbox (see the module docstring) that sees the
+    env only through a metered proxy to this process's env. :meth:`prepare` is the
+    ``prepare`` of :func:`optgym.bench.play_episode` (it starts the sandbox and readies the
+    agent, outside the budget's clock); :meth:`close` ends every sandbox it started."""
 
-    boxes: list[AgentSandbox] = []
+    def __init__(
+        self, agent_spec: str, benchmark: str, seed: int, budget: Any,
+        code_dir: str | None = None,
+    ) -> None:  # fmt: skip
+        self.agent_spec, self.benchmark, self.seed = agent_spec, benchmark, seed
+        self.budget, self.code_dir = budget, code_dir
+        self.boxes: list[AgentSandbox] = []
 
-    def prepare(task: Any) -> Any:
-        box = AgentSandbox(code_dir, label=f"{agent_spec} seed {seed}")
-        boxes.append(box)
-        box.send({"op": "solve", "agent": agent_spec, "task": task.name,
-                  "benchmark": benchmark, "budget": str(budget), "seed": seed})  # fmt: skip
+    def prepare(self, task: Any) -> Callable[[Any], Any]:
+        """Start the sandbox and ready the agent on ``task``; the function that runs it on
+        the (wrapped) env and returns its final state."""
+        from optgym.env_proxy import EnvServer, serve_until_done
+
+        box = AgentSandbox(self.code_dir, label=f"{self.agent_spec} seed {self.seed}")
+        self.boxes.append(box)
+        box.send({"op": "solve", "agent": self.agent_spec, "task": task.name,
+                  "benchmark": self.benchmark, "budget": str(self.budget),
+                  "seed": self.seed})  # fmt: skip
         _expect(box, "ready")
+        benchmark = self.benchmark
 
         def solve(env: Any) -> Any:
             base = env.unwrapped
@@ -406,17 +423,13 @@ def sandboxed_episode(
 
         return solve
 
-    def cleanup() -> None:
-        for box in boxes:
+    def close(self) -> None:
+        """End every sandbox this agent started (again: nothing)."""
+        for box in self.boxes:
             box.close()
-
-    try:
-        return play_episode(task_name, agent_spec, benchmark, seed, budget, prepare, cleanup)
-    finally:
-        cleanup()
 
 
 __all__ = [
     "CODE_MOUNT", "AgentFailed", "AgentSandbox", "bwrap_command", "describe_agent",
-    "hidden_backends", "printable", "require", "sandboxed_episode", "unavailable",
+    "SandboxedAgent", "hidden_backends", "printable", "require", "unavailable",
 ]  # fmt: skip

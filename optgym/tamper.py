@@ -267,7 +267,7 @@ def budget_relabelled(
     benchmarks = list(dict.fromkeys(r["benchmark"] for r in rows))
     big = run_bench(task.name, [manifest["agent"]], benchmarks, seeds, bigger,
                     folder / "bigger.jsonl", progress=False)  # fmt: skip
-    from optgym.leaderboard.tasks import env_entry
+    from optgym.tasks import env_entry
 
     own = env_entry(task).env_class().agent_extras  # a search's trace would tell its length
     out = []
@@ -311,8 +311,8 @@ def fuzz_submission(
     verification (default: every line, so that the verdict does not depend on the draw)."""
     from optgym.agents.registry import agents_for
     from optgym.leaderboard.submission import load_submission, write_submission
-    from optgym.leaderboard.tasks import get_task
     from optgym.leaderboard.verify import verify_submission
+    from optgym.tasks import get_task
 
     sub = load_submission(path)
     task = get_task(sub.manifest["task"])

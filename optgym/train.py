@@ -336,7 +336,7 @@ def resolve(
     algorithm's ``overrides`` (``{"n_epochs": 1}``) over the file's. ``ValueError`` names
     what is wrong and what is allowed."""
     import optgym
-    from optgym.leaderboard.tasks import all_tasks
+    from optgym.tasks import all_tasks
 
     if algo not in ALGOS:
         raise ValueError(f"unknown algorithm {algo!r}; allowed: {', '.join(ALGOS)}")

@@ -179,7 +179,7 @@ def _check_fields(
 ) -> tuple[str | None, Task | None]:  # fmt: skip
     """(why the line fails before any replay or None, its task)."""
     from optgym.agents.registry import check_recorded_agent, registry, resolve_agent
-    from optgym.leaderboard.tasks import get_task
+    from optgym.tasks import get_task
 
     why = schema_problem(row)
     if why:

@@ -32,7 +32,7 @@ from optgym.leaderboard.board import Board
 from optgym.leaderboard.rounds import rerun
 from optgym.leaderboard.run import run_entry
 from optgym.leaderboard.submission import RESULTS
-from optgym.leaderboard.tasks import all_tasks, board_benchmarks
+from optgym.tasks import all_tasks, board_benchmarks
 
 #: task -> (agent, display name), references first.
 ENTRIES: dict[str, list[tuple[str, str]]] = {
@@ -92,8 +92,8 @@ RERUNS = 3
 
 def reverify(board: Board, only: list[str] | None) -> None:
     """Verify and sign every committed entry (of the tasks ``only``) again."""
-    from optgym.leaderboard.tasks import hardware_dependent
     from optgym.leaderboard.verify import verify_submission
+    from optgym.tasks import hardware_dependent
 
     for folder in list(board.entry_dirs()):
         task = all_tasks()[folder.parent.name]

@@ -448,10 +448,10 @@ def test_cli_bad_input_exits_2(args: list[str], bad: str, capsys: pytest.Capture
 
 
 def test_seed_ranges():
-    from optgym.cli import _parse_seeds
+    from optgym.cli_options import parse_seeds
 
-    assert _parse_seeds("0-3,7,2") == [0, 1, 2, 3, 7]
-    assert _parse_seeds("4") == [4]
+    assert parse_seeds("0-3,7,2") == [0, 1, 2, 3, 7]
+    assert parse_seeds("4") == [4]
 
 
 def test_cli_envs_and_datasets_list(capsys: pytest.CaptureFixture):
@@ -616,7 +616,8 @@ def test_validate_reads_past_bad_bytes_and_imports_nothing_a_line_names(
 def test_running_aggregates_match_the_aggregate_of_the_latest_lines():
     import random
 
-    from optgym.bench import Tally, aggregate, latest_rows
+    from optgym.bench import Tally, latest_rows
+    from optgym.problem import aggregate
 
     rng = random.Random(0)
     for how in ("geomean", "mean"):

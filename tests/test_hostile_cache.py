@@ -28,9 +28,10 @@ import pytest
 import optgym  # noqa: F401  (registers the env ids)
 from optgym.budget import Budget
 from optgym.cli import main
-from optgym.datasets.cache import cache_dir, read_tagged, tag_path, write_tagged
+from optgym.datasets.cache import cache_dir
 from optgym.datasets.files import read_limited, read_regular, write_file
 from optgym.datasets.passes.generators import CsmithDataset
+from optgym.integrity import read_tagged, tag_path, write_tagged
 from optgym.state import StateWriter
 from optgym.validate import validate_results
 

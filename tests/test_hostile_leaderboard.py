@@ -92,7 +92,7 @@ def test_open_track_lies_are_caught_by_reruns(mppi_entry: Path, tmp_path: Path) 
 
 
 def _task() -> Any:
-    from optgym.leaderboard.tasks import get_task
+    from optgym.tasks import get_task
 
     return get_task(TASK)
 

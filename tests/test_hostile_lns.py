@@ -17,10 +17,11 @@ import pytest
 from ilp_instances import lns_env, vertex_cover
 
 import optgym  # noqa: F401
-from optgym.datasets.cache import cache_dir, read_tagged, write_tagged
+from optgym.datasets.cache import cache_dir
 from optgym.env import BackendCrash
 from optgym.envs.lns import problem as problem_module
 from optgym.envs.lns.env import INITIAL_CACHE_PURPOSE, ILPNeighborhoodEnv
+from optgym.integrity import read_tagged, write_tagged
 
 SECRET = "SECRETx7f3a9c"  # a marker in hostile files: it must never reach the user
 

@@ -1,4 +1,4 @@
-"""The seeded ILP datasets (``generator://<family>-<s|l>-v0/<seed>``, DESIGN 2.3): the four
+"""The seeded ILP datasets (``generator://<family>-<s|l>-v0/<seed>``): the four
 small instances of seed 0 build, read back in SCIP with the expected shape and sense, and are
 byte-identical when made again (here and in another process); graph and matrix generators
 keep their invariants; URIs, splits and the best-known table behave."""

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from optgym.envs.dataselect.lds import METHODS, lds_of_scores, lds_per_method, main
+from optgym.agents.dataselect.lds import METHODS, lds_of_scores, lds_per_method, main
 
 DIGITS = "generator://digits-noisy-v0/0"
 

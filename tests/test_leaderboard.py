@@ -31,8 +31,8 @@ from optgym.leaderboard.submission import (
     manifest_problems,
     submission_id,
 )
-from optgym.leaderboard.tasks import board_benchmarks, get_task
 from optgym.leaderboard.verify import verify_submission
+from optgym.tasks import board_benchmarks, get_task
 
 TASK = "path-planning"
 
@@ -382,7 +382,7 @@ def test_reverify_when_the_test_set_changes(
 ) -> None:
     """A new dataset version changes a task's test set: its entries are verified again on
     reverify (and, no longer covering it, become stale); an unchanged board is left alone."""
-    import optgym.leaderboard.tasks as tasks_module
+    import optgym.tasks as tasks_module
 
     board.add(cem_entry)
     assert board.reverify() == []

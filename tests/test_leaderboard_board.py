@@ -12,8 +12,8 @@ import pytest
 
 from optgym.leaderboard.board import Board
 from optgym.leaderboard.site import build_site
-from optgym.leaderboard.tasks import all_tasks
 from optgym.leaderboard.verify import verify_submission
+from optgym.tasks import all_tasks
 
 #: Tasks whose committed entries replay in seconds, without building a stored dataset, and
 #: the episodes of each entry run again in the sandbox (a closed-loop PPO episode trains for

@@ -18,8 +18,8 @@ from optgym import sandbox
 from optgym.bench import run_bench, run_episode
 from optgym.budget import Budget
 from optgym.datasets.cache import cache_dir
-from optgym.leaderboard.board import board_dir
-from optgym.leaderboard.tasks import get_task
+from optgym.leaderboard import board_dir
+from optgym.tasks import get_task
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -190,7 +190,7 @@ def test_memory_cpu_and_crashes_end_only_their_episode(
     error line saying which; the episode beside it is scored."""
     import dataclasses
 
-    from optgym.leaderboard import tasks
+    from optgym import tasks
 
     task = dataclasses.replace(get_task(TASK), cpu_seconds=12.0)
     monkeypatch.setattr(tasks, "get_task", lambda name: task)
@@ -225,7 +225,7 @@ def test_agent_output_reaches_the_terminal_filtered(
     code: Path, capfd: pytest.CaptureFixture[str]
 ):
     """The agent's output loses its escape sequences and bidirectional overrides."""
-    from optgym.sandbox import sandboxed_episode
+    from optgym.bench import sandboxed_episode
 
     row = sandboxed_episode(TASK, "attacks:Attacker:attack=print", MAP, 0, Budget(calls=50),
                             code_dir=str(code))  # fmt: skip

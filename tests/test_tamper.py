@@ -18,8 +18,8 @@ import pytest
 from optgym.bench import run_bench
 from optgym.budget import Budget
 from optgym.envs import problems
-from optgym.leaderboard.tasks import get_task
 from optgym.tamper import fuzz
+from optgym.tasks import get_task
 
 # task: (agent, benchmark, budget); one task per env, on a small instance
 EPISODES = {

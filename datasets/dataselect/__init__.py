@@ -1,8 +1,8 @@
-"""Data-selection tasks (DESIGN 2.5): training pools with corrupted examples, a clean
-validation split and a test split. ``generator://digits-noisy-v0/<seed>``: scikit-learn's
+"""Data-selection tasks (docs/architecture.md#problems): training pools with corrupted examples, a
+clean validation split and a test split. ``generator://digits-noisy-v0/<seed>``: scikit-learn's
 digits with 10% of the pool labels flipped (:mod:`~optgym.datasets.dataselect.digits`);
-``generator://pydoc-text-v0/<seed>``: CPython's pydoc text as character sequences with 20% of
-the pool shuffled or off-domain (:mod:`~optgym.datasets.dataselect.text`)."""
+``generator://pydoc-text-v0/<seed>``: CPython's pydoc text as character sequences with 20% of the
+pool shuffled or off-domain (:mod:`~optgym.datasets.dataselect.text`)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
-"""0-1 integer program datasets for LNS (DESIGN 2.3): seeded generators of the four families
-of the LB-RELAX and CL-LNS papers (vertex cover, independent set, set cover, combinatorial
-auction), each at a small (``-s-``) and a large (``-l-``) size, and the best known objective
-values of their first test instances (``best_known.json``, made by
-``datasets/lns/best_known.py``).
-"""
+"""0-1 integer program datasets for LNS (docs/architecture.md#problems): seeded generators of the
+four families of the LB-RELAX and CL-LNS papers (vertex cover, independent set, set cover,
+combinatorial auction), each at a small (``-s-``) and a large (``-l-``) size, and the best known
+objective values of their first test instances (``best_known.json``, made by
+``datasets/lns/best_known.py``)."""
 
 from __future__ import annotations
 

@@ -40,18 +40,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from optgym.datasets.cache import (
-    cache_dir,
-    cache_tag,
-    cache_tag_matches,
-    read_tag,
-    tag_path,
-    write_atomic,
-    write_tagged,
-)
+from optgym.datasets.cache import cache_dir, write_atomic
 from optgym.datasets.dataset import Benchmark, Dataset
 from optgym.datasets.files import read_regular
 from optgym.datasets.passes.tools import CLANG_FLAGS, run, tool
+from optgym.integrity import cache_tag, cache_tag_matches, read_tag, tag_path, write_tagged
 
 NAME = "debian-v0"
 SUITE = "bookworm"

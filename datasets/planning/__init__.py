@@ -1,5 +1,5 @@
-"""2D navigation maps for path planning (DESIGN 2.4): the map record and its JSON and text
-grid formats (:mod:`~optgym.datasets.planning.maps`), and the datasets ``nav2d-v0`` (fixed
+"""2D navigation maps for path planning (docs/architecture.md#problems): the map record and its JSON
+and text grid formats (:mod:`~optgym.datasets.planning.maps`), and the datasets ``nav2d-v0`` (fixed
 maps) and ``nav2d-random-v0`` (seeded random obstacles)."""
 
 from __future__ import annotations

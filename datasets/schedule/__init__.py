@@ -10,7 +10,6 @@ from optgym.datasets.schedule.generators import (
     HalideOpsDataset,
     RandomDagDataset,
     load_spec,
-    naive_work,
     ops_spec,
     random_spec,
 )
@@ -24,6 +23,7 @@ from optgym.datasets.schedule.ops import (
     evaluate,
     input_data,
     intrinsic_features,
+    naive_work,
     outputs_match,
     reference_output,
     required_regions,

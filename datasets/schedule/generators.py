@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from optgym.datasets.dataset import Benchmark, Dataset
-from optgym.datasets.schedule.ops import OPS, required_regions
+from optgym.datasets.schedule.ops import naive_work
 from optgym.datasets.schedule.spec import MAX_SPEC_BYTES, InputTensor, PipelineSpec, Stage
 from optgym.datasets.seeded import SeededDataset
 
@@ -47,18 +47,6 @@ def load_spec(benchmark: Benchmark) -> PipelineSpec:
             f"{what} is {size} bytes; the limit for a pipeline spec is {MAX_SPEC_BYTES}"
         )
     return PipelineSpec.from_json(benchmark.read_bytes(), what)
-
-
-def naive_work(spec: PipelineSpec) -> float:
-    """A rough cost of the naive schedule: per stage, the points of its required region times
-    its arithmetic and loads per point, summed (the unit is about one scalar operation)."""
-    regions = required_regions(spec)
-    total = 0.0
-    for s in spec.stages:
-        c = OPS[s.op].counts(s)
-        points = math.prod(e for _, e in regions[s.name])
-        total += points * (c.adds + c.muls + c.minmax + c.other + c.loads)
-    return total
 
 
 # --------------------------------------------------------------------------- fixed benchmarks

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from optgym.datasets.schedule.spec import PipelineSpec, Stage
-
 if TYPE_CHECKING:  # pragma: no cover
     import halide as hl
+
+    from optgym.datasets.schedule.spec import PipelineSpec, Stage
 
 Box = list[tuple[int, int]]  # per dim (min, extent), Halide order
 Tensor = tuple[np.ndarray, tuple[int, ...]]  # Halide-order array view and its per-dim mins
@@ -495,6 +495,19 @@ def required_regions(spec: PipelineSpec) -> dict[str, Box]:
                 lo_hi[name] = need
     order = [t.name for t in spec.inputs] + [s.name for s in spec.stages]
     return {n: [(lo, hi - lo + 1) for lo, hi in lo_hi[n]] for n in order}
+
+
+def naive_work(spec: PipelineSpec) -> float:
+    """A rough cost of the naive schedule: per stage, the points of its required region times
+    its arithmetic and loads per point, summed (the unit is about one scalar operation)."""
+    regions = required_regions(spec)
+    total = 0.0
+    for s in spec.stages:
+        c = OPS[s.op].counts(s)
+        points = math.prod(e for _, e in regions[s.name])
+        total += points * (c.adds + c.muls + c.minmax + c.other + c.loads)
+    return total
+
 
 
 def input_data(spec: PipelineSpec) -> dict[str, np.ndarray]:

@@ -385,7 +385,7 @@ class PipelineSpec:
         for s in self.stages[:-1]:
             if s.name not in used:
                 raise ValueError(f"stage {s.name!r} is read by no stage and is not the output")
-        from optgym.datasets.schedule.generators import naive_work
+        from optgym.datasets.schedule.ops import naive_work
 
         work = naive_work(self)
         if work > MAX_NAIVE_WORK:

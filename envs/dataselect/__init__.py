@@ -1,6 +1,6 @@
-"""Influence-guided data selection (DESIGN 2.5): ``optgym/DataSelection-v0`` removes or adds
-pool examples, retrains a small model for real and rewards the drop in validation loss, on
-the tasks of :mod:`optgym.datasets.dataselect`.
+"""Influence-guided data selection (docs/architecture.md#problems): ``optgym/DataSelection-v0``
+removes or adds pool examples, retrains a small model for real and rewards the drop in validation
+loss, on the tasks of :mod:`optgym.datasets.dataselect`.
 
 The env and model helpers (``DataSelectionEnv``, ``make_mlp``, ``train_mlp``...) load torch:
 they are imported from :mod:`optgym.envs.dataselect.env` and ``.models`` on first use."""
@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from optgym.budget import Budget
-from optgym.executors import Resources
-from optgym.problem import EnvEntry, EnvExample, Problem, Task, lazy_exports
+from optgym.problem import EnvEntry, EnvExample, Problem, Resources, Task, lazy_exports
 
 ENV_ID = "optgym/DataSelection-v0"
 MODES = ("remove", "add")

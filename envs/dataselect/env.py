@@ -76,7 +76,7 @@ class DataSelectionEnv(OptGymEnv[Observation, np.ndarray]):
     """
     ## Description
 
-    Data selection for a classifier trained on a pool with corrupted examples (DESIGN 2.5):
+    Data selection for a classifier trained on a pool with corrupted examples:
     on ``generator://digits-noisy-v0/<seed>``, an MLP (64 -> 64 tanh -> 10) on
     scikit-learn's 8 x 8 digits, with a pool of 1000 of which 100 labels are flipped, a
     clean validation split of 300 and a clean test split of 497. Each step the agent scores

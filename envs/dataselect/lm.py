@@ -35,8 +35,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from optgym.datasets.cache import cache_dir, read_tagged, write_tagged
-from optgym.envs.dataselect.models import _mask, finished
+from optgym.datasets.cache import cache_dir
+from optgym.envs.dataselect.models import as_mask, finished
+from optgym.integrity import read_tagged, write_tagged
 from optgym.threads import single_thread
 
 MODEL_SEED = 0
@@ -248,7 +249,7 @@ def finetune(
     rows, cycled), so removing a few rows changes the minibatches only a little and the
     number of updates never changes. ``base`` is not changed; bit-identical for the same
     inputs; returned in eval mode."""
-    mask = _mask(keep, len(x))
+    mask = as_mask(keep, len(x))
     order = np.random.default_rng(seed).permutation(len(x))
     if mask is not None:
         order = order[mask.numpy()[order]]

@@ -47,7 +47,9 @@ def make_mlp(
     return nn.Sequential(*layers)
 
 
-def _mask(keep: np.ndarray | torch.Tensor | None, n: int) -> torch.Tensor | None:
+def as_mask(keep: np.ndarray | torch.Tensor | None, n: int) -> torch.Tensor | None:
+    """``keep`` (one flag per example, ``n`` of them) as a boolean tensor; None stays None
+    (every example). ``ValueError`` for another shape."""
     if keep is None:
         return None
     mask = torch.as_tensor(np.asarray(keep, dtype=bool))
@@ -83,7 +85,7 @@ def train_mlp(
     where ``keep`` (N,) bool is true (all rows when None): ``steps`` full-batch Adam steps
     of learning rate ``lr`` on mean cross-entropy + ``(l2 / 2) ||theta||^2``, one thread.
     ``init`` is not changed; the copy is returned in eval mode."""
-    mask = _mask(keep, len(y))
+    mask = as_mask(keep, len(y))
     xs, ys = (x, y) if mask is None else (x[mask], y[mask])
     model = copy.deepcopy(init)
     model.train()

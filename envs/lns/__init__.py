@@ -1,4 +1,5 @@
-"""Large Neighborhood Search for integer programs (``optgym/ILPNeighborhood-v0``): DESIGN 2.3."""
+"""Large Neighborhood Search for integer programs (``optgym/ILPNeighborhood-v0``), see
+docs/architecture.md#problems."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from optgym.budget import Budget
-from optgym.executors import Resources
-from optgym.problem import EnvEntry, EnvExample, Problem, Task
+from optgym.problem import EnvEntry, EnvExample, Problem, Resources, Task
 
 ENV_ID = "optgym/ILPNeighborhood-v0"
 FAMILIES = ("vertex-cover", "independent-set", "set-cover", "auction")

@@ -12,13 +12,14 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from optgym.datasets.cache import cache_dir, read_tagged, write_tagged
+from optgym.datasets.cache import cache_dir
 from optgym.datasets.dataset import Benchmark, DatasetRegistry
 from optgym.env import NamedSpace, OptGymEnv, RewardTolerance, StepResult
 from optgym.envs.lns import problem as problem_module
 from optgym.envs.lns.graph import GRAPH_SPACE, StaticGraph
 from optgym.envs.lns.problem import InstanceError, MipProblem, instance_suffix
 from optgym.envs.lns.worker import ScipWorker
+from optgym.integrity import read_tagged, write_tagged
 from optgym.state import EpisodeState
 
 ENV_ID = "optgym/ILPNeighborhood-v0"

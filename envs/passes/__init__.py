@@ -1,12 +1,11 @@
-"""LLVM pass ordering (``optgym/PassOrdering-v0``): DESIGN section 2.1."""
+"""LLVM pass ordering (``optgym/PassOrdering-v0``): docs/architecture.md#problems."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from optgym.budget import Budget
-from optgym.executors import Resources
-from optgym.problem import EnvEntry, EnvExample, Problem, Task
+from optgym.problem import EnvEntry, EnvExample, Problem, Resources, Task
 
 
 def _datasets() -> list[Any]:

@@ -23,8 +23,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from optgym.datasets.cache import cache_dir, read_tagged, write_tagged
+from optgym.datasets.cache import cache_dir
 from optgym.datasets.files import read_regular
+from optgym.integrity import read_tagged, write_tagged
 
 LLVM_PREFIX = Path(os.environ.get("OPTGYM_LLVM_PREFIX", "/usr/lib/llvm-19"))
 LIBLLVM = LLVM_PREFIX / "lib" / "libLLVM-19.so"

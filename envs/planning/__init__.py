@@ -1,5 +1,5 @@
-"""Path planning for a 2D point robot (DESIGN 2.4): ``optgym/PathPlanning2D-v0`` (one
-open-loop plan per episode, batched plan evaluation) and ``optgym/PathPlanning2DClosedLoop-v0``
+"""Path planning for a 2D point robot (docs/architecture.md#problems): ``optgym/PathPlanning2D-v0``
+(one open-loop plan per episode, batched plan evaluation) and ``optgym/PathPlanning2DClosedLoop-v0``
 (one move per step, range sensors), on the maps of :mod:`optgym.datasets.planning`.
 
 The env classes and helpers (``PathPlanning2DEnv``, ``rollout``...) are imported from
@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from optgym.budget import Budget
-from optgym.executors import Resources
-from optgym.problem import EnvEntry, EnvExample, Problem, Task, lazy_exports
+from optgym.problem import EnvEntry, EnvExample, Problem, Resources, Task, lazy_exports
 
 OPEN_LOOP_ID = "optgym/PathPlanning2D-v0"
 CLOSED_LOOP_ID = "optgym/PathPlanning2DClosedLoop-v0"

@@ -1,4 +1,4 @@
-"""Halide schedule search (``optgym/ScheduleSearch-v0``): DESIGN 2.2."""
+"""Halide schedule search (``optgym/ScheduleSearch-v0``): docs/architecture.md#problems."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from optgym.budget import Budget
-from optgym.executors import Resources
-from optgym.problem import EnvEntry, EnvExample, Problem, Task
+from optgym.problem import EnvEntry, EnvExample, Problem, Resources, Task
 
 ENV_ID = "optgym/ScheduleSearch-v0"
 

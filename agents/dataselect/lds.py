@@ -18,7 +18,7 @@ once with :func:`prepare_lds`, then score any ``(n_query, n_train)`` matrix with
 >>> lds_per_method("generator://digits-noisy-v0/0", subsets=50)
 {'ekfac': 0.63, 'kfac': 0.63, 'grad-dot': 0.27}
 
-CLI: ``python -m optgym.envs.dataselect.lds [--benchmark URI] [--subsets 50]
+CLI: ``python -m optgym.agents.dataselect.lds [--benchmark URI] [--subsets 50]
 [--methods ekfac,kfac,grad-dot]``.
 """
 

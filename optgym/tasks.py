@@ -1,5 +1,6 @@
-"""Leaderboard tasks: each problem's record lists its own (:mod:`optgym.problem`); this module
-looks them up by name.
+"""Tasks by name: each problem's record lists its own (:attr:`optgym.problem.Problem.tasks`);
+this module looks them up across the one list of problems (:func:`optgym.envs.problems`)
+and answers what the runner, the validator and the leaderboard ask of a task.
 
 >>> get_task("pass-ordering").budget
 Budget(calls=2000, steps=None, seconds=None)
@@ -8,8 +9,12 @@ Budget(calls=2000, steps=None, seconds=None)
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
-from optgym.problem import EnvEntry, Task
+from optgym.problem import EnvEntry, Problem, Task
+
+if TYPE_CHECKING:
+    from optgym.datasets.dataset import DatasetRegistry
 
 
 @cache
@@ -30,13 +35,26 @@ def board_benchmarks(task: Task) -> list[str]:
     """The task's leaderboard test set: the first ``task.board_size`` benchmark URIs of each
     of its datasets' splits, in the task's dataset order (names only: a stored dataset need
     not be built)."""
-    from optgym.bench import task_datasets
-
     registry = task_datasets(task)
     uris: list[str] = []
     for uri, split in task.datasets:
         uris.extend(registry.dataset(uri).take(split, task.board_size))
     return uris
+
+
+def task_datasets(task: Task) -> DatasetRegistry:
+    """The datasets of the task's problem (its record lists them; no env is made)."""
+    from optgym.datasets.dataset import DatasetRegistry
+    from optgym.envs import problems
+
+    return DatasetRegistry(problems()[task.problem].datasets())
+
+
+def problem_of_task(task: Task) -> Problem:
+    """The record of the problem that lists ``task``."""
+    from optgym.envs import problems
+
+    return problems()[task.problem]
 
 
 def env_entry(task: Task) -> EnvEntry:
@@ -62,4 +80,5 @@ def get_task(name: str) -> Task:
 
 __all__ = [
     "Task", "all_tasks", "board_benchmarks", "env_entry", "get_task", "hardware_dependent",
+    "problem_of_task", "task_datasets",
 ]  # fmt: skip
