@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from optgym.bench import aggregate, benchmark_uris, run_bench
+from optgym.bench import benchmark_uris, run_bench
 from optgym.budget import Budget
 from optgym.cli import main
 from optgym.envs.planning.report import (
@@ -21,6 +21,7 @@ from optgym.envs.planning.report import (
     plot_best_vs_evaluations,
 )
 from optgym.leaderboard.tasks import get_task
+from optgym.problem import aggregate
 from optgym.report import format_table, summarize
 from optgym.validate import validate_results
 

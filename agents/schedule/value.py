@@ -677,7 +677,6 @@ class ValueFunctionAgent:
     A learned agent: ``train`` measures schedules of train pipelines through the env and
     fits the value network; ``save`` and ``load`` (or the ``path`` setting) keep it."""
 
-    problems: ClassVar[tuple[str, ...]] = ("schedule-search",)
     #: What ``optgym train`` adds to the task's env config for training: the Adams2019
     #: baseline in ``info`` (minutes of autoscheduling per random pipeline) is not needed.
     train_env_kwargs: ClassVar[dict[str, Any]] = {"baseline_info": False}
@@ -716,10 +715,6 @@ class ValueFunctionAgent:
             raise ValueError(f"max_stages must be >= 1 or None, got {self.max_stages}")
         if self.path is not None:
             self.load(self.path)
-
-    @property
-    def name(self) -> str:
-        return "value" if self.beam == 1 else "value-beam"
 
     @property
     def model(self) -> CostModel:
