@@ -136,3 +136,27 @@ def test_the_initial_board_runs_each_tasks_reference_agents() -> None:
         ("oz", "LLVM's -Oz pipeline"),
         ("o3", "LLVM's -O3 pipeline"),
     ]
+
+
+def test_optgym_train_is_the_one_way_to_train_a_learned_agent() -> None:
+    import shlex
+
+    import optgym.agents.planning.rl as rl
+    import optgym.agents.schedule.value as value
+    from optgym.agents import resolve_agent
+    from optgym.bench import benchmark_uris
+    from optgym.cli import build_parser
+    from optgym.envs.schedule.model import MAKE_COMMAND
+
+    for module in (rl, value):  # no training entry of their own
+        assert not hasattr(module, "main"), module.__name__
+        assert "__main__" not in open(module.__file__, encoding="utf-8").read()
+    words = shlex.split(MAKE_COMMAND)
+    assert words[0] == "optgym"
+    args = build_parser().parse_args([*words[1:], "--out", "weights.pt"])
+    assert (args.target, args.task, args.budget) == ("value", "schedule-search", "measurements=540")
+    # the shipped weights' settings: 45 train pipelines of at most 16 stages, 10 schedules each
+    agent = resolve_agent(args.target).make()
+    assert (agent.pipelines, agent.max_stages, agent.schedules) == (45, 16, 10)
+    uris = benchmark_uris(args.task, args.dataset, args.split, args.episodes)
+    assert len(uris) == 100 and uris[0] == "generator://halide-random-v0/2000"
