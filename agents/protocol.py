@@ -2,8 +2,12 @@
 
 An agent is a class with
 
-* ``problems``: the problems (``"pass-ordering"``) or env ids it works on; the runner
-  refuses a task outside them before anything runs;
+* a name and the problem it works on: a problem's own agent has them in its problem's
+  record (``envs/<problem>/__init__.py``, ``PROBLEM.agents``: the name, the class, a line of
+  description, and the env ids it fits where not all of the problem's); a plug-in (an
+  ``optgym.agents`` entry point, or ``--agent package.module:Class``) declares the class
+  attribute ``problems``: the problems (``"pass-ordering"``) or env ids it works on. The
+  runner refuses a task outside them before anything runs;
 * typed settings: its constructor's keyword arguments, with defaults (shipped agents are
   dataclasses with one attribute docstring per field), passed on the command line as
   ``--agent NAME:key=value,...``;
@@ -25,7 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 
@@ -64,14 +68,14 @@ class Agent(Protocol):
     What an agent needs, it declares, and the runner checks before anything runs
     (:func:`check_fit`; ``metered(env, budget, agent=self)`` checks it too):
 
-    * ``problems``: the problems (``"path-planning"``) or env ids it works on;
+    * what it works on: a problem's own agent, in its problem's record (the problem, or the
+      env ids the record restricts it to); a plug-in, in its class attribute ``problems``
+      (the problems, ``"path-planning"``, or env ids; ``"*"``: any);
     * ``requires`` (optional): the env methods it uses (``("evaluate_batch",)``): a
       problem with several envs may lack them in one (the runner checks the env's class);
     * ``budget_units`` (optional): the budget units of which it needs one limited
       (``("calls", "seconds")`` for a search that takes no env steps).
     """
-
-    problems: ClassVar[tuple[str, ...]]
 
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
@@ -105,11 +109,15 @@ def _env_problem(env_id: str) -> str | None:
 
 def fit_problem(agent: Any, budget: Budget | None = None, env: Any = None) -> str | None:
     """Why ``agent`` (an instance or its class) cannot run with ``budget`` on ``env`` (an
-    env, wrapped or not, or an env class), or None: its ``problems`` do not include the
-    env's id or problem, the env lacks a method it ``requires``, or the budget limits none
-    of its ``budget_units``. Either of ``budget`` and ``env`` may be left out."""
+    env, wrapped or not, or an env class), or None: what it works on (its problem's record
+    says, or a plug-in's ``problems``) does not include the env's id or problem, the env
+    lacks a method it ``requires``, or the budget limits none of its ``budget_units``.
+    Either of ``budget`` and ``env`` may be left out."""
+    from optgym.agents.registry import record_fit
+
     cls = agent if isinstance(agent, type) else type(agent)
-    name = getattr(agent, "name", None) or cls.__name__
+    names, recorded = record_fit(cls)
+    name = names[0] if len(names) == 1 else cls.__name__
     units = tuple(getattr(cls, "budget_units", ()) or ())
     if budget is not None and units and all(getattr(budget, u) is None for u in units):
         return (f"{name} needs a budget that limits {' or '.join(units)}, got {budget} "
@@ -119,7 +127,8 @@ def fit_problem(agent: Any, budget: Budget | None = None, env: Any = None) -> st
     # an env class, or the env itself (a proxy's attributes are the env's: not its class's)
     target = env if isinstance(env, type) else getattr(env, "unwrapped", env)
     env_id = getattr(target, "env_id", "") or ""
-    works_on = tuple(getattr(agent, "problems", ()) or ())  # an agent may narrow its class's
+    # a plug-in's own (an instance may narrow its class's), else its record's
+    works_on = tuple(getattr(agent, "problems", None) or recorded)
     if works_on and "*" not in works_on and env_id:
         if env_id not in works_on and _env_problem(env_id) not in works_on:
             return f"{name} works on {', '.join(works_on)}, not on {env_id}"

@@ -15,15 +15,10 @@ from optgym.budget import Budget
 class ReferenceAgent:
     """Applies one of the env's references once (``env.apply_reference``)."""
 
-    problems: ClassVar[tuple[str, ...]] = ("pass-ordering", "schedule-search")
     stochastic: ClassVar[bool] = False  # the seed changes nothing
 
     reference: str = "Oz"
     """the reference to apply: Oz, O3, O0 (pass ordering); a Halide autoscheduler"""
-
-    @property
-    def name(self) -> str:
-        return self.reference.lower()
 
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None

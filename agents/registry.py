@@ -203,14 +203,17 @@ def parse_settings(text: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class AgentEntry:
-    """A registered agent: its class (``module:Class``), preset settings, description and
-    where it comes from (``problem pass-ordering`` or ``entry point``)."""
+    """A registered agent: its class (``module:Class``), preset settings, description,
+    where it comes from (``problem pass-ordering`` or ``entry point``) and, for a problem's
+    own agent, what its record says it works on (the problem, or the env ids its record
+    restricts it to; empty for a plug-in, whose class declares its ``problems``)."""
 
     name: str
     target: str
     presets: dict[str, str] = field(default_factory=dict)
     description: str = ""
     source: str = ""
+    works_on: tuple[str, ...] = ()
 
     def agent_class(self) -> type:
         """The agent class (imports its module); ``ValueError`` if it cannot."""
@@ -255,9 +258,11 @@ def registry() -> dict[str, AgentEntry]:
         out[entry.name] = entry
 
     for problem in problems().values():
-        for name, (target, description) in problem.agents.items():
-            cls_target, presets = _split_target(target)
-            add(AgentEntry(name, cls_target, presets, description, f"problem {problem.name}"))
+        for name, record in problem.agents.items():
+            cls_target, presets = _split_target(record.target)
+            works_on = tuple(record.envs) or (problem.name,)
+            source = f"problem {problem.name}"
+            add(AgentEntry(name, cls_target, presets, record.description, source, works_on))
     for ep in entry_points(group="optgym.agents"):
         cls_target, presets = _split_target(ep.value)
         add(AgentEntry(ep.name, cls_target, presets, "", f"entry point ({ep.value})"))
@@ -281,17 +286,12 @@ class AgentSpec:
             raise ValueError(f"cannot make agent {self.canonical!r}: {e}") from None
 
     def problems(self) -> tuple[str, ...]:
-        """What the class declares it works on (problem names or env ids; ``"*"``: any)."""
-        cls = self.entry.agent_class()
-        declared = getattr(cls, "problems", None)
-        if isinstance(declared, str):
-            declared = (declared,)
-        if not declared or not all(isinstance(p, str) for p in declared):
-            raise ValueError(
-                f"agent class {self.entry.target} declares no problems: give it a class "
-                "attribute problems = ('path-planning', ...) (problem names or env ids)"
-            )
-        return tuple(declared)
+        """What the agent works on (problem names or env ids; ``"*"``: any): a problem's
+        own agent, what its record says; a plug-in, what its class declares
+        (:func:`declared_problems`)."""
+        if self.entry.works_on:
+            return self.entry.works_on
+        return declared_problems(self.entry.agent_class())
 
     @property
     def stochastic(self) -> bool:
@@ -302,6 +302,38 @@ class AgentSpec:
     def check_task(self, task: Task) -> None:
         """``ValueError`` unless the agent works on ``task``'s problem or env."""
         check_problems(self.canonical, self.problems(), task)
+
+
+def record_fit(cls: type) -> tuple[list[str], tuple[str, ...]]:
+    """The names the problems' records give ``cls`` and what its entries work on together
+    (problem names or env ids). A class no record lists takes what its nearest listed base
+    works on, and no name; ``([], ())`` where no record lists it nor a base."""
+    for klass in cls.__mro__:
+        target = f"{klass.__module__}:{klass.__qualname__}"
+        entries = [e for e in registry().values() if e.works_on and e.target == target]
+        if entries:
+            works_on = tuple(dict.fromkeys(p for e in entries for p in e.works_on))
+            return [e.name for e in entries] if klass is cls else [], works_on
+    return [], ()
+
+
+def declared_problems(agent: Any) -> tuple[str, ...]:
+    """What an agent (an instance or its class) works on (problem names or env ids;
+    ``"*"``: any): its ``problems`` attribute where it has one (a plug-in's class says it;
+    an instance may narrow it, as a trained model to its env), else what the problems'
+    records say of its class (:func:`record_fit`). ``ValueError`` when neither says."""
+    declared = getattr(agent, "problems", None)
+    if isinstance(declared, str):
+        declared = (declared,)
+    if declared is None:
+        declared = record_fit(agent if isinstance(agent, type) else type(agent))[1]
+    if not declared or not all(isinstance(p, str) for p in declared):
+        cls = agent if isinstance(agent, type) else type(agent)
+        raise ValueError(
+            f"agent class {cls.__module__}:{cls.__qualname__} declares no problems: give it "
+            "a class attribute problems = ('path-planning', ...) (problem names or env ids)"
+        )
+    return tuple(declared)
 
 
 def check_problems(agent: str, works_on: Sequence[str], task: Task) -> None:

@@ -37,7 +37,6 @@ class Sb3Agent:
     one only); the best state of all of them is the result."""
 
     problems: ClassVar[tuple[str, ...]] = ("*",)  # any env: the model says which
-    name: ClassVar[str] = "sb3"
 
     path: Path
     """the folder ``optgym train --out`` wrote (or its model.zip)"""
@@ -128,4 +127,3 @@ def _choose(probs: np.ndarray, tried: set[int], deterministic: bool, rng: Any) -
     if deterministic or weights.sum() <= 0:
         return np.int64(np.argmax(weights if weights.sum() > 0 else probs))
     return np.int64(rng.choice(len(weights), p=weights / weights.sum()))
-

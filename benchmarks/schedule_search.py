@@ -22,14 +22,10 @@ import optgym  # noqa: F401  registers the env
 from optgym.agents import make_agent
 from optgym.budget import Budget
 from optgym.datasets.schedule import halide_datasets
+from optgym.problem import aggregate
 
 AGENTS = ("adams2019-b1", "mullapudi2016", "li2018", "schedule-random", "value", "value-beam")
 BASELINE = "adams2019-b32"
-
-
-def geomean(values: list[float]) -> float:
-    values = [v for v in values if v > 0 and math.isfinite(v)]
-    return float(np.exp(np.mean(np.log(values)))) if values else float("nan")
 
 
 def main() -> None:
@@ -67,7 +63,9 @@ def main() -> None:
     )
     ratios = {}
     for name in agents:
-        ratios[name] = geomean([runtime[BASELINE][u] / runtime[name][u] for u in uris])
+        # a failed cell (nan, printed above) has no ratio; a ratio <= 0 is an error
+        ran = [u for u in uris if math.isfinite(runtime[BASELINE][u] / runtime[name][u])]
+        ratios[name] = aggregate([runtime[BASELINE][u] / runtime[name][u] for u in ran], names=ran)
         s = list(search[name].values())
         print(f"{name:<16} {ratios[name]:>24.3f} {max(s):>13.1f} {np.mean(s):>14.1f}")
     print()

@@ -14,18 +14,14 @@ Usage: python benchmarks/trained_policy_passes.py [--programs 20] [--first 0] [-
 from __future__ import annotations
 
 import argparse
-import math
 import tempfile
 from pathlib import Path
 
 from optgym.bench import run_bench
 from optgym.budget import Budget
+from optgym.problem import aggregate
 
 DATASET = "generator://csmith-v0"
-
-
-def geomean(values: list[float]) -> float:
-    return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
 def main() -> None:
@@ -58,9 +54,9 @@ def main() -> None:
         scores = {name: [] for name in agents}
         for row in rows:
             name = next(n for n, spec in agents.items() if spec == row["agent"])
-            if row.get("error") is None and row.get("score"):
+            if row.get("error") is None and row.get("score") is not None:
                 scores[name].append(float(row["score"]))
-        means = {n: geomean(s) for n, s in scores.items() if s}
+        means = {n: aggregate(s, "geomean") for n, s in scores.items() if s}
         print(f"calls={calls}: " + ", ".join(f"{n} {len(s)} programs" for n, s in scores.items()))
         for name in agents:
             if name in means:

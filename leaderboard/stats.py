@@ -31,6 +31,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from optgym.problem import aggregate, check_scores
+
 RESAMPLES = 2000
 LEVEL = 0.95
 
@@ -46,28 +48,27 @@ def benchmark_means(scores: Iterable[tuple[str, int, float]]) -> dict[str, float
     return {b: float(np.mean(v)) for b, v in by.items()}
 
 
-def _aggregate(values: np.ndarray, how: str) -> np.ndarray:
-    """Aggregate the last axis: geomean (positive values) or mean."""
-    if how == "geomean":
-        if (values <= 0).any():
-            return np.full(values.shape[:-1], np.nan)
-        return np.exp(np.log(values).mean(axis=-1))
-    if how == "mean":
-        return values.mean(axis=-1)
-    raise ValueError(f"unknown aggregate {how!r}; allowed: geomean, mean")
+def _resampled(values: np.ndarray, how: str) -> np.ndarray:
+    """The task aggregate (:func:`optgym.problem.aggregate`) of the last axis of resampled
+    values, whose originals it checked."""
+    return np.exp(np.log(values).mean(axis=-1)) if how == "geomean" else values.mean(axis=-1)
 
 
-def aggregate(values: Sequence[float], how: str) -> float:
-    """The task's aggregate of ``values`` (nan for none, or a geomean of a value <= 0)."""
-    if not len(values):
-        return float("nan")
-    return float(_aggregate(np.asarray(values, dtype=float), how))
+def _checked(scores: Scores, how: str) -> None:
+    """``ValueError`` where ``how`` cannot aggregate ``scores`` (a geomean over a score
+    <= 0, named by its benchmark and seed)."""
+    check_scores(
+        [v for _, _, v in scores], how, [f"benchmark {b} (seed {s})" for b, s, _ in scores]
+    )
 
 
 def score(scores: Scores, how: str) -> float:
     """An entry's score: the aggregate ``how`` over benchmarks of each one's mean over seeds.
-    Every table and plot shows this one number."""
-    return aggregate(list(benchmark_means(scores).values()), how)
+    Every table and plot shows this one number. ``ValueError`` for a geomean over a score
+    <= 0, naming its benchmark and seed."""
+    _checked(scores, how)
+    means = benchmark_means(scores)
+    return aggregate(list(means.values()), how, [f"benchmark {b}" for b in means])
 
 
 def _by_seed(scores: Scores) -> dict[str, dict[int, float]]:
@@ -94,8 +95,7 @@ def shape_label(scores: Scores) -> str:
 
 
 def _percentiles(stats: np.ndarray) -> tuple[float, float]:
-    """The percentile interval at :data:`LEVEL`; nan when a replicate is nan (a geomean of a
-    value <= 0 has none)."""
+    """The percentile interval at :data:`LEVEL`; nan when a replicate is nan."""
     if stats.size == 0 or np.isnan(stats).any():
         return float("nan"), float("nan")
     tail = (1 - LEVEL) / 2 * 100
@@ -117,20 +117,23 @@ def bootstrap_interval(
     values: Sequence[float], how: str, resamples: int = RESAMPLES, seed: int = 0
 ) -> tuple[float, float]:
     """The percentile bootstrap 95% interval of ``aggregate(values, how)``, resampling the
-    values with replacement (seeded: the same interval on every machine)."""
-    data = np.asarray(values, dtype=float)
+    values with replacement (seeded: the same interval on every machine). ``ValueError``
+    for a geomean over a value <= 0."""
+    data = np.asarray(check_scores(values, how), dtype=float)
     if data.size == 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, data.size, size=(resamples, data.size))
-    return _percentiles(_aggregate(data[picks], how))
+    return _percentiles(_resampled(data[picks], how))
 
 
 def interval(
     scores: Scores, how: str, resamples: int = RESAMPLES, seed: int = 0
 ) -> tuple[float, float]:
     """The bootstrap 95% interval of :func:`score`: benchmarks resampled with replacement,
-    then the seeds within each (seeded: the same interval on every machine)."""
+    then the seeds within each (seeded: the same interval on every machine). ``ValueError``
+    for a geomean over a score <= 0."""
+    _checked(scores, how)
     by = _by_seed(scores)
     if not by:
         return float("nan"), float("nan")
@@ -139,7 +142,7 @@ def interval(
         [_seed_means(rng, np.array(list(s.values())), resamples) for s in by.values()], axis=1
     )
     picks = rng.integers(0, len(by), size=(resamples, len(by)))
-    return _percentiles(_aggregate(np.take_along_axis(means, picks, axis=1), how))
+    return _percentiles(_resampled(np.take_along_axis(means, picks, axis=1), how))
 
 
 def pairing(a: Scores, b: Scores) -> str:
@@ -156,10 +159,10 @@ def _paired_replicates(
     a: Scores, b: Scores, how: str, resamples: int, seed: int
 ) -> tuple[float, np.ndarray]:
     """A's score minus B's on the aggregate's additive scale (log for a geomean) over their
-    common benchmarks, and its bootstrap replicates (empty when none; nan where a geomean
-    meets a value <= 0)."""
-    if how not in ("geomean", "mean"):
-        raise ValueError(f"unknown aggregate {how!r}; allowed: geomean, mean")
+    common benchmarks, and its bootstrap replicates (empty when none). ``ValueError`` for
+    a geomean over a score <= 0."""
+    _checked(a, how)
+    _checked(b, how)
     ours, theirs = _by_seed(a), _by_seed(b)
     common = [x for x in ours if x in theirs]
     if not common:
@@ -195,7 +198,8 @@ def paired_interval(
     """The bootstrap 95% interval of A's score against B's over their common benchmarks:
     the difference for a mean, the ratio (A over B) for a geomean. Benchmarks are resampled
     with replacement, then the seeds within each (together where both ran the same seeds,
-    see :func:`pairing`). nan when they share no benchmark or a geomean meets a value <= 0."""
+    see :func:`pairing`). nan when they share no benchmark; ``ValueError`` for a geomean
+    over a score <= 0."""
     _, stats = _paired_replicates(a, b, how, resamples, seed)
     low, high = _percentiles(stats)
     if how == "geomean":
@@ -231,7 +235,6 @@ __all__ = [
     "LEVEL",
     "RESAMPLES",
     "Scores",
-    "aggregate",
     "benchmark_means",
     "better",
     "bootstrap_interval",

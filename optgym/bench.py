@@ -28,7 +28,7 @@ from typing import Any
 
 from optgym.budget import Budget, BudgetExceeded
 from optgym.executors import DEFAULT_TIMEOUT, Limits, check_executor, make_executor
-from optgym.problem import AGGREGATES
+from optgym.problem import check_scores
 from optgym.result_line import (
     FINGERPRINT_FIELD,
     MAX_SEED,
@@ -445,24 +445,24 @@ def episode_rows(
 class Tally:
     """The running aggregate of each agent's scores over the latest line of each episode,
     kept in O(1) per line (a results file of a million lines is summed once, not once per
-    line)."""
+    line). As :func:`optgym.problem.aggregate`, a geomean over a score <= 0 is a
+    ``ValueError`` naming the line."""
 
     def __init__(self, agents: list[str], how: str = "geomean"):
-        if how not in AGGREGATES:
-            raise ValueError(f"unknown aggregate {how!r}; allowed: {', '.join(AGGREGATES)}")
+        check_scores((), how)  # ValueError for an unknown aggregate
         self.agents, self.how = agents, how
-        # agent -> [count, sum (of logs for the geomean), values <= 0 (no geomean then)]
-        self._sums: dict[str, list[float]] = {a: [0, 0.0, 0] for a in agents}
+        # agent -> [count, sum (of logs for the geomean)]
+        self._sums: dict[str, list[float]] = {a: [0, 0.0] for a in agents}
 
     def _change(self, row: dict, sign: int) -> None:
         score, sums = row.get("score"), self._sums.get(row["agent"])
         if score is None or sums is None:
             return
+        if sign > 0:  # the aggregate's own check: a geomean over a score <= 0 is an error
+            where = f"the line of {row['agent']} on {row.get('benchmark')} (seed {row.get('seed')})"
+            check_scores((score,), self.how, (where,))
         sums[0] += sign
-        if self.how == "geomean" and score <= 0:
-            sums[2] += sign
-        else:
-            sums[1] += sign * (math.log(score) if self.how == "geomean" else score)
+        sums[1] += sign * (math.log(score) if self.how == "geomean" else score)
 
     def replace(self, old: dict | None, new: dict) -> None:
         """Count ``new`` in place of ``old`` (the episode's previous line, or None)."""
@@ -471,9 +471,9 @@ class Tally:
         self._change(new, +1)
 
     def value(self, agent: str) -> float:
-        """The agent's aggregate; nan without scores (or, for the geomean, with one <= 0)."""
-        count, total, bad = self._sums[agent]
-        if count == 0 or bad:
+        """The agent's aggregate (:func:`optgym.problem.aggregate`); nan without scores."""
+        count, total = self._sums[agent]
+        if count == 0:
             return float("nan")
         mean = total / count
         return math.exp(mean) if self.how == "geomean" else mean

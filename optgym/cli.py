@@ -110,8 +110,10 @@ def cmd_agents(args: argparse.Namespace) -> int:
     if args.problem is not None and args.problem not in known:
         return _fail("agents", f"unknown problem {args.problem!r}; allowed: {', '.join(known)}")
     by_problem: dict[str, list[str]] = {}
+    listed_by_env: dict[str, list[str]] = {}
     for name, entry in registry().items():
         works_on = AgentSpec(name, entry, {}).problems()  # without its (required) settings
+        listed_by_env[name] = [w for w in entry.works_on if w not in known]  # env ids
         listed_by = entry.source.removeprefix("problem ")  # a problem's own agents
         home = listed_by if listed_by in known else "every problem" if "*" in works_on else None
         home = home or next((p for p in known if p in works_on), None)
@@ -124,6 +126,8 @@ def cmd_agents(args: argparse.Namespace) -> int:
         for name in names:
             entry = registry()[name]
             print(f"  {name}: {entry.summary()}")
+            if listed_by_env.get(name):  # its record fits it to some of the problem's envs
+                print(f"      env: {', '.join(listed_by_env[name])} only")
             presets = ", ".join(f"{k}={v}" for k, v in entry.presets.items())
             if presets:
                 print(f"      preset: {presets}")

@@ -15,39 +15,57 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from optgym.budget import Budget
 
 if TYPE_CHECKING:
     import gymnasium as gym
 
-    from optgym.datasets.dataset import Dataset
+    from optgym.datasets.dataset import Dataset, DatasetRegistry
 
 #: How a task averages its scores over episodes.
 AGGREGATES = ("geomean", "mean")
 
 
-def geomean(values: Iterable[float]) -> float:
-    """Geometric mean of positive values; nan if there are none or one is not positive."""
-    values = list(values)
-    if not values or any(v <= 0 for v in values):
-        return float("nan")
-    return math.exp(sum(math.log(v) for v in values) / len(values))
-
-
-def aggregate(values: Iterable[float], how: str = "geomean") -> float:
-    """The geometric (``"geomean"``) or arithmetic (``"mean"``) mean; nan if there are no
-    values (or, for the geomean, one is not positive)."""
+def check_scores(
+    values: Iterable[float], how: str = "geomean", names: Sequence[str] | None = None
+) -> list[float]:
+    """``values`` as floats, checked for the task aggregate ``how``: ``ValueError`` for an
+    unknown aggregate, and for a geomean (of ratios) over a score <= 0, naming it
+    (``names[i]`` says what ``values[i]`` is: a results line, a benchmark). A geomean has no
+    value there, and dropping the score would hide it."""
+    if how not in AGGREGATES:
+        raise ValueError(f"unknown aggregate {how!r}; allowed: {', '.join(AGGREGATES)}")
+    values = [float(v) for v in values]
     if how == "geomean":
-        return geomean(values)
-    if how == "mean":
-        values = list(values)
-        return math.fsum(values) / len(values) if values else float("nan")
-    raise ValueError(f"unknown aggregate {how!r}; allowed: {', '.join(AGGREGATES)}")
+        for i, value in enumerate(values):
+            if value <= 0:
+                what = names[i] if names is not None and i < len(names) else f"score {i + 1}"
+                raise ValueError(f"a geomean needs scores > 0 (ratios): {what} scored {value!r}")
+    return values
+
+
+def aggregate(
+    values: Iterable[float], how: str = "geomean", names: Sequence[str] | None = None
+) -> float:
+    """The task aggregate of ``values``: their geometric (``"geomean"``, for ratios) or
+    arithmetic (``"mean"``) mean; nan when there are none (or one is nan). The one
+    aggregate of the runner, the reports and the leaderboard: a geomean over a score <= 0
+    is a ``ValueError`` naming it (:func:`check_scores`), never dropped.
+
+    >>> aggregate([0.5, 2.0]), aggregate([-1.0, 3.0], "mean")
+    (1.0, 1.0)
+    """
+    values = check_scores(values, how, names)
+    if not values:
+        return float("nan")
+    if how == "geomean":
+        return math.exp(math.fsum(math.log(v) for v in values) / len(values))
+    return math.fsum(values) / len(values)
 
 
 #: An episode's default memory limit, as a multiple of its problem's memory request.
@@ -141,6 +159,8 @@ class Task:
     budget: Budget
     score: Callable[[gym.Env], float]
     score_name: str
+    # The agents of the task's initial leaderboard entries, references first, then baselines
+    # (scripts/initial_board.py runs them); ``optgym tasks`` lists them.
     reference_agents: tuple[str, ...] = field(default=())
     # How far a replayed score may be from the claim (relative): measured run times only
     # reproduce within their noise.
@@ -181,14 +201,31 @@ class Task:
         return dict(self.datasets)
 
 
+class AgentRecord(NamedTuple):
+    """A built-in agent of a problem, as its record lists it: the only place its name (the
+    record's key), its class, its problem and the env ids it fits are said.
+
+    ``target`` is ``"package.module:Class[:key=value,...]"`` (preset settings),
+    ``description`` a line for ``optgym agents`` (empty: the class docstring's first
+    sentence), and ``envs`` the env ids of the problem the agent fits where it does not fit
+    them all (a planner of whole plans fits the open-loop env only)."""
+
+    target: str
+    description: str = ""
+    envs: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Problem:
     """Everything the core needs to know about one problem.
 
-    ``datasets`` is called on use (it may build nothing, but its modules can be heavy);
-    ``agents`` maps agent names to ``"package.module:Class[:key=value,...]"`` and a line
-    of description; ``report(rows, plot_path)`` prints the problem's own tables and plots
-    after a bench run and returns the paths it wrote. ``resources`` is what one episode
+    ``datasets`` is called on use (it may build nothing, but its modules can be heavy):
+    :meth:`dataset_registry` is what the problem's envs resolve benchmarks with;
+    ``agents`` maps agent names to ``(target, description)`` or ``(target, description,
+    envs)`` (an :class:`AgentRecord`; ``envs`` restricts the agent to some of the problem's
+    env ids): the only record of the built-in agents' names and what they fit;
+    ``report(rows, plot_path)`` prints the problem's own tables and plots after a bench run
+    and returns the paths it wrote. ``resources`` is what one episode
     asks a Ray cluster for (CPUs, memory). ``backends`` is what a sandboxed agent must not
     reach, so that it cannot build an unmetered env of its own (:mod:`optgym.sandbox`):
     ``"module:NAME"`` (an installed package's folder), ``"site:NAME"`` (a folder in
@@ -200,7 +237,7 @@ class Problem:
     envs: tuple[EnvEntry, ...]
     datasets: Callable[[], Iterable[Dataset]]
     tasks: tuple[Task, ...] = ()
-    agents: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    agents: Mapping[str, AgentRecord | tuple[Any, ...]] = field(default_factory=dict)
     report: Callable[[list[dict], Path], list[Path]] | None = None
     resources: Resources = Resources()
     backends: tuple[str, ...] = ()
@@ -218,7 +255,26 @@ class Problem:
                 task = replace(task, problem=self.name)
             tasks.append(task)
         object.__setattr__(self, "tasks", tuple(tasks))
+        agents = {}
+        for name, entry in self.agents.items():
+            record = AgentRecord(*entry)
+            outside = [e for e in record.envs if e not in ids]
+            if outside:
+                raise ValueError(
+                    f"agent {name!r} of problem {self.name!r} is restricted to "
+                    f"{', '.join(outside)}, which the problem does not register "
+                    f"({', '.join(sorted(ids))})"
+                )
+            agents[name] = AgentRecord(record.target, record.description, tuple(record.envs))
+        object.__setattr__(self, "agents", agents)
 
     @property
     def env_ids(self) -> tuple[str, ...]:
         return tuple(e.id for e in self.envs)
+
+    def dataset_registry(self) -> DatasetRegistry:
+        """A new registry of the problem's datasets (``datasets`` called once): what its envs
+        resolve benchmark URIs with (``env.datasets``) and ``optgym datasets`` lists."""
+        from optgym.datasets.dataset import DatasetRegistry
+
+        return DatasetRegistry(self.datasets())

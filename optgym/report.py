@@ -34,7 +34,10 @@ def summarize(rows: list[dict], aggregate: str = "geomean") -> list[dict[str, An
         agents.setdefault(row["agent"], []).append(row)
     summary = []
     for agent, mine in agents.items():
-        scores = [float(r["score"]) for r in mine if r.get("score") is not None]
+        scored = [r for r in mine if r.get("score") is not None]
+        scores = [float(r["score"]) for r in scored]
+        lines = [f"the line of {agent} on {r.get('benchmark')} (seed {r.get('seed')})"
+                 for r in scored]  # fmt: skip
         walltimes = [float(r["walltime"]) for r in mine if r.get("walltime") is not None]
         calls = [
             float(r["budget_used"]["calls"])
@@ -46,7 +49,7 @@ def summarize(rows: list[dict], aggregate: str = "geomean") -> list[dict[str, An
                 "agent": agent,
                 "episodes": len(mine),
                 "errors": sum(1 for r in mine if r.get("error")),
-                aggregate: aggregate_scores(scores, aggregate),
+                aggregate: aggregate_scores(scores, aggregate, lines),
                 "min": min(scores) if scores else float("nan"),
                 "max": max(scores) if scores else float("nan"),
                 "mean_walltime": _mean(walltimes),

@@ -44,10 +44,9 @@ def board_benchmarks(task: Task) -> list[str]:
 
 def task_datasets(task: Task) -> DatasetRegistry:
     """The datasets of the task's problem (its record lists them; no env is made)."""
-    from optgym.datasets.dataset import DatasetRegistry
     from optgym.envs import problems
 
-    return DatasetRegistry(problems()[task.problem].datasets())
+    return problems()[task.problem].dataset_registry()
 
 
 def problem_of_task(task: Task) -> Problem:

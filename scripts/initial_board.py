@@ -3,10 +3,12 @@
     .venv/bin/python scripts/initial_board.py [--reuse DIR] [--work DIR] [--only TASK] [--fresh]
     .venv/bin/python scripts/initial_board.py --reverify [--only TASK]
 
-For each (task, agent) of ``ENTRIES`` it runs the agent on the task's test set
-(``optgym leaderboard run``) into ``WORK/<task>/<agent>``, then verifies and files it
-(``optgym leaderboard add``) into the board (``$OPTGYM_BOARD``, default the one OptGym
-ships); then the closed-track entries of ``ROUNDS``. Lines already in ``DIR/<task>.jsonl``
+For each task and each of its ``reference_agents`` (the task record says which: references
+first, then baselines) it runs the agent on the task's test set (``optgym leaderboard run``)
+into ``WORK/<task>/<agent>``, then verifies and files it (``optgym leaderboard add``) into
+the board (``$OPTGYM_BOARD``, default the one OptGym ships), named by the agent's description
+in its problem's record (or by its name); then the closed-track entries of ``ROUNDS``.
+Lines already in ``DIR/<task>.jsonl``
 (an earlier ``optgym bench`` run) for that agent and the test set are reused; the run then
 resumes from them. Seconds-budget tasks (LNS, schedule search) measure time: run them on an
 otherwise idle machine.
@@ -28,30 +30,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+from optgym.agents.registry import registry
 from optgym.leaderboard.board import Board
 from optgym.leaderboard.rounds import rerun
 from optgym.leaderboard.run import run_entry
 from optgym.leaderboard.submission import RESULTS
 from optgym.tasks import all_tasks, board_benchmarks
 
-#: task -> (agent, display name), references first.
-ENTRIES: dict[str, list[tuple[str, str]]] = {
-    "pass-ordering": [("oz", "LLVM -Oz"), ("o3", "LLVM -O3"), ("random", "random search")],
-    **{
-        name: [("scip", "SCIP alone"), ("random-lns", "Random-LNS")]
-        for name in ("lns-vertex-cover", "lns-independent-set", "lns-set-cover", "lns-auction")
-    },
-    "schedule-search": [
-        ("adams2019-b32", "Halide Adams2019, beam 32"),
-        ("schedule-random", "random schedules"),
-    ],
-    "path-planning": [("cem", "CEM"), ("cmaes", "CMA-ES")],
-    "path-planning-closed-loop": [("ppo", "PPO, trained within the budget")],
-    **{
-        name: [("oracle", "oracle (corruption mask)"), ("random-select", "random removal")]
-        for name in ("data-selection-digits", "data-selection-text")
-    },
-}
+
+def entries() -> dict[str, list[tuple[str, str]]]:
+    """Task -> (agent, display name) of its initial entries: the task's ``reference_agents``,
+    each named by its description in the problem's record (or, without one, its name)."""
+    agents = registry()
+    return {
+        name: [(agent, agents[agent].description or agent) for agent in task.reference_agents]
+        for name, task in all_tasks().items()
+    }
 
 
 #: Closed-track entries: (task, revealed round, agent, display name); ``rerun`` runs them on
@@ -124,7 +118,7 @@ def main() -> int:
         reverify(board, args.only)
         return 0
     commit = _commit()
-    for task, agents in ENTRIES.items():
+    for task, agents in entries().items():
         if args.only and task not in args.only:
             continue
         if args.fresh:

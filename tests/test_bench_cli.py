@@ -638,8 +638,9 @@ def test_running_aggregates_match_the_aggregate_of_the_latest_lines():
                 expected, got = aggregate(scores, how), tally.value(name)
                 assert (math.isnan(expected) and math.isnan(got)) or abs(expected - got) < 1e-9
     tally = Tally(["a"], "geomean")
-    tally.replace(None, {"agent": "a", "score": 0.0})
-    assert math.isnan(tally.value("a"))  # a geomean over a score <= 0 has no value
+    with pytest.raises(ValueError, match=r"the line of a on b1 \(seed 3\) scored 0\.0"):
+        tally.replace(None, {"agent": "a", "benchmark": "b1", "seed": 3, "score": 0.0})
+    assert math.isnan(tally.value("a"))  # the bad line was not counted
 
 
 def test_episodes_past_their_time_or_memory_get_an_error_line(tmp_path: Path, plugins: str):

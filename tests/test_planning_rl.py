@@ -11,11 +11,13 @@ import pytest
 from stable_baselines3 import PPO
 
 import optgym  # noqa: F401
-from optgym.agents import Agent, LearnedAgent, make_agent
-from optgym.agents.planning.rl import PpoPlanner, _MapCycle, main, policy_episode
+from optgym.agents import Agent, LearnedAgent, agent_settings, make_agent, resolve_agent
+from optgym.agents.planning.rl import PpoPlanner, _MapCycle, policy_episode
 from optgym.budget import Budget
+from optgym.cli import main as cli_main
 from optgym.envs.planning import CLOSED_LOOP_ID, OPEN_LOOP_ID
 from optgym.state import EpisodeState
+from optgym.train import hyperparams_path, read_hyperparams
 
 OPEN = "benchmark://nav2d-v0/open"
 HORIZON = 100  # moves per episode on the bundled maps: kept back for the final episode
@@ -124,25 +126,46 @@ def test_bad_hyperparameters_name_the_parameter(kwargs: dict[str, Any], name: st
         PpoPlanner(**kwargs)
 
 
-def test_registered_as_ppo() -> None:
+def test_registered_as_ppo_with_the_hyperparameter_files_settings() -> None:
     agent = make_agent("ppo", n_envs=2)
     assert isinstance(agent, PpoPlanner) and isinstance(agent, Agent)
-    assert isinstance(agent, LearnedAgent) and agent.problems == (CLOSED_LOOP_ID,)
-    assert agent.name == "ppo" and agent.n_envs == 2
+    assert isinstance(agent, LearnedAgent) and agent.n_envs == 2
+    assert resolve_agent("ppo").problems() == (CLOSED_LOOP_ID,)  # its record says so
+    assert not hasattr(PpoPlanner, "problems") and not hasattr(PpoPlanner, "name")
+    # the settings' defaults are the closed-loop env's hyperparameter file's, read there
+    data = read_hyperparams(hyperparams_path(CLOSED_LOOP_ID))
+    default = PpoPlanner()
+    assert default.n_envs == data["n_envs"]
+    assert default.net_arch == tuple(data["ppo"]["policy_kwargs"]["net_arch"])
+    for key, value in data["ppo"].items():
+        if key not in ("policy", "n_timesteps", "policy_kwargs"):
+            assert getattr(default, key) == value, key
+    assert {s.name for s in agent_settings(PpoPlanner)} >= set(data["ppo"]) - {
+        "policy",
+        "n_timesteps",
+        "policy_kwargs",
+    }
 
 
-def test_command_line_trains_reports_and_saves(
+def test_optgym_train_trains_saves_and_benches_it(
     env: gym.Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "ppo.zip"
-    status = main(["--benchmark", OPEN, "--steps", "2048", "--seed", "0", "--save", str(path)])
+    status = cli_main([
+        "train", "ppo", "--task", "path-planning-closed-loop", "--dataset",
+        "generator://nav2d-random-v0", "--episodes", "2", "--budget", "steps=1024",
+        "--out", str(path), "--no-progress",
+    ])  # fmt: skip
     out = capsys.readouterr().out
-    assert "steps trained    2048" in out
-    assert f"goal reached     {status == 0}" in out
-    # the saved policy replays the reported episode
-    state, reached = policy_episode(PPO.load(path, device="cpu"), env, OPEN, 0)
-    assert f"episode reward   {state.reward:.4f}" in out
-    assert reached == (status == 0)
+    assert status == 0, out
+    assert "trained ppo on 2 train benchmarks of path-planning-closed-loop" in out
+    assert "  steps: 1024" in out
+    assert "optgym bench path-planning-closed-loop --agent ppo:path=" in out
+    # the saved policy rolls out as the agent: no training, one episode
+    loaded = make_agent("ppo", path=path)
+    state, _ = policy_episode(PPO.load(path, device="cpu"), env, OPEN, 0)
+    result = loaded.solve(env, OPEN, Budget(steps=HORIZON), seed=0)
+    assert result.state.actions == state.actions and result.state.extras["train_steps"] == 0
 
 
 def test_trained_across_maps_saved_and_loaded_without_training(

@@ -116,7 +116,7 @@ def test_table_site_and_plots_show_one_score(
     import matplotlib.axes
 
     from optgym.leaderboard.site import build_site
-    from optgym.leaderboard.stats import aggregate
+    from optgym.problem import aggregate
 
     entries = shipped.entries("pass-ordering")
     search = _named(entries, "random")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import optgym  # noqa: F401  registers the envs
-from optgym.agents import agent_settings, make_agent
+from optgym.agents import agent_settings, make_agent, resolve_agent
 from optgym.agents.planning.space_partition import (
     LaMcts,
     LaP3,
@@ -80,7 +80,8 @@ def test_steps_budget_is_respected(env: gym.Env) -> None:
     ],
 )
 def test_names_and_bad_arguments(agent: type, settings: dict, match: str) -> None:
-    assert LaMcts.name == "la-mcts" and LaP3.name == "lap3"
+    assert resolve_agent("la-mcts").entry.agent_class() is LaMcts  # the record names them
+    assert resolve_agent("lap3").entry.agent_class() is LaP3
     with pytest.raises(ValueError, match=match):
         agent(**settings)
 
@@ -172,4 +173,5 @@ def test_settings_are_typed_fields_with_each_class_defaults() -> None:
     assert agent.value_weight is None and agent.waypoints == 8
     with pytest.raises(ValueError, match="svm_kernel"):
         make_agent("la-mcts:svm_kernel=cubic")
-    assert LaMcts.problems == LaP3.problems == ("optgym/PathPlanning2D-v0",)
+    for name in ("la-mcts", "lap3"):  # their record fits them to the open-loop env only
+        assert resolve_agent(name).problems() == ("optgym/PathPlanning2D-v0",)

@@ -43,10 +43,8 @@ class _HarmAgent:
     """Shared ``solve``: reset, then score and step until the env's episode or the budget
     is spent."""
 
-    problems: ClassVar[tuple[str, ...]] = ("data-selection",)
     requires: ClassVar[tuple[str, ...]] = ("retrain",)
     budget_units: ClassVar[tuple[str, ...]] = ("calls", "steps", "seconds")  # searches until spent
-    name: ClassVar[str] = ""
 
     def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
         """Harm per pool example (pool_size,) under the env's current model."""
@@ -73,8 +71,6 @@ class _HarmAgent:
 @dataclass
 class RandomSelection(_HarmAgent):
     """Uniformly random scores."""
-
-    name: ClassVar[str] = "random-select"
 
     def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
         return rng.random(base.pool_size)
@@ -109,8 +105,6 @@ def _tfidf_order(base: Any) -> np.ndarray:
 class TfidfSelection(_HarmAgent):
     """Least TF-IDF-similar to the validation set first."""
 
-    name: ClassVar[str] = "tfidf"
-
     def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
         order = _tfidf_order(base)
         harm = np.empty(base.pool_size)
@@ -135,10 +129,6 @@ class InfluenceSelection(_HarmAgent):
             raise ValueError(f"unknown method {self.method!r}; allowed: {', '.join(self.METHODS)}")
         _check_damping(self.damping)
 
-    @property  # type: ignore[override]
-    def name(self) -> str:
-        return self.method
-
     def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:
         from optgym.agents.dataselect.influence import fit_factors, summed_influence
 
@@ -160,8 +150,6 @@ class TfidfInfluenceSelection(_HarmAgent):
     validation loss only for the ``candidates`` fraction of kept examples least similar to
     the validation set (where harmful examples are expected); the others score 0, below
     any harmful candidate."""
-
-    name: ClassVar[str] = "tfidf-ekfac"
 
     candidates: float = 0.3
     """fraction of the kept examples (least TF-IDF-similar first) scored by influence, in (0, 1]"""
@@ -193,8 +181,6 @@ class TfidfInfluenceSelection(_HarmAgent):
 class SelfInfluenceSelection(_HarmAgent):
     """Highest EK-FAC self-influence ``g^T H^-1 g`` first."""
 
-    name: ClassVar[str] = "self-influence"
-
     damping: float = 0.1
     """damping added to the EK-FAC curvature, times its mean eigenvalue"""
 
@@ -213,7 +199,6 @@ class SelfInfluenceSelection(_HarmAgent):
 class OracleSelection(_HarmAgent):
     """The env's hidden corruption mask: corrupted examples first (an upper bound)."""
 
-    name: ClassVar[str] = "oracle"
     stochastic: ClassVar[bool] = False  # the seed changes nothing
 
     def _harm(self, base: Any, rng: np.random.Generator, seed: int) -> np.ndarray:

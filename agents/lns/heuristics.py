@@ -21,8 +21,6 @@ class ScipAlone:
     one 'neighborhood' that frees every variable, solved for the CPU time the env's
     ``time_budget`` leaves (at most the wall seconds the budget leaves)."""
 
-    problems: ClassVar[tuple[str, ...]] = ("lns",)
-    name: ClassVar[str] = "scip"
     stochastic: ClassVar[bool] = False  # the seed changes nothing
 
     def solve(
@@ -44,9 +42,6 @@ class ScipAlone:
 @dataclass
 class RandomLns:
     """Random-LNS: a uniformly random neighborhood of the env's adaptive size."""
-
-    problems: ClassVar[tuple[str, ...]] = ("lns",)
-    name: ClassVar[str] = "random-lns"
 
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
@@ -84,9 +79,6 @@ def bfs_order(problem: Any, start: int, k: int, rng: np.random.Generator) -> lis
 class GraphInducedLns:
     """Graph-induced LNS: a breadth-first ball on the variable-constraint graph around a
     random integer variable; restarts from another random variable if the ball is small."""
-
-    problems: ClassVar[tuple[str, ...]] = ("lns",)
-    name: ClassVar[str] = "graph-lns"
 
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -30,9 +30,6 @@ def _fill(scores: np.ndarray, candidates: np.ndarray, rng: np.random.Generator) 
 class LocalBranchingLns:
     """LB-LNS: solve the local-branching MIP (the problem plus sum |x - x*| <= k) for a
     short time; the variables it changes, filled to k at random, are the neighborhood."""
-
-    problems: ClassVar[tuple[str, ...]] = ("lns",)
-    name: ClassVar[str] = "lb-lns"
 
     lb_time: float = 2.0
     """CPU seconds for each local-branching MIP (capped by the env's time left)"""
@@ -62,14 +59,8 @@ class LbRelax:
     fill to k at random. ``sample=True`` is LB-RELAX-S: draw the k variables at random with
     probability proportional to the change instead of taking the largest."""
 
-    problems: ClassVar[tuple[str, ...]] = ("lns",)
-
     sample: bool = False
     """draw the k variables with probability proportional to their change (LB-RELAX-S)"""
-
-    @property
-    def name(self) -> str:
-        return "lb-relax-s" if self.sample else "lb-relax"
 
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None

@@ -17,9 +17,7 @@ class GreedySearchAgent:
     largest reward, and stops when no action gains or the budget is spent. Ties go to the
     lowest action number, so the search is deterministic."""
 
-    problems: ClassVar[tuple[str, ...]] = ("pass-ordering",)
     stochastic: ClassVar[bool] = False  # the seed changes nothing
-    name: ClassVar[str] = "greedy"
 
     min_gain: float = 1e-12
     """the smallest reward a step must earn to be taken"""

@@ -17,9 +17,7 @@ class RandomSearchAgent:
     """Plays episodes of uniformly random actions until the budget is spent and returns
     the best state seen along any of them (a prefix of an episode)."""
 
-    problems: ClassVar[tuple[str, ...]] = ("pass-ordering",)
     budget_units: ClassVar[tuple[str, ...]] = ("calls", "steps", "seconds")  # searches until spent
-    name: ClassVar[str] = "random"
 
     episode_length: int = 32
     """actions per random episode"""

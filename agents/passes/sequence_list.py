@@ -30,9 +30,7 @@ class SequenceListAgent:
     returns the one with the best final reward. Actions are indices or action names the
     env's ``action_index`` accepts."""
 
-    problems: ClassVar[tuple[str, ...]] = ("pass-ordering",)
     stochastic: ClassVar[bool] = False  # the seed changes nothing
-    name: ClassVar[str] = "sequences"
 
     sequences: str | Path | list[list[int | str]] | None = None
     """a file of action sequences, one a line (``-sroa -gvn``), or the list itself"""

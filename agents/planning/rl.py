@@ -11,14 +11,18 @@ budget meter as the final episode: one move is one ``plan_evaluations`` unit and
 PPO learns from the env's own ``Progress`` reward (the decrease of the distance to the goal
 plus the goal's payoff), unshaped.
 
-From the command line (the flags are :func:`main`'s)::
+Its PPO settings default to the ``ppo`` section (and ``n_envs``) of the closed-loop env's
+hyperparameter file, ``envs/planning/hyperparams/PathPlanning2DClosedLoop-v0.yml``, the one
+``optgym train optgym/PathPlanning2DClosedLoop-v0 --algo ppo`` reads. Train and save one
+from the command line, on maps of the task's train split, and benchmark it::
 
-    python -m optgym.agents.planning.rl --benchmark benchmark://nav2d-v0/open --steps 50000
+    optgym train ppo --task path-planning-closed-loop --budget steps=50000 --out ppo.zip
+    optgym bench path-planning-closed-loop --agent ppo:path=ppo.zip
 """
 
 from __future__ import annotations
 
-import argparse
+import importlib.resources
 import io
 import math
 import sys
@@ -27,21 +31,39 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
+import yaml
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from optgym.agents.protocol import Result, metered, solved
 from optgym.budget import Budget
-from optgym.envs.planning import CLOSED_LOOP_ID, DEFAULT_BENCHMARK
+from optgym.envs.planning import CLOSED_LOOP_ID
 from optgym.state import EpisodeState
 from optgym.threads import torch_threads
 
+#: The closed-loop env's hyperparameter file: its ``n_envs`` and ``ppo`` section are the
+#: defaults of :class:`PpoPlanner`'s settings.
+HYPERPARAMS = importlib.resources.files("optgym.envs.planning").joinpath(
+    "hyperparams", f"{CLOSED_LOOP_ID.split('/')[-1]}.yml"
+)
+
+
+def _hyperparams() -> dict[str, Any]:
+    """``n_envs`` and the ``ppo`` section of :data:`HYPERPARAMS`, as PPO's keyword
+    arguments (``net_arch`` from ``policy_kwargs``)."""
+    data = yaml.safe_load(HYPERPARAMS.read_text(encoding="utf-8"))
+    section = dict(data["ppo"])
+    section["net_arch"] = tuple(section.pop("policy_kwargs")["net_arch"])
+    return {"n_envs": int(data["n_envs"]), **section}
+
+
+_PPO = _hyperparams()
 RECENT_EPISODES = 100  # training episodes the reported success rate averages over
 TIME_RESERVE = 0.1  # of a seconds budget, kept for the last PPO update and the final episode
 
@@ -149,37 +171,35 @@ class PpoPlanner:
     """PPO from stable-baselines3 (``MlpPolicy``): trained from scratch on each benchmark,
     or a saved policy (``path``) rolled out as it is (``finetune``: trained further first).
 
-    The hyperparameters are stable-baselines3's PPO arguments (defaults suited to the
-    100-step episodes of the bundled maps: 4 envs x 256 steps per update); a loaded model
-    keeps its own. ``ValueError`` for a bad value.
+    The hyperparameters are stable-baselines3's PPO arguments; their defaults are the
+    closed-loop env's hyperparameter file's (:data:`HYPERPARAMS`: 4 envs x 256 steps per
+    update, suited to the 100-step episodes of the bundled maps). A loaded model keeps its
+    own. ``ValueError`` for a bad value.
     """
 
-    problems: ClassVar[tuple[str, ...]] = (CLOSED_LOOP_ID,)
-    name: ClassVar[str] = "ppo"
-
-    n_envs: int = 4
+    n_envs: int = _PPO["n_envs"]
     """parallel training envs (forks of the caller's env)"""
-    learning_rate: float = 3e-4
+    learning_rate: float = _PPO["learning_rate"]
     """Adam learning rate"""
-    n_steps: int = 256
+    n_steps: int = _PPO["n_steps"]
     """steps per env in each rollout (the update comes after n_envs * n_steps steps)"""
-    batch_size: int = 64
+    batch_size: int = _PPO["batch_size"]
     """minibatch size of the update, in [2, n_envs * n_steps]"""
-    n_epochs: int = 10
+    n_epochs: int = _PPO["n_epochs"]
     """passes over each rollout"""
-    gamma: float = 0.99
+    gamma: float = _PPO["gamma"]
     """discount factor, in (0, 1]"""
-    gae_lambda: float = 0.95
+    gae_lambda: float = _PPO["gae_lambda"]
     """GAE lambda, in [0, 1]"""
-    clip_range: float = 0.2
+    clip_range: float = _PPO["clip_range"]
     """PPO's clipping range of the probability ratio"""
-    ent_coef: float = 0.0
+    ent_coef: float = _PPO["ent_coef"]
     """entropy bonus coefficient (>= 0)"""
-    vf_coef: float = 0.5
+    vf_coef: float = _PPO["vf_coef"]
     """value loss coefficient"""
-    max_grad_norm: float = 0.5
+    max_grad_norm: float = _PPO["max_grad_norm"]
     """gradient norm clip"""
-    net_arch: tuple[int, ...] = (64, 64)
+    net_arch: tuple[int, ...] = _PPO["net_arch"]
     """hidden layer sizes of the policy and value networks"""
     torch_threads: int = 1
     """torch threads while training and acting (restored afterwards)"""
@@ -333,10 +353,10 @@ class PpoPlanner:
         policy for ``save`` and ``solve``; returns ``steps``, ``seconds``, ``episodes``,
         ``successes`` and ``success_rate`` (over the last 100 training episodes, None
         before the first). ``progress``: a line to stderr after every rollout."""
-        budget.require_limit(f"{self.name} training")
+        budget.require_limit("PPO training")
         if not benchmarks:
             raise ValueError("train needs at least one benchmark URI")
-        base = _closed_loop(env, self.name)
+        base = _closed_loop(env, "PPO")
         with metered(env, budget, self) as meter:
             deadline = math.inf
             if meter.budget.seconds is not None:
@@ -357,10 +377,10 @@ class PpoPlanner:
         ``state.extras``. The map's ``horizon`` moves are kept back for that episode, and
         10% of a seconds budget for the last PPO update and the episode. With a saved
         model: only the episode (``finetune``: training it further first, as above)."""
-        base = _closed_loop(env, self.name)
+        base = _closed_loop(env, "PPO")
         train = self.model is None or self.finetune
         if train:
-            budget.require_limit(self.name)
+            budget.require_limit("PPO")
         seed_value = 0 if seed is None else int(seed)
         with metered(env, budget, self) as meter:
             base.reset(seed=seed, options={"benchmark": benchmark})
@@ -415,53 +435,3 @@ def policy_episode(
         obs, _, terminated, truncated, _ = base.step(np.asarray(action, dtype=np.float64))
         taken += 1
     return base.state, bool(terminated)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Train PPO on one or more maps and report its deterministic episode on the first;
-    exit status 0 when the episode reaches a goal, 1 when it does not."""
-    parser = argparse.ArgumentParser(
-        prog="python -m optgym.agents.planning.rl",
-        description=f"Train PPO on {CLOSED_LOOP_ID} and roll out its deterministic policy.",
-    )
-    parser.add_argument(
-        "--benchmark",
-        action="append",
-        default=None,
-        help=f"map URI; repeat to train across maps (default {DEFAULT_BENCHMARK})",
-    )
-    parser.add_argument(
-        "--steps", type=int, default=None, help="training env steps (50000 without --seconds)"
-    )
-    parser.add_argument("--seconds", type=float, default=None, help="training wall-time limit")
-    parser.add_argument("--seed", type=int, default=0, help="seed of training and episode")
-    parser.add_argument("--n-envs", type=int, default=4, help="parallel training envs")
-    parser.add_argument("--save", default=None, help="write the trained model to this .zip")
-    args = parser.parse_args(argv)
-    if args.steps is None and args.seconds is None:
-        args.steps = 50_000
-    benchmarks = args.benchmark or [DEFAULT_BENCHMARK]
-    planner = PpoPlanner(n_envs=args.n_envs)
-    env = gym.make(CLOSED_LOOP_ID)
-    try:
-        figures = planner.train(
-            env, benchmarks, Budget(steps=args.steps, seconds=args.seconds), seed=args.seed
-        )
-        assert planner.model is not None
-        state, reached = policy_episode(planner.model, env, benchmarks[0], args.seed)
-    finally:
-        env.close()
-    print(f"benchmark        {benchmarks[0]}")
-    print(f"episode reward   {state.reward:.4f}")
-    print(f"goal reached     {reached} ({len(state.actions)} moves)")
-    print(f"steps trained    {figures['steps']}")
-    print(f"training seconds {figures['seconds']:.1f}")
-    print(f"train successes  {figures['successes']}/{figures['episodes']} episodes")
-    if args.save:
-        planner.save(args.save)
-        print(f"model saved      {args.save}")
-    return 0 if reached else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

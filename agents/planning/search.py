@@ -62,11 +62,9 @@ class _PlanEvaluator:
 class _PlanSearch:
     """Shared ``solve``: reset, run ``_search``, replay the best plan with one ``step``."""
 
-    problems: ClassVar[tuple[str, ...]] = (OPEN_LOOP_ID,)
     requires: ClassVar[tuple[str, ...]] = ("evaluate_batch",)
     # evaluate_batch takes no env steps: steps alone do not bound the search
     budget_units: ClassVar[tuple[str, ...]] = ("calls", "seconds")
-    name: ClassVar[str] = ""
 
     def _search(self, ev: _PlanEvaluator, rng: np.random.Generator, seed: int) -> None:
         """Spend the evaluator's budget (subclasses)."""
@@ -131,8 +129,6 @@ def _positive(name: str, value: float) -> None:
 class RandomShooting(_PlanSearch):
     """Uniformly random plans in [-1, 1]^(2T), ``batch`` at a time; keeps the best."""
 
-    name: ClassVar[str] = "shooting"
-
     batch: int = 100
     """plans evaluated per batch"""
 
@@ -151,7 +147,6 @@ class CrossEntropyMethod(_PlanSearch):
     """Diagonal-Gaussian CEM: sample ``population`` clipped plans, refit mean and std to the
     best ``elite_frac``; the new parameters are ``smoothing * refit + (1 - smoothing) * old``."""
 
-    name: ClassVar[str] = "cem"
     MIN_STD: ClassVar[float] = 1e-3
 
     population: int = 100
@@ -191,7 +186,6 @@ class CmaEs(_PlanSearch):
     """CMA-ES (the ``cma`` package) on minus the reward; samples are clipped to [-1, 1] for
     evaluation and told with a small penalty for the distance clipped away."""
 
-    name: ClassVar[str] = "cmaes"
     PENALTY: ClassVar[float] = 1e-2
 
     sigma0: float = 0.5
@@ -229,8 +223,6 @@ class Mppi(_PlanSearch):
     """Model-predictive path integral on the open-loop plan: perturb the nominal plan with
     Gaussian noise, average the perturbations weighted by ``exp((r - max r) / temperature)``."""
 
-    name: ClassVar[str] = "mppi"
-
     population: int = 100
     """perturbed plans per iteration"""
     noise_std: float = 0.5
@@ -263,7 +255,6 @@ class Voo(_PlanSearch):
     best plan is its nearest evaluated plan; the spread halves on each rejection), else a
     uniform one; ``batch`` samples at a time."""
 
-    name: ClassVar[str] = "voo"
     MAX_TRIES: ClassVar[int] = 12
 
     batch: int = 50

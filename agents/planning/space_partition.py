@@ -40,7 +40,6 @@ import numpy as np
 from sklearn.svm import SVC
 
 from optgym.agents.planning.search import (
-    OPEN_LOOP_ID,
     BestTrace,
     replay_plan,
 )
@@ -121,11 +120,9 @@ class _PartitionSearch:
     sample a batch in it. The shared settings (with LA-MCTS's defaults) are its fields;
     subclasses add their own and may change a default; ``__post_init__`` checks them."""
 
-    problems: ClassVar[tuple[str, ...]] = (OPEN_LOOP_ID,)
     requires: ClassVar[tuple[str, ...]] = ("evaluate_batch", "rollout_batch")
     # evaluations take no env steps: steps alone do not bound the search
     budget_units: ClassVar[tuple[str, ...]] = ("calls", "seconds")
-    name: ClassVar[str] = ""
     use_max: ClassVar[bool] = False
 
     init_samples: int = 100
@@ -304,7 +301,6 @@ class LaMcts(_PartitionSearch):
     (its step size starts at ``sigma``, grows on rounds that improve the best reward and
     shrinks otherwise)."""
 
-    name: ClassVar[str] = "la-mcts"
     use_max: ClassVar[bool] = False
 
     tries: int = 5
@@ -364,7 +360,6 @@ class LaP3(_PartitionSearch):
     exploration constant, clusters that weigh the value as one feature among the reached
     states, a wide CMA-ES) were chosen on seeds 0-9 of the bug-trap and maze maps."""
 
-    name: ClassVar[str] = "lap3"
     use_max: ClassVar[bool] = True
     MAX_RUNS: ClassVar[int] = 32
 

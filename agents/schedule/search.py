@@ -18,22 +18,11 @@ from optgym.budget import Budget
 from optgym.envs.schedule.actions import sample_action
 from optgym.envs.schedule.env import REFERENCES
 
-#: env reference name -> agent name
-AUTOSCHEDULER_NAMES = {
-    "naive": "naive",
-    "Adams2019-beam1": "adams2019-b1",
-    "Adams2019-beam32": "adams2019-b32",
-    "Mullapudi2016": "mullapudi2016",
-    "Li2018": "li2018",
-}
-
 
 @dataclass
 class HalideAutoscheduler(ReferenceAgent):
     """Schedules the whole pipeline with one of Halide's autoschedulers (the env's
     references) and measures it once."""
-
-    problems: ClassVar[tuple[str, ...]] = ("schedule-search",)
 
     reference: str = "Adams2019-beam32"
     """the env's reference: Adams2019-beam1, Adams2019-beam32, Mullapudi2016, Li2018, naive"""
@@ -44,10 +33,6 @@ class HalideAutoscheduler(ReferenceAgent):
                 f"unknown reference {self.reference!r}; allowed: {', '.join(REFERENCES)}"
             )
 
-    @property
-    def name(self) -> str:
-        return AUTOSCHEDULER_NAMES.get(self.reference, self.reference.lower())
-
 
 @dataclass
 class ScheduleRandomSearch:
@@ -56,8 +41,6 @@ class ScheduleRandomSearch:
     seconds) has no room for another episode, and returns the fastest schedule. Failed
     schedules are skipped."""
 
-    problems: ClassVar[tuple[str, ...]] = ("schedule-search",)
-    name: ClassVar[str] = "schedule-random"
     budget_units: ClassVar[tuple[str, ...]] = ("calls", "steps", "seconds")  # searches until spent
 
     def solve(
@@ -84,4 +67,4 @@ class ScheduleRandomSearch:
             return solved(env, meter, best)
 
 
-__all__ = ["AUTOSCHEDULER_NAMES", "HalideAutoscheduler", "ScheduleRandomSearch"]
+__all__ = ["HalideAutoscheduler", "ScheduleRandomSearch"]

@@ -6,34 +6,27 @@ The network is :class:`optgym.envs.schedule.model.ValueNet`: it maps an observat
 partial or complete schedule) to the predicted log speedup over naive of the best
 completion of that schedule.
 
-Make the shipped weights (``optgym/agents/weights/schedule_value.pt``; the measurements go
-to the env's SQLite cache and the training data to
-``<cache_dir>/schedule/value_data.npz``, so a rerun reuses the measurements)::
+The agent is a learned one: ``ValueFunctionAgent.train(env, benchmarks, budget)`` measures
+schedules of the given train pipelines through the given env (its budget meter counts the
+measurements; in ``cache`` mode they go to the env's SQLite cache, so a rerun reuses them)
+and fits the network, ``save``/``load`` keep it, and ``--agent value:path=FILE`` benchmarks
+it. ``optgym train`` does both, data collection and training; the shipped weights
+(``optgym/agents/weights/schedule_value.pt``) are made with the settings' defaults
+(:data:`optgym.envs.schedule.model.MAKE_COMMAND`)::
 
-    python -m optgym.agents.schedule.value all
+    optgym train value --task schedule-search --dataset generator://halide-random-v0 \
+        --episodes 100 --budget measurements=540 --out agents/weights/schedule_value.pt
 
-or step by step (these are the defaults of ``all``)::
+that is 45 train pipelines of ``generator://halide-random-v0`` (the first with at most 16
+stages, from seed 2000) x (naive anchor + 10 random schedules), about 20 minutes on 2 cores
+(1-3 s a measurement, mostly the JIT compile), then about half a minute of training (20
+epochs, a round of value iteration, 5 more). Only train-split pipelines are used.
 
-    python -m optgym.agents.schedule.value collect --pipelines 45 --schedules 10 \
-        --max-stages 16 --seed 0 --out data.npz
-    python -m optgym.agents.schedule.value train --data data.npz --out weights.pt \
-        --epochs 20 --vi-rounds 1 --vi-epochs 5 --seed 0
-
-``all`` takes about 20 minutes on 2 cores: 45 pipelines x (naive reference, naive anchor,
-10 random schedules) = 540 measurements at about 1-3 s each (mostly the JIT compile; more
-for pipelines with more stages), then about half a minute of training.
-
-Only train-split pipelines of ``generator://halide-random-v0`` (seeds >= 2000) are used.
-
-The agent is a learned one: ``ValueFunctionAgent.train(env, benchmarks, budget)`` collects
-the same kind of data on the given train pipelines through the given env (its budget meter
-counts the measurements) and fits the network in memory, ``save``/``load`` keep it, and
-``--agent value:path=FILE`` benchmarks it.
+:func:`collect` and :func:`train` do the same from Python, in two steps, through a data file.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -73,22 +66,15 @@ from optgym.threads import torch_threads
 TRAIN_SEED0 = 2000  # halide-random-v0: seeds below are validation and test
 RANDOM_URI = "generator://halide-random-v0/{}"
 DATA_FORMAT = "optgym-schedule-value-data-v1"
-# the defaults of ``all``: about 20-25 minutes on a 2-core machine (see the module docstring)
-# Few epochs: on the held-out pipelines the validation loss is lowest after 5-10 epochs
-# and the network overfits the 45 train pipelines past that.
+# the defaults of the shipped weights' training: about 20-25 minutes on a 2-core machine
+# (see the module docstring). Few epochs: on the held-out pipelines the validation loss is
+# lowest after 5-10 epochs and the network overfits the 45 train pipelines past that.
 ALL_DEFAULTS = {
     "pipelines": 45, "schedules": 10, "epochs": 20, "vi_epochs": 5, "seed": 0, "max_stages": 16
 }  # fmt: skip
 CONF_SPREAD = 0.02  # timing spread (median / min - 1) at which the confidence halves
 RUNTIME_FLOOR = 0.1  # weight of the slowest schedules relative to the pipeline's best
 VI_CAP = math.log(1.25)  # bootstrapped targets exceed the pipeline's best measured by <= this
-
-
-def default_data_path() -> Path:
-    """``<cache_dir>/schedule/value_data.npz``: where ``all`` writes the training data."""
-    from optgym.datasets.cache import cache_dir
-
-    return cache_dir() / "schedule" / "value_data.npz"
 
 
 def _make_env(mode: str = "cache", cache_path: str | Path | None = None) -> gym.Env:
@@ -662,7 +648,6 @@ class ValueFunctionAgent:
     A learned agent: ``train`` measures schedules of train pipelines through the env and
     fits the value network; ``save`` and ``load`` (or the ``path`` setting) keep it."""
 
-    problems: ClassVar[tuple[str, ...]] = ("schedule-search",)
     #: What ``optgym train`` adds to the task's env config for training: the Adams2019
     #: baseline in ``info`` (minutes of autoscheduling per random pipeline) is not needed.
     train_env_kwargs: ClassVar[dict[str, Any]] = {"baseline_info": False}
@@ -685,6 +670,9 @@ class ValueFunctionAgent:
     """train: random schedules measured per pipeline (after its naive anchor), at most"""
     max_stages: int | None = ALL_DEFAULTS["max_stages"]
     """train: pipelines with more stages are passed over (None: none)"""
+    pipelines: int | None = ALL_DEFAULTS["pipelines"]
+    """train: at most this many pipelines, the first of the benchmarks with at most
+    max_stages stages (None: all of them)"""
 
     _model: CostModel | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -692,6 +680,8 @@ class ValueFunctionAgent:
         for name in ("candidates", "beam"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.pipelines is not None and self.pipelines < 1:
+            raise ValueError(f"pipelines must be >= 1 or None, got {self.pipelines}")
         if self.measure_top is not None and self.measure_top < 1:
             raise ValueError(f"measure_top must be >= 1 or None, got {self.measure_top}")
         for name in ("samples", "epochs", "vi_epochs", "schedules"):
@@ -703,10 +693,6 @@ class ValueFunctionAgent:
             self.load(self.path)
 
     @property
-    def name(self) -> str:
-        return "value" if self.beam == 1 else "value-beam"
-
-    @property
     def model(self) -> CostModel:
         """The value network in use: trained or loaded, else the shipped weights."""
         if self._model is None:
@@ -715,8 +701,8 @@ class ValueFunctionAgent:
 
     # ---- a learned agent ------------------------------------------------------------------
     def load(self, path: str | Path) -> None:
-        """Use the weights in ``path`` (a file ``save`` or ``python -m
-        optgym.agents.schedule.value train`` wrote)."""
+        """Use the weights in ``path`` (a file ``save``, ``optgym train value`` or
+        :func:`train` wrote)."""
         self._model = load_cost_model(path)
         self.path = Path(path)
 
@@ -734,9 +720,10 @@ class ValueFunctionAgent:
     ) -> dict[str, Any]:
         """Measure schedules of ``benchmarks`` (train-split pipelines) with ``env`` (in
         ``measure`` or ``cache`` mode; its budget meter counts every measurement) and fit
-        the value network to them, as ``python -m optgym.agents.schedule.value all`` does.
+        the value network to them: what ``optgym train value`` runs.
 
-        Round-robin over the pipelines (those with at most ``max_stages`` stages): first
+        Round-robin over the pipelines (the first ``pipelines`` of those with at most
+        ``max_stages`` stages): first
         each one's naive anchor, then up to ``schedules`` random schedules each (prior and
         uniform draws), until the budget has no room for another episode; then ``epochs``
         epochs, a round of value iteration and ``vi_epochs`` more (pipelines held out for a
@@ -766,6 +753,8 @@ class ValueFunctionAgent:
         errors: list[str] = []
         stages: dict[str, int] = {}
         for uri in dict.fromkeys(benchmarks):
+            if self.pipelines is not None and len(stages) >= self.pipelines:
+                break
             base.reset(options={"benchmark": uri})  # free: no measurement
             if self.max_stages is None or len(base.stage_names) <= self.max_stages:
                 stages[uri] = len(base.stage_names)
@@ -934,77 +923,6 @@ class ValueFunctionAgent:
             return solved(env, meter, best)
 
 
-# --------------------------------------------------------------------------- CLI
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m optgym.agents.schedule.value {collect,train,all}`` (see the docstring)."""
-    from optgym.envs.schedule.env import default_cache_path
-
-    parser = argparse.ArgumentParser(
-        prog="python -m optgym.agents.schedule.value",
-        description="Collect schedule measurements and train the ScheduleSearch value function.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("collect", help="measure random schedules of train pipelines")
-    c.add_argument("--out", type=Path, default=None, help="npz to write (default: cache dir)")
-    c.add_argument("--pipelines", type=int, default=ALL_DEFAULTS["pipelines"])
-    c.add_argument("--schedules", type=int, default=ALL_DEFAULTS["schedules"])
-    c.add_argument("--seed", type=int, default=ALL_DEFAULTS["seed"])
-    c.add_argument("--first-pipeline", type=int, default=TRAIN_SEED0)
-    c.add_argument("--max-stages", type=int, default=ALL_DEFAULTS["max_stages"])
-    c.add_argument("--cache", type=Path, default=None, help="measurement SQLite file")
-    t = sub.add_parser("train", help="train the value network on collected data")
-    t.add_argument("--data", type=Path, default=None, help="npz of collect (default: cache dir)")
-    t.add_argument("--out", type=Path, default=None, help="weights (default: shipped file)")
-    t.add_argument("--epochs", type=int, default=ALL_DEFAULTS["epochs"])
-    t.add_argument("--seed", type=int, default=ALL_DEFAULTS["seed"])
-    t.add_argument("--vi-rounds", type=int, default=1)
-    t.add_argument("--vi-epochs", type=int, default=ALL_DEFAULTS["vi_epochs"])
-    t.add_argument("--vi-candidates", type=int, default=16)
-    sub.add_parser("all", help="collect and train with the fixed defaults into the shipped file")
-    args = parser.parse_args(argv)
-
-    data_path = default_data_path()
-    if args.command in ("collect", "all"):
-        out = data_path if args.command == "all" or args.out is None else args.out
-        kw = dict(ALL_DEFAULTS) if args.command == "all" else vars(args)
-        summary = collect(
-            out,
-            kw["pipelines"],
-            kw["schedules"],
-            kw["seed"],
-            cache_path=(args.cache if args.command == "collect" else None) or default_cache_path(),
-            first_pipeline=TRAIN_SEED0 if args.command == "all" else args.first_pipeline,
-            max_stages=kw["max_stages"],
-        )
-        print(json.dumps({k: v for k, v in summary.items() if k != "error_examples"}))
-        print(f"data: {out}")
-        data_path = out
-    if args.command in ("train", "all"):
-        data = data_path if args.command == "all" or args.data is None else args.data
-        weights = (
-            args.out if args.command == "train" and args.out is not None else default_weights_path()
-        )
-        if args.command == "all":
-            history = train(
-                data, weights, epochs=ALL_DEFAULTS["epochs"], seed=ALL_DEFAULTS["seed"],
-                vi_epochs=ALL_DEFAULTS["vi_epochs"],
-            )  # fmt: skip
-        else:
-            history = train(
-                data, weights, epochs=args.epochs, seed=args.seed, vi_rounds=args.vi_rounds,
-                vi_epochs=args.vi_epochs, vi_candidates=args.vi_candidates,
-            )  # fmt: skip
-        print(
-            f"train loss {history['train_loss'][0]:.4f} -> {history['train_loss'][-1]:.4f}, "
-            f"val loss {history['val_loss'][-1]:.4f}, "
-            f"val rank accuracy {history['val_rank_accuracy']}"
-        )
-        print(f"weights: {weights}")
-    return 0
-
-
 __all__ = [
     "ALL_DEFAULTS",
     "ValueFunctionAgent",
@@ -1012,10 +930,6 @@ __all__ = [
     "confidence",
     "fit",
     "load_data",
-    "main",
     "state_weights",
     "train",
 ]
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -13,11 +13,11 @@ from optgym.datasets.dataselect import (
     N_CLASSES,
     DigitsTask,
     TextTask,
-    dataselect_datasets,
     load_task,
 )
 from optgym.datasets.dataset import Benchmark, DatasetRegistry
 from optgym.env import NamedSpace, OptGymEnv, RewardTolerance, StepResult
+from optgym.envs.dataselect import PROBLEM
 from optgym.envs.dataselect.lm import (
     FINETUNE_BATCH,
     FINETUNE_LR,
@@ -65,11 +65,6 @@ class TaskRegistry(DatasetRegistry):
             return super().benchmark(uri)
         except ValueError as e:
             raise ValueError(f"bad benchmark {uri!r}: {e}; allowed: {ALLOWED_BENCHMARKS}") from None
-
-
-def dataselect_registry() -> DatasetRegistry:
-    """The datasets ``DataSelection-v0`` resolves benchmark URIs with."""
-    return TaskRegistry(dataselect_datasets())
 
 
 class DataSelectionEnv(OptGymEnv[Observation, np.ndarray]):
@@ -229,7 +224,9 @@ class DataSelectionEnv(OptGymEnv[Observation, np.ndarray]):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         super().__init__(
-            benchmark=benchmark, datasets=dataselect_registry(), reward_space=reward_space
+            benchmark=benchmark,
+            datasets=TaskRegistry(PROBLEM.datasets()),
+            reward_space=reward_space,
         )
         self.batch = int(batch)
         self.budget = int(budget)

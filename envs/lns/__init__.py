@@ -61,7 +61,7 @@ PROBLEM = Problem(
             budget=Budget(seconds=60.0),
             score=objective_vs_best_known,
             score_name="objective vs best known (geomean; 1 = best known)",
-            reference_agents=("scip",),
+            reference_agents=("scip", "random-lns"),
             reference=(1.0, "best known (1.0)"),
             board_size=2,
         )

@@ -13,9 +13,11 @@ import numpy as np
 from gymnasium import spaces
 
 from optgym.datasets.cache import cache_dir
-from optgym.datasets.dataset import Benchmark, DatasetRegistry
+from optgym.datasets.dataset import Benchmark
 from optgym.env import NamedSpace, OptGymEnv, RewardTolerance, StepResult
+from optgym.envs.lns import PROBLEM
 from optgym.envs.lns import problem as problem_module
+from optgym.envs.lns.gap import primal_gap
 from optgym.envs.lns.graph import GRAPH_SPACE, StaticGraph
 from optgym.envs.lns.problem import InstanceError, MipProblem, instance_suffix
 from optgym.envs.lns.worker import ScipWorker
@@ -26,23 +28,6 @@ ENV_ID = "optgym/ILPNeighborhood-v0"
 DEFAULT_BENCHMARK = "generator://vertex-cover-s-v0/0"
 INITIAL_CACHE_PURPOSE = "lns-initial"
 MAX_SCIP_SEED = 2**31 - 1  # SCIP's randomization/randomseedshift is a C int
-
-
-def ilp_registry() -> DatasetRegistry:
-    from optgym.datasets.lns import ilp_datasets
-
-    return DatasetRegistry(ilp_datasets())
-
-
-def primal_gap(objective: float | None, best: float | None) -> float:
-    """Berthold's primal gap in [0, 1]: 1 without a solution or with opposite signs."""
-    if objective is None or best is None:
-        return 1.0
-    if objective == best:
-        return 0.0
-    if objective * best < 0:
-        return 1.0
-    return min(1.0, abs(objective - best) / max(abs(objective), abs(best)))
 
 
 @cache
@@ -202,7 +187,7 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
             raise ValueError(f"scip_seed must be in [0, {MAX_SCIP_SEED}] (SCIP's), got {scip_seed}")
         super().__init__(
             benchmark=benchmark,
-            datasets=ilp_registry(),
+            datasets=PROBLEM.dataset_registry(),
             reward_space=reward_space,
             render_mode=render_mode,
         )

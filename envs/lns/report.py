@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from optgym.envs.lns.env import primal_gap
+from optgym.envs.lns.gap import primal_gap
 from optgym.report import save_figure
 
 SURVIVAL_GAP = 0.01  # an instance "survives" when its final primal gap is at most 1%

@@ -43,7 +43,7 @@ PROBLEM = Problem(
             budget=Budget(calls=2000),
             score=instruction_count_vs_oz,
             score_name="IR instruction count reduction vs -Oz (geomean)",
-            reference_agents=("oz", "o3"),
+            reference_agents=("oz", "o3", "random"),
             reference=(1.0, "-Oz (1.0)"),
             board_size=2,
         ),

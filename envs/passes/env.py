@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from optgym.datasets.dataset import Benchmark, DatasetRegistry
+from optgym.datasets.dataset import Benchmark
 from optgym.env import NamedSpace, OptGymEnv, StepResult
+from optgym.envs.passes import PROBLEM, diagnostics
 from optgym.envs.passes import actions as pass_actions
-from optgym.envs.passes import diagnostics
 from optgym.envs.passes.backend import BackendCrash, BackendError, LlvmSession
 from optgym.envs.passes.spaces import OBSERVATION_SPACES, REFERENCES, REWARD_SPACES
 
@@ -23,12 +23,6 @@ BITCODE_MAGIC = diagnostics.BITCODE_MAGIC
 
 # (benchmark sha256, reference, cost) -> cost; references are deterministic per benchmark.
 _REFERENCE_CACHE: dict[tuple[str, str, str], int] = {}
-
-
-def llvm_datasets() -> DatasetRegistry:
-    from optgym.datasets.passes import llvm_datasets as make
-
-    return DatasetRegistry(make())
 
 
 def _describe(value: Any) -> str:
@@ -156,7 +150,7 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
     ):
         super().__init__(
             benchmark=benchmark,
-            datasets=llvm_datasets(),
+            datasets=PROBLEM.dataset_registry(),
             reward_space=reward_space,
             render_mode=render_mode,
         )

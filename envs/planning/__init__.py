@@ -117,15 +117,17 @@ PROBLEM = Problem(
             board_size=2,
         ),
     ),
+    # The planners search whole plans (the open-loop env's batched evaluation); PPO steps
+    # the robot (the closed-loop env).
     agents={
-        "shooting": (f"{_SEARCH}:RandomShooting", ""),
-        "cem": (f"{_SEARCH}:CrossEntropyMethod", ""),
-        "cmaes": (f"{_SEARCH}:CmaEs", ""),
-        "mppi": (f"{_SEARCH}:Mppi", ""),
-        "voo": (f"{_SEARCH}:Voo", ""),
-        "la-mcts": (f"{_PARTITION}:LaMcts", ""),
-        "lap3": (f"{_PARTITION}:LaP3", ""),
-        "ppo": ("optgym.agents.planning.rl:PpoPlanner", ""),
+        "shooting": (f"{_SEARCH}:RandomShooting", "", (OPEN_LOOP_ID,)),
+        "cem": (f"{_SEARCH}:CrossEntropyMethod", "", (OPEN_LOOP_ID,)),
+        "cmaes": (f"{_SEARCH}:CmaEs", "", (OPEN_LOOP_ID,)),
+        "mppi": (f"{_SEARCH}:Mppi", "", (OPEN_LOOP_ID,)),
+        "voo": (f"{_SEARCH}:Voo", "", (OPEN_LOOP_ID,)),
+        "la-mcts": (f"{_PARTITION}:LaMcts", "", (OPEN_LOOP_ID,)),
+        "lap3": (f"{_PARTITION}:LaP3", "", (OPEN_LOOP_ID,)),
+        "ppo": ("optgym.agents.planning.rl:PpoPlanner", "", (CLOSED_LOOP_ID,)),
         "ppo-trained": (
             "optgym.agents.sb3:Sb3Agent:path=ppo-nav",
             "PPO trained by optgym train on the closed-loop env (agents/weights/ppo-nav)",

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from optgym.datasets.dataset import Benchmark, DatasetRegistry
-from optgym.datasets.planning import MAX_GOALS, NavMap, load_benchmark_map, nav2d_datasets
+from optgym.datasets.dataset import Benchmark
+from optgym.datasets.planning import MAX_GOALS, NavMap, load_benchmark_map
 from optgym.env import NamedSpace, OptGymEnv, RewardTolerance, StepResult
-from optgym.envs.planning import CLOSED_LOOP_ID, DEFAULT_BENCHMARK, OPEN_LOOP_ID
+from optgym.envs.planning import CLOSED_LOOP_ID, DEFAULT_BENCHMARK, OPEN_LOOP_ID, PROBLEM
 from optgym.envs.planning.canvas import draw_map
 from optgym.envs.planning.geometry import (
     PLAIN_MAX_NEAR_WALLS,
@@ -31,10 +31,6 @@ N_SENSORS = 16
 # The closed-loop env scales a move longer than 1 back to the bound; beyond this its length
 # would overflow float64 on the largest maps, so it is refused instead.
 MAX_MOVE_COMPONENT = 1e6
-
-
-def nav2d_registry() -> DatasetRegistry:
-    return DatasetRegistry(nav2d_datasets())
 
 
 def nearest_goal_distance(nav: NavMap, xy: np.ndarray) -> np.ndarray:
@@ -96,7 +92,7 @@ class _NavigationEnv(OptGymEnv[np.ndarray, np.ndarray]):
             raise ValueError(f"max_end_points must be >= 0, got {max_end_points}")
         super().__init__(
             benchmark=benchmark,
-            datasets=nav2d_registry(),
+            datasets=PROBLEM.dataset_registry(),
             reward_space=reward_space,
             render_mode=render_mode,
         )

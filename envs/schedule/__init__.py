@@ -56,7 +56,7 @@ PROBLEM = Problem(
             budget=Budget(calls=32, seconds=30.0),
             score=speedup_vs_adams2019,
             score_name="speedup over Halide's Adams2019 autoscheduler, beam 32 (geomean)",
-            reference_agents=("adams2019-b32",),
+            reference_agents=("adams2019-b32", "schedule-random"),
             score_rtol=0.2,
             reference=(1.0, "Adams2019, beam 32 (1.0)"),
         ),

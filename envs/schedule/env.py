@@ -11,8 +11,9 @@ import numpy as np
 from gymnasium import spaces
 
 from optgym.datasets.cache import cache_dir
-from optgym.datasets.dataset import Benchmark, DatasetRegistry
+from optgym.datasets.dataset import Benchmark
 from optgym.env import BackendCrash, NamedSpace, OptGymEnv, RewardTolerance, StepResult
+from optgym.envs.schedule import PROBLEM
 from optgym.envs.schedule.actions import (
     COMPONENTS,
     INLINE,
@@ -62,13 +63,6 @@ def reference_schedule(name: str) -> Any:
     """What the worker runs for a reference: ``"naive"`` or ``("autoscheduler", ...)``."""
     ref = REFERENCES[name]
     return "naive" if ref is None else ("autoscheduler", ref[0], tuple(ref[1].items()))
-
-
-def halide_registry() -> DatasetRegistry:
-    """The Halide pipeline datasets (``halide-ops-v0``, ``halide-random-v0``)."""
-    from optgym.datasets.schedule import halide_datasets
-
-    return DatasetRegistry(halide_datasets())
 
 
 def default_cache_path() -> Path:
@@ -216,7 +210,7 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
             raise ValueError(f"timeout_s must be > 0 seconds, got {timeout_s}")
         super().__init__(
             benchmark=benchmark,
-            datasets=halide_registry(),
+            datasets=PROBLEM.dataset_registry(),
             reward_space=reward_space,
             render_mode=render_mode,
         )

@@ -11,8 +11,8 @@ standard deviation fitted on training data and stored with the weights.
 
 :class:`CostModel` wraps the network for inference (``predict``) and storage (``save``);
 :func:`load_cost_model` reads a weights file, by default the shipped
-``optgym/agents/weights/schedule_value.pt`` made by
-``python -m optgym.agents.schedule.value all``.
+``optgym/agents/weights/schedule_value.pt`` made by :data:`MAKE_COMMAND` (``optgym train``
+of the learned agent ``value``, with ``--out`` the weights file).
 """
 
 from __future__ import annotations
@@ -34,7 +34,11 @@ from optgym.threads import single_thread
 FORMAT = "optgym-schedule-value-v1"
 N_INTRINSIC = len(FEATURE_NAMES)
 WEIGHTS_NAME = "schedule_value.pt"
-MAKE_COMMAND = "python -m optgym.agents.schedule.value all"
+#: How the shipped weights are made (data collection and training), with ``--out FILE``.
+MAKE_COMMAND = (
+    "optgym train value --task schedule-search --dataset generator://halide-random-v0 "
+    "--episodes 100 --budget measurements=540"
+)
 
 
 def default_weights_path() -> Path:
@@ -148,9 +152,9 @@ def load_cost_model(path: str | Path | None = None) -> CostModel:
     path = Path(path) if path is not None else default_weights_path()
     if not path.is_file():
         raise FileNotFoundError(
-            f"no schedule cost model weights at {path}; make them with `{MAKE_COMMAND}` "
-            "(collects measurements and trains, about 25 minutes), or pass the path of "
-            "weights saved by `python -m optgym.agents.schedule.value train`"
+            f"no schedule cost model weights at {path}; make them with `{MAKE_COMMAND} --out "
+            f"{path}` (collects measurements and trains, about 25 minutes), or pass the path "
+            "of weights saved by `optgym train value`"
         )
     blob = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
@@ -158,7 +162,8 @@ def load_cost_model(path: str | Path | None = None) -> CostModel:
     names = [*FEATURE_NAMES, *ACQUIRED_NAMES]
     if list(blob["feature_names"]) != names:
         raise ValueError(
-            f"{path} was trained on other observation features; retrain with `{MAKE_COMMAND}`"
+            f"{path} was trained on other observation features; retrain with "
+            f"`{MAKE_COMMAND} --out {path}`"
         )
     net = ValueNet(**blob["config"])
     net.load_state_dict(blob["state_dict"])

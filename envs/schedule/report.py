@@ -4,11 +4,9 @@ search time (the value-learning paper's trade-off)."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-import numpy as np
-
+from optgym.problem import aggregate
 from optgym.report import save_figure
 
 
@@ -16,9 +14,15 @@ def _ok(rows: list[dict]) -> list[dict]:
     return [r for r in rows if not r.get("error") and (r.get("state") or {}).get("extras")]
 
 
-def _geomean(values: list[float]) -> float:
-    values = [v for v in values if v and v > 0 and math.isfinite(v)]
-    return float(np.exp(np.mean(np.log(values)))) if values else float("nan")
+def _geomean(rows: list[dict], key: str) -> float:
+    """The geomean of the speedup ``key`` of the episodes' extras, over the episodes that
+    report it (:func:`optgym.problem.aggregate`: a speedup <= 0 is an error naming its
+    episode, never dropped)."""
+    having = [r for r in rows if r["state"]["extras"].get(key) is not None]
+    names = [
+        f"{key} of {r['agent']} on {r.get('benchmark')} (seed {r.get('seed')})" for r in having
+    ]
+    return aggregate([r["state"]["extras"][key] for r in having], "geomean", names)
 
 
 def schedule_summary(rows: list[dict]) -> list[dict]:
@@ -27,13 +31,12 @@ def schedule_summary(rows: list[dict]) -> list[dict]:
     ok = _ok(rows)
     for agent in dict.fromkeys(r["agent"] for r in ok):
         mine = [r for r in ok if r["agent"] == agent]
-        extras = [r["state"]["extras"] for r in mine]
         out.append(
             {
                 "agent": agent,
                 "episodes": len(mine),
-                "vs_naive": _geomean([e.get("speedup_vs_naive") for e in extras]),
-                "vs_adams2019": _geomean([e.get("speedup_vs_adams2019") for e in extras]),
+                "vs_naive": _geomean(mine, "speedup_vs_naive"),
+                "vs_adams2019": _geomean(mine, "speedup_vs_adams2019"),
                 "search_s": float(sum(r["walltime"] or 0.0 for r in mine)),
                 "search_s_max": float(max(r["walltime"] or 0.0 for r in mine)),
                 "measurements": int(sum(r["budget_used"].get("calls", 0) for r in mine)),
