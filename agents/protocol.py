@@ -18,9 +18,10 @@ Learned agents add ``train(env, benchmarks, budget, seed)``, ``save(path)`` and
 (``train_env_kwargs``, on top of the task's); ``optgym train`` trains and saves one, and
 ``--agent NAME:path=FILE`` benchmarks the saved one.
 
-The budget is the env's to count: inside ``solve``, ``with metered(env, budget) as meter``
-gives the meter the env charges (the runner's, when the runner wrapped the env), so an agent
-reads ``meter.exhausted`` and ``meter.room()`` but never reports its own spending.
+The budget is the env's to count: inside ``solve``, ``with metered(env, budget, self,
+benchmark=benchmark, seed=seed) as meter`` gives the meter the env charges (the runner's,
+when the runner wrapped the env), with the env reset on the benchmark, so an agent reads
+``meter.exhausted`` and ``meter.room()`` but never reports its own spending.
 """
 
 from __future__ import annotations
@@ -148,25 +149,35 @@ def check_fit(agent: Any, budget: Budget | None = None, env: Any = None) -> None
 
 
 @contextmanager
-def metered(env: gym.Env, budget: Budget, agent: Any = None) -> Iterator[BudgetMeter]:
+def metered(
+    env: gym.Env,
+    budget: Budget,
+    agent: Any = None,
+    *,
+    benchmark: str | None = None,
+    seed: int | None = None,
+) -> Iterator[BudgetMeter]:
     """The meter ``env`` charges while an agent solves: the one already attached (the
     runner's budget wrapper), else a new one for ``budget``, detached on exit. Given the
     ``agent``, it first checks that the agent fits the env and the budget
     (:func:`check_fit`): an agent called on the wrong env fails with the reason, not an
-    ``AttributeError`` halfway through."""
+    ``AttributeError`` halfway through. Given a ``benchmark``, it then resets the env on it
+    with ``seed`` (``env.unwrapped.reset(seed=seed, options={"benchmark": benchmark})``),
+    the first thing most agents do."""
     if agent is not None:
         check_fit(agent, budget, env)
     base = env.unwrapped
     attached = getattr(base, "meter", None)
-    if attached is not None:
-        yield attached
-        return
-    meter = BudgetMeter(budget)
-    base.attach_meter(meter)
+    meter = attached if attached is not None else BudgetMeter(budget)
+    if attached is None:
+        base.attach_meter(meter)
     try:
+        if benchmark is not None:
+            base.reset(seed=seed, options={"benchmark": benchmark})
         yield meter
     finally:
-        base.attach_meter(None)
+        if attached is None:
+            base.attach_meter(None)
 
 
 def solved(env: gym.Env, meter: BudgetMeter, state: EpisodeState | None = None) -> Result:

@@ -24,8 +24,7 @@ class ReferenceAgent:
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
     ) -> Result:
         base = env.unwrapped
-        with metered(env, budget, self) as meter:
-            base.reset(seed=seed, options={"benchmark": benchmark})
+        with metered(env, budget, self, benchmark=benchmark, seed=seed) as meter:
             info = base.apply_reference(self.reference)[4]
             if "error" in info:
                 raise RuntimeError(info["error"])

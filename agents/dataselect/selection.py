@@ -58,8 +58,7 @@ class _HarmAgent:
         when the episode ended, the test metrics."""
         base = env.unwrapped
         rng = np.random.default_rng(seed)
-        with metered(env, budget, self) as meter:
-            base.reset(seed=seed, options={"benchmark": benchmark})
+        with metered(env, budget, self, benchmark=benchmark, seed=seed) as meter:
             done = False
             while not done and meter.room() > 0:
                 harm = np.asarray(self._harm(base, rng, 0 if seed is None else int(seed)), float)

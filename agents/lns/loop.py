@@ -59,8 +59,10 @@ def run_lns(
     (its adaptive ``k`` and its configured time)."""
     base = env.unwrapped
     rng = np.random.default_rng(seed)
-    with metered(env, budget) as meter, _agent_controls(base, neighborhood_size, subproblem_time):
-        base.reset(seed=seed, options={"benchmark": benchmark})
+    with (
+        _agent_controls(base, neighborhood_size, subproblem_time),
+        metered(env, budget, benchmark=benchmark, seed=seed) as meter,
+    ):
         while meter.room() > 0:
             scores = scorer(base, rng)
             if meter.room() == 0:  # scoring (a local-branching solve) may spend the seconds

@@ -26,8 +26,7 @@ class GreedySearchAgent:
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
     ) -> Result:
         base = env.unwrapped
-        with metered(env, budget, self) as meter:
-            base.reset(seed=seed, options={"benchmark": benchmark})
+        with metered(env, budget, self, benchmark=benchmark, seed=seed) as meter:
             while meter.room() > 0:
                 best_action, best_reward = None, self.min_gain
                 for action in range(base.action_space.n):

@@ -31,8 +31,7 @@ class RandomSearchAgent:
     ) -> Result:
         base = env.unwrapped
         rng = np.random.default_rng(seed)
-        with metered(env, budget, self) as meter:
-            base.reset(seed=seed, options={"benchmark": benchmark})
+        with metered(env, budget, self, benchmark=benchmark, seed=seed) as meter:
             best = base.state
             while meter.room() > 0:
                 base.reset(options={"benchmark": benchmark})

@@ -46,8 +46,7 @@ class SequenceListAgent:
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
     ) -> Result:
         base = env.unwrapped
-        with metered(env, budget, self) as meter:
-            base.reset(seed=seed, options={"benchmark": benchmark})
+        with metered(env, budget, self, benchmark=benchmark, seed=seed) as meter:
             best = base.state
             for sequence in self.sequences:
                 if meter.room() == 0:

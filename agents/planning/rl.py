@@ -382,8 +382,7 @@ class PpoPlanner:
         if train:
             budget.require_limit("PPO")
         seed_value = 0 if seed is None else int(seed)
-        with metered(env, budget, self) as meter:
-            base.reset(seed=seed, options={"benchmark": benchmark})
+        with metered(env, budget, self, benchmark=benchmark, seed=seed) as meter:
             horizon = int(base.nav.horizon)
             if train:
                 deadline = math.inf

@@ -76,8 +76,7 @@ class _PlanSearch:
         base = env.unwrapped
         seed_value = 0 if seed is None else int(seed)
         rng = np.random.default_rng(seed)
-        with metered(env, budget, self) as meter:
-            base.reset(seed=seed, options={"benchmark": benchmark})
+        with metered(env, budget, self, benchmark=benchmark, seed=seed) as meter:
             ev = _PlanEvaluator(base, meter, 2 * int(base.nav.horizon))
             self._search(ev, rng, seed_value)
             return solved(env, meter, replay_plan(base, benchmark, seed, ev.best_plan, ev.trace))

@@ -181,8 +181,7 @@ class _PartitionSearch:
         evaluation; one is kept back for the final step); the best plan's episode."""
         base = env.unwrapped
         rng = np.random.default_rng(seed)
-        with metered(env, budget, self) as meter:
-            base.reset(seed=seed, options={"benchmark": benchmark})
+        with metered(env, budget, self, benchmark=benchmark, seed=seed) as meter:
             dim = int(base.action_space.shape[0])
             trace = BestTrace()
             self._sigma = self.sigma

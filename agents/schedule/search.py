@@ -49,8 +49,7 @@ class ScheduleRandomSearch:
         base = env.unwrapped
         rng = np.random.default_rng(seed)
         best, error = None, None
-        with metered(env, budget, self) as meter:
-            base.reset(seed=seed, options={"benchmark": benchmark})
+        with metered(env, budget, self, benchmark=benchmark, seed=seed) as meter:
             while meter.calls_left(steps=len(base.stage_names)) > 0:
                 base.reset(seed=seed, options={"benchmark": benchmark})
                 done, info = False, {}

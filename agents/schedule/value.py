@@ -870,8 +870,7 @@ class ValueFunctionAgent:
         model = self.model
         base = env.unwrapped
         rng = np.random.default_rng(seed)
-        with metered(env, budget, self) as meter:
-            base.reset(seed=seed, options={"benchmark": benchmark})
+        with metered(env, budget, self, benchmark=benchmark, seed=seed) as meter:
             n = len(base.stage_names)
             root = base.fork()
             beams = [base.fork()]
