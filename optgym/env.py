@@ -22,7 +22,8 @@ A problem's env subclasses it and supplies small hooks:
 * ``_named_observations() -> {name: NamedSpace(space, compute)}``: the env's named
   observation spaces (its own observation under a name, and any other view), which
   ``env.observation[name]`` computes on request;
-* class attributes: ``env_id``, ``default_benchmark``, ``work_unit`` (the problem's unit of
+* class attributes: ``record`` (the problem's record, whose datasets the env resolves
+  benchmarks with), ``env_id``, ``default_benchmark``, ``work_unit`` (the problem's unit of
   work: compilations, measurements, sub-MIP solves, plan evaluations, retrainings, counted in
   every ``info`` under that name), ``reward_tolerance``, ``reward_spaces``,
   ``observation_spaces`` (the names ``_named_observations`` gives, the default first) and
@@ -44,7 +45,7 @@ from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import gymnasium as gym
 import numpy as np
@@ -52,6 +53,9 @@ import numpy as np
 from optgym.budget import BudgetExceeded, BudgetMeter
 from optgym.datasets.dataset import Benchmark, DatasetRegistry
 from optgym.state import EpisodeState, ValidationResult, check_benchmark_unchanged
+
+if TYPE_CHECKING:
+    from optgym.problem import Problem
 
 ObsType = TypeVar("ObsType")
 ActType = TypeVar("ActType")
@@ -233,15 +237,20 @@ def _marking_closed(close: Any) -> Any:
 class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=ABCMeta):
     """The base of every OptGym env; see the module docstring for the hooks it calls.
 
-    Subclasses call ``super().__init__(benchmark=..., datasets=..., reward_space=...,
-    render_mode=...)`` from their own ``__init__`` (the base checks the reward space against
-    ``reward_spaces`` and the render mode against ``metadata``). The constructor's
+    Subclasses call ``super().__init__(benchmark=..., reward_space=..., render_mode=...)``
+    from their own ``__init__`` (the base checks the reward space against ``reward_spaces``
+    and the render mode against ``metadata``, and takes the datasets from ``record`` unless
+    given ``datasets=...``). The constructor's
     arguments are captured before ``__init__`` runs (in ``__new__``), so ``config`` always
     holds every keyword argument with its default filled in, less those in
     ``config_ignore`` (the first benchmark and the render mode, which do not change what a
     state replays to).
     """
 
+    #: The problem's record (``envs/<problem>/__init__.py``'s ``PROBLEM``): ``env.datasets``
+    #: is a registry of its datasets (``record.dataset_registry()``) unless the env passes
+    #: its own.
+    record: ClassVar[Problem | None] = None
     #: The registered id, e.g. ``"optgym/PassOrdering-v0"``.
     env_id: ClassVar[str] = ""
     #: The benchmark of the first reset when none is given.
@@ -301,9 +310,9 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
         self,
         *,
         benchmark: str | None,
-        datasets: DatasetRegistry,
         reward_space: str,
         render_mode: str | None = None,
+        datasets: DatasetRegistry | None = None,
     ):
         if reward_space not in self.reward_spaces:
             allowed = ", ".join(self.reward_spaces)
@@ -314,6 +323,10 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
             raise ValueError(f"unknown render_mode {render_mode!r}; allowed: {allowed}")
         self.reward_space_name = reward_space
         self.render_mode = render_mode
+        if datasets is None:
+            if self.record is None:
+                raise TypeError(f"{type(self).__name__} needs a problem record or datasets")
+            datasets = self.record.dataset_registry()
         self.datasets = datasets
         self._benchmark_uri = benchmark or self.default_benchmark
         self._next_benchmark: str | None = None  # set by ``env.benchmark = uri``

@@ -201,6 +201,7 @@ class DataSelectionEnv(OptGymEnv[Observation, np.ndarray]):
     """
 
     metadata: dict[str, Any] = {"render_modes": []}
+    record = PROBLEM
     env_id = ENV_ID
     default_benchmark = DEFAULT_BENCHMARK
     work_unit = "retrainings"

@@ -141,6 +141,7 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+    record = PROBLEM
     env_id = ENV_ID
     default_benchmark = DEFAULT_BENCHMARK
     work_unit = "sub_mip_solves"
@@ -185,12 +186,7 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
             raise ValueError(f"scip_seed must be an integer, got {scip_seed!r}")
         if not 0 <= scip_seed <= MAX_SCIP_SEED:
             raise ValueError(f"scip_seed must be in [0, {MAX_SCIP_SEED}] (SCIP's), got {scip_seed}")
-        super().__init__(
-            benchmark=benchmark,
-            datasets=PROBLEM.dataset_registry(),
-            reward_space=reward_space,
-            render_mode=render_mode,
-        )
+        super().__init__(benchmark=benchmark, reward_space=reward_space, render_mode=render_mode)
         self.subproblem_time = subproblem_time
         self.initial_time = initial_time
         self.time_budget = time_budget

@@ -131,6 +131,7 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    record = PROBLEM
     env_id = ENV_ID
     default_benchmark = "generator://csmith-v0/0"
     work_unit = "compilations"
@@ -148,12 +149,7 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         timeout: float = 600.0,
         render_mode: str | None = None,
     ):
-        super().__init__(
-            benchmark=benchmark,
-            datasets=PROBLEM.dataset_registry(),
-            reward_space=reward_space,
-            render_mode=render_mode,
-        )
+        super().__init__(benchmark=benchmark, reward_space=reward_space, render_mode=render_mode)
         self.observation_space_name = observation_space
         self.observation_space = self._named_space(observation_space).space
         self.action_space = spaces.Discrete(len(pass_actions.FLAGS))

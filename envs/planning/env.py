@@ -75,6 +75,7 @@ class _NavigationEnv(OptGymEnv[np.ndarray, np.ndarray]):
     (best path and recent end points) and its copy in forks."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+    record = PROBLEM
     default_benchmark = DEFAULT_BENCHMARK
     work_unit = "plan_evaluations"
     reward_tolerance = RewardTolerance("exact")  # plain NumPy, no randomness
@@ -90,12 +91,7 @@ class _NavigationEnv(OptGymEnv[np.ndarray, np.ndarray]):
             raise ValueError(f"max_end_points must be an integer >= 0, got {max_end_points!r}")
         if max_end_points < 0:
             raise ValueError(f"max_end_points must be >= 0, got {max_end_points}")
-        super().__init__(
-            benchmark=benchmark,
-            datasets=PROBLEM.dataset_registry(),
-            reward_space=reward_space,
-            render_mode=render_mode,
-        )
+        super().__init__(benchmark=benchmark, reward_space=reward_space, render_mode=render_mode)
         self.max_end_points = int(max_end_points)
         self._map_sha256 = ""  # the loaded map's file: the base's benchmark_sha256 is per reset
         # the first map is loaded now so that the spaces (the plan length) exist before reset

@@ -161,6 +161,7 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    record = PROBLEM
     env_id = ENV_ID
     default_benchmark = DEFAULT_BENCHMARK
     work_unit = "measurements"
@@ -208,12 +209,7 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
             raise ValueError(f"slow_factor must be > 0, got {slow_factor}")
         if not timeout_s > 0:
             raise ValueError(f"timeout_s must be > 0 seconds, got {timeout_s}")
-        super().__init__(
-            benchmark=benchmark,
-            datasets=PROBLEM.dataset_registry(),
-            reward_space=reward_space,
-            render_mode=render_mode,
-        )
+        super().__init__(benchmark=benchmark, reward_space=reward_space, render_mode=render_mode)
         self.mode = mode
         self.threads = threads
         self.slow_factor = slow_factor
