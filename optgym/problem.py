@@ -88,7 +88,6 @@ class Resources:
         return {"num_cpus": self.cpus, "memory": int(self.memory_mb) * 2**20}
 
 
-
 def load_object(target: str) -> Any:
     """The object named by ``"package.module:attribute"``; ``ValueError`` saying what is
     missing."""
@@ -103,6 +102,17 @@ def load_object(target: str) -> Any:
         return getattr(module, attribute)
     except AttributeError:
         raise ValueError(f"module {module_name!r} has no {attribute!r} (from {target!r})") from None
+
+
+def _lazy_function(target: str) -> Callable[[], Any]:
+    """A function that imports ``target`` (``"package.module:function"``, as
+    :func:`load_object` reads it) when called, and returns what it returns."""
+
+    def call() -> Any:
+        return load_object(target)()
+
+    call.__qualname__ = call.__name__ = target.rpartition(":")[2]
+    return call
 
 
 def lazy_exports(package: str, names: Mapping[str, str]) -> Callable[[str], Any]:
@@ -219,8 +229,9 @@ class AgentRecord(NamedTuple):
 class Problem:
     """Everything the core needs to know about one problem.
 
-    ``datasets`` is called on use (it may build nothing, but its modules can be heavy):
-    :meth:`dataset_registry` is what the problem's envs resolve benchmarks with;
+    ``datasets`` is called on use (it may build nothing, but its modules can be heavy): a
+    record names it as ``"package.module:function"``, like its envs and agents, imported on
+    the first call; :meth:`dataset_registry` is what the problem's envs resolve benchmarks with;
     ``agents`` maps agent names to ``(target, description)`` or ``(target, description,
     envs)`` (an :class:`AgentRecord`; ``envs`` restricts the agent to some of the problem's
     env ids): the only record of the built-in agents' names and what they fit;
@@ -235,7 +246,7 @@ class Problem:
     name: str  # "pass-ordering"
     title: str
     envs: tuple[EnvEntry, ...]
-    datasets: Callable[[], Iterable[Dataset]]
+    datasets: Callable[[], Iterable[Dataset]] | str  # a string: a function once made
     tasks: tuple[Task, ...] = ()
     agents: Mapping[str, AgentRecord | tuple[Any, ...]] = field(default_factory=dict)
     report: Callable[[list[dict], Path], list[Path]] | None = None
@@ -243,6 +254,8 @@ class Problem:
     backends: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.datasets, str):
+            object.__setattr__(self, "datasets", _lazy_function(self.datasets))
         ids = {e.id for e in self.envs}
         tasks = []
         for task in self.tasks:

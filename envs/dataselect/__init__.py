@@ -7,6 +7,7 @@ they are imported from :mod:`optgym.envs.dataselect.env` and ``.models`` on firs
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from optgym.budget import Budget
@@ -28,12 +29,6 @@ __getattr__ = lazy_exports(
 )
 
 
-def _datasets() -> list[Any]:
-    from optgym.datasets.dataselect import dataselect_datasets
-
-    return dataselect_datasets()
-
-
 def test_accuracy(env: Any) -> float:
     """Test accuracy of the model retrained on the examples the episode kept."""
     return float(env.unwrapped.test_metrics()["test_accuracy"])
@@ -44,8 +39,27 @@ def minus_test_loss(env: Any) -> float:
     return -float(env.unwrapped.test_metrics()["test_loss"])
 
 
+def _selection_task(
+    name: str, generator: str, score: Callable[[Any], float], score_name: str
+) -> Task:
+    """A task on the test split of ``generator``'s benchmarks: remove 100 pool examples, 10
+    a step (10 retrainings), and score the retrained model with ``score`` (the mean over
+    benchmarks)."""
+    return Task(
+        name=name,
+        env_id=ENV_ID,
+        env_kwargs={"batch": 10, "budget": 100, "mode": "remove"},
+        datasets=((generator, "test"),),
+        budget=Budget(calls=10),
+        score=score,
+        score_name=score_name,
+        reference_agents=("random-select", "oracle"),
+        aggregate="mean",
+        board_size=2,
+    )
+
+
 _SELECT = "optgym.agents.dataselect.selection"
-_SELECTION_ENV = {"batch": 10, "budget": 100, "mode": "remove"}
 PROBLEM = Problem(
     name="data-selection",
     title="Influence-guided training-data selection (EK-FAC influence functions)",
@@ -58,35 +72,23 @@ PROBLEM = Problem(
             max_episode_steps=1000,
         ),
     ),
-    datasets=_datasets,
+    datasets="optgym.datasets.dataselect:dataselect_datasets",
     tasks=(
-        # Remove 100 of the 1000 pool examples (10 a step), score the retrained model on the
-        # held-out test split.
-        Task(
-            name="data-selection-digits",
-            env_id=ENV_ID,
-            env_kwargs=dict(_SELECTION_ENV),
-            datasets=(("generator://digits-noisy-v0", "test"),),
-            budget=Budget(calls=10),
-            score=test_accuracy,
-            score_name="test accuracy after removing 100 pool examples (mean)",
-            reference_agents=("random-select", "oracle"),
-            aggregate="mean",
-            board_size=2,
+        # Remove 100 of the 1000 pool examples, score the retrained model on the held-out
+        # test split.
+        _selection_task(
+            "data-selection-digits",
+            "generator://digits-noisy-v0",
+            test_accuracy,
+            "test accuracy after removing 100 pool examples (mean)",
         ),
-        # Remove 100 of the 500 pool sequences (10 a step), fine-tune the cached base model
-        # on the rest, score the test loss.
-        Task(
-            name="data-selection-text",
-            env_id=ENV_ID,
-            env_kwargs=dict(_SELECTION_ENV),
-            datasets=(("generator://pydoc-text-v0", "test"),),
-            budget=Budget(calls=10),
-            score=minus_test_loss,
-            score_name="minus test loss, nats per character, after removing 100 sequences (mean)",
-            reference_agents=("random-select", "oracle"),
-            aggregate="mean",
-            board_size=2,
+        # Remove 100 of the 500 pool sequences, fine-tune the cached base model on the rest,
+        # score the test loss.
+        _selection_task(
+            "data-selection-text",
+            "generator://pydoc-text-v0",
+            minus_test_loss,
+            "minus test loss, nats per character, after removing 100 sequences (mean)",
         ),
     ),
     agents={

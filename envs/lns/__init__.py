@@ -13,12 +13,6 @@ ENV_ID = "optgym/ILPNeighborhood-v0"
 FAMILIES = ("vertex-cover", "independent-set", "set-cover", "auction")
 
 
-def _datasets() -> list[Any]:
-    from optgym.datasets.lns import ilp_datasets
-
-    return ilp_datasets()
-
-
 def objective_vs_best_known(env: Any) -> float:
     """The incumbent's objective relative to the best-known one: 1.0 matches it, < 1 is
     worse (for minimization best/objective, for maximization objective/best)."""
@@ -50,7 +44,7 @@ PROBLEM = Problem(
             max_episode_steps=200,
         ),
     ),
-    datasets=_datasets,
+    datasets="optgym.datasets.lns:ilp_datasets",
     # One task per family: the S instances of the test split, 60 CPU seconds per instance.
     tasks=tuple(
         Task(

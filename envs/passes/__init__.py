@@ -8,12 +8,6 @@ from optgym.budget import Budget
 from optgym.problem import EnvEntry, EnvExample, Problem, Resources, Task
 
 
-def _datasets() -> list[Any]:
-    from optgym.datasets.passes import llvm_datasets
-
-    return llvm_datasets()
-
-
 def instruction_count_vs_oz(env: Any) -> float:
     """-Oz's instruction count divided by the episode's: > 1 beats -Oz."""
     obs = env.unwrapped.observation
@@ -33,7 +27,7 @@ PROBLEM = Problem(
             max_episode_steps=45,
         ),
     ),
-    datasets=_datasets,
+    datasets="optgym.datasets.passes:llvm_datasets",
     tasks=(
         Task(
             name="pass-ordering",

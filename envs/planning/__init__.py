@@ -31,12 +31,6 @@ __getattr__ = lazy_exports(
 )
 
 
-def _datasets() -> list[Any]:
-    from optgym.datasets.planning import nav2d_datasets
-
-    return nav2d_datasets()
-
-
 def plan_reward(env: Any) -> float:
     """The replayed plan's reward: ``payoff * (1 - 0.2 t / T)`` on reaching a goal at step
     ``t`` of ``T`` (> 0), else minus the final distance to the nearest goal (<= 0)."""
@@ -82,7 +76,7 @@ PROBLEM = Problem(
             max_episode_steps=1000,
         ),
     ),
-    datasets=_datasets,
+    datasets="optgym.datasets.planning:nav2d_datasets",
     # Every hand-made map, 2000 plan evaluations per episode (the planners keep one of them
     # back for the final step that commits the best plan).
     tasks=(

@@ -11,12 +11,6 @@ from optgym.problem import EnvEntry, EnvExample, Problem, Resources, Task
 ENV_ID = "optgym/ScheduleSearch-v0"
 
 
-def _datasets() -> list[Any]:
-    from optgym.datasets.schedule import halide_datasets
-
-    return halide_datasets()
-
-
 def speedup_vs_adams2019(env: Any) -> float:
     """Adams2019's (beam 32) time divided by the schedule's: > 1 beats the autoscheduler."""
     return env.unwrapped.score_vs_baseline()
@@ -44,7 +38,7 @@ PROBLEM = Problem(
             max_episode_steps=512,  # one step per stage; the generated pipelines have <= 200
         ),
     ),
-    datasets=_datasets,
+    datasets="optgym.datasets.schedule:halide_datasets",
     # The test split of the operator pipelines, 30 s and 32 measurements of search per
     # pipeline, measurements kept in the env's SQLite cache (the replay reads them back).
     tasks=(
