@@ -1412,23 +1412,27 @@ def _finished_run(folder: Path, config: TrainConfig) -> TrainRun | None:
 
 # --- tuning -----------------------------------------------------------------------------------
 
+# PPO's search space (and MaskablePPO's: PPO with action masks)
+_PPO_SPACE: dict[str, Any] = {
+    "learning_rate": ("log", 1e-5, 1e-2),
+    "n_steps": [64, 128, 256, 512, 1024, 2048],
+    "gamma": [0.9, 0.95, 0.98, 0.99, 0.995, 0.999],
+    "ent_coef": ("log", 1e-8, 0.1),
+}
+# SAC's and TD3's: the off-policy actor-critics for continuous actions
+_ACTOR_CRITIC_SPACE: dict[str, Any] = {
+    "learning_rate": ("log", 1e-5, 1e-2),
+    "gamma": [0.9, 0.95, 0.98, 0.99, 0.995, 0.999],
+    "tau": [0.005, 0.01, 0.02, 0.05],
+    "batch_size": [64, 128, 256],
+}
 #: What :func:`optimize` samples, per algorithm: ``("log", low, high)`` a log-uniform
 #: number, ``("float", low, high)`` a uniform one, a list: one of its values. A rollout
 #: length (``n_steps``) longer than a trial is left out of that study's choices, and
 #: ``batch_size`` comes down to the rollout where it is larger.
 SEARCH_SPACES: dict[str, dict[str, Any]] = {
-    "ppo": {
-        "learning_rate": ("log", 1e-5, 1e-2),
-        "n_steps": [64, 128, 256, 512, 1024, 2048],
-        "gamma": [0.9, 0.95, 0.98, 0.99, 0.995, 0.999],
-        "ent_coef": ("log", 1e-8, 0.1),
-    },
-    "maskable-ppo": {
-        "learning_rate": ("log", 1e-5, 1e-2),
-        "n_steps": [64, 128, 256, 512, 1024, 2048],
-        "gamma": [0.9, 0.95, 0.98, 0.99, 0.995, 0.999],
-        "ent_coef": ("log", 1e-8, 0.1),
-    },
+    "ppo": dict(_PPO_SPACE),
+    "maskable-ppo": dict(_PPO_SPACE),
     "a2c": {
         "learning_rate": ("log", 1e-5, 1e-2),
         "n_steps": [5, 8, 16, 32, 64, 128],
@@ -1441,18 +1445,8 @@ SEARCH_SPACES: dict[str, dict[str, Any]] = {
         "exploration_fraction": ("float", 0.05, 0.5),
         "target_update_interval": [100, 500, 1000, 5000],
     },
-    "sac": {
-        "learning_rate": ("log", 1e-5, 1e-2),
-        "gamma": [0.9, 0.95, 0.98, 0.99, 0.995, 0.999],
-        "tau": [0.005, 0.01, 0.02, 0.05],
-        "batch_size": [64, 128, 256],
-    },
-    "td3": {
-        "learning_rate": ("log", 1e-5, 1e-2),
-        "gamma": [0.9, 0.95, 0.98, 0.99, 0.995, 0.999],
-        "tau": [0.005, 0.01, 0.02, 0.05],
-        "batch_size": [64, 128, 256],
-    },
+    "sac": dict(_ACTOR_CRITIC_SPACE),
+    "td3": dict(_ACTOR_CRITIC_SPACE),
 }
 #: Trials of one study at most.
 MAX_TRIALS = 10_000
