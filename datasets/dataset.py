@@ -81,6 +81,9 @@ class Dataset(ABC):
     #: Papers and pages it comes from.
     references: tuple[str, ...] = ()
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.uri!r})"
+
     @property
     def uri(self) -> str:
         return f"{self.scheme}://{self.name}"
