@@ -12,7 +12,7 @@ import hashlib
 import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from optgym.datasets.uri import BenchmarkUri
@@ -58,16 +58,31 @@ class Benchmark:
         return data
 
 
-@dataclass
 class Dataset(ABC):
-    """A named, versioned collection of benchmarks (``<scheme>://<name>-v<N>``)."""
+    """A named, versioned collection of benchmarks (``<scheme>://<name>-v<N>``).
 
-    name: str  # with its version, e.g. "csmith-v0"
-    scheme: str  # "benchmark" or "generator"
+    A dataset's card, what ``optgym datasets list`` and the docs' dataset reference show, is
+    stated once as class attributes of its class: ``name``, ``description``, ``license``,
+    ``provenance`` and ``references`` (a dataset made from parameters, such as one ILP family
+    at one size, sets them in its ``__init__``). The class adds only how its benchmarks are
+    named and made.
+    """
+
+    #: The name with its version, e.g. ``"csmith-v0"``.
+    name: str
+    #: ``"benchmark"`` (a fixed set of benchmarks) or ``"generator"`` (one per seed).
+    scheme: str = "benchmark"
+    #: What the dataset holds.
     description: str
+    #: The license of the dataset and of what it is made from.
     license: str
-    provenance: str  # how it was made, precise enough to make it again
-    references: list[str] = field(default_factory=list)
+    #: How it was made, precise enough to make it again.
+    provenance: str
+    #: Papers and pages it comes from.
+    references: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.uri!r})"
 
     @property
     def uri(self) -> str:

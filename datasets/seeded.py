@@ -23,21 +23,13 @@ SPLIT_SEEDS = {"test": (0, 1000), "validation": (1000, 2000), "train": (2000, 2*
 class SeededDataset(Dataset):
     """A generator dataset whose instances are files made from a seed into the cache.
 
-    Its scheme is ``generator``. Subclasses set ``suffix`` (the file type, e.g. ``".bc"``,
+    Its scheme is ``generator``. Subclasses state their card (see
+    :class:`~optgym.datasets.dataset.Dataset`), set ``suffix`` (the file type, e.g. ``".bc"``,
     ``".mps"``) and define ``generate``; the same seed must give the same bytes on any machine.
     """
 
+    scheme = "generator"
     suffix = ".bin"
-
-    def __init__(
-        self,
-        name: str,
-        description: str,
-        license: str,
-        provenance: str,
-        references: list[str] | None = None,
-    ) -> None:
-        super().__init__(name, "generator", description, license, provenance, references or [])
 
     @property
     def infinite(self) -> bool:

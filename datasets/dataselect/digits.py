@@ -166,27 +166,24 @@ class DigitsNoisyDataset(SeededDataset):
 
     suffix = ".npz"
 
-    def __init__(self) -> None:
-        super().__init__(
-            name=NAME,
-            description=(
-                "scikit-learn's digits (8 x 8 images, ten classes) split per seed into a "
-                "training pool of 1000 with 10% of its labels flipped to another class, a "
-                "clean validation split of 300 and a clean test split of 497. Seed splits "
-                "as every generator dataset."
-            ),
-            license=LICENSE,
-            provenance=(
-                "optgym.datasets.dataselect.digits.make_digits_task(seed): "
-                "sklearn.datasets.load_digits() scaled by 1/16 to float32; "
-                "numpy.random.default_rng(seed).permutation(1797) gives pool [:1000], "
-                "validation [1000:1300], test [1300:]; then rng.choice(1000, 100, "
-                "replace=False) picks the flipped pool positions and rng.integers(1, 10, 100) "
-                "the offsets (new label = (label + offset) mod 10). File: task_to_npz, an "
-                "uncompressed npz with fixed zip timestamps."
-            ),
-            references=[UCI_DIGITS, SKLEARN_DIGITS],
-        )
+    name = NAME
+    description = (
+        "scikit-learn's digits (8 x 8 images, ten classes) split per seed into a "
+        "training pool of 1000 with 10% of its labels flipped to another class, a "
+        "clean validation split of 300 and a clean test split of 497. Seed splits "
+        "as every generator dataset."
+    )
+    license = LICENSE
+    provenance = (
+        "optgym.datasets.dataselect.digits.make_digits_task(seed): "
+        "sklearn.datasets.load_digits() scaled by 1/16 to float32; "
+        "numpy.random.default_rng(seed).permutation(1797) gives pool [:1000], "
+        "validation [1000:1300], test [1300:]; then rng.choice(1000, 100, "
+        "replace=False) picks the flipped pool positions and rng.integers(1, 10, 100) "
+        "the offsets (new label = (label + offset) mod 10). File: task_to_npz, an "
+        "uncompressed npz with fixed zip timestamps."
+    )
+    references = (UCI_DIGITS, SKLEARN_DIGITS)
 
     def generate(self, seed: int, workdir: Path) -> bytes:
         return task_to_npz(make_digits_task(seed))

@@ -230,30 +230,27 @@ class PydocTextDataset(SeededDataset):
 
     suffix = ".npz"
 
-    def __init__(self) -> None:
-        super().__init__(
-            name=NAME,
-            description=(
-                "CPython's pydoc_data.topics text as 65-symbol chunks (96-symbol vocabulary), "
-                "split per seed into a training pool of 500 with 20% corrupted (half with "
-                "shuffled characters, half off-domain digit and punctuation soup), a clean "
-                "validation split of 100, a clean test split of 100 and about 6400 chunks "
-                "of base-model text. Seed splits as every generator dataset."
-            ),
-            license=LICENSE,
-            provenance=(
-                "optgym.datasets.dataselect.text.make_text_task(seed): the values of "
-                "pydoc_data.topics.topics in sorted key order joined by '\\n\\n', characters "
-                "outside newline + ASCII 32..126 mapped to '?', cut into consecutive chunks "
-                "of 65; numpy.random.default_rng(seed).permutation(n_chunks) gives pool "
-                "[:500], validation [500:600], test [600:700], base text [700:]; then "
-                "rng.choice(500, 100, replace=False) picks the corrupted pool positions (first "
-                "50 shuffled with rng.permutation(65) each, the rest replaced by "
-                "rng.integers over digits + punctuation + space). File: text_task_to_npz, "
-                "an uncompressed npz with fixed zip timestamps."
-            ),
-            references=[PYDOC_DATA],
-        )
+    name = NAME
+    description = (
+        "CPython's pydoc_data.topics text as 65-symbol chunks (96-symbol vocabulary), "
+        "split per seed into a training pool of 500 with 20% corrupted (half with "
+        "shuffled characters, half off-domain digit and punctuation soup), a clean "
+        "validation split of 100, a clean test split of 100 and about 6400 chunks "
+        "of base-model text. Seed splits as every generator dataset."
+    )
+    license = LICENSE
+    provenance = (
+        "optgym.datasets.dataselect.text.make_text_task(seed): the values of "
+        "pydoc_data.topics.topics in sorted key order joined by '\\n\\n', characters "
+        "outside newline + ASCII 32..126 mapped to '?', cut into consecutive chunks "
+        "of 65; numpy.random.default_rng(seed).permutation(n_chunks) gives pool "
+        "[:500], validation [500:600], test [600:700], base text [700:]; then "
+        "rng.choice(500, 100, replace=False) picks the corrupted pool positions (first "
+        "50 shuffled with rng.permutation(65) each, the rest replaced by "
+        "rng.integers over digits + punctuation + space). File: text_task_to_npz, "
+        "an uncompressed npz with fixed zip timestamps."
+    )
+    references = (PYDOC_DATA,)
 
     def generate(self, seed: int, workdir: Path) -> bytes:
         return text_task_to_npz(make_text_task(seed))

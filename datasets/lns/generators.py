@@ -592,6 +592,7 @@ class IlpDataset(SeededDataset):
     """``generator://<family>-<size>-v0/<seed>``: one MPS instance of a family per seed."""
 
     suffix = ".mps"
+    license = LICENSE
 
     def __init__(self, family: str, size: str) -> None:
         if family not in FAMILIES_SPEC:
@@ -602,17 +603,14 @@ class IlpDataset(SeededDataset):
         params = spec.sizes[size]
         fields = asdict(params)  # type: ignore[call-overload]
         exact = ", ".join(f"{k}={v!r}" for k, v in fields.items())
-        super().__init__(
-            name=f"{family}-{size}-v0",
-            description=spec.description.format(**fields),
-            license=LICENSE,
-            provenance=(
-                COMMON_PROVENANCE
-                + spec.provenance.format(**fields)
-                + f" Parameters: {type(params).__name__}({exact})."
-            ),
-            references=list(spec.references),
+        self.name = f"{family}-{size}-v0"
+        self.description = spec.description.format(**fields)
+        self.provenance = (
+            COMMON_PROVENANCE
+            + spec.provenance.format(**fields)
+            + f" Parameters: {type(params).__name__}({exact})."
         )
+        self.references = spec.references
         self.family = family
         self.size = size
         self.params = params

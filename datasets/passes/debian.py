@@ -500,26 +500,22 @@ class DebianDataset(Dataset):
 
     build = staticmethod(build)
 
-    def __init__(self) -> None:
-        super().__init__(
-            name=NAME,
-            scheme="benchmark",
-            description=(
-                "Real C programs (bzip2, zlib's minigzip, the lua 5.4 interpreter, libgsm's "
-                "toast) built from pinned Debian bookworm source packages into one "
-                "unoptimized LLVM bitcode module per program. Test split only."
-            ),
-            license="; ".join(f"{p.name}: {p.license}" for p in PROGRAMS.values()),
-            provenance=_provenance(),
-            references=[
-                "https://sources.debian.org/src/bzip2/1.0.8-5/",
-                "https://sources.debian.org/src/zlib/1:1.2.13.dfsg-1/",
-                "https://sources.debian.org/src/lua5.4/5.4.4-3+deb12u1/",
-                "https://sources.debian.org/src/libgsm/1.0.22-1/",
-                "Cummins et al., CompilerGym: Robust, Performant Compiler Optimization "
-                "Environments for AI Research, CGO 2022 (the flags)",
-            ],
-        )
+    name = NAME
+    description = (
+        "Real C programs (bzip2, zlib's minigzip, the lua 5.4 interpreter, libgsm's "
+        "toast) built from pinned Debian bookworm source packages into one "
+        "unoptimized LLVM bitcode module per program. Test split only."
+    )
+    license = "; ".join(f"{p.name}: {p.license}" for p in PROGRAMS.values())
+    provenance = _provenance()
+    references = (
+        "https://sources.debian.org/src/bzip2/1.0.8-5/",
+        "https://sources.debian.org/src/zlib/1:1.2.13.dfsg-1/",
+        "https://sources.debian.org/src/lua5.4/5.4.4-3+deb12u1/",
+        "https://sources.debian.org/src/libgsm/1.0.22-1/",
+        "Cummins et al., CompilerGym: Robust, Performant Compiler Optimization "
+        "Environments for AI Research, CGO 2022 (the flags)",
+    )
 
     def benchmark_names(self, split: str | None = None) -> list[str]:
         return list(NAMES) if split in (None, "test") else []

@@ -16,18 +16,15 @@ from optgym.datasets.seeded import SeededDataset
 class CsmithDataset(SeededDataset):
     suffix = ".bc"
 
-    def __init__(self) -> None:
-        super().__init__(
-            name="csmith-v0",
-            description="Random C programs from Csmith, compiled to unoptimized LLVM bitcode.",
-            license="BSD-2-Clause (Csmith); generated programs carry no license of their own",
-            provenance=(
-                "csmith --seed <seed> (Debian csmith 2.3.0), then clang-19 "
-                + " ".join(CLANG_FLAGS)
-                + " -I/usr/include/csmith on the file csmith-<seed>.c"
-            ),
-            references=["Yang et al., Finding and Understanding Bugs in C Compilers, PLDI 2011"],
-        )
+    name = "csmith-v0"
+    description = "Random C programs from Csmith, compiled to unoptimized LLVM bitcode."
+    license = "BSD-2-Clause (Csmith); generated programs carry no license of their own"
+    provenance = (
+        "csmith --seed <seed> (Debian csmith 2.3.0), then clang-19 "
+        + " ".join(CLANG_FLAGS)
+        + " -I/usr/include/csmith on the file csmith-<seed>.c"
+    )
+    references = ("Yang et al., Finding and Understanding Bugs in C Compilers, PLDI 2011",)
 
     def generate(self, seed: int, workdir: Path) -> bytes:
         csmith = tool("csmith", "csmith")
@@ -47,14 +44,11 @@ class CsmithDataset(SeededDataset):
 class LlvmStressDataset(SeededDataset):
     suffix = ".bc"
 
-    def __init__(self) -> None:
-        super().__init__(
-            name="llvm-stress-v0",
-            description="Random LLVM IR functions from llvm-stress, as bitcode.",
-            license="Apache-2.0 WITH LLVM-exception (llvm-stress); generated IR has no license",
-            provenance="llvm-stress-19 -seed <seed> -size 100, then llvm-as-19",
-            references=["https://llvm.org/docs/CommandGuide/llvm-stress.html"],
-        )
+    name = "llvm-stress-v0"
+    description = "Random LLVM IR functions from llvm-stress, as bitcode."
+    license = "Apache-2.0 WITH LLVM-exception (llvm-stress); generated IR has no license"
+    provenance = "llvm-stress-19 -seed <seed> -size 100, then llvm-as-19"
+    references = ("https://llvm.org/docs/CommandGuide/llvm-stress.html",)
 
     def generate(self, seed: int, workdir: Path) -> bytes:
         stress = tool("llvm-stress-19", "llvm-19")

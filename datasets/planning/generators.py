@@ -225,28 +225,24 @@ def random_map(seed: int) -> NavMap:
 class Nav2dDataset(Dataset):
     """``benchmark://nav2d-v0/<map>``: the hand-made maps, all in the test split."""
 
-    def __init__(self) -> None:
-        super().__init__(
-            name=FIXED_NAME,
-            scheme="benchmark",
-            description=(
-                "Hand-made 2D navigation maps, 10 x 10 with 0.2-thick walls, move bound 0.5, "
-                "horizon 100: open (no walls), wall (one wall across the straight line), "
-                "bug-trap (a U facing the start, goal behind it), maze (a 5 x 5 grid maze of 2 x 2 "
-                "cells with a pocket under the goal), four-rooms (a cross with four doors), "
-                "two-goals (a near goal paying 0.5 and a far goal behind a wall paying 1.0), "
-                "maze-hard (a 10 x 10 grid maze, one-unit corridors). Every map is in the "
-                "test split."
-            ),
-            license=LICENSE,
-            provenance=(
-                "Written by hand in optgym.datasets.planning.generators (FIXED_MAPS; the mazes "
-                "are MAZE_GRID and MAZE_HARD_GRID in the text grid format, scaled to 10 x 10); "
-                "each file is NavMap.to_json(). Designed after the navigation tasks of the "
-                "LaP3 paper."
-            ),
-            references=[LAP3_PAPER],
-        )
+    name = FIXED_NAME
+    description = (
+        "Hand-made 2D navigation maps, 10 x 10 with 0.2-thick walls, move bound 0.5, "
+        "horizon 100: open (no walls), wall (one wall across the straight line), "
+        "bug-trap (a U facing the start, goal behind it), maze (a 5 x 5 grid maze of 2 x 2 "
+        "cells with a pocket under the goal), four-rooms (a cross with four doors), "
+        "two-goals (a near goal paying 0.5 and a far goal behind a wall paying 1.0), "
+        "maze-hard (a 10 x 10 grid maze, one-unit corridors). Every map is in the "
+        "test split."
+    )
+    license = LICENSE
+    provenance = (
+        "Written by hand in optgym.datasets.planning.generators (FIXED_MAPS; the mazes "
+        "are MAZE_GRID and MAZE_HARD_GRID in the text grid format, scaled to 10 x 10); "
+        "each file is NavMap.to_json(). Designed after the navigation tasks of the "
+        "LaP3 paper."
+    )
+    references = (LAP3_PAPER,)
 
     def benchmark_names(self, split: str | None = None) -> list[str]:
         return list(FIXED_MAPS) if split in (None, "test") else []
@@ -261,23 +257,20 @@ class Nav2dRandomDataset(SeededDataset):
 
     suffix = ".json"
 
-    def __init__(self) -> None:
-        super().__init__(
-            name=RANDOM_NAME,
-            description=(
-                "Random 10 x 10 obstacle fields: 4 to 12 axis-aligned rectangles (half of them "
-                "thin bars) on a 0.1 grid, a start and a goal (radius 0.5) at least 5 apart, "
-                "free and connected; move bound 0.5, horizon 100. Seed splits as every "
-                "generator dataset."
-            ),
-            license=LICENSE,
-            provenance=(
-                "optgym.datasets.planning.generators.random_map(seed): integer draws from "
-                "numpy.random.default_rng(seed); connectivity by breadth-first search on a "
-                "0.2 grid with walls inflated by 0.15; each file is NavMap.to_json()."
-            ),
-            references=[LAP3_PAPER],
-        )
+    name = RANDOM_NAME
+    description = (
+        "Random 10 x 10 obstacle fields: 4 to 12 axis-aligned rectangles (half of them "
+        "thin bars) on a 0.1 grid, a start and a goal (radius 0.5) at least 5 apart, "
+        "free and connected; move bound 0.5, horizon 100. Seed splits as every "
+        "generator dataset."
+    )
+    license = LICENSE
+    provenance = (
+        "optgym.datasets.planning.generators.random_map(seed): integer draws from "
+        "numpy.random.default_rng(seed); connectivity by breadth-first search on a "
+        "0.2 grid with walls inflated by 0.15; each file is NavMap.to_json()."
+    )
+    references = (LAP3_PAPER,)
 
     def generate(self, seed: int, workdir: Path) -> bytes:
         return random_map(seed).to_json().encode()

@@ -152,28 +152,23 @@ def ops_spec(name: str) -> PipelineSpec:
 class HalideOpsDataset(Dataset):
     """``benchmark://halide-ops-v0/<family>-<size>``: fixed operator pipelines."""
 
-    def __init__(self) -> None:
-        table = "; ".join(f"{f.name}-<n> ({f.what}), n in {f.sizes}" for f in FAMILIES)
-        super().__init__(
-            name=OPS_NAME,
-            scheme="benchmark",
-            description=(
-                "Fixed Halide pipelines of common tensor operators, each at three sizes: "
-                + table
-                + ". Splits: the smallest and largest size of each are test, the middle one "
-                "validation; train is empty (train on halide-random-v0)."
-            ),
-            license=LICENSE,
-            provenance=(
-                "Written by optgym.datasets.schedule.generators.ops_spec: each file is the "
-                "PipelineSpec's canonical JSON (PipelineSpec.to_json). Operators are those of "
-                "optgym.datasets.schedule.ops (float32, centred 'same' stencils, inputs cover the "
-                "required region). Input data: numpy.random.default_rng(seed).random(float32) "
-                "* 2 - 1 per input in spec order, seed = zlib.crc32(name). The naive schedule "
-                "(all stages compute_root, HL_NUM_THREADS=1) runs in about 2-75 ms on one "
-                "x86-64 core."
-            ),
-        )
+    name = OPS_NAME
+    description = (
+        "Fixed Halide pipelines of common tensor operators, each at three sizes: "
+        + "; ".join(f"{f.name}-<n> ({f.what}), n in {f.sizes}" for f in FAMILIES)
+        + ". Splits: the smallest and largest size of each are test, the middle one "
+        "validation; train is empty (train on halide-random-v0)."
+    )
+    license = LICENSE
+    provenance = (
+        "Written by optgym.datasets.schedule.generators.ops_spec: each file is the "
+        "PipelineSpec's canonical JSON (PipelineSpec.to_json). Operators are those of "
+        "optgym.datasets.schedule.ops (float32, centred 'same' stencils, inputs cover the "
+        "required region). Input data: numpy.random.default_rng(seed).random(float32) "
+        "* 2 - 1 per input in spec order, seed = zlib.crc32(name). The naive schedule "
+        "(all stages compute_root, HL_NUM_THREADS=1) runs in about 2-75 ms on one "
+        "x86-64 core."
+    )
 
     def benchmark_names(self, split: str | None = None) -> list[str]:
         return ops_benchmark_names(split)
@@ -293,33 +288,30 @@ class RandomDagDataset(SeededDataset):
 
     suffix = ".json"
 
-    def __init__(self) -> None:
-        super().__init__(
-            name=RANDOM_NAME,
-            description=(
-                f"Seeded random networks of 1 to {MAX_OPS} float32 tensor operators (conv2d, "
-                "depthwise conv, relu, add, 2x2 max pooling, blur_x, blur_y) on one "
-                "(x, y, c) input, sized so that the naive schedule runs in about 1-40 ms."
-            ),
-            license=LICENSE,
-            provenance=(
-                "optgym.datasets.schedule.generators.random_spec(seed), written as canonical "
-                "PipelineSpec JSON. rng = numpy.random.default_rng(seed), random() stream only; "
-                "choice(items) = items[int(random() * len(items))]. n_ops = 1 + int(30 * u * "
-                f"sqrt(u)) with u the first random(). The input has channels in {CHANNELS}. "
-                f"Each op is drawn with weights {OP_WEIGHTS} "
-                "(add only when an earlier tensor has the current one's shape, maxpool at most "
-                f"{MAX_POOLS} times) and applied to the previous stage's output (a chain); "
-                f"conv2d: k in {CONV_KERNELS}, cout in {CHANNELS}, own weights input; depthwise: "
-                f"k in {DEPTHWISE_KERNELS}; add: the chain with a uniformly chosen earlier "
-                "same-shape tensor. Spatial size (w, h): drawn uniformly among the pairs of "
-                f"{SPATIAL} with aspect ratio at most 2 whose naive_work lies in {WORK_RANGE} "
-                "(else the pair closest to that range in log scale). Seeds: test [0, 1000), "
-                "validation [1000, 2000), train [2000, 2**32). The spec's data seed is the "
-                "dataset seed (input_data: default_rng(seed).random(float32) * 2 - 1 per input "
-                "in spec order, over its required region)."
-            ),
-        )
+    name = RANDOM_NAME
+    description = (
+        f"Seeded random networks of 1 to {MAX_OPS} float32 tensor operators (conv2d, "
+        "depthwise conv, relu, add, 2x2 max pooling, blur_x, blur_y) on one "
+        "(x, y, c) input, sized so that the naive schedule runs in about 1-40 ms."
+    )
+    license = LICENSE
+    provenance = (
+        "optgym.datasets.schedule.generators.random_spec(seed), written as canonical "
+        "PipelineSpec JSON. rng = numpy.random.default_rng(seed), random() stream only; "
+        "choice(items) = items[int(random() * len(items))]. n_ops = 1 + int(30 * u * "
+        f"sqrt(u)) with u the first random(). The input has channels in {CHANNELS}. "
+        f"Each op is drawn with weights {OP_WEIGHTS} "
+        "(add only when an earlier tensor has the current one's shape, maxpool at most "
+        f"{MAX_POOLS} times) and applied to the previous stage's output (a chain); "
+        f"conv2d: k in {CONV_KERNELS}, cout in {CHANNELS}, own weights input; depthwise: "
+        f"k in {DEPTHWISE_KERNELS}; add: the chain with a uniformly chosen earlier "
+        "same-shape tensor. Spatial size (w, h): drawn uniformly among the pairs of "
+        f"{SPATIAL} with aspect ratio at most 2 whose naive_work lies in {WORK_RANGE} "
+        "(else the pair closest to that range in log scale). Seeds: test [0, 1000), "
+        "validation [1000, 2000), train [2000, 2**32). The spec's data seed is the "
+        "dataset seed (input_data: default_rng(seed).random(float32) * 2 - 1 per input "
+        "in spec order, over its required region)."
+    )
 
     def generate(self, seed: int, workdir: Path) -> bytes:
         return random_spec(seed).to_json().encode()

@@ -167,6 +167,16 @@ def _dims_check(stage: Stage, what: str, shape: tuple[int, ...], allowed: tuple[
         )
 
 
+def _odd_kernel(stage: Stage, op: str) -> int:
+    """The kernel size ``k`` of a centred ``k x k`` stencil ``op`` (conv2d, depthwise) over a
+    3-dim output; ``ValueError`` for another output rank or an even ``k``."""
+    _dims_check(stage, "the output", stage.shape, (3,))
+    k = stage.param("k")
+    if k % 2 == 0:
+        raise ValueError(f"stage {stage.name!r}: {op} needs an odd kernel size, got {k}")
+    return k
+
+
 class Pointwise(Op):
     """Elementwise ops over 1 to 3 dims; every input has the output's shape."""
 
@@ -351,10 +361,7 @@ class Conv2d(Op):
     def expected_shapes(
         self, stage: Stage, in_shapes: list[tuple[int, ...]]
     ) -> list[tuple[int, ...] | None]:
-        _dims_check(stage, "the output", stage.shape, (3,))
-        k, cin = stage.param("k"), stage.param("cin")
-        if k % 2 == 0:
-            raise ValueError(f"stage {stage.name!r}: conv2d needs an odd kernel size, got {k}")
+        k, cin = _odd_kernel(stage, self.name), stage.param("cin")
         w, h, cout = stage.shape
         return [(w, h, cin), (k, k, cin, cout), stage.shape]
 
@@ -411,10 +418,7 @@ class Depthwise(Op):
     def expected_shapes(
         self, stage: Stage, in_shapes: list[tuple[int, ...]]
     ) -> list[tuple[int, ...] | None]:
-        _dims_check(stage, "the output", stage.shape, (3,))
-        k = stage.param("k")
-        if k % 2 == 0:
-            raise ValueError(f"stage {stage.name!r}: depthwise needs an odd kernel size, got {k}")
+        k = _odd_kernel(stage, self.name)
         return [stage.shape, (k, k, stage.shape[2]), stage.shape]
 
     def accesses(self, stage: Stage, in_shapes: list[tuple[int, ...]]) -> list[list[Access]]:
