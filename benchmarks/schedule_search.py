@@ -21,7 +21,7 @@ import numpy as np
 import optgym  # noqa: F401  registers the env
 from optgym.agents import make_agent
 from optgym.budget import Budget
-from optgym.datasets.schedule import halide_datasets
+from optgym.datasets.schedule import HalideOpsDataset
 from optgym.problem import aggregate
 
 AGENTS = ("adams2019-b1", "mullapudi2016", "li2018", "schedule-random", "value", "value-beam")
@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--benchmarks", nargs="*")
     parser.add_argument("--agents", nargs="*", default=list(AGENTS))
     args = parser.parse_args()
-    ops = next(d for d in halide_datasets() if d.name == "halide-ops-v0")
+    ops = HalideOpsDataset()
     uris = args.benchmarks or list(ops.benchmark_uris("test"))
     env = gym.make("optgym/ScheduleSearch-v0", baseline_info=False).unwrapped
     budget = Budget(calls=args.calls, seconds=args.seconds)

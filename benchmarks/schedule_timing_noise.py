@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from optgym.datasets.schedule import halide_datasets, load_spec
+from optgym.datasets.schedule import HalideOpsDataset, load_spec
 from optgym.envs.schedule.env import reference_schedule
 from optgym.envs.schedule.measure import Timer
 
@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=5)
     parser.add_argument("--pipelines", type=int, default=4)
     args = parser.parse_args()
-    ops = next(d for d in halide_datasets() if d.name == "halide-ops-v0")
+    ops = HalideOpsDataset()
     uris = list(ops.benchmark_uris("test"))[:: max(1, 12 // args.pipelines)][: args.pipelines]
     worst = 0.0
     for uri in uris:

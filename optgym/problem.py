@@ -104,14 +104,22 @@ def load_object(target: str) -> Any:
         raise ValueError(f"module {module_name!r} has no {attribute!r} (from {target!r})") from None
 
 
-def _lazy_function(target: str) -> Callable[[], Any]:
-    """A function that imports ``target`` (``"package.module:function"``, as
-    :func:`load_object` reads it) when called, and returns what it returns."""
+def _lazy_datasets(targets: str | tuple[str, ...]) -> Callable[[], list[Dataset]]:
+    """A function that imports each of ``targets`` (``"package.module:Name"``, as
+    :func:`load_object` reads it: a ``Dataset`` class, or a function that returns datasets)
+    when called, calls it without arguments, and returns the datasets, in order."""
+    targets = (targets,) if isinstance(targets, str) else tuple(targets)
 
-    def call() -> Any:
-        return load_object(target)()
+    def call() -> list[Dataset]:
+        from optgym.datasets.dataset import Dataset
 
-    call.__qualname__ = call.__name__ = target.rpartition(":")[2]
+        out: list[Dataset] = []
+        for target in targets:
+            made = load_object(target)()
+            out.extend([made] if isinstance(made, Dataset) else made)
+        return out
+
+    call.__qualname__ = call.__name__ = "datasets"
     return call
 
 
@@ -230,8 +238,9 @@ class Problem:
     """Everything the core needs to know about one problem.
 
     ``datasets`` is called on use (it may build nothing, but its modules can be heavy): a
-    record names it as ``"package.module:function"``, like its envs and agents, imported on
-    the first call; :meth:`dataset_registry` is what the problem's envs resolve benchmarks with;
+    record names its dataset classes (or functions that return datasets) as
+    ``"package.module:Name"``, like its envs and agents, imported on the first call;
+    :meth:`dataset_registry` is what the problem's envs resolve benchmarks with;
     ``agents`` maps agent names to ``(target, description)`` or ``(target, description,
     envs)`` (an :class:`AgentRecord`; ``envs`` restricts the agent to some of the problem's
     env ids): the only record of the built-in agents' names and what they fit;
@@ -246,7 +255,7 @@ class Problem:
     name: str  # "pass-ordering"
     title: str
     envs: tuple[EnvEntry, ...]
-    datasets: Callable[[], Iterable[Dataset]] | str  # a string: a function once made
+    datasets: Callable[[], Iterable[Dataset]] | str | tuple[str, ...]  # names: made a function
     tasks: tuple[Task, ...] = ()
     agents: Mapping[str, AgentRecord | tuple[Any, ...]] = field(default_factory=dict)
     report: Callable[[list[dict], Path], list[Path]] | None = None
@@ -254,8 +263,8 @@ class Problem:
     backends: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if isinstance(self.datasets, str):
-            object.__setattr__(self, "datasets", _lazy_function(self.datasets))
+        if isinstance(self.datasets, (str, tuple)):
+            object.__setattr__(self, "datasets", _lazy_datasets(self.datasets))
         ids = {e.id for e in self.envs}
         tasks = []
         for task in self.tasks:

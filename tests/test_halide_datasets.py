@@ -20,7 +20,6 @@ from optgym.datasets.schedule import (
     RandomDagDataset,
     Stage,
     accesses,
-    halide_datasets,
     input_data,
     intrinsic_features,
     load_spec,
@@ -32,6 +31,7 @@ from optgym.datasets.schedule import (
     stage_feature_matrix,
 )
 from optgym.datasets.schedule.generators import FAMILIES, blur, matmul, resblock
+from optgym.envs import problems
 from optgym.envs.schedule.lower import apply_naive, lower, to_numpy
 
 
@@ -364,7 +364,7 @@ def test_random_dags_are_varied():
 def test_registered():
     from optgym.datasets import all_datasets
 
-    uris = {d.uri for d in halide_datasets()}
+    uris = {d.uri for d in problems()["schedule-search"].datasets()}
     assert uris == {"benchmark://halide-ops-v0", "generator://halide-random-v0"}
     registry = all_datasets()
     assert all(u in registry for u in uris)

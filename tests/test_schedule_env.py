@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import optgym  # noqa: F401
-from optgym.datasets.schedule import halide_datasets
+from optgym.datasets.schedule import HalideOpsDataset, RandomDagDataset
 from optgym.envs.schedule.actions import (
     AT_TILE,
     COMPONENTS,
@@ -31,7 +31,7 @@ CHAIN = "generator://halide-random-v0/2003"  # a few stencil/pointwise stages
 
 
 def _ops_uri(family: str) -> str:
-    ops = next(d for d in halide_datasets() if d.name == "halide-ops-v0")
+    ops = HalideOpsDataset()
     return next(u for u in ops.benchmark_uris("test") if u.split("/")[-1].startswith(family))
 
 
@@ -230,7 +230,7 @@ def test_reference_autoschedulers_run_and_replay(env):
 def test_halide_compile_error_is_reported_not_raised(tmp_path):
     from optgym.datasets.schedule import load_spec
 
-    ops = next(d for d in halide_datasets() if d.name == "halide-random-v0")
+    ops = RandomDagDataset()
     spec = load_spec(ops.benchmark(CHAIN))
     names = [s.name for s in reversed(spec.stages)]
     full = tuple(1 for _ in spec.stages[-1].shape)

@@ -33,7 +33,7 @@ from optgym.datasets.dataselect.text import (
     text_task_from_arrays,
     text_task_to_npz,
 )
-from optgym.datasets.dataset import Benchmark, Dataset
+from optgym.datasets.dataset import Benchmark
 
 __all__ = [
     "NAME",
@@ -48,7 +48,6 @@ __all__ = [
     "NpzLimits",
     "PydocTextDataset",
     "TextTask",
-    "dataselect_datasets",
     "is_text_task",
     "load_digits_task",
     "load_task",
@@ -59,10 +58,6 @@ __all__ = [
     "text_task_to_npz",
 ]
 
-
-def dataselect_datasets() -> list[Dataset]:
-    """Every data-selection dataset."""
-    return [DigitsNoisyDataset(), PydocTextDataset()]
 
 
 TASK_ARRAYS = tuple(dict.fromkeys((*digits.ARRAYS, *text.ARRAYS)))

@@ -4,7 +4,7 @@ maps) and ``nav2d-random-v0`` (seeded random obstacles)."""
 
 from __future__ import annotations
 
-from optgym.datasets.dataset import Benchmark, Dataset
+from optgym.datasets.dataset import Benchmark
 from optgym.datasets.planning.generators import (
     FIXED_MAPS,
     FIXED_NAME,
@@ -38,15 +38,10 @@ __all__ = [
     "fixed_map",
     "load_benchmark_map",
     "load_map",
-    "nav2d_datasets",
     "parse_grid",
     "random_map",
 ]
 
-
-def nav2d_datasets() -> list[Dataset]:
-    """Every navigation dataset: the fixed maps, then the random ones."""
-    return [Nav2dDataset(), Nav2dRandomDataset()]
 
 
 def load_benchmark_map(benchmark: Benchmark) -> NavMap:

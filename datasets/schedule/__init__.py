@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-from optgym.datasets.dataset import Dataset
 from optgym.datasets.schedule.generators import (
     HalideOpsDataset,
     RandomDagDataset,
@@ -44,7 +43,6 @@ __all__ = [
     "Stage",
     "accesses",
     "evaluate",
-    "halide_datasets",
     "input_data",
     "intrinsic_features",
     "load_spec",
@@ -56,8 +54,3 @@ __all__ = [
     "required_regions",
     "stage_feature_matrix",
 ]
-
-
-def halide_datasets() -> list[Dataset]:
-    """Every Halide dataset: the fixed operator pipelines, then the random networks."""
-    return [HalideOpsDataset(), RandomDagDataset()]

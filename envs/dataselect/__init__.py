@@ -60,6 +60,7 @@ def _selection_task(
 
 
 _SELECT = "optgym.agents.dataselect.selection"
+_DATA = "optgym.datasets.dataselect"
 PROBLEM = Problem(
     name="data-selection",
     title="Influence-guided training-data selection (EK-FAC influence functions)",
@@ -72,7 +73,7 @@ PROBLEM = Problem(
             max_episode_steps=1000,
         ),
     ),
-    datasets="optgym.datasets.dataselect:dataselect_datasets",
+    datasets=(f"{_DATA}:DigitsNoisyDataset", f"{_DATA}:PydocTextDataset"),
     tasks=(
         # Remove 100 of the 1000 pool examples, score the retrained model on the held-out
         # test split.

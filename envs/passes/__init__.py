@@ -14,6 +14,7 @@ def instruction_count_vs_oz(env: Any) -> float:
     return float(obs["IrInstructionCountOz"][0]) / max(float(obs["IrInstructionCount"][0]), 1.0)
 
 
+_DATA = "optgym.datasets.passes"
 PROBLEM = Problem(
     name="pass-ordering",
     title="LLVM pass ordering (CompilerGym's llvm-v0 on LLVM 19)",
@@ -27,7 +28,9 @@ PROBLEM = Problem(
             max_episode_steps=45,
         ),
     ),
-    datasets="optgym.datasets.passes:llvm_datasets",
+    datasets=(
+        f"{_DATA}:CsmithDataset", f"{_DATA}:LlvmStressDataset", f"{_DATA}.debian:DebianDataset"
+    ),
     tasks=(
         Task(
             name="pass-ordering",

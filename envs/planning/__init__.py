@@ -57,6 +57,7 @@ def _report(rows: list[dict], plot_path: Path) -> list[Path]:
 OPEN_LOOP_TASK = "path-planning"
 _SEARCH = "optgym.agents.planning.search"
 _PARTITION = "optgym.agents.planning.space_partition"
+_DATA = "optgym.datasets.planning"
 PROBLEM = Problem(
     name="path-planning",
     title="Path planning by learned space partitions (LA-MCTS, LaP3)",
@@ -76,7 +77,7 @@ PROBLEM = Problem(
             max_episode_steps=1000,
         ),
     ),
-    datasets="optgym.datasets.planning:nav2d_datasets",
+    datasets=(f"{_DATA}:Nav2dDataset", f"{_DATA}:Nav2dRandomDataset"),
     # Every hand-made map, 2000 plan evaluations per episode (the planners keep one of them
     # back for the final step that commits the best plan).
     tasks=(

@@ -25,6 +25,7 @@ def _report(rows: list[dict], plot_path: Path) -> list[Path]:
 
 _REF = "optgym.agents.schedule.search:HalideAutoscheduler:reference="
 _VALUE = "optgym.agents.schedule.value:ValueFunctionAgent"
+_DATA = "optgym.datasets.schedule"
 PROBLEM = Problem(
     name="schedule-search",
     title="Tensor-program schedule search on Halide (value-function-guided search)",
@@ -38,7 +39,7 @@ PROBLEM = Problem(
             max_episode_steps=512,  # one step per stage; the generated pipelines have <= 200
         ),
     ),
-    datasets="optgym.datasets.schedule:halide_datasets",
+    datasets=(f"{_DATA}:HalideOpsDataset", f"{_DATA}:RandomDagDataset"),
     # The test split of the operator pipelines, 30 s and 32 measurements of search per
     # pipeline, measurements kept in the env's SQLite cache (the replay reads them back).
     tasks=(
