@@ -266,6 +266,11 @@ class PpoPlanner:
         """Read a policy saved by ``save``; ``ValueError`` for a missing or unreadable file."""
         path = Path(path)
         found = path if path.is_file() else path.with_name(path.name + ".zip")
+        if path.is_dir():
+            raise ValueError(
+                f"model file not found: {path} is a folder; ppo loads the zip its save() "
+                "wrote (a folder of optgym train ENV --algo ppo runs as sb3:path=DIR)"
+            )
         if not found.is_file():
             raise ValueError(f"model file not found: {path}")
         try:
