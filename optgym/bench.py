@@ -689,7 +689,7 @@ def run_bench(
             (task, a, b, s, budget) for a, b, s in episodes if (task, a, b, s) not in done
         ]
         kept = len(episodes) - len(jobs)
-        if kept and progress:
+        if kept:  # said even without a progress bar: a skipped episode is never silent
             print(f"{results}: {kept} of {len(episodes)} episodes are there already (the same "
                   "budget, agents, code, models and OptGym version): not run again",
                   file=sys.stderr)  # fmt: skip
