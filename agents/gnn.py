@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import torch
@@ -119,7 +120,7 @@ class MessagePassing(nn.Module):
         return h
 
 
-class GraphExtractor(BaseFeaturesExtractor):
+class GraphExtractor(BaseFeaturesExtractor, ABC):
     """What every graph extractor shares: validation, the extra entries, message passing
     (``aggr`` aggregation), pooling and the head. A subclass sets ``aggr`` and builds its
     node and edge embeddings in :meth:`_embeddings`."""
@@ -145,9 +146,9 @@ class GraphExtractor(BaseFeaturesExtractor):
         self.head = nn.Sequential(nn.Linear(2 * hidden + extra_dim, features_dim), nn.ReLU())
         self._embeddings(space["nodes"].shape[-1], space["edge_attr"].shape[-1])
 
+    @abstractmethod
     def _embeddings(self, node_features: int, edge_features: int) -> None:
         """Build the node and edge embeddings for graphs with these feature counts."""
-        raise NotImplementedError
 
     def _pool(self, h: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
         """Per graph mean and max of the node embeddings, ``(num_graphs, 2 * hidden)``."""
