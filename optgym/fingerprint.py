@@ -33,11 +33,8 @@ def _digest(path: Path) -> str:
     info = path.stat()
     if info.st_size > MAX_HASHED_BYTES:
         return f"size {info.st_size}, modified {info.st_mtime_ns}"
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()  # in chunks, as datasets do
 
 
 def files_digest(paths: list[Path]) -> str:
