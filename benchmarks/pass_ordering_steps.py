@@ -1,63 +1,172 @@
-"""Steps per second of PassOrdering-v0 against an ``opt-19`` subprocess per step.
+"""Steps per second of PassOrdering-v0: against its floor, an ``opt-19`` subprocess per step,
+and (given an installation) CompilerGym itself, on an idle machine and with CPU-bound
+processes beside it.
 
-The episode: 124 steps, each action once in order, Autophase observation and
-IrInstructionCountOz reward. Programs: the first csmith-v0 test program with 250-600
-instructions ("small") and the first two with at least 2,000. The reference runs the same
-pipelines with one ``opt-19 -passes=...`` process per step and reads the same observation
-from its output, as a subprocess-per-step service does.
+The episode (CompilerGym's speed test): the 124 actions once each in order, with the
+Autophase observation and the IrInstructionCountOz reward; each figure is the best of
+``--repeats`` episodes. Programs:
 
-Usage: python benchmarks/pass_ordering_steps.py [--repeats 5]
+* ``crc32``: cBench's ``crc32.bc`` as CompilerGym 0.2.5 ships it (in its wheel, under
+  ``compiler_gym/third_party/cbench/cbench-v1/``). It is not part of OptGym: give
+  ``--crc32 FILE``, or ``--compiler-gym PYTHON``, an interpreter that imports CompilerGym
+  0.2.5, which is then timed on the same episode (``cbench-v1/crc32``) in a process of its
+  own, with this process's environment: CompilerGym fetches its LLVM files on first use,
+  so offline point ``COMPILER_GYM_SITE_DATA`` at a prepared copy. Without either, the
+  first csmith-v0 test program with 150-350 instructions stands in, and the output says
+  so.
+* ``large1``, ``large2``: the first two csmith-v0 test programs with at least 2,000
+  instructions.
+
+What is measured, per program:
+
+* the **floor**: the same pipelines in one worker process, no channel, no observation
+  (``native.profile``: LLVM's pass builder kept, analyses dropped between steps, exactly
+  as a step runs them), with the worker's own times for the parts of a step: pipeline
+  set-up, the passes, the instruction count, the features (InstCount and Autophase);
+* the **env**: ``env.step`` on the unwrapped env, its time split into the worker's share
+  (its own clock, sent with each reply), the channel (a round trip that does no work,
+  measured apart) and the rest in this process (the env's bookkeeping, the reward);
+* the **reference**: one ``opt-19 -passes=...`` process per step, the observation read
+  from its output, as a subprocess-per-step service does;
+* **under load**: the env and CompilerGym again with ``--load`` CPU-bound processes
+  running beside them (2 by default, as under ``optgym bench --workers 2``).
+
+Usage: python benchmarks/pass_ordering_steps.py [--repeats 5] [--crc32 FILE]
+           [--compiler-gym PYTHON] [--load 2]
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
-import statistics
+import json
+import multiprocessing
 import subprocess
 import tempfile
+import textwrap
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import gymnasium as gym
 
 import optgym  # noqa: F401  registers the env
 from optgym.envs.passes import actions, native
+from optgym.envs.passes.backend import LlvmSession
+
+OBSERVATION = "Autophase"
+REWARD = "IrInstructionCountOz"
+N = len(actions.PIPELINES)
+
+COMPILER_GYM_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys, time
+    import compiler_gym
+    root = os.path.dirname(compiler_gym.__file__)
+    if sys.argv[1] == "path":
+        path = os.path.join(root, "third_party", "cbench", "cbench-v1", "crc32.bc")
+        print(json.dumps({"path": path}))
+        sys.exit(0)
+    repeats = int(sys.argv[2])
+    env = compiler_gym.make("llvm-v0", observation_space="Autophase",
+                            reward_space="IrInstructionCountOz", benchmark="cbench-v1/crc32")
+    try:
+        rates = []
+        for _ in range(repeats):
+            env.reset(benchmark="cbench-v1/crc32")
+            start = time.perf_counter()
+            for action in range(env.action_space.n):
+                env.step(action)
+            rates.append(env.action_space.n / (time.perf_counter() - start))
+        print(json.dumps({"steps_per_second": max(rates)}))
+    finally:
+        env.close()
+    """
+)
 
 
-def pick_programs(env) -> dict[str, str]:
-    small, large = None, []
-    for uri in env.datasets.dataset("generator://csmith-v0").benchmark_uris("test"):
+def _busy() -> None:
+    while True:
+        pass
+
+
+@contextmanager
+def cpu_load(processes: int):
+    """``processes`` CPU-bound processes running for the duration."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_busy, daemon=True) for _ in range(processes)]
+    for p in procs:
+        p.start()
+    time.sleep(0.5)
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.join()
+
+
+def pick_programs(env, crc32: Path | None) -> dict[str, tuple[str, Path, int]]:
+    """name -> (URI, file, instructions)."""
+    chosen: dict[str, tuple[str, Path, int]] = {}
+    if crc32 is not None:
+        uri = f"file://{crc32.resolve()}"
+        env.reset(options={"benchmark": uri})
+        chosen["crc32"] = (uri, crc32, int(env.observation["IrInstructionCount"][0]))
+    large: list[tuple[str, Path, int]] = []
+    dataset = env.datasets.dataset("generator://csmith-v0")
+    for uri in dataset.benchmark_uris("test"):
         env.reset(options={"benchmark": uri})
         n = int(env.observation["IrInstructionCount"][0])
-        if small is None and 250 <= n <= 600:
-            small = (uri, n)
+        item = (uri, env.datasets.benchmark(uri).path, n)
+        if "crc32" not in chosen and 150 <= n <= 350:
+            chosen["crc32"] = item
+            print(f"crc32: not given (--crc32 or --compiler-gym); {uri} stands in for it")
         elif n >= 2000 and len(large) < 2:
-            large.append((uri, n))
-        if small and len(large) == 2:
+            large.append(item)
+        if "crc32" in chosen and len(large) == 2:
             break
-    chosen = {"small": small, "large1": large[0], "large2": large[1]}
-    for key, (uri, n) in chosen.items():
+    chosen["large1"], chosen["large2"] = large
+    for key, (uri, _, n) in chosen.items():
         print(f"{key}: {uri} ({n} instructions)")
-    return {key: uri for key, (uri, _) in chosen.items()}
+    return chosen
 
 
-def env_steps_per_second(env, uri: str, repeats: int) -> float:
-    rates = []
+def round_trip(env, count: int = 2000) -> float:
+    """Seconds of a request that does no work in the worker, less the worker's share."""
+    session: LlvmSession = env._session
+    best = float("inf")
+    for _ in range(3):
+        worker = 0.0
+        start = time.perf_counter()
+        for _ in range(count):
+            session.run("", ())
+            worker += session.channel.worker_seconds
+        best = min(best, (time.perf_counter() - start - worker) / count)
+    return best
+
+
+def env_episodes(env, uri: str, repeats: int) -> dict[str, float]:
+    """Best-of-``repeats`` seconds per episode of the env, and the worker's share of it."""
+    best = {"total": float("inf"), "worker": 0.0}
     for _ in range(repeats):
         env.reset(options={"benchmark": uri})
+        channel = env._session.channel
+        worker = 0.0
         start = time.perf_counter()
-        for a in range(env.action_space.n):
+        for a in range(N):
             info = env.step(a)[4]
+            worker += channel.worker_seconds
             assert "error" not in info, info
-        rates.append(env.action_space.n / (time.perf_counter() - start))
-    return statistics.median(rates)
+        total = time.perf_counter() - start
+        if total < best["total"]:
+            best = {"total": total, "worker": worker}
+    return best
 
 
-def subprocess_steps_per_second(bitcode: Path) -> float:
-    lib = native.load()
-    ic = (ctypes.c_int64 * native.INSTCOUNT_DIM)()
-    ap = (ctypes.c_int64 * native.AUTOPHASE_DIM)()
+def subprocess_episode(session: LlvmSession, bitcode: Path) -> float:
+    """Seconds of the episode with one opt-19 process per step and the observation read
+    from each step's output."""
     with tempfile.TemporaryDirectory() as tmp:
         current = Path(tmp) / "0.bc"
         current.write_bytes(bitcode.read_bytes())
@@ -71,33 +180,93 @@ def subprocess_steps_per_second(bitcode: Path) -> float:
                 )  # fmt: skip
             else:
                 nxt.write_bytes(current.read_bytes())
-            data = nxt.read_bytes()
-            mod = lib.og_load(data, len(data), 0)
-            lib.og_features(mod, ic, ap)
-            lib.og_inst_count(mod)
-            lib.og_free(mod)
+            session.load(nxt.read_bytes(), False)
+            session.observe((OBSERVATION, "IrInstructionCount"))
             current = nxt
-        return len(actions.PIPELINES) / (time.perf_counter() - start)
+        return time.perf_counter() - start
+
+
+def compiler_gym(python: str, repeats: int) -> float:
+    run = subprocess.run(
+        [python, "-c", COMPILER_GYM_SCRIPT, "time", str(repeats)],
+        capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    if run.returncode != 0:
+        raise SystemExit(f"CompilerGym failed:\n{run.stderr[-2000:]}")
+    return float(json.loads(run.stdout.strip().splitlines()[-1])["steps_per_second"])
+
+
+def compiler_gym_crc32(python: str) -> Path:
+    run = subprocess.run(
+        [python, "-c", COMPILER_GYM_SCRIPT, "path"], capture_output=True, text=True, timeout=600
+    )
+    if run.returncode != 0:
+        raise SystemExit(f"cannot import CompilerGym with {python}:\n{run.stderr[-2000:]}")
+    return Path(json.loads(run.stdout.strip().splitlines()[-1])["path"])
+
+
+def us(seconds: float) -> str:
+    return f"{seconds / N * 1e6:.1f} us"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--crc32", type=Path, help="CompilerGym's cbench-v1/crc32.bc")
+    parser.add_argument("--compiler-gym", metavar="PYTHON",
+                        help="a Python interpreter that imports CompilerGym 0.2.5")  # fmt: skip
+    parser.add_argument("--load", type=int, default=2, help="CPU-bound processes beside")
     args = parser.parse_args()
-    env = gym.make(
-        "optgym/PassOrdering-v0", observation_space="Autophase", reward_space="IrInstructionCountOz"
-    ).unwrapped
-    programs = pick_programs(env)
-    figures = []
-    for key, uri in programs.items():
-        ours = env_steps_per_second(env, uri, args.repeats)
-        theirs = subprocess_steps_per_second(env.datasets.benchmark(uri).path)
-        print(f"{key}: env {ours:.0f} steps/s, opt-19 subprocess {theirs:.1f} steps/s")
-        target = " (target: >= 4000)" if key == "small" else " (target: none)"
-        figures.append(f"steps_per_second_{key}: {ours:.0f}{target}")
-        figures.append(f"subprocess_steps_per_second_{key}: {theirs:.1f} (target: reference)")
-        figures.append(f"speedup_vs_subprocess_{key}: {ours / theirs:.1f} (target: >= 30)")
+    crc32 = args.crc32
+    if crc32 is None and args.compiler_gym:
+        crc32 = compiler_gym_crc32(args.compiler_gym)
+    env = gym.make("optgym/PassOrdering-v0", observation_space=OBSERVATION,
+                   reward_space=REWARD).unwrapped  # fmt: skip
+    programs = pick_programs(env, crc32)
+    figures: list[str] = []
+    rates: dict[str, float] = {}
+    for key, (uri, path, _) in programs.items():
+        floor = native.profile(path, list(actions.PIPELINES), args.repeats)
+        ours = env_episodes(env, uri, args.repeats)
+        channel = round_trip(env) * N
+        python = ours["total"] - ours["worker"] - channel
+        reference = subprocess_episode(env._session, path)
+        rates[key] = N / ours["total"]
+        print(f"\n{key}: one step, averaged over the {N} actions")
+        print(f"  floor (set-up + passes, one process) {us(floor['floor'])}")
+        print(f"    pipeline set-up   {us(floor['setup'])}")
+        print(f"    the passes        {us(floor['passes'])}")
+        print(f"    instruction count {us(floor['inst_count'])}")
+        print(f"    InstCount+Autophase {us(floor['features'])}")
+        print(f"  env.step            {us(ours['total'])} ({rates[key]:.0f} steps/s)")
+        print(f"    in the worker     {us(ours['worker'])}")
+        print(f"    the channel       {us(channel)}")
+        print(f"    this process (env bookkeeping, reward) {us(python)}")
+        print(f"  opt-19 per step     {us(reference)} ({N / reference:.1f} steps/s)")
+        figures.append(
+            f"steps_per_second_{key}: {rates[key]:.0f}"
+            + (" (target: >= 6000)" if key == "crc32" else " (target: none)")
+        )
+        figures.append(f"floor_ratio_{key}: {ours['total'] / floor['floor']:.2f} "
+                       "(target: <= 1.5)")  # fmt: skip
+        figures.append(f"speedup_vs_subprocess_{key}: {reference / ours['total']:.1f} "
+                       "(target: >= 30)")  # fmt: skip
+    cg_idle = compiler_gym(args.compiler_gym, args.repeats) if args.compiler_gym else None
+    uri = programs["crc32"][0]
+    with cpu_load(args.load):
+        loaded = N / env_episodes(env, uri, args.repeats)["total"]
+        cg_loaded = compiler_gym(args.compiler_gym, args.repeats) if args.compiler_gym else None
     env.close()
+    print(f"\ncrc32 with {args.load} CPU-bound processes beside: {loaded:.0f} steps/s")
+    figures.append(f"steps_per_second_crc32_loaded: {loaded:.0f} (target: none)")
+    if cg_idle is not None and cg_loaded is not None:
+        print(f"CompilerGym: {cg_idle:.0f} steps/s idle, {cg_loaded:.0f} loaded")
+        figures.append(f"speedup_vs_compiler_gym_idle: {rates['crc32'] / cg_idle:.2f} "
+                       "(target: >= 3)")  # fmt: skip
+        figures.append(f"speedup_vs_compiler_gym_loaded: {loaded / cg_loaded:.2f} "
+                       "(target: >= 2)")  # fmt: skip
+    else:
+        print("CompilerGym: not timed (give --compiler-gym PYTHON)")
     print("\n".join(figures))
 
 

@@ -187,7 +187,7 @@ def test_fifo_at_the_native_bridge_does_not_block_validate(cache: Path, tmp_path
              "--budget", "calls=3", "--results", str(results), "--plot",
              str(tmp_path / "p.png"), "--no-progress"]  # fmt: skip
     assert run_cli(bench, cache).returncode == 0
-    library = native.library_path()
+    library = native.worker_path()
     built = library.read_bytes()
     _plant_fifo(library)
     run = run_cli(["validate", str(results), "--budget", "calls=3"], cache)
@@ -288,7 +288,7 @@ def test_a_benchmark_copied_with_its_tag_over_another_is_rebuilt(cache: Path, tm
     [
         ("lns-initial/{}.json", "lns-initial"),
         ("models/char-lm-{}.pt", "char-lm weights"),
-        ("native/libogllvm-{}.so", "native-bridge"),
+        ("native/optgym-llvm-worker-{}", "native-bridge"),
         ("datasets/schedule-random-v0/{}.json", "benchmark"),
     ],
 )

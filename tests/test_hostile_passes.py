@@ -14,7 +14,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -147,19 +146,19 @@ def test_worker_log_is_not_relayed_with_program_contents(env, tmp_path, monkeypa
 
 PLANTED_C = r"""
 #include <stdio.h>
-__attribute__((constructor)) static void planted(void) {
+int main(void) {
   FILE *f = fopen("%s", "w");
-  if (f) { fputs("loaded", f); fclose(f); }
+  if (f) { fputs("ran", f); fclose(f); }
+  return 0;
 }
-int og_init(void) { return 0; }
 """
 
 
-def _planted_library(tmp_path: Path, marker: Path) -> bytes:
+def _planted_program(tmp_path: Path, marker: Path) -> bytes:
     src = tmp_path / "planted.c"
     src.write_text(PLANTED_C % marker)
-    out = tmp_path / "planted.so"
-    subprocess.run(["cc", "-shared", "-fPIC", str(src), "-o", str(out)], check=True)
+    out = tmp_path / "planted"
+    subprocess.run(["cc", str(src), "-o", str(out)], check=True)
     return out.read_bytes()
 
 
@@ -176,14 +175,14 @@ def _episode_on_program(tmp_path: Path) -> float:
         e.close()
 
 
-def test_planted_native_bridge_is_never_loaded(tmp_path, monkeypatch):
+def test_planted_native_worker_is_never_run(tmp_path, monkeypatch):
     monkeypatch.setenv("OPTGYM_CACHE", str(tmp_path / "cache"))
     marker = tmp_path / "marker"
-    planted = _planted_library(tmp_path, marker)
+    planted = _planted_program(tmp_path, marker)
     target = native._target()
     assert target.parent.stat().st_mode & 0o777 == 0o700
 
-    # A library planted under the bridge's name with no tag: rebuilt, never loaded.
+    # A program planted under the worker's name with no tag: rebuilt, never run.
     target.write_bytes(planted)
     with pytest.warns(UserWarning, match="native-bridge .* does not match its integrity tag"):
         assert _episode_on_program(tmp_path) == 3  # alloca, store and load go
@@ -193,7 +192,7 @@ def test_planted_native_bridge_is_never_loaded(tmp_path, monkeypatch):
     tag = target.with_name(target.name + ".tag")
     assert tag.is_file()
 
-    # The built library overwritten with other bytes, its tag kept: rebuilt again.
+    # The built worker overwritten with other bytes, its tag kept: rebuilt again.
     target.write_bytes(planted)
     with pytest.warns(UserWarning, match="does not match its integrity tag"):
         assert _episode_on_program(tmp_path) == 3
@@ -214,17 +213,13 @@ def test_planted_native_bridge_is_never_loaded(tmp_path, monkeypatch):
     assert target.stat().st_mtime_ns == mtime
 
 
-def test_native_bridge_is_loaded_from_the_bytes_it_checked():
-    # Loaded from a sealed in-memory copy of the checked bytes, never from the cache file
-    # (which could be swapped between the check and the load).
-    code = (
-        "from optgym.envs.passes import native\n"
-        "native.load()\n"
-        "maps = open('/proc/self/maps').read()\n"
-        "print('memfd:optgym-llvm-bridge' in maps, str(native.private_dir()) in maps)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["True", "False"]
+def test_native_worker_runs_from_the_bytes_it_checked(env):
+    # Started from a sealed in-memory copy of the checked bytes, never from the cache file
+    # (which could be swapped between the check and the start).
+    env.reset()
+    exe = os.readlink(f"/proc/{env._session.pid}/exe")
+    assert exe.startswith("/memfd:optgym-llvm-worker"), exe
+    assert str(native.private_dir()) not in exe
 
 
 def test_native_bridge_folder_must_be_private(tmp_path, monkeypatch):

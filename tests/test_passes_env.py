@@ -245,7 +245,7 @@ def test_corrupt_file_gives_clear_error_and_env_stays_usable(env, tmp_path):
 def test_llvm_fatal_error_ends_episode_and_next_reset_works(env, monkeypatch):
     env.reset(options={"benchmark": MEDIUM})
     # loop(licm) without MemorySSA makes LLVM 19 stop with "LLVM ERROR: LICM requires
-    # MemorySSA": a real fatal error inside LLVMRunPasses, in the worker.
+    # MemorySSA": a real fatal error inside LLVM, in the worker.
     broken = list(pass_actions.PIPELINES)
     broken[0] = "loop(licm)"
     monkeypatch.setattr(pass_actions, "PIPELINES", tuple(broken))
@@ -343,3 +343,55 @@ def test_autophase_agrees_with_opt_func_properties(env, tmp_path):
         assert ap["NumLoadInst"] == totals["LoadInstCount"], uri
         assert ap["NumStoreInst"] == totals["StoreInstCount"], uri
         assert ap["TotalInsts"] == totals["TotalInstructionCount"], uri
+
+
+# ---- trying every action from one state in one request (issue 25) ------------------------
+
+
+def test_try_actions_gives_each_action_s_reward_as_a_step_on_a_fork_would(env):
+    env.reset(options={"benchmark": SMALL})
+    env.step(env.action_index("-mem2reg"))
+    before = env.observation["IrInstructionCount"][0]
+    work = env.episode_work
+    tried = env.try_actions(list(range(env.action_space.n)))
+    assert tried.shape == (env.action_space.n,) and not np.isnan(tried).any()
+    assert env.episode_work == work + env.action_space.n  # one compilation each
+    assert env.observation["IrInstructionCount"][0] == before  # nothing was taken
+    assert len(env.state.actions) == 1
+    for action in range(0, env.action_space.n, 7):
+        trial = env.fork()
+        try:
+            assert trial.step(action)[1] == tried[action], pass_actions.FLAGS[action]
+        finally:
+            trial.close()
+
+
+def test_try_actions_contains_a_crash_to_its_own_copy(env):
+    env.reset(options={"benchmark": "generator://llvm-stress-v0/3"})
+    crash = env.action_index("-scalarizer")  # segfaults in LLVM 19.1.7 on this program
+    tried = env.try_actions([env.action_index("-sroa"), crash, env.action_index("-dce")])
+    assert np.isnan(tried[1]) and not np.isnan(tried[[0, 2]]).any()
+    obs, reward, terminated, truncated, info = env.step(env.action_index("-sroa"))
+    assert "error" not in info and reward == tried[0]
+
+
+def test_try_actions_refuses_bad_input_and_an_over_budget_batch(env):
+    from optgym.budget import Budget, BudgetExceeded
+    from optgym.wrappers import BudgetWrapper
+
+    env.reset(options={"benchmark": SMALL})
+    for bad in ([1.5], [-1], [124], "abc", 7, [True]):
+        with pytest.raises(ValueError, match="action|sequence"):
+            env.try_actions(bad)
+    assert env.episode_work == 0
+    assert env.try_actions([]).shape == (0,)
+    wrapped = BudgetWrapper(env, Budget(calls=5))
+    try:
+        wrapped.reset(options={"benchmark": SMALL})
+        with pytest.raises(BudgetExceeded):
+            env.try_actions(list(range(6)))
+        assert env.meter.calls == 0  # refused whole: nothing ran
+        assert env.try_actions(list(range(5))).shape == (5,)
+        assert env.meter.calls == 5
+    finally:
+        wrapped.detach()

@@ -223,7 +223,7 @@ def test_a_killed_ray_worker_loses_and_duplicates_nothing(cluster: Cluster, tmp_
 
 def _is_llvm_worker(pid: int) -> bool:
     try:
-        return b"optgym.envs.passes.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"optgym-llvm-worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
 

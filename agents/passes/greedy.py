@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import gymnasium as gym
+import numpy as np
 
 from optgym.agents.protocol import Result, metered, solved
 from optgym.budget import Budget
@@ -13,9 +14,10 @@ from optgym.budget import Budget
 
 @dataclass
 class GreedySearchAgent:
-    """At each step, runs every action on a ``fork()`` of the env, takes the one with the
-    largest reward, and stops when no action gains or the budget is spent. Ties go to the
-    lowest action number, so the search is deterministic."""
+    """At each step, tries every action from the current state (``try_actions``: each on a
+    ``fork()`` of the LLVM worker, all in one request), takes the one with the largest
+    reward, and stops when no action gains or the budget is spent. Ties go to the lowest
+    action number, so the search is deterministic."""
 
     stochastic: ClassVar[bool] = False  # the seed changes nothing
 
@@ -28,20 +30,12 @@ class GreedySearchAgent:
         base = env.unwrapped
         with metered(env, budget, self, benchmark=benchmark, seed=seed) as meter:
             while meter.room() > 0:
-                best_action, best_reward = None, self.min_gain
-                for action in range(base.action_space.n):
-                    if meter.room(reserve=1) == 0:  # keep one for the step itself
-                        break
-                    trial = base.fork()
-                    try:
-                        _, reward, _, _, info = trial.step(action)
-                    finally:
-                        trial.close()
-                    if "error" not in info and reward > best_reward:
-                        best_action, best_reward = action, reward
-                if best_action is None:
+                room = meter.room(reserve=1)  # keep one for the step itself
+                tried = base.try_actions(list(range(min(base.action_space.n, room))))
+                gains = np.where(np.isnan(tried), -np.inf, tried)
+                if not len(gains) or gains.max() <= self.min_gain:
                     break
-                info = base.step(best_action)[4]
+                info = base.step(int(np.argmax(gains)))[4]  # the first of the best
                 if "error" in info:
                     raise RuntimeError(info["error"])
                 if meter.exhausted:

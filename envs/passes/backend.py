@@ -1,25 +1,57 @@
 """Client side of the LLVM worker: one :class:`LlvmSession` per environment.
 
-A session owns a worker process (see ``worker.py``). When LLVM crashes the worker, the
-next request raises :class:`BackendCrash`; the environment reports it for that episode and
-starts a new worker on the next reset.
+A session owns a worker process (``native/optgym_llvm.cpp``, started by
+:func:`optgym.envs.passes.native.spawn`) holding one module. Each request is one fixed
+struct and its payload over a Unix socket, and each reply one struct, the observations
+asked for and the time the worker spent. When LLVM crashes the worker, the next request
+raises :class:`BackendCrash`; the environment reports it for that episode and starts a new
+worker on the next reset.
+
+Waiting for a reply polls the socket for a short while, and sleeps in the kernel after that,
+but only while the machine has a core to spare (fewer runnable processes than cores, read
+from ``/proc/loadavg``): a reply that arrives within the poll skips a wake-up from sleep,
+which costs tens of microseconds on a virtual machine, and polling costs nothing while a
+core is idle. When other processes want the cores, the session sleeps at once, and so does
+the worker between requests.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
-import sys
 import tempfile
+import time
 from typing import Any
+
+import numpy as np
 
 from optgym.env import BackendCrash as _EpisodeCrash
 from optgym.envs.passes import diagnostics, native
-from optgym.envs.passes.worker import Channel
+
+# The wire format; native/optgym_llvm.cpp holds the same numbers.
+REQUEST = struct.Struct("<IIQ")  # command, argument, payload length
+REPLY = struct.Struct("<iIQQ")  # status, observation mask, payload length, worker ns
+LOAD, RUN, REFERENCE, FORK, TRY, VERSION, CLOSE = range(1, 8)
+OK, ERROR, CRASHED = 0, 1, 2
+#: Observation names and their bits in a request's mask; replies hold them in this order.
+OBSERVATION_BITS: dict[str, int] = {
+    "IrInstructionCount": 1,
+    "InstCount": 2,
+    "Autophase": 4,
+    "Ir": 8,
+    "Bitcode": 16,
+    "ObjectTextSizeBytes": 32,
+    "Programl": 64,
+}
+_I64 = struct.Struct("<q")
+_U64 = struct.Struct("<Q")
+_STATUS = struct.Struct("<i")
 
 
 class BackendError(RuntimeError):
@@ -42,10 +74,168 @@ def _scratch_dir() -> str:
     return _SCRATCH
 
 
+def mask_of(names: tuple[str, ...]) -> int:
+    """The request mask for observation ``names`` (keys of :data:`OBSERVATION_BITS`)."""
+    mask = 0
+    for name in names:
+        mask |= OBSERVATION_BITS[name]
+    return mask
+
+
+def decode(mask: int, body: memoryview) -> dict[str, Any]:
+    """The observations of a reply: counts as ``int``, InstCount and Autophase as int64
+    arrays, ``Ir`` as ``str``, ``Bitcode`` as ``bytes``, ``Programl`` as the (nodes,
+    edges) int64 buffers."""
+    out: dict[str, Any] = {}
+    at = 0
+
+    def blob() -> memoryview:
+        nonlocal at
+        (n,) = _U64.unpack_from(body, at)
+        at += 8 + n
+        return body[at - n : at]
+
+    for name, bit in OBSERVATION_BITS.items():
+        if not mask & bit:
+            continue
+        if name in ("IrInstructionCount", "ObjectTextSizeBytes"):
+            out[name] = _I64.unpack_from(body, at)[0]
+            at += 8
+        elif name in ("InstCount", "Autophase"):
+            n = native.INSTCOUNT_DIM if name == "InstCount" else native.AUTOPHASE_DIM
+            out[name] = np.frombuffer(body, dtype="<i8", count=n, offset=at).astype(np.int64)
+            at += 8 * n
+        elif name == "Ir":
+            out[name] = bytes(blob()).decode(errors="replace")
+        elif name == "Bitcode":
+            out[name] = bytes(blob())
+        else:
+            out[name] = (bytes(blob()), bytes(blob()))
+    return out
+
+
+def _spare_core(_fd: list[int] = []) -> bool:  # noqa: B006  the fd, opened once
+    """Whether fewer processes are runnable than this process may use cores."""
+    if not _fd:
+        try:
+            _fd.append(os.open("/proc/loadavg", os.O_RDONLY | os.O_CLOEXEC))
+        except OSError:
+            _fd.append(-1)
+    if _fd[0] < 0:
+        return False
+    try:
+        running = int(os.pread(_fd[0], 128, 0).split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return running <= _CPUS
+
+
+_CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+
+
+class Channel:
+    """Requests and replies over a non-blocking Unix socket (see the module's docstring)."""
+
+    SPIN = 0.0003  # seconds to poll for a reply before sleeping, while a core is spare
+    _LOAD_CHECK = 0.002  # seconds a spare-core answer is kept
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        sock.setblocking(False)
+        self._poll = select.poll()
+        self._poll.register(sock, select.POLLIN)
+        self._buf = bytearray(1 << 16)
+        self._spin_ok = False
+        self._checked = 0.0
+        #: Seconds the worker spent on the last request, by its own clock.
+        self.worker_seconds = 0.0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, command: int, argument: int = 0, payload: bytes = b"",
+             fds: list[int] | None = None) -> None:  # fmt: skip
+        header = REQUEST.pack(command, argument, len(payload))
+        if fds:
+            ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
+            self._sendall(header + payload, ancillary)
+        elif len(payload) < 4096:
+            self._sendall(header + payload)
+        else:
+            self._sendall(header)
+            self._sendall(payload)
+
+    def _sendall(self, data: bytes, ancillary: list | None = None) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                if ancillary:
+                    n = self.sock.sendmsg([view], ancillary)
+                    ancillary = None
+                else:
+                    n = self.sock.send(view)
+            except BlockingIOError:
+                select.select([], [self.sock], [], 1.0)
+                continue
+            view = view[n:]
+
+    def _wait(self, deadline: float | None) -> None:
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic()) * 1000
+        if not self._poll.poll(timeout) and deadline is not None:
+            raise TimeoutError("no reply from the LLVM worker in time")
+
+    def receive(
+        self, timeout: float | None = None, spin: bool = True
+    ) -> tuple[int, int, memoryview]:
+        """The next reply's status, observation mask and payload; ``EOFError`` when the
+        worker is gone, ``TimeoutError`` after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        now = time.perf_counter()
+        if spin and now - self._checked > self._LOAD_CHECK:
+            self._spin_ok, self._checked = _spare_core(), now
+        spin_until = now + self.SPIN if spin and self._spin_ok else 0.0
+        buf, sock = self._buf, self.sock
+        got = 0
+        while got < REPLY.size:
+            try:
+                n = sock.recv_into(memoryview(buf)[got:])
+            except BlockingIOError:
+                if not spin_until or time.perf_counter() > spin_until:
+                    spin_until = 0.0
+                    self._wait(deadline)
+                continue
+            if not n:
+                raise EOFError
+            got += n
+        status, mask, length, ns = REPLY.unpack_from(buf)
+        self.worker_seconds = ns * 1e-9
+        end = REPLY.size + length
+        if end <= len(buf):
+            while got < end:
+                got += self._read_into(memoryview(buf)[got:end], deadline)
+            return status, mask, memoryview(buf)[REPLY.size : end]
+        body = bytearray(length)
+        have = got - REPLY.size
+        body[:have] = buf[REPLY.size : got]
+        view = memoryview(body)
+        while have < length:
+            have += self._read_into(view[have:], deadline)
+        return status, mask, view
+
+    def _read_into(self, view: memoryview, deadline: float | None) -> int:
+        while True:
+            try:
+                n = self.sock.recv_into(view)
+            except BlockingIOError:
+                self._wait(deadline)
+                continue
+            if not n:
+                raise EOFError
+            return n
+
+
 class LlvmSession:
     """A connection to one LLVM worker process holding one module."""
-
-    SPIN = 0.0005  # seconds to poll for a reply before sleeping (see Channel)
 
     def __init__(
         self, sock: socket.socket, pid: int, proc: subprocess.Popen | None, timeout: float
@@ -60,34 +250,83 @@ class LlvmSession:
 
     @classmethod
     def start(cls, timeout: float = 600.0) -> LlvmSession:
-        """Start a worker; builds the native bridge first so errors surface here."""
-        native.library_path()
+        """Start a worker; builds it first so that errors surface here."""
+        native.worker_bytes()
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         log = tempfile.TemporaryFile()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "optgym.envs.passes.worker", str(child.fileno())],
-            pass_fds=[child.fileno()],
-            cwd=_scratch_dir(),
-            stdin=subprocess.DEVNULL,
-            stderr=log,  # a file, not a pipe: a chatty LLVM must never block on it
-        )
-        child.close()
+        try:
+            proc = native.spawn(
+                [str(child.fileno())], (child.fileno(),), cwd=_scratch_dir(),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=log,  # a file, not a pipe: a chatty LLVM must never block on it
+            )  # fmt: skip
+        finally:
+            child.close()
         session = cls(parent, proc.pid, proc, timeout)
         session.log = log
         return session
 
-    def request(self, *msg: Any) -> Any:
+    # ---- requests ------------------------------------------------------------------------
+    def request(
+        self, command: int, argument: int = 0, payload: bytes = b"", what: str = ""
+    ) -> tuple[int, memoryview]:
+        """Send one request and wait for its reply: the observation mask and payload.
+        ``BackendError`` with the worker's message when it refused; ``BackendCrash`` when the
+        worker died or timed out (it is then killed). ``what`` names the request in
+        messages."""
         if self.closed:
             raise BackendCrash("the LLVM worker was closed")
         try:
-            self.channel.send(msg)
-            status, value = self.channel.recv(spin=self.SPIN, timeout=self.timeout)[0]
+            self.channel.send(command, argument, payload)
+            status, mask, body = self.channel.receive(self.timeout)
         except (EOFError, ConnectionError, OSError) as e:
-            raise self._crashed(msg[0], e) from None
-        if status == "err":
-            raise BackendError(value)
-        return value
+            raise self._crashed(what or f"request {command}", e) from None
+        if status != OK:
+            raise BackendError(bytes(body).decode(errors="replace"))
+        return mask, body
 
+    def load(self, data: bytes, is_text: bool) -> int:
+        """Parse and verify ``data`` (bitcode, or IR text) as the module; its instruction
+        count."""
+        mask, body = self.request(LOAD, int(is_text), data, "load")
+        return _I64.unpack_from(body)[0]
+
+    def run(self, pipeline: str, names: tuple[str, ...]) -> dict[str, Any]:
+        """Run ``pipeline`` on the module (``""``: nothing) and observe ``names``."""
+        mask, body = self.request(RUN, mask_of(names), pipeline.encode(), "run")
+        return decode(mask, body)
+
+    def observe(self, names: tuple[str, ...]) -> dict[str, Any]:
+        return self.run("", names)
+
+    def reference(self, pipeline: str, names: tuple[str, ...]) -> dict[str, Any]:
+        """Observations of the program as loaded after ``pipeline``, on a fresh parse."""
+        mask, body = self.request(REFERENCE, mask_of(names), pipeline.encode(), "reference")
+        return decode(mask, body)
+
+    def try_each(self, pipelines: list[str], names: tuple[str, ...]) -> list[dict[str, Any] | str]:
+        """Run each pipeline on its own ``fork()`` of the worker, from the module as it is
+        (which stays as it is): per pipeline its observations, or a message (LLVM refused,
+        or crashed in that copy alone)."""
+        payload = b"\0".join(p.encode() for p in pipelines)
+        mask, body = self.request(TRY, mask_of(names), payload, "try")
+        out: list[dict[str, Any] | str] = []
+        at = 0
+        for _ in pipelines:
+            (status,) = _STATUS.unpack_from(body, at)
+            (n,) = _U64.unpack_from(body, at + 4)
+            chunk = body[at + 12 : at + 12 + n]
+            at += 12 + n
+            if status == OK:
+                out.append(decode(mask, chunk))
+            else:
+                out.append(bytes(chunk).decode(errors="replace"))
+        return out
+
+    def version(self) -> str:
+        return bytes(self.request(VERSION, what="version")[1]).decode()
+
+    # ---- life and death --------------------------------------------------------------------
     def _crashed(self, cmd: str, cause: BaseException) -> BackendCrash:
         reason = "timed out" if isinstance(cause, TimeoutError) else "died"
         detail = ""
@@ -116,26 +355,23 @@ class LlvmSession:
         """A new session whose worker is a ``fork()`` of this one, module state included."""
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self.channel.send(("fork",), fds=[theirs.fileno()])
-            status, pid = self.channel.recv(timeout=self.timeout)[0]
+            self.channel.send(FORK, fds=[theirs.fileno()])
+            status, _, body = self.channel.receive(self.timeout)
         except (EOFError, ConnectionError, OSError) as e:
             mine.close()
             raise self._crashed("fork", e) from None
         finally:
             theirs.close()
-        if status == "err":
+        if status != OK:
             mine.close()
-            raise BackendError(pid)
-        session = LlvmSession(mine, pid, None, self.timeout)
+            raise BackendError(bytes(body).decode(errors="replace"))
+        session = LlvmSession(mine, _I64.unpack_from(body)[0], None, self.timeout)
         session.data = self.data
-        session.request_handshake()
-        return session
-
-    def request_handshake(self) -> None:
-        try:
-            self.channel.recv(timeout=self.timeout)
+        try:  # the copy says hello on its own socket once it serves it
+            session.channel.receive(self.timeout, spin=False)
         except (EOFError, ConnectionError, OSError) as e:
-            raise self._crashed("fork", e) from None
+            raise session._crashed("fork", e) from None
+        return session
 
     def kill(self) -> None:
         """End the worker now."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,9 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
     Phase ordering for LLVM 19, after CompilerGym's ``llvm-v0``: each step runs one
     optimization pass on a program's LLVM IR, and the reward tracks how much smaller the
     program got, usually relative to what LLVM's own ``-Oz`` pipeline achieves. The passes
-    run in-process in a worker (LLVM's C API, ``LLVMRunPasses``), about 0.1 ms each on small
-    programs; a crash in LLVM ends the episode with ``info["error"]``, never the caller.
+    run in a worker process (a small C++ program on LLVM's pass builder, which it keeps
+    across steps), about 0.1 ms each on small programs; a crash in LLVM ends the episode
+    with ``info["error"]``, never the caller.
     As in CompilerGym, ``env.unwrapped.commandline()`` gives the episode as an ``opt-19
     -passes='...'`` command that reproduces the module from the benchmark's file,
     ``env.unwrapped.write_bitcode(path)`` writes the module as it is now, and
@@ -160,6 +162,8 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         self._llvm_version: str | None = None
         self._cost_prev = 0
         self._norm = 1.0
+        # What the worker computes after each step: the observation and the reward's cost.
+        self._step_names = self._worker_names((observation_space,)) + (self._reward.cost,)
 
     @staticmethod
     def action_index(flag: str) -> int:
@@ -191,8 +195,6 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         if ref is not None:
             return np.array([self._reference_cost(ref, key)], dtype=np.int64)
         value = raw[key]
-        if key in ("InstCount", "Autophase"):
-            return np.frombuffer(value, dtype=np.int64).copy()
         if key in ("IrInstructionCount", "ObjectTextSizeBytes"):
             return np.array([value], dtype=np.int64)
         if key == "Programl":
@@ -206,7 +208,7 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         if self._benchmark is None or self._session is None:
             raise RuntimeError("the LLVM worker is gone (the episode crashed); call reset()")
         want = (name,) if OBSERVATION_SPACES[name][2] is None else ()
-        raw = self._session.request("observe", self._worker_names(want)) if want else {}
+        raw = self._session.observe(self._worker_names(want)) if want else {}
         return self._convert(name, raw)
 
     def _named_observations(self) -> dict[str, NamedSpace]:
@@ -220,7 +222,7 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         key = (self.benchmark_sha256, reference, cost)
         if key not in _REFERENCE_CACHE:
             pipeline = REFERENCES[reference] or "function(no-op-function)"
-            raw = self._session.request("reference", pipeline, (cost,))
+            raw = self._session.reference(pipeline, (cost,))
             _REFERENCE_CACHE[key] = int(raw[cost])
         return _REFERENCE_CACHE[key]
 
@@ -240,9 +242,14 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
             session = self._need_session()
             session.data = data  # so that a crash log is checked against it too
             try:
-                session.request("load", data, is_text)
-            except BackendError as e:
-                problem = str(e)
+                if session.load(data, is_text) == 0:  # a comment-only file parses as empty
+                    problem = (
+                        "holds no instructions (an empty module, or declarations only): "
+                        "nothing to optimize, and its score would be 0"
+                    )
+            except BackendError as e:  # LLVM's message quotes the input: only what is safe
+                what = "LLVM bitcode or IR text" if is_text else "valid LLVM bitcode"
+                problem = f"is not {what} ({diagnostics.parse_failure(str(e), data)})"
         if problem is not None:
             raise ValueError(
                 f"cannot load benchmark {benchmark.uri} as {kind}: {benchmark.path} {problem}"
@@ -268,7 +275,7 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         assert self._session is not None
         cost = self._reward.cost
         names = (self.observation_space_name,)
-        raw = self._session.request("observe", self._worker_names(names) + (cost,))
+        raw = self._session.observe(self._worker_names(names) + (cost,))
         self._cost_init = self._cost_prev = int(raw[cost])
         self._norm = 1.0
         if self._reward.reference:
@@ -280,7 +287,7 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         if self._session is None:
             raise BackendCrash("the LLVM worker is gone; call reset()")
         cost = self._reward.cost
-        names = self._worker_names((self.observation_space_name,)) + (cost,)
+        names = self._step_names
         self._spend(1)
         # A pass sequence can take tens of seconds: one that would outlast the budget's
         # seconds (and their grace) is killed before, ending the episode, not the budget
@@ -289,10 +296,7 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         if left is not None:
             self._session.timeout = max(0.0, min(self.timeout, left - KILL_MARGIN))
         try:
-            if pipeline:
-                raw = self._session.request("run", pipeline, names)
-            else:
-                raw = self._session.request("observe", names)
+            raw = self._session.run(pipeline, names)
         except BackendError as e:  # a failed pipeline leaves a module we cannot trust
             raise BackendCrash(f"BackendError: {e}") from None
         finally:
@@ -305,6 +309,8 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
 
     def _check_action(self, action: Any) -> int:
         n = self.action_space.n
+        if type(action) is int and 0 <= action < n:  # the common case, checked first
+            return action
         allowed = f"an integer in [0, {n}) (one of the {n} pass flags, see action_index())"
         if isinstance(action, np.ndarray):  # a 0-d integer array is what a policy often gives
             if action.shape != () or action.dtype.kind not in "iu":
@@ -321,6 +327,53 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
             )
         return int(action)
 
+    def try_actions(self, actions: Sequence[Any]) -> np.ndarray:
+        """The reward each of ``actions`` would earn as the next step, without taking any:
+        the worker runs each on a ``fork()`` of itself (the module as it is now, which stays
+        as it is), all in one request, so trying every action from a state costs one round
+        trip instead of a fork and a step per action. Each tried action counts as one
+        compilation against an attached budget (``BudgetExceeded``, with nothing run, when
+        the budget has no room for all of them) and in ``episode_work``; no step is taken
+        or recorded. An entry is NaN where LLVM refused or crashed on that action (only its
+        copy ends). A bad action raises ``ValueError`` as ``step`` does; ``RuntimeError``
+        when the episode is over or the worker is gone (a crash in the worker itself, or a
+        timeout, ends the episode as in ``step``)."""
+        self._need_open("try_actions()")
+        self._need_reset("try_actions()")
+        if self._error is not None:
+            raise RuntimeError(f"the episode ended with an error ({self._error}); call reset()")
+        if self._done:
+            raise RuntimeError("the episode is over; call reset()")
+        if isinstance(actions, (str, bytes)) or not isinstance(actions, Sequence):
+            raise ValueError(
+                f"try_actions takes a sequence of actions (a list), got {type(actions).__name__}"
+            )
+        checked = [self._check_action(a) for a in actions]
+        if self._session is None:
+            raise RuntimeError("the LLVM worker is gone (the episode crashed); call reset()")
+        if not checked:
+            return np.zeros(0)
+        self._spend(len(checked))
+        cost = self._reward.cost
+        left = self.meter.seconds_left() if self.meter is not None else None
+        if left is not None:
+            self._session.timeout = max(0.0, min(self.timeout, left - KILL_MARGIN))
+        try:
+            results = self._session.try_each([pass_actions.PIPELINES[a] for a in checked], (cost,))
+        except BackendCrash as e:
+            self._error = f"{type(e).__name__}: {e}"
+            self._on_crash()
+            raise RuntimeError(f"the episode ended with an error ({self._error})") from None
+        finally:
+            if self._session is not None:
+                self._session.timeout = self.timeout
+        return np.array(
+            [
+                (self._cost_prev - int(r[cost])) / self._norm if isinstance(r, dict) else np.nan
+                for r in results
+            ]
+        )
+
     def _step(self, action: int) -> StepResult:
         result = self._run_pipeline(pass_actions.PIPELINES[action])
         result[4]["action"] = pass_actions.FLAGS[action]
@@ -336,7 +389,7 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
 
     def _versions(self) -> dict[str, str]:
         if self._llvm_version is None and self._session is not None:
-            self._llvm_version = self._session.request("version")
+            self._llvm_version = self._session.version()
         return {"llvm": self._llvm_version or ""}
 
     def _fork_into(self, new: OptGymEnv) -> None:
@@ -398,7 +451,7 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         self._need_reset("write_bitcode()")
         if self._session is None:
             raise RuntimeError("the LLVM worker is gone (the episode crashed); call reset()")
-        data = self._session.request("observe", ("Bitcode",))["Bitcode"]
+        data = self._session.observe(("Bitcode",))["Bitcode"]
         target = Path(path).expanduser()
         write_file(target, data)
         return target
