@@ -17,8 +17,9 @@ A problem's env subclasses it and supplies small hooks:
 * ``_check_action(action)`` (``ValueError`` naming the bad value and what is allowed) and
   ``_step(action) -> (obs, reward, terminated, truncated, info)``;
 * optionally ``_reference_step(name)`` (a reference pipeline applied as the first step),
-  ``_replay(state)``, ``_extras()``, ``_versions()``, ``_record_action(action, info)``,
-  ``_fork_into(new)`` and ``_on_crash()``;
+  ``_exact_episode_reward()`` (the episode's reward from the env's own exact record, e.g.
+  integer costs, instead of the float sum of its steps), ``_replay(state)``, ``_extras()``,
+  ``_versions()``, ``_record_action(action, info)``, ``_fork_into(new)`` and ``_on_crash()``;
 * ``_named_observations() -> {name: NamedSpace(space, compute)}``: the env's named
   observation spaces (its own observation under a name, and any other view), which
   ``env.observation[name]`` computes on request;
@@ -390,8 +391,13 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
 
     @property
     def episode_reward(self) -> float:
-        """The reward summed over the episode so far."""
-        return self._total
+        """The episode's reward so far: what ``state.reward`` records and ``apply`` returns.
+        The sum of its step rewards, unless the env computes it exactly
+        (``_exact_episode_reward``): then it depends only on where the episode stands, not
+        on how its steps were grouped (forks, a reference, a replay), so that a replay
+        either gives the very same float or a truly different episode."""
+        exact = self._exact_episode_reward() if self._started else None
+        return self._total if exact is None else exact
 
     @property
     def episode_work(self) -> int:
@@ -607,7 +613,7 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
             benchmark=self._benchmark_uri,
             reward_space=self.reward_space_name,
             actions=copy.deepcopy(self._actions),
-            reward=self._total,
+            reward=self.episode_reward,
             seed=self._seed,
             reference=self._reference,
             walltime=time.time() - self._start_time,
@@ -648,7 +654,7 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
         self.reset(seed=state.seed, options={"benchmark": state.benchmark})
         check_benchmark_unchanged(state, self.benchmark_sha256)
         self._replay(state)
-        return self._total
+        return self.episode_reward
 
     def validate(self, state: EpisodeState | None = None) -> ValidationResult:
         """Replay ``state`` (default: this episode's) from a fresh reset, in an env built with
@@ -756,6 +762,16 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
     def _reference_step(self, name: str) -> StepResult:
         """Apply the reference ``name`` as one step (envs with ``references``)."""
         raise ValueError(f"{self.env_id} has no references")
+
+    def _exact_episode_reward(self) -> float | None:
+        """The episode's reward computed at once from the env's exact record of where the
+        episode stands (e.g. ``(cost_initial - cost_now) / norm`` from integer costs), or
+        None to sum the step rewards (the default). Floats summed step by step depend on
+        the order and grouping of the additions; an env whose reward is a difference of
+        exact costs gives it here, so that every path to the same point (one episode, a
+        fork, a reference step, a replay) reads the same float. Called only after a
+        successful ``reset()``."""
+        return None
 
     def _record_action(self, action: Any, info: dict[str, Any]) -> Any:
         """What the state records for a successful step with ``action`` (JSON data)."""

@@ -47,6 +47,15 @@ def _describe(value: Any) -> str:
 KILL_MARGIN = 0.5
 
 
+def cost_reduction_reward(before: int, after: int, norm: int) -> float:
+    """The reward for a module going from cost ``before`` to cost ``after`` (instruction
+    counts or ``.text`` bytes): the reduction divided by ``norm`` (the reduction of the
+    reward's reference, at least 1, or 1 for a raw reduction), in one correctly rounded
+    division of exact integers. The env's every reward comes from here: a step's (from its
+    cost before and after) and the episode's (from the initial cost and the cost now)."""
+    return (before - after) / norm
+
+
 class PassOrderingEnv(OptGymEnv[Any, np.int64]):
     """
     ## Description
@@ -88,6 +97,15 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
     sums to 1.0), ``IrInstructionCountO3``, ``IrInstructionCount`` (raw reduction),
     ``ObjectTextSizeBytes`` and ``ObjectTextSizeOz``/``ObjectTextSizeO3`` (``.text`` bytes
     of the object code, emitted in-process at llc's default -O2).
+
+    A step's reward is its own reduction, ``(cost before - cost after) / norm``: the same
+    pass on the same module earns the same float wherever it runs. The episode's reward
+    (``env.unwrapped.episode_reward``, ``state.reward``, what ``apply`` and ``validate``
+    give) is not the float sum of its steps but ``(initial cost - cost now) / norm``, one
+    division of exact integers: an episode that ends at ``-Oz``'s count has exactly 1.0,
+    and two episodes that end at the same count have the same reward whatever their path
+    (forks, a reference step, a replay). Summed by hand, step rewards can differ from it in
+    the last bits (``cost_reduction_reward`` computes both).
 
     ## Starting State
 
@@ -160,8 +178,9 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         self._reward = REWARD_SPACES[reward_space]
         self._session: LlvmSession | None = None
         self._llvm_version: str | None = None
-        self._cost_prev = 0
-        self._norm = 1.0
+        # The episode's costs (exact integers), from which every reward is computed.
+        self._cost_init = self._cost_prev = 0
+        self._norm = 1
         # What the worker computes after each step: the observation and the reward's cost.
         self._step_names = self._worker_names((observation_space,)) + (self._reward.cost,)
 
@@ -271,17 +290,24 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
                 raise
 
     def _start(self, benchmark: Benchmark) -> tuple[Any, dict[str, Any]]:
+        self._cost_init = self._cost_prev = 0  # no reward left from the last episode
         self._load(benchmark)
         assert self._session is not None
         cost = self._reward.cost
         names = (self.observation_space_name,)
         raw = self._session.observe(self._worker_names(names) + (cost,))
-        self._cost_init = self._cost_prev = int(raw[cost])
-        self._norm = 1.0
+        self._norm = 1
         if self._reward.reference:
             ref = self._reference_cost(self._reward.reference, cost)
-            self._norm = float(max(self._cost_init - ref, 1))
+            self._norm = max(int(raw[cost]) - ref, 1)
+        self._cost_init = self._cost_prev = int(raw[cost])
         return self._convert(self.observation_space_name, raw), {}
+
+    def _book_cost(self, cost: int) -> float:
+        """Record ``cost``, the module's cost after a step; the step's reward."""
+        reward = cost_reduction_reward(self._cost_prev, cost, self._norm)
+        self._cost_prev = cost
+        return reward
 
     def _run_pipeline(self, pipeline: str) -> StepResult:
         if self._session is None:
@@ -302,9 +328,7 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         finally:
             if self._session is not None:
                 self._session.timeout = self.timeout
-        value = int(raw[cost])
-        reward = (self._cost_prev - value) / self._norm
-        self._cost_prev = value
+        reward = self._book_cost(int(raw[cost]))
         return self._convert(self.observation_space_name, raw), reward, False, False, {}
 
     def _check_action(self, action: Any) -> int:
@@ -369,7 +393,9 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
                 self._session.timeout = self.timeout
         return np.array(
             [
-                (self._cost_prev - int(r[cost])) / self._norm if isinstance(r, dict) else np.nan
+                cost_reduction_reward(self._cost_prev, int(r[cost]), self._norm)
+                if isinstance(r, dict)
+                else np.nan
                 for r in results
             ]
         )
@@ -381,6 +407,9 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
 
     def _reference_step(self, name: str) -> StepResult:
         return self._run_pipeline(REFERENCES[name])
+
+    def _exact_episode_reward(self) -> float:
+        return cost_reduction_reward(self._cost_init, self._cost_prev, self._norm)
 
     def _on_crash(self) -> None:
         if self._session is not None:
