@@ -82,6 +82,23 @@ def mask_of(names: tuple[str, ...]) -> int:
     return mask
 
 
+_FIXED = {"IrInstructionCount": 0, "ObjectTextSizeBytes": 0,
+          "InstCount": native.INSTCOUNT_DIM, "Autophase": native.AUTOPHASE_DIM}  # fmt: skip
+_LAYOUTS: dict[int, tuple[tuple[str, int], ...]] = {}
+
+
+def _layout(mask: int) -> tuple[tuple[str, int], ...]:
+    """The observations a reply to ``mask`` holds, in order, with their int64 counts (0: one
+    number, -1: a length-prefixed blob)."""
+    layout = _LAYOUTS.get(mask)
+    if layout is None:
+        layout = tuple(
+            (name, _FIXED.get(name, -1)) for name, bit in OBSERVATION_BITS.items() if mask & bit
+        )
+        _LAYOUTS[mask] = layout
+    return layout
+
+
 def decode(mask: int, body: memoryview) -> dict[str, Any]:
     """The observations of a reply: counts as ``int``, InstCount and Autophase as int64
     arrays, ``Ir`` as ``str``, ``Bitcode`` as ``bytes``, ``Programl`` as the (nodes,
@@ -89,28 +106,25 @@ def decode(mask: int, body: memoryview) -> dict[str, Any]:
     out: dict[str, Any] = {}
     at = 0
 
-    def blob() -> memoryview:
+    def blob() -> bytes:
         nonlocal at
         (n,) = _U64.unpack_from(body, at)
         at += 8 + n
-        return body[at - n : at]
+        return bytes(body[at - n : at])
 
-    for name, bit in OBSERVATION_BITS.items():
-        if not mask & bit:
-            continue
-        if name in ("IrInstructionCount", "ObjectTextSizeBytes"):
+    for name, n in _layout(mask):
+        if n == 0:
             out[name] = _I64.unpack_from(body, at)[0]
             at += 8
-        elif name in ("InstCount", "Autophase"):
-            n = native.INSTCOUNT_DIM if name == "InstCount" else native.AUTOPHASE_DIM
-            out[name] = np.frombuffer(body, dtype="<i8", count=n, offset=at).astype(np.int64)
+        elif n > 0:
+            out[name] = np.frombuffer(body, dtype=np.int64, count=n, offset=at).copy()
             at += 8 * n
         elif name == "Ir":
-            out[name] = bytes(blob()).decode(errors="replace")
+            out[name] = blob().decode(errors="replace")
         elif name == "Bitcode":
-            out[name] = bytes(blob())
+            out[name] = blob()
         else:
-            out[name] = (bytes(blob()), bytes(blob()))
+            out[name] = (blob(), blob())
     return out
 
 
@@ -136,8 +150,8 @@ _CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 class Channel:
     """Requests and replies over a non-blocking Unix socket (see the module's docstring)."""
 
-    SPIN = 0.0003  # seconds to poll for a reply before sleeping, while a core is spare
-    _LOAD_CHECK = 0.002  # seconds a spare-core answer is kept
+    SPIN = 0.005  # seconds to poll for a reply before sleeping, while a core is spare
+    _LOAD_CHECK = 0.0005  # seconds a spare-core answer is kept
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
@@ -179,6 +193,12 @@ class Channel:
                 continue
             view = view[n:]
 
+    def _spare_core(self, now: float) -> bool:
+        """Whether a core is spare, asked again at most every ``_LOAD_CHECK`` seconds."""
+        if now - self._checked > self._LOAD_CHECK:
+            self._spin_ok, self._checked = _spare_core(), now
+        return self._spin_ok
+
     def _wait(self, deadline: float | None) -> None:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic()) * 1000
         if not self._poll.poll(timeout) and deadline is not None:
@@ -191,18 +211,19 @@ class Channel:
         worker is gone, ``TimeoutError`` after ``timeout`` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
         now = time.perf_counter()
-        if spin and now - self._checked > self._LOAD_CHECK:
-            self._spin_ok, self._checked = _spare_core(), now
-        spin_until = now + self.SPIN if spin and self._spin_ok else 0.0
+        spin_until = now + self.SPIN if spin and self._spare_core(now) else 0.0
         buf, sock = self._buf, self.sock
         got = 0
         while got < REPLY.size:
             try:
                 n = sock.recv_into(memoryview(buf)[got:])
             except BlockingIOError:
-                if not spin_until or time.perf_counter() > spin_until:
+                if spin_until:  # poll on while the reply may come soon and no one waits
+                    now = time.perf_counter()
+                    if now < spin_until and self._spare_core(now):
+                        continue
                     spin_until = 0.0
-                    self._wait(deadline)
+                self._wait(deadline)
                 continue
             if not n:
                 raise EOFError
