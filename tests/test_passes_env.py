@@ -395,3 +395,35 @@ def test_try_actions_refuses_bad_input_and_an_over_budget_batch(env):
         assert env.meter.calls == 5
     finally:
         wrapped.detach()
+
+
+def _llvm_workers() -> set[int]:
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes().startswith(b"optgym-llvm-worker\0"):
+                    pids.add(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def test_try_actions_past_its_timeout_ends_the_episode_and_every_copy():
+    e = gym.make("optgym/PassOrdering-v0", reward_space="IrInstructionCount").unwrapped
+    try:
+        e.reset(options={"benchmark": "benchmark://debian-v0/lua5.4"})
+        e.set_step_timeout(0.3)
+        before = _llvm_workers()
+        with pytest.raises(RuntimeError, match="timed out"):
+            e.try_actions([e.action_index("-attributor")] * 4)  # 9 s each on lua
+        deadline = time.monotonic() + 2  # the copies would run for 8 s more
+        while _llvm_workers() - before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _llvm_workers() - before  # no copy outlived the worker
+        with pytest.raises(RuntimeError, match="episode ended with an error"):
+            e.step(0)
+        e.reset()
+        assert e.try_actions([e.action_index("-sroa")]).shape == (1,)
+    finally:
+        e.close()

@@ -143,3 +143,27 @@ def test_a_different_program_gives_a_truly_different_reward(env):
     result = env.validate(tampered)
     assert not result.ok and "claimed reward" in str(result)
     assert result.reward == state.reward
+
+
+def test_random_episodes_replay_to_the_same_float_in_another_worker(env):
+    """24 random 45-step episodes on csmith-v0 and llvm-stress-v0 programs, each replayed by
+    a second env (a worker process of its own): every reward is the very same float.
+    ``benchmarks/pass_ordering_replay.py`` does this for 1,000 episodes."""
+    import random
+
+    replay = gym.make("optgym/PassOrdering-v0").unwrapped
+    try:
+        replayed = 0
+        for i in range(24):
+            gen = ("csmith-v0", "llvm-stress-v0")[i % 2]
+            env.reset(options={"benchmark": f"generator://{gen}/{20 + i // 2}"})
+            rng = random.Random(i)
+            infos = [env.step(rng.randrange(env.action_space.n))[4] for _ in range(45)]
+            if any("error" in info for info in infos):
+                continue  # an LLVM crash on a pass (an LLVM bug): nothing to replay
+            state = env.state
+            assert replay.apply(state) == state.reward, (state.benchmark, i)
+            replayed += 1
+        assert replayed >= 20
+    finally:
+        replay.close()

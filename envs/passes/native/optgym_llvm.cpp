@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -658,6 +659,10 @@ Copy start_copy(Fn fn) {
     return Copy{};
   }
   if (pid == 0) {
+    // A copy never outlives the worker: killed with it (a timeout kills the worker).
+    pid_t parent = getppid();
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(0);
     close(fds[0]);
     std::string out = fn();
     uint64_t n = out.size();
@@ -811,12 +816,11 @@ class Worker {
 
   // The observations in mask-bit order; false (and an error message) if one fails.
   bool observe(Program &p, uint32_t mask, Out &out) {
-    if (mask & kIrInstructionCount) out.i64(inst_count(p));
-    if (mask & (kInstCount | kAutophase)) {
-      features(p, ic_, ap_);
-      if (mask & kInstCount) out.raw(ic_, sizeof ic_);
-      if (mask & kAutophase) out.raw(ap_, sizeof ap_);
-    }
+    bool walk = mask & (kInstCount | kAutophase);
+    if (walk) features(p, ic_, ap_);  // its TotalInsts is the instruction count
+    if (mask & kIrInstructionCount) out.i64(walk ? ic_[0] : inst_count(p));
+    if (mask & kInstCount) out.raw(ic_, sizeof ic_);
+    if (mask & kAutophase) out.raw(ap_, sizeof ap_);
     if (mask & kIr) {
       char *text = LLVMPrintModuleToString(p.mod);
       out.blob(text, strlen(text));
