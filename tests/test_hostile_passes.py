@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 import warnings
 from pathlib import Path
 
@@ -346,8 +347,13 @@ def test_sigkill_mid_episode_ends_it_and_the_next_reset_works(env):
 
 def test_sigkill_between_episodes_is_recovered_at_reset(env):
     env.reset(options={"benchmark": SMALL})
-    os.kill(env._session.pid, signal.SIGKILL)
-    env._session.proc.wait(timeout=5)
+    pid = env._session.pid
+    os.kill(pid, signal.SIGKILL)
+    for _ in range(100):  # until it is gone (or a zombie its parent has yet to wait for)
+        stat = Path(f"/proc/{pid}/stat")
+        if not stat.exists() or stat.read_text().split(")")[-1].split()[0] == "Z":
+            break
+        time.sleep(0.05)
     _assert_usable(env)
 
 

@@ -37,7 +37,7 @@ from optgym.envs.passes import diagnostics, native
 # The wire format; native/optgym_llvm.cpp holds the same numbers.
 REQUEST = struct.Struct("<IIQ")  # command, argument, payload length
 REPLY = struct.Struct("<iIQQ")  # status, observation mask, payload length, worker ns
-LOAD, RUN, REFERENCE, FORK, TRY, VERSION, CLOSE = range(1, 8)
+LOAD, RUN, REFERENCE, FORK, TRY, VERSION, CLOSE, STATUS = range(1, 9)
 OK, ERROR, CRASHED = 0, 1, 2
 #: Observation names and their bits in a request's mask; replies hold them in this order.
 OBSERVATION_BITS: dict[str, int] = {
@@ -266,7 +266,9 @@ class LlvmSession:
         self.proc = proc
         self.timeout = timeout
         self.closed = False
-        self.log: Any = None
+        self.log: Any = None  # the worker's stderr, a file shared with the workers it forks
+        self.log_start = 0  # where this worker's own lines may start in it
+        self.parent: LlvmSession | None = None  # the worker this one was forked from
         self.data: bytes | None = None  # the program loaded last: a crash log never quotes it
 
     @classmethod
@@ -297,14 +299,37 @@ class LlvmSession:
         messages."""
         if self.closed:
             raise BackendCrash("the LLVM worker was closed")
+        since = self._log_end() if command == REFERENCE else 0
         try:
             self.channel.send(command, argument, payload)
             status, mask, body = self.channel.receive(self.timeout)
         except (EOFError, ConnectionError, OSError) as e:
             raise self._crashed(what or f"request {command}", e) from None
+        if status == CRASHED:  # LLVM crashed in a copy the worker made for it, not in it
+            raise BackendCrash(f"the LLVM worker died during {what!r}{self._log_lines(since)}")
         if status != OK:
             raise BackendError(bytes(body).decode(errors="replace"))
         return mask, body
+
+    def _log_end(self) -> int:
+        try:
+            return self.log.seek(0, os.SEEK_END) if self.log is not None else 0
+        except (ValueError, OSError):
+            return 0
+
+    def _log_lines(self, since: int) -> str:
+        """``": "`` and LLVM's fatal-error lines in the log after ``since``, scrubbed of
+        quotes and of the program's bytes; ``""`` when there are none."""
+        if self.log is None:
+            return ""
+        try:
+            end = self._log_end()
+            self.log.seek(max(since, end - 65536))  # the tail is enough
+            err = self.log.read().decode(errors="replace").strip()
+        except (ValueError, OSError):
+            return ""
+        err = diagnostics.worker_log(err, self.data)
+        return f": {err}" if err else ""
 
     def load(self, data: bytes, is_text: bool) -> int:
         """Parse and verify ``data`` (bitcode, or IR text) as the module; its instruction
@@ -350,27 +375,35 @@ class LlvmSession:
     # ---- life and death --------------------------------------------------------------------
     def _crashed(self, cmd: str, cause: BaseException) -> BackendCrash:
         reason = "timed out" if isinstance(cause, TimeoutError) else "died"
-        detail = ""
         self.kill()
+        detail = self._exit_detail() + self._log_lines(self.log_start)
+        return BackendCrash(f"the LLVM worker {reason} during {cmd!r}{detail}")
+
+    def _exit_detail(self) -> str:
+        """How the (killed or dead) worker ended: `` (killed by SIGSEGV)``, `` (exit status
+        1)`` or ``""``, from its parent: this process, or the worker it was forked from."""
+        code: int | None = None
         if self.proc is not None:
             try:
                 code = self.proc.wait(timeout=5)
-                if code < 0:
-                    detail = f" (killed by {signal.Signals(-code).name})"
-                elif code:
-                    detail = f" (exit status {code})"
-                err = ""
-                if self.log is not None:
-                    self.log.seek(0, os.SEEK_END)
-                    self.log.seek(max(0, self.log.tell() - 65536))  # the tail is enough
-                    err = self.log.read().decode(errors="replace").strip()
-                # Only LLVM's fatal-error lines, scrubbed of quotes and of the program's bytes.
-                err = diagnostics.worker_log(err, self.data)
-                if err:
-                    detail += f": {err}"
-            except (subprocess.TimeoutExpired, ValueError, OSError):
-                pass
-        return BackendCrash(f"the LLVM worker {reason} during {cmd!r}{detail}")
+            except subprocess.TimeoutExpired:
+                return ""
+        elif self.parent is not None and not self.parent.closed:
+            try:
+                _, body = self.parent.request(STATUS, 0, _I64.pack(self.pid), "status")
+            except (BackendError, BackendCrash):
+                return ""
+            wstatus = _I64.unpack_from(body)[0]
+            if os.WIFSIGNALED(wstatus):
+                code = -os.WTERMSIG(wstatus)
+            elif os.WIFEXITED(wstatus):
+                code = os.WEXITSTATUS(wstatus)
+        if code is not None and code < 0:
+            try:
+                return f" (killed by {signal.Signals(-code).name})"
+            except ValueError:
+                return f" (killed by signal {-code})"
+        return f" (exit status {code})" if code else ""
 
     def fork(self) -> LlvmSession:
         """A new session whose worker is a ``fork()`` of this one, module state included."""
@@ -388,6 +421,10 @@ class LlvmSession:
             raise BackendError(bytes(body).decode(errors="replace"))
         session = LlvmSession(mine, _I64.unpack_from(body)[0], None, self.timeout)
         session.data = self.data
+        session.parent = self
+        if self.log is not None:  # the copy writes to the same file, from here on
+            session.log = self.log
+            session.log_start = self._log_end()
         try:  # the copy says hello on its own socket once it serves it
             session.channel.receive(self.timeout, spin=False)
         except (EOFError, ConnectionError, OSError) as e:
@@ -414,7 +451,7 @@ class LlvmSession:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
-        if self.log is not None:
+        if self.log is not None and self.parent is None:  # forks share their parent's
             self.log.close()
 
     def __del__(self) -> None:

@@ -176,7 +176,8 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         self.reward_range = (-np.inf, np.inf)
         self.timeout = timeout
         self._reward = REWARD_SPACES[reward_space]
-        self._session: LlvmSession | None = None
+        self._session: LlvmSession | None = None  # the episode's worker
+        self._zygote: LlvmSession | None = None  # the worker each episode's is forked from
         self._llvm_version: str | None = None
         # The episode's costs (exact integers), from which every reward is computed.
         self._cost_init = self._cost_prev = 0
@@ -197,14 +198,30 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         """Kill a single LLVM call after ``seconds`` (the ``timeout`` setting), from the next
         call on: the step ends the episode with ``info["error"]`` (``StepTimeCap``)."""
         self.timeout = float(seconds)
-        if self._session is not None:
-            self._session.timeout = self.timeout
+        for session in (self._session, self._zygote):
+            if session is not None:
+                session.timeout = self.timeout
 
     # ---- worker plumbing ------------------------------------------------------------------
-    def _need_session(self) -> LlvmSession:
-        if self._session is None or self._session.closed:
-            self._session = LlvmSession.start(timeout=self.timeout)
-        return self._session
+    def _fresh_worker(self) -> LlvmSession:
+        """A worker for a new episode: a ``fork()`` of the env's first worker, which never
+        holds a program, so that every episode starts from the same process state whatever
+        ran before it (LLVM has bugs whose outcome depends on the heap: a replay in a fresh
+        process then does what the episode did)."""
+        for attempt in range(2):
+            if self._zygote is None or self._zygote.closed:
+                self._zygote = LlvmSession.start(timeout=self.timeout)
+            try:
+                session = self._zygote.fork()
+            except BackendCrash:  # the first worker was killed: start it again, once
+                self._zygote.kill()
+                self._zygote = None
+                if attempt:
+                    raise
+                continue
+            session.timeout = self.timeout
+            return session
+        raise AssertionError("unreachable")
 
     def _worker_names(self, names: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(dict.fromkeys(OBSERVATION_SPACES[n][1] for n in names))
@@ -258,7 +275,7 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         # Messages name the file and what is wrong, never its bytes (it may be any file).
         problem = diagnostics.content_problem(data)
         if problem is None:
-            session = self._need_session()
+            session = self._fresh_worker()
             session.data = data  # so that a crash log is checked against it too
             try:
                 if session.load(data, is_text) == 0:  # a comment-only file parses as empty
@@ -269,6 +286,15 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
             except BackendError as e:  # LLVM's message quotes the input: only what is safe
                 what = "LLVM bitcode or IR text" if is_text else "valid LLVM bitcode"
                 problem = f"is not {what} ({diagnostics.parse_failure(str(e), data)})"
+            except BackendCrash:
+                session.kill()
+                raise
+            if problem is None:  # the new episode's worker replaces the last one's
+                if self._session is not None:
+                    self._session.kill()
+                self._session = session
+            else:  # the last episode's worker stays, with its program
+                session.kill()
         if problem is not None:
             raise ValueError(
                 f"cannot load benchmark {benchmark.uri} as {kind}: {benchmark.path} {problem}"
@@ -417,14 +443,16 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
             self._session = None
 
     def _versions(self) -> dict[str, str]:
-        if self._llvm_version is None and self._session is not None:
-            self._llvm_version = self._session.version()
+        session = self._session or self._zygote
+        if self._llvm_version is None and session is not None:
+            self._llvm_version = session.version()
         return {"llvm": self._llvm_version or ""}
 
     def _fork_into(self, new: OptGymEnv) -> None:
         if self._session is None:
             raise RuntimeError("the LLVM worker is gone (the episode crashed); call reset()")
         new._session = self._session.fork()
+        new._zygote = None  # a fork that resets starts a first worker of its own
 
     # ---- gymnasium API --------------------------------------------------------------------
     def render(self) -> str | None:
@@ -436,6 +464,9 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         if self._session is not None:
             self._session.close()
             self._session = None
+        if self._zygote is not None:
+            self._zygote.close()
+            self._zygote = None
 
     # ---- CompilerGym-style extras ------------------------------------------------------------
     def commandline(

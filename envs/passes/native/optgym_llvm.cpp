@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -78,6 +79,7 @@ enum Command : uint32_t {
   kTry = 5,        // argument: mask; payload: NUL-separated pipelines, each run on a copy
   kVersion = 6,
   kClose = 7,
+  kStatus = 8,  // payload: the pid of a copy made by kFork; reply: its wait status
 };
 enum Observation : uint32_t {
   kIrInstructionCount = 1,
@@ -642,6 +644,10 @@ struct Out {
   }
 };
 
+// Whether this process waits for its copies (the first worker does, to tell how an
+// episode's worker died; the others ignore SIGCHLD and the kernel reaps their copies).
+bool g_waits_for_copies = true;
+
 // A fork()ed copy of this process that runs fn() and writes what it returns to a pipe.
 struct Copy {
   pid_t pid = -1;
@@ -696,6 +702,7 @@ std::string finish_copy(Copy c, bool *crashed) {
     got.append(buf, (size_t)r);
   }
   close(c.fd);
+  if (g_waits_for_copies) waitpid(c.pid, nullptr, 0);  // else the kernel reaps it
   uint64_t n = 0;
   if (got.size() >= sizeof n) memcpy(&n, got.data(), sizeof n);
   if (got.size() < sizeof n || got.size() - sizeof n != n) return "";
@@ -706,6 +713,32 @@ std::string finish_copy(Copy c, bool *crashed) {
 template <typename Fn>
 std::string in_a_copy(Fn fn, bool *crashed) {
   return finish_copy(start_copy(fn), crashed);
+}
+
+// The first worker waits for the copies it forks for episodes (the others ignore SIGCHLD):
+// the exit status of each, kept for a while, says how an episode's worker died.
+std::vector<std::pair<pid_t, int>> g_exits;
+
+void remember_exit(pid_t pid, int wstatus) {
+  g_exits.emplace_back(pid, wstatus);
+  if (g_exits.size() > 256) g_exits.erase(g_exits.begin());
+}
+
+void reap() {
+  int wstatus;
+  pid_t pid;
+  while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) remember_exit(pid, wstatus);
+}
+
+bool exit_status(pid_t pid, int *wstatus) {
+  for (const auto &e : g_exits)
+    if (e.first == pid) {
+      *wstatus = e.second;
+      return true;
+    }
+  if (pid <= 0 || waitpid(pid, wstatus, 0) != pid) return false;  // it is dying: killed
+  remember_exit(pid, *wstatus);
+  return true;
 }
 
 class Worker {
@@ -719,6 +752,7 @@ class Worker {
       int passed = -1;
       if (!chan_.receive(req, payload, &passed)) return;
       uint64_t start = now_ns();
+      reap();
       Out out;
       int32_t status = kOk;
       uint32_t mask = 0;
@@ -746,6 +780,8 @@ class Worker {
           }
           pid_t pid = fork();
           if (pid == 0) {  // the copy serves the new socket
+            signal(SIGCHLD, SIG_IGN);  // its own copies are never waited for
+            g_waits_for_copies = false;
             close(chan_.fd);
             chan_.fd = passed;
             Out hello;
@@ -769,6 +805,18 @@ class Worker {
           std::string v = std::to_string(major) + "." + std::to_string(minor) + "." +
                           std::to_string(patch);
           out.raw(v.data(), v.size());
+          break;
+        }
+        case kStatus: {
+          int64_t pid = 0;
+          if (payload.size() == sizeof pid) memcpy(&pid, payload.data(), sizeof pid);
+          int wstatus = 0;
+          if (exit_status((pid_t)pid, &wstatus)) {
+            out.i64(wstatus);
+          } else {
+            status = kError;
+            out.error("no such copy");
+          }
           break;
         }
         case kClose:
@@ -866,14 +914,31 @@ class Worker {
     return observe(*prog_, mask, out) ? kOk : kError;
   }
 
+  // In a copy of this process, so that the episode's process state stays as it was.
   int32_t reference(const std::string &pipeline, uint32_t mask, Out &out) {
-    std::unique_ptr<Program> fresh =
-        parse(source_.data(), source_.size(), source_is_text_);
-    if (!fresh) {
-      out.error(g_error);
-      return kError;
+    bool crashed;
+    std::string got = in_a_copy(
+        [&] {
+          Out one;
+          int32_t status = kError;
+          std::unique_ptr<Program> fresh =
+              parse(source_.data(), source_.size(), source_is_text_);
+          if (!fresh)
+            one.error(g_error);
+          else
+            status = step_on(*fresh, pipeline, mask, one);
+          return std::string(reinterpret_cast<char *>(&status), sizeof status) +
+                 one.bytes.substr(sizeof(Reply));
+        },
+        &crashed);
+    if (crashed || got.size() < sizeof(int32_t)) {  // only the copy ended
+      out.error("LLVM crashed while running the reference pipeline '" + pipeline + "'");
+      return kCrashed;
     }
-    return step_on(*fresh, pipeline, mask, out);
+    int32_t status;
+    memcpy(&status, got.data(), sizeof status);
+    out.raw(got.data() + sizeof status, got.size() - sizeof status);
+    return status;
   }
 
   int32_t step_on(Program &p, const std::string &pipeline, uint32_t mask, Out &out) {
@@ -1010,9 +1075,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: %s SOCKET-FD | --profile FILE REPEATS\n", argv[0]);
     return 2;
   }
-  // Forked copies are never waited for: the kernel reaps them. Ctrl-C belongs to the
-  // user's process; a closed socket is an error, not a signal.
-  signal(SIGCHLD, SIG_IGN);
+  // Ctrl-C belongs to the user's process; a closed socket is an error, not a signal.
   signal(SIGINT, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
   prefer_short_slices();
