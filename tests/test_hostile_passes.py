@@ -433,3 +433,12 @@ def test_integer_actions_of_any_integer_kind_work(env):
     for action in (3, np.int64(3), np.uint8(3), np.array(3)):
         assert "error" not in env.step(action)[4]
     assert len(env.state.actions) == 4
+
+
+def test_worker_starts_from_a_private_copy_where_memory_files_cannot_run(monkeypatch, tmp_path):
+    # Where in-memory files may not be executed (vm.memfd_noexec), the checked bytes run from
+    # a copy in a fresh owner-only folder, removed as soon as the worker runs.
+    monkeypatch.setattr(native, "_sealed_copy", lambda data: None)
+    monkeypatch.setattr(native.tempfile, "tempdir", str(tmp_path))
+    assert _episode_on_program(tmp_path) == 3
+    assert not list(tmp_path.glob("optgym-llvm-worker-*"))
