@@ -77,6 +77,16 @@ def test_greedy_beats_oz_on_a_small_program_deterministically(env):
     assert env.unwrapped.validate(first.state).ok
 
 
+def test_greedy_stops_trying_when_the_budget_s_seconds_run_out(env):
+    # On lua5.4 one round of tries takes far longer than 3 s (-attributor alone takes 9 s):
+    # the tries stop with the seconds, and the episode is on time and replays.
+    budget = Budget(calls=2500, seconds=3)
+    result = make_agent("greedy").solve(env, "benchmark://debian-v0/lua5.4", budget)
+    assert budget.seconds_late(result.budget_used["seconds"]) is None
+    assert result.budget_used["seconds"] < 3 + 1.0
+    assert env.unwrapped.validate(result.state).ok
+
+
 def test_random_search_keeps_to_its_budget_and_its_seed(env):
     a = make_agent("random").solve(env, OTHER, Budget(calls=150), seed=1)
     b = make_agent("random").solve(env, OTHER, Budget(calls=150), seed=1)

@@ -31,7 +31,10 @@ class GreedySearchAgent:
         with metered(env, budget, self, benchmark=benchmark, seed=seed) as meter:
             while meter.room() > 0:
                 room = meter.room(reserve=1)  # keep one for the step itself
-                tried = base.try_actions(list(range(min(base.action_space.n, room))))
+                # Tries stop when the budget's seconds do; the step may use their grace.
+                b = meter.budget
+                limit = None if b.seconds is None else b.seconds - meter.seconds
+                tried = base.try_actions(list(range(min(base.action_space.n, room))), limit)
                 gains = np.where(np.isnan(tried), -np.inf, tried)
                 if not len(gains) or gains.max() <= self.min_gain:
                     break

@@ -38,7 +38,7 @@ from optgym.envs.passes import diagnostics, native
 REQUEST = struct.Struct("<IIQ")  # command, argument, payload length
 REPLY = struct.Struct("<iIQQ")  # status, observation mask, payload length, worker ns
 LOAD, RUN, REFERENCE, FORK, TRY, VERSION, CLOSE, STATUS = range(1, 9)
-OK, ERROR, CRASHED = 0, 1, 2
+OK, ERROR, CRASHED, TIMED_OUT = 0, 1, 2, 3
 #: Observation names and their bits in a request's mask; replies hold them in this order.
 OBSERVATION_BITS: dict[str, int] = {
     "IrInstructionCount": 1,
@@ -350,12 +350,22 @@ class LlvmSession:
         mask, body = self.request(REFERENCE, mask_of(names), pipeline.encode(), "reference")
         return decode(mask, body)
 
-    def try_each(self, pipelines: list[str], names: tuple[str, ...]) -> list[dict[str, Any] | str]:
+    def try_each(
+        self, pipelines: list[str], names: tuple[str, ...], seconds: float | None = None
+    ) -> list[dict[str, Any] | str]:
         """Run each pipeline on its own ``fork()`` of the worker, from the module as it is
         (which stays as it is): per pipeline its observations, or a message (LLVM refused,
-        or crashed in that copy alone)."""
-        payload = b"\0".join(p.encode() for p in pipelines)
-        mask, body = self.request(TRY, mask_of(names), payload, "try")
+        crashed in that copy alone, or ``seconds`` ran out before it finished: the worker
+        then kills the copies still running and answers, and lives on)."""
+        limit = 0 if seconds is None else max(1, int(seconds * 1e9))
+        payload = _U64.pack(limit) + b"\0".join(p.encode() for p in pipelines)
+        timeout = self.timeout
+        if seconds is not None:  # the worker answers at its limit: wait a little longer
+            self.timeout = seconds + 5.0
+        try:
+            mask, body = self.request(TRY, mask_of(names), payload, "try")
+        finally:
+            self.timeout = timeout
         out: list[dict[str, Any] | str] = []
         at = 0
         for _ in pipelines:

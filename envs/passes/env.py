@@ -377,7 +377,7 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
             )
         return int(action)
 
-    def try_actions(self, actions: Sequence[Any]) -> np.ndarray:
+    def try_actions(self, actions: Sequence[Any], seconds: float | None = None) -> np.ndarray:
         """The reward each of ``actions`` would earn as the next step, without taking any:
         the worker runs each on a ``fork()`` of itself (the module as it is now, which stays
         as it is), all in one request, so trying every action from a state costs one round
@@ -385,9 +385,12 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         compilation against an attached budget (``BudgetExceeded``, with nothing run, when
         the budget has no room for all of them) and in ``episode_work``; no step is taken
         or recorded. An entry is NaN where LLVM refused or crashed on that action (only its
-        copy ends). A bad action raises ``ValueError`` as ``step`` does; ``RuntimeError``
-        when the episode is over or the worker is gone (a crash in the worker itself, or a
-        timeout, ends the episode as in ``step``)."""
+        copy ends), or where its copy had not finished when the budget's seconds (less half
+        a second) or the env's ``timeout`` ran out: those copies are killed, the rest are
+        not started, and the episode goes on; ``seconds`` sets a shorter limit of the
+        caller's (at 0 or less nothing runs and nothing is counted). A bad action raises
+        ``ValueError`` as ``step`` does; ``RuntimeError`` when the episode is over or the
+        worker is gone (a crash in the worker itself ends the episode as in ``step``)."""
         self._need_open("try_actions()")
         self._need_reset("try_actions()")
         if self._error is not None:
@@ -401,22 +404,23 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         checked = [self._check_action(a) for a in actions]
         if self._session is None:
             raise RuntimeError("the LLVM worker is gone (the episode crashed); call reset()")
-        if not checked:
-            return np.zeros(0)
-        self._spend(len(checked))
-        cost = self._reward.cost
+        # The copies stop at the budget's seconds (less KILL_MARGIN), at the env's timeout
+        # or at the caller's limit; the worker then answers with what finished.
+        limit = self.timeout if seconds is None else min(self.timeout, float(seconds))
         left = self.meter.seconds_left() if self.meter is not None else None
         if left is not None:
-            self._session.timeout = max(0.0, min(self.timeout, left - KILL_MARGIN))
+            limit = min(limit, left - KILL_MARGIN)
+        if not checked or not limit > 0:
+            return np.full(len(checked), np.nan)
+        self._spend(len(checked))
+        cost = self._reward.cost
+        pipelines = [pass_actions.PIPELINES[a] for a in checked]
         try:
-            results = self._session.try_each([pass_actions.PIPELINES[a] for a in checked], (cost,))
+            results = self._session.try_each(pipelines, (cost,), limit)
         except BackendCrash as e:
             self._error = f"{type(e).__name__}: {e}"
             self._on_crash()
             raise RuntimeError(f"the episode ended with an error ({self._error})") from None
-        finally:
-            if self._session is not None:
-                self._session.timeout = self.timeout
         return np.array(
             [
                 cost_reduction_reward(self._cost_prev, int(r[cost]), self._norm)

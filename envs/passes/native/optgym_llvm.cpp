@@ -76,7 +76,8 @@ enum Command : uint32_t {
   kRun = 2,        // argument: observation mask; payload: a pipeline ("" runs nothing)
   kReference = 3,  // argument: mask; payload: a pipeline run on a fresh parse of the program
   kFork = 4,       // a socket in the message's ancillary data: serve it from a copy
-  kTry = 5,        // argument: mask; payload: NUL-separated pipelines, each run on a copy
+  kTry = 5,        // argument: mask; payload: u64 time limit in ns (0: none), then
+                   // NUL-separated pipelines, each run on a copy
   kVersion = 6,
   kClose = 7,
   kStatus = 8,  // payload: the pid of a copy made by kFork; reply: its wait status
@@ -91,7 +92,7 @@ enum Observation : uint32_t {
   kProgramGraph = 64,
   kAllObservations = 127,
 };
-enum Status : int32_t { kOk = 0, kError = 1, kCrashed = 2 };
+enum Status : int32_t { kOk = 0, kError = 1, kCrashed = 2, kTimedOut = 3 };
 
 struct Request {
   uint32_t command;
@@ -710,6 +711,19 @@ std::string finish_copy(Copy c, bool *crashed) {
   return got.substr(sizeof n);
 }
 
+// Whether fd has something to read (or is at its end) before deadline (now_ns's clock).
+bool readable_by(int fd, uint64_t deadline) {
+  for (;;) {
+    uint64_t now = now_ns();
+    if (now >= deadline) return false;
+    struct pollfd p = {fd, POLLIN, 0};
+    int ms = (int)((deadline - now + 999999) / 1000000);
+    int r = poll(&p, 1, ms);
+    if (r > 0) return true;
+    if (r < 0 && errno != EINTR) return true;  // let the read find out
+  }
+}
+
 template <typename Fn>
 std::string in_a_copy(Fn fn, bool *crashed) {
   return finish_copy(start_copy(fn), crashed);
@@ -950,11 +964,20 @@ class Worker {
   }
 
   // Each pipeline on its own fork()ed copy of the module: per pipeline {i32 status, u64
-  // length} and its observations (or its error message). A crash ends only its copy.
+  // length} and its observations (or its error message). A crash ends only its copy; at the
+  // time limit the copies still running are killed and those left are not started (status
+  // kTimedOut), so that this worker and its program live on.
   int32_t try_each(const std::string &payload, uint32_t mask, Out &out) {
+    uint64_t limit = 0;
+    if (payload.size() < sizeof limit) {
+      out.error("a try request starts with its time limit");
+      return kError;
+    }
+    memcpy(&limit, payload.data(), sizeof limit);
+    uint64_t deadline = limit ? now_ns() + limit : 0;
     std::vector<std::string> pipelines;
-    size_t start = 0;
-    for (size_t i = 0; i <= payload.size(); ++i)
+    size_t start = sizeof limit;
+    for (size_t i = start; i <= payload.size(); ++i)
       if (i == payload.size() || payload[i] == '\0') {
         pipelines.push_back(payload.substr(start, i - start));
         start = i + 1;
@@ -963,7 +986,20 @@ class Worker {
     size_t width = g_cpus > 1 ? (size_t)g_cpus : 1;
     std::vector<Copy> running;
     size_t done = 0;
+    bool late = false;
+    auto entry = [&](int32_t status, const std::string &body) {
+      out.raw(&status, sizeof status);
+      out.blob(body.data(), body.size());
+    };
     auto collect = [&](size_t i) {
+      if (late || (deadline && !readable_by(running[i].fd, deadline))) {
+        late = true;
+        kill(running[i].pid, SIGKILL);
+        bool crashed;
+        finish_copy(running[i], &crashed);
+        entry(kTimedOut, "out of time before '" + pipelines[i] + "' finished");
+        return;
+      }
       bool crashed;
       std::string got = finish_copy(running[i], &crashed);
       int32_t status = kCrashed;
@@ -972,10 +1008,10 @@ class Worker {
         memcpy(&status, got.data(), sizeof status);
         body = got.substr(sizeof status);
       }
-      out.raw(&status, sizeof status);
-      out.blob(body.data(), body.size());
+      entry(status, body);
     };
     for (const std::string &pipeline : pipelines) {
+      if (late) break;
       running.push_back(start_copy([&] {
         Out one;
         int32_t status = step_on(*prog_, pipeline, mask, one);
@@ -985,6 +1021,8 @@ class Worker {
       if (running.size() - done >= width) collect(done++);
     }
     while (done < running.size()) collect(done++);
+    for (size_t i = running.size(); i < pipelines.size(); ++i)
+      entry(kTimedOut, "out of time before '" + pipelines[i] + "' started");
     return kOk;
   }
 };
