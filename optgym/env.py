@@ -494,13 +494,18 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
         info[self.work_unit] = self._step_work
         return obs, info
 
-    def step(self, action: ActType) -> StepResult:
-        self._need_open("step()")
-        self._need_reset("step()")
+    def _need_episode(self, what: str) -> None:
+        """``RuntimeError`` naming ``what`` unless the env is open, reset and its episode
+        still running (not ended by an error or by the episode's end)."""
+        self._need_open(what)
+        self._need_reset(what)
         if self._error is not None:
             raise RuntimeError(f"the episode ended with an error ({self._error}); call reset()")
         if self._done:
             raise RuntimeError("the episode is over; call reset()")
+
+    def step(self, action: ActType) -> StepResult:
+        self._need_episode("step()")
         checked = self._check_action(action)
 
         def record(info: dict[str, Any]) -> Any:

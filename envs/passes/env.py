@@ -208,20 +208,16 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         holds a program, so that every episode starts from the same process state whatever
         ran before it (LLVM has bugs whose outcome depends on the heap: a replay in a fresh
         process then does what the episode did)."""
-        for attempt in range(2):
-            if self._zygote is None or self._zygote.closed:
-                self._zygote = LlvmSession.start(timeout=self.timeout)
-            try:
-                session = self._zygote.fork()
-            except BackendCrash:  # the first worker was killed: start it again, once
-                self._zygote.kill()
-                self._zygote = None
-                if attempt:
-                    raise
-                continue
-            session.timeout = self.timeout
-            return session
-        raise AssertionError("unreachable")
+        if self._zygote is None or self._zygote.closed:
+            self._zygote = LlvmSession.start(timeout=self.timeout)
+        try:
+            session = self._zygote.fork()
+        except BackendCrash:  # the first worker was killed: start it again, once
+            self._zygote.kill()
+            self._zygote = LlvmSession.start(timeout=self.timeout)
+            session = self._zygote.fork()
+        session.timeout = self.timeout
+        return session
 
     def _worker_names(self, names: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(dict.fromkeys(OBSERVATION_SPACES[n][1] for n in names))
@@ -391,12 +387,7 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         caller's (at 0 or less nothing runs and nothing is counted). A bad action raises
         ``ValueError`` as ``step`` does; ``RuntimeError`` when the episode is over or the
         worker is gone (a crash in the worker itself ends the episode as in ``step``)."""
-        self._need_open("try_actions()")
-        self._need_reset("try_actions()")
-        if self._error is not None:
-            raise RuntimeError(f"the episode ended with an error ({self._error}); call reset()")
-        if self._done:
-            raise RuntimeError("the episode is over; call reset()")
+        self._need_episode("try_actions()")
         if isinstance(actions, (str, bytes)) or not isinstance(actions, Sequence):
             raise ValueError(
                 f"try_actions takes a sequence of actions (a list), got {type(actions).__name__}"

@@ -13,6 +13,7 @@ process.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -171,13 +172,12 @@ def spawn(args: list[str], pass_fds: tuple[int, ...], **popen: object) -> subpro
     data = worker_bytes()
     fd = _sealed_copy(data)
     if fd is not None:
-        try:
+        # Where in-memory files may not be executed (vm.memfd_noexec), the copy below runs.
+        with contextlib.suppress(OSError):
             return subprocess.Popen(
                 [PROGRAM_NAME, *args], executable=f"/proc/self/fd/{fd}",
                 pass_fds=(*pass_fds, fd), **popen,
             )  # fmt: skip
-        except OSError:
-            pass  # in-memory files may not be executed here (vm.memfd_noexec)
     folder = tempfile.mkdtemp(prefix="optgym-llvm-worker-")  # mode 700, ours
     try:
         path = os.path.join(folder, PROGRAM_NAME)

@@ -776,7 +776,7 @@ class Worker {
           break;
         case kRun:
           mask = req.argument;
-          status = need_program(out) ? step(payload, mask, out) : kError;
+          status = need_program(out) ? step_on(*prog_, payload, mask, out) : kError;
           break;
         case kReference:
           mask = req.argument;
@@ -920,12 +920,19 @@ class Worker {
     return true;
   }
 
-  int32_t step(const std::string &pipeline, uint32_t mask, Out &out) {
-    if (!pipeline.empty() && !run(*prog_, pipeline)) {
-      out.error("running '" + pipeline + "' failed: " + g_error);
-      return kError;
-    }
-    return observe(*prog_, mask, out) ? kOk : kError;
+  // What a copy sends back: its status, then its reply's payload.
+  static std::string packed(int32_t status, const Out &one) {
+    return std::string(reinterpret_cast<const char *>(&status), sizeof status) +
+           one.bytes.substr(sizeof(Reply));
+  }
+
+  // A copy's status and payload; false when it crashed before sending them.
+  static bool unpacked(const std::string &got, bool crashed, int32_t *status,
+                       std::string *body) {
+    if (crashed || got.size() < sizeof *status) return false;
+    memcpy(status, got.data(), sizeof *status);
+    *body = got.substr(sizeof *status);
+    return true;
   }
 
   // In a copy of this process, so that the episode's process state stays as it was.
@@ -941,17 +948,16 @@ class Worker {
             one.error(g_error);
           else
             status = step_on(*fresh, pipeline, mask, one);
-          return std::string(reinterpret_cast<char *>(&status), sizeof status) +
-                 one.bytes.substr(sizeof(Reply));
+          return packed(status, one);
         },
         &crashed);
-    if (crashed || got.size() < sizeof(int32_t)) {  // only the copy ended
+    int32_t status;
+    std::string body;
+    if (!unpacked(got, crashed, &status, &body)) {  // only the copy ended
       out.error("LLVM crashed while running the reference pipeline '" + pipeline + "'");
       return kCrashed;
     }
-    int32_t status;
-    memcpy(&status, got.data(), sizeof status);
-    out.raw(got.data() + sizeof status, got.size() - sizeof status);
+    out.raw(body.data(), body.size());
     return status;
   }
 
@@ -1002,11 +1008,11 @@ class Worker {
       }
       bool crashed;
       std::string got = finish_copy(running[i], &crashed);
-      int32_t status = kCrashed;
-      std::string body = "LLVM crashed while running '" + pipelines[i] + "'";
-      if (!crashed && got.size() >= sizeof status) {
-        memcpy(&status, got.data(), sizeof status);
-        body = got.substr(sizeof status);
+      int32_t status;
+      std::string body;
+      if (!unpacked(got, crashed, &status, &body)) {
+        status = kCrashed;
+        body = "LLVM crashed while running '" + pipelines[i] + "'";
       }
       entry(status, body);
     };
@@ -1015,8 +1021,7 @@ class Worker {
       running.push_back(start_copy([&] {
         Out one;
         int32_t status = step_on(*prog_, pipeline, mask, one);
-        return std::string(reinterpret_cast<char *>(&status), sizeof status) +
-               one.bytes.substr(sizeof(Reply));
+        return packed(status, one);
       }));
       if (running.size() - done >= width) collect(done++);
     }
