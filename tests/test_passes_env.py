@@ -383,6 +383,11 @@ def test_try_actions_refuses_bad_input_and_an_over_budget_batch(env):
     for bad in ([1.5], [-1], [124], "abc", 7, [True]):
         with pytest.raises(ValueError, match="action|sequence"):
             env.try_actions(bad)
+    for bad in (float("nan"), "1", True, [1.0]):
+        with pytest.raises(ValueError, match="seconds must be a number of seconds"):
+            env.try_actions([0], bad)
+    assert env.episode_work == 0
+    assert np.isnan(env.try_actions([0, 1], -1.0)).all()  # no time: nothing runs or counts
     assert env.episode_work == 0
     assert env.try_actions([]).shape == (0,)
     wrapped = BudgetWrapper(env, Budget(calls=5))

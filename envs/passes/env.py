@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 import shlex
 from collections.abc import Sequence
@@ -397,6 +398,14 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
             raise RuntimeError("the LLVM worker is gone (the episode crashed); call reset()")
         # The copies stop at the budget's seconds (less KILL_MARGIN), at the env's timeout
         # or at the caller's limit; the worker then answers with what finished.
+        if seconds is not None and (
+            isinstance(seconds, (bool, np.bool_))
+            or not isinstance(seconds, (int, float, np.integer, np.floating))
+            or math.isnan(seconds)
+        ):
+            raise ValueError(
+                f"seconds must be a number of seconds (or None), got {_describe(seconds)}"
+            )
         limit = self.timeout if seconds is None else min(self.timeout, float(seconds))
         left = self.meter.seconds_left() if self.meter is not None else None
         if left is not None:
