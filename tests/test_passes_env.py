@@ -468,3 +468,76 @@ def test_try_actions_copies_die_with_their_worker():
         assert not _until_gone(copies, 2.0)  # the copies would run for 8 s more
     finally:
         e.close()
+
+
+def test_a_pass_sequence_is_one_compilation_and_the_same_module_as_its_steps(env, tmp_path):
+    flags = ("-sroa", "-instcombine", "-gvn", "-simplifycfg", "-dce")
+    seq = [env.action_index(f) for f in flags]
+    env.reset(options={"benchmark": MEDIUM})
+    for a in seq:
+        env.step(a)
+    stepped, count = env.episode_reward, env.observation["IrInstructionCount"][0]
+    env.reset(options={"benchmark": MEDIUM})
+    _, reward, _, _, info = env.step(seq)
+    assert info["compilations"] == 1 and info["action"] == " ".join(flags)
+    assert env.episode_work == 1
+    assert env.observation["IrInstructionCount"][0] == count
+    assert reward == pytest.approx(stepped, rel=1e-12) and env.episode_reward == stepped
+    env.step(env.action_index("-mem2reg"))
+    state = env.state
+    assert state.actions == [seq, env.action_index("-mem2reg")]
+    result = env.validate(state)
+    assert result.ok and result.work == 2
+    assert "-sroa -instcombine -gvn -simplifycfg -dce -mem2reg input.bc" in "\n".join(
+        [write_csv([state], tmp_path / "s.csv") or (tmp_path / "s.csv").read_text()]
+    )
+    assert "function(sroa)" in env.commandline()
+
+
+def test_bad_pass_sequences_are_refused(env):
+    env.reset(options={"benchmark": SMALL})
+    for bad, match in (
+        ([], "a pass sequence must hold 1 to 1000 passes, got 0"),
+        ([1] * 1001, "a pass sequence must hold 1 to 1000 passes, got 1001"),
+        ([1, [2]], "holds passes \\(integers\\), not sequences"),
+        ([1, 124], "out of range; allowed: 0 <= action < 124"),
+        ([1, "sroa"], "action must be an integer"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            env.step(bad)
+    assert env.state.actions == []
+    with pytest.raises(ValueError, match="try_actions tries single passes"):
+        env.try_actions([[1, 2]])
+
+
+def test_a_compilation_past_the_per_call_cap_ends_the_episode_under_a_calls_only_budget():
+    from optgym.agents import make_agent
+    from optgym.budget import Budget, BudgetMeter
+    from optgym.envs.passes.env import CALL_SECONDS
+
+    assert CALL_SECONDS == 20.0
+    e = gym.make("optgym/PassOrdering-v0").unwrapped
+    try:
+        e.call_seconds = 1e-6  # every compilation runs past it
+        e.attach_meter(BudgetMeter(Budget(calls=10)))
+        e.reset(options={"benchmark": MEDIUM})
+        info = e.step(e.action_index("-inline"))[4]
+        assert "timed out" in info["error"] and "the per-call cap: 1e-06 s" in info["error"]
+        e.reset(options={"benchmark": MEDIUM})  # a new worker; tries are capped too
+        assert np.isnan(e.try_actions([0, 1])).all()
+        e.attach_meter(None)
+        # a budget with seconds bounds each call by its own seconds, not by the cap
+        e.attach_meter(BudgetMeter(Budget(calls=10, seconds=60)))
+        e.reset(options={"benchmark": MEDIUM})
+        assert "error" not in e.step(e.action_index("-inline"))[4]
+        e.attach_meter(None)
+        # an agent under a calls-only budget returns in its time, with a valid result
+        start = time.monotonic()
+        for name in ("random", "ppo-gnn"):  # ppo-gnn observes through NamedObservation
+            result = make_agent(name).solve(e, MEDIUM, Budget(calls=20), seed=0)
+            assert result.budget_used["calls"] <= 20
+            e.attach_meter(None)
+            assert e.validate(result.state).ok
+        assert time.monotonic() - start < 60
+    finally:
+        e.close()

@@ -14,7 +14,9 @@ class NamedObservation(gym.ObservationWrapper):
     made with (for a policy trained on ``Programl`` run on a task made with ``Autophase``).
     Every OptGym env offers its named observation spaces (``env.unwrapped.observation``,
     see :class:`optgym.env.ObservationView`); computing one costs no work unit. An unknown
-    name is a ``ValueError`` naming the allowed ones."""
+    name is a ``ValueError`` naming the allowed ones. A step that ends its episode with an
+    error (``info["error"]``: a backend crash, a pass killed at its time limit) gives the
+    last observation back, as the env itself does: there is no program left to observe."""
 
     def __init__(self, env: gym.Env, name: str) -> None:
         super().__init__(env)
@@ -26,6 +28,18 @@ class NamedObservation(gym.ObservationWrapper):
             )
         self.name = name
         self.observation_space = base.observation.spaces[name]  # the error names the allowed
+        self._last: Any = None
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        obs, info = super().reset(**kwargs)
+        self._last = obs
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if "error" not in info or self._last is None:
+            self._last = self.observation(obs)
+        return self._last, reward, terminated, truncated, info
 
     def observation(self, observation: Any) -> Any:
         return self.env.unwrapped.observation[self.name]

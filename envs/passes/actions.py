@@ -13,6 +13,7 @@ dropped between steps; ``-barrier`` and ``-loop-reroll`` (no-ops) have nothing t
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 # CompilerGym's LLVM action space, in its order (action i is FLAGS[i]).
 FLAGS: tuple[str, ...] = (
@@ -147,6 +148,15 @@ def opt_pipeline(steps: Iterable[str]) -> str:
     No-op steps (``-barrier``, ``-loop-reroll``) are left out; ``""`` when nothing
     runs."""
     return f",{STEP_SEPARATOR},".join(m for m in map(module_pipeline, steps) if m)
+
+
+def flatten(actions: Iterable[Any]) -> list[Any]:
+    """The passes of a list of actions, each pass sequence (a list, one compilation) spread
+    into its passes, in order."""
+    out: list[Any] = []
+    for a in actions:
+        out.extend(a if isinstance(a, (list, tuple)) else [a])
+    return out
 
 
 def action_index(flag: str) -> int:

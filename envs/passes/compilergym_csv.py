@@ -11,7 +11,7 @@ import csv
 from collections.abc import Iterable
 from pathlib import Path
 
-from optgym.envs.passes.actions import FLAGS, action_index
+from optgym.envs.passes.actions import FLAGS, action_index, flatten
 from optgym.state import EpisodeState
 
 HEADER = ("benchmark", "reward", "walltime", "commandline")
@@ -19,9 +19,10 @@ _REFERENCE_FLAGS = {"-Oz": "Oz", "-O3": "O3"}
 
 
 def commandline(actions: Iterable[int | str], reference: str | None = None) -> str:
-    """``opt <flags> input.bc -o output.bc`` for a reference and a list of actions."""
+    """``opt <flags> input.bc -o output.bc`` for a reference and a list of actions (a pass
+    sequence among them gives its passes)."""
     ref = {"Oz": ["-Oz"], "O3": ["-O3"]}.get(reference or "", [])
-    flags = ref + [FLAGS[a] if isinstance(a, int) else a for a in actions]
+    flags = ref + [FLAGS[a] if isinstance(a, int) else a for a in flatten(actions)]
     return " ".join(["opt", *flags, "input.bc", "-o", "output.bc"])
 
 

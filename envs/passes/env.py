@@ -46,6 +46,13 @@ def _describe(value: Any) -> str:
 
 #: Seconds before the end of a seconds budget's grace at which a running pass is killed.
 KILL_MARGIN = 0.5
+#: The most passes one pass-sequence action (one compilation) may hold.
+MAX_SEQUENCE = 1000
+#: Seconds one LLVM call (a step's pass, each pass of a pass sequence, a tried action) may
+#: take while the attached budget names no seconds: a pass that runs away on a program
+#: (minutes on csmith-v0/35) ends that episode, not the agent's run
+#: (``PassOrderingEnv.call_seconds``).
+CALL_SECONDS = 20.0
 
 
 def cost_reduction_reward(before: int, after: int, norm: int) -> float:
@@ -79,7 +86,11 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
     ``Discrete(124)``: CompilerGym's 124 pass flags, in its order
     (``optgym.envs.passes.actions.FLAGS``). A few flags no longer exist in LLVM 19 and run a
     documented substitute (``actions.SUBSTITUTIONS``); ``-barrier`` and ``-loop-reroll`` are
-    no-ops.
+    no-ops. ``step`` also takes a pass sequence, a list of 1 to ``MAX_SEQUENCE`` (1000)
+    actions: the passes run one after the other exactly as that many steps would (the same
+    module, the same reward in sum), but as one step and one compilation, as one ``opt`` run
+    of a pipeline is in the Coreset-NVP paper's budget; the state records the list as one
+    action and replays it the same way. ``try_actions`` takes single passes only.
 
     ## Observation Space
 
@@ -127,8 +138,12 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
     ``optgym.wrappers.BudgetWrapper``). An LLVM crash truncates the episode and puts the
     message in ``info["error"]``; the next reset starts a new worker. Under a budget with
     seconds (``BudgetWrapper``), a step still running half a second before the seconds and
-    their grace run out is killed the same way. Every ``info`` counts the step's
-    ``compilations`` (the work unit: one per pass or reference pipeline run).
+    their grace run out is killed the same way. Under a budget that names no seconds (calls
+    or steps only), an LLVM call (a pass, each pass of a sequence, a tried action) that
+    runs past ``env.call_seconds`` (``CALL_SECONDS``, 20 s; settable) is killed the same
+    way, so every agent keeps its time: a runaway pass ends that episode, and the agent
+    goes on from its best state. Every ``info`` counts the step's ``compilations`` (the
+    work unit: one per pass, pass sequence or reference pipeline run).
 
     ## Arguments
 
@@ -176,6 +191,7 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         self.action_space = spaces.Discrete(len(pass_actions.FLAGS))
         self.reward_range = (-np.inf, np.inf)
         self.timeout = timeout
+        self.call_seconds = CALL_SECONDS
         self._reward = REWARD_SPACES[reward_space]
         self._session: LlvmSession | None = None  # the episode's worker
         self._zygote: LlvmSession | None = None  # the worker each episode's is forked from
@@ -332,7 +348,9 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         self._cost_prev = cost
         return reward
 
-    def _run_pipeline(self, pipeline: str) -> StepResult:
+    def _run_pipeline(self, *pipelines: str) -> StepResult:
+        """Run ``pipelines`` one after the other, each afresh as a step runs, as one
+        compilation; the observation and the cost after the last."""
         if self._session is None:
             raise BackendCrash("the LLVM worker is gone; call reset()")
         cost = self._reward.cost
@@ -341,21 +359,53 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         # A pass sequence can take tens of seconds: one that would outlast the budget's
         # seconds (and their grace) is killed before, ending the episode, not the budget
         # (KILL_MARGIN leaves time for the kill and for the agent to return).
-        left = self.meter.seconds_left() if self.meter is not None else None
-        if left is not None:
-            self._session.timeout = max(0.0, min(self.timeout, left - KILL_MARGIN))
+        limit = self._call_limit()
         try:
-            raw = self._session.run(pipeline, names)
+            for i, pipeline in enumerate(pipelines):
+                left = self.meter.seconds_left() if self.meter is not None else None
+                if left is not None:
+                    self._session.timeout = max(0.0, min(self.timeout, left - KILL_MARGIN))
+                elif limit is not None:  # each pass of a sequence has the cap
+                    self._session.timeout = limit
+                last = i == len(pipelines) - 1
+                raw = self._session.run(pipeline, names if last else (cost,))
         except BackendError as e:  # a failed pipeline leaves a module we cannot trust
             raise BackendCrash(f"BackendError: {e}") from None
+        except BackendCrash as e:
+            if limit is not None and "timed out" in str(e):
+                raise BackendCrash(f"{e} {self._cap_note(limit)}") from None
+            raise
         finally:
             if self._session is not None:
                 self._session.timeout = self.timeout
         reward = self._book_cost(int(raw[cost]))
         return self._convert(self.observation_space_name, raw), reward, False, False, {}
 
-    def _check_action(self, action: Any) -> int:
+    def _call_limit(self) -> float | None:
+        """The per-call cap (``call_seconds``) where an attached budget names no seconds and
+        it is below the env's ``timeout``; None otherwise."""
+        meter = self.meter
+        if meter is None or meter.budget.seconds is not None:
+            return None
+        return min(self.timeout, float(self.call_seconds))
+
+    @staticmethod
+    def _cap_note(limit: float) -> str:
+        return (
+            f"(the per-call cap: {limit:g} s an LLVM call while the budget names no "
+            "seconds; PassOrderingEnv.call_seconds)"
+        )
+
+    def _check_action(self, action: Any) -> int | tuple[int, ...]:
         n = self.action_space.n
+        if isinstance(action, (list, tuple)):  # a pass sequence: one compilation
+            if not 1 <= len(action) <= MAX_SEQUENCE:
+                raise ValueError(
+                    f"a pass sequence must hold 1 to {MAX_SEQUENCE} passes, got {len(action)}"
+                )
+            if any(isinstance(a, (list, tuple)) for a in action):
+                raise ValueError("a pass sequence holds passes (integers), not sequences")
+            return tuple(self._check_action(a) for a in action)  # type: ignore[misc]
         if type(action) is int and 0 <= action < n:  # the common case, checked first
             return action
         allowed = f"an integer in [0, {n}) (one of the {n} pass flags, see action_index())"
@@ -394,6 +444,8 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
                 f"try_actions takes a sequence of actions (a list), got {type(actions).__name__}"
             )
         checked = [self._check_action(a) for a in actions]
+        if any(isinstance(a, tuple) for a in checked):
+            raise ValueError("try_actions tries single passes (integers), not pass sequences")
         if self._session is None:
             raise RuntimeError("the LLVM worker is gone (the episode crashed); call reset()")
         # The copies stop at the budget's seconds (less KILL_MARGIN), at the env's timeout
@@ -407,6 +459,9 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
                 f"seconds must be a number of seconds (or None), got {_describe(seconds)}"
             )
         limit = self.timeout if seconds is None else min(self.timeout, float(seconds))
+        cap = self._call_limit()
+        if cap is not None:
+            limit = min(limit, cap)
         left = self.meter.seconds_left() if self.meter is not None else None
         if left is not None:
             limit = min(limit, left - KILL_MARGIN)
@@ -430,7 +485,11 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
             ]
         )
 
-    def _step(self, action: int) -> StepResult:
+    def _step(self, action: int | tuple[int, ...]) -> StepResult:
+        if isinstance(action, tuple):
+            result = self._run_pipeline(*(pass_actions.PIPELINES[a] for a in action))
+            result[4]["action"] = " ".join(pass_actions.FLAGS[a] for a in action)
+            return result
         result = self._run_pipeline(pass_actions.PIPELINES[action])
         result[4]["action"] = pass_actions.FLAGS[action]
         return result
@@ -496,7 +555,7 @@ class PassOrderingEnv(OptGymEnv[Any, np.int64]):
         ``opt`` refuses) is what its state CSV holds: ``compilergym_csv.commandline``.
         """
         steps = [REFERENCES[self._reference]] if self._reference is not None else []
-        steps += [pass_actions.PIPELINES[a] for a in self._actions]
+        steps += [pass_actions.PIPELINES[a] for a in pass_actions.flatten(self._actions)]
         pipeline = pass_actions.opt_pipeline(steps)
         return " ".join(
             [shlex.quote(opt), "-passes=" + shlex.quote(pipeline), shlex.quote(input), "-o",
