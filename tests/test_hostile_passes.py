@@ -399,7 +399,8 @@ RANGE = r"(\[0, 124\)|0 <= action < 124)"
         (True, "the bool True"),
         (np.bool_(False), "the bool False"),
         (None, "None"),
-        ([3], "a list"),
+        ([3, 1.5], "the float 1.5"),  # a pass sequence is checked pass by pass
+        ([3, 124], "action 124 is out of range"),
         (np.array([1, 2]), r"a numpy array of shape \(2,\)"),
         (np.array([[3]]), r"a numpy array of shape \(1, 1\)"),
         (np.array(1.5), r"a numpy array of shape \(\) and dtype float64"),

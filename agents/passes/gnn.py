@@ -11,7 +11,7 @@ them.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -59,6 +59,12 @@ class ProgramlExtractor(GraphExtractor):
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         """``(batch, features_dim)`` features of a batch of padded Programl observations."""
         data = to_batch(trimmed(observations))
+        return self._head(self.pooled(data), observations)
+
+    def pooled(self, data: Any) -> torch.Tensor:
+        """``(num_graphs, 2 * hidden)``: the mean and max node embeddings of each graph of a
+        torch-geometric batch (``x``, ``edge_index``, ``edge_attr``, ``batch``,
+        ``num_graphs``), as the env's ``Programl`` observations give them, unpadded."""
         kind = category_ids(data.x[:, 0], NODE_KINDS)
         text = category_ids(data.x[:, 1], NODE_TEXTS)
         h = self.kind(kind) + self.text(kind * NODE_TEXTS + text)
@@ -74,4 +80,4 @@ class ProgramlExtractor(GraphExtractor):
         )
         edge_attr = nn.functional.embedding(torch.cat([2 * pair, 2 * pair + 1]), table)
         h = self.message_passing(h, both_directions(data.edge_index), edge_attr)
-        return self._head(self._pool(h, data.batch, data.num_graphs), observations)
+        return self._pool(h, data.batch, data.num_graphs)

@@ -29,7 +29,10 @@ PROBLEM = Problem(
         ),
     ),
     datasets=(
-        f"{_DATA}:CsmithDataset", f"{_DATA}:LlvmStressDataset", f"{_DATA}.debian:DebianDataset"
+        f"{_DATA}:CsmithDataset",
+        f"{_DATA}:LlvmStressDataset",
+        f"{_DATA}.debian:DebianDataset",
+        f"{_DATA}.debian:DebianTrainDataset",
     ),
     tasks=(
         Task(
@@ -44,6 +47,28 @@ PROBLEM = Problem(
             reference=(1.0, "-Oz (1.0)"),
             board_size=2,
         ),
+        Task(
+            # The Coreset-NVP paper's setting: 45 compilations (a pass, a pass sequence or a
+            # reference pipeline each) on programs no agent trained on.
+            name="pass-ordering-45",
+            env_id="optgym/PassOrdering-v0",
+            env_kwargs={"observation_space": "Autophase", "reward_space": "IrInstructionCountOz"},
+            datasets=(("generator://csmith-v0", "test"), ("benchmark://debian-v0", "test")),
+            budget=Budget(calls=45),
+            score=instruction_count_vs_oz,
+            score_name="IR instruction count reduction vs -Oz (geomean), 45 compilations",
+            reference_agents=(
+                "oz",
+                "o3",
+                "random",
+                "greedy",
+                "ppo-gnn",
+                "coreset-list",
+                "coreset-nvp",
+            ),
+            reference=(1.0, "-Oz (1.0)"),
+            board_size=10,
+        ),
     ),
     agents={
         "oz": ("optgym.agents.reference:ReferenceAgent:reference=Oz", "LLVM's -Oz pipeline"),
@@ -52,6 +77,18 @@ PROBLEM = Problem(
         "random": ("optgym.agents.passes.random_search:RandomSearchAgent", ""),
         "greedy": ("optgym.agents.passes.greedy:GreedySearchAgent", ""),
         "sequences": ("optgym.agents.passes.sequence_list:SequenceListAgent", ""),
+        "coreset-nvp": (
+            "optgym.agents.passes.coreset:CoresetNvpAgent",
+            "Coreset-NVP: the coreset ranked by a Programl GNN (agents/weights/coreset-nvp.pt)",
+        ),
+        "coreset-autophase": (
+            "optgym.agents.passes.coreset:CoresetNvpAgent:model=autophase",
+            "Coreset-NVP's ablation: the coreset ranked by an Autophase MLP",
+        ),
+        "coreset-list": (
+            "optgym.agents.passes.coreset:CoresetNvpAgent:model=none",
+            "the Coreset-NVP coreset in its fixed best-first order, no model",
+        ),
         "ppo-gnn": (
             "optgym.agents.sb3:Sb3Agent:path=ppo-passes",
             "PPO with the Programl GNN, trained by optgym train (agents/weights/ppo-passes)",
