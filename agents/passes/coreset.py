@@ -48,6 +48,7 @@ from optgym.agents.passes.gnn import ProgramlExtractor
 from optgym.agents.protocol import Result, metered, solved
 from optgym.budget import Budget
 from optgym.envs.passes.actions import FLAGS, action_index
+from optgym.threads import torch_threads
 
 #: The most sequences a coreset holds (the paper's is about 50).
 CORESET_SIZE = 50
@@ -246,7 +247,9 @@ class CoresetNvpAgent:
         if self.model == "none" or self.model not in self.nets:
             return list(range(len(self.sequences)))
         net = self.nets[self.model]
-        with torch.no_grad():
+        # one thread: the same ranking wherever it runs (sums over more threads round
+        # differently, and a tie could then change the best state a rerun finds)
+        with torch.no_grad(), torch_threads(1):
             if self.model == "programl":
                 pred = net(graph_batch([env.observation["Programl"]]))[0]
             else:
