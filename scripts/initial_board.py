@@ -1,6 +1,7 @@
 """Make the initial leaderboard: every task's reference and baseline agents, as entries.
 
     .venv/bin/python scripts/initial_board.py [--reuse DIR] [--work DIR] [--only TASK] [--fresh]
+        [--workers N]
     .venv/bin/python scripts/initial_board.py --reverify [--only TASK]
 
 For each task and each of its ``reference_agents`` (the task record says which: references
@@ -110,6 +111,10 @@ def main() -> int:
     parser.add_argument(
         "--fresh", action="store_true", help="remove the board's entries of these tasks first"
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="episodes run at once (default 1; time-counting "
+        "tasks want 1 on an otherwise idle machine)"
+    )
     parser.add_argument("--reverify", action="store_true",
                         help="verify and sign the committed entries again, run nothing new")
     args = parser.parse_args()
@@ -130,7 +135,7 @@ def main() -> int:
                 print(f"{task} {agent}: {reused} lines reused", file=sys.stderr)
             run_entry(
                 task, agent, out, name=name, authors=["OptGym maintainers"], license="MIT",
-                commit=commit, progress=False,
+                commit=commit, progress=False, workers=args.workers,
             )  # fmt: skip
             _add(board, out)
     for task, round_name, agent, name in ROUNDS:
