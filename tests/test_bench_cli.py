@@ -396,9 +396,9 @@ def test_unbuilt_debian_says_how_to_build(tmp_path: Path, monkeypatch: pytest.Mo
 def test_debian_gives_what_it_has():
     from optgym.datasets.passes.debian import build
 
-    build(progress=False)  # idempotent: a no-op once the four programs are in the cache
-    uris = benchmark_uris(TASK, ["debian-v0"], "test", 10)
-    assert len(uris) == 4 and uris[0] == "benchmark://debian-v0/bzip2"
+    build(progress=False)  # idempotent: a no-op once the ten programs are in the cache
+    uris = benchmark_uris(TASK, ["debian-v0"], "test", 20)
+    assert len(uris) == 10 and uris[0] == "benchmark://debian-v0/bzip2"
     assert benchmark_uris(TASK, ["debian-v0"], "train", 10) == []
 
 
