@@ -79,7 +79,7 @@ PROBLEM = Problem(
         "sequences": ("optgym.agents.passes.sequence_list:SequenceListAgent", ""),
         "coreset-nvp": (
             "optgym.agents.passes.coreset:CoresetNvpAgent",
-            "Coreset-NVP: the coreset ranked by a Programl GNN (agents/weights/coreset-nvp.pt)",
+            "Coreset-NVP: the coreset ranked by a Programl GNN",
         ),
         "coreset-autophase": (
             "optgym.agents.passes.coreset:CoresetNvpAgent:model=autophase",
