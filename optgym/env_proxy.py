@@ -98,12 +98,15 @@ class EnvServer:
     def ref(self, obj: Any) -> Ref | None:
         """The reference under which ``obj`` is sent (None: sent by value)."""
         from optgym.budget import BudgetMeter
+        from optgym.env import ObservationView
 
         if isinstance(obj, gym.Env):
             kind = "env"
         elif isinstance(obj, BudgetMeter):
             kind = "meter"
-        elif _env_object(obj) and not dataclasses.is_dataclass(obj):
+        elif isinstance(obj, ObservationView) or (
+            _env_object(obj) and not dataclasses.is_dataclass(obj)
+        ):  # env.observation["Programl"] is computed by the harness, its result sent back
             kind = "object"  # an env's helper that may hold its backend (an instance, a view)
         else:
             return None
