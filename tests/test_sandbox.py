@@ -266,3 +266,24 @@ def test_the_proxy_keeps_the_agent_on_its_episode(code: Path, tmp_path: Path):
         reply = server.serve({"op": "get", "ref": ref, "name": name})
         assert reply[:2] == ("raised", "AttributeError"), name
     env.close()
+
+
+def test_the_proxy_computes_a_named_observation_in_the_harness():
+    """``env.observation`` crosses the wall as a reference: ``observation[name]`` is an item
+    request the harness computes (it was sent by value, and then failed on a private name)."""
+    from optgym.env_proxy import EnvServer
+    from optgym.wrappers import BudgetWrapper
+
+    env = gym.make("optgym/PathPlanning2D-v0")
+    base = env.unwrapped
+    base.reset(options={"benchmark": MAP})
+    server = EnvServer(BudgetWrapper(base, Budget(calls=10)), MAP)
+    unwrapped = server.serve({"op": "get", "ref": 0, "name": "unwrapped"})[1]
+    view = server.serve({"op": "get", "ref": server.ref(unwrapped).id, "name": "observation"})
+    assert view[0] == "ok" and server.ref(view[1]) is not None  # sent as a reference
+    name = next(iter(base.observation))
+    reply = server.serve({"op": "item", "ref": server.ref(view[1]).id, "key": name})
+    import numpy as np
+
+    assert reply[0] == "ok" and np.array_equal(reply[1], base.observation[name])
+    env.close()
