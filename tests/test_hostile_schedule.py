@@ -263,7 +263,10 @@ def test_times_are_cpu_times_over_a_minimum_timed_span():
     try:
         m = timer.measure(ops_spec("matmul-192").to_json(), "naive")
         assert timer.clock == "cpu"
-        assert m.timed_runs >= 3 and m.timed_runs * m.time_s >= MIN_TIMED_S * 0.9
+        # Runs go on until their sum reaches the span; under load single runs vary, so the
+        # minimum times the count may fall short of it, but the sum may not.
+        assert m.timed_runs >= 3 and m.timed_s >= MIN_TIMED_S
+        assert m.timed_s >= m.timed_runs * m.time_s
         assert m.time_s == min(m.times)
     finally:
         timer.close()

@@ -68,6 +68,7 @@ class Measurement:
     schedule_source: str | None = None
     clamped_inputs: bool = False  # rerun with inputs clamped to their edges (see worker)
     timed_runs: int = 0  # how many runs the minimum is over (``times`` keeps the first few)
+    timed_s: float = 0.0  # what those runs added up to on the clock
 
 
 def halide_version() -> str:
@@ -398,6 +399,7 @@ class Timer:
             schedule_source=result["schedule_source"],
             clamped_inputs=result.get("clamped_inputs", False),
             timed_runs=result.get("timed_runs", len(result["times"])),
+            timed_s=result.get("timed_s", sum(result["times"])),
         )
         if cache is not None:
             cache.put(spec_json, _jsonable(schedule), m)
