@@ -245,7 +245,8 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
     arguments are captured before ``__init__`` runs (in ``__new__``), so ``config`` always
     holds every keyword argument with its default filled in, less those in
     ``config_ignore`` (the first benchmark and the render mode, which do not change what a
-    state replays to).
+    state replays to) and those in ``config_added`` left at their default (arguments a
+    version gained later: states made before it still match).
     """
 
     #: The problem's record (``envs/<problem>/__init__.py``'s ``PROBLEM``): ``env.datasets``
@@ -269,9 +270,15 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
     references: ClassVar[tuple[str, ...]] = ()
     #: Constructor arguments left out of ``config``.
     config_ignore: ClassVar[tuple[str, ...]] = ("benchmark", "render_mode")
+    #: Constructor arguments added after states were published: left out of ``config``
+    #: while at their default, so that those states still match an env made today.
+    config_added: ClassVar[tuple[str, ...]] = ()
     #: Keys of ``state.extras`` that hold measurements a replay cannot repeat (times); the
     #: env's ``_replay`` checks that they hold together, ``check_extras`` does not compare them.
     measured_extras: ClassVar[frozenset[str]] = frozenset()
+    #: Measured extras a version added after states were published: a state without them
+    #: still validates (the env's ``_replay`` reads them as optional).
+    extras_added: ClassVar[frozenset[str]] = frozenset()
     #: Keys of ``state.extras`` that agents may add (e.g. a search's trace), checked by
     #: ``_check_agent_extras``.
     agent_extras: ClassVar[frozenset[str]] = frozenset()
@@ -299,6 +306,8 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
         config: dict[str, Any] = {}
         for name, param in inspect.signature(cls.__init__).parameters.items():
             if name == "self" or name in cls.config_ignore:
+                continue
+            if name in cls.config_added and bound.arguments[name] == param.default:
                 continue
             if param.kind is inspect.Parameter.VAR_KEYWORD:
                 config.update(jsonable(bound.arguments.get(name, {})))
@@ -708,7 +717,7 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
         if not isinstance(claimed, dict):
             return "extras must be a JSON object"
         replayed = json.loads(json.dumps(jsonable(self._extras())))  # as a line holds them
-        missing = sorted(set(replayed) - set(claimed))
+        missing = sorted(set(replayed) - set(claimed) - self.extras_added)
         if missing:
             return f"extras lack {', '.join(missing)}"
         unknown = sorted(set(claimed) - set(replayed) - self.agent_extras)

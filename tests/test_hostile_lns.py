@@ -156,8 +156,7 @@ def test_worker_killed_during_reset_leaves_the_env_usable(own_cache, small):
 
 # ---- 2. the cached initial incumbent is tagged and checked --------------------------------
 def _initial_path(env) -> Path:
-    key = f"{env.benchmark_sha256}-t{env.initial_time:g}-s{env.scip_seed}"
-    return cache_dir() / "lns-initial" / f"{key}.json"
+    return env._initial_path()
 
 
 @pytest.mark.parametrize("tamper", ["edited", "infeasible", "objective", "seconds", "garbage"])

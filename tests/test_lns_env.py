@@ -208,7 +208,14 @@ def test_tampered_trace_or_integral_fails_validation(env):
     state = env.state
     assert env.validate(state).ok
     for change, match in [
-        (lambda s: s.extras.update(end_seconds=s.extras["end_seconds"] + 5), "primal integral"),
+        (lambda s: s.extras.update(end_seconds=s.extras["end_seconds"] + 5), "horizon"),
+        (
+            lambda s: s.extras.update(primal_integral=s.extras["primal_integral"] + 1),
+            "primal integral",
+        ),  # fmt: skip
+        (lambda s: s.extras.update(horizon=s.extras["horizon"] / 2), "horizon"),
+        (lambda s: s.extras["trace_work"].__setitem__(0, -1), "trace_work"),
+        (lambda s: s.extras.update(work_end=1.5), "work_end"),
         (lambda s: s.extras["trace"][0].__setitem__(2, 0.0), "gap"),
         (lambda s: s.extras.update(trace=[]), "needs extras 'trace'"),
         (lambda s: setattr(s, "reward", s.reward * 0.5 - 1), "claimed reward"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -18,8 +17,9 @@ from optgym.budget import Budget
 @dataclass
 class ScipAlone:
     """SCIP on the whole problem from the same initial incumbent for the same CPU budget:
-    one 'neighborhood' that frees every variable, solved for the CPU time the env's
-    ``time_budget`` leaves (at most the wall seconds the budget leaves)."""
+    one 'neighborhood' that frees every variable, solved for the CPU seconds the env's
+    ``time_budget`` leaves after the initial solve, and no more than the wall seconds the
+    budget leaves then (less 5%, for the step's own work)."""
 
     stochastic: ClassVar[bool] = False  # the seed changes nothing
 
@@ -27,16 +27,21 @@ class ScipAlone:
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
     ) -> Result:
         base = env.unwrapped
+        configured = base.subproblem_time
         with metered(env, budget, self) as meter:
-            # one sub-MIP cannot be stopped by the meter: give it no more than the budget left
-            seconds = meter.budget.seconds
-            left = math.inf if seconds is None else seconds - meter.seconds
-            return run_lns(
-                env, benchmark, budget, seed,
-                lambda e, rng: np.ones(e.problem.n),
-                neighborhood_size=10**12,
-                subproblem_time=max(min(base.time_budget, left), 0.01),
-            )  # fmt: skip
+
+            def everything(e: Any, rng: np.random.Generator) -> np.ndarray:
+                # one sub-MIP cannot be stopped by the meter: size it when it starts
+                left = e.time_budget - e.elapsed
+                if meter.budget.seconds is not None:
+                    left = min(left, 0.95 * (meter.budget.seconds - meter.seconds) - 0.5)
+                e.subproblem_time = max(left, 0.01)
+                return np.ones(e.problem.n)
+
+            try:
+                return run_lns(env, benchmark, budget, seed, everything, neighborhood_size=10**12)
+            finally:
+                base.subproblem_time = configured  # the env's control, as it was
 
 
 @dataclass

@@ -15,7 +15,8 @@ FAMILIES = ("vertex-cover", "independent-set", "set-cover", "auction")
 
 def objective_vs_best_known(env: Any) -> float:
     """The incumbent's objective relative to the best-known one: 1.0 matches it, < 1 is
-    worse (for minimization best/objective, for maximization objective/best)."""
+    worse (for minimization best/objective, for maximization objective/best). On an instance
+    without a reference (a fresh seed, a user's file), relative to the initial incumbent."""
     return env.unwrapped.score_vs_best_known()
 
 

@@ -17,9 +17,9 @@ from optgym.datasets.dataset import Benchmark
 from optgym.env import NamedSpace, OptGymEnv, RewardTolerance, StepResult
 from optgym.envs.lns import PROBLEM
 from optgym.envs.lns import problem as problem_module
-from optgym.envs.lns.gap import primal_gap
+from optgym.envs.lns.gap import primal_gap, primal_integral
 from optgym.envs.lns.graph import GRAPH_SPACE, StaticGraph
-from optgym.envs.lns.problem import InstanceError, MipProblem, instance_suffix
+from optgym.envs.lns.problem import InstanceError, MipProblem, instance_suffix, read_reference
 from optgym.envs.lns.worker import ScipWorker
 from optgym.integrity import read_tagged, write_tagged
 from optgym.state import EpisodeState
@@ -89,10 +89,31 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
     ## Rewards
 
     ``PrimalIntegral``: the decrease of the primal integral (the area under the primal gap
-    against the best-known objective, over CPU seconds since reset) during the step, so an
-    episode's return is minus its primal integral (the initial solve's area is booked at
-    reset). Measured times make it nondeterministic: ``validate`` checks the incumbent a
-    state records (feasible, with the claimed objective), not the reward.
+    against the reference objective, over CPU seconds since reset, up to ``time_budget``;
+    :mod:`optgym.envs.lns.gap` defines it for the env, the bench report and the leaderboard)
+    during the step, so an episode's return is minus its primal integral (the initial
+    solve's area is booked at reset). Every new best solution SCIP finds inside a sub-MIP
+    enters the trace at the CPU second it was found (so one long solve, the ``scip`` agent's,
+    is measured as fairly as many short ones), and an episode that terminates early (a full
+    solve proved optimality) is charged its final gap up to ``time_budget``. Measured times
+    make it nondeterministic: ``validate`` checks the incumbent a state records (feasible,
+    with the claimed objective), not the reward.
+
+    The reference objective is, first found: the ``reference_objective`` argument; for a
+    ``file://`` instance ``x.mps``, a reference run stored beside it as
+    ``x.mps.reference.json`` (a JSON object: ``objective``, a finite number; ``sha256``, the
+    instance file's; ``source``, how the objective was found); the packaged best-known
+    objective (``optgym.datasets.lns.best_known``). Without any, every gap is 1 while the
+    episode runs, and ``optgym bench``'s report measures gaps after the fact against the
+    best objective any compared episode found.
+
+    A hardware-independent work axis runs beside the clock: ``info["work"]`` and the state's
+    ``trace_work``/``work_end`` count, for every SCIP solve of the episode (the initial one
+    and each sub-MIP), its LP iterations and branch-and-bound nodes plus one unit per 1,000
+    nonzeros of the constraint matrix (``worker.NONZEROS_PER_UNIT``: SCIP's transform and
+    presolve read every row, and a sub-MIP that presolve solves has no LP iteration and no
+    node). An agent's own computation (a network's forward pass, a local-branching LP) is
+    not in it. It is a proxy, not calibrated to seconds: it ranks runs across machines.
 
     ## Starting State
 
@@ -122,6 +143,7 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
 
     ``benchmark``, ``subproblem_time`` (CPU seconds per sub-MIP, 2), ``initial_time`` (5),
     ``time_budget`` (60), ``k_start``/``k_growth``/``k_max`` (0.2/1.02/0.5), ``scip_seed``,
+    ``reference_objective`` (None: see Rewards),
     ``reward_space`` (``PrimalIntegral``), ``render_mode`` (``"rgb_array"``: ``render()``
     returns a (320, 480, 3) uint8 plot of the primal gap, whose area is the primal
     integral, and of the incumbent's objective over CPU seconds since reset).
@@ -154,7 +176,12 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
     # Measured CPU times (and what they give): a replay cannot repeat them. ``_replay``
     # checks that they hold together: a trace that climbs in time and improves in objective,
     # gaps and the integral its points give, the clock at or past the trace's end.
-    measured_extras = frozenset({"cpu_seconds", "trace", "end_seconds", "primal_integral"})
+    measured_extras = frozenset(
+        {"cpu_seconds", "trace", "end_seconds", "primal_integral", "horizon", "trace_work",
+         "work_end"}
+    )  # fmt: skip
+    config_added = ("reference_objective",)
+    extras_added = frozenset({"horizon", "trace_work", "work_end"})
 
     def __init__(
         self,
@@ -168,6 +195,7 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
         scip_seed: int = 0,
         reward_space: str = "PrimalIntegral",
         render_mode: str | None = None,
+        reference_objective: float | None = None,
     ):
         for name, value in (
             ("subproblem_time", subproblem_time),
@@ -186,6 +214,16 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
             raise ValueError(f"scip_seed must be an integer, got {scip_seed!r}")
         if not 0 <= scip_seed <= MAX_SCIP_SEED:
             raise ValueError(f"scip_seed must be in [0, {MAX_SCIP_SEED}] (SCIP's), got {scip_seed}")
+        if reference_objective is not None and not (
+            _is_real(reference_objective) and math.isfinite(reference_objective)
+        ):
+            raise ValueError(
+                f"reference_objective must be None or a finite number (the objective gaps are "
+                f"measured against), got {reference_objective!r}"
+            )
+        self.reference_objective = (
+            None if reference_objective is None else float(reference_objective)
+        )
         super().__init__(benchmark=benchmark, reward_space=reward_space, render_mode=render_mode)
         self.subproblem_time = subproblem_time
         self.initial_time = initial_time
@@ -270,11 +308,21 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
             self._problems = {benchmark.sha256: (problem, StaticGraph(problem))}  # keep one
         self.problem, self.graph = self._problems[benchmark.sha256]
         self.action_space = spaces.Box(-np.inf, np.inf, (self.problem.n,), np.float64)
+        self.best_known = self._find_reference(benchmark)
+
+    def _find_reference(self, benchmark: Benchmark) -> float | None:
+        """The objective gaps are measured against (see Rewards), or None."""
+        if self.reference_objective is not None:
+            return self.reference_objective
+        if benchmark.uri.startswith("file://"):
+            found = read_reference(benchmark.path, benchmark.sha256)
+            if found is not None:
+                return found
         from optgym.datasets.lns import best_known
 
-        self.best_known = best_known(self.benchmark)
+        return best_known(self.benchmark)
 
-    def _cached_initial(self, path: Any) -> tuple[np.ndarray, float, float] | None:
+    def _cached_initial(self, path: Any) -> tuple[np.ndarray, float, float, int] | None:
         """The cached initial incumbent at ``path`` if its tag matches and it holds a
         feasible solution with its recorded objective; None (with a warning when a file was
         there but is not usable) otherwise."""
@@ -286,11 +334,14 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
             data = json.loads(raw)
             solution = np.array(data["solution"], dtype=float)
             objective, seconds = float(data["objective"]), float(data["seconds"])
+            work = data["work"]
         except (ValueError, TypeError, KeyError, OverflowError, RecursionError):
-            why = "it is not a record of solution, objective and seconds"
+            why = "it is not a record of solution, objective, seconds and work"
         else:
             if not (math.isfinite(seconds) and seconds >= 0):
                 why = f"its CPU seconds {seconds!r} are not a finite number >= 0"
+            elif isinstance(work, bool) or not isinstance(work, int) or work < 0:
+                why = f"its work {work!r} is not an integer >= 0"
             else:
                 why = self.problem.violation(solution)
             if why is None:
@@ -303,14 +354,19 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
                 stacklevel=3,
             )
             return None
-        return solution, objective, seconds
+        return solution, objective, seconds, work
 
-    def _initial(self) -> tuple[np.ndarray, float, float]:
-        """(solution, objective, CPU seconds) of SCIP's initial run, cached per instance
-        (tagged, and checked feasible with its objective when read)."""
+    def _initial_path(self) -> Any:
+        """Where the initial incumbent of this instance and settings is cached."""
+        # w: records that hold the solve's work (LP iterations plus nodes)
+        key = f"{self.benchmark_sha256}-t{self.initial_time:g}-s{self.scip_seed}-w"
+        return cache_dir() / "lns-initial" / f"{key}.json"
+
+    def _initial(self) -> tuple[np.ndarray, float, float, int]:
+        """(solution, objective, CPU seconds, work) of SCIP's initial run, cached per
+        instance (tagged, and checked feasible with its objective when read)."""
         assert self.problem is not None
-        key = f"{self.benchmark_sha256}-t{self.initial_time:g}-s{self.scip_seed}"
-        path = cache_dir() / "lns-initial" / f"{key}.json"
+        path = self._initial_path()
         cached = self._cached_initial(path)
         if cached is not None:
             return cached
@@ -324,9 +380,9 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
         if why is not None:
             raise InstanceError(f"SCIP's initial solution of {self.benchmark} fails: {why}")
         data = {"solution": result.values.tolist(), "objective": result.objective,
-                "seconds": result.solve_seconds}  # fmt: skip
+                "seconds": result.solve_seconds, "work": result.work}  # fmt: skip
         write_tagged(path, json.dumps(data).encode(), INITIAL_CACHE_PURPOSE)
-        return result.values, result.objective, result.solve_seconds
+        return result.values, result.objective, result.solve_seconds, result.work
 
     # ---- time and gap bookkeeping ------------------------------------------------------------
     @property
@@ -344,10 +400,12 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
         return primal_gap(objective, best)
 
     def _advance(self, now: float) -> float:
-        """Add gap * dt up to ``now`` to the primal integral; return the added area."""
-        area = self._gap(self.objective) * max(0.0, now - self._t_last)
+        """Add gap * dt up to ``now`` (at most ``time_budget``: the integral's horizon) to
+        the primal integral; return the added area."""
+        until = min(now, self.time_budget)
+        area = self._gap(self.objective) * max(0.0, until - self._t_last)
         self.primal_integral += area
-        self._t_last = now
+        self._t_last = max(self._t_last, until)
         return area
 
     @property
@@ -373,8 +431,11 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
             "objective": np.array([self.objective]),
         }
 
-    def _start_episode(self, solution: np.ndarray, objective: float, seconds: float) -> None:
-        """Start from ``solution`` found after ``seconds`` CPU seconds (its area is booked)."""
+    def _start_episode(
+        self, solution: np.ndarray, objective: float, seconds: float, work: int = 0
+    ) -> None:
+        """Start from ``solution`` found after ``seconds`` CPU seconds and ``work`` units of
+        work (its area is booked)."""
         self._int_idx = self.problem.int_indices
         self.incumbent = solution.copy()
         self.objective = float(objective)
@@ -388,6 +449,9 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
         self.primal_integral = 0.0
         self._advance(seconds)
         self._trace = [[seconds, self.objective, self._gap(self.objective)]]
+        self.work = int(work)
+        self._trace_work = [self.work]
+        self._end = seconds  # the clock at the last step's end
         self._step_end = self.cpu_clock()
         self._total = -self.primal_integral
 
@@ -397,6 +461,7 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
             "primal_gap": self._gap(self.objective),
             "primal_integral": self.primal_integral,
             "elapsed": self.elapsed,
+            "work": self.work,
             **extra,
         }
 
@@ -421,8 +486,11 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
         return self._lp_values
 
     def score_vs_best_known(self) -> float:
-        """Objective relative to the best-known one, 1.0 = equal, < 1 worse (both senses)."""
-        best = self.best_known
+        """Objective relative to the reference one (see Rewards), 1.0 = equal, < 1 worse
+        (both senses). On an instance without a reference, relative to the episode's initial
+        incumbent, SCIP's start that every agent shares (> 1: improved on it); the bench
+        report's gaps and integrals then compare agents after the fact."""
+        best = self.best_known if self.best_known is not None else self.initial_objective
         if best is None or self.objective == 0:
             return float("nan")
         ratio = best / self.objective
@@ -433,12 +501,12 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
         saved = (self._problems, self.problem, self.graph, self.best_known, self.action_space)
         try:
             self._load(benchmark)
-            solution, objective, seconds = self._initial()
+            solution, objective, seconds, work = self._initial()
         except BaseException:
             # the env stays usable on its last instance (the base restores the benchmark)
             self._problems, self.problem, self.graph, self.best_known, self.action_space = saved
             raise
-        self._start_episode(solution, objective, seconds)
+        self._start_episode(solution, objective, seconds, work)
         return self._obs(), self._info(status="initial")
 
     def _check_action(self, action: Any) -> np.ndarray:
@@ -477,7 +545,8 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
         t0, w0 = self.cpu_clock(), self._worker.cpu_seconds
         policy_seconds = t0 - self._step_end
         free = self.neighborhood(scores)
-        left = self.time_budget - self.elapsed
+        start = self.elapsed
+        left = self.time_budget - start
         self._spend(1)
         result = self.problem.solve_neighborhood(
             free, self.incumbent, min(self.subproblem_time, max(left, 0.01))
@@ -491,16 +560,39 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
                 improved = True
         before = self.primal_integral
         now = self.elapsed
-        self._advance(now)
+        work0 = self.work
+        self.work += result.work
         if improved:
-            self.incumbent, self.objective = result.values, float(result.objective)
-            self._trace.append([now, self.objective, self._gap(self.objective)])
+            # SCIP's new incumbents at the CPU second and work it found each (the last one
+            # is the checked solution), in order, each better than the one before
+            points = [(start + t, work0 + w, o) for t, w, o in result.improvements
+                      if self.problem.better(o, self.objective)]  # fmt: skip
+            kept: list[tuple[float, int, float]] = []
+            for t, w, o in points[:-1]:
+                if self.problem.better(result.objective, o) and (
+                    not kept or self.problem.better(o, kept[-1][2])
+                ):
+                    kept.append((min(t, now), min(w, self.work), o))
+            found_t, found_w = (points[-1][0], points[-1][1]) if points else (now, self.work)
+            kept.append((min(found_t, now), min(found_w, self.work), float(result.objective)))
+            for t, w, o in kept:
+                t = max(t, self._trace[-1][0])
+                self._advance(t)
+                self.objective = o
+                self._trace.append([t, o, self._gap(o)])
+                self._trace_work.append(max(w, self._trace_work[-1]))
+            self.incumbent = result.values
+        self._advance(now)
+        self._end = now
         n_free = int(free.sum())
         if not improved and self.neighborhood_size is None:
             self._k_frac = min(self._k_frac * self.k_growth, self.k_max)
         self._history = [self.incumbent.copy(), *self._history[:2]]
         reward = -(self.primal_integral - before)
         terminated = n_free == len(self._int_idx) and result.status == "optimal"
+        if terminated:  # proved optimal early: the final gap holds to the budget's end
+            self._advance(self.time_budget)
+            reward = -(self.primal_integral - before)
         truncated = self.elapsed >= self.time_budget
         # this process's CPU for the step plus the worker's for the request, less SCIP's solve
         worker_seconds = self._worker.cpu_seconds - w0
@@ -555,37 +647,42 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
                 f"claimed reward {state.reward!r} is impossible: it is minus a primal integral "
                 "(<= 0)"
             )
-        integral = self._trace_integral(extras, objective)
+        integral, horizon = self._trace_integral(extras, objective)
         end = float(extras["end_seconds"])
+        work, trace_work = self._trace_work_of(extras)
         cpu = extras.get("cpu_seconds", end)
         if isinstance(cpu, bool) or not isinstance(cpu, (int, float)) or not cpu >= end:
             raise ValueError(
                 f"cpu_seconds {cpu!r} must be a number >= end_seconds ({end!r}): the clock read "
                 "when the state was taken"
             )
-        self._start_episode(x, objective, 0.0)
+        self._start_episode(x, objective, 0.0, work)
         # the extras the state claims, as checked: its trace and what the trace gives
         self._trace = [[float(t), float(o), float(g)] for t, o, g in extras["trace"]]
+        self._trace_work = trace_work or [0] * len(self._trace)
         self.initial_objective = self._trace[0][1]
         self.primal_integral = integral
-        self._offset, self._t_last = end, end  # the episode goes on from the trace's end
+        # the episode goes on from the trace's end
+        self._offset, self._t_last, self._end = end, horizon, end
         self._actions = list(state.actions)
         self._total = -integral
 
-    def _trace_integral(self, extras: dict[str, Any], objective: float) -> float:
+    def _trace_integral(self, extras: dict[str, Any], objective: float) -> tuple[float, float]:
         """The primal integral that the state's trace (``[CPU seconds, objective, gap]`` at
-        the initial incumbent and at each improvement) and ``end_seconds`` (the last step's
-        end) give; ``ValueError`` when the trace does not hold together: times that go back,
-        objectives that do not improve, gaps or a final objective or integral that differ
-        from what the objectives give."""
+        the initial incumbent and at each improvement) gives up to its ``horizon`` (the
+        clock at the last step's end, ``end_seconds``, capped at ``time_budget``; the budget
+        itself after an early proof of optimality; ``end_seconds`` in states made before
+        the horizon was recorded), and that horizon; ``ValueError`` when the trace does not
+        hold together: times that go back, objectives that do not improve, gaps or a final
+        objective or integral that differ from what the objectives give."""
         trace, end = extras.get("trace"), extras.get("end_seconds")
-        if not isinstance(trace, list) or not trace or not isinstance(end, (int, float)):
+        if not isinstance(trace, list) or not trace or not _is_real(end):
             raise ValueError("an LNS state needs extras 'trace' (non-empty) and 'end_seconds'")
         try:
             points = [(float(t), float(o), float(g)) for t, o, g in trace]
         except (TypeError, ValueError):
             raise ValueError("the trace must hold [seconds, objective, gap] triples") from None
-        area, last_t, last_o = 0.0, 0.0, None
+        last_t, last_o = 0.0, None
         for t, o, g in points:
             if not (math.isfinite(t) and t >= last_t and math.isfinite(o)):
                 raise ValueError("the trace's times must be finite and never go back")
@@ -593,23 +690,48 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
                 raise ValueError("each point of the trace must improve on the one before")
             if not abs(g - self._gap(o)) <= 1e-9:  # NaN fails too
                 raise ValueError(f"the trace's gap {g!r} is not its objective's ({self._gap(o)!r})")
-            if last_o is not None:
-                area += self._gap(last_o) * (t - last_t)
-            else:
-                area += self._gap(o) * t  # the initial solve's seconds, at its own gap
             last_t, last_o = t, o
         if not (math.isfinite(end) and end >= last_t):
             raise ValueError("end_seconds must be finite and not before the trace's last point")
-        area += self._gap(last_o) * (end - last_t)
+        horizon = extras.get("horizon", end)
+        allowed = (min(end, self.time_budget), self.time_budget)
+        if not _is_real(horizon) or ("horizon" in extras and horizon not in allowed):
+            raise ValueError(
+                f"horizon {horizon!r} must be end_seconds capped at time_budget "
+                f"({allowed[0]!r}), or time_budget ({allowed[1]!r}) after a proof of optimality"
+            )
         if abs(last_o - objective) > 1e-6 * max(1.0, abs(objective)):
             raise ValueError(
                 f"the trace ends at objective {last_o!r}, the solution's is {objective!r}"
             )
+        area = primal_integral([(t, o) for t, o, _ in points], float(horizon), self._gap)
         claimed = extras.get("primal_integral")
         number = isinstance(claimed, (int, float)) and not isinstance(claimed, bool)
         if not (number and abs(claimed - area) <= 1e-9 * max(1.0, area)):  # NaN fails too
             raise ValueError(f"claimed primal integral {claimed!r}, the trace gives {area!r}")
-        return area
+        return area, float(horizon)
+
+    def _trace_work_of(self, extras: dict[str, Any]) -> tuple[int, list[int] | None]:
+        """The state's work so far and its work at each trace point (``work_end``,
+        ``trace_work``: integers that never go back, one per trace point), or (0, None) for
+        a state made before the work axis; ``ValueError`` when they do not hold together."""
+        if "trace_work" not in extras and "work_end" not in extras:
+            return 0, None
+        work, trace_work = extras.get("work_end"), extras.get("trace_work")
+        allowed = (
+            "allowed: 'trace_work', one integer >= 0 per trace point that never goes back, "
+            "and 'work_end' >= its last"
+        )
+        if isinstance(work, bool) or not isinstance(work, int) or work < 0:
+            raise ValueError(f"work_end {work!r} is not an integer >= 0; {allowed}")
+        if not isinstance(trace_work, list) or len(trace_work) != len(extras["trace"]):
+            raise ValueError(f"trace_work is not a list as long as the trace; {allowed}")
+        last = 0
+        for w in trace_work:
+            if isinstance(w, bool) or not isinstance(w, int) or not last <= w <= work:
+                raise ValueError(f"trace_work holds {w!r}; {allowed}")
+            last = w
+        return work, list(trace_work)
 
     def _extras(self) -> dict[str, Any]:
         nonzero = {int(i): float(self.incumbent[i]) for i in np.flatnonzero(self.incumbent)}
@@ -620,7 +742,10 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
             "primal_integral": self.primal_integral,
             "solution": nonzero,
             "trace": self._trace,
-            "end_seconds": self._t_last,
+            "end_seconds": self._end,
+            "horizon": self._t_last,
+            "trace_work": self._trace_work,
+            "work_end": self.work,
             "cpu_seconds": self.elapsed,
         }
 
@@ -628,7 +753,7 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
         return {"scip": scip_version()}
 
     def _fork_into(self, new: OptGymEnv) -> None:
-        for name in ("incumbent", "_history", "_trace", "_lp_values"):
+        for name in ("incumbent", "_history", "_trace", "_trace_work", "_lp_values"):
             setattr(new, name, copy.deepcopy(getattr(self, name)))
         new._owns_worker = False  # the parent's close() ends the shared worker
 
@@ -663,7 +788,6 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
         if worker is not None and self._owns_worker:
             worker.close()
         super().close()
-
 
 
 def _primal_trace_picture(

@@ -37,6 +37,9 @@ class SubMipResult:
     values: np.ndarray | None  # the best solution found in the sub-MIP, if any
     objective: float | None
     solve_seconds: float  # SCIP's own CPU time
+    work: int = 0  # LP iterations plus branch-and-bound nodes of the solve
+    # each new best solution SCIP found: (CPU seconds into the solve, work so far, objective)
+    improvements: tuple[tuple[float, int, float], ...] = ()
 
 
 def instance_suffix(path: Path) -> str:
@@ -171,7 +174,10 @@ class MipProblem:
     def _result(self, reply: dict) -> SubMipResult:
         values = reply["values"]
         objective = None if values is None else self.objective(values)
-        return SubMipResult(reply["status"], values, objective, reply["solve_seconds"])
+        return SubMipResult(
+            reply["status"], values, objective, reply["solve_seconds"], int(reply["work"]),
+            tuple((float(t), int(w), float(o)) for t, w, o in reply["improvements"]),
+        )  # fmt: skip
 
     def solve_initial(self, time_limit: float) -> SubMipResult:
         """SCIP on the whole problem until ``time_limit`` CPU seconds or its first solutions."""
@@ -211,3 +217,63 @@ class MipProblem:
             float(time_limit), self.binary, timeout=wall_timeout(time_limit),
             doing="solving the local-branching problem",
         )  # fmt: skip
+
+
+#: A reference run stored beside a user's instance: ``<instance file>`` + this suffix.
+REFERENCE_SUFFIX = ".reference.json"
+MAX_REFERENCE_BYTES = 64 * 1024
+
+
+def reference_path(instance: Path) -> Path:
+    """Where the reference run of the instance file ``instance`` is stored."""
+    return instance.with_name(instance.name + REFERENCE_SUFFIX)
+
+
+def read_reference(instance: Path, sha256: str) -> float | None:
+    """The reference objective stored beside the instance file ``instance`` (see
+    :func:`reference_path`), or None when there is none. ``InstanceError`` naming the file
+    (never quoting it) and what is allowed when it is there but not a JSON object of
+    ``objective`` (a finite number), ``sha256`` (the instance file's, ``sha256``) and
+    ``source`` (a non-empty string: how the objective was found)."""
+    import json
+    import math
+
+    path = reference_path(Path(instance))
+    allowed = (
+        "allowed: a JSON object with 'objective' (a finite number), 'sha256' (the instance "
+        "file's) and 'source' (how the objective was found)"
+    )
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise InstanceError(f"cannot read the reference run {path}: {e.strerror}") from None
+    if size > MAX_REFERENCE_BYTES:
+        raise InstanceError(
+            f"the reference run {path} is {size} bytes, over {MAX_REFERENCE_BYTES}; {allowed}"
+        )
+    try:
+        data = json.loads(path.read_bytes())
+    except OSError as e:
+        raise InstanceError(f"cannot read the reference run {path}: {e.strerror}") from None
+    except (ValueError, RecursionError):
+        raise InstanceError(f"the reference run {path} is not JSON; {allowed}") from None
+    if not isinstance(data, dict):
+        raise InstanceError(f"the reference run {path} is not a JSON object; {allowed}")
+    objective = data.get("objective")
+    if (
+        isinstance(objective, bool)
+        or not isinstance(objective, (int, float))
+        or not (math.isfinite(objective))
+    ):
+        raise InstanceError(f"the reference run {path} has no finite 'objective'; {allowed}")
+    if data.get("sha256") != sha256:
+        raise InstanceError(
+            f"the reference run {path} is for another file: its 'sha256' is not the "
+            f"instance's ({sha256}); {allowed}"
+        )
+    source = data.get("source")
+    if not isinstance(source, str) or not source.strip():
+        raise InstanceError(f"the reference run {path} does not say its 'source'; {allowed}")
+    return float(objective)

@@ -1,10 +1,13 @@
-"""The LNS tasks' own figures: primal gap, primal integral and survival rate per agent, and
-a plot of the primal gap over time (the LB-RELAX and CL-LNS papers' metrics).
+"""The LNS tasks' own figures: primal gap, primal integral (over CPU seconds and over the
+work axis) and survival rate per agent, and a plot of the primal gap over time (the LB-RELAX
+and CL-LNS papers' metrics).
 
-As in those papers, the gaps here are measured against the best objective known for each
-instance over every source: the long SCIP run in ``best_known.json`` and every episode in
-the results. (The env's own reward uses ``best_known.json`` alone, since it must be known
-while the episode runs; an incumbent better than that counts as gap 0 there.)
+As in those papers, the gaps here are measured after the fact against the best objective
+known for each instance over every source: the reference the env used (its
+``reference_objective``, or ``best_known.json``) and every episode in the results, so that
+on an instance nobody has a reference for (a fresh generator seed, a user's MPS file) the
+integrals still differ between agents. The integral is :func:`optgym.envs.lns.gap.primal_integral`,
+the env's definition, over each episode's ``time_budget``.
 """
 
 from __future__ import annotations
@@ -13,17 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
-from optgym.envs.lns.gap import primal_gap
+from optgym.envs.lns.gap import primal_gap, primal_integral
 from optgym.report import save_figure
 
 SURVIVAL_GAP = 0.01  # an instance "survives" when its final primal gap is at most 1%
+DEFAULT_HORIZON = 60.0  # the env's default time_budget
 
 
 def _ok(rows: list[dict]) -> list[dict]:
     return [r for r in rows if not r.get("error") and (r.get("state") or {}).get("extras")]
 
 
-def _maximize(uri: str, objectives: list[float]) -> bool:
+def maximizes(uri: str, objectives: list[float]) -> bool:
     """The objective sense, from the best-known entry (its dual bound lies on the far side)
     or, without one, from which way the episodes' objectives moved."""
     from optgym.datasets.lns import best_known_entries
@@ -34,20 +38,32 @@ def _maximize(uri: str, objectives: list[float]) -> bool:
     return bool(objectives) and objectives[-1] > objectives[0]
 
 
+def episode_horizon(row: dict) -> float:
+    """The CPU seconds an episode's integral covers: its env's ``time_budget``."""
+    config = (row.get("state") or {}).get("config") or {}
+    value = config.get("time_budget", DEFAULT_HORIZON)
+    return float(value) if isinstance(value, (int, float)) else DEFAULT_HORIZON
+
+
 def references(rows: list[dict]) -> dict[str, float]:
-    """Per instance, the best objective over ``best_known.json`` and every episode."""
+    """Per instance, the best objective over its references (``best_known.json``, an env's
+    ``reference_objective``) and every episode."""
     from optgym.datasets.lns import best_known
 
     found: dict[str, list[float]] = {}
+    moves: dict[str, list[float]] = {}
     for r in _ok(rows):
-        found.setdefault(r["benchmark"], []).append(r["state"]["extras"]["objective"])
+        uri = r["benchmark"]
+        found.setdefault(uri, []).append(r["state"]["extras"]["objective"])
+        moves.setdefault(uri, []).extend(o for _, o, *_ in r["state"]["extras"]["trace"])
+        given = (r["state"].get("config") or {}).get("reference_objective")
+        if isinstance(given, (int, float)) and not isinstance(given, bool):
+            found[uri].append(float(given))
     out = {}
     for uri, objectives in found.items():
         known = best_known(uri)
         pool = objectives + ([known] if known is not None else [])
-        trace_dir = [o for r in _ok(rows) if r["benchmark"] == uri
-                     for _, o, *_ in r["state"]["extras"]["trace"]]  # fmt: skip
-        out[uri] = max(pool) if _maximize(uri, trace_dir) else min(pool)
+        out[uri] = max(pool) if maximizes(uri, moves[uri]) else min(pool)
     return out
 
 
@@ -64,34 +80,64 @@ def gap_curve(row: dict, times: np.ndarray, reference: float) -> np.ndarray:
 def episode_metrics(row: dict, reference: float, horizon: float) -> tuple[float, float]:
     """(final primal gap, primal integral over [0, horizon] CPU seconds)."""
     trace = row["state"]["extras"]["trace"]
-    times = [0.0] + [t for t, *_ in trace[1:]] + [horizon]
-    gaps = [primal_gap(o, reference) for _, o, *_ in trace]
-    integral = sum(g * max(0.0, b - a) for g, a, b in zip(gaps, times[:-1], times[1:], strict=True))
-    return gaps[-1], integral
+    points = [(float(t), float(o)) for t, o, *_ in trace]
+    integral = primal_integral(points, horizon, lambda o: primal_gap(o, reference))
+    return primal_gap(points[-1][1], reference), integral
 
 
-def lns_table(rows: list[dict], horizon: float = 60.0) -> str:
-    """Mean final primal gap, mean primal integral and survival rate per agent."""
-    refs = references(rows)
-    agents: dict[str, list[tuple[float, float]]] = {}
+def work_gap(row: dict, reference: float, work: float) -> float | None:
+    """The episode's mean primal gap over its first ``work`` units of the work axis (LP
+    iterations plus branch-and-bound nodes): its work-axis primal integral over
+    ``[0, work]`` divided by ``work``; None for an episode made before the work axis."""
+    extras = row["state"]["extras"]
+    if "trace_work" not in extras or not work > 0:
+        return None
+    pairs = zip(extras["trace_work"], extras["trace"], strict=True)
+    points = [(float(w), float(o)) for w, (_, o, *_) in pairs]
+    return primal_integral(points, work, lambda o: primal_gap(o, reference)) / work
+
+
+def work_horizons(rows: list[dict]) -> dict[str, float]:
+    """Per instance, the most work any compared episode reached (``work_end``): the span
+    the work-axis integrals cover, the same for every agent (an episode that did less keeps
+    its final gap to the span's end, as on the clock)."""
+    out: dict[str, float] = {}
     for r in _ok(rows):
-        agents.setdefault(r["agent"], []).append(episode_metrics(r, refs[r["benchmark"]], horizon))
+        work = r["state"]["extras"].get("work_end")
+        if isinstance(work, int) and not isinstance(work, bool):
+            out[r["benchmark"]] = max(out.get(r["benchmark"], work), work)
+    return out
+
+
+def lns_table(rows: list[dict]) -> str:
+    """Mean final primal gap, mean primal integral (CPU seconds), mean gap over the work
+    axis and survival rate per agent, all against the references of :func:`references`."""
+    refs = references(rows)
+    spans = work_horizons(rows)
+    agents: dict[str, list[tuple[float, float, float | None]]] = {}
+    for r in _ok(rows):
+        ref = refs[r["benchmark"]]
+        gap, integral = episode_metrics(r, ref, episode_horizon(r))
+        on_work = work_gap(r, ref, spans.get(r["benchmark"], 0))
+        agents.setdefault(r["agent"], []).append((gap, integral, on_work))
     lines = [
         f"{'agent':<12} {'episodes':>8} {'primal gap':>11} {'primal integral':>16} "
-        f"{'survival (gap<=1%)':>19}"
+        f"{'gap over work':>14} {'survival (gap<=1%)':>19}"
     ]
     for agent, metrics in agents.items():
-        gaps = [g for g, _ in metrics]
-        integrals = [i for _, i in metrics]
+        gaps = [g for g, _, _ in metrics]
+        integrals = [i for _, i, _ in metrics]
+        on_work = [w for _, _, w in metrics if w is not None]
+        work_text = f"{np.mean(on_work):.4f}" if len(on_work) == len(metrics) else "n/a"
         survival = sum(g <= SURVIVAL_GAP for g in gaps) / len(gaps)
         lines.append(
             f"{agent:<12} {len(metrics):>8} {np.mean(gaps):>11.4f} {np.mean(integrals):>16.3f} "
-            f"{survival:>19.2f}"
+            f"{work_text:>14} {survival:>19.2f}"
         )
     return "\n".join(lines)
 
 
-def plot_gap_over_time(rows: list[dict], path: Path, horizon: float = 60.0) -> Path:
+def plot_gap_over_time(rows: list[dict], path: Path, horizon: float | None = None) -> Path:
     """Mean primal gap over CPU time per agent, as a PNG."""
     import matplotlib
 
@@ -100,6 +146,8 @@ def plot_gap_over_time(rows: list[dict], path: Path, horizon: float = 60.0) -> P
 
     refs = references(rows)
     ok = _ok(rows)
+    if horizon is None:
+        horizon = max((episode_horizon(r) for r in ok), default=DEFAULT_HORIZON)
     times = np.linspace(0.0, horizon, 400)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for agent in dict.fromkeys(r["agent"] for r in ok):

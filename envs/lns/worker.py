@@ -87,6 +87,52 @@ class ReadError(ValueError):
     """SCIP could not read the instance (the message holds nothing of the file)."""
 
 
+#: Nonzeros of the constraint matrix per unit of work a solve is charged for reading them:
+#: SCIP's transform and presolve pass over every row, and a sub-MIP that presolve solves has
+#: no LP iteration and no node (most random neighborhoods of 20% are such), yet costs time.
+NONZEROS_PER_UNIT = 1000
+
+
+def _work(model: Any) -> int:
+    """The solve's LP iterations plus branch-and-bound nodes so far (0 before the solving
+    stage), the part of the LNS work axis that grows during a solve."""
+    import pyscipopt
+
+    stage = model.getStage()
+    if stage not in (pyscipopt.SCIP_STAGE.SOLVING, pyscipopt.SCIP_STAGE.SOLVED):
+        return 0  # SCIP refuses to count before the solve (presolved away: no LP, no node)
+    return int(model.getNLPIterations()) + int(model.getNTotalNodes())
+
+
+def _improvements_handler() -> Any:
+    """A new SCIP event handler that records each new best solution of a solve: ``found``
+    holds ``(CPU seconds since begin, work so far, objective)``, so that a long solve's
+    intermediate incumbents enter the primal integral when SCIP found them. (Made here, not
+    at import: the env's side imports this module without SCIP.)"""
+    import pyscipopt
+
+    class Improvements(pyscipopt.Eventhdlr):
+        begin = 0.0
+        matrix_units = 0  # what the solve is charged for its matrix (see _solve)
+        found: list[tuple[float, int, float]] = []
+
+        def eventinit(self) -> None:
+            self.model.catchEvent(pyscipopt.SCIP_EVENTTYPE.BESTSOLFOUND, self)
+
+        def eventexit(self) -> None:
+            self.model.dropEvent(pyscipopt.SCIP_EVENTTYPE.BESTSOLFOUND, self)
+
+        def eventexec(self, event: Any) -> None:
+            seconds = time.process_time() - self.begin
+            try:  # never let bookkeeping fail a solve: a point missed is only a later one
+                objective = float(self.model.getSolObjVal(self.model.getBestSol()))
+            except Exception:
+                return
+            self.found.append((seconds, self.matrix_units + _work(self.model), objective))
+
+    return Improvements()
+
+
 class ScipModel:
     """One instance in one pyscipopt model, re-fixed for each sub-MIP (never copied)."""
 
@@ -109,6 +155,10 @@ class ScipModel:
         self.integer = np.array([v.vtype() != "CONTINUOUS" for v in self.vars], dtype=bool)
         self._cur_lb, self._cur_ub = self.lb.copy(), self.ub.copy()
         self._lb_model: _LocalBranchingModel | None = None
+        self._improvements: Any = None  # the event handler, included at the first solve
+        # the work axis charges each solve one unit per NONZEROS_PER_UNIT of the matrix (set
+        # by describe(), which reads it)
+        self.matrix_units = 1
 
     def describe(self) -> dict[str, Any]:
         """The instance's numbers: variables, objective, constraint matrix (COO) and sides."""
@@ -127,6 +177,7 @@ class ScipModel:
                 vals.append(coef)
             lhs.append(model.getLhs(cons))
             rhs.append(model.getRhs(cons))
+        self.matrix_units = 1 + len(vals) // NONZEROS_PER_UNIT
         return {
             "n_conss": len(conss),
             "nonlinear": others[:1],  # (index, handler) of the first non-linear constraint
@@ -165,12 +216,17 @@ class ScipModel:
     def _solve(self, time_limit: float, start: np.ndarray | None) -> dict[str, Any]:
         model = self.model
         model.setParam("limits/time", max(float(time_limit), 0.01))
+        if self._improvements is None:
+            self._improvements = _improvements_handler()
+            model.includeEventhdlr(self._improvements, "optgym-improvements", "new incumbents")
         if start is not None:
             sol = model.createSol()
             for i in np.flatnonzero(start):  # a new solution is zero everywhere else
                 model.setSolVal(sol, self.vars[i], float(start[i]))
             model.addSol(sol, free=True)
-        begin = time.process_time()
+        begin = self._improvements.begin = time.process_time()
+        self._improvements.found = []
+        self._improvements.matrix_units = self.matrix_units
         model.optimize()
         seconds = time.process_time() - begin
         values = None
@@ -181,7 +237,13 @@ class ScipModel:
             for i in np.flatnonzero(self._cur_lb != self._cur_ub):
                 values[i] = model.getSolVal(best, self.vars[i])
             values[self.integer] = np.round(values[self.integer])
-        return {"status": model.getStatus(), "values": values, "solve_seconds": seconds}
+        return {
+            "status": model.getStatus(),
+            "values": values,
+            "solve_seconds": seconds,
+            "work": self._improvements.matrix_units + _work(model),
+            "improvements": self._improvements.found,
+        }
 
     def initial(self, time_limit: float) -> dict[str, Any]:
         self._set_bounds(self.lb, self.ub)
@@ -195,15 +257,26 @@ class ScipModel:
         return self._solve(time_limit, incumbent)
 
     def local_branching(
-        self, incumbent: np.ndarray, k: int, relax: bool, time_limit: float, binary: np.ndarray
+        self,
+        incumbent: np.ndarray,
+        k: int,
+        relax: bool,
+        time_limit: float,
+        binary: np.ndarray,
+        warm: bool = True,
     ) -> np.ndarray:
+        """The local-branching problem around ``incumbent`` (a second model, never the
+        env's): its LP relaxation (``relax``) re-solved warm in SCIP's LP interface
+        (:class:`~optgym.envs.lns.lb_lp.LocalBranchingLp`), or from scratch by SCIP when
+        ``warm`` is False (the old way, kept for comparison); the MIP otherwise."""
         if self._lb_model is None:
             self._lb_model = _LocalBranchingModel(self.path, self.seed, self.integer, binary)
-        return self._lb_model.solve(incumbent, k, relax, time_limit)
+        return self._lb_model.solve(incumbent, k, relax, time_limit, warm=warm)
 
 
 class _LocalBranchingModel:
-    """A second model (the expert's, never the env's) for the local-branching problem."""
+    """A second model (the expert's, never the env's) for the local-branching problem, and
+    the warm LP of its relaxation (built from this model's original numbers on first use)."""
 
     def __init__(self, path: str, seed: int, integer: np.ndarray, binary: np.ndarray):
         import pyscipopt
@@ -215,8 +288,14 @@ class _LocalBranchingModel:
         self.vars = self.model.getVars()
         self.relaxed = False
         self.cons = None
+        self.lp: Any = None  # the warm LocalBranchingLp, built on the first warm solve
 
-    def solve(self, incumbent: np.ndarray, k: int, relax: bool, time_limit: float) -> np.ndarray:
+    def solve(
+        self, incumbent: np.ndarray, k: int, relax: bool, time_limit: float, warm: bool = True
+    ) -> np.ndarray:
+        """x of the local-branching problem (the incumbent when nothing is solved): the LP
+        relaxation re-solved warm (``relax`` and ``warm``), else SCIP from scratch on the
+        model with the local-branching constraint (LP relaxation or MIP)."""
         import pyscipopt
 
         model = self.model
@@ -224,6 +303,8 @@ class _LocalBranchingModel:
         if self.cons is not None:
             model.delCons(self.cons)
             self.cons = None
+        if relax and warm:
+            return self._solve_warm(incumbent, k, time_limit)
         if relax != self.relaxed:
             for v, integer in zip(self.vars, self.integer, strict=True):
                 if integer:
@@ -245,6 +326,17 @@ class _LocalBranchingModel:
             return incumbent.astype(float).copy()
         best = model.getBestSol()
         return np.array([model.getSolVal(best, v) for v in self.vars])
+
+    def _solve_warm(self, incumbent: np.ndarray, k: int, time_limit: float) -> np.ndarray:
+        """The LP relaxation in the warm LP (built here, on the model's original numbers:
+        the local-branching constraint is deleted by now, and bounds never change here)."""
+        if self.lp is None:
+            from optgym.envs.lns.lb_lp import LocalBranchingLp, describe_original
+
+            description = describe_original(self.model, self.vars)
+            self.lp = LocalBranchingLp(description, self.binary, incumbent)
+        x = self.lp.solve(incumbent, k, time_limit)
+        return incumbent.astype(float).copy() if x is None else x
 
 
 class _Server:
@@ -317,6 +409,11 @@ def main() -> None:
 
 
 # ---- the env's side ---------------------------------------------------------------------------
+def _ended(code: int) -> str:
+    """How a child process that returned ``code`` ended, in words."""
+    return f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+
+
 class ScipWorker:
     """The env's SCIP worker process. ``start()`` (at reset) starts it when it is not
     running; every request raises :class:`optgym.env.BackendCrash` when the worker dies,
@@ -366,15 +463,16 @@ class ScipWorker:
         except TimeoutError:
             raise self._crash(doing, f"gave no reply in {timeout:.0f} s (killed)") from None
         except (EOFError, OSError, pickle.UnpicklingError):
-            code = self.proc.wait()
-            why = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
-            raise self._crash(doing, f"crashed ({why})") from None
+            raise self._crash(doing, f"crashed ({_ended(self.proc.wait())})") from None
 
     def request(self, message: tuple, timeout: float, doing: str) -> Any:
         """Send ``message`` and return its result: ``ReadError`` (a ValueError) when SCIP
         rejects an instance, ``BackendCrash`` when the child dies, hangs, is not running or
         fails inside SCIP (it is killed; the env's next reset starts a new one)."""
         if self.pid is None:
+            code = None if self.proc is None else self.proc.poll()
+            if code is not None:  # it died since the last request: say how
+                raise self._crash(doing, f"crashed ({_ended(code)})")
             raise self._crash(doing, "is not running (it crashed or was closed)")
         assert self.proc is not None and self.proc.stdin is not None
         try:
