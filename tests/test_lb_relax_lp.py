@@ -13,7 +13,7 @@ import pytest
 import optgym
 from optgym.agents import resolve_agent
 from optgym.budget import Budget
-from optgym.envs.lns.lb_lp import LocalBranchingLp, describe_original
+from optgym.envs.lns.lb_lp import LocalBranchingLp
 from optgym.envs.lns.worker import ScipModel
 
 URI = "generator://vertex-cover-s-v0/0"  # 1000 binaries, 65100 rows; minimization
@@ -136,7 +136,7 @@ def _feasible_points(path: str, count: int) -> list[np.ndarray]:
 def test_maximization_and_infinite_sides(tmp_path):
     path = _mixed_instance(tmp_path / "mixed.lp")
     model = ScipModel(path, 0)
-    d = describe_original(model.model, model.vars)
+    d = model.describe()
     names = [v.name for v in model.vars]
     assert d["maximize"] and d["ub"][names.index("y")] >= 1e20
     assert d["lhs"].min() <= -1e20 and d["rhs"].max() >= 1e20  # rows with one side

@@ -16,7 +16,7 @@ coefficients that flipped since the last call (``chgCoef``) and the right-hand s
 basis on ``chgCoef``): no ``freeTransform``, no presolve, no model rebuilt.
 
 It runs in the SCIP worker process (:mod:`optgym.envs.lns.worker`), which builds it from the
-instance's original numbers (:func:`describe_original`).
+instance's original numbers (``ScipModel.describe()``, read once when the instance loads).
 """
 
 from __future__ import annotations
@@ -35,45 +35,10 @@ DENSE_ROW = 50.0
 ROW_REPRESENTATION = 0.5
 
 
-def describe_original(model: Any, variables: list[Any]) -> dict[str, Any]:
-    """The original problem's numbers of the pyscipopt ``model`` (in any stage: it reads the
-    original constraints, never the presolved ones), columns in the order of ``variables``:
-    ``obj``, ``lb``, ``ub``, ``maximize``, the matrix in COO (``rows``, ``cols``, ``vals``),
-    the sides ``lhs``/``rhs`` and SCIP's ``infinity``. ``ValueError`` on a constraint that
-    is not linear."""
-    position = {v.getIndex(): i for i, v in enumerate(variables)}
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[float] = []
-    lhs: list[float] = []
-    rhs: list[float] = []
-    for r, cons in enumerate(model.getConss(transformed=False)):
-        if cons.getConshdlrName() != "linear":
-            raise ValueError(f"constraint {r} is {cons.getConshdlrName()!r}, not linear")
-        members = model.getConsVars(cons)
-        rows.extend([r] * len(members))
-        cols.extend(position[v.getIndex()] for v in members)
-        vals.extend(model.getConsVals(cons))
-        lhs.append(model.getLhs(cons))
-        rhs.append(model.getRhs(cons))
-    return {
-        "obj": np.array([v.getObj() for v in variables], dtype=float),
-        "lb": np.array([v.getLbOriginal() for v in variables], dtype=float),
-        "ub": np.array([v.getUbOriginal() for v in variables], dtype=float),
-        "maximize": model.getObjectiveSense() == "maximize",
-        "rows": np.array(rows, dtype=np.int64),
-        "cols": np.array(cols, dtype=np.int64),
-        "vals": np.array(vals, dtype=float),
-        "lhs": np.array(lhs, dtype=float),
-        "rhs": np.array(rhs, dtype=float),
-        "infinity": float(model.infinity()),
-    }
-
-
 class LocalBranchingLp:
     """The local-branching LP of one instance, built once and re-solved warm.
 
-    ``description`` holds the instance's numbers as :func:`describe_original` (or
+    ``description`` holds the instance's numbers as ``ScipModel.describe()`` (or
     ``ScipModel.describe()``) gives them; values at or beyond its ``infinity`` (SCIP's
     1e20) are no bound and become the LP solver's own infinity. ``binary`` marks the
     variables of the local-branching row; every variable is continuous in the LP (binaries

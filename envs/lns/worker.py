@@ -156,9 +156,11 @@ class ScipModel:
         self._cur_lb, self._cur_ub = self.lb.copy(), self.ub.copy()
         self._lb_model: _LocalBranchingModel | None = None
         self._improvements: Any = None  # the event handler, included at the first solve
-        # the work axis charges each solve one unit per NONZEROS_PER_UNIT of the matrix (set
-        # by describe(), which reads it)
+        # the work axis charges each solve one unit per NONZEROS_PER_UNIT of the matrix, and
+        # the warm local-branching LP is built from the instance's numbers: both set by
+        # describe(), which reads them
         self.matrix_units = 1
+        self.description: dict[str, Any] = {}
 
     def describe(self) -> dict[str, Any]:
         """The instance's numbers: variables, objective, constraint matrix (COO) and sides."""
@@ -178,7 +180,7 @@ class ScipModel:
             lhs.append(model.getLhs(cons))
             rhs.append(model.getRhs(cons))
         self.matrix_units = 1 + len(vals) // NONZEROS_PER_UNIT
-        return {
+        self.description = {
             "n_conss": len(conss),
             "nonlinear": others[:1],  # (index, handler) of the first non-linear constraint
             "names": [v.name for v in self.vars],
@@ -196,6 +198,7 @@ class ScipModel:
             "rhs": np.array(rhs, dtype=float),
             "infinity": float(model.infinity()),
         }
+        return self.description
 
     def _set_bounds(self, lb: np.ndarray, ub: np.ndarray) -> None:
         model = self.model
@@ -270,18 +273,29 @@ class ScipModel:
         (:class:`~optgym.envs.lns.lb_lp.LocalBranchingLp`), or from scratch by SCIP when
         ``warm`` is False (the old way, kept for comparison); the MIP otherwise."""
         if self._lb_model is None:
-            self._lb_model = _LocalBranchingModel(self.path, self.seed, self.integer, binary)
+            description = self.description or self.describe()  # read at load, in the worker
+            self._lb_model = _LocalBranchingModel(
+                self.path, self.seed, self.integer, binary, description
+            )
         return self._lb_model.solve(incumbent, k, relax, time_limit, warm=warm)
 
 
 class _LocalBranchingModel:
     """A second model (the expert's, never the env's) for the local-branching problem, and
-    the warm LP of its relaxation (built from this model's original numbers on first use)."""
+    the warm LP of its relaxation (built on first use from ``description``, the instance's
+    original numbers as ``ScipModel.describe()`` gives them)."""
 
-    def __init__(self, path: str, seed: int, integer: np.ndarray, binary: np.ndarray):
+    def __init__(
+        self,
+        path: str,
+        seed: int,
+        integer: np.ndarray,
+        binary: np.ndarray,
+        description: dict[str, Any],
+    ):
         import pyscipopt
 
-        self.integer, self.binary = integer, binary
+        self.integer, self.binary, self.description = integer, binary, description
         self.model = pyscipopt.Model()
         _settings(self.model, seed)
         self.model.readProblem(path)
@@ -328,13 +342,12 @@ class _LocalBranchingModel:
         return np.array([model.getSolVal(best, v) for v in self.vars])
 
     def _solve_warm(self, incumbent: np.ndarray, k: int, time_limit: float) -> np.ndarray:
-        """The LP relaxation in the warm LP (built here, on the model's original numbers:
-        the local-branching constraint is deleted by now, and bounds never change here)."""
+        """The LP relaxation in the warm LP (built here from the instance's original
+        numbers, as ``ScipModel.describe()`` read them)."""
         if self.lp is None:
-            from optgym.envs.lns.lb_lp import LocalBranchingLp, describe_original
+            from optgym.envs.lns.lb_lp import LocalBranchingLp
 
-            description = describe_original(self.model, self.vars)
-            self.lp = LocalBranchingLp(description, self.binary, incumbent)
+            self.lp = LocalBranchingLp(self.description, self.binary, incumbent)
         x = self.lp.solve(incumbent, k, time_limit)
         return incumbent.astype(float).copy() if x is None else x
 
