@@ -69,6 +69,10 @@ PROBLEM = Problem(
         "lb-lns": (f"{_AGENTS}.local_branching:LocalBranchingLns", ""),
         "lb-relax": (f"{_AGENTS}.local_branching:LbRelax", ""),
         "lb-relax-s": (f"{_AGENTS}.local_branching:LbRelax:sample=true", "LB-RELAX-S (sampling)"),
+        "cl-lns": (
+            f"{_AGENTS}.cl_lns:ClLns",
+            "CL-LNS: a GATv2 trained contrastively on local-branching neighborhoods",
+        ),
     },
     report=_report,
     # What one episode asks a Ray cluster for: peak 1460 MiB measured on a small set-cover
