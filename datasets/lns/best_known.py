@@ -9,15 +9,8 @@ limit, this command line, the SCIP version and the instance's sha256 in
 instance; an entry with the same sha256 and at least as many seconds is kept, not re-solved,
 so an interrupted run resumes where it stopped.
 
-With ``--lns-agent AGENT`` it runs that LNS agent (``random-lns``, the strongest baseline) on
-``optgym/ILPNeighborhood-v0`` with ``time_budget`` ``--seconds`` from SCIP's usual initial
-incumbent, records its run under ``"lns"`` (agent, seconds, objective, command) and keeps
-the entry's ``objective`` the better of SCIP's and the agent's, with ``"source"`` naming
-which (``"scip"`` or ``"lns"``): the best known objective over both long runs.
-
     python -m optgym.datasets.lns.best_known --seconds 3600 --count 10
     python -m optgym.datasets.lns.best_known --seconds 30 --count 2 --family auction
-    python -m optgym.datasets.lns.best_known --seconds 600 --count 2 --lns-agent random-lns
 """
 
 from __future__ import annotations
@@ -65,27 +58,6 @@ def solve(path: Path, seconds: float) -> dict:
     }
 
 
-def lns_run(uri: str, agent: str, seconds: float) -> float:
-    """The final objective of ``agent``'s LNS episode on ``uri`` with ``seconds`` CPU
-    seconds (seed 0; the env's defaults otherwise)."""
-    import optgym
-    from optgym.agents import make_agent
-    from optgym.budget import Budget
-
-    env = optgym.make("optgym/ILPNeighborhood-v0", time_budget=float(seconds), step_limit=False)
-    try:
-        # wall seconds are no limit here: the env's CPU budget ends the episode
-        result = make_agent(agent).solve(env, uri, Budget(seconds=20.0 * seconds + 600), seed=0)
-        return float(result.state.extras["objective"])
-    finally:
-        env.close()
-
-
-def better(a: float, b: float, maximize: bool) -> bool:
-    """Whether objective ``a`` beats ``b``."""
-    return a > b if maximize else a < b
-
-
 def load(path: Path) -> dict[str, dict]:
     return json.loads(path.read_text()) if path.exists() else {}
 
@@ -121,9 +93,6 @@ def main(argv: list[str] | None = None) -> int:
         help="only this family (repeatable; default: all)",
     )
     parser.add_argument("--output", type=Path, default=BEST_KNOWN_PATH, help="JSON to update")
-    parser.add_argument(
-        "--lns-agent", help="run this LNS agent for --seconds instead of SCIP (e.g. random-lns)"
-    )
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.count < 0:
         parser.error("--seconds must be > 0 and --count >= 0")
@@ -136,29 +105,6 @@ def main(argv: list[str] | None = None) -> int:
         dataset = IlpDataset(family, "s")
         for uri in dataset.take("test", args.count):
             bench = dataset.benchmark(uri)
-            if args.lns_agent:
-                entry = entries.get(uri)
-                if entry is None or entry.get("sha256") != bench.sha256:
-                    print(f"{uri}: no SCIP entry for this file yet; run without --lns-agent first")
-                    continue
-                done = entry.get("lns") or {}
-                if done.get("agent") == args.lns_agent and done.get("seconds", 0) >= seconds:
-                    print(f"{uri}: kept ({done['objective']})", flush=True)
-                    continue
-                start = time.perf_counter()
-                objective = lns_run(uri, args.lns_agent, seconds)
-                entry["lns"] = {"agent": args.lns_agent, "seconds": seconds,
-                                "objective": objective, "command": command}  # fmt: skip
-                scip = entry.get("scip_objective", entry["objective"])
-                entry["scip_objective"] = scip
-                # the sense: SCIP's dual bound lies beyond its objective
-                use_lns = better(objective, scip, entry["dual_bound"] > scip)
-                entry["objective"] = objective if use_lns else scip
-                entry["source"] = "lns" if use_lns else "scip"
-                save(args.output, entries)
-                print(f"{uri}: {args.lns_agent} {objective} vs SCIP {scip} "
-                      f"({time.perf_counter() - start:.0f} s wall)", flush=True)  # fmt: skip
-                continue
             if is_done(entries.get(uri), bench.sha256, args.seconds):
                 print(f"{uri}: kept ({entries[uri]['objective']})", flush=True)
                 continue
