@@ -211,6 +211,9 @@ class Channel:
         worker is gone, ``TimeoutError`` after ``timeout`` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
         now = time.perf_counter()
+        # The spin never outlasts the timeout: a reply that comes after it is a timeout,
+        # even when it comes while we spin.
+        spin = spin and (timeout is None or timeout > self.SPIN)
         spin_until = now + self.SPIN if spin and self._spare_core(now) else 0.0
         buf, sock = self._buf, self.sock
         got = 0
