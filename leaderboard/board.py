@@ -426,10 +426,36 @@ class Board:
                 "benchmarks": board_benchmarks(task),
                 "reference": list(task.reference) if task.reference else None,
                 "entries": [self._site_entry(e) for e in own],
+                "after_the_fact": self._after_the_fact(task, own),
             })  # fmt: skip
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         return {"generated": now, "optgym_version": optgym.__version__, "ranks": RANKS_NOTE,
                 "tasks": tasks}  # fmt: skip
+
+    def _after_the_fact(self, task: Any, entries: list[dict[str, Any]]) -> dict | None:
+        """The problem's ``board_table`` over the task's entries' result lines (each line's
+        agent set to its entry's name), as ``{"header": [...], "rows": [[...]]}``; None when
+        the problem has none, the task has no entries, or a line or the table cannot be
+        made (the site then shows no table; the entries were verified when filed)."""
+        from optgym.envs import problems
+
+        problem = problems().get(task.problem)
+        if problem is None or problem.board_table is None or not entries:
+            return None
+        rows: list[dict] = []
+        names = [e["name"] for e in entries]
+        try:
+            for e in entries:
+                label = e["name"] if names.count(e["name"]) == 1 else f"{e['name']} {e['id'][:8]}"
+                raw = (self.entry_dir(e["id"]) / RESULTS).read_bytes()
+                for line in raw.splitlines():
+                    row = json.loads(line)
+                    if isinstance(row, dict):
+                        rows.append({**row, "agent": label})
+            header, table = problem.board_table(rows)
+        except (OSError, ValueError, KeyError, TypeError, IndexError, ZeroDivisionError):
+            return None
+        return {"header": [str(h) for h in header], "rows": [list(r) for r in table]}
 
     def replay_command(self, entry_id: str) -> str:
         """The command that verifies an entry of this board again, from any folder: by its

@@ -514,6 +514,8 @@ def _task_body(
             f'<img class="plot" src="benchmarks-{slug}.png" alt="each entry\'s scores per '
             'benchmark: every seed and the mean over seeds">',
         ]
+        if task.get("after_the_fact"):
+            parts.append(_after_the_fact(task["after_the_fact"]))
     else:
         parts.append('<p class="empty">There are no entries yet.</p>')
     links = "".join(
@@ -522,6 +524,28 @@ def _task_body(
     )
     parts.append(f'<h2>Benchmarks</h2>\n<ul class="benchmarks">{links}</ul>')
     return "\n".join(parts)
+
+
+def _after_the_fact(table: dict[str, Any]) -> str:
+    """The problem's table over every entry's lines together (``board_table``): figures
+    measured after the fact across entries, such as gaps to the best any entry found."""
+    header = [_text(h) for h in table.get("header") or []]
+    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
+    body = []
+    for row in table.get("rows") or []:
+        cells = []
+        for value in row:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                cells.append(f"<td{_NUM_CLASS}>{_fmt(value)}</td>")
+            else:
+                cells.append(f"<td>{_esc(_text(value)) if value is not None else 'n/a'}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return (
+        "<h2>Across entries, after the fact</h2>\n<p>Measured over every entry's episodes "
+        "together: each gap is to the best objective any entry (or a reference) found on the "
+        f'instance.</p>\n<table id="after-the-fact"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
 
 
 _BENCH_COLUMNS: tuple[tuple[str, str, bool], ...] = (

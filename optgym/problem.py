@@ -245,7 +245,11 @@ class Problem:
     envs)`` (an :class:`AgentRecord`; ``envs`` restricts the agent to some of the problem's
     env ids): the only record of the built-in agents' names and what they fit;
     ``report(rows, plot_path)`` prints the problem's own tables and plots after a bench run
-    and returns the paths it wrote. ``resources`` is what one episode
+    and returns the paths it wrote; ``board_table(rows)`` makes the header and rows of a
+    table the leaderboard's task page shows under its entries, from every entry's result
+    lines together (each line's ``agent`` is its entry's name): figures measured after the
+    fact across entries, such as gaps to the best any entry found. ``resources`` is what one
+    episode
     asks a Ray cluster for (CPUs, memory). ``backends`` is what a sandboxed agent must not
     reach, so that it cannot build an unmetered env of its own (:mod:`optgym.sandbox`):
     ``"module:NAME"`` (an installed package's folder), ``"site:NAME"`` (a folder in
@@ -259,6 +263,7 @@ class Problem:
     tasks: tuple[Task, ...] = ()
     agents: Mapping[str, AgentRecord | tuple[Any, ...]] = field(default_factory=dict)
     report: Callable[[list[dict], Path], list[Path]] | None = None
+    board_table: Callable[[list[dict]], tuple[tuple[str, ...], list[tuple]]] | None = None
     resources: Resources = Resources()
     backends: tuple[str, ...] = ()
 

@@ -1,7 +1,7 @@
 """Make the initial leaderboard: every task's reference and baseline agents, as entries.
 
     .venv/bin/python scripts/initial_board.py [--reuse DIR] [--work DIR] [--only TASK] [--fresh]
-        [--workers N]
+        [--workers N] [--agent AGENT]
     .venv/bin/python scripts/initial_board.py --reverify [--only TASK]
 
 For each task and each of its ``reference_agents`` (the task record says which: references
@@ -109,14 +109,23 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path("results/board"))
     parser.add_argument("--only", action="append", help="only this task (repeatable)")
     parser.add_argument(
+        "--agent", action="append", help="only this agent's entries (repeatable; no rounds)"
+    )
+    parser.add_argument(
         "--fresh", action="store_true", help="remove the board's entries of these tasks first"
     )
     parser.add_argument(
-        "--workers", type=int, default=1, help="episodes run at once (default 1; time-counting "
-        "tasks want 1 on an otherwise idle machine)"
+        "--workers",
+        type=int,
+        default=1,
+        help="episodes run at once (default 1; time-counting "
+        "tasks want 1 on an otherwise idle machine)",
     )
-    parser.add_argument("--reverify", action="store_true",
-                        help="verify and sign the committed entries again, run nothing new")
+    parser.add_argument(
+        "--reverify",
+        action="store_true",
+        help="verify and sign the committed entries again, run nothing new",
+    )
     args = parser.parse_args()
     board = Board()
     if args.reverify:
@@ -129,6 +138,8 @@ def main() -> int:
         if args.fresh:
             shutil.rmtree(board.root / "entries" / task, ignore_errors=True)
         for agent, name in agents:
+            if args.agent and agent not in args.agent:
+                continue
             out = args.work / task / agent
             if args.reuse is not None:
                 reused = _reuse(args.reuse / f"{task}.jsonl", task, agent, out)
@@ -139,7 +150,7 @@ def main() -> int:
             )  # fmt: skip
             _add(board, out)
     for task, round_name, agent, name in ROUNDS:
-        if args.only and task not in args.only:
+        if (args.only and task not in args.only) or args.agent:
             continue
         out = args.work / task / f"{agent}-{round_name}"
         rerun(agent, task, round_name, out, display_name=name, authors=("OptGym maintainers",),

@@ -152,16 +152,50 @@ def test_agent_settings_default_per_family_and_given_ones_win():
         assert chosen["subproblem_time"] == defaults.get("subproblem_time")
         assert chosen["lp"] is defaults.get("lp", True)
         assert chosen["sample"] is defaults.get("sample", False)
-    given = make_agent("cl-lns:subproblem_time=1.5,lp=true,sample=false")
+        assert chosen["head_start"] == defaults.get("head_start", 0)
+        assert chosen["rescore"] == defaults.get("rescore", 1)
+        assert chosen["k_reset"] is defaults.get("k_reset", False)
+    given = make_agent(
+        "cl-lns:subproblem_time=1.5,lp=true,sample=false,head_start=2,rescore=3,"
+        "k_reset=false,temperature=2"
+    )
     chosen = given.settings_for("generator://vertex-cover-s-v0/1000")
-    assert chosen == {"subproblem_time": 1.5, "lp": True, "sample": False}
+    assert chosen == {
+        "subproblem_time": 1.5, "lp": True, "sample": False, "head_start": 2.0, "rescore": 3,
+        "temperature": 2.0, "k_reset": False,
+    }  # fmt: skip
     # an instance of no family keeps the env's sub-MIP time, the LP column and the top k
-    none = {"subproblem_time": None, "lp": True, "sample": False}
+    none = {
+        "subproblem_time": None, "lp": True, "sample": False, "head_start": 0.0, "rescore": 1,
+        "temperature": 1.0, "k_reset": False,
+    }  # fmt: skip
     assert ClLns().settings_for("file:///x.mps") == none
-    with pytest.raises(ValueError, match="subproblem_time"):
-        ClLns(subproblem_time=0.0)
-    with pytest.raises(ValueError, match="warmup"):
-        ClLns(warmup=-1)
+    for bad, match in (
+        ({"subproblem_time": 0.0}, "subproblem_time"),
+        ({"warmup": -1}, "warmup"),
+        ({"rescore": 0}, "rescore must be a positive integer, got 0"),
+        ({"head_start": -1.0}, "head_start must be >= 0 CPU seconds"),
+        ({"temperature": float("nan")}, "temperature must be > 0"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            ClLns(**bad)
+
+
+def test_head_start_frees_everything_first_and_k_reset_restarts_k(small):
+    path = str(weights_path("vertex-cover"))
+    with lns_env(small, subproblem_time=0.2, time_budget=8.0) as e:
+        e.reset(options={"benchmark": small})
+        n_int = len(e.problem.int_indices)
+        agent = ClLns(path=path, head_start=0.5, k_reset=True, rescore=2, sample=True)
+        result = agent.solve(e, small, Budget(seconds=8), seed=0)
+        sizes = result.state.actions
+        assert sizes[0] == n_int  # the head start: SCIP on the whole problem
+        # k_reset: each learned step frees k_start * n_int after an improving step
+        assert sizes[1] == round(e.k_start * n_int)
+        assert all(size <= e.k_max * n_int + 1 for size in sizes[1:])
+        # the env's controls are as they were
+        assert e.neighborhood_size is None and e.subproblem_time == 0.2
+        assert e.validate(result.state).ok
 
 
 def test_episode_inputs_without_lp_leave_the_lp_column_zero(small):

@@ -70,3 +70,36 @@ def test_committed_board_in_chromium(browser: Any, shown_rows: Any, tmp_path: Pa
         pattern = re.compile(r"task-pass-ordering-[0-9a-f]{12}\.html")
         browser.get(next(p for p in paths if pattern.fullmatch(p.name)).as_uri())
         browser.save_screenshot(os.environ["OPTGYM_BOARD_SCREENSHOT"])
+
+
+def test_lns_task_pages_measure_gaps_across_entries(tmp_path: Path) -> None:
+    """An LNS task's page has the problem's after-the-fact table: one row per entry, gaps
+    against the best objective any entry found (recomputed here from the entries' lines);
+    a results file that no longer reads leaves the page without it, not broken."""
+    import json
+    import shutil
+
+    from optgym.envs.lns.report import lns_summary
+    from optgym.leaderboard.submission import RESULTS
+
+    shipped = Board(db=Path("/nonexistent/unused.sqlite"))
+    root = tmp_path / "board"
+    shutil.copytree(shipped.root, root)
+    board = Board(root, db=tmp_path / "index.sqlite")
+    tasks = {t["name"]: t for t in board.site_data()["tasks"]}
+    task = tasks["lns-vertex-cover"]
+    table = task["after_the_fact"]
+    assert table["header"][:4] == ["entry", "episodes", "primal gap", "primal integral"]
+    assert sorted(r[0] for r in table["rows"]) == sorted(e["name"] for e in task["entries"])
+    rows = []
+    for e in task["entries"]:
+        lines = (board.entry_dir(e["id"]) / RESULTS).read_text().splitlines()
+        rows += [{**json.loads(line), "agent": e["name"]} for line in lines]
+    expected = {r[0]: r for r in lns_summary(rows)}
+    for row in table["rows"]:
+        assert 0.0 <= row[2] <= 1.0 and row[3] >= 0.0
+        assert row == list(expected[row[0]])
+    assert tasks["path-planning"]["after_the_fact"] is None  # its problem has no such table
+    (board.entry_dir(task["entries"][0]["id"]) / RESULTS).write_text("{not json\n")
+    again = {t["name"]: t for t in board.site_data()["tasks"]}
+    assert again["lns-vertex-cover"]["after_the_fact"] is None

@@ -182,7 +182,9 @@ def test_hostile_strings_stay_text(tmp_path: Path) -> None:
     others[-1]["name"] = "lone \ud800 surrogate and \x00 NUL"  # written, plotted, not fatal
     task = _task(HOSTILE, [entry, *others], score_name=HOSTILE, budget=HOSTILE,
                  problem=HOSTILE, aggregate=HOSTILE, benchmarks=[HOSTILE, "../../etc/passwd"],
-                 reference=[1.0, HOSTILE], hardware_dependent=True)  # fmt: skip
+                 reference=[1.0, HOSTILE], hardware_dependent=True,
+                 after_the_fact={"header": [HOSTILE, "n"],
+                                 "rows": [[HOSTILE, 1.5], [None, 2]]})  # fmt: skip
     data = _data(task)
     data["generated"] = data["optgym_version"] = HOSTILE
     paths = build_site(data, tmp_path)
@@ -198,6 +200,7 @@ def test_hostile_strings_stay_text(tmp_path: Path) -> None:
         assert all(x == "https://example.org/code" for x in external), external
     task_page = _task_page(paths).read_text(encoding="utf-8")
     assert "javascript:alert(1)" in task_page  # shown as text, not linked
+    assert _parse(_task_page(paths), "after-the-fact").rows == 2  # the problem's own table
     assert 'href="javascript' not in task_page.lower()
 
 

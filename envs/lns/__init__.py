@@ -27,6 +27,12 @@ def _report(rows: list[dict], plot_path: Path) -> list[Path]:
     return [plot_gap_over_time(rows, plot_path.with_name(plot_path.stem + "-gap.png"))]
 
 
+def _board_table(rows: list[dict]) -> tuple[tuple[str, ...], list[tuple]]:
+    from optgym.envs.lns.report import board_table
+
+    return board_table(rows)
+
+
 _AGENTS = "optgym.agents.lns"
 PROBLEM = Problem(
     name="lns",
@@ -56,7 +62,7 @@ PROBLEM = Problem(
             budget=Budget(seconds=60.0),
             score=objective_vs_best_known,
             score_name="objective vs best known (geomean; 1 = best known)",
-            reference_agents=("scip", "random-lns"),
+            reference_agents=("scip", "random-lns", "lb-relax", "cl-lns"),
             reference=(1.0, "best known (1.0)"),
             board_size=2,
         )
@@ -75,6 +81,7 @@ PROBLEM = Problem(
         ),
     },
     report=_report,
+    board_table=_board_table,
     # What one episode asks a Ray cluster for: peak 1460 MiB measured on a small set-cover
     # instance, SCIP worker included.
     resources=Resources(cpus=1, memory_mb=2048),

@@ -109,9 +109,10 @@ def work_horizons(rows: list[dict]) -> dict[str, float]:
     return out
 
 
-def lns_table(rows: list[dict]) -> str:
-    """Mean final primal gap, mean primal integral (CPU seconds), mean gap over the work
-    axis and survival rate per agent, all against the references of :func:`references`."""
+def lns_summary(rows: list[dict]) -> list[tuple[str, int, float, float, float | None, float]]:
+    """Per agent (in the order of its first line): episodes, mean final primal gap, mean
+    primal integral (CPU seconds), mean gap over the work axis (None when an episode has no
+    work axis) and survival rate, all against the references of :func:`references`."""
     refs = references(rows)
     spans = work_horizons(rows)
     agents: dict[str, list[tuple[float, float, float | None]]] = {}
@@ -120,21 +121,43 @@ def lns_table(rows: list[dict]) -> str:
         gap, integral = episode_metrics(r, ref, episode_horizon(r))
         on_work = work_gap(r, ref, spans.get(r["benchmark"], 0))
         agents.setdefault(r["agent"], []).append((gap, integral, on_work))
+    out = []
+    for agent, metrics in agents.items():
+        gaps = [g for g, _, _ in metrics]
+        on_work = [w for _, _, w in metrics if w is not None]
+        work = float(np.mean(on_work)) if len(on_work) == len(metrics) else None
+        survival = sum(g <= SURVIVAL_GAP for g in gaps) / len(gaps)
+        integral = float(np.mean([i for _, i, _ in metrics]))
+        out.append((agent, len(metrics), float(np.mean(gaps)), integral, work, survival))
+    return out
+
+
+#: The columns of :func:`lns_summary` (after the agent), as the tables name them.
+SUMMARY_COLUMNS = (
+    "episodes", "primal gap", "primal integral", "gap over work", "survival (gap<=1%)",
+)  # fmt: skip
+
+
+def lns_table(rows: list[dict]) -> str:
+    """:func:`lns_summary` as a text table."""
     lines = [
         f"{'agent':<12} {'episodes':>8} {'primal gap':>11} {'primal integral':>16} "
         f"{'gap over work':>14} {'survival (gap<=1%)':>19}"
     ]
-    for agent, metrics in agents.items():
-        gaps = [g for g, _, _ in metrics]
-        integrals = [i for _, i, _ in metrics]
-        on_work = [w for _, _, w in metrics if w is not None]
-        work_text = f"{np.mean(on_work):.4f}" if len(on_work) == len(metrics) else "n/a"
-        survival = sum(g <= SURVIVAL_GAP for g in gaps) / len(gaps)
+    for agent, episodes, gap, integral, work, survival in lns_summary(rows):
+        work_text = "n/a" if work is None else f"{work:.4f}"
         lines.append(
-            f"{agent:<12} {len(metrics):>8} {np.mean(gaps):>11.4f} {np.mean(integrals):>16.3f} "
+            f"{agent:<12} {episodes:>8} {gap:>11.4f} {integral:>16.3f} "
             f"{work_text:>14} {survival:>19.2f}"
         )
     return "\n".join(lines)
+
+
+def board_table(rows: list[dict]) -> tuple[tuple[str, ...], list[tuple]]:
+    """The leaderboard's after-the-fact table of an LNS task: :func:`lns_summary` over every
+    entry's lines (each line's ``agent`` is its entry's name), so that the gaps are against
+    the best objective any entry (or a reference) found on each instance."""
+    return ("entry", *SUMMARY_COLUMNS), [tuple(r) for r in lns_summary(rows)]
 
 
 def plot_gap_over_time(rows: list[dict], path: Path, horizon: float | None = None) -> Path:
