@@ -140,10 +140,9 @@ SUMMARY_COLUMNS = (
 
 def lns_table(rows: list[dict]) -> str:
     """:func:`lns_summary` as a text table."""
-    lines = [
-        f"{'agent':<12} {'episodes':>8} {'primal gap':>11} {'primal integral':>16} "
-        f"{'gap over work':>14} {'survival (gap<=1%)':>19}"
-    ]
+    widths = (8, 11, 16, 14, 19)
+    head = " ".join(f"{name:>{w}}" for name, w in zip(SUMMARY_COLUMNS, widths, strict=True))
+    lines = [f"{'agent':<12} {head}"]
     for agent, episodes, gap, integral, work, survival in lns_summary(rows):
         work_text = "n/a" if work is None else f"{work:.4f}"
         lines.append(
