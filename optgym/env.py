@@ -277,7 +277,8 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
     #: env's ``_replay`` checks that they hold together, ``check_extras`` does not compare them.
     measured_extras: ClassVar[frozenset[str]] = frozenset()
     #: Measured extras a version added after states were published: a state without them
-    #: still validates (the env's ``_replay`` reads them as optional).
+    #: still validates (the env's ``_replay`` reads them as optional). They came together, so
+    #: a state holds all of them or none: one that holds some is from no version.
     extras_added: ClassVar[frozenset[str]] = frozenset()
     #: Keys of ``state.extras`` that agents may add (e.g. a search's trace), checked by
     #: ``_check_agent_extras``.
@@ -720,6 +721,13 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
         missing = sorted(set(replayed) - set(claimed) - self.extras_added)
         if missing:
             return f"extras lack {', '.join(missing)}"
+        added = self.extras_added & set(replayed)
+        if added & set(claimed) and not added <= set(claimed):
+            return (
+                f"extras lack {', '.join(sorted(added - set(claimed)))}; allowed: all of "
+                f"{', '.join(sorted(added))} (as this version records them) or none (as "
+                "states made before it)"
+            )
         unknown = sorted(set(claimed) - set(replayed) - self.agent_extras)
         if unknown:
             allowed = ", ".join(sorted(set(replayed) | self.agent_extras)) or "none"

@@ -224,3 +224,17 @@ def test_tampered_trace_or_integral_fails_validation(env):
         change(bad)
         result = env.validate(bad)
         assert not result.ok and match in result.error, (match, result.error)
+    # The measured extras that came with the work axis come all together (this version) or
+    # not at all (a state made before it): the line validator's check_extras says which.
+    used = {"seconds": state.extras["cpu_seconds"]}
+    for drop, error in [((), None), (("horizon",), "extras lack horizon; allowed: all of")]:
+        bad = EpisodeState.from_dict(json.loads(state.to_json()))
+        for key in drop:
+            bad.extras.pop(key)
+        assert env.validate(bad).ok
+        found = env.unwrapped.check_extras(bad.extras, used)
+        assert found is None if error is None else error in (found or ""), found
+    old = EpisodeState.from_dict(json.loads(state.to_json()))
+    for key in env.unwrapped.extras_added:
+        old.extras.pop(key)
+    assert env.validate(old).ok and env.unwrapped.check_extras(old.extras, used) is None
