@@ -272,6 +272,50 @@ def test_times_are_cpu_times_over_a_minimum_timed_span():
         timer.close()
 
 
+def test_paired_timing_interleaves_rounds_and_its_cache_rows_are_checked(tmp_path):
+    """A schedule timed against a reference in one worker: one ratio per round, the median
+    of them reported, each side's minimum kept; Adams2019 on matmul runs many times faster
+    than the naive schedule. A cached pair is read back; a row whose ratio was edited (and
+    re-tagged by someone holding the key) or made impossible is measured again."""
+    import json
+    import statistics
+
+    from optgym import integrity
+    from optgym.envs.schedule.env import reference_schedule
+    from optgym.envs.schedule.measure import TAG_PURPOSE, Timer
+    from optgym.envs.schedule.worker import PAIR_MIN_RUNS, PAIR_ROUNDS
+
+    spec = ops_spec("matmul-192").to_json()
+    timer = Timer(threads=1, cache_path=tmp_path / "m.sqlite")
+    try:
+        m = timer.measure_paired(spec, reference_schedule("Adams2019-beam1"), "naive")
+        assert len(m.ratios) == PAIR_ROUNDS and m.ratio == statistics.median(m.ratios)
+        assert m.time_s == min(m.times) and m.reference_s > 0 and m.output_ok
+        assert m.timed_runs >= 2 * PAIR_ROUNDS * PAIR_MIN_RUNS and not m.early_stop
+        assert m.ratio > 3, m.ratio  # measured at 13-17x on this machine
+        again = timer.measure_paired(spec, reference_schedule("Adams2019-beam1"), "naive")
+        assert again.cached and again.ratio == m.ratio and timer.measurements == 1
+        # the unpaired measurement of the same schedule is another row
+        assert timer.measure(spec, reference_schedule("Adams2019-beam1")).ratio is None
+        db = timer.cache.db
+        for bad in (-1.0, float("nan"), None):
+            pipeline, schedule, host, halide, threads, protocol, value = db.execute(
+                "SELECT pipeline, schedule, host, halide, threads, protocol, value FROM "
+                "measurements WHERE schedule LIKE '[\"paired\"%'"
+            ).fetchone()
+            value = json.dumps(dict(json.loads(value), ratio=bad), sort_keys=True)
+            key = (pipeline, schedule, host, halide, threads, protocol)
+            tag = integrity.tag(timer.cache._signed(key, value), TAG_PURPOSE)
+            db.execute(
+                "UPDATE measurements SET value=?, tag=? WHERE schedule=?", (value, tag, schedule)
+            )
+            with pytest.warns(UserWarning, match="measuring it again"):
+                fresh = timer.measure_paired(spec, reference_schedule("Adams2019-beam1"), "naive")
+            assert not fresh.cached and fresh.ratio > 3
+    finally:
+        timer.close()
+
+
 # --------------------------------------------------------------------------- actions
 
 

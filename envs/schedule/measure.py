@@ -35,7 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from optgym import integrity
-from optgym.envs.schedule.worker import MIN_TIMED_S, WARM_S, read_message, write_message
+from optgym.envs.schedule.worker import (
+    MIN_TIMED_S,
+    PAIR_BURST_S,
+    PAIR_MIN_RUNS,
+    PAIR_ROUNDS,
+    WARM_S,
+    read_message,
+    write_message,
+)
 
 TAG_PURPOSE = "schedule-measurement"
 _COLUMNS = ("pipeline", "schedule", "host", "halide", "threads", "protocol", "value", "created",
@@ -69,6 +77,11 @@ class Measurement:
     clamped_inputs: bool = False  # rerun with inputs clamped to their edges (see worker)
     timed_runs: int = 0  # how many runs the minimum is over (``times`` keeps the first few)
     timed_s: float = 0.0  # what those runs added up to on the clock
+    # paired timing (``Timer.measure_paired``): the median over rounds of reference time /
+    # this schedule's time, the reference's minimum, and each round's ratio
+    ratio: float | None = None
+    reference_s: float | None = None
+    ratios: list[float] | None = None
 
 
 def halide_version() -> str:
@@ -313,10 +326,20 @@ def _measurement(value: str) -> Measurement | None:
         m = Measurement(**dict(obj, cached=True))
     except (ValueError, TypeError):
         return None
-    t = m.time_s
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < float("inf"):
+    if not _positive(m.time_s):
         return None
+    if m.ratio is not None or m.reference_s is not None or m.ratios is not None:
+        ratios = m.ratios if isinstance(m.ratios, list) else [None]
+        if not (_positive(m.ratio) and _positive(m.reference_s) and ratios):
+            return None
+        if not all(_positive(r) for r in ratios):
+            return None
     return m
+
+
+def _positive(t: Any) -> bool:
+    """Whether ``t`` is a finite number > 0 (not a bool)."""
+    return not isinstance(t, bool) and isinstance(t, (int, float)) and 0 < t < float("inf")
 
 
 class Timer:
@@ -375,38 +398,86 @@ class Timer:
             hit = cache.get(spec_json, _jsonable(schedule))
             if hit is not None:
                 return hit
-        start = time.perf_counter()
-        try:
-            result = self.worker.request(
-                {
-                    "spec": spec_json,
-                    "schedule": schedule,
-                    "samples": self.samples,
-                    "check": True,
-                    "slow_limit_s": slow_limit_s,
-                    "clock": self.clock,
-                }
-            )
-        finally:
-            self.seconds += time.perf_counter() - start
-            self.measurements += 1
-        m = Measurement(
-            time_s=result["time_s"],
-            times=result["times"],
-            output_ok=result["output_ok"],
-            compile_s=result["compile_s"],
-            early_stop=result["early_stop"],
-            schedule_source=result["schedule_source"],
-            clamped_inputs=result.get("clamped_inputs", False),
-            timed_runs=result.get("timed_runs", len(result["times"])),
-            timed_s=result.get("timed_s", sum(result["times"])),
+        result = self._request(
+            {
+                "spec": spec_json,
+                "schedule": schedule,
+                "samples": self.samples,
+                "check": True,
+                "slow_limit_s": slow_limit_s,
+                "clock": self.clock,
+            }
         )
+        m = _from_result(result)
         if cache is not None:
             cache.put(spec_json, _jsonable(schedule), m)
         return m
 
+    def measure_paired(
+        self,
+        spec_json: str,
+        schedule: Any,
+        reference: Any,
+        slow_limit_s: float | None = None,
+        fresh: bool = False,
+    ) -> Measurement:
+        """Time ``schedule`` against ``reference`` (both as for :meth:`measure`) in rounds
+        in one worker (:func:`optgym.envs.schedule.worker.time_paired`): the measurement's
+        ``ratio`` is how many times faster ``schedule`` ran than ``reference`` (median over
+        rounds), ``time_s`` and ``reference_s`` each side's minimum. Cached under the pair
+        and the pairing's settings."""
+        cache = self.cache
+        key = ["paired", _PAIR_PROTOCOL, _jsonable(reference), _jsonable(schedule)]
+        if cache is not None and not fresh:
+            hit = cache.get(spec_json, key)
+            if hit is not None and hit.ratio is not None:
+                return hit
+        result = self._request(
+            {
+                "spec": spec_json,
+                "schedule": schedule,
+                "pair": reference,
+                "check": True,
+                "slow_limit_s": slow_limit_s,
+                "clock": self.clock,
+            }
+        )
+        m = _from_result(result)
+        if cache is not None:
+            cache.put(spec_json, key, m)
+        return m
+
+    def _request(self, request: dict[str, Any]) -> dict[str, Any]:
+        start = time.perf_counter()
+        try:
+            return self.worker.request(request)
+        finally:
+            self.seconds += time.perf_counter() - start
+            self.measurements += 1
+
     def close(self) -> None:
         self.worker.close()
+
+
+_PAIR_PROTOCOL = f"rounds={PAIR_ROUNDS},burst_s={PAIR_BURST_S},min_runs={PAIR_MIN_RUNS}"
+
+
+def _from_result(result: dict[str, Any]) -> Measurement:
+    """A worker's reply as a measurement."""
+    return Measurement(
+        time_s=result["time_s"],
+        times=result["times"],
+        output_ok=result["output_ok"],
+        compile_s=result["compile_s"],
+        early_stop=result["early_stop"],
+        schedule_source=result["schedule_source"],
+        clamped_inputs=result.get("clamped_inputs", False),
+        timed_runs=result.get("timed_runs", len(result["times"])),
+        timed_s=result.get("timed_s", sum(result["times"])),
+        ratio=result.get("ratio"),
+        reference_s=result.get("reference_s"),
+        ratios=result.get("ratios"),
+    )
 
 
 def _jsonable(schedule: Any) -> Any:

@@ -114,6 +114,99 @@ def time_pipeline(
     }
 
 
+# Paired timing (``time_paired``): rounds of a short burst of the reference schedule and
+# one of the candidate, in alternating order, each burst the minimum of at least
+# PAIR_MIN_RUNS runs that add up to PAIR_BURST_S seconds; the figure is the median of the
+# rounds' ratios. A slow spell of the host then slows both sides of the rounds it falls in.
+PAIR_ROUNDS = 15
+PAIR_BURST_S = 0.01
+PAIR_MIN_RUNS = 2
+
+
+def _burst(
+    lowered: Any, buf: Any, now: Any, seconds: float, min_runs: int
+) -> tuple[float, int, float]:
+    """(minimum, count, sum) of back-to-back runs: at least ``min_runs``, more until they add
+    up to ``seconds`` (at most MAX_SAMPLES)."""
+    best, total, runs = float("inf"), 0.0, 0
+    while runs < min_runs or (total < seconds and runs < MAX_SAMPLES):
+        start = now()
+        lowered.realize(buf)
+        took = now() - start
+        best, total, runs = min(best, took), total + took, runs + 1
+    return best, runs, total
+
+
+def time_paired(
+    candidate: Any,
+    reference: Any,
+    target: Any,
+    expected: Any,
+    rounds: int = PAIR_ROUNDS,
+    slow_limit_s: float | None = None,
+    burst_s: float = PAIR_BURST_S,
+    clock: str = "wall",
+) -> dict[str, Any]:
+    """Time a candidate schedule against a reference schedule of the same pipeline in the
+    same process: both compiled and run once (the candidate's output checked against
+    ``expected`` unless None), warmed up in turn, then ``rounds`` rounds of one burst each
+    (see :data:`PAIR_BURST_S`), the reference first in even rounds and the candidate first
+    in odd ones. ``ratio`` is the median over rounds of reference / candidate (how many
+    times faster the candidate is); ``time_s`` and ``reference_s`` are each side's minimum
+    over all its runs. A candidate whose first run takes longer than ``slow_limit_s`` gets
+    one round of single runs ("early stop")."""
+    import statistics
+
+    from optgym.datasets.schedule.ops import outputs_match
+    from optgym.envs.schedule.lower import to_numpy
+
+    now = CLOCKS[clock]
+    start = time.perf_counter()
+    candidate.pipeline.compile_jit(target)
+    compile_s = time.perf_counter() - start
+    reference.pipeline.compile_jit(target)
+    bufs = candidate.output_buffer(), reference.output_buffer()
+    start = now()
+    candidate.realize(bufs[0])
+    warmup = now() - start
+    ok = None if expected is None else bool(outputs_match(to_numpy(bufs[0]), expected))
+    reference.realize(bufs[1])
+    early = slow_limit_s is not None and warmup > slow_limit_s
+    if early:
+        rounds, burst_s, min_runs = 1, 0.0, 1
+    else:
+        min_runs = PAIR_MIN_RUNS
+        until = time.perf_counter() + WARM_S
+        while time.perf_counter() < until:  # both at their steady speed before timing
+            candidate.realize(bufs[0])
+            reference.realize(bufs[1])
+    ratios, cand, ref, runs, timed = [], [], [], 0, 0.0
+    for r in range(rounds):
+        order = (reference, candidate) if r % 2 == 0 else (candidate, reference)
+        got = {}
+        for lowered in order:
+            buf = bufs[0] if lowered is candidate else bufs[1]
+            got[id(lowered)], n, took = _burst(lowered, buf, now, burst_s, min_runs)
+            runs, timed = runs + n, timed + took
+        cand.append(got[id(candidate)])
+        ref.append(got[id(reference)])
+        ratios.append(ref[-1] / cand[-1])
+    return {
+        "time_s": min(cand),
+        "reference_s": min(ref),
+        "ratio": statistics.median(ratios),
+        "ratios": ratios,
+        "times": cand[:TIMES_KEPT],
+        "reference_times": ref[:TIMES_KEPT],
+        "timed_runs": runs,
+        "timed_s": timed,
+        "warmup_s": warmup,
+        "output_ok": ok,
+        "compile_s": compile_s,
+        "early_stop": early,
+    }
+
+
 class Measurer:
     """Holds the Halide module, the loaded autoscheduler plugins and per-pipeline data."""
 
@@ -145,32 +238,52 @@ class Measurer:
             self._data = {spec_json: (spec, input_data(spec), reference_output(spec))}
         return self._data[spec_json]
 
-    def measure(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _scheduled(self, spec: Any, data: Any, kind: Any, clamp: bool) -> tuple[Any, Any]:
+        """The pipeline lowered and scheduled by ``kind`` ("naive", an autoscheduler or
+        stage actions), and the autoscheduler's schedule source (None otherwise)."""
         from optgym.envs.schedule.actions import apply_schedule
         from optgym.envs.schedule.lower import apply_naive, lower
 
+        lowered = lower(spec, data, clamp_inputs=clamp)
+        source = None
+        if kind == "naive":
+            apply_naive(lowered)
+        elif isinstance(kind, tuple) and kind[0] == "autoscheduler":
+            _, name, params = kind
+            self._load_plugin(name)
+            result = lowered.pipeline.apply_autoscheduler(
+                self.target, self.hl.AutoschedulerParams(name, dict(params))
+            )
+            source = result.schedule_source
+        else:
+            apply_schedule(lowered, kind)
+        return lowered, source
+
+    def measure(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Time ``request["schedule"]`` alone, or against ``request["pair"]`` (a reference
+        schedule) with :func:`time_paired`."""
         hl = self.hl
         spec, data, reference = self._spec_data(request["spec"])
-        kind = request["schedule"]
+        expected = reference if request.get("check", True) else None
         for clamp in (False, True):
-            lowered = lower(spec, data, clamp_inputs=clamp)
-            source = None
-            if kind == "naive":
-                apply_naive(lowered)
-            elif isinstance(kind, tuple) and kind[0] == "autoscheduler":
-                _, name, params = kind
-                self._load_plugin(name)
-                result = lowered.pipeline.apply_autoscheduler(
-                    self.target, hl.AutoschedulerParams(name, dict(params))
-                )
-                source = result.schedule_source
-            else:
-                apply_schedule(lowered, kind)
+            lowered, source = self._scheduled(spec, data, request["schedule"], clamp)
             try:
+                if request.get("pair") is not None:
+                    paired, _ = self._scheduled(spec, data, request["pair"], clamp)
+                    result = time_paired(
+                        lowered,
+                        paired,
+                        self.target,
+                        expected,
+                        int(request.get("rounds", PAIR_ROUNDS)),
+                        request.get("slow_limit_s"),
+                        clock=request.get("clock", "wall"),
+                    )
+                    break
                 result = time_pipeline(
                     lowered,
                     self.target,
-                    reference if request.get("check", True) else None,
+                    expected,
                     int(request.get("samples", 15)),
                     request.get("slow_limit_s"),
                     float(request.get("min_time_s", MIN_TIMED_S)),
