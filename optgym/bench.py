@@ -185,6 +185,10 @@ def play_episode(
                 f"replay does not reproduce the agent's reward: claimed {state.reward!r}, "
                 f"replay gave {replayed!r} (tolerance: {base.reward_tolerance})"
             )
+        # a measured reward is written as measured again, apart from the agent's search
+        state = base.restate(state)
+        row["state"] = state.to_dict()
+        row["reward"] = state.reward
         score = float(task.score(env))
         if not math.isfinite(score):
             raise ValueError(f"score is not finite: {score!r}")

@@ -742,6 +742,14 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
             return str(e)
         return None
 
+    def restate(self, state: EpisodeState) -> EpisodeState:
+        """The state the runner writes for an episode it has just replayed
+        (``apply(state)``): ``state`` itself, unless the env's reward is a measurement that
+        a search may have repeated and kept the best of (a timing). Such an env measures the
+        final state again, independently of every measurement the search made, and returns
+        ``state`` with that reward and its measured extras (the env then holds them too)."""
+        return state
+
     def fork(self: EnvType) -> EnvType:
         """An independent copy at the same point of the episode, of the same class. It shares
         the budget meter (work on a fork counts) and whatever the env documents as shared

@@ -37,3 +37,51 @@ def test_bench_schedule_search_prints_speedups_and_validates(
     assert all(r["state"]["config"]["mode"] == "cache" for r in rows)
     assert main(["validate", str(results), "--budget", "calls=2"]) == 0
     assert "2 passed, 0 failed" in capsys.readouterr().out
+
+
+def test_the_runner_writes_a_fresh_measurement_not_the_searchs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A measurement the search relied on (here a cached row claiming Adams2019 ran 100x
+    faster than it does, tagged as this installation would) is not what the line says: the
+    runner measures the final schedule and the naive one again before writing, and the
+    line then validates on that figure."""
+    import math
+
+    import gymnasium as gym
+
+    from optgym import integrity
+    from optgym.bench import run_bench
+    from optgym.budget import Budget
+    from optgym.envs.schedule.measure import TAG_PURPOSE
+
+    monkeypatch.setenv("OPTGYM_CACHE", str(tmp_path / "cache"))
+    env = gym.make("optgym/ScheduleSearch-v0", mode="cache").unwrapped
+    try:
+        env.reset(options={"benchmark": SMALL})
+        honest = env.apply_reference("Adams2019-beam1")[1]
+        cache = env.timer.cache
+        rows = cache.db.execute(
+            "SELECT pipeline, schedule, host, halide, threads, protocol, "
+            "value FROM measurements WHERE schedule LIKE 'autoscheduler:%'"
+        )
+        for *key, value in rows.fetchall():
+            forged = json.loads(value)
+            forged["time_s"] /= 100
+            value = json.dumps(forged, sort_keys=True)
+            tag = integrity.tag(cache._signed(tuple(key), value), TAG_PURPOSE)
+            cache.db.execute("UPDATE measurements SET value=?, tag=? WHERE schedule=?",
+                             (value, tag, key[1]))  # fmt: skip
+        cache.db.commit()
+    finally:
+        env.close()
+    results = tmp_path / "r.jsonl"
+    (row,) = run_bench("schedule-search", ["adams2019-b1"], [SMALL], [0], Budget.parse("calls=2"),
+                       results, progress=False)  # fmt: skip
+    assert row["error"] is None, row["error"]
+    # the forged row would give log(100) more than the honest figure; the line is within 20%
+    assert abs(row["reward"] - honest) < math.log(1.2), (row["reward"], honest)
+    assert row["state"]["extras"]["runtime_s"] == pytest.approx(
+        math.exp(-row["reward"]) * row["state"]["extras"]["naive_s"]
+    )
+    assert main(["validate", str(results), "--budget", "calls=2"]) == 0
