@@ -143,12 +143,14 @@ def test_optgym_train_is_the_one_way_to_train_a_learned_agent() -> None:
 
     import optgym.agents.planning.rl as rl
     import optgym.agents.schedule.value as value
+    import optgym.agents.schedule.value_data as value_data
+    import optgym.agents.schedule.value_training as value_training
     from optgym.agents import resolve_agent
     from optgym.bench import benchmark_uris
     from optgym.cli import build_parser
     from optgym.envs.schedule.model import MAKE_COMMAND
 
-    for module in (rl, value):  # no training entry of their own
+    for module in (rl, value, value_data, value_training):  # no training entry of their own
         assert not hasattr(module, "main"), module.__name__
         assert "__main__" not in open(module.__file__, encoding="utf-8").read()
     words = shlex.split(MAKE_COMMAND)

@@ -12,7 +12,9 @@ import torch
 
 import optgym  # noqa: F401
 from optgym.agents import make_agent
-from optgym.agents.schedule.value import ValueFunctionAgent, collect, load_data, train
+from optgym.agents.schedule.value import ValueFunctionAgent
+from optgym.agents.schedule.value_data import collect, load_data
+from optgym.agents.schedule.value_training import train
 from optgym.budget import Budget
 from optgym.cli import main as optgym_main
 from optgym.envs.schedule.actions import sample_action
