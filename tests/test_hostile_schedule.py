@@ -110,19 +110,21 @@ def test_a_cache_line_that_replays_far_off_is_measured_again_before_it_fails(cac
     reward, _ = _episode(env)
     state = env.state
     cache = env.timer.cache
-    from optgym.envs.schedule.measure import _jsonable
+    from optgym.envs.schedule.measure import paired_key
 
-    key = _jsonable(env._schedules)
+    key = paired_key(env._schedules, "naive")
     stored = cache.get(env.pipeline_json, key)
-    cache.put(env.pipeline_json, key, type(stored)(**dict(stored.__dict__, time_s=stored.time_s
-                                                           / 50, cached=False)))  # fmt: skip
+    cache.put(env.pipeline_json, key, type(stored)(**dict(
+        stored.__dict__, time_s=stored.time_s / 50, ratio=stored.ratio * 50,
+        cached=False)))  # fmt: skip
     result = env.validate(state)
-    forged = math.log(state.extras["naive_s"] / (stored.time_s / 50))
+    forged = math.log(stored.ratio * 50)
     if result.ok:  # passed on a new measurement, not on the edited row
         assert abs(result.reward - forged) > 1
     else:  # the edited row, then three new measurements, all listed
         assert "4 measurements" in result.error and f"{forged:.4f}" in result.error
-    assert cache.get(env.pipeline_json, key).time_s > stored.time_s / 5  # overwritten
+    now = cache.get(env.pipeline_json, key)  # overwritten
+    assert now.time_s > stored.time_s / 5 and now.ratio < stored.ratio * 5
 
 
 @pytest.mark.parametrize("content", [b"not a database" * 100, b""], ids=["garbage", "empty"])

@@ -162,7 +162,8 @@ def test_a_cache_mode_state_replays_in_cache_mode(env):
     cache = env.timer.cache
     stored = cache.get(env.pipeline_json, _jsonable(env._schedules))
     cache.put(env.pipeline_json, _jsonable(env._schedules), type(stored)(**dict(
-        stored.__dict__, time_s=stored.time_s / 100, cached=False)))  # fmt: skip
+        stored.__dict__, time_s=stored.time_s / 100, ratio=stored.ratio * 100,
+        cached=False)))  # fmt: skip
     faked, info = _random_episode(env, CHAIN, 21)
     assert info["cached"] and faked == pytest.approx(reward + np.log(100))
     state = env.state
@@ -318,9 +319,10 @@ def test_a_wrong_output_is_detected_and_never_rewarded(env, tmp_path):
 
 
 def _jsonable(schedules):
-    from optgym.envs.schedule.measure import _jsonable as j
+    """The cache's key for the env's measurement of ``schedules`` (paired with naive)."""
+    from optgym.envs.schedule.measure import paired_key
 
-    return j(schedules)
+    return paired_key(schedules, "naive")
 
 
 def test_action_components_are_documented():

@@ -103,17 +103,23 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
 
     ## Rewards
 
-    ``LogSpeedupOverNaive``: 0 until the last step, then ``log(t_naive / t)``, with ``t``
-    the minimum of at least ``samples`` (15) timed runs after a warm-up (more runs while
-    they add up to under 0.1 s) on ``threads`` (1) Halide threads, timed in CPU time with
-    one thread (other processes on the machine do not count) and wall time with more, and
-    ``t_naive`` the same for every stage computed at root with no other directive. The
+    ``LogSpeedupOverNaive``: 0 until the last step, then ``log(t_naive / t)``, timed
+    paired: the schedule and the naive one (every stage computed at root with no other
+    directive) are compiled in the same worker, warmed up in turn, then timed in 15
+    alternating rounds, each a burst of back-to-back runs of about 10 ms per side whose
+    minimum is the round's time; ``t_naive / t`` is the median over rounds of the naive
+    time over the schedule's, so that a slow spell of the machine falls on both. ``t``
+    (``runtime_s``) is the schedule's minimum over all its runs and ``naive_s`` is ``t``
+    times that ratio. Runs are on ``threads`` (1) Halide threads, timed in CPU time with one
+    thread (other processes on the machine do not count) and wall time with more. The
     output is checked against the NumPy reference once per schedule; a wrong output or a
     compile error earns 0 and ends the episode with ``info["error"]``.
-    A schedule whose warm-up takes over ``slow_factor`` times the naive time is timed once
-    more and no further. A replay reproduces a reward within ``log(1.2)`` (measured times
-    are noisy); ``validate`` measures a replay that misses again, up to three times, before
-    it fails the state.
+    A schedule whose warm-up takes over ``slow_factor`` times the naive time (timed alone,
+    the minimum of at least ``samples`` runs, once per pipeline) gets one round of single
+    runs. The line the runner writes holds a new measurement of the final schedule
+    (``restate``), not the one a search kept as its best. A replay reproduces a reward
+    within ``log(1.2)`` (measured times are noisy); ``validate`` measures a replay that
+    misses again, up to three times, before it fails the state.
 
     ## Starting State
 
@@ -225,7 +231,7 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
         )
         self._loaded: str | None = None  # the sha256 of the loaded pipeline
         # (pipeline JSON, reference) -> its measurement, or the error that stops it
-        self._known: dict[tuple[str, str], Measurement | MeasureError] = {}
+        self._known: dict[tuple[str, str, bool], Measurement | MeasureError] = {}
         self._owns_timer = True
         self._schedules: dict[str, Any] = {}
         self._result: dict[str, Any] = {}
@@ -417,11 +423,27 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
             raise MeasureError("wrong output: the schedule's result differs from the reference")
         return m
 
-    def _reference_time(self, name: str) -> Measurement:
-        key = (self.pipeline_json, name)
+    def _paired(
+        self, schedule: Any, slow_limit_s: float | None = None, fresh: bool = False
+    ) -> Measurement:
+        """``schedule`` timed against the naive schedule in one worker, in alternating
+        rounds (``Timer.measure_paired``): its ``ratio`` is the reward's speedup."""
+        m = self.timer.measure_paired(
+            self.pipeline_json, schedule, reference_schedule("naive"), slow_limit_s, fresh=fresh
+        )
+        if m.output_ok is False:
+            raise MeasureError("wrong output: the schedule's result differs from the reference")
+        return m
+
+    def _reference_time(self, name: str, paired: bool = False) -> Measurement:
+        """A reference schedule's measurement, alone (the naive time that sets the slow
+        limit) or ``paired`` with the naive one (the baseline's speedup), once per pipeline
+        and env: a failure of the reference is remembered, one of the worker is not."""
+        key = (self.pipeline_json, name, paired)
         if key not in self._known:
+            schedule = reference_schedule(name)
             try:
-                self._known[key] = self._measure(reference_schedule(name))
+                self._known[key] = self._paired(schedule) if paired else self._measure(schedule)
             except (WorkerCrash, WorkerTimeout):  # the worker failed, not the reference:
                 raise  # never remembered, the next episode measures again
             except MeasureError as e:  # remembered: the next episode fails fast
@@ -435,13 +457,19 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
         if self.mode == "model" and isinstance(schedule, dict):
             reward = float(self.cost_model().predict([self.nest.matrix(None)])[0])
             return {"reward": reward, "predicted": True}
-        naive = self._reference_time("naive").time_s
-        m = self._measure(schedule, slow_limit_s=self.slow_factor * naive)
-        return self._result_of(naive, m)
+        return self._result_of(self._paired(schedule, slow_limit_s=self._slow_limit()))
 
-    def _result_of(self, naive: float, m: Measurement) -> dict[str, Any]:
-        """The episode's result from the naive schedule's time and its schedule's
-        measurement: the reward, the times and speedups the state's extras hold."""
+    def _slow_limit(self) -> float:
+        """Seconds past which a schedule's first run stops its timing: ``slow_factor``
+        times the naive schedule's time."""
+        return self.slow_factor * self._reference_time("naive").time_s
+
+    def _result_of(self, m: Measurement) -> dict[str, Any]:
+        """The episode's result from its schedule's paired measurement: the reward, the
+        times and speedups the state's extras hold (``naive_s`` is the schedule's time
+        times the paired ratio, the naive time on the same footing)."""
+        assert m.ratio is not None
+        naive = m.time_s * m.ratio
         result = {
             "reward": math.log(naive / m.time_s),
             "runtime_s": m.time_s,
@@ -454,10 +482,16 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
             "cached": m.cached,
         }
         if self.baseline_info:
-            base = self._reference_time(BASELINE).time_s
+            base = naive / self._baseline_ratio()
             result[f"{BASELINE}_s"] = base
             result["speedup_vs_adams2019"] = base / m.time_s
         return result
+
+    def _baseline_ratio(self) -> float:
+        """How many times faster than naive the baseline (Adams2019, beam 32) runs, paired."""
+        ratio = self._reference_time(BASELINE, paired=True).ratio
+        assert ratio is not None
+        return ratio
 
     def validate(self, state: EpisodeState | None = None) -> ValidationResult:
         """Replay ``state`` as :meth:`OptGymEnv.validate` does; a measured reward that misses
@@ -501,11 +535,8 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
         winner's curse). A model prediction or an error is kept as it is."""
         if self.mode == "model" or "runtime_s" not in self._result:
             return state
-        naive = self._measure(reference_schedule("naive"), fresh=True)
-        self._known[(self.pipeline_json, "naive")] = naive
-        m = self._measure(self._final_schedule(), slow_limit_s=self.slow_factor * naive.time_s,
-                          fresh=True)  # fmt: skip
-        result = self._result_of(naive.time_s, m)
+        m = self._paired(self._final_schedule(), slow_limit_s=self._slow_limit(), fresh=True)
+        result = self._result_of(m)
         self._total += result["reward"] - self._result["reward"]
         self._result = result
         now = self.state
@@ -519,12 +550,10 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
         return self._schedules
 
     def _remeasured_reward(self) -> float:
-        """The replayed episode's reward from new measurements of its schedule and of the
-        naive one, made back to back so that the machine's speed is the same for both."""
-        schedule = self._final_schedule()
-        naive = self._measure(reference_schedule("naive"), fresh=True).time_s
-        m = self._measure(schedule, slow_limit_s=self.slow_factor * naive, fresh=True)
-        return math.log(naive / m.time_s)
+        """The replayed episode's reward from a new paired measurement of its schedule and
+        the naive one, past every cache."""
+        m = self._paired(self._final_schedule(), slow_limit_s=self._slow_limit(), fresh=True)
+        return self._result_of(m)["reward"]
 
     def cost_model(self) -> Any:
         """The learned cost model of the ``model`` mode (a ``CostModel``, loaded on first
@@ -563,12 +592,12 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
 
     # ---- results ----------------------------------------------------------------------------
     def score_vs_baseline(self) -> float:
-        """Adams2019's (beam 32) time over this episode's: the schedule-search task score
-        (> 1 beats the autoscheduler). Measures Adams2019 once per pipeline, uncharged."""
+        """How many times faster than Adams2019 (beam 32) this episode's schedule runs, both
+        timed paired with the naive one: the schedule-search task score (> 1 beats the
+        autoscheduler). Measures Adams2019 once per pipeline and env, uncharged."""
         if "runtime_s" not in self._result:
             raise RuntimeError("no measured schedule in this episode")
-        base = self._reference_time(BASELINE).time_s
-        return base / self._result["runtime_s"]
+        return self._result["speedup_vs_naive"] / self._baseline_ratio()
 
     @property
     def measured(self) -> dict[str, float]:

@@ -427,7 +427,7 @@ class Timer:
         rounds), ``time_s`` and ``reference_s`` each side's minimum. Cached under the pair
         and the pairing's settings."""
         cache = self.cache
-        key = ["paired", _PAIR_PROTOCOL, _jsonable(reference), _jsonable(schedule)]
+        key = paired_key(schedule, reference)
         if cache is not None and not fresh:
             hit = cache.get(spec_json, key)
             if hit is not None and hit.ratio is not None:
@@ -460,6 +460,12 @@ class Timer:
 
 
 _PAIR_PROTOCOL = f"rounds={PAIR_ROUNDS},burst_s={PAIR_BURST_S},min_runs={PAIR_MIN_RUNS}"
+
+
+def paired_key(schedule: Any, reference: Any) -> list[Any]:
+    """What the cache keeps a paired measurement of ``schedule`` against ``reference``
+    under (the pairing's settings included)."""
+    return ["paired", _PAIR_PROTOCOL, _jsonable(reference), _jsonable(schedule)]
 
 
 def _from_result(result: dict[str, Any]) -> Measurement:

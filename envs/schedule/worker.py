@@ -116,11 +116,12 @@ def time_pipeline(
 
 # Paired timing (``time_paired``): rounds of a short burst of the reference schedule and
 # one of the candidate, in alternating order, each burst the minimum of at least
-# PAIR_MIN_RUNS runs that add up to PAIR_BURST_S seconds; the figure is the median of the
-# rounds' ratios. A slow spell of the host then slows both sides of the rounds it falls in.
+# PAIR_MIN_RUNS runs that add up to PAIR_BURST_S seconds (one run of a naive schedule that
+# takes 80 ms is a burst); the figure is the median of the rounds' ratios. A slow spell of
+# the host then slows both sides of the rounds it falls in.
 PAIR_ROUNDS = 15
 PAIR_BURST_S = 0.01
-PAIR_MIN_RUNS = 2
+PAIR_MIN_RUNS = 1
 
 
 def _burst(
