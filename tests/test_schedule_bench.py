@@ -76,11 +76,15 @@ def test_the_runner_writes_a_fresh_measurement_not_the_searchs(
     finally:
         env.close()
     results = tmp_path / "r.jsonl"
-    (row,) = run_bench("schedule-search", ["adams2019-b1"], [SMALL], [0], Budget.parse("calls=2"),
-                       results, progress=False)  # fmt: skip
+    rows = run_bench("schedule-search", ["adams2019-b1", "adams2019-b32"], [SMALL], [0],
+                     Budget.parse("calls=2"), results, progress=False)  # fmt: skip
+    row, baseline = sorted(rows, key=lambda r: r["agent"])
     assert row["error"] is None, row["error"]
-    # the forged row would give log(100) more than the honest figure; the line is within 20%
-    assert abs(row["reward"] - honest) < math.log(1.2), (row["reward"], honest)
+    # the task's baseline scores 1 against itself, not the ratio of two noisy measurements
+    assert baseline["score"] == 1.0 and baseline["state"]["extras"]["speedup_vs_adams2019"] == 1
+    # the forged row would give log(100) more than the honest figure; the line is a new
+    # measurement (within 2x: two measurements on this shared VM can differ by 20% or more)
+    assert abs(row["reward"] - honest) < math.log(2), (row["reward"], honest)
     assert row["state"]["extras"]["runtime_s"] == pytest.approx(
         math.exp(-row["reward"]) * row["state"]["extras"]["naive_s"]
     )

@@ -482,7 +482,10 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
             "cached": m.cached,
         }
         if self.baseline_info:
-            base = naive / self._baseline_ratio()
+            # the baseline's own episode is its own baseline: 1 by definition, not by a
+            # second measurement
+            same = self._reference == BASELINE
+            base = m.time_s if same else naive / self._baseline_ratio()
             result[f"{BASELINE}_s"] = base
             result["speedup_vs_adams2019"] = base / m.time_s
         return result
@@ -597,6 +600,8 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
         autoscheduler). Measures Adams2019 once per pipeline and env, uncharged."""
         if "runtime_s" not in self._result:
             raise RuntimeError("no measured schedule in this episode")
+        if self._reference == BASELINE:
+            return 1.0  # the baseline's own schedule
         return self._result["speedup_vs_naive"] / self._baseline_ratio()
 
     @property
