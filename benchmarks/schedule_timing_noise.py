@@ -3,11 +3,11 @@
 For each test pipeline, Halide's Adams2019 schedule (beam 1) and the naive schedule are
 timed in ``--processes`` fresh worker processes (one Halide thread, CPU clock):
 
-- alone, as the env measures today: each schedule's minimum over at least 15 runs after a
-  warm-up, in its own request; the spread of each absolute time, and of the ratio
-  naive / Adams2019 made from two such requests;
-- paired (``Timer.measure_paired``): both in one request, in alternating rounds of short
-  bursts; the spread of the median of the rounds' ratios.
+- alone (``Timer.measure``, as the env timed its reward before paired timing): each
+  schedule's minimum over at least 15 runs after a warm-up, in its own request; the spread
+  of each absolute time, and of the ratio naive / Adams2019 made from two such requests;
+- paired (``Timer.measure_paired``, the env's reward): both in one request, in alternating
+  rounds of short bursts; the spread of the median of the rounds' ratios.
 
 A spread is (max - min) / min over the processes; the target is 5% on every pipeline.
 

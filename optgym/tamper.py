@@ -54,7 +54,7 @@ def _leaves(value: Any, path: Path_ = ()) -> Iterator[tuple[Path_, Any]]:
             yield from _leaves(value[key], (*path, key))
 
 
-def _variants(value: Any) -> Iterator[tuple[str, Any]]:
+def variants(value: Any) -> Iterator[tuple[str, Any]]:
     """``(what, new value)``: changes of one JSON value."""
     if isinstance(value, bool):
         yield "negated", not value
@@ -131,7 +131,7 @@ def tamperings(row: dict) -> Iterator[tuple[str, dict]]:
         if not path or path == (TAG_FIELD,):
             continue
         where = ".".join(map(str, path))
-        for what, new in _variants(value):
+        for what, new in variants(value):
             yield f"{where}: {what}", _set(row, path, new)
     for name in row:
         if name != TAG_FIELD:

@@ -117,13 +117,13 @@ def _within_score_tolerance(task: str, what: str, score: float) -> bool:
     """Whether ``what`` changed the line's score by less than the task's tolerance (a
     timing task's score is a measurement: a replay matches it within ``score_rtol``, and only
     the integrity tag protects the digits)."""
-    from optgym.tamper import _variants
+    from optgym.tamper import variants
 
     rtol = get_task(task).score_rtol
     where, _, change = what.removeprefix(f"{task}: ").partition(": ")
     if where != "score" or not rtol:
         return False
-    new = dict(_variants(score)).get(change)
+    new = dict(variants(score)).get(change)
     number = isinstance(new, (int, float)) and not isinstance(new, bool)
     return number and math.isclose(new, score, rel_tol=rtol)
 

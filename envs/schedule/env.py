@@ -538,8 +538,7 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
         winner's curse). A model prediction or an error is kept as it is."""
         if self.mode == "model" or "runtime_s" not in self._result:
             return state
-        m = self._paired(self._final_schedule(), slow_limit_s=self._slow_limit(), fresh=True)
-        result = self._result_of(m)
+        result = self._fresh_result()
         self._total += result["reward"] - self._result["reward"]
         self._result = result
         now = self.state
@@ -552,11 +551,15 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
             return reference_schedule(self._reference)
         return self._schedules
 
-    def _remeasured_reward(self) -> float:
-        """The replayed episode's reward from a new paired measurement of its schedule and
-        the naive one, past every cache."""
+    def _fresh_result(self) -> dict[str, Any]:
+        """The episode's result from a new paired measurement of its final schedule and the
+        naive one, past every cache (whose row it overwrites)."""
         m = self._paired(self._final_schedule(), slow_limit_s=self._slow_limit(), fresh=True)
-        return self._result_of(m)["reward"]
+        return self._result_of(m)
+
+    def _remeasured_reward(self) -> float:
+        """The replayed episode's reward, measured again (:meth:`_fresh_result`)."""
+        return self._fresh_result()["reward"]
 
     def cost_model(self) -> Any:
         """The learned cost model of the ``model`` mode (a ``CostModel``, loaded on first

@@ -393,25 +393,8 @@ class Timer:
         """Time ``schedule`` ("naive", ``("autoscheduler", name, params)`` or a dict of stage
         name -> StageSchedule); ``MeasureError`` on a compile error, crash or timeout (never
         stored). ``fresh``: measure even when the cache holds it (and store the new one)."""
-        cache = self.cache
-        if cache is not None and not fresh:
-            hit = cache.get(spec_json, _jsonable(schedule))
-            if hit is not None:
-                return hit
-        result = self._request(
-            {
-                "spec": spec_json,
-                "schedule": schedule,
-                "samples": self.samples,
-                "check": True,
-                "slow_limit_s": slow_limit_s,
-                "clock": self.clock,
-            }
-        )
-        m = _from_result(result)
-        if cache is not None:
-            cache.put(spec_json, _jsonable(schedule), m)
-        return m
+        request = {"spec": spec_json, "schedule": schedule, "samples": self.samples}
+        return self._through_cache(spec_json, _jsonable(schedule), request, slow_limit_s, fresh)
 
     def measure_paired(
         self,
@@ -426,23 +409,30 @@ class Timer:
         ``ratio`` is how many times faster ``schedule`` ran than ``reference`` (median over
         rounds), ``time_s`` and ``reference_s`` each side's minimum. Cached under the pair
         and the pairing's settings."""
-        cache = self.cache
+        request = {"spec": spec_json, "schedule": schedule, "pair": reference}
         key = paired_key(schedule, reference)
+        return self._through_cache(spec_json, key, request, slow_limit_s, fresh)
+
+    def _through_cache(
+        self,
+        spec_json: str,
+        key: Any,
+        request: dict[str, Any],
+        slow_limit_s: float | None,
+        fresh: bool,
+    ) -> Measurement:
+        """The cache's measurement under ``key`` (unless ``fresh``; a paired one only if it
+        holds a ratio), else the worker's reply to ``request`` (output checked, on this
+        timer's clock), stored under ``key``."""
+        cache = self.cache
         if cache is not None and not fresh:
             hit = cache.get(spec_json, key)
-            if hit is not None and hit.ratio is not None:
+            if hit is not None and ("pair" not in request or hit.ratio is not None):
                 return hit
-        result = self._request(
-            {
-                "spec": spec_json,
-                "schedule": schedule,
-                "pair": reference,
-                "check": True,
-                "slow_limit_s": slow_limit_s,
-                "clock": self.clock,
-            }
+        m = _from_result(
+            self._request({**request, "check": True, "slow_limit_s": slow_limit_s,
+                           "clock": self.clock})  # fmt: skip
         )
-        m = _from_result(result)
         if cache is not None:
             cache.put(spec_json, key, m)
         return m
