@@ -590,10 +590,11 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
         self._history = [self.incumbent.copy(), *self._history[:2]]
         reward = -(self.primal_integral - before)
         terminated = n_free == len(self._int_idx) and result.status == "optimal"
-        if terminated:  # proved optimal early: the final gap holds to the budget's end
+        # the clock read now may pass the budget that ``now`` fell short of
+        truncated = self.elapsed >= self.time_budget
+        if terminated or truncated:  # the episode ends: its final gap holds to the budget
             self._advance(self.time_budget)
             reward = -(self.primal_integral - before)
-        truncated = self.elapsed >= self.time_budget
         # this process's CPU for the step plus the worker's for the request, less SCIP's solve
         worker_seconds = self._worker.cpu_seconds - w0
         overhead = self.cpu_clock() - t0 + worker_seconds - result.solve_seconds
