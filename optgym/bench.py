@@ -28,7 +28,7 @@ from typing import Any
 
 from optgym.budget import Budget, BudgetExceeded
 from optgym.executors import DEFAULT_TIMEOUT, Limits, check_executor, make_executor
-from optgym.problem import check_scores
+from optgym.problem import Task, check_scores
 from optgym.result_line import (
     FINGERPRINT_FIELD,
     MAX_SEED,
@@ -579,6 +579,20 @@ def _check_seeds(seeds: list[int], workers: int, executor: str, address: str | N
     check_executor(executor, address)
 
 
+def check_benchmarks(task: Task, uris: list[str]) -> None:
+    """The task's problem's ``check_benchmark`` on each URI (e.g. a map with no path);
+    ``ValueError`` names the first benchmark no episode can run on, and why."""
+    check = problem_of_task(task).check_benchmark
+    if check is None:
+        return
+    registry = task_datasets(task)
+    for uri in dict.fromkeys(uris):
+        try:
+            check(registry.benchmark(uri))
+        except ValueError as e:
+            raise ValueError(f"{uri}: {e}") from None
+
+
 def run_bench(
     task: str,
     agents: list[str],
@@ -622,7 +636,8 @@ def run_bench(
     imports it here: ``agents`` are then taken as the canonical specs the sandbox gave
     (:func:`optgym.sandbox.describe_agent`). Returns the latest line of every episode of
     ``task`` in ``results``, old and new. ``ValueError`` names a bad task, agent (unknown,
-    or not for this task), seed, worker count, executor or limit before anything runs.
+    or not for this task), seed, worker count, executor or limit, or a benchmark no episode
+    can run on (:func:`check_benchmarks`), before anything runs.
 
     A rerun resumes: the episodes already in ``results`` are not run again, and it says
     how many. It refuses, before anything runs, to mix into a file whose episodes were run
@@ -641,6 +656,7 @@ def run_bench(
         spec, agents = _check_inputs(task, agents, seeds, workers, executor, address, budget)
     if not benchmarks:
         raise ValueError("no benchmark given; see benchmark_uris()")
+    check_benchmarks(spec, benchmarks)
     episode: Callable[..., dict] = run_episode
     if executor == "inline":
         if isolate or sandbox:

@@ -25,7 +25,7 @@ from optgym.budget import Budget
 if TYPE_CHECKING:
     import gymnasium as gym
 
-    from optgym.datasets.dataset import Dataset, DatasetRegistry
+    from optgym.datasets.dataset import Benchmark, Dataset, DatasetRegistry
 
 #: How a task averages its scores over episodes.
 AGGREGATES = ("geomean", "mean")
@@ -253,7 +253,10 @@ class Problem:
     asks a Ray cluster for (CPUs, memory). ``backends`` is what a sandboxed agent must not
     reach, so that it cannot build an unmetered env of its own (:mod:`optgym.sandbox`):
     ``"module:NAME"`` (an installed package's folder), ``"site:NAME"`` (a folder in
-    site-packages) or an absolute glob.
+    site-packages) or an absolute glob. ``check_benchmark(benchmark)`` raises
+    ``ValueError`` (naming what is wrong) for a benchmark no episode can be run on, such as
+    a map with no path; ``optgym bench`` calls it on every benchmark before any episode
+    starts.
     """
 
     name: str  # "pass-ordering"
@@ -266,6 +269,7 @@ class Problem:
     board_table: Callable[[list[dict]], tuple[tuple[str, ...], list[tuple]]] | None = None
     resources: Resources = Resources()
     backends: tuple[str, ...] = ()
+    check_benchmark: Callable[[Benchmark], None] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.datasets, (str, tuple)):

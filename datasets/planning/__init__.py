@@ -24,6 +24,7 @@ from optgym.datasets.planning.maps import (
     parse_grid,
     read_map_bytes,
 )
+from optgym.datasets.planning.paths import Reachability, reachability
 
 __all__ = [
     "FIXED_MAPS",
@@ -35,11 +36,13 @@ __all__ = [
     "Nav2dDataset",
     "Nav2dRandomDataset",
     "NavMap",
+    "Reachability",
     "fixed_map",
     "load_benchmark_map",
     "load_map",
     "parse_grid",
     "random_map",
+    "reachability",
 ]
 
 

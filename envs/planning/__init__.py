@@ -43,6 +43,16 @@ def episode_reward(env: Any) -> float:
     return float(env.unwrapped.state.reward)
 
 
+def _check_map(benchmark: Any) -> None:
+    """``ValueError`` for a map file that does not load, or whose goals no plan reaches."""
+    from optgym.datasets.planning import load_benchmark_map, reachability
+
+    nav = load_benchmark_map(benchmark)
+    why = reachability(nav).problem(nav.name)
+    if why is not None:
+        raise ValueError(why)
+
+
 def _report(rows: list[dict], plot_path: Path) -> list[Path]:
     from optgym.envs.planning.report import planning_table, plot_best_vs_evaluations
 
@@ -77,7 +87,15 @@ PROBLEM = Problem(
             max_episode_steps=1000,
         ),
     ),
-    datasets=(f"{_DATA}:Nav2dDataset", f"{_DATA}:Nav2dRandomDataset"),
+    datasets=(
+        f"{_DATA}:Nav2dDataset",
+        f"{_DATA}:Nav2dRandomDataset",
+        # seeded families of hard maps (optgym.datasets.planning.families)
+        *(
+            f"{_DATA}.families:Nav2d{f}Dataset"
+            for f in ("UTrap", "Spiral", "Rooms", "Corridor", "Maze")
+        ),
+    ),
     # Every hand-made map, 2000 plan evaluations per episode (the planners keep one of them
     # back for the final step that commits the best plan).
     tasks=(
@@ -135,4 +153,5 @@ PROBLEM = Problem(
     # the simulator (moves against walls): hidden from sandboxed agents, so that every plan
     # they try is the env's to evaluate, and count
     backends=("module:optgym.envs.planning.geometry",),
+    check_benchmark=_check_map,
 )

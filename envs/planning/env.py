@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,7 @@ import numpy as np
 from gymnasium import spaces
 
 from optgym.datasets.dataset import Benchmark
-from optgym.datasets.planning import MAX_GOALS, NavMap, load_benchmark_map
+from optgym.datasets.planning import MAX_GOALS, NavMap, load_benchmark_map, reachability
 from optgym.env import NamedSpace, OptGymEnv, RewardTolerance, StepResult
 from optgym.envs.planning import CLOSED_LOOP_ID, DEFAULT_BENCHMARK, OPEN_LOOP_ID, PROBLEM
 from optgym.envs.planning.canvas import draw_map
@@ -104,6 +105,13 @@ class _NavigationEnv(OptGymEnv[np.ndarray, np.ndarray]):
         if benchmark.sha256 == self._map_sha256:
             return False
         nav = load_benchmark_map(benchmark)
+        found = reachability(nav)
+        why = found.problem(nav.name)
+        if why is not None:  # before any search: no plan can reach a goal
+            raise ValueError(why)
+        far = found.too_long(nav.name)
+        if far is not None:
+            warnings.warn(far, stacklevel=2)
         self.geometry = map_geometry(nav)
         self.nav = nav
         self._map_sha256 = benchmark.sha256
