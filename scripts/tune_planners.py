@@ -31,7 +31,15 @@ from optgym.datasets.planning.families import FAMILIES
 
 #: The values each planner's settings may take (the planner's default among them).
 GRID: dict[str, dict[str, list[Any]]] = {
-    "lap3": {"cp": [1.0, 3.0, 10.0], "sigma": [0.3, 0.5, 1.0], "waypoints": [4, 8, 16]},
+    "lap3": {
+        "plan_space": ["moves", "anchors"],
+        "cp": [1.0, 3.0, 10.0],
+        "sigma": [0.3, 0.5, 1.0],
+        "anchors": [4, 6, 10],
+        "waypoints": [4, 8, 16],
+        "batch": [50, 100],
+        "leaf_size": [20, 50],
+    },
     "la-mcts": {"cp": [0.1, 1.0, 3.0], "sigma": [0.2, 0.5]},
     "cem": {"population": [50, 100, 200], "init_std": [0.5, 1.0], "elite_frac": [0.1, 0.2]},
     "cmaes": {"sigma0": [0.3, 0.5, 1.0], "popsize": [10, 20, 50]},

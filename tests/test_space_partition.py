@@ -175,3 +175,24 @@ def test_settings_are_typed_fields_with_each_class_defaults() -> None:
         make_agent("la-mcts:svm_kernel=cubic")
     for name in ("la-mcts", "lap3"):  # their record fits them to the open-loop env only
         assert resolve_agent(name).problems() == ("optgym/PathPlanning2D-v0",)
+
+
+def test_anchor_moves_head_for_each_anchor_in_turn() -> None:
+    from optgym.agents.planning.space_partition import anchor_moves
+
+    anchors = np.array([[[3.0, 1.0], [3.0, 2.2]], [[1.0, 1.0], [1.0, 1.0]]])
+    moves = anchor_moves(np.array([1.0, 1.0]), anchors, 0.5, 10).reshape(2, 10, 2)
+    want = [(1, 0)] * 4 + [(0, 1)] * 2 + [(0, 0.4)] + [(0, 0)] * 3  # 2 along x, 1.2 up
+    assert np.allclose(moves[0], want)
+    assert np.allclose(moves[1], 0.0)  # already there: the robot stays
+    assert (np.hypot(moves[..., 0], moves[..., 1]) <= 1 + 1e-12).all()
+
+
+def test_lap3_searching_anchors_replays_and_escapes_the_bug_trap(env: gym.Env) -> None:
+    agent = LaP3(plan_space="anchors", anchors=4)
+    result = agent.solve(env, "benchmark://nav2d-v0/bug-trap", Budget(calls=1000), seed=0)
+    assert result.budget_used["calls"] <= 1000 and env.unwrapped.validate(result.state).ok
+    assert len(result.actions[0]) == 2 * env.unwrapped.nav.horizon  # the env's own plan
+    assert result.reward > 0
+    with pytest.raises(ValueError, match="plan_space"):
+        LaP3(plan_space="latent")

@@ -37,6 +37,7 @@ from typing import Any, ClassVar, Literal, get_args
 import cma
 import gymnasium as gym
 import numpy as np
+import sklearn
 from sklearn.svm import SVC
 
 from optgym.agents.planning.search import (
@@ -48,7 +49,38 @@ from optgym.budget import Budget
 
 Kernel = Literal["rbf", "linear", "poly", "sigmoid"]
 KERNELS: tuple[str, ...] = get_args(Kernel)
+PlanSpace = Literal["moves", "anchors"]
+PLAN_SPACES: tuple[str, ...] = get_args(PlanSpace)
 MAX_DEPTH = 12
+
+
+def anchor_moves(
+    start: np.ndarray, anchors: np.ndarray, move_bound: float, horizon: int
+) -> np.ndarray:
+    """Plans (N, 2 * horizon, in action units) that head for each plan's anchors (N, K, 2,
+    world points) in turn from ``start``: each move goes straight for the current anchor,
+    ``move_bound`` long or as far as the anchor, and the next move heads for the next one
+    once it is reached; after the last anchor the robot stays. The moves are worked out
+    as if nothing were in the way (a plan is open loop: a wall stops the robot, and the
+    later moves are the same)."""
+    n, k = anchors.shape[:2]
+    pos = np.broadcast_to(start, (n, 2)).copy()
+    at = np.zeros(n, dtype=int)
+    rows = np.arange(n)
+    moves = np.zeros((n, horizon, 2))
+    for t in range(horizon):
+        going = at < k
+        if not going.any():
+            break
+        target = anchors[rows, np.minimum(at, k - 1)]
+        d = target - pos
+        dist = np.hypot(d[:, 0], d[:, 1])
+        step = d * np.minimum(1.0, move_bound / np.maximum(dist, 1e-12))[:, None]
+        step[~going] = 0.0
+        pos += step
+        moves[:, t] = step / move_bound
+        at += going & (dist <= move_bound)
+    return moves.reshape(n, 2 * horizon)
 
 
 @dataclass(eq=False)
@@ -99,16 +131,18 @@ def two_means(
         if d.sum() <= 0:
             break  # all rows equal: one cluster
         centres = np.stack([first, x[rng.choice(len(x), p=d / d.sum())]])
+        label = np.full(len(x), -1)
         for _ in range(iters):
-            dist = ((x[:, None, :] - centres[None]) ** 2).sum(axis=2)
-            label = dist.argmin(axis=1)
-            new = np.stack(
-                [x[label == k].mean(axis=0) if (label == k).any() else centres[k] for k in (0, 1)]
-            )
-            if np.allclose(new, centres):
+            # nearer to centre 1 than to centre 0: |x - c1|^2 < |x - c0|^2
+            c0, c1 = centres
+            new_label = (x @ (c1 - c0) > (c1 @ c1 - c0 @ c0) / 2).astype(int)
+            if np.array_equal(new_label, label):  # the same clusters: the same centres
                 break
-            centres = new
-        inertia = float(dist[np.arange(len(x)), label].sum())
+            label = new_label
+            for k in (0, 1):
+                if (label == k).any():
+                    centres[k] = x[label == k].mean(axis=0)
+        inertia = float(((x - centres[label]) ** 2).sum())
         if inertia < best_inertia:
             best, best_inertia = label, inertia
     return best
@@ -168,6 +202,15 @@ class _PartitionSearch:
     def _start(self, dim: int) -> None:
         """Reset the sampler's state for a new search (``_sigma`` is already reset)."""
 
+    def _search_dim(self, base: Any) -> int:
+        """Dimensions of the space searched (default: the plan's, 2 per move)."""
+        return int(base.action_space.shape[0])
+
+    def _decode(self, base: Any, points: np.ndarray) -> np.ndarray:
+        """The env's plans (N, 2T) for points (N, d) of the searched space (default: the
+        points are plans)."""
+        return points
+
     def _sample(self, data: _Data, tree: _Tree, path: list[Node], n: int, room: int) -> None:
         """Evaluate about ``n`` (at least 1, at most ``room``) plans in the region of
         ``path[-1]`` through ``data.evaluate(plans)``."""
@@ -181,8 +224,11 @@ class _PartitionSearch:
         evaluation; one is kept back for the final step); the best plan's episode."""
         base = env.unwrapped
         rng = np.random.default_rng(seed)
-        with metered(env, budget, self, benchmark=benchmark, seed=seed) as meter:
-            dim = int(base.action_space.shape[0])
+        # the tree's many small SVMs: sklearn's checks of their inputs cost more than the
+        # fits (the inputs are finite arrays made here)
+        quick = sklearn.config_context(assume_finite=True, skip_parameter_validation=True)
+        with metered(env, budget, self, benchmark=benchmark, seed=seed) as meter, quick:
+            dim = self._search_dim(base)
             trace = BestTrace()
             self._sigma = self.sigma
             self._start(dim)
@@ -190,7 +236,7 @@ class _PartitionSearch:
 
             def evaluate(plans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 plans = np.clip(np.asarray(plans, dtype=np.float64), -1.0, 1.0)
-                roll = base.rollout_batch(plans)
+                roll = base.rollout_batch(self._decode(base, plans))
                 feats = self._features(base, plans, roll.positions)
                 data.plans.extend(plans)
                 data.feats.extend(feats)
@@ -209,7 +255,8 @@ class _PartitionSearch:
                 self._sample(data, tree, path, min(self.batch, room), room)
 
             best = data.plans[int(np.argmax(data.values))] if data.values else np.zeros(dim)
-            return solved(env, meter, replay_plan(base, benchmark, seed, best, trace))
+            plan = self._decode(base, best[None])[0]
+            return solved(env, meter, replay_plan(base, benchmark, seed, plan, trace))
 
     # ---- the tree ------------------------------------------------------------------------------
     def _node_value(self, values: np.ndarray) -> float:
@@ -370,10 +417,32 @@ class LaP3(_PartitionSearch):
     value_weight: float | None = 1.0
     waypoints: int = 8
     """positions along the rolled-out path that make a plan's features (>= 1)"""
+    plan_space: PlanSpace = "moves"
+    """what is searched: ``moves`` (the plan itself, 2 numbers per move) or ``anchors``
+    (``anchors`` points of the world the robot heads for in turn, see
+    :func:`anchor_moves`)"""
+    anchors: int = 6
+    """points per plan when ``plan_space`` is ``anchors`` (>= 1)"""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._at_least(waypoints=1)
+        self._at_least(waypoints=1, anchors=1)
+        if self.plan_space not in PLAN_SPACES:
+            raise ValueError(
+                f"unknown plan_space {self.plan_space!r}; allowed: {', '.join(PLAN_SPACES)}"
+            )
+
+    def _search_dim(self, base: Any) -> int:
+        if self.plan_space == "anchors":
+            return 2 * self.anchors
+        return super()._search_dim(base)
+
+    def _decode(self, base: Any, points: np.ndarray) -> np.ndarray:
+        if self.plan_space == "moves":
+            return points
+        nav = base.nav
+        world = (np.asarray(points).reshape(len(points), -1, 2) + 1.0) / 2.0 * nav.size
+        return anchor_moves(np.asarray(nav.start, dtype=float), world, nav.move_bound, nav.horizon)
 
     def _start(self, dim: int) -> None:
         # CMA-ES runs by the sample index of the best plan each found: a leaf whose best
