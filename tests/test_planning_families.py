@@ -124,3 +124,31 @@ def test_a_hand_written_map_works_with_every_planner(tmp_path) -> None:
         assert r["error"] is None, (r["agent"], r["error"])
         assert math.isfinite(r["score"]) and r["budget_used"]["calls"] <= 60
     assert json.loads((tmp_path / "r.jsonl").read_text().splitlines()[0])["benchmark"] == uri
+
+
+def test_the_way_field_leads_around_walls_and_following_it_reaches_the_goal() -> None:
+    from optgym.datasets.planning.paths import way_field
+    from optgym.wrappers import NamedObservation
+
+    nav = fixed_map("wall")
+    field = way_field(nav)
+    found = reachability(nav).length
+    assert found <= field.distance(*nav.start) <= 1.08 * found  # the grid's octile way
+    assert field.distance(*nav.goals[0].position) == pytest.approx(0.0, abs=0.1)
+    env = gym.make("optgym/PathPlanning2DClosedLoop-v0", reward_space="WayProgress")
+    try:
+        assert "WaySensors" in env.unwrapped.observation.spaces
+        way = NamedObservation(env, "WaySensors")
+        for uri in ("benchmark://nav2d-v0/wall", "benchmark://nav2d-v0/bug-trap"):
+            obs, _ = way.reset(options={"benchmark": uri})
+            total, done, info = 0.0, False, {}
+            while not done:  # head where the way falls fastest
+                obs, reward, terminated, truncated, info = way.step(obs[-3:-1].astype(float))
+                total += reward
+                done = terminated or truncated
+            assert info["reached"], uri
+            left = way_field(env.unwrapped.nav).distance(*env.unwrapped.nav.start)
+            assert total == pytest.approx(left / 10.0 + 1.0, abs=0.05)  # the way, plus the payoff
+            assert env.unwrapped.validate(env.unwrapped.state).ok  # the reward replays
+    finally:
+        env.close()

@@ -243,3 +243,22 @@ def test_optgym_train_and_bench_the_closed_loop_task(
     (row,) = [json.loads(line) for line in results.read_text().splitlines()]
     assert row["error"] is None and row["state"]["extras"]["train_steps"] == 0
     assert row["budget_used"]["calls"] == len(row["state"]["actions"]) <= HORIZON
+
+
+def test_around_walls_trains_on_the_way_and_a_saved_policy_observes_it(
+    env: gym.Env, tmp_path: Path
+) -> None:
+    wall = "benchmark://nav2d-v0/wall"
+    agent = PpoPlanner(n_steps=64, around_walls=True)
+    result = agent.solve(env, wall, Budget(steps=512 + HORIZON), seed=0)
+    assert result.state.extras["train_steps"] == 512
+    assert agent.model is None  # solve trains a policy of its own, kept in the result only
+    assert env.unwrapped.validate(result.state).ok  # scored by the task's own reward
+    figures = agent.train(env, [wall], Budget(steps=256), seed=0)
+    assert figures["steps"] == 256
+    assert agent.model.observation_space.shape == (22,)  # WaySensors: sensors + the way
+    path = tmp_path / "way.zip"
+    agent.save(path)
+    loaded = make_agent("ppo", path=path)  # no setting needed: the policy's own observation
+    state, _ = policy_episode(loaded.model, env, wall, 0)
+    assert loaded.solve(env, wall, Budget(steps=HORIZON), seed=0).state == state

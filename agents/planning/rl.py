@@ -146,6 +146,32 @@ class _MapCycle(gym.Wrapper):
         return self.env.reset(seed=seed, options={"benchmark": uri})
 
 
+class _AroundWalls(gym.Wrapper):
+    """A training env that observes ``WaySensors`` and is rewarded by the way left around
+    the walls (the closed-loop env's ``WayProgress``), whatever the caller's env reports:
+    the env's own reward is the task's score, this one only shapes the training."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.observation_space = env.unwrapped.observation.spaces["WaySensors"]
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        _, info = self.env.reset(**kwargs)
+        return self.env.unwrapped.observation["WaySensors"], info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        base = self.env.unwrapped
+        before = base.way_left(*base.position)
+        _, _, terminated, truncated, info = self.env.step(action)
+        goal = int(info.get("goal", -1))
+        after = 0.0 if goal >= 0 else base.way_left(*base.position)
+        gained = before - after
+        reward = gained / base.nav.size if math.isfinite(gained) else 0.0
+        if goal >= 0:
+            reward += base.nav.goals[goal].payoff
+        return base.observation["WaySensors"], reward, terminated, truncated, info
+
+
 def _check(name: str, ok: bool, value: Any, allowed: str) -> None:
     if not ok:
         raise ValueError(f"{name} must be {allowed}, got {value!r}")
@@ -210,6 +236,10 @@ class PpoPlanner:
     finetune: bool = False
     """with a saved (path) or trained model: train it further on the benchmark, within the
     budget, before the episode"""
+    around_walls: bool = False
+    """observe ``WaySensors`` (range sensors and the way to the goal around the walls, from
+    the map's free space) and train on ``WayProgress`` rewards instead of the straight
+    distance; a loaded model observes what it was trained on"""
 
     def __post_init__(self) -> None:
         n_envs, n_steps = self.n_envs, self.n_steps
@@ -303,7 +333,9 @@ class PpoPlanner:
         start = time.monotonic()
         max_steps = max(0, max_steps - max_steps % self.n_envs)
         base.reset(seed=seed, options={"benchmark": benchmarks[0]})
-        forks = [_MapCycle(base.fork(), benchmarks, i) for i in range(self.n_envs)]
+        forks: list[gym.Env] = [_MapCycle(base.fork(), benchmarks, i) for i in range(self.n_envs)]
+        if self.around_walls or (start_from is not None and _observes_way(start_from, base)):
+            forks = [_AroundWalls(f) for f in forks]
         with torch_threads(self.torch_threads):
             vec_env = DummyVecEnv([lambda f=f: f for f in forks])
             try:
@@ -431,11 +463,21 @@ def policy_episode(
     the env's own) and whether it reached a goal."""
     base = env.unwrapped
     obs, _ = base.reset(seed=seed, options={"benchmark": benchmark})
+    way = _observes_way(model, base)
     limit = math.inf if max_steps is None else max_steps
     taken = 0
     terminated = truncated = False
     while not (terminated or truncated) and taken < limit:
+        if way:
+            obs = base.observation["WaySensors"]
         action, _ = model.predict(obs, deterministic=True)
         obs, _, terminated, truncated, _ = base.step(np.asarray(action, dtype=np.float64))
         taken += 1
     return base.state, bool(terminated)
+
+
+def _observes_way(model: PPO, base: Any) -> bool:
+    """Whether ``model`` was trained on the env's ``WaySensors`` (a longer observation than
+    the default one)."""
+    way = base.observation.spaces["WaySensors"].shape
+    return tuple(model.observation_space.shape) == tuple(way)

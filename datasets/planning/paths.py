@@ -293,3 +293,54 @@ def reachability(nav: NavMap) -> Reachability:
             best = (length, tight)
     path = tuple((float(x), float(y)) for x, y in best[1]) if best else ()
     return Reachability(tuple(lengths), h, nav.move_bound, nav.horizon, path)
+
+
+@dataclass(frozen=True)
+class WayField:
+    """The length of the way left to the nearest goal from anywhere on a map (see
+    :func:`way_field`): ``left`` holds it per grid cell (inf where a cell touches a wall or
+    leads to no goal), ``cell`` is the cells' side."""
+
+    left: np.ndarray
+    cell: float
+
+    def distance(self, x: float, y: float) -> float:
+        """The way left from ``(x, y)``: the least, over the free cells within two cells,
+        of the cell's way plus the straight line to its centre (inf when none leads to a
+        goal)."""
+        return float(self.distances(np.array([[x, y]]))[0])
+
+    def distances(self, points: np.ndarray) -> np.ndarray:
+        """:meth:`distance` of each row of ``points`` (N, 2)."""
+        n, h = self.left.shape[0], self.cell
+        p = np.asarray(points, dtype=float).reshape(-1, 2)
+        i = np.clip((p[:, 0] / h).astype(int), 0, n - 1)
+        j = np.clip((p[:, 1] / h).astype(int), 0, n - 1)
+        k = np.arange(-2, 3)
+        ii = np.clip(i[:, None, None] + k[None, :, None], 0, n - 1)
+        jj = np.clip(j[:, None, None] + k[None, None, :], 0, n - 1)
+        dx = (ii + 0.5) * h - p[:, 0, None, None]
+        dy = (jj + 0.5) * h - p[:, 1, None, None]
+        return (self.left[ii, jj] + np.hypot(dx, dy)).reshape(len(p), -1).min(axis=1)
+
+
+@lru_cache(maxsize=64)
+def way_field(nav: NavMap) -> WayField:
+    """The way left to the nearest goal's disk from every free grid cell of ``nav`` (the
+    grid and moves of :func:`reachability`, from the goals back); cached per map."""
+    rects = wall_rects(nav)
+    free, h = _free_grid(rects, nav.size)
+    n = GRID_SIDE
+    rows, cols, lens = _graph(free, h)
+    source = n * n  # one node beyond the grid, linked to every cell next to a goal's disk
+    links = [_goal_links(rects, free, h, g.x, g.y, g.radius) for g in nav.goals]
+    cells = np.concatenate([c for c, _ in links])
+    graph = coo_matrix(
+        (
+            np.concatenate([lens, *(length for _, length in links)]),
+            (np.concatenate([rows, np.full(len(cells), source)]), np.concatenate([cols, cells])),
+        ),
+        shape=(n * n + 1, n * n + 1),
+    ).tocsr()
+    left = dijkstra(graph, directed=True, indices=source)[: n * n].reshape(n, n)
+    return WayField(left, h)

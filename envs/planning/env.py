@@ -13,6 +13,7 @@ from gymnasium import spaces
 
 from optgym.datasets.dataset import Benchmark
 from optgym.datasets.planning import MAX_GOALS, NavMap, load_benchmark_map, reachability
+from optgym.datasets.planning.paths import WayField, segments_clear, wall_rects, way_field
 from optgym.env import NamedSpace, OptGymEnv, RewardTolerance, StepResult
 from optgym.envs.planning import CLOSED_LOOP_ID, DEFAULT_BENCHMARK, OPEN_LOOP_ID, PROBLEM
 from optgym.envs.planning.canvas import draw_map
@@ -405,6 +406,12 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
     divided by the world side (in [-1, 1]), and the elapsed fraction of the horizon.
     ``Position``, also computed on request (``NamedObservation`` makes it the observation),
     ``Box(0, 1, (2,), float32)``: the robot's ``x, y`` divided by the world side.
+    ``WaySensors``, on request, ``Box((22,), float32)``: ``RangeSensors`` and then the way
+    around the walls: the sensor direction whose move leaves the shortest way to the
+    nearest goal (``way_direction``), and the way left divided by twice the world side
+    (capped at 1), from the map's
+    :func:`~optgym.datasets.planning.paths.way_field` (a distance-to-go field over its free
+    space, computed once per map).
 
     ## Rewards
 
@@ -413,8 +420,10 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
     it. The shaping is potential-based (undiscounted, it leaves the best policy unchanged),
     and an episode's total is the distance gained plus the payoff whatever its length: only
     an agent's discount favours short paths. Near a wall the distance has local optima
-    (PPO does not get past the ``wall`` map's wall in 200k steps). Deterministic: a state's
-    reward replays exactly.
+    (PPO does not get past the ``wall`` map's wall in 200k steps). ``WayProgress``: the same
+    with the way left around the walls (``env.unwrapped.way_left(x, y)``) in place of the
+    straight distance, so it has no such local optima. Deterministic: a state's reward
+    replays exactly.
 
     ## Starting State
 
@@ -432,14 +441,15 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
 
     ## Arguments
 
-    ``benchmark``, ``reward_space`` (``"Progress"``), ``sensor_range`` (fraction of the
-    world side, 0.25), ``render_mode`` (``"rgb_array"``: the map, the current path, the best
-    episode's path on this map and the end points of the last ``max_end_points`` (300)
-    episodes). ``config`` holds ``reward_space`` and ``sensor_range``.
+    ``benchmark``, ``reward_space`` (``"Progress"`` or ``"WayProgress"``), ``sensor_range``
+    (fraction of the world side, 0.25), ``render_mode`` (``"rgb_array"``: the map, the
+    current path, the best episode's path on this map and the end points of the last
+    ``max_end_points`` (300) episodes). ``config`` holds ``reward_space`` and ``sensor_range``.
 
     ## Version History
 
-    * v0: 16 range sensors, potential-based progress reward.
+    * v0: 16 range sensors, potential-based progress reward; later, ``WaySensors`` and
+      ``WayProgress`` added (the defaults unchanged).
 
     ## Example
 
@@ -450,8 +460,8 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
     """
 
     env_id = CLOSED_LOOP_ID
-    reward_spaces = ("Progress",)
-    observation_spaces = ("RangeSensors", "Position")
+    reward_spaces = ("Progress", "WayProgress")
+    observation_spaces = ("RangeSensors", "Position", "WaySensors")
 
     # A learned agent records how it was trained, and whether its episode reached a goal.
     agent_extras = frozenset(
@@ -499,9 +509,15 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (2,), dtype=np.float64)
         self._position_space = spaces.Box(0.0, 1.0, (2,), dtype=np.float32)
+        self._way_space = spaces.Box(
+            np.concatenate([low, [-1.0, -1.0, 0.0]]).astype(np.float32),
+            np.ones(N_SENSORS + 6, dtype=np.float32),
+            dtype=np.float32,
+        )
         self.position = (0.0, 0.0)
         self._reached = False
         self.path: list[tuple[float, float]] = []
+        self._field: tuple[NavMap, WayField] | None = None
         super().__init__(benchmark, reward_space, render_mode, max_end_points)
 
     def _nearest_goal(self, x: float, y: float) -> tuple[float, float, float]:
@@ -523,7 +539,47 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
         return {
             "RangeSensors": NamedSpace(self.observation_space, self._obs),
             "Position": NamedSpace(self._position_space, self._position),
+            "WaySensors": NamedSpace(self._way_space, self._way_obs),
         }
+
+    def way_left(self, x: float, y: float) -> float:
+        """The length of the way left from ``(x, y)`` to the nearest goal's disk, around the
+        walls (the map's :func:`~optgym.datasets.planning.paths.way_field`; inf when no way
+        leads there)."""
+        return self._way_field().distance(x, y)
+
+    def way_direction(self, x: float, y: float) -> tuple[float, float]:
+        """The sensor direction whose clear move (the move bound, a half or a quarter of
+        it, with nothing in the way) leaves the shortest way to the nearest goal from
+        ``(x, y)``; (0, 0) when none shortens it."""
+        field, rects = self._way_field(), self._field_rects
+        bound = self.nav.move_bound
+        steps = (
+            np.repeat(self.directions[None], 3, axis=0)
+            * np.array([1.0, 0.5, 0.25])[:, None, None]
+            * bound
+        )
+        ends = (np.array([x, y]) + steps).reshape(-1, 2)
+        start = np.broadcast_to(np.array([x, y]), ends.shape)
+        left = np.where(segments_clear(rects, start, ends), field.distances(ends), np.inf)
+        best = int(np.argmin(left))
+        if not left[best] < field.distance(x, y):
+            return (0.0, 0.0)
+        k = best % N_SENSORS
+        return (float(self.directions[k, 0]), float(self.directions[k, 1]))
+
+    def _way_field(self) -> WayField:
+        """The loaded map's field, made on first use (a map's field is made once)."""
+        if self._field is None or self._field[0] is not self.nav:
+            self._field = (self.nav, way_field(self.nav))
+            self._field_rects = wall_rects(self.nav)
+        return self._field[1]
+
+    def _way_obs(self) -> np.ndarray:
+        x, y = self.position
+        dx, dy = self.way_direction(x, y)
+        left = min(self.way_left(x, y) / (2 * self.nav.size), 1.0)
+        return np.concatenate([self._obs(), [dx, dy, left]]).astype(np.float32)
 
     def _position(self) -> np.ndarray:
         return (np.array(self.position) / self.nav.size).astype(np.float32)
@@ -577,6 +633,11 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
         self.path.append(self.position)
         after = self._nearest_goal(nx, ny)[2]
         reward = (before - after) / self.nav.size
+        if self.reward_space_name == "WayProgress":
+            way_before = self.way_left(x, y)
+            way_after = 0.0 if goal >= 0 else self.way_left(nx, ny)
+            gained = way_before - way_after
+            reward = gained / self.nav.size if math.isfinite(gained) else 0.0
         if goal >= 0:
             reward += self.nav.goals[goal].payoff
         terminated = goal >= 0
