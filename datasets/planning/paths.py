@@ -13,6 +13,11 @@ upper bound on the shortest one that exceeds it by at most about a cell side per
 
 A way narrower than about two cell sides (``2 * size / GRID_SIDE``: 0.08 on a 10 x 10
 map) may be missed, so "unreachable" means "no way at least that wide"; the message says so.
+
+:func:`way_field` runs the same search back from the goals over the whole grid: the way
+left to the nearest goal from every free cell (a distance-to-go field; the grid's 8-way
+length, a few percent above the straight way), for the closed-loop env's ``WaySensors`` and
+``WayProgress``.
 """
 
 from __future__ import annotations
