@@ -407,7 +407,7 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
     ``Position``, also computed on request (``NamedObservation`` makes it the observation),
     ``Box(0, 1, (2,), float32)``: the robot's ``x, y`` divided by the world side.
     ``WaySensors``, on request, ``Box((22,), float32)``: ``RangeSensors`` and then the way
-    around the walls: the sensor direction whose move leaves the shortest way to the
+    around the walls: the sensor direction whose clear move leaves the shortest way to the
     nearest goal (``way_direction``), and the way left divided by twice the world side
     (capped at 1), from the map's
     :func:`~optgym.datasets.planning.paths.way_field` (a distance-to-go field over its free
@@ -518,6 +518,7 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
         self._reached = False
         self.path: list[tuple[float, float]] = []
         self._field: tuple[NavMap, WayField] | None = None
+        self._field_rects = np.zeros((0, 4))
         super().__init__(benchmark, reward_space, render_mode, max_end_points)
 
     def _nearest_goal(self, x: float, y: float) -> tuple[float, float, float]:
