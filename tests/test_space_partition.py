@@ -163,7 +163,9 @@ def test_settings_are_typed_fields_with_each_class_defaults() -> None:
     lamcts = {s.name: s for s in agent_settings(LaMcts)}
     lap3 = {s.name: s for s in agent_settings(LaP3)}
     shared = ["init_samples", "batch", "leaf_size", "cp", "svm_kernel", "sigma", "value_weight"]
-    assert list(lamcts) == [*shared, "tries"] and list(lap3) == [*shared, "waypoints"]
+    assert list(lamcts) == [*shared, "tries"]
+    assert list(lap3) == [*shared, "waypoints", "plan_space", "anchors"]
+    assert (lap3["plan_space"].default, lap3["anchors"].default) == ("moves", 6)
     assert (lamcts["cp"].default, lap3["cp"].default) == (0.1, 3.0)
     assert (lamcts["sigma"].default, lap3["sigma"].default) == (0.2, 0.5)
     assert (lamcts["value_weight"].default, lap3["value_weight"].default) == (None, 1.0)
