@@ -161,14 +161,9 @@ class _AroundWalls(gym.Wrapper):
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         base = self.env.unwrapped
-        before = base.way_left(*base.position)
+        before = base.position
         _, _, terminated, truncated, info = self.env.step(action)
-        goal = int(info.get("goal", -1))
-        after = 0.0 if goal >= 0 else base.way_left(*base.position)
-        gained = before - after
-        reward = gained / base.nav.size if math.isfinite(gained) else 0.0
-        if goal >= 0:
-            reward += base.nav.goals[goal].payoff
+        reward = base.way_reward(before, base.position, int(info.get("goal", -1)))
         return base.observation["WaySensors"], reward, terminated, truncated, info
 
 

@@ -46,7 +46,6 @@ __all__ = [
 ]
 
 
-
 def load_benchmark_map(benchmark: Benchmark) -> NavMap:
     """The map a navigation benchmark's file holds (text grid for ``.txt``, else JSON),
     its size checked before it is read and its bytes against the benchmark's sha256."""

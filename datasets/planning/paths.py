@@ -101,6 +101,16 @@ class Reachability:
         )
 
 
+def require_path(nav: NavMap) -> Reachability:
+    """:func:`reachability` of ``nav``; ``ValueError`` (:meth:`Reachability.problem`) when
+    no goal is reachable."""
+    found = reachability(nav)
+    why = found.problem(nav.name)
+    if why is not None:
+        raise ValueError(why)
+    return found
+
+
 def wall_rects(nav: NavMap) -> np.ndarray:
     """(K, 4) x0, y0, x1, y1 of every wall of ``nav`` and of the world's border."""
     w = nav.size

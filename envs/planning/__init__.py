@@ -45,12 +45,10 @@ def episode_reward(env: Any) -> float:
 
 def _check_map(benchmark: Any) -> None:
     """``ValueError`` for a map file that does not load, or whose goals no plan reaches."""
-    from optgym.datasets.planning import load_benchmark_map, reachability
+    from optgym.datasets.planning import load_benchmark_map
+    from optgym.datasets.planning.paths import require_path
 
-    nav = load_benchmark_map(benchmark)
-    why = reachability(nav).problem(nav.name)
-    if why is not None:
-        raise ValueError(why)
+    require_path(load_benchmark_map(benchmark))
 
 
 def _report(rows: list[dict], plot_path: Path) -> list[Path]:

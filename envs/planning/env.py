@@ -12,8 +12,14 @@ import numpy as np
 from gymnasium import spaces
 
 from optgym.datasets.dataset import Benchmark
-from optgym.datasets.planning import MAX_GOALS, NavMap, load_benchmark_map, reachability
-from optgym.datasets.planning.paths import WayField, segments_clear, wall_rects, way_field
+from optgym.datasets.planning import MAX_GOALS, NavMap, load_benchmark_map
+from optgym.datasets.planning.paths import (
+    WayField,
+    require_path,
+    segments_clear,
+    wall_rects,
+    way_field,
+)
 from optgym.env import NamedSpace, OptGymEnv, RewardTolerance, StepResult
 from optgym.envs.planning import CLOSED_LOOP_ID, DEFAULT_BENCHMARK, OPEN_LOOP_ID, PROBLEM
 from optgym.envs.planning.canvas import draw_map
@@ -106,10 +112,7 @@ class _NavigationEnv(OptGymEnv[np.ndarray, np.ndarray]):
         if benchmark.sha256 == self._map_sha256:
             return False
         nav = load_benchmark_map(benchmark)
-        found = reachability(nav)
-        why = found.problem(nav.name)
-        if why is not None:  # before any search: no plan can reach a goal
-            raise ValueError(why)
+        found = require_path(nav)  # before any search: a ValueError if no plan reaches a goal
         far = found.too_long(nav.name)
         if far is not None:
             warnings.warn(far, stacklevel=2)
@@ -549,6 +552,17 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
         leads there)."""
         return self._way_field().distance(x, y)
 
+    def way_reward(
+        self, before: tuple[float, float], after: tuple[float, float], goal: int
+    ) -> float:
+        """``WayProgress`` of a move from ``before`` to ``after`` that reached goal index
+        ``goal`` (-1: none): the way left it gained, divided by the world side (0 where no
+        way leads on), plus the goal's payoff."""
+        left = 0.0 if goal >= 0 else self.way_left(*after)
+        gained = self.way_left(*before) - left
+        reward = gained / self.nav.size if math.isfinite(gained) else 0.0
+        return reward + (self.nav.goals[goal].payoff if goal >= 0 else 0.0)
+
     def way_direction(self, x: float, y: float) -> tuple[float, float]:
         """The sensor direction whose clear move (the move bound, a half or a quarter of
         it, with nothing in the way) leaves the shortest way to the nearest goal from
@@ -635,11 +649,8 @@ class PathPlanning2DClosedLoopEnv(_NavigationEnv):
         after = self._nearest_goal(nx, ny)[2]
         reward = (before - after) / self.nav.size
         if self.reward_space_name == "WayProgress":
-            way_before = self.way_left(x, y)
-            way_after = 0.0 if goal >= 0 else self.way_left(nx, ny)
-            gained = way_before - way_after
-            reward = gained / self.nav.size if math.isfinite(gained) else 0.0
-        if goal >= 0:
+            reward = self.way_reward((x, y), (nx, ny), goal)
+        elif goal >= 0:
             reward += self.nav.goals[goal].payoff
         terminated = goal >= 0
         self._reached = terminated
