@@ -184,9 +184,31 @@ def bwrap_command(argv: list[str], code_dir: Path | None = None) -> list[str]:
         "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
         "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg",
     }  # fmt: skip
+    environ.update(_blas_kernels())
     for key, value in environ.items():
         cmd += ["--setenv", key, value]
     return [*cmd, "--", *argv]
+
+
+@cache
+def _blas_kernels() -> dict[str, str]:
+    """The OpenBLAS settings that choose this process's kernels, for the sandbox to compute
+    with the same ones: OpenBLAS detects the CPU anew in a cleared environment, and may pick
+    other kernels (SkylakeX against a pinned Haswell on an AVX-512 AMD host), whose sums
+    round differently, so that a deterministic agent would give other actions there."""
+    kernels = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+               if os.environ.get(k, "").isalnum()}  # fmt: skip
+    if "OPENBLAS_CORETYPE" not in kernels:
+        try:
+            from threadpoolctl import threadpool_info
+
+            found = [i.get("architecture") for i in threadpool_info()
+                     if i.get("internal_api") == "openblas"]  # fmt: skip
+        except Exception:  # no threadpoolctl, or no OpenBLAS loaded: nothing to pin
+            found = []
+        if found and isinstance(found[0], str) and found[0].isalnum():
+            kernels["OPENBLAS_CORETYPE"] = found[0]
+    return kernels
 
 
 @cache

@@ -147,6 +147,26 @@ def test_an_honest_agent_scores_the_same_in_the_sandbox(code: Path, tmp_path: Pa
     assert inside["score"] == outside["score"] and inside["budget_used"]["calls"] == 2000
 
 
+def test_the_sandbox_computes_with_this_process_blas_kernels() -> None:
+    """OpenBLAS picks its kernels by the CPU and the environment: in the sandbox's cleared
+    environment it would detect anew (SkylakeX where this host pins Haswell), and a matrix
+    product would round otherwise, so that a deterministic agent (MPPI's weighted mean)
+    gives other actions there than here."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    code = ("import numpy as np; r = np.random.default_rng(0); w = r.random(100); "
+            "p = r.random((100, 200)); print((w @ p).tobytes().hex())")  # fmt: skip
+    r = np.random.default_rng(0)
+    w, p = r.random(100), r.random((100, 200))
+    inside = subprocess.run(sandbox.bwrap_command([sys.executable, "-c", code]),
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert inside.returncode == 0, inside.stderr[-500:]
+    assert inside.stdout.strip() == (w @ p).tobytes().hex()
+
+
 def test_a_hostile_agent_gets_none_of_what_it_tries(code: Path, tmp_path: Path):
     """S2, W1, S5: the key, the round secrets, a mode-600 file and /etc/shadow cannot be read;
     the board and the cache cannot be written; the host's loopback cannot be reached; no
