@@ -11,6 +11,11 @@ when the organizer adds the board's first entry. Signed with it:
 * the attestation of a closed-track entry (``attestation.json``), which only ``optgym
   leaderboard rerun`` writes: ``closed`` is a track only the verifier's own run can give.
 
+An organizer who no longer holds the private half (a new machine, a new organizer) retires
+the key (:func:`new_key`, ``scripts/initial_board.py --new-key``): it moves to the file's
+``retired`` list, whose keys still check the records they signed (a signature is checked
+with the public half alone), and a new pair signs from then on.
+
 A signature covers the record's canonical JSON (sorted keys, no spaces) without its
 ``signature`` field, under a purpose string, so a signature made for one kind of record
 never fits another.
@@ -46,25 +51,52 @@ def _key_id(public: bytes) -> str:
     return hashlib.sha256(public).hexdigest()[:16]
 
 
-def public_key(root: Path) -> bytes | None:
-    """The board's public key (32 bytes), None when the board has none yet; ``ValueError``
-    when its file is malformed."""
+#: The most retired keys a board's key file lists.
+MAX_RETIRED = 64
+_FORMAT = (
+    '{"ed25519": 64 hex digits, "id": its key id, "retired": [{"ed25519", "id"}, ...] '
+    "(optional)}"
+)
+
+
+def _parse_key(entry: Any, path: Path) -> bytes:
+    text = entry.get("ed25519") if isinstance(entry, dict) else None
+    if not (isinstance(entry, dict) and set(entry) == {"ed25519", "id"}
+            and isinstance(text, str) and len(text) == 64):  # fmt: skip
+        raise ValueError(f"{path} is not a verifier key file ({_FORMAT})")
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError(f"{path} is not a verifier key file (a key is not hex)") from None
+    if entry["id"] != _key_id(key):
+        raise ValueError(f"{path} names another key id than its key's")
+    return key
+
+
+def public_keys(root: Path) -> list[bytes]:
+    """The board's public keys (32 bytes each): the current one first, then the retired
+    ones, which still check what they signed; [] when the board has none yet.
+    ``ValueError`` when its file is malformed."""
     from optgym.datasets.files import read_json_object
 
     path = Path(root) / PUBLIC_KEY
     if not path.exists() and not path.is_symlink():
-        return None
-    data = read_json_object(path, "board verifier key", 4096, 2)
-    text = data.get("ed25519")
-    if not (set(data) == {"ed25519", "id"} and isinstance(text, str) and len(text) == 64):
-        raise ValueError(f"{path} is not a verifier key ({{\"ed25519\": 64 hex digits, \"id\"}})")
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        raise ValueError(f"{path} is not a verifier key (its key is not hex)") from None
-    if data["id"] != _key_id(key):
-        raise ValueError(f"{path} names another key id than its key's")
-    return key
+        return []
+    data = read_json_object(path, "board verifier key", 256 * (MAX_RETIRED + 2), 3)
+    retired = data.get("retired", [])
+    if not set(data) <= {"ed25519", "id", "retired"} or not isinstance(retired, list):
+        raise ValueError(f"{path} is not a verifier key file ({_FORMAT})")
+    if len(retired) > MAX_RETIRED:
+        raise ValueError(f"{path} lists {len(retired)} retired keys; allowed: {MAX_RETIRED}")
+    current = {k: v for k, v in data.items() if k != "retired"}
+    return [_parse_key(e, path) for e in (current, *retired)]
+
+
+def public_key(root: Path) -> bytes | None:
+    """The board's current public key (32 bytes), None when the board has none yet;
+    ``ValueError`` when its file is malformed."""
+    keys = public_keys(root)
+    return keys[0] if keys else None
 
 
 def _private_path(key_id: str) -> Path:
@@ -92,11 +124,6 @@ def signing_key(root: Path, create: bool = True) -> Any:
     board has none and ``create`` (its public half written into the board).
     ``RuntimeError`` when the board's key is another installation's: only its organizer
     signs for it."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from optgym.datasets.files import write_file
-
     root = Path(root)
     public = public_key(root)
     if public is not None:
@@ -106,11 +133,35 @@ def signing_key(root: Path, create: bool = True) -> Any:
                 f"the board {root} is signed by verifier key {_key_id(public)}, whose private "
                 "half is not in this installation's cache: only the board's organizer files "
                 "and re-verifies its entries (anyone can verify them: optgym leaderboard "
-                "verify)"
+                "verify); a new organizer retires the key first (scripts/initial_board.py "
+                "--new-key)"
             )
         return _load_private(path)
     if not create:
         raise RuntimeError(f"the board {root} has no verifier key yet")
+    return _make_key(root, [])
+
+
+def new_key(root: Path) -> str:
+    """Retire the board's current key (it keeps checking the records it signed) and make a
+    new pair that signs from now on, its private half in this installation's cache;
+    returns the new key's id. For an organizer without the current key's private half."""
+    root = Path(root)
+    keys = public_keys(root)
+    if len(keys) > MAX_RETIRED:
+        raise ValueError(f"the board {root} has retired {MAX_RETIRED} keys; allowed: no more")
+    _make_key(root, keys)
+    return _key_id(public_keys(root)[0])
+
+
+def _make_key(root: Path, retired: list[bytes]) -> Any:
+    """A new key pair for the board: its private half into the cache, its public half the
+    board's current key, ``retired`` listed after it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from optgym.datasets.files import write_file
+
     key = Ed25519PrivateKey.generate()
     raw = key.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
@@ -121,7 +172,9 @@ def signing_key(root: Path, create: bool = True) -> Any:
     path = _private_path(_key_id(public))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_file(path, raw, mode=0o600)
-    record = {"ed25519": public.hex(), "id": _key_id(public)}
+    record: dict[str, Any] = {"ed25519": public.hex(), "id": _key_id(public)}
+    if retired:
+        record["retired"] = [{"ed25519": k.hex(), "id": _key_id(k)} for k in retired]
     write_file(root / PUBLIC_KEY, (json.dumps(record, indent=1) + "\n").encode())
     return key
 
@@ -145,16 +198,17 @@ def signature_problem(record: Any, purpose: str, root: Path) -> str | None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     try:
-        public = public_key(root)
+        keys = {_key_id(k): k for k in public_keys(root)}
     except ValueError as e:
         return str(e)
-    if public is None:
+    if not keys:
         return f"the board has no verifier key ({PUBLIC_KEY}), so nothing on it is signed"
     signature = record.get(SIGNATURE) if isinstance(record, dict) else None
     if not isinstance(signature, dict) or set(signature) != {"key", "ed25519"}:
         return "it carries no signature of the board's verifier"
-    if signature["key"] != _key_id(public):
-        return "it is signed by another key than the board's verifier key"
+    public = keys.get(signature["key"]) if isinstance(signature["key"], str) else None
+    if public is None:
+        return "it is signed by another key than the board's verifier keys"
     try:
         raw = bytes.fromhex(signature["ed25519"]) if isinstance(signature["ed25519"], str) else b""
         Ed25519PublicKey.from_public_bytes(public).verify(raw, _canonical(record, purpose))
@@ -163,5 +217,5 @@ def signature_problem(record: Any, purpose: str, root: Path) -> str | None:
     return None
 
 
-__all__ = ["PUBLIC_KEY", "PURPOSES", "SIGNATURE", "public_key", "sign", "signature_problem",
-           "signing_key"]  # fmt: skip
+__all__ = ["MAX_RETIRED", "PUBLIC_KEY", "PURPOSES", "SIGNATURE", "new_key", "public_key",
+           "public_keys", "sign", "signature_problem", "signing_key"]  # fmt: skip

@@ -3,6 +3,7 @@
     .venv/bin/python scripts/initial_board.py [--reuse DIR] [--work DIR] [--only TASK] [--fresh]
         [--workers N] [--agent AGENT]
     .venv/bin/python scripts/initial_board.py --reverify [--only TASK]
+    .venv/bin/python scripts/initial_board.py --new-key [--only TASK]
 
 For each task and each of its ``reference_agents`` (the task record says which: references
 first, then baselines) it runs the agent on the task's test set (``optgym leaderboard run``)
@@ -20,6 +21,10 @@ with the board's verifier key (a new board organizer: remove the board's
 by running ``RERUNS`` episodes of each entry again in the sandbox. Where a task counts time
 (LNS, schedules), reruns would measure this machine's load against the entry's: its lines
 replay only. An entry that no longer passes is marked stale.
+
+``--new-key`` is for an organizer on a machine whose cache lacks the board key's private
+half: the key is retired (the records it signed still check against its public half, listed
+in ``verifier.json``) and a new pair signs the entries filed from then on.
 """
 
 from __future__ import annotations
@@ -41,12 +46,27 @@ from optgym.tasks import all_tasks, board_benchmarks
 
 def entries() -> dict[str, list[tuple[str, str]]]:
     """Task -> (agent, display name) of its initial entries: the task's ``reference_agents``,
-    each named by its description in the problem's record (or, without one, its name)."""
-    agents = registry()
+    each named by its description in the problem's record (or, without one, its name); an
+    agent with settings (``lap3:anchors=10``) by its name and its settings."""
     return {
-        name: [(agent, agents[agent].description or agent) for agent in task.reference_agents]
+        name: [(agent, display_name(agent)) for agent in task.reference_agents]
         for name, task in all_tasks().items()
     }
+
+
+#: The longest display name a manifest takes.
+NAME_CHARS = 80
+
+
+def display_name(agent: str) -> str:
+    """The board's name for the entry of ``agent`` (a built-in's name, maybe with settings)."""
+    base, _, settings = agent.partition(":")
+    if not settings:
+        return registry()[base].description or base
+    name = f"{base} ({settings.replace(',', ', ')})"
+    if len(name) <= NAME_CHARS:
+        return name
+    return f"{base} ({settings.count(',') + 1} settings, in the entry's agent spec)"
 
 
 #: Closed-track entries: (task, revealed round, agent, display name); ``rerun`` runs them on
@@ -122,12 +142,22 @@ def main() -> int:
         "tasks want 1 on an otherwise idle machine)",
     )
     parser.add_argument(
+        "--new-key",
+        action="store_true",
+        help="retire the board's verifier key (its records stay valid) and sign with a new "
+        "one from now on: for an organizer on a machine without the key's private half",
+    )
+    parser.add_argument(
         "--reverify",
         action="store_true",
         help="verify and sign the committed entries again, run nothing new",
     )
     args = parser.parse_args()
     board = Board()
+    if args.new_key:
+        from optgym.leaderboard.signing import new_key
+
+        print(f"the board {board.root} now signs with verifier key {new_key(board.root)}")
     if args.reverify:
         reverify(board, args.only)
         return 0

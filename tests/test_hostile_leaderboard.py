@@ -227,6 +227,43 @@ def test_only_the_boards_organizer_files_entries(
                  "--board", str(board.root)]) == 1  # fmt: skip
 
 
+def test_a_new_organizer_retires_the_key_and_old_records_still_check(
+    mppi_entry: Path, board: Board, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A machine without the key's private half retires it: what it signed still ranks,
+    what the new key signs ranks, and a malformed or overlong key file is refused."""
+    from optgym.leaderboard.signing import MAX_RETIRED, new_key, public_keys, signature_problem
+
+    _, first = board.add(mppi_entry, reruns=0)
+    old_id = json.loads((board.root / PUBLIC_KEY).read_text())["id"]
+    monkeypatch.setenv("OPTGYM_CACHE", str(tmp_path / "new-machine"))
+    with pytest.raises(RuntimeError, match="retires the key first"):
+        board.add(mppi_entry, reruns=0)
+    new_id = new_key(board.root)
+    assert new_id != old_id and len(public_keys(board.root)) == 2
+    saved = json.loads((first / "verification.json").read_text())
+    assert signature_problem(saved, "verification", board.root) is None  # the retired key's
+    board.rebuild()  # the retired key's record still ranks
+    assert [e["id"] for e in board.entries(TASK)] == [first.name]
+    # what this machine files from now on is signed by the new key
+    signed = sign({k: v for k, v in saved.items() if k != "signature"}, "verification",
+                  board.root)  # fmt: skip
+    assert signed["signature"]["key"] == new_id
+    assert signature_problem(signed, "verification", board.root) is None
+    (first / "verification.json").write_text(json.dumps(signed))
+    board.rebuild()
+    assert [e["id"] for e in board.entries(TASK)] == [first.name]
+    # a key file that lists a key under another id, or too many retired keys: refused
+    key_file = board.root / PUBLIC_KEY
+    good = json.loads(key_file.read_text())
+    bad = {**good, "retired": [{**good["retired"][0], "id": "0" * 16}]}
+    key_file.write_text(json.dumps(bad))
+    assert "another key id" in str(signature_problem(signed, "verification", board.root))
+    bad = {**good, "retired": good["retired"] * (MAX_RETIRED + 1)}
+    key_file.write_text(json.dumps(bad))
+    assert "retired keys; allowed" in str(signature_problem(signed, "verification", board.root))
+
+
 # --- W4: the closed track is the verifier's -----------------------------------------------
 
 
