@@ -17,7 +17,7 @@ from gymnasium.envs.registration import register, registry
 from optgym.problem import Problem
 
 #: The problem packages of ``optgym.envs``, in the order the listings show them.
-PROBLEM_PACKAGES = ("passes", "lns", "schedule", "planning", "dataselect")
+PROBLEM_PACKAGES = ("passes", "lns", "schedule", "planning", "dataselect", "surco")
 
 
 @cache

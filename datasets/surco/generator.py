@@ -1,0 +1,123 @@
+"""Seeded road-like route instances: ``generator://routes-v0/<seed>``.
+
+A seed draws, from ``numpy.random.default_rng(seed)`` in this order:
+
+* the grid side ``k`` in 5..8: nodes ``r * k + c`` for rows and columns ``r, c < k``, one
+  length unit apart;
+* a road class for each of the ``k`` rows, then each of the ``k`` columns: a speed factor
+  ``U(0.9, 1.1)`` and a coefficient of variation log-uniform in ``[0.01, 1]`` (a road is
+  fast or slow, reliable or risky, along its whole length);
+* in each grid cell, row by row, with probability :data:`DIAGONAL_PROBABILITY`, one
+  diagonal (either one, equally likely; length ``sqrt(2)``) with a road class of its own;
+* per edge (every road segment in both directions: the rows' segments, the columns', then
+  the diagonals, each first ``a -> b`` as listed, then ``b -> a``): the mean travel time
+  ``5 * length * speed * U(0.9, 1.1)`` and the variance ``(mean * cv * U(0.8, 1.2))**2``,
+  both rounded to 4 decimals. Speed and risk are independent and shared along a road, so
+  paths of nearly the same expected time differ much in variance: the path of least
+  expected time is often not the one most likely to arrive in time;
+* the source, a node of the left column, and the target, one of the right column.
+
+The deadline is ``f * T``, ``T`` the least expected time from the source to the target and
+the factor ``f`` the SurCo paper's, chosen by the seed: ``(1.1, 1.0, 0.9)[seed % 3]``
+(loose, tight, very tight). Under ``f > 1`` safer paths than the expected-value path may
+do better, under ``f < 1`` riskier ones; under ``f = 1`` the expected-value path is optimal
+(probability 1/2, and every other path has a larger mean), a sanity check for agents.
+A benchmark's file is the instance in the route file format
+(:mod:`optgym.datasets.surco.routes`), so a seed gives the same bytes on any machine.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from optgym.datasets.seeded import SeededDataset
+from optgym.datasets.surco.routes import RouteInstance, make_route
+
+NAME = "routes-v0"
+LICENSE = "MIT (OptGym); generated"
+SURCO_PAPER = "https://arxiv.org/abs/2210.12547"
+#: The deadline factors, chosen by ``seed % 3``.
+DEADLINE_FACTORS = (1.1, 1.0, 0.9)
+DIAGONAL_PROBABILITY = 0.3
+MIN_SIDE, MAX_SIDE = 5, 8
+SPEED_RANGE = (0.9, 1.1)
+CV_RANGE = (0.01, 1.0)  # log-uniform
+TIME_PER_LENGTH = 5.0
+
+
+def least_expected_time(route: RouteInstance) -> float:
+    """The least expected travel time from the source to the target (scipy's Dijkstra on
+    the means; the generated graphs have no parallel edges)."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import dijkstra
+
+    # an explicit zero in a sparse matrix is no edge: a tiny floor keeps zero-mean edges
+    weights = np.maximum(route.means, 1e-300)
+    graph = csr_matrix((weights, (route.tails, route.heads)), shape=(route.nodes, route.nodes))
+    return float(dijkstra(graph, indices=route.source)[route.target])
+
+
+def generate_route(seed: int) -> RouteInstance:
+    """The instance of ``seed`` (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(MIN_SIDE, MAX_SIDE + 1))
+
+    def road_class() -> tuple[float, float]:
+        speed = float(rng.uniform(*SPEED_RANGE))
+        return speed, math.exp(float(rng.uniform(*np.log(CV_RANGE))))
+
+    rows = [road_class() for _ in range(k)]
+    columns = [road_class() for _ in range(k)]
+    roads = [(r * k + c, r * k + c + 1, 1.0, rows[r]) for r in range(k) for c in range(k - 1)]
+    roads += [(r * k + c, (r + 1) * k + c, 1.0, columns[c])
+              for r in range(k - 1) for c in range(k)]  # fmt: skip
+    for r in range(k - 1):
+        for c in range(k - 1):
+            if rng.random() < DIAGONAL_PROBABILITY:
+                if rng.random() < 0.5:
+                    a, b = r * k + c, (r + 1) * k + c + 1
+                else:
+                    a, b = r * k + c + 1, (r + 1) * k + c
+                roads.append((a, b, math.sqrt(2.0), road_class()))
+    edges = []
+    for a, b, length, (speed, cv) in roads:
+        for u, v in ((a, b), (b, a)):
+            mean = TIME_PER_LENGTH * length * speed * float(rng.uniform(0.9, 1.1))
+            sd = mean * cv * float(rng.uniform(0.8, 1.2))
+            edges.append([u, v, round(mean, 4), round(sd * sd, 4)])
+    source = int(rng.integers(0, k)) * k
+    target = int(rng.integers(0, k)) * k + k - 1
+    # a placeholder deadline, to compute the least expected time with the checked instance
+    draft = make_route(k * k, edges, source, target, 1.0, f"route {seed}")
+    deadline = DEADLINE_FACTORS[seed % len(DEADLINE_FACTORS)] * least_expected_time(draft)
+    return make_route(k * k, edges, source, target, deadline, f"route {seed}")
+
+
+class RoutesDataset(SeededDataset):
+    """``generator://routes-v0/<seed>``: road-like grids with normal travel times."""
+
+    name = NAME
+    suffix = ".json"
+    description = (
+        "Road-like directed grids of 5 x 5 to 8 x 8 nodes with random diagonals, each road "
+        "both ways with its own speed and reliability; independent normal travel times "
+        "(means about 4 to 6 a grid segment, coefficients of variation log-uniform from 0.01 "
+        "to 1); source in the left column, target in the right one; the deadline 1.1, 1.0 "
+        "or 0.9 times the least expected time (seed % 3 = 0, 1, 2). Seed splits as every "
+        "generator dataset."
+    )
+    license = LICENSE
+    provenance = (
+        "optgym.datasets.surco.generator.generate_route(seed): draws from "
+        "numpy.random.default_rng(seed) in the order its docstring lists, means and variances "
+        "rounded to 4 decimals; the deadline factor (1.1, 1.0, 0.9)[seed % 3] times the least "
+        "expected time (scipy's Dijkstra on the means); each file is RouteInstance.to_json(). "
+        "After the route-planning experiments of SurCo (Ferber et al., ICML 2023)."
+    )
+    references = (SURCO_PAPER,)
+
+    def generate(self, seed: int, workdir: Path) -> bytes:
+        return generate_route(seed).to_json().encode()
