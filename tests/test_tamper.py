@@ -28,12 +28,12 @@ EPISODES = {
     "path-planning-closed-loop": ("ppo", "benchmark://nav2d-v0/maze", "calls=600"),
     "lns-vertex-cover": ("random-lns", "generator://vertex-cover-s-v0/0", "seconds=8"),
     "schedule-search": ("schedule-random", "benchmark://halide-ops-v0/matmul-192", "calls=3"),
-    "data-selection-digits": ("random-select", "generator://digits-noisy-v0/0", "calls=10"),
+    "data-selection-digits": ("random-select", "generator://digits-noisy-v0/0", "calls=5"),
 }
 # Tamperings the replay is asked to check per line (re-tagged): spread over the fields, to
 # keep the suite quick (`python -m optgym.tamper --retag` runs them all); a data-selection
-# replay retrains ten times.
-RETAGGED_SAMPLE = {"data-selection-digits": 25}
+# replay retrains five times, an LNS replay reads its instance and checks its incumbent.
+RETAGGED_SAMPLE = {"data-selection-digits": 12, "lns-vertex-cover": 30}
 # What a replay cannot see: only the integrity tag protects these fields (a learned agent's
 # own training figures among them).
 UNSEEN = ("walltime", "budget_used.", "seed", "state.seed", "state.walltime", "state.extras.train_",
