@@ -138,6 +138,7 @@ def play_episode(
     episodes of the leaderboard (:func:`sandboxed_episode`). Never raises;
     ``cleanup`` runs once the agent is done."""
     from optgym.tasks import get_task
+    from optgym.threads import one_blas_thread
     from optgym.wrappers import BudgetWrapper
 
     row = _row(task_name, agent_spec, benchmark, seed, budget)
@@ -156,7 +157,8 @@ def play_episode(
         wrapped = BudgetWrapper(base, budget)
         start = time.monotonic()
         try:
-            state = solve(wrapped)
+            with one_blas_thread():  # as in the sandbox: the same actions in and out of it
+                state = solve(wrapped)
         except BudgetExceeded as e:
             raise BudgetExceeded(f"over budget, the agent was stopped: {e}") from None
         finally:

@@ -152,3 +152,24 @@ def test_the_way_field_leads_around_walls_and_following_it_reaches_the_goal() ->
             assert env.unwrapped.validate(env.unwrapped.state).ok  # the reward replays
     finally:
         env.close()
+
+
+def test_the_hard_task_scores_the_families_test_maps_with_the_tuned_planners() -> None:
+    from pathlib import Path
+
+    from optgym.envs.planning import HARD_FAMILIES, HARD_TASK, TUNED_PLANNERS
+    from optgym.tasks import board_benchmarks, get_task
+
+    task = get_task(HARD_TASK)
+    assert set(HARD_FAMILIES) == set(FAMILIES)
+    board = board_benchmarks(task)
+    assert len(board) == 2 * len(FAMILIES)
+    for family in FAMILIES:  # test seeds only: none of the train seeds the tuning saw
+        dataset = PROBLEM.dataset_registry().dataset(f"generator://nav2d-{family}-v0")
+        test = set(dataset.take("test", 2))
+        assert test <= set(board) and not test & set(dataset.take("train", 50))
+    # the task's settings are those the tuning wrote (a re-tune updates both)
+    tuned = Path(__file__).resolve().parents[1] / "agents" / "planning" / "tuned.json"
+    specs = json.loads(tuned.read_text())["specs"]
+    assert sorted(TUNED_PLANNERS) == sorted(specs.values())
+    assert TUNED_PLANNERS[0] == specs["lap3"]  # LaP3's entry first

@@ -167,6 +167,19 @@ def test_the_sandbox_computes_with_this_process_blas_kernels() -> None:
     assert inside.stdout.strip() == (w @ p).tobytes().hex()
 
 
+def test_cmaes_gives_the_same_actions_in_and_out_of_the_sandbox() -> None:
+    """CMA-ES's eigendecompositions round otherwise on two BLAS threads than on the sandbox's
+    one: the runner's episodes run on one, so that a rerun in the sandbox gives the line back
+    (before, a genuine CMA-ES entry was refused)."""
+    from optgym.bench import sandboxed_episode
+
+    agent, uri = "cmaes:popsize=10,sigma0=1.0", "generator://nav2d-spiral-v0/1"
+    inside = sandboxed_episode("path-planning-hard", agent, uri, 0, Budget(calls=300))
+    outside = run_episode("path-planning-hard", agent, uri, 0, Budget(calls=300))
+    assert inside["error"] is None and outside["error"] is None, inside["error"]
+    assert inside["state"]["actions"] == outside["state"]["actions"]
+
+
 def test_a_hostile_agent_gets_none_of_what_it_tries(code: Path, tmp_path: Path):
     """S2, W1, S5: the key, the round secrets, a mode-600 file and /etc/shadow cannot be read;
     the board and the cache cannot be written; the host's loopback cannot be reached; no

@@ -55,7 +55,7 @@ def _report(rows: list[dict], plot_path: Path) -> list[Path]:
     from optgym.envs.planning.report import planning_table, plot_best_vs_evaluations
 
     # the success table counts plan rewards above 0: the open-loop task's rows only
-    rows = [r for r in rows if r.get("task", OPEN_LOOP_TASK) == OPEN_LOOP_TASK]
+    rows = [r for r in rows if r.get("task", OPEN_LOOP_TASK) in (OPEN_LOOP_TASK, HARD_TASK)]
     if not rows:
         return []
     print(f"\n{planning_table(rows)}")
@@ -63,6 +63,19 @@ def _report(rows: list[dict], plot_path: Path) -> list[Path]:
 
 
 OPEN_LOOP_TASK = "path-planning"
+HARD_TASK = "path-planning-hard"
+HARD_FAMILIES = ("utrap", "spiral", "rooms", "corridor", "maze")
+#: The planners with their settings chosen on the hard families' train seeds, LaP3 first
+#: (the ``specs`` of agents/planning/tuned.json, written by scripts/tune_planners.py).
+TUNED_PLANNERS = (
+    "lap3:anchors=10,batch=100,cp=3.0,leaf_size=20,plan_space=anchors,sigma=0.5,waypoints=8",
+    "la-mcts:cp=0.1,sigma=0.5",
+    "cmaes:popsize=10,sigma0=1.0",
+    "cem:elite_frac=0.2,init_std=1.0,population=200",
+    "mppi:noise_std=1.0,temperature=0.03",
+    "voo:batch=50,exploit_prob=0.5",
+    "shooting",
+)
 _SEARCH = "optgym.agents.planning.search"
 _PARTITION = "optgym.agents.planning.space_partition"
 _DATA = "optgym.datasets.planning"
@@ -110,6 +123,24 @@ PROBLEM = Problem(
             reference_agents=("cem", "cmaes"),
             aggregate="mean",
             reference=(0.0, "goal reached above 0"),
+        ),
+        # The seeded hard families' test maps (optgym.datasets.planning.families), two of
+        # each; each planner runs with the settings scripts/tune_planners.py chose on their
+        # train seeds (agents/planning/tuned.json: a test keeps these the same).
+        Task(
+            name=HARD_TASK,
+            env_id=OPEN_LOOP_ID,
+            env_kwargs={},
+            datasets=tuple((f"generator://nav2d-{f}-v0", "test") for f in HARD_FAMILIES),
+            budget=Budget(calls=2000),
+            score=plan_reward,
+            score_name=(
+                "plan reward (mean; > 0: goal reached, 1 - 0.2 t/T; else minus the distance left)"
+            ),
+            reference_agents=TUNED_PLANNERS,
+            aggregate="mean",
+            reference=(0.0, "goal reached above 0"),
+            board_size=2,
         ),
         # The closed-loop env for RL agents: the hand-made maps and unseen random ones;
         # `optgym train ppo --task path-planning-closed-loop` trains on the random maps'
