@@ -95,7 +95,7 @@ def test_the_routes_are_seeded_and_their_splits_disjoint(tmp_path: Path) -> None
         data = dataset.generate(seed, tmp_path)
         route = route_from_bytes(data, "route")
         assert route.deadline == pytest.approx(factor * least_expected_time(route), rel=1e-12)
-        assert 25 <= route.nodes <= 64 and json.loads(data)["kind"] == "route"
+        assert 100 <= route.nodes <= 256 and json.loads(data)["kind"] == "route"
 
 
 def test_the_on_time_probability_favours_the_risky_path_under_a_tight_deadline(

@@ -2,7 +2,7 @@
 
 A seed draws, from ``numpy.random.default_rng(seed)`` in this order:
 
-* the grid side ``k`` in 5..8: nodes ``r * k + c`` for rows and columns ``r, c < k``, one
+* the grid side ``k`` in 10..16: nodes ``r * k + c`` for rows and columns ``r, c < k``, one
   length unit apart;
 * a road class for each of the ``k`` rows, then each of the ``k`` columns: a speed factor
   ``U(0.9, 1.1)`` and a coefficient of variation log-uniform in ``[0.01, 1]`` (a road is
@@ -42,7 +42,7 @@ SURCO_PAPER = "https://arxiv.org/abs/2210.12547"
 #: The deadline factors, chosen by ``seed % 3``.
 DEADLINE_FACTORS = (1.1, 1.0, 0.9)
 DIAGONAL_PROBABILITY = 0.3
-MIN_SIDE, MAX_SIDE = 5, 8
+MIN_SIDE, MAX_SIDE = 10, 16
 SPEED_RANGE = (0.9, 1.1)
 CV_RANGE = (0.01, 1.0)  # log-uniform
 TIME_PER_LENGTH = 5.0
@@ -102,7 +102,7 @@ class RoutesDataset(SeededDataset):
     name = NAME
     suffix = ".json"
     description = (
-        "Road-like directed grids of 5 x 5 to 8 x 8 nodes with random diagonals, each road "
+        "Road-like directed grids of 10 x 10 to 16 x 16 nodes with random diagonals, each road "
         "both ways with its own speed and reliability; independent normal travel times "
         "(means about 4 to 6 a grid segment, coefficients of variation log-uniform from 0.01 "
         "to 1); source in the left column, target in the right one; the deadline 1.1, 1.0 "
