@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from optgym.problem import EnvEntry, EnvExample, Problem, Resources, lazy_exports
+from optgym.budget import Budget
+from optgym.problem import EnvEntry, EnvExample, Problem, Resources, Task, lazy_exports
 
 ENV_ID = "optgym/SurrogateOptimization-v0"
 DEFAULT_BENCHMARK = "generator://routes-v0/0"
@@ -47,8 +48,21 @@ PROBLEM = Problem(
         ),
     ),
     datasets=("optgym.datasets.surco.generator:RoutesDataset",),
-    # No task yet: a leaderboard task needs its committed initial entries.
-    tasks=(),
+    # The test routes, 3 of them (seeds 0, 1, 2: the deadline factors 1.1, 1.0 and 0.9), 100
+    # solver calls each.
+    tasks=(
+        Task(
+            name="surco-routes",
+            env_id=ENV_ID,
+            env_kwargs={},
+            datasets=(("generator://routes-v0", "test"),),
+            budget=Budget(calls=100),
+            score=on_time_probability,
+            score_name="on-time probability of the best path (mean)",
+            reference_agents=("ev-path", "mean-variance", "random-search", "surco-zero"),
+            aggregate="mean",
+        ),
+    ),
     agents={
         "ev-path": (f"{_AGENTS}.baselines:ExpectedValuePath", ""),
         "mean-variance": (f"{_AGENTS}.baselines:MeanVariance", ""),
