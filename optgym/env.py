@@ -222,6 +222,26 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def as_numbers(value: Any, what: str, allowed: str, booleans: str = "booleans") -> np.ndarray:
+    """``value`` (an action, a plan) as a float64 array; ``ValueError`` naming ``what`` is
+    wrong and ``allowed`` when it is not an array of real numbers (strings, booleans,
+    objects, complex numbers, ragged lists) instead of NumPy's conversion error. The shape
+    and the values are the caller's to check; ``booleans`` names what booleans would be
+    taken for (a mask, say)."""
+    try:
+        raw = np.asarray(value)
+    except Exception:  # a ragged list or an object NumPy cannot hold
+        raise ValueError(f"{what} must be an array of numbers; {allowed}") from None
+    if raw.dtype.kind == "b":
+        raise ValueError(f"{what} must hold numbers, not {booleans}; {allowed}")
+    if raw.dtype.kind not in "iuf":
+        raise ValueError(
+            f"{what} must hold numbers, got an array of dtype {raw.dtype} "
+            f"({type(value).__name__}); {allowed}"
+        )
+    return raw.astype(np.float64)
+
+
 def _marking_closed(close: Any) -> Any:
     """A problem's ``close`` that also marks its env closed (even when it fails)."""
 

@@ -364,10 +364,12 @@ def test_a_bad_task_never_breaks_the_env(env, good_uri, tmp_path):
         (np.full(120, 1e39), r"finite float32 numbers \(\|x\| < 3.4e38\)"),
         (np.zeros(119), r"shape \(120,\), one score per pool example; got shape \(119,\)"),
         (np.zeros((120, 1)), r"got shape \(120, 1\)"),
-        (np.ones(120, dtype=bool), r"not a boolean mask; allowed: 120 finite numbers"),
+        (np.ones(120, dtype=bool),
+         r"not a boolean mask \(to train on a mask, call env.unwrapped.retrain\(mask\)\); "
+         r"allowed: 120 finite numbers"),
         (None, r"must hold numbers, got an array of dtype object \(NoneType\)"),
         ([1.0, "a"] * 60, r"must hold numbers"),
-        ([[1.0], [1.0, 2.0]], r"must be an array of scores|must hold numbers"),
+        ([[1.0], [1.0, 2.0]], r"must be an array of numbers|must hold numbers"),
         (np.zeros(120, complex), r"dtype complex128"),
     ],
 )

@@ -16,7 +16,7 @@ from optgym.datasets.dataselect import (
     load_task,
 )
 from optgym.datasets.dataset import Benchmark, DatasetRegistry
-from optgym.env import NamedSpace, OptGymEnv, RewardTolerance, StepResult
+from optgym.env import NamedSpace, OptGymEnv, RewardTolerance, StepResult, as_numbers
 from optgym.envs.dataselect import PROBLEM
 from optgym.envs.dataselect.lm import (
     FINETUNE_BATCH,
@@ -447,26 +447,16 @@ class DataSelectionEnv(OptGymEnv[Observation, np.ndarray]):
     def _check_action(self, action: Any) -> np.ndarray:
         n = self.pool_size
         allowed = f"allowed: {n} finite numbers (|x| < 3.4e38), one score per pool example"
-        try:
-            raw = np.asarray(action)
-        except Exception:  # a ragged list or an object numpy cannot hold
-            raise ValueError(f"an action must be an array of scores; {allowed}") from None
-        if raw.dtype.kind == "b":
-            raise ValueError(
-                f"an action is a score per example, not a boolean mask; {allowed} (to train "
-                "on a mask, call env.unwrapped.retrain(mask))"
-            )
-        if raw.dtype.kind not in "iuf":
-            raise ValueError(
-                f"an action must hold numbers, got an array of dtype {raw.dtype} "
-                f"({type(action).__name__}); {allowed}"
-            )
+        raw = as_numbers(
+            action, "an action", allowed,
+            booleans="a boolean mask (to train on a mask, call env.unwrapped.retrain(mask))",
+        )  # fmt: skip
         if raw.shape != (n,):
             raise ValueError(
                 f"an action must have shape ({n},), one score per pool example; got shape "
                 f"{raw.shape}; {allowed}"
             )
-        scores = raw.astype(np.float64)
+        scores = raw
         with np.errstate(over="ignore"):
             scores32 = scores.astype(np.float32)
         bad = np.flatnonzero(~np.isfinite(scores32))

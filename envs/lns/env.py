@@ -14,7 +14,7 @@ from gymnasium import spaces
 
 from optgym.datasets.cache import cache_dir
 from optgym.datasets.dataset import Benchmark
-from optgym.env import NamedSpace, OptGymEnv, RewardTolerance, StepResult
+from optgym.env import NamedSpace, OptGymEnv, RewardTolerance, StepResult, as_numbers
 from optgym.envs.lns import PROBLEM
 from optgym.envs.lns import problem as problem_module
 from optgym.envs.lns.gap import primal_gap, primal_integral
@@ -515,23 +515,12 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
             f"allowed: an array of shape ({n},) of real scores, one per variable (finite, or "
             "-inf for a variable never to free)"
         )
-        if isinstance(action, (str, bytes, bool, np.bool_)):
-            raise ValueError(f"action is a {type(action).__name__}; {allowed}")
-        try:
-            scores = np.asarray(action)
-        except (ValueError, TypeError):  # ragged nested lists
-            raise ValueError(f"action is not an array of numbers; {allowed}") from None
-        if scores.dtype.kind not in "iuf":
-            what = {"b": "booleans", "U": "strings", "S": "bytes", "c": "complex numbers"}.get(
-                scores.dtype.kind, f"values of type {scores.dtype}"
-            )
-            raise ValueError(f"action holds {what}; {allowed}")
+        scores = as_numbers(action, "an action", allowed, booleans="booleans (a mask)")
         if scores.shape != (n,):
             raise ValueError(
                 f"action must hold one score per variable, shape ({n},); got shape "
                 f"{scores.shape}; {allowed}"
             )
-        scores = scores.astype(float)
         for bad, name in ((np.isnan(scores), "NaN"), (scores == np.inf, "+inf")):
             if bad.any():
                 at = np.flatnonzero(bad)

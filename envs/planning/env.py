@@ -20,12 +20,11 @@ from optgym.datasets.planning.paths import (
     wall_rects,
     way_field,
 )
-from optgym.env import NamedSpace, OptGymEnv, RewardTolerance, StepResult
+from optgym.env import NamedSpace, OptGymEnv, RewardTolerance, StepResult, as_numbers
 from optgym.envs.planning import CLOSED_LOOP_ID, DEFAULT_BENCHMARK, OPEN_LOOP_ID, PROBLEM
 from optgym.envs.planning.canvas import draw_map
 from optgym.envs.planning.geometry import (
     PLAIN_MAX_NEAR_WALLS,
-    as_numbers,
     check_plans,
     map_geometry,
     move,

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from optgym.datasets.planning import NavMap
+from optgym.env import as_numbers
 
 EPS = 1e-6  # how far short of a wall a blocked move stops, in world units
 # Most (cell, wall) pairs the broad-phase grid holds: a map whose walls crowd every cell
@@ -241,24 +242,6 @@ def goal_entry(
         best = np.where(enter, s, best)
         which = np.where(enter, g, which)
     return best, which
-
-
-def as_numbers(value: Any, what: str, allowed: str) -> np.ndarray:
-    """``value`` as a float64 array; ``ValueError`` naming the problem and ``allowed`` when
-    it is not an array of numbers (strings, booleans, objects, complex numbers, ragged
-    lists), instead of NumPy's conversion error."""
-    try:
-        raw = np.asarray(value)
-    except Exception:  # a ragged list or an object NumPy cannot hold
-        raise ValueError(f"{what} must be an array of numbers; {allowed}") from None
-    if raw.dtype.kind == "b":
-        raise ValueError(f"{what} must hold numbers, not booleans; {allowed}")
-    if raw.dtype.kind not in "iuf":
-        raise ValueError(
-            f"{what} must hold numbers, got an array of dtype {raw.dtype} "
-            f"({type(value).__name__}); {allowed}"
-        )
-    return raw.astype(np.float64)
 
 
 def check_plans(plans: Any, horizon: int) -> np.ndarray:
