@@ -1,5 +1,6 @@
-"""Baselines for ``optgym/SurrogateOptimization-v0``: the expected-value path, the
-mean-variance heuristic and random surrogate costs."""
+"""Baselines for ``optgym/SurrogateOptimization-v0``: the expected-value path and the
+mean-variance heuristic (routes), the greedy placement (sharding), and random surrogate costs
+(both kinds)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ class ExpectedValuePath(CostSearch):
     """The path of least expected travel time: the means as costs (one solver call)."""
 
     stochastic: ClassVar[bool] = False
+    kinds: ClassVar[tuple[str, ...]] = ("route",)
 
     def _search(self, ev: CostEvaluator, rng: np.random.Generator) -> None:
         if ev.remaining > 0:
@@ -33,6 +35,7 @@ class MeanVariance(CostSearch):
     ``n_lambdas`` solver calls (and the commit)."""
 
     stochastic: ClassVar[bool] = False
+    kinds: ClassVar[tuple[str, ...]] = ("route",)
 
     n_lambdas: int = 21
     """values of lambda tried (0 and both signs of n_lambdas // 2 magnitudes)"""
@@ -68,10 +71,28 @@ class MeanVariance(CostSearch):
 
 
 @dataclass
+class GreedySharding(CostSearch):
+    """The greedy placement of a sharding instance
+    (:func:`optgym.datasets.surco.sharding.greedy_placement`: tables by decreasing load, each
+    on the device with room whose latency is lowest once it is added), committed through
+    one solver call with the costs that give exactly it (0 for each table's device, 1
+    elsewhere). Where the greedy placement does not fit, the env's reference placement."""
+
+    stochastic: ClassVar[bool] = False
+    kinds: ClassVar[tuple[str, ...]] = ("sharding",)
+
+    def _search(self, ev: CostEvaluator, rng: np.random.Generator) -> None:
+        if ev.remaining > 0:
+            ev.evaluate(ev.default_costs)
+
+
+@dataclass
 class RandomSearch(CostSearch):
-    """Random surrogate costs: each edge's mean times ``exp(spread * z)``, ``z`` standard
-    normal (seeded), one cost vector a solver call until the budget is spent; keeps the
-    best."""
+    """Random surrogate costs, one cost vector a solver call until the budget is spent;
+    keeps the best. On a route, each edge's mean times ``exp(spread * z)``; on a sharding
+    instance, the cost of table ``i`` on device ``d`` is the table's load over the mean
+    table load times ``exp(spread * z[i, d])`` (a hot table's preference weighs more against
+    the capacities); ``z`` standard normal (seeded)."""
 
     budget_units: ClassVar[tuple[str, ...]] = SEARCH_UNITS
 
@@ -82,6 +103,11 @@ class RandomSearch(CostSearch):
         positive("spread", self.spread)
 
     def _search(self, ev: CostEvaluator, rng: np.random.Generator) -> None:
-        means = ev.route.means
+        if ev.route is not None:
+            base = ev.route.means
+        else:
+            loads = ev.sharding.loads
+            scale = float(np.mean(loads)) or 1.0
+            base = np.repeat(loads / scale, ev.sharding.n_devices)
         while ev.remaining > 0:
-            ev.evaluate(means * np.exp(self.spread * rng.standard_normal(len(means))))
+            ev.evaluate(base * np.exp(self.spread * rng.standard_normal(len(base))))

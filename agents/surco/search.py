@@ -2,23 +2,29 @@
 vectors within the budget and committing the best.
 
 An agent tries cost vectors one env step each (one solver call the env charges), keeps the
-best on-time probability seen, and returns the episode of that one cost vector: a reset and
-one step that replays it, so a result line holds one action, however long the search. One
-solver call is kept back for that step (none is spent on it when the search's only step was
-the best one). With no call to spare for a search, the agent commits the means: the path of
-least expected time.
+best score seen (the on-time probability of a route's path, the speedup of a sharding
+placement), and returns the episode of that one cost vector: a reset and one step that
+replays it, so a result line holds one action, however long the search. One solver call is
+kept back for that step (none is spent on it when the search's only step was the best one).
+With no call to spare for a search, the agent commits the kind's default costs
+(:attr:`CostEvaluator.default_costs`): a route's means (the path of least expected time), a
+sharding instance's greedy placement.
+
+An agent names the kinds of instance it solves (``kinds``); on another kind its ``solve``
+raises ``ValueError`` saying which it solves.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 
 from optgym.agents.protocol import Result, metered, solved
 from optgym.budget import Budget, BudgetMeter
+from optgym.datasets.surco.sharding import greedy_placement, placement_costs
 
 
 class CostEvaluator:
@@ -28,10 +34,24 @@ class CostEvaluator:
     def __init__(self, base: Any, meter: BudgetMeter):
         self.base = base
         self.meter = meter
-        self.route = base.route
+        self.kind: str = base.kind
+        self.route = base.route  # None on a sharding instance
+        self.sharding = base.sharding  # None on a route
         self.best_costs: np.ndarray | None = None
-        self.best_probability = -math.inf
+        self.best_score = -math.inf
         self.evaluations = 0
+
+    @property
+    def default_costs(self) -> np.ndarray:
+        """What an agent commits without a search: a route's means; on a sharding instance,
+        the costs that give the greedy placement (the env's reference placement when the
+        greedy one does not fit)."""
+        if self.route is not None:
+            return np.asarray(self.route.means, dtype=np.float64)
+        placement = greedy_placement(self.sharding)
+        if placement is None:
+            placement = self.base.reference_placement
+        return placement_costs(placement, self.sharding.n_devices)
 
     @property
     def remaining(self) -> int:
@@ -39,19 +59,30 @@ class CostEvaluator:
         return self.meter.room(reserve=1)
 
     def evaluate(self, costs: np.ndarray) -> tuple[list[int], float]:
-        """The shortest path under ``costs`` and its on-time probability (one solver call)."""
+        """The solution under ``costs`` and its score, higher better (one solver call): a
+        route's shortest path (edge indices) and its on-time probability, or a sharding
+        instance's placement (a device per table) and its speedup over the reference."""
         costs = np.asarray(costs, dtype=np.float64)
         info = self.base.step(costs)[4]
+        if "error" in info:  # the solver failed: the episode is over
+            raise RuntimeError(f"the env's solver failed: {info['error']}")
         self.evaluations += 1
-        probability = float(info["probability"])
-        if probability > self.best_probability:
-            self.best_probability = probability
+        if self.kind == "route":
+            solution, score = list(info["path"]), float(info["probability"])
+        else:
+            solution, score = list(info["placement"]), float(info["speedup"])
+        if score > self.best_score:
+            self.best_score = score
             self.best_costs = costs.copy()
-        return list(info["path"]), probability
+        return solution, score
 
 
 class CostSearch:
-    """Shared ``solve``: reset, run ``_search``, commit the best cost vector."""
+    """Shared ``solve``: reset, check the instance's kind, run ``_search``, commit the best
+    cost vector."""
+
+    #: The kinds of instance the agent solves.
+    kinds: ClassVar[tuple[str, ...]] = ("route", "sharding")
 
     def _search(self, ev: CostEvaluator, rng: np.random.Generator) -> None:
         """Try cost vectors with ``ev`` while ``ev.remaining`` (subclasses)."""
@@ -63,11 +94,16 @@ class CostSearch:
         base = env.unwrapped
         rng = np.random.default_rng(seed)
         with metered(env, budget, self, benchmark=benchmark, seed=seed) as meter:
+            if base.kind not in self.kinds:
+                raise ValueError(
+                    f"{type(self).__name__} solves {' and '.join(self.kinds)} instances only; "
+                    f"{benchmark} is a {base.kind} instance"
+                )
             ev = CostEvaluator(base, meter)
             self._search(ev, rng)
             if ev.evaluations != 1 or ev.best_costs is None:  # else the episode is the best
                 base.reset(seed=seed, options={"benchmark": benchmark})
-                best = ev.best_costs if ev.best_costs is not None else ev.route.means
+                best = ev.best_costs if ev.best_costs is not None else ev.default_costs
                 base.step(best)
             return solved(env, meter)
 

@@ -13,6 +13,19 @@ a path that arrives late (``z < 0``) are made cheaper the larger their variance.
 
 The descent is local: when every interpolation gives the path it stands on, it restarts
 from randomly scaled means (seeded), so that the whole budget is used.
+
+On a sharding instance ``y`` is the placement's indicator ``x[i, d]`` (flattened as the
+action) and the loss the slowest device's latency, smoothed by log-sum-exp:
+``L(x) = tau * log(sum_d exp(latency_d(x) / tau))`` with ``tau = temperature * max_d
+latency_d``, so that ``dL/dx[i, d] = softmax_d(latency / tau) * d latency_d / d x[i, d]``
+(:func:`sharding_loss_gradient`; the latency's derivative is analytic:
+:func:`optgym.datasets.surco.sharding.latency_gradient`). The hard max would give no
+direction to any device but the slowest; the smooth one also ranks the others, the busier
+ones costlier. The descent starts from the greedy placement's costs, 0 on each table's
+device and elsewhere the table's load over the mean table load (so its first solve is the
+greedy placement, and a perturbation, which grows with the load, moves light tables before
+hot ones), and a stalled descent restarts from the best costs so far times
+``exp(restart_spread * z)``.
 """
 
 from __future__ import annotations
@@ -24,6 +37,7 @@ from typing import ClassVar
 import numpy as np
 
 from optgym.agents.surco.search import SEARCH_UNITS, CostEvaluator, CostSearch, positive
+from optgym.datasets.surco.sharding import ShardingInstance, latency_gradient
 
 
 def loss_gradient(
@@ -38,6 +52,19 @@ def loss_gradient(
     z = (deadline - mu) / s
     phi = math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
     return phi * (means / s + (deadline - mu) * variances / (2.0 * s**3))
+
+
+def sharding_loss_gradient(
+    instance: ShardingInstance, placement: list[int], temperature: float
+) -> np.ndarray:
+    """``dL/dx`` (flattened ``(T, D)``) at ``placement`` for the log-sum-exp smooth maximum
+    of the device latencies at temperature ``temperature`` times the largest latency."""
+    latencies = np.asarray(instance.device_latencies(placement))
+    top = float(latencies.max())
+    tau = temperature * top if top > 0 else 1.0
+    weights = np.exp((latencies - top) / tau)
+    weights /= weights.sum()
+    return (latency_gradient(instance, placement) * weights[None, :]).ravel()
 
 
 @dataclass
@@ -66,13 +93,17 @@ class SurcoZero(CostSearch):
     min_cost: float = 1e-3
     """the least cost an edge keeps (units of the mean edge mean)"""
     restart_spread: float = 0.5
-    """standard deviation of the log-normal factor on the means a stalled descent restarts
-    from; 0: no restart"""
+    """standard deviation of the log-normal factor on the means (sharding: the best costs) a
+    stalled descent restarts from; 0: no restart"""
+    temperature: float = 0.1
+    """sharding only: the log-sum-exp temperature of the smooth maximum latency, in units of
+    the largest device latency"""
 
     def __post_init__(self) -> None:
         positive("lr", self.lr)
         positive("lam", self.lam)
         positive("min_cost", self.min_cost)
+        positive("temperature", self.temperature)
         if not (isinstance(self.restart_spread, (int, float)) and self.restart_spread >= 0
                 and math.isfinite(self.restart_spread)):  # fmt: skip
             raise ValueError(f"restart_spread must be a finite number >= 0, got "
@@ -83,21 +114,54 @@ class SurcoZero(CostSearch):
             raise ValueError(f"steps must be None or an integer >= 1, got {self.steps!r}")
 
     def _search(self, ev: CostEvaluator, rng: np.random.Generator) -> None:
-        route = ev.route
-        means = np.asarray(route.means, dtype=np.float64)
-        unit = float(np.mean(means)) or 1.0
-        start = means / unit  # the costs, in units of the mean edge mean
         self._taken = 0
+        if ev.sharding is not None:
+            # the greedy placement's costs, each table's margin its load over the mean load:
+            # a perturbation moves light tables before hot ones
+            loads = ev.sharding.loads
+            margin = loads / (float(np.mean(loads)) or 1.0)
+            start = ev.default_costs * np.repeat(margin, ev.sharding.n_devices)
+            while self._descend(ev, np.maximum(start, self.min_cost), 1.0) and (
+                self.restart_spread > 0
+            ):
+                best = ev.best_costs if ev.best_costs is not None else start
+                start = best * np.exp(self.restart_spread * rng.standard_normal(len(best)))
+            return
+        means = np.asarray(ev.route.means, dtype=np.float64)
+        unit = float(np.mean(means)) or 1.0
+        first = self._route_start(ev, unit)
+        start = first
         while self._descend(ev, np.maximum(start, self.min_cost), unit) and (
             self.restart_spread > 0
         ):
-            start = means / unit * np.exp(self.restart_spread * rng.standard_normal(len(means)))
+            start = first * np.exp(self.restart_spread * rng.standard_normal(len(means)))
+
+    def _route_start(self, ev: CostEvaluator, unit: float) -> np.ndarray:
+        """The costs a route's descent starts (and restarts) from, in units of ``unit`` (the
+        mean edge mean): the means."""
+        return np.asarray(ev.route.means, dtype=np.float64) / unit
+
+    def _gradient(self, ev: CostEvaluator, solution: list[int]) -> np.ndarray:
+        """``dL/dy`` at ``solution`` (a route's path, a sharding instance's placement)."""
+        if ev.sharding is not None:
+            return sharding_loss_gradient(ev.sharding, solution, self.temperature)
+        route = ev.route
+        return loss_gradient(np.asarray(route.means), np.asarray(route.variances),
+                             route.deadline, solution)  # fmt: skip
+
+    @staticmethod
+    def _indicator(ev: CostEvaluator, solution: list[int], size: int) -> np.ndarray:
+        """``y``: 1 on a path's edges, or on each table's device (index ``i * D + d``)."""
+        y = np.zeros(size)
+        if ev.sharding is not None:
+            y[np.arange(len(solution)) * ev.sharding.n_devices + np.asarray(solution)] = 1.0
+        else:
+            y[solution] = 1.0
+        return y
 
     def _descend(self, ev: CostEvaluator, w: np.ndarray, unit: float) -> bool:
         """Adam from the costs ``w`` until the budget or ``steps`` run out (False) or the
         descent stalls (True)."""
-        route = ev.route
-        means, variances = np.asarray(route.means), np.asarray(route.variances)
         m1, m2 = np.zeros_like(w), np.zeros_like(w)
         beta1, beta2, eps = 0.9, 0.999, 1e-8
         growth, taken = 1.0, 0
@@ -107,7 +171,7 @@ class SurcoZero(CostSearch):
                 if ev.remaining <= 0:
                     return False
                 path = ev.evaluate(w * unit)[0]
-            g = loss_gradient(means, variances, route.deadline, path)
+            g = self._gradient(ev, path)
             top = float(np.max(np.abs(g)))
             if not top > 0:
                 return True  # no direction left
@@ -115,15 +179,14 @@ class SurcoZero(CostSearch):
                 return False
             lam = self.lam * growth
             other = ev.evaluate(np.maximum(w + lam * g / top, 0.0) * unit)[0]
-            if set(other) == set(path):  # the perturbation moved nothing: push harder
+            same = other == path if ev.sharding is not None else set(other) == set(path)
+            if same:  # the perturbation moved nothing: push harder
                 if growth >= self.MAX_GROWTH:
                     return True
                 growth *= 2.0
                 continue
-            y = np.zeros_like(w)
-            y[path] = 1.0
-            y_lam = np.zeros_like(w)
-            y_lam[other] = 1.0
+            y = self._indicator(ev, path, len(w))
+            y_lam = self._indicator(ev, other, len(w))
             grad = -(y - y_lam) / lam
             taken += 1
             self._taken += 1

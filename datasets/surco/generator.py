@@ -1,5 +1,8 @@
-"""Seeded road-like route instances: ``generator://routes-v0/<seed>``.
+"""Seeded instances of the SurCo problem: road-like routes, ``generator://routes-v0/<seed>``,
+and embedding-table sharding, ``generator://sharding-v0/<seed>`` (:func:`generate_sharding`
+says how a sharding seed is drawn).
 
+Routes, ``generate_route``:
 A seed draws, from ``numpy.random.default_rng(seed)`` in this order:
 
 * the grid side ``k`` in 10..16: nodes ``r * k + c`` for rows and columns ``r, c < k``, one
@@ -35,6 +38,7 @@ import numpy as np
 
 from optgym.datasets.seeded import SeededDataset
 from optgym.datasets.surco.routes import RouteInstance, make_route
+from optgym.datasets.surco.sharding import ShardingInstance, greedy_placement, make_sharding
 
 NAME = "routes-v0"
 LICENSE = "MIT (OptGym); generated"
@@ -121,3 +125,79 @@ class RoutesDataset(SeededDataset):
 
     def generate(self, seed: int, workdir: Path) -> bytes:
         return generate_route(seed).to_json().encode()
+
+
+SHARDING_NAME = "sharding-v0"
+TABLES_RANGE = (20, 60)
+DEVICES_RANGE = (4, 8)
+ROWS_RANGE = (1e4, 5e6)  # log-uniform
+POOLING_RANGE = (1.0, 100.0)  # log-uniform
+DIMS = (16, 32, 64, 128)
+SLACK_RANGE = (1.05, 1.25)  # total capacity over total size
+KNEE_RANGE = (0.5, 1.0)  # the knee over the mean device load
+WEIGHT_RANGE = (0.6, 1.4)  # a device's share of the capacity, before normalizing
+BYTES_PER_VALUE = 4
+DLRM_PAPER = "https://arxiv.org/abs/1906.00091"
+
+
+def generate_sharding(seed: int) -> ShardingInstance:
+    """The sharding instance of ``seed``, drawn from ``numpy.random.default_rng(seed)`` in
+    this order: the table count ``T`` in 20..60 and the device count ``D`` in 4..8; per
+    table, its rows (log-uniform in ``[1e4, 5e6]``), its dim (one of 16, 32, 64, 128) and its
+    pooling factor (log-uniform in ``[1, 100]``, 2 decimals); its size is ``rows * dim * 4``
+    bytes in GiB (4 decimals). Then the slack ``U(1.05, 1.25)`` and a weight ``U(0.6, 1.4)``
+    per device: the capacities share ``slack`` times the total size by weight, each at least
+    1.05 times the largest table (4 decimals); last the knee, ``U(0.5, 1.0)`` times the
+    mean device load ``sum(l_i) / D`` (2 decimals). When the greedy placement
+    (:func:`optgym.datasets.surco.sharding.greedy_placement`) finds no room for a table, the
+    capacities grow by 5% until it does, so that every seed has a placement."""
+    rng = np.random.default_rng(seed)
+    n_tables = int(rng.integers(TABLES_RANGE[0], TABLES_RANGE[1] + 1))
+    n_devices = int(rng.integers(DEVICES_RANGE[0], DEVICES_RANGE[1] + 1))
+    tables = []
+    for _ in range(n_tables):
+        rows = math.exp(float(rng.uniform(*np.log(ROWS_RANGE))))
+        dim = int(DIMS[int(rng.integers(0, len(DIMS)))])
+        pooling = round(math.exp(float(rng.uniform(*np.log(POOLING_RANGE)))), 2)
+        size = max(round(rows * dim * BYTES_PER_VALUE / 2**30, 4), 1e-4)
+        tables.append([size, pooling, dim])
+    slack = float(rng.uniform(*SLACK_RANGE))
+    weights = rng.uniform(*WEIGHT_RANGE, n_devices)
+    total = math.fsum(t[0] for t in tables)
+    largest = max(t[0] for t in tables)
+    knee_factor = float(rng.uniform(*KNEE_RANGE))
+    knee = round(knee_factor * math.fsum(t[1] * t[2] for t in tables) / n_devices, 2)
+    grow = 1.0
+    while True:
+        caps = [round(max(slack * total * w / weights.sum(), 1.05 * largest) * grow, 4)
+                for w in weights.tolist()]  # fmt: skip
+        instance = make_sharding(tables, caps, knee, f"sharding {seed}")
+        if greedy_placement(instance) is not None:
+            return instance
+        grow *= 1.05
+
+
+class ShardingDataset(SeededDataset):
+    """``generator://sharding-v0/<seed>``: embedding tables to place on devices."""
+
+    name = SHARDING_NAME
+    suffix = ".json"
+    description = (
+        "Embedding-table sharding: 20 to 60 tables (rows log-uniform 1e4 to 5e6, dim 16 to "
+        "128, pooling factor log-uniform 1 to 100) on 4 to 8 devices whose capacities hold "
+        "1.05 to 1.25 times the tables' total size; the knee of the latency model 0.5 to 1 "
+        "times the mean device load. Seed splits as every generator dataset."
+    )
+    license = LICENSE
+    provenance = (
+        "optgym.datasets.surco.generator.generate_sharding(seed): draws from "
+        "numpy.random.default_rng(seed) in the order its docstring lists, sizes and "
+        "capacities rounded to 4 decimals, pooling factors and the knee to 2; capacities grow "
+        "by 5% until the greedy placement fits; each file is ShardingInstance.to_json(). "
+        "After the embedding-table sharding experiments of SurCo (Ferber et al., ICML 2023) "
+        "on DLRM-like tables (Naumov et al., 2019)."
+    )
+    references = (SURCO_PAPER, DLRM_PAPER)
+
+    def generate(self, seed: int, workdir: Path) -> bytes:
+        return generate_sharding(seed).to_json().encode()

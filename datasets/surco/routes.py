@@ -202,9 +202,14 @@ def route_from_bytes(data: bytes, what: str) -> RouteInstance:
     for anything outside the format or its limits."""
     if len(data) > MAX_FILE_BYTES:
         raise ValueError(f"{what} is {len(data)} bytes; at most {MAX_FILE_BYTES} allowed")
-    obj = parse_json_object(data, what, MAX_JSON_DEPTH)
+    return route_from_object(parse_json_object(data, what, MAX_JSON_DEPTH), what)
+
+
+def route_from_object(obj: dict, what: str) -> RouteInstance:
+    """The route a parsed file holds (``what`` names the file); ``ValueError`` for anything
+    outside the format or its limits."""
     if obj.get("kind") != KIND:
-        raise ValueError(f"{what}: 'kind' must be {KIND!r} (the only kind this problem reads)")
+        raise ValueError(f"{what}: 'kind' must be {KIND!r}")
     missing = [k for k in KEYS if k not in obj]
     if missing:
         raise ValueError(f"{what} lacks {', '.join(map(repr, missing))}; needed: "
