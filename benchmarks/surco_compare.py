@@ -1,0 +1,128 @@
+"""SurCo's two families side by side, on test seeds no choice looked at, and the objective
+against solver calls.
+
+Routes: the on-time probability per deadline factor (1.1, 1.0, 0.9) for every route agent.
+Sharding: the slowest device's latency (microseconds per sample) and the speedup over the
+greedy placement for every sharding agent. Each agent runs at each of ``--calls`` budgets
+(agent seed 0); the last budget is the table's, and the plot shows the mean objective
+against the solver calls.
+
+Usage: python benchmarks/surco_compare.py [--routes 30-59] [--sharding 10-39]
+    [--calls 1,3,10,30,100] [--plot results/surco-calls.png]
+
+Defaults: route test seeds 30-59 and sharding test seeds 10-39 (seeds 0-29 of the routes
+were reported before the prior existed, and sharding seeds 0-9 were looked at while its
+generator and surco-zero were made).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+import optgym
+from optgym.agents import make_agent
+from optgym.budget import Budget
+
+ENV_ID = "optgym/SurrogateOptimization-v0"
+ROUTE_AGENTS = ("ev-path", "mean-variance", "random-search", "surco-zero", "surco-prior",
+                "surco-hybrid")  # fmt: skip
+SHARDING_AGENTS = ("greedy-sharding", "random-search", "surco-zero")
+FACTORS = (1.1, 1.0, 0.9)  # by seed % 3
+
+
+def _seeds(text: str) -> list[int]:
+    first, _, last = text.partition("-")
+    return list(range(int(first), int(last or first) + 1))
+
+
+def _run(env, agents, uri, seeds, budgets, read) -> dict[str, dict[int, list[float]]]:
+    """agent -> budget -> the objective ``read(env)`` per seed."""
+    out: dict[str, dict[int, list[float]]] = {}
+    for name in agents:
+        agent = make_agent(name)
+        out[name] = {b: [] for b in budgets}
+        for b in budgets:
+            for s in seeds:
+                agent.solve(env, uri.format(s), Budget(calls=b), seed=0)
+                out[name][b].append(read(env.unwrapped))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--routes", default="30-59", help="route test seeds, FIRST-LAST")
+    parser.add_argument("--sharding", default="10-39", help="sharding test seeds, FIRST-LAST")
+    parser.add_argument("--calls", default="1,3,10,30,100", help="solver-call budgets")
+    parser.add_argument("--plot", default="results/surco-calls.png")
+    args = parser.parse_args()
+    budgets = sorted({int(c) for c in args.calls.split(",")})
+    top = budgets[-1]
+    t0 = time.perf_counter()
+
+    routes = _seeds(args.routes)
+    env = optgym.make(ENV_ID, step_limit=False)
+    probability = _run(env, ROUTE_AGENTS, "generator://routes-v0/{}", routes, budgets,
+                       lambda b: b.best_probability)  # fmt: skip
+    env.close()
+    print(f"routes: on-time probability, test seeds {args.routes}, {top} solver calls")
+    print(f"{'agent':16s}{'all':>8s}" + "".join(f"{f'x{f}':>8s}" for f in FACTORS))
+    for name, by_budget in probability.items():
+        values = np.array(by_budget[top])
+        cells = [np.mean([v for v, s in zip(values, routes, strict=True) if s % 3 == k])
+                 for k in range(3)]  # fmt: skip
+        print(f"{name:16s}{values.mean():8.4f}" + "".join(f"{c:8.4f}" for c in cells))
+
+    shards = _seeds(args.sharding)
+    env = optgym.make(ENV_ID, step_limit=False, reward_space="Speedup")
+    latency = _run(env, SHARDING_AGENTS, "generator://sharding-v0/{}", shards, budgets,
+                   lambda b: b.best_latency)  # fmt: skip
+    greedy = np.array(latency["greedy-sharding"][top])
+    env.close()
+    print(f"\nsharding: slowest-device latency (us per sample), test seeds {args.sharding}, "
+          f"{top} solver calls")  # fmt: skip
+    print(f"{'agent':16s}{'mean latency':>14s}{'speedup':>10s}{'better':>8s}")
+    speedups = {}
+    for name, by_budget in latency.items():
+        values = np.array(by_budget[top])
+        speedups[name] = math.exp(float(np.mean(np.log(greedy / values))))
+        better = int(np.sum(values < greedy * (1 - 1e-9)))
+        print(f"{name:16s}{values.mean():14.2f}{speedups[name]:10.4f}{better:>5d}/{len(values)}")
+
+    plot = Path(args.plot)
+    plot.parent.mkdir(parents=True, exist_ok=True)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, by_budget in probability.items():
+        left.plot(budgets, [np.mean(by_budget[b]) for b in budgets], marker="o", label=name)
+    left.set(xscale="log", xlabel="solver calls", ylabel="mean on-time probability",
+             title=f"routes, test seeds {args.routes}")  # fmt: skip
+    for name, by_budget in latency.items():
+        right.plot(budgets, [np.mean(by_budget[b]) for b in budgets], marker="o", label=name)
+    right.set(xscale="log", xlabel="solver calls", ylabel="mean slowest-device latency (us)",
+              title=f"sharding, test seeds {args.sharding}")  # fmt: skip
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(plot, dpi=100)
+    print(f"\nplot: {plot} ({time.perf_counter() - t0:.0f} s in all)")
+
+    best_route_baseline = max(np.mean(probability[a][top]) for a in ("ev-path", "mean-variance",
+                                                                     "random-search"))
+    hybrid = float(np.mean(probability["surco-hybrid"][top]))
+    print(f"routes_hybrid_over_best_baseline: {hybrid / best_route_baseline:.4f} (target: > 1)")
+    best_shard_baseline = max(speedups["greedy-sharding"], speedups["random-search"])
+    print(f"sharding_zero_over_best_baseline: "
+          f"{speedups['surco-zero'] / best_shard_baseline:.4f} (target: > 1)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
