@@ -139,6 +139,9 @@ class SurcoPrior(CostSearch):
         if ev.remaining > 0:
             ev.evaluate(self.prior_costs(ev.base))
 
+    def _unsearched(self, ev: CostEvaluator) -> np.ndarray:
+        return self.prior_costs(ev.base)  # one call: the prior's costs are the commit
+
     # ---- training ---------------------------------------------------------------------------
     def train(
         self,
@@ -267,5 +270,10 @@ class SurcoHybrid(SurcoZero):
     """the prior's weights file (default: the shipped ones)"""
 
     def _route_start(self, ev: CostEvaluator, unit: float) -> np.ndarray:
-        prior = SurcoPrior(path=self.path)
-        return prior.prior_costs(ev.base) / unit
+        return self._prior().prior_costs(ev.base) / unit
+
+    def _unsearched(self, ev: CostEvaluator) -> np.ndarray:
+        return self._prior().prior_costs(ev.base)  # one call: the prior's costs
+
+    def _prior(self) -> SurcoPrior:
+        return SurcoPrior(path=self.path)

@@ -87,6 +87,11 @@ class CostSearch:
     def _search(self, ev: CostEvaluator, rng: np.random.Generator) -> None:
         """Try cost vectors with ``ev`` while ``ev.remaining`` (subclasses)."""
 
+    def _unsearched(self, ev: CostEvaluator) -> np.ndarray:
+        """What the agent commits when its search tried nothing (a budget of one call):
+        ``ev.default_costs`` unless the agent knows better without a solve."""
+        return ev.default_costs
+
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
     ) -> Result:
@@ -103,7 +108,7 @@ class CostSearch:
             self._search(ev, rng)
             if ev.evaluations != 1 or ev.best_costs is None:  # else the episode is the best
                 base.reset(seed=seed, options={"benchmark": benchmark})
-                best = ev.best_costs if ev.best_costs is not None else ev.default_costs
+                best = ev.best_costs if ev.best_costs is not None else self._unsearched(ev)
                 base.step(best)
             return solved(env, meter)
 

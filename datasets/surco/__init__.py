@@ -8,12 +8,12 @@ use)."""
 from __future__ import annotations
 
 from optgym.datasets.surco.instances import KINDS, instance_from_bytes, load_benchmark_instance
+from optgym.datasets.surco.numbers import MAX_VALUE
 from optgym.datasets.surco.routes import (
     KIND,
     MAX_EDGES,
     MAX_FILE_BYTES,
     MAX_NODES,
-    MAX_VALUE,
     RouteInstance,
     load_benchmark_route,
     load_route,

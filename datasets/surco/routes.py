@@ -40,6 +40,7 @@ import numpy as np
 
 from optgym.datasets.dataset import Benchmark
 from optgym.datasets.files import parse_json_object, read_limited
+from optgym.datasets.surco.numbers import checked_integer, checked_number
 
 KIND = "route"
 KEYS = ("kind", "nodes", "edges", "source", "target", "deadline")
@@ -47,8 +48,6 @@ MAX_FILE_BYTES = 8 << 20  # 100,000 edges of ~40 characters each fit in 4 MiB
 MAX_JSON_DEPTH = 3  # the object, the edge list, an edge
 MAX_NODES = 100_000
 MAX_EDGES = 100_000
-#: The largest mean, variance or deadline: sums over a path stay far from overflowing.
-MAX_VALUE = 1e9
 
 
 def on_time_probability(mean: float, variance: float, deadline: float) -> float:
@@ -153,7 +152,7 @@ def make_route(
     """A checked :class:`RouteInstance` from plain values (``edges`` as ``[u, v, mean,
     variance]``); ``ValueError`` naming ``what`` and the first thing wrong (never quoting a
     value)."""
-    nodes = _integer(nodes, f"{what}: 'nodes'", 2, MAX_NODES)
+    nodes = checked_integer(nodes, f"{what}: 'nodes'", 2, MAX_NODES)
     if not isinstance(edges, (list, tuple)):
         raise ValueError(f"{what}: 'edges' must be a list of [u, v, mean, variance]")
     if not 1 <= len(edges) <= MAX_EDGES:
@@ -166,17 +165,17 @@ def make_route(
         if not isinstance(edge, (list, tuple)) or len(edge) != 4:
             raise ValueError(f"{what}: edge {i} must be [u, v, mean, variance] (four numbers)")
         u, v, mean, variance = edge
-        tails.append(_integer(u, f"{what}: edge {i}'s tail u", 0, nodes - 1))
-        heads.append(_integer(v, f"{what}: edge {i}'s head v", 0, nodes - 1))
-        means.append(_value(mean, f"{what}: edge {i}'s mean", negative="means must be >= 0 "
+        tails.append(checked_integer(u, f"{what}: edge {i}'s tail u", 0, nodes - 1))
+        heads.append(checked_integer(v, f"{what}: edge {i}'s head v", 0, nodes - 1))
+        means.append(checked_number(mean, f"{what}: edge {i}'s mean", negative="means must be >= 0 "
                             "(non-negative travel times: no negative cycles)"))  # fmt: skip
-        variances.append(_value(variance, f"{what}: edge {i}'s variance",
+        variances.append(checked_number(variance, f"{what}: edge {i}'s variance",
                                 negative="variances must be >= 0"))  # fmt: skip
-    source = _integer(source, f"{what}: 'source'", 0, nodes - 1)
-    target = _integer(target, f"{what}: 'target'", 0, nodes - 1)
+    source = checked_integer(source, f"{what}: 'source'", 0, nodes - 1)
+    target = checked_integer(target, f"{what}: 'target'", 0, nodes - 1)
     if source == target:
         raise ValueError(f"{what}: 'source' and 'target' are the same node; they must differ")
-    deadline = _value(deadline, f"{what}: 'deadline'", negative="the deadline must be > 0")
+    deadline = checked_number(deadline, f"{what}: 'deadline'", negative="the deadline must be > 0")
     if deadline <= 0:
         raise ValueError(f"{what}: 'deadline' is 0; the deadline must be > 0")
     route = RouteInstance(
@@ -234,25 +233,3 @@ def load_route(path: str | Path) -> RouteInstance:
                             f"route file {path}")  # fmt: skip
 
 
-def _integer(value: Any, what: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{what} must be an integer in [{lo}, {hi}]")
-    if not lo <= value <= hi:
-        raise ValueError(f"{what} is out of range; allowed: an integer in [{lo}, {hi}]")
-    return int(value)
-
-
-def _value(value: Any, what: str, negative: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{what} must be a number")
-    try:
-        number = float(value)
-    except OverflowError:  # an integer beyond float's range
-        raise ValueError(f"{what} is too large; at most {MAX_VALUE:g} allowed") from None
-    if math.isnan(number) or math.isinf(number):
-        raise ValueError(f"{what} is not a finite number; allowed: finite numbers")
-    if number < 0:
-        raise ValueError(f"{what} is negative; {negative}")
-    if number > MAX_VALUE:
-        raise ValueError(f"{what} is too large; at most {MAX_VALUE:g} allowed")
-    return number

@@ -51,6 +51,8 @@ from typing import Any
 
 import numpy as np
 
+from optgym.datasets.surco.numbers import checked_number
+
 KIND = "sharding"
 KEYS = ("kind", "tables", "capacities", "knee")
 MAX_FILE_BYTES = 1 << 20
@@ -58,8 +60,6 @@ MAX_JSON_DEPTH = 3  # the object, the table list, a table
 MAX_TABLES = 1000
 MAX_DEVICES = 64
 MAX_DIM = 65536
-#: The largest size, pooling factor, capacity or knee.
-MAX_VALUE = 1e9
 COMPUTE_US_PER_VALUE = 1e-3
 COMM_US_PER_VALUE = 5e-4
 TABLE_OVERHEAD_US = 1.0
@@ -216,17 +216,17 @@ def make_sharding(
         if not isinstance(table, (list, tuple)) or len(table) != 3:
             raise ValueError(f"{what}: table {i} must be [size, pooling, dim] (three numbers)")
         size, pool, dim = table
-        sizes.append(_value(size, f"{what}: table {i}'s size", "sizes must be >= 0"))
-        pooling.append(_value(pool, f"{what}: table {i}'s pooling", "pooling must be >= 0"))
+        sizes.append(checked_number(size, f"{what}: table {i}'s size", "sizes must be >= 0"))
+        pooling.append(checked_number(pool, f"{what}: table {i}'s pooling", "pooling must be >= 0"))
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
             raise ValueError(f"{what}: table {i}'s dim must be an integer in [1, {MAX_DIM}]")
         if not 1 <= dim <= MAX_DIM:
             raise ValueError(f"{what}: table {i}'s dim is out of range; allowed: an integer in "
                              f"[1, {MAX_DIM}]")  # fmt: skip
         dims.append(int(dim))
-    caps = [_value(c, f"{what}: device {d}'s capacity", "capacities must be >= 0")
+    caps = [checked_number(c, f"{what}: device {d}'s capacity", "capacities must be >= 0")
             for d, c in enumerate(capacities)]  # fmt: skip
-    knee = _value(knee, f"{what}: 'knee'", "the knee must be > 0")
+    knee = checked_number(knee, f"{what}: 'knee'", "the knee must be > 0")
     if knee <= 0:
         raise ValueError(f"{what}: 'knee' is 0; the knee must be > 0")
     if math.fsum(sizes) > math.fsum(caps):
@@ -261,17 +261,3 @@ def sharding_from_object(obj: dict, what: str) -> ShardingInstance:
     return make_sharding(obj["tables"], obj["capacities"], obj["knee"], what)
 
 
-def _value(value: Any, what: str, negative: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{what} must be a number")
-    try:
-        number = float(value)
-    except OverflowError:  # an integer beyond float's range
-        raise ValueError(f"{what} is too large; at most {MAX_VALUE:g} allowed") from None
-    if math.isnan(number) or math.isinf(number):
-        raise ValueError(f"{what} is not a finite number; allowed: finite numbers")
-    if number < 0:
-        raise ValueError(f"{what} is negative; {negative}")
-    if number > MAX_VALUE:
-        raise ValueError(f"{what} is too large; at most {MAX_VALUE:g} allowed")
-    return number
