@@ -324,6 +324,8 @@ def _check_training_data(manifest: dict, task: Any) -> list[str]:
 def _validate_lines(
     results: bytes, task: Any, replayer: Any, split: str | None
 ) -> tuple[list[str], list[tuple[int, bool, str]]]:
+    """Validate every line, replaying in ``replayer`` (which then holds what each replay
+    gave); (problems, (line, passed, message) per line)."""
     from optgym.validate import PASSED, validate_results
 
     with tempfile.TemporaryDirectory(prefix="optgym-verify-") as tmp:
@@ -334,8 +336,23 @@ def _validate_lines(
     return problems, [(n, v == PASSED, m) for n, v, m in verdicts]
 
 
-def _second_replays(rows: list[dict], task: Any) -> tuple[int, list[str]]:
-    """Replay every distinct state once more in a fresh env: (replays, problems)."""
+def _second_replays_if(
+    rows: list[dict], task: Any, first: Any, log: Callable[[str], None]
+) -> tuple[int, list[str]] | None:
+    """The second replays where the task's env is deterministic, else None."""
+    from optgym.tasks import env_entry
+
+    if env_entry(task).nondeterministic:
+        return None
+    log(f"replaying {len(rows)} states a second time")
+    return _second_replays(rows, task, first)
+
+
+def _second_replays(rows: list[dict], task: Any, first: Any) -> tuple[int, list[str]]:
+    """Replay every distinct state once more in a fresh env, which must give the very reward
+    the first replay gave here (``first``, the replayer validate used: on another machine,
+    floats of a retraining may differ from the line's within the task's tolerance, but not
+    from one replay to the next); (replays, problems)."""
     import optgym
     from optgym.state import EpisodeState
 
@@ -350,10 +367,12 @@ def _second_replays(rows: list[dict], task: Any) -> tuple[int, list[str]]:
             done.add(key)
             state = EpisodeState.from_dict(row["state"])
             reward = env.unwrapped.apply(state)
-            if reward != state.reward:
+            before = first.replayed_reward(task.name, row)
+            if reward != (state.reward if before is None else before):
                 problems.append(
-                    f"line {i}: a second replay gave reward {reward!r}, not {state.reward!r}: "
-                    "the env is deterministic, so the two must be identical"
+                    f"line {i}: a second replay gave reward {reward!r}, the first "
+                    f"{state.reward if before is None else before!r}: the env is "
+                    "deterministic, so the two must be identical"
                 )
     finally:
         env.close()
@@ -509,18 +528,24 @@ def check_submission(
     if out.problems:  # replaying lines of a malformed submission would prove nothing
         return out
     log(f"replaying {len(rows)} lines")
-    # a closed-track round draws test benchmarks past the board set: still the test split
-    problems, verdicts = _validate_lines(sub.results, task, replayer, None)
+    from optgym.validate import Replayer
+
+    own = replayer is None  # a replayer of this check's own, kept for the second replays
+    replayer = Replayer() if own else replayer
+    try:
+        # a closed-track round draws test benchmarks past the board set: still the test split
+        problems, verdicts = _validate_lines(sub.results, task, replayer, None)
+        second = _second_replays_if(rows, task, replayer, log) if not problems else None
+    finally:
+        if own:
+            replayer.close()
     out.problems += problems
     out.passed = sum(ok for _, ok, _ in verdicts)
     if out.problems:
         return out
     out.scores = [(str(r["benchmark"]), int(r["seed"]), float(r["score"])) for r in rows]
-    from optgym.tasks import env_entry
-
-    if not env_entry(task).nondeterministic:
-        log(f"replaying {len(rows)} states a second time")
-        out.second_replays, problems = _second_replays(rows, task)
+    if second is not None:
+        out.second_replays, problems = second
         out.problems += problems
     if not out.problems and manifest["track"] == "open" and reruns > 0:
         out.reruns, problems = _rerun_sample(sub, rows, task, reruns, log)

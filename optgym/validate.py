@@ -67,12 +67,19 @@ class Replayer:
 
     def __init__(self) -> None:
         self._envs: dict[str, Any] = {}
-        self.memo: dict[str, tuple[str | None, float]] = {}
+        # key -> (why it failed or None, the score, the reward the replay gave)
+        self.memo: dict[str, tuple[str | None, float, float | None]] = {}
 
-    def remember(self, key: str, outcome: tuple[str | None, float]) -> None:
+    def remember(self, key: str, outcome: tuple[str | None, float, float | None]) -> None:
         if len(self.memo) >= self.MEMO_SIZE:
             del self.memo[next(iter(self.memo))]
         self.memo[key] = outcome
+
+    def replayed_reward(self, task_name: str, row: dict) -> float | None:
+        """The reward this replayer's replay of ``row``'s state gave (None: not replayed
+        here, or it failed): what a second replay must give back exactly."""
+        outcome = self.memo.get(replay_key(task_name, row))
+        return None if outcome is None or outcome[0] else outcome[2]
 
     def env(self, task: Task) -> Any:
         import optgym
@@ -240,10 +247,10 @@ def _check_line(
     steps = len(state.actions) + (state.reference is not None)
     if steps > used["steps"]:
         return False, f"the state has {steps} steps, budget_used says {used['steps']}"
-    key = json.dumps([task.name, {**row["state"], "walltime": 0}, used], sort_keys=True)
+    key = replay_key(task.name, row)
     if key not in replayer.memo:
         replayer.remember(key, _replay(replayer, task, state, used))
-    why, score = replayer.memo[key]
+    why, score, _ = replayer.memo[key]
     if why:
         return False, why
     if not _close(float(row["score"]), score, max(SCORE_RTOL, task.score_rtol)):
@@ -261,34 +268,41 @@ def _differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return sorted(k for k in set(a) | set(b) if a.get(k, missing) != b.get(k, missing))
 
 
+def replay_key(task_name: str, row: dict) -> str:
+    """What identifies a line's replay: its task, state (less its wall time) and budget use."""
+    return json.dumps([task_name, {**row["state"], "walltime": 0}, row["budget_used"]],
+                      sort_keys=True)  # fmt: skip
+
+
 def _replay(
     replayer: Replayer, task: Task, state: EpisodeState, used: dict[str, Any]
-) -> tuple[str | None, float]:
-    """(why the state does not replay as it claims or None, the score the replay gives)."""
+) -> tuple[str | None, float, float | None]:
+    """(why the state does not replay as it claims or None, the score the replay gives, the
+    reward it gives)."""
     try:
         env = replayer.env(task)
         base = env.unwrapped
         if state.config != base.config:
             diff = _differing(state.config, base.config)
-            return f"state config differs from the task's in: {names(diff)}", 0.0
+            return f"state config differs from the task's in: {names(diff)}", 0.0, None
         result = base.validate(state)
         if not result.ok:
-            return f"replay failed: {result.error}", 0.0
+            return f"replay failed: {result.error}", 0.0, None
         if result.work > used["calls"]:
             return (
                 f"the replay spent {result.work} {base.work_unit}, budget_used says {used['calls']}"
-            ), 0.0
+            ), 0.0, None
         replayed = base.state
         if state.versions != replayed.versions:
             diff = _differing(state.versions, replayed.versions)
-            return f"versions differ from this replay's in: {names(diff)}", 0.0
+            return f"versions differ from this replay's in: {names(diff)}", 0.0, None
         why = base.check_extras(state.extras, used)
         if why:
-            return why, 0.0
-        return None, float(task.score(env))
+            return why, 0.0, None
+        return None, float(task.score(env)), float(replayed.reward)
     except Exception as e:  # noqa: BLE001  a crash replaying one line fails that line only
         replayer.drop(task)
-        return f"replay failed: {type(e).__name__}: {str(e)[:300]}", 0.0
+        return f"replay failed: {type(e).__name__}: {str(e)[:300]}", 0.0, None
 
 
 def _episode_key(row: Any) -> str | None:

@@ -264,6 +264,23 @@ def test_a_new_organizer_retires_the_key_and_old_records_still_check(
     assert "retired keys; allowed" in str(signature_problem(signed, "verification", board.root))
 
 
+def test_the_replayer_keeps_each_replays_reward_for_the_second_replay(mppi_entry: Path) -> None:
+    """Verification's second replay must give back what the first replay gave on this machine
+    (not the line's own float, which another machine may round otherwise within the task's
+    tolerance): the replayer keeps each replay's reward, by task, state and budget use."""
+    from optgym.validate import Replayer, validate_results
+
+    rows = _rows(mppi_entry)
+    with Replayer() as replayer:
+        verdicts = validate_results(mppi_entry / RESULTS, accept_untagged=True,
+                                    replayer=replayer)  # fmt: skip
+        assert [v for _, v, _ in verdicts] == ["passed"] * len(rows)
+        for row in rows:  # an exact env: what the replay gave is the line's reward
+            assert replayer.replayed_reward(row["task"], row) == row["reward"]
+        other = {**rows[0], "budget_used": {**rows[0]["budget_used"], "calls": 1}}
+        assert replayer.replayed_reward(rows[0]["task"], other) is None  # never replayed
+
+
 # --- W4: the closed track is the verifier's -----------------------------------------------
 
 
