@@ -61,7 +61,7 @@ def env():
 
 @pytest.fixture
 def task(monkeypatch: pytest.MonkeyPatch) -> Task:
-    """A task on this env for the test only: the record has no leaderboard task yet."""
+    """A task on this env for the test only: surco-routes with a budget of 30 calls."""
     made = Task(
         name="surco-test",
         env_id=ENV_ID,

@@ -60,7 +60,7 @@ def env():
 
 @pytest.fixture
 def task(monkeypatch: pytest.MonkeyPatch) -> Task:
-    """A sharding task on this env for the test only (the record has none yet)."""
+    """A sharding task for the test only: surco-sharding with a budget of 30 calls."""
     made = Task(
         name="surco-sharding-test",
         env_id=ENV_ID,
