@@ -29,6 +29,8 @@ EPISODES = {
     "lns-vertex-cover": ("random-lns", "generator://vertex-cover-s-v0/0", "seconds=8"),
     "schedule-search": ("schedule-random", "benchmark://halide-ops-v0/matmul-192", "calls=3"),
     "data-selection-digits": ("random-select", "generator://digits-noisy-v0/0", "calls=5"),
+    "surco-routes": ("surco-hybrid", "generator://routes-v0/5", "calls=20"),
+    "surco-sharding": ("surco-zero", "generator://sharding-v0/11", "calls=20"),
 }
 # Tamperings the replay is asked to check per line (re-tagged): spread over the fields, to
 # keep the suite quick (`python -m optgym.tamper --retag` runs them all); a data-selection
