@@ -102,6 +102,25 @@ class LearnedAgent(Agent, Protocol):
     def load(self, path: str | Path) -> None: ...
 
 
+@contextmanager
+def reading_weights(path: str | Path, name: str, how: str) -> Iterator[None]:
+    """Turn a failure to read ``name``'s weights file ``path`` inside the block into one
+    ``ValueError`` line: no such file, or not such a file (the error's type and at most 200
+    characters of its message, never the file's bytes), each saying how to make one."""
+    import re
+
+    try:
+        yield
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such {name} weights file; make one with: {how}") from None
+    except Exception as e:  # noqa: BLE001  any malformed file: one clear error
+        what = re.sub(r"\s+", " ", str(e))[:200]
+        raise ValueError(
+            f"{path} is not a {name} weights file ({type(e).__name__}: {what}); "
+            f"make one with: {how}"
+        ) from None
+
+
 def _env_problem(env_id: str) -> str | None:
     from optgym.envs import problems
 

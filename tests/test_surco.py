@@ -78,8 +78,9 @@ def task(monkeypatch: pytest.MonkeyPatch) -> Task:
     return made
 
 
-def test_the_routes_are_seeded_and_their_splits_disjoint(tmp_path: Path) -> None:
-    dataset = RoutesDataset()
+@pytest.mark.parametrize("name", ["routes-v0", "sharding-v0"])
+def test_each_generator_is_seeded_and_its_splits_disjoint(name: str, tmp_path: Path) -> None:
+    dataset = PROBLEM.dataset_registry().dataset(f"generator://{name}")
     assert dataset.generate(7, tmp_path) == dataset.generate(7, tmp_path)
     assert dataset.generate(7, tmp_path) != dataset.generate(8, tmp_path)
     splits = {s: set(dataset.take(s, 5)) for s in ("train", "validation", "test")}
@@ -90,6 +91,10 @@ def test_the_routes_are_seeded_and_their_splits_disjoint(tmp_path: Path) -> None
         lo, hi = SPLIT_SEEDS[split]
         assert all(lo <= int(u.rsplit("/", 1)[1]) < hi for u in uris)
     assert dataset.license and dataset.provenance and dataset.references
+
+
+def test_the_routes_deadline_factor_follows_the_seed(tmp_path: Path) -> None:
+    dataset = RoutesDataset()
     # the seed's remainder modulo 3 picks the deadline factor
     for seed, factor in ((3000, 1.1), (3001, 1.0), (3002, 0.9)):
         data = dataset.generate(seed, tmp_path)

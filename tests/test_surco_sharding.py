@@ -18,7 +18,6 @@ import optgym.tasks
 from optgym.agents import make_agent
 from optgym.bench import run_bench
 from optgym.budget import Budget
-from optgym.datasets.seeded import SPLIT_SEEDS
 from optgym.datasets.surco import greedy_placement, instance_from_bytes, placement_costs
 from optgym.datasets.surco.generator import ShardingDataset, generate_sharding
 from optgym.datasets.surco.sharding import MAX_FILE_BYTES, MAX_TABLES, ShardingInstance
@@ -77,18 +76,9 @@ def task(monkeypatch: pytest.MonkeyPatch) -> Task:
     return made
 
 
-def test_the_sharding_instances_are_seeded_and_their_splits_disjoint(tmp_path: Path) -> None:
+def test_the_sharding_instances_fit_their_devices(tmp_path: Path) -> None:
+    # seeding and splits: test_surco.py checks every generator of the problem
     dataset = ShardingDataset()
-    assert dataset.generate(7, tmp_path) == dataset.generate(7, tmp_path)
-    assert dataset.generate(7, tmp_path) != dataset.generate(8, tmp_path)
-    splits = {s: set(dataset.take(s, 5)) for s in ("train", "validation", "test")}
-    assert not (splits["train"] & splits["validation"] or splits["train"] & splits["test"]
-                or splits["validation"] & splits["test"])  # fmt: skip
-    for split, uris in splits.items():
-        assert {dataset.split_of(u) for u in uris} == {split}
-        lo, hi = SPLIT_SEEDS[split]
-        assert all(lo <= int(u.rsplit("/", 1)[1]) < hi for u in uris)
-    assert dataset.license and dataset.provenance and dataset.references
     assert "generator://sharding-v0" in PROBLEM.dataset_registry().keys()
     for seed in (0, 1000, 2000):
         data = dataset.generate(seed, tmp_path)

@@ -134,7 +134,7 @@ from torch import nn
 
 from optgym.agents.gnn import symlog
 from optgym.agents.lns.loop import run_lns
-from optgym.agents.protocol import Result
+from optgym.agents.protocol import Result, reading_weights
 from optgym.budget import Budget
 from optgym.threads import torch_threads
 
@@ -723,19 +723,12 @@ class ClLns:
         named = re.fullmatch(r"cl-lns-([a-z-]+)\.pt", path.name)
         family = named.group(1) if named else "<family>"
         how = make_command(family if family in FAMILIES else "<family>")
-        try:
+        with reading_weights(path, "cl-lns", how):
             data = torch.load(path, map_location="cpu", weights_only=True)
             if not isinstance(data, dict) or data.get("format") != FORMAT:
                 raise ValueError(f"no {FORMAT} format tag")
             net = ClLnsNet(int(data["hidden"]), int(data["rounds"]), int(data["width"]))
             net.load_state_dict(data["state_dict"])
-        except FileNotFoundError:
-            raise ValueError(f"{path}: no such cl-lns weights file; make one with: {how}") from None
-        except Exception as e:  # noqa: BLE001  any malformed file: one clear error
-            raise ValueError(
-                f"{path} is not a cl-lns weights file ({type(e).__name__}: {str(e)[:200]}); "
-                f"make one with: {how}"
-            ) from None
         self.net = net.eval()
         self.meta = {k: v for k, v in data.items() if k not in ("format", "state_dict")}
 

@@ -24,7 +24,6 @@ metadata records the command, the train routes and the figures.
 from __future__ import annotations
 
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from optgym.agents.protocol import reading_weights
 from optgym.agents.surco.search import SEARCH_UNITS, CostEvaluator, CostSearch, positive
 from optgym.agents.surco.surco import SurcoZero, loss_gradient
 from optgym.budget import Budget
@@ -237,23 +237,12 @@ class SurcoPrior(CostSearch):
 
     def load(self, path: str | Path) -> None:
         """Read what :meth:`save` wrote; ``ValueError`` names a file that is not one."""
-        path = Path(path)
-        try:
+        with reading_weights(path, "surco-prior", MAKE_COMMAND):
             data = torch.load(path, map_location="cpu", weights_only=True)
             if not isinstance(data, dict) or data.get("format") != FORMAT:
                 raise ValueError(f"no {FORMAT} format tag")
             net = PriorNet(int(data["hidden"]))
             net.load_state_dict(data["state_dict"])
-        except FileNotFoundError:
-            raise ValueError(
-                f"{path}: no such surco-prior weights file; make one with: {MAKE_COMMAND}"
-            ) from None
-        except Exception as e:  # noqa: BLE001  any malformed file: one clear error
-            what = re.sub(r"\s+", " ", str(e))[:200]
-            raise ValueError(
-                f"{path} is not a surco-prior weights file ({type(e).__name__}: {what}); "
-                f"make one with: {MAKE_COMMAND}"
-            ) from None
         self.net = net.eval()
         self.meta = {k: v for k, v in data.items() if k not in ("format", "state_dict")}
 

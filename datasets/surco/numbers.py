@@ -1,9 +1,10 @@
-"""The number checks of the SurCo instance files: a value that breaks them is a one-line
-``ValueError`` naming the field and what is allowed, never the file's contents."""
+"""The checks the SurCo instance files share (their keys, their numbers): what breaks them is
+a one-line ``ValueError`` naming the field and what is allowed, never the file's contents."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -37,3 +38,17 @@ def checked_number(value: Any, what: str, negative: str) -> float:
     if number > MAX_VALUE:
         raise ValueError(f"{what} is too large; at most {MAX_VALUE:g} allowed")
     return number
+
+
+def check_keys(obj: dict, kind: str, keys: Sequence[str], what: str) -> None:
+    """``ValueError`` unless the parsed file ``obj`` (``what`` names it) says ``kind`` and
+    holds exactly ``keys``."""
+    if obj.get("kind") != kind:
+        raise ValueError(f"{what}: 'kind' must be {kind!r}")
+    missing = [k for k in keys if k not in obj]
+    if missing:
+        raise ValueError(f"{what} lacks {', '.join(map(repr, missing))}; needed: "
+                         f"{', '.join(keys)}")  # fmt: skip
+    if len(obj) != len(keys):
+        raise ValueError(f"{what} has {len(obj) - len(keys)} unknown key(s); allowed: "
+                         f"{', '.join(keys)}")  # fmt: skip

@@ -40,7 +40,7 @@ import numpy as np
 
 from optgym.datasets.dataset import Benchmark
 from optgym.datasets.files import parse_json_object, read_limited
-from optgym.datasets.surco.numbers import checked_integer, checked_number
+from optgym.datasets.surco.numbers import check_keys, checked_integer, checked_number
 
 KIND = "route"
 KEYS = ("kind", "nodes", "edges", "source", "target", "deadline")
@@ -207,15 +207,7 @@ def route_from_bytes(data: bytes, what: str) -> RouteInstance:
 def route_from_object(obj: dict, what: str) -> RouteInstance:
     """The route a parsed file holds (``what`` names the file); ``ValueError`` for anything
     outside the format or its limits."""
-    if obj.get("kind") != KIND:
-        raise ValueError(f"{what}: 'kind' must be {KIND!r}")
-    missing = [k for k in KEYS if k not in obj]
-    if missing:
-        raise ValueError(f"{what} lacks {', '.join(map(repr, missing))}; needed: "
-                         f"{', '.join(KEYS)}")  # fmt: skip
-    if len(obj) != len(KEYS):
-        raise ValueError(f"{what} has {len(obj) - len(KEYS)} unknown key(s); allowed: "
-                         f"{', '.join(KEYS)}")  # fmt: skip
+    check_keys(obj, KIND, KEYS, what)
     return make_route(obj["nodes"], obj["edges"], obj["source"], obj["target"], obj["deadline"],
                       what)  # fmt: skip
 

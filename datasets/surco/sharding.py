@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from optgym.datasets.surco.numbers import checked_number
+from optgym.datasets.surco.numbers import check_keys, checked_number
 
 KIND = "sharding"
 KEYS = ("kind", "tables", "capacities", "knee")
@@ -249,15 +249,7 @@ def make_sharding(
 def sharding_from_object(obj: dict, what: str) -> ShardingInstance:
     """The sharding instance a parsed file holds (``what`` names the file); ``ValueError``
     for anything outside the format or its limits."""
-    if obj.get("kind") != KIND:
-        raise ValueError(f"{what}: 'kind' must be {KIND!r}")
-    missing = [k for k in KEYS if k not in obj]
-    if missing:
-        raise ValueError(f"{what} lacks {', '.join(map(repr, missing))}; needed: "
-                         f"{', '.join(KEYS)}")  # fmt: skip
-    if len(obj) != len(KEYS):
-        raise ValueError(f"{what} has {len(obj) - len(KEYS)} unknown key(s); allowed: "
-                         f"{', '.join(KEYS)}")  # fmt: skip
+    check_keys(obj, KIND, KEYS, what)
     return make_sharding(obj["tables"], obj["capacities"], obj["knee"], what)
 
 
