@@ -238,3 +238,30 @@ def test_tampered_trace_or_integral_fails_validation(env):
     for key in env.unwrapped.extras_added:
         old.extras.pop(key)
     assert env.validate(old).ok and env.unwrapped.check_extras(old.extras, used) is None
+
+
+def test_worker_refixes_only_moved_bounds_to_the_ones_asked_for(tmp_path):
+    """Each sub-MIP's bounds, set by changing only the bounds that move, are the ones asked
+    for, also when an integer variable jumps from one fixed value to another (up or down)."""
+    from optgym.envs.lns.worker import ScipModel
+
+    m = pyscipopt.Model()
+    m.hideOutput()
+    x = [m.addVar(f"x{i}", vtype="I", lb=0, ub=5, obj=-1.0) for i in range(12)]
+    y = m.addVar("y", vtype="C", lb=0, ub=10, obj=1.0)
+    m.addCons(pyscipopt.quicksum(x) <= 40 + y)
+    path = tmp_path / "ints.mps"
+    m.writeProblem(str(path), verbose=False)
+    model = ScipModel(str(path), 0)
+    model.describe()
+    rng = np.random.default_rng(0)
+    for _ in range(25):
+        incumbent = np.append(rng.integers(0, 6, 12).astype(float), 0.0)
+        free = np.append(rng.random(12) < 0.3, False)
+        reply = model.neighborhood(free, incumbent, 1.0)
+        assert reply["status"] in ("optimal", "infeasible")
+        fixed = model.integer & ~free
+        lb = [v.getLbOriginal() for v in model.vars]
+        ub = [v.getUbOriginal() for v in model.vars]
+        assert np.array_equal(lb, np.where(fixed, incumbent, model.lb))
+        assert np.array_equal(ub, np.where(fixed, incumbent, model.ub))
