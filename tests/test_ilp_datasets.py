@@ -20,8 +20,8 @@ from optgym.datasets.lns import (
     BEST_KNOWN_PATH,
     FAMILIES,
     IlpDataset,
-    best_known,
     best_known_entries,
+    best_known_objective,
     ilp_datasets,
 )
 from optgym.datasets.lns.generators import (
@@ -151,7 +151,8 @@ def test_cached_benchmark_is_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("OPTGYM_CACHE", str(tmp_path))
     ds = IlpDataset("auction", "s")
     first = ds.benchmark("generator://auction-s-v0/7")
-    assert first.path == tmp_path / "datasets" / "auction-s-v0" / "7.mps"
+    assert first.path == ds.folder() / "7.mps"
+    assert ds.folder().parent == tmp_path / "datasets" / "auction-s-v0"
     mtime = first.path.stat().st_mtime_ns
     assert ds.benchmark("generator://auction-s-v0/7") == first
     assert first.path.stat().st_mtime_ns == mtime
@@ -242,7 +243,9 @@ def test_auction_bids() -> None:
 
 
 def test_best_known(small_seed0: dict[str, Benchmark]) -> None:
-    assert best_known("generator://auction-s-v0/999999") is None
+    import optgym.datasets.lns.best_known  # noqa: F401  the module must not shadow the lookup
+
+    assert best_known_objective("generator://auction-s-v0/999999") is None
     entries = best_known_entries()
     assert entries == json.loads(BEST_KNOWN_PATH.read_text())
     keys = {"objective", "dual_bound", "status", "seconds", "command", "scip_version", "sha256"}
@@ -252,9 +255,16 @@ def test_best_known(small_seed0: dict[str, Benchmark]) -> None:
         assert keys <= set(entry), uri
         family = uri.split("://")[1].split("-s-v0/")[0]
         assert family in FAMILIES and uri.startswith(f"generator://{family}-s-v0/")
-        assert "optgym.datasets.lns.best_known" in entry["command"]
+        command = entry["command"]
+        assert "optgym.datasets.lns.best_known" in command or "lns_best_known.py" in command
+        if "found_by" in entry:  # a long SCIP run and a long LNS run, the better one kept
+            runs = {run["solver"]: run["objective"] for run in entry["runs"]}
+            assert len(runs) == 2 and "scip" in runs and entry["found_by"] in runs
+            best = (max if family in ("independent-set", "auction") else min)(runs.values())
+            assert entry["objective"] == runs[entry["found_by"]] == best
+            assert entry["seconds"] >= 600  # at least 10x the LNS tasks' 60 CPU seconds
         if entry["objective"] is not None:
-            assert best_known(uri) == entry["objective"]
+            assert best_known_objective(uri) == entry["objective"]
             maximize = family in ("independent-set", "auction")
             gap = entry["dual_bound"] - entry["objective"]
             assert (gap if maximize else -gap) >= -1e-6 * max(1.0, abs(entry["objective"]))

@@ -18,7 +18,7 @@ __all__ = [
     "FAMILIES",
     "IlpDataset",
     "IlpInstance",
-    "best_known",
+    "best_known_objective",
     "best_known_entries",
     "ilp_datasets",
 ]
@@ -44,11 +44,13 @@ def best_known_entries() -> dict[str, dict]:
     return json.loads(BEST_KNOWN_PATH.read_text())
 
 
-def best_known(uri: str) -> float | None:
+def best_known_objective(uri: str) -> float | None:
     """The best objective value known for the instance ``uri``, or None if none is recorded.
 
-    The value was found by SCIP under the time limit stored with it (see
-    ``best_known_entries()[uri]``); it is optimal only where its status says ``optimal``.
+    The value was found by SCIP, or by an LNS agent where the entry's ``found_by`` says so,
+    under the CPU seconds stored with it (see ``best_known_entries()[uri]``); it is optimal
+    only where its status says ``optimal``. (Not named ``best_known``: importing the module
+    ``optgym.datasets.lns.best_known`` would replace such a function on this package.)
     """
     entry = best_known_entries().get(uri)
     if entry is None or entry.get("objective") is None:

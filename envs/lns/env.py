@@ -318,9 +318,9 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
             found = read_reference(benchmark.path, benchmark.sha256)
             if found is not None:
                 return found
-        from optgym.datasets.lns import best_known
+        from optgym.datasets.lns import best_known_objective
 
-        return best_known(self.benchmark)
+        return best_known_objective(self.benchmark)
 
     def _cached_initial(self, path: Any) -> tuple[np.ndarray, float, float, int] | None:
         """The cached initial incumbent at ``path`` if its tag matches and it holds a

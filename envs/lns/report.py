@@ -48,7 +48,7 @@ def episode_horizon(row: dict) -> float:
 def references(rows: list[dict]) -> dict[str, float]:
     """Per instance, the best objective over its references (``best_known.json``, an env's
     ``reference_objective``) and every episode."""
-    from optgym.datasets.lns import best_known
+    from optgym.datasets.lns import best_known_objective
 
     found: dict[str, list[float]] = {}
     moves: dict[str, list[float]] = {}
@@ -61,7 +61,7 @@ def references(rows: list[dict]) -> dict[str, float]:
             found[uri].append(float(given))
     out = {}
     for uri, objectives in found.items():
-        known = best_known(uri)
+        known = best_known_objective(uri)
         pool = objectives + ([known] if known is not None else [])
         out[uri] = max(pool) if maximizes(uri, moves[uri]) else min(pool)
     return out
