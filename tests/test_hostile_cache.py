@@ -162,7 +162,7 @@ def test_write_file_replaces_a_link_and_never_writes_through_it(tmp_path: Path):
 def test_fifo_at_a_cached_benchmark_is_rebuilt_and_bench_does_not_block(
     cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ):
-    path = cache / "datasets" / "csmith-v0" / "1.bc"
+    path = CsmithDataset().folder() / "1.bc"
     _plant_fifo(path)
     args = ["bench", "pass-ordering", "--agent", "random", "--benchmark", SEED_1,
             "--budget", "calls=3", "--results", str(tmp_path / "r.jsonl"),
@@ -261,7 +261,7 @@ def test_a_benchmark_copied_with_its_tag_over_another_is_rebuilt(cache: Path, tm
     try:
         env.reset(options={"benchmark": SEED_2})
         count_2, sha_2 = env.observation["IrInstructionCount"][0], env.benchmark_sha256
-        folder = cache / "datasets" / "csmith-v0"
+        folder = CsmithDataset().folder()
         for name in ("2.bc", "2.bc.tag"):  # seed 2's program and its genuine tag as seed 1's
             shutil.copyfile(folder / name, folder / name.replace("2", "1"))
         with pytest.warns(UserWarning, match=r"cached benchmark .*/1\.bc does not match its "
@@ -390,3 +390,38 @@ def test_validate_names_what_is_not_a_results_file(
     )
     assert main(["validate", str(tmp_path / "absent.jsonl")]) == 1
     assert "no results file" in capsys.readouterr().err
+
+
+# ---- a generator's cached files belong to the code that made them --------------------------------
+
+
+def test_a_changed_generator_never_reuses_its_old_files(cache: Path, tmp_path: Path, monkeypatch):
+    """A seeded dataset's files sit in a folder named by its generating code: after the code
+    changes (here a module of ``recipe_modules``), the next benchmark is made anew by the new
+    code, not read from what the old code cached, and with no warning of tampering."""
+    from optgym.datasets.seeded import SeededDataset, source_digest
+
+    module = tmp_path / "toy_recipe.py"
+    module.write_text("SCALE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import toy_recipe
+
+    class Toy(SeededDataset):
+        name = "toy-v0"
+        description = provenance = license = "a test's dataset"
+        recipe_modules = ("toy_recipe",)
+
+        def generate(self, seed: int, workdir: Path) -> bytes:
+            return str(seed * toy_recipe.SCALE).encode()
+
+    first = Toy().benchmark("generator://toy-v0/7")
+    assert first.path.read_bytes() == b"7" and first.path.parent == Toy().folder()
+    assert Toy().benchmark("generator://toy-v0/7") == first  # reused while the code holds
+    module.write_text("SCALE = 3\n")  # the generator changes
+    toy_recipe.SCALE = 3
+    source_digest.cache_clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        second = Toy().benchmark("generator://toy-v0/7")
+    assert second.path.read_bytes() == b"21" and second.sha256 != first.sha256
+    assert second.path.parent != first.path.parent

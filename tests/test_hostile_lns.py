@@ -18,6 +18,7 @@ from ilp_instances import lns_env, vertex_cover
 
 import optgym  # noqa: F401
 from optgym.datasets.cache import cache_dir
+from optgym.datasets.lns import IlpDataset
 from optgym.env import BackendCrash
 from optgym.envs.lns import problem as problem_module
 from optgym.envs.lns.env import INITIAL_CACHE_PURPOSE, ILPNeighborhoodEnv
@@ -203,7 +204,7 @@ def test_replaced_generated_instance_is_rebuilt(own_cache):
     try:
         env.reset(options={"benchmark": uri})
         genuine, n = env.benchmark_sha256, env.problem.n
-        path = own_cache / "datasets" / "independent-set-s-v0" / "3.mps"
+        path = IlpDataset("independent-set", "s").folder() / "3.mps"
         _vertex_cover(path)  # another valid instance in its place
         env.close()
         env = ILPNeighborhoodEnv(initial_time=0.2, subproblem_time=0.1)  # reads the file

@@ -165,6 +165,7 @@ class DigitsNoisyDataset(SeededDataset):
     """``generator://digits-noisy-v0/<seed>``: digits with 10% of the pool labels flipped."""
 
     suffix = ".npz"
+    recipe_modules = ("optgym.datasets.dataselect.npz",)
 
     name = NAME
     description = (

@@ -229,6 +229,7 @@ class PydocTextDataset(SeededDataset):
     """``generator://pydoc-text-v0/<seed>``: pydoc text with 20% of the pool corrupted."""
 
     suffix = ".npz"
+    recipe_modules = ("optgym.datasets.dataselect.npz",)
 
     name = NAME
     description = (

@@ -15,6 +15,7 @@ from optgym.datasets.seeded import SeededDataset
 
 class CsmithDataset(SeededDataset):
     suffix = ".bc"
+    recipe_modules = ("optgym.datasets.passes.tools",)
 
     name = "csmith-v0"
     description = "Random C programs from Csmith, compiled to unoptimized LLVM bitcode."
@@ -43,6 +44,7 @@ class CsmithDataset(SeededDataset):
 
 class LlvmStressDataset(SeededDataset):
     suffix = ".bc"
+    recipe_modules = ("optgym.datasets.passes.tools",)
 
     name = "llvm-stress-v0"
     description = "Random LLVM IR functions from llvm-stress, as bitcode."

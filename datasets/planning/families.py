@@ -336,6 +336,7 @@ def _provenance(family: str) -> str:
 class _FamilyDataset(SeededDataset):
     family: ClassVar[str] = ""
     suffix = ".json"
+    recipe_modules = ("optgym.datasets.planning.maps", "optgym.datasets.planning.paths")
     license = LICENSE
     references = ("https://arxiv.org/abs/2106.10544",)
 

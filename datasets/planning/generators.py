@@ -256,6 +256,7 @@ class Nav2dRandomDataset(SeededDataset):
     """``generator://nav2d-random-v0/<seed>``: seeded random rectangle fields."""
 
     suffix = ".json"
+    recipe_modules = ("optgym.datasets.planning.maps",)
 
     name = RANDOM_NAME
     description = (

@@ -287,6 +287,7 @@ class RandomDagDataset(SeededDataset):
     """``generator://halide-random-v0/<seed>``: a random operator network per seed."""
 
     suffix = ".json"
+    recipe_modules = ("optgym.datasets.schedule.ops", "optgym.datasets.schedule.spec")
 
     name = RANDOM_NAME
     description = (

@@ -105,6 +105,7 @@ class RoutesDataset(SeededDataset):
 
     name = NAME
     suffix = ".json"
+    recipe_modules = ("optgym.datasets.surco.routes",)
     description = (
         "Road-like directed grids of 10 x 10 to 16 x 16 nodes with random diagonals, each road "
         "both ways with its own speed and reliability; independent normal travel times "
@@ -182,6 +183,7 @@ class ShardingDataset(SeededDataset):
 
     name = SHARDING_NAME
     suffix = ".json"
+    recipe_modules = ("optgym.datasets.surco.sharding",)
     description = (
         "Embedding-table sharding: 20 to 60 tables (rows log-uniform 1e4 to 5e6, dim 16 to "
         "128, pooling factor log-uniform 1 to 100) on 4 to 8 devices whose capacities hold "
