@@ -290,3 +290,66 @@ def test_gymnasium_check_env_passes() -> None:
         made.close()
     with pytest.raises(ValueError, match="deadline_factor must be None"):
         gym.make(ENV_ID, deadline_factor=-1.0)
+
+
+def _simple_paths(route, node: int, seen: frozenset, path: list[int]):
+    """Every simple path from ``node`` to the route's target (edge lists), by brute force."""
+    if node == route.target:
+        yield list(path)
+        return
+    for e in np.flatnonzero(route.tails == node).tolist():
+        head = int(route.heads[e])
+        if head not in seen:
+            yield from _simple_paths(route, head, seen | {head}, [*path, e])
+
+
+def _ladder(seed: int) -> list[list[float]]:
+    """A 3 x 5 grid whose middle row is slow and safe and whose outer rows are fast and
+    risky (every road both ways): the expected-value path is often not the most likely to
+    arrive in time."""
+    rng = np.random.default_rng(seed)
+    k = 5
+    edges = []
+    for r in range(3):
+        for c in range(k - 1):
+            if r == 1:
+                mean, var = float(rng.uniform(5, 5.6)), float(rng.uniform(0, 1))
+            else:
+                mean, var = float(rng.uniform(4, 5)), float(rng.uniform(10, 40))
+            edges += [[r * k + c, r * k + c + 1, mean, var], [r * k + c + 1, r * k + c, mean, var]]
+    for r in range(2):
+        for c in range(k):
+            mean, var = float(rng.uniform(0.5, 1.5)), float(rng.uniform(0, 2))
+            edges += [
+                [r * k + c, (r + 1) * k + c, mean, var],
+                [(r + 1) * k + c, r * k + c, mean, var],
+            ]
+    return edges
+
+
+def test_the_exact_route_reference_is_the_best_of_all_paths() -> None:
+    """On small graphs, exact_route's path is as likely to arrive in time as the best of all
+    simple paths (enumerated), when the deadline is at least the least expected time (here
+    the best path is other than the expected-value one in 8 of 18 cases); below it,
+    exact_route gives None."""
+    from optgym.datasets.surco import make_route
+    from optgym.envs.surco.solver import exact_route
+
+    n, beaten = 15, 0
+    for seed in range(6):
+        edges = _ladder(seed)
+        draft = make_route(n, edges, 0, n - 1, 1.0)
+        paths = list(_simple_paths(draft, 0, frozenset({0}), []))
+        least = min(draft.path_moments(p)[0] for p in paths)
+        expected_value = min(paths, key=lambda p: draft.path_moments(p)[0])
+        for factor in (1.05, 1.15, 1.3):
+            route = make_route(n, edges, 0, n - 1, factor * least)
+            best = max(route.probability(p) for p in paths)
+            found = exact_route(route)
+            assert found is not None
+            assert route.probability(found) == pytest.approx(best, abs=1e-12)
+            beaten += best > route.probability(expected_value) + 1e-9
+        assert exact_route(make_route(n, edges, 0, n - 1, 0.95 * least)) is None
+        at_least = make_route(n, edges, 0, n - 1, least)  # summed in another order
+        assert at_least.probability(exact_route(at_least)) == pytest.approx(0.5, abs=1e-9)
+    assert beaten >= 6

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optgym.datasets.surco.routes import RouteInstance
+from optgym.datasets.surco.routes import RouteInstance, on_time_probability
 from optgym.datasets.surco.sharding import ShardingInstance, greedy_placement
 
 
@@ -63,6 +63,85 @@ def shortest_path(route: RouteInstance, costs: Sequence[float]) -> list[int]:
         e = via[node]
         path.append(e)
         node = tails[e]
+    path.reverse()
+    return path
+
+
+#: Labels past which :func:`exact_route` gives up (the exact search is not tractable there).
+EXACT_MAX_LABELS = 200_000
+
+
+def exact_route(route: RouteInstance) -> list[int] | None:
+    """A path of the highest on-time probability, exactly, when the deadline is at least the
+    least expected time; None when it is not, or past :data:`EXACT_MAX_LABELS` labels.
+
+    Then the best path has a mean of at most the deadline (the expected-value path's
+    probability is at least 1/2, and a later mean gives less), and among such paths the
+    probability ``Phi((d - mean) / sd)`` only grows as the mean or the variance falls: the
+    best path is one of the Pareto-optimal (mean, variance) pairs of source-target paths.
+    A label-setting search finds them all: labels leave the heap by mean, then variance; a
+    label no better in both than one already at its node is dropped, as is one whose mean
+    plus the least remaining mean passes the deadline. (A path with a cycle is never
+    needed: removing the cycle lowers neither moment's quality.)"""
+    offsets, order = route.out_edges
+    heads, tails = route.heads.tolist(), route.tails.tolist()
+    means, variances = route.means.tolist(), route.variances.tolist()
+    deadline = route.deadline
+    # the least remaining mean from each node to the target: Dijkstra on reversed edges
+    inf = float("inf")
+    rest = [inf] * route.nodes
+    rest[route.target] = 0.0
+    into: list[list[int]] = [[] for _ in range(route.nodes)]
+    for e, v in enumerate(heads):
+        into[v].append(e)
+    heap = [(0.0, route.target)]
+    while heap:
+        dist, v = heapq.heappop(heap)
+        if dist > rest[v]:
+            continue
+        for e in into[v]:
+            u = tails[e]
+            if dist + means[e] < rest[u]:
+                rest[u] = dist + means[e]
+                heapq.heappush(heap, (rest[u], u))
+    # sums of the same means in another order differ in the last bits: a path whose mean is
+    # the deadline's (a deadline at exactly the least expected time) must not be lost
+    slack = deadline + 1e-9 * abs(deadline) + 1e-12
+    if not rest[route.source] <= slack:
+        return None  # the deadline is below the least expected time
+    labels: list[tuple[float, float, int, int]] = []  # (mean, variance, parent label, edge)
+    at: list[list[int]] = [[] for _ in range(route.nodes)]  # labels kept per node
+    queue: list[tuple[float, float, int, int, int]] = [(0.0, 0.0, route.source, -1, -1)]
+    best, best_label = -1.0, -1
+    while queue:
+        mean, var, u, parent, edge = heapq.heappop(queue)
+        if any(labels[k][0] <= mean and labels[k][1] <= var for k in at[u]):
+            continue
+        if len(labels) >= EXACT_MAX_LABELS:
+            return None
+        labels.append((mean, var, parent, edge))
+        at[u].append(len(labels) - 1)
+        if u == route.target:
+            p = on_time_probability(mean, var, deadline)
+            if p > best:
+                best, best_label = p, len(labels) - 1
+            continue
+        for k in range(offsets[u], offsets[u + 1]):
+            e = order[k]
+            v = heads[e]
+            m = mean + means[e]
+            if m + rest[v] > slack:
+                continue
+            w = var + variances[e]
+            if not any(labels[j][0] <= m and labels[j][1] <= w for j in at[v]):
+                heapq.heappush(queue, (m, w, v, len(labels) - 1, e))
+    if best_label < 0:
+        return None
+    path = []
+    k = best_label
+    while labels[k][3] >= 0:
+        path.append(labels[k][3])
+        k = labels[k][2]
     path.reverse()
     return path
 
