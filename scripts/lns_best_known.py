@@ -10,10 +10,12 @@ CPU seconds each (issue 27 asks for at least 10x the task's 60 s):
   with ``time_budget`` = ``--seconds``, whose incumbents the env checks against every
   constraint.
 
-The entry keeps SCIP's dual bound and status, takes the better of the two objectives, and
+The entry keeps SCIP's dual bound and status, takes the best objective over its runs, and
 records where it came from: ``found_by`` (``scip`` or the agent), and ``runs``, each run's
-objective, status or agent seed, and CPU seconds. ``best_known.py`` keeps such an entry
-unless it is run with more seconds. Runs go ``--workers`` at a time, in their own
+objective, status or agent seed, and CPU seconds. A later run with another ``--agent``
+adds its run and keeps the others (and SCIP's, when it was as long on the same file), so a
+value only improves. ``best_known.py`` keeps such an entry unless it is run with more
+seconds. Runs go ``--workers`` at a time, in their own
 processes; the file is rewritten atomically after each instance.
 
 Changing an entry changes the replayed rewards and scores of the LNS board's lines on that
@@ -33,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from optgym.datasets.lns import BEST_KNOWN_PATH, FAMILIES, IlpDataset
-from optgym.datasets.lns.best_known import load, save, scip_version, solve
+from optgym.datasets.lns.best_known import is_done, load, save, scip_version, solve
 
 
 def run_scip(path: str, seconds: float) -> dict[str, Any]:
@@ -78,6 +80,38 @@ def better(a: float | None, b: float | None, maximize: bool) -> bool:
     return a > b + margin if maximize else a < b - margin
 
 
+SCIP_KEYS = ("dual_bound", "status", "solving_seconds", "nodes")
+
+
+def merge_entry(
+    old: dict[str, Any] | None, scip: dict[str, Any] | None, run: dict[str, Any], maximize: bool
+) -> dict[str, Any]:
+    """The entry made of SCIP's run ``scip`` (None: the one ``old`` holds) and the LNS
+    ``run``, after ``old``'s LNS runs (an ``--agent lb-relax`` run never loses a better
+    ``cl-lns`` one, nor a second run a better first): its objective is the best over every
+    run, ``found_by`` the run that found it."""
+    if scip is None:
+        if old is None:
+            raise ValueError("no SCIP run: neither made now nor in the old entry")
+        scip_run = next((r for r in old.get("runs", ()) if r["solver"] == "scip"), None)
+        if scip_run is None:  # an entry of best_known.py: SCIP's run is the entry itself
+            scip_run = {"solver": "scip", "objective": old["objective"],
+                        "status": old["status"], "cpu_seconds": old.get("seconds")}  # fmt: skip
+        scip_fields = {k: old[k] for k in SCIP_KEYS}
+    else:
+        scip_run = {k: scip[k] for k in ("solver", "objective", "status", "cpu_seconds",
+                                          "command")}  # fmt: skip
+        scip_fields = {k: scip[k] for k in SCIP_KEYS}
+    others = [r for r in (old or {}).get("runs", ()) if r["solver"] != "scip"]
+    runs = [scip_run, *others, run]
+    best = runs[0]
+    for r in runs[1:]:
+        if better(r["objective"], best["objective"], maximize):
+            best = r
+    return {**scip_fields, "objective": best["objective"], "found_by": best["solver"],
+            "runs": runs}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--family", action="append", choices=sorted(FAMILIES), required=True)
@@ -93,47 +127,40 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join([Path(sys.executable).name, *invoked])
     seconds = int(args.seconds) if float(args.seconds).is_integer() else args.seconds
     version = scip_version()
+    entries = load(args.output)
     jobs: dict[str, tuple[Any, Any, str]] = {}
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         for family in args.family:
             dataset = IlpDataset(family, "s")
             for uri in dataset.take("test", args.count):
                 bench = dataset.benchmark(uri)
+                # SCIP's side is kept from an entry that has a run as long on this file
+                kept = is_done(entries.get(uri), bench.sha256, args.seconds)
                 jobs[uri] = (
-                    pool.submit(run_scip, str(bench.path), args.seconds),
+                    None if kept else pool.submit(run_scip, str(bench.path), args.seconds),
                     pool.submit(run_agent, uri, args.agent, 0, args.seconds),
                     bench.sha256,
                 )
         for uri, (scip_job, agent_job, sha256) in jobs.items():
-            scip, lns = scip_job.result(), agent_job.result()
-            maximize = uri.split("://")[1].split("-s-v0/")[0] in ("independent-set", "auction")
-            found_by = "scip"
-            objective = scip["objective"]
-            if better(lns["objective"], objective, maximize):
-                found_by, objective = args.agent, lns["objective"]
             entries = load(args.output)
+            before = entries.get(uri)
+            if before is not None and before.get("sha256") != sha256:
+                before = None  # made on another file: nothing of it holds
+            scip = None if scip_job is None else {**scip_job.result(), "command": command}
+            maximize = uri.split("://")[1].split("-s-v0/")[0] in ("independent-set", "auction")
+            run = {**agent_job.result(), "command": command}
+            entry = merge_entry(before, scip, run, maximize)
             entries[uri] = {
-                "objective": objective,
-                "found_by": found_by,
-                "dual_bound": scip["dual_bound"],
-                "status": scip["status"],
-                "solving_seconds": scip["solving_seconds"],
-                "nodes": scip["nodes"],
-                "seconds": seconds,
-                "runs": [
-                    {k: scip[k] for k in ("solver", "objective", "status", "cpu_seconds")},
-                    lns,
-                ],
+                **entry,
+                "seconds": max(seconds, (before or {}).get("seconds", 0)),
                 "command": command,
                 "scip_version": version,
                 "sha256": sha256,
             }
             save(args.output, entries)
-            print(
-                f"{uri}: {objective} by {found_by} (scip {scip['objective']} "
-                f"{scip['status']}, {args.agent} {lns['objective']})",
-                flush=True,
-            )
+            print(f"{uri}: {entry['objective']} by {entry['found_by']} (runs: "
+                  + ", ".join(f"{r['solver']} {r['objective']}" for r in entry["runs"]) + ")",
+                  flush=True)  # fmt: skip
     return 0
 
 
