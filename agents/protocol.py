@@ -121,6 +121,17 @@ def reading_weights(path: str | Path, name: str, how: str) -> Iterator[None]:
         ) from None
 
 
+def saving_weights(path: str | Path, name: str, net: Any, fmt: str, meta: dict) -> None:
+    """Write ``name``'s network ``net`` to ``path`` as :func:`reading_weights`' readers
+    expect: its ``format`` tag ``fmt``, its ``state_dict`` and ``meta`` (tensors, numbers and
+    strings only); ``ValueError`` when there is no network yet."""
+    if net is None:
+        raise ValueError(f"{name} has no network to save: train it first")
+    import torch
+
+    torch.save({"format": fmt, "state_dict": net.state_dict(), **meta}, path)
+
+
 def _env_problem(env_id: str) -> str | None:
     from optgym.envs import problems
 

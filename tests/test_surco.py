@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from surco_files import every_agent_rows, write_instance
 
 import optgym
 import optgym.tasks
@@ -41,15 +42,6 @@ TWO_WAYS = {
 }
 SAFE = NormalDist().cdf((9 - 10) / 1)  # 0.1587
 RISKY = NormalDist().cdf((9 - 11) / 4)  # 0.3085
-
-
-def _write(tmp_path: Path, name: str, content: object) -> str:
-    path = tmp_path / name
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content if isinstance(content, str) else json.dumps(content))
-    return f"file://{path}"
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +98,7 @@ def test_the_routes_deadline_factor_follows_the_seed(tmp_path: Path) -> None:
 def test_the_on_time_probability_favours_the_risky_path_under_a_tight_deadline(
     env, tmp_path: Path
 ) -> None:
-    uri = _write(tmp_path, "two-ways.json", TWO_WAYS)
+    uri = write_instance(tmp_path, "two-ways.json", TWO_WAYS)
     base = env.unwrapped
     obs, info = base.reset(options={"benchmark": uri})
     assert info["least_expected_time"] == 10.0 and obs["best_probability"][0] == 0.0
@@ -129,7 +121,7 @@ def test_the_on_time_probability_favours_the_risky_path_under_a_tight_deadline(
     bad.reward = SAFE
     assert not base.validate(bad).ok
     # a loose deadline: the safe, fastest path is the better one
-    loose = _write(tmp_path, "loose.json", {**TWO_WAYS, "deadline": 12})
+    loose = write_instance(tmp_path, "loose.json", {**TWO_WAYS, "deadline": 12})
     base.reset(options={"benchmark": loose})
     assert base.step([5, 5, 5.5, 5.5])[4]["probability"] == pytest.approx(NormalDist().cdf(2))
     assert base.step([3, 3, 1, 1])[4]["probability"] == pytest.approx(NormalDist().cdf(0.25))
@@ -150,7 +142,7 @@ def test_the_on_time_probability_favours_the_risky_path_under_a_tight_deadline(
 )
 def test_a_bad_action_is_refused_with_what_is_allowed(env, tmp_path, action, match) -> None:
     base = env.unwrapped
-    base.reset(options={"benchmark": _write(tmp_path, "two-ways.json", TWO_WAYS)})
+    base.reset(options={"benchmark": write_instance(tmp_path, "two-ways.json", TWO_WAYS)})
     with pytest.raises(ValueError, match=match) as caught:
         base.step(action)
     assert "allowed: an array of shape (4,), one surrogate cost per edge" in str(caught.value)
@@ -187,9 +179,9 @@ def test_a_hostile_route_file_is_refused_in_one_line_without_its_contents(
     env, tmp_path: Path, content: object, match: str
 ) -> None:
     base = env.unwrapped
-    good = _write(tmp_path, "two-ways.json", TWO_WAYS)
+    good = write_instance(tmp_path, "two-ways.json", TWO_WAYS)
     base.reset(options={"benchmark": good})
-    uri = _write(tmp_path, "hostile.json", content)
+    uri = write_instance(tmp_path, "hostile.json", content)
     with pytest.raises(ValueError, match=match) as caught:
         base.reset(options={"benchmark": uri})
     message = str(caught.value)
@@ -202,7 +194,7 @@ def test_a_hostile_route_file_is_refused_in_one_line_without_its_contents(
 
 
 def test_a_route_without_a_path_is_refused_before_any_episode(task, tmp_path: Path) -> None:
-    uri = _write(tmp_path, "cut.json", {**TWO_WAYS, "edges": [[0, 1, 5, 1], [2, 3, 5, 1]]})
+    uri = write_instance(tmp_path, "cut.json", {**TWO_WAYS, "edges": [[0, 1, 5, 1], [2, 3, 5, 1]]})
     results = tmp_path / "r.jsonl"
     with pytest.raises(ValueError, match=r"cut.json has no path from the source to the target"):
         run_bench(task.name, ["ev-path"], [uri], [0], Budget(calls=5), results,
@@ -214,16 +206,9 @@ def test_every_agent_runs_a_hand_written_route_end_to_end_and_validates(
     task, tmp_path: Path
 ) -> None:
     path = tmp_path / "two-ways.json"
-    uri = _write(tmp_path, "two-ways.json", TWO_WAYS)
+    uri = write_instance(tmp_path, "two-ways.json", TWO_WAYS)
     results = tmp_path / "r.jsonl"
-    rows = run_bench(task.name, list(AGENTS), [uri], [0], task.budget, results,
-                     executor="inline", progress=False)  # fmt: skip
-    by_agent = {r["agent"]: r for r in rows}
-    assert set(by_agent) == set(AGENTS)
-    for row in rows:
-        assert row["error"] is None, (row["agent"], row["error"])
-        assert 1 <= row["budget_used"]["calls"] <= 30
-        assert len(row["state"]["actions"]) == 1  # the best cost vector, committed
+    by_agent = every_agent_rows(task, list(AGENTS), uri, results)
     assert by_agent["ev-path"]["score"] == pytest.approx(SAFE, abs=1e-12)
     assert by_agent["ev-path"]["budget_used"]["calls"] == 1
     for name in ("mean-variance", "random-search", "surco-zero"):

@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from surco_files import every_agent_rows, write_instance
 
 import optgym
 import optgym.tasks
@@ -39,15 +40,6 @@ THREE = {
 def _latency(load: float, tables: int, knee: float = 1000.0) -> float:
     """The documented model, written out: compute with saturation, communication, overhead."""
     return 1e-3 * load * (1 + (load / knee) ** 2) + 5e-4 * load + 1.0 * tables
-
-
-def _write(tmp_path: Path, name: str, content: object) -> str:
-    path = tmp_path / name
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content if isinstance(content, str) else json.dumps(content))
-    return f"file://{path}"
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +114,7 @@ def test_the_assignment_mip_keeps_the_capacities_and_gives_the_committed_placeme
 
 def test_an_episode_scores_the_speedup_over_the_reference(env, tmp_path: Path) -> None:
     base = env.unwrapped
-    _, info = base.reset(options={"benchmark": _write(tmp_path, "three.json", THREE)})
+    _, info = base.reset(options={"benchmark": write_instance(tmp_path, "three.json", THREE)})
     reference = max(_latency(1000, 1), _latency(700, 2))
     assert info["reference_latency"] == pytest.approx(reference)
     assert base.reference_placement == [0, 1, 1] and base.action_space.shape == (6,)
@@ -154,7 +146,7 @@ def test_the_reward_space_names_the_kind_it_scores(tmp_path: Path) -> None:
     try:
         with pytest.raises(ValueError, match="is a sharding instance, scored by the reward "
                            "space 'Speedup'.*make it with reward_space='Speedup'"):  # fmt: skip
-            route_env.reset(options={"benchmark": _write(tmp_path, "three.json", THREE)})
+            route_env.reset(options={"benchmark": write_instance(tmp_path, "three.json", THREE)})
     finally:
         route_env.close()
 
@@ -204,9 +196,9 @@ def test_a_hostile_sharding_file_is_refused_in_one_line_without_its_contents(
     env, tmp_path: Path, content: object, match: str
 ) -> None:
     base = env.unwrapped
-    good = _write(tmp_path, "three.json", THREE)
+    good = write_instance(tmp_path, "three.json", THREE)
     base.reset(options={"benchmark": good})
-    uri = _write(tmp_path, "hostile.json", content)
+    uri = write_instance(tmp_path, "hostile.json", content)
     with pytest.raises(ValueError, match=match) as caught:
         base.reset(options={"benchmark": uri})
     message = str(caught.value)
@@ -218,7 +210,7 @@ def test_a_hostile_sharding_file_is_refused_in_one_line_without_its_contents(
 
 
 def test_an_instance_no_placement_fits_is_refused_before_any_episode(task, tmp_path) -> None:
-    uri = _write(tmp_path, "packed.json", {**THREE, "tables": [[2, 1, 8]] * 3,
+    uri = write_instance(tmp_path, "packed.json", {**THREE, "tables": [[2, 1, 8]] * 3,
                                            "capacities": [3, 3]})  # fmt: skip
     results = tmp_path / "r.jsonl"
     with pytest.raises(ValueError, match=r"packed.json: no placement of the tables fits"):
@@ -231,16 +223,10 @@ def test_every_sharding_agent_runs_a_hand_written_instance_end_to_end_and_valida
     task, tmp_path: Path
 ) -> None:
     path = tmp_path / "three.json"
-    uri = _write(tmp_path, "three.json", THREE)
+    uri = write_instance(tmp_path, "three.json", THREE)
     results = tmp_path / "r.jsonl"
-    rows = run_bench(task.name, list(AGENTS), [uri], [0], task.budget, results,
-                     executor="inline", progress=False)  # fmt: skip
-    by_agent = {r["agent"]: r for r in rows}
-    assert set(by_agent) == set(AGENTS)
-    for row in rows:
-        assert row["error"] is None, (row["agent"], row["error"])
-        assert 1 <= row["budget_used"]["calls"] <= 30
-        assert len(row["state"]["actions"]) == 1  # the best cost vector, committed
+    by_agent = every_agent_rows(task, list(AGENTS), uri, results)
+    for row in by_agent.values():
         assert row["score"] == pytest.approx(1.0)  # the greedy placement is optimal here
     assert by_agent["greedy-sharding"]["budget_used"]["calls"] == 1
     assert by_agent["greedy-sharding"]["state"]["extras"]["best_placement"] == [0, 1, 1]

@@ -134,7 +134,7 @@ from torch import nn
 
 from optgym.agents.gnn import symlog
 from optgym.agents.lns.loop import run_lns
-from optgym.agents.protocol import Result, reading_weights
+from optgym.agents.protocol import Result, reading_weights, saving_weights
 from optgym.budget import Budget
 from optgym.threads import torch_threads
 
@@ -713,9 +713,7 @@ class ClLns:
 
     def save(self, path: str | Path) -> None:
         """The network's weights and the metadata (tensors, numbers and strings only)."""
-        if self.net is None:
-            raise ValueError("cl-lns has no network to save: train it first")
-        torch.save({"format": FORMAT, "state_dict": self.net.state_dict(), **self.meta}, path)
+        saving_weights(path, "cl-lns", self.net, FORMAT, self.meta)
 
     def load(self, path: str | Path) -> None:
         """Read what :meth:`save` wrote; ``ValueError`` names a file that is not one."""

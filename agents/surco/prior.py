@@ -33,7 +33,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from optgym.agents.protocol import reading_weights
+from optgym.agents.protocol import reading_weights, saving_weights
 from optgym.agents.surco.search import SEARCH_UNITS, CostEvaluator, CostSearch, positive
 from optgym.agents.surco.surco import SurcoZero, loss_gradient
 from optgym.budget import Budget
@@ -231,9 +231,7 @@ class SurcoPrior(CostSearch):
     # ---- saving -----------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """The network's weights and the metadata (tensors, numbers and strings only)."""
-        if self.net is None:
-            raise ValueError("surco-prior has no network to save: train it first")
-        torch.save({"format": FORMAT, "state_dict": self.net.state_dict(), **self.meta}, path)
+        saving_weights(path, "surco-prior", self.net, FORMAT, self.meta)
 
     def load(self, path: str | Path) -> None:
         """Read what :meth:`save` wrote; ``ValueError`` names a file that is not one."""
