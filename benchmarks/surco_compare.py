@@ -8,11 +8,14 @@ greedy placement for every sharding agent. Each agent runs at each of ``--calls`
 against the solver calls.
 
 Usage: python benchmarks/surco_compare.py [--routes 30-59] [--sharding 10-39]
-    [--calls 1,3,10,30,100] [--plot results/surco-calls.png]
+    [--calls 1,3,10,30,100] [--reference-seconds 10] [--plot results/surco-calls.png]
 
 Routes whose deadline is at least the least expected time (factors 1.1 and 1.0) also get
 their exact best probability (``optgym.envs.surco.solver.exact_route``, a label-setting
-search over the paths' mean and variance), the ceiling no agent can pass.
+search over the paths' mean and variance), the ceiling no agent can pass. Sharding
+instances get SCIP on a linearized model (``optgym.envs.surco.solver.linearized_sharding``:
+outer approximation of the convex latency, ``--reference-seconds`` CPU seconds each), a
+near-exact reference with a proven lower bound.
 
 Defaults: route test seeds 30-59 and sharding test seeds 10-39 (seeds 0-29 of the routes
 were reported before the prior existed, and sharding seeds 0-9 were looked at while its
@@ -62,6 +65,9 @@ def main() -> None:
     parser.add_argument("--routes", default="30-59", help="route test seeds, FIRST-LAST")
     parser.add_argument("--sharding", default="10-39", help="sharding test seeds, FIRST-LAST")
     parser.add_argument("--calls", default="1,3,10,30,100", help="solver-call budgets")
+    parser.add_argument("--reference-seconds", type=float, default=10.0,
+                        help="CPU seconds of the linearized SCIP reference per sharding "
+                        "instance")  # fmt: skip
     parser.add_argument("--plot", default="results/surco-calls.png")
     args = parser.parse_args()
     budgets = sorted({int(c) for c in args.calls.split(",")})
@@ -109,6 +115,24 @@ def main() -> None:
         speedups[name] = math.exp(float(np.mean(np.log(greedy / values))))
         better = int(np.sum(values < greedy * (1 - 1e-9)))
         print(f"{name:16s}{values.mean():14.2f}{speedups[name]:10.4f}{better:>5d}/{len(values)}")
+    from optgym.datasets.surco.generator import ShardingDataset
+    from optgym.datasets.surco.instances import load_benchmark_instance
+    from optgym.envs.surco.solver import linearized_sharding
+
+    reference = [
+        linearized_sharding(
+            load_benchmark_instance(ShardingDataset().benchmark(f"generator://sharding-v0/{s}")),
+            seconds=args.reference_seconds,
+        )
+        for s in shards
+    ]
+    values = np.array([r.latency for r in reference])
+    speedups["linearized"] = math.exp(float(np.mean(np.log(greedy / values))))
+    better = int(np.sum(values < greedy * (1 - 1e-9)))
+    print(f"{'scip-linearized':16s}{values.mean():14.2f}{speedups['linearized']:10.4f}"
+          f"{better:>5d}/{len(values)}  (reference: mean gap to its lower bound "
+          f"{100 * np.mean([r.gap for r in reference]):.2f}%, "
+          f"{np.mean([r.seconds for r in reference]):.1f} CPU s each)")  # fmt: skip
 
     plot = Path(args.plot)
     plot.parent.mkdir(parents=True, exist_ok=True)
@@ -145,6 +169,8 @@ def main() -> None:
     best_shard_baseline = max(speedups["greedy-sharding"], speedups["random-search"])
     print(f"sharding_zero_over_best_baseline: "
           f"{speedups['surco-zero'] / best_shard_baseline:.4f} (target: > 1)")  # fmt: skip
+    print(f"sharding_zero_over_linearized: "
+          f"{speedups['surco-zero'] / speedups['linearized']:.4f} (target: reference)")
 
 
 if __name__ == "__main__":

@@ -338,3 +338,33 @@ def test_the_exact_route_reference_is_the_best_of_all_paths() -> None:
         at_least = make_route(n, edges, 0, n - 1, least)  # summed in another order
         assert at_least.probability(exact_route(at_least)) == pytest.approx(0.5, abs=1e-9)
     assert beaten >= 6
+
+
+def test_the_linearized_sharding_reference_finds_the_best_placement() -> None:
+    """On small instances, SCIP on the linearized model (outer approximation of the convex
+    latency) reaches the best of all placements (enumerated), its lower bound is below that
+    optimum, and the greedy placement is beaten on some of them."""
+    import itertools
+
+    from optgym.datasets.surco import greedy_placement, make_sharding
+    from optgym.envs.surco.solver import linearized_sharding
+
+    beaten = 0
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        tables = [[round(float(rng.uniform(0.1, 1.0)), 4), round(float(rng.uniform(1, 50)), 4),
+                   int(rng.integers(16, 129))] for _ in range(7)]  # fmt: skip
+        total = sum(t[0] for t in tables)
+        loads = sum(t[1] * t[2] for t in tables)
+        instance = make_sharding(tables, [round(total * 0.45, 4)] * 3, loads / 3)
+        best = min(
+            (instance.latency(p) for p in itertools.product(range(3), repeat=7)
+             if instance.fits(p)),
+        )  # fmt: skip
+        found = linearized_sharding(instance, seconds=20.0, rounds=20, gap=1e-6)
+        assert instance.fits(found.placement)
+        assert found.latency == pytest.approx(instance.latency(found.placement))
+        assert found.latency == pytest.approx(best, rel=1e-5)
+        assert found.lower_bound <= best * (1 + 1e-6)
+        beaten += best < instance.latency(greedy_placement(instance)) * (1 - 1e-9)
+    assert beaten >= 2

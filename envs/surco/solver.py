@@ -236,3 +236,115 @@ def reference_placement(instance: ShardingInstance) -> list[int]:
         return assign_tables(instance, [0.0] * (instance.n_tables * instance.n_devices)).placement
     except AssignmentError as e:
         raise ValueError(f"no placement of the tables fits the capacities ({e})") from None
+
+
+@dataclass(frozen=True)
+class LinearizedSharding:
+    """What :func:`linearized_sharding` found: the best ``placement`` (its true slowest-device
+    ``latency``), a ``lower_bound`` on every placement's latency, the MILP ``rounds`` run and
+    the CPU ``seconds`` they took."""
+
+    placement: list[int]
+    latency: float
+    lower_bound: float
+    rounds: int
+    seconds: float
+
+    @property
+    def gap(self) -> float:
+        """``(latency - lower_bound) / latency``: how far from optimal the placement may be."""
+        return (self.latency - self.lower_bound) / self.latency if self.latency > 0 else 0.0
+
+
+def _device_compute(load: float, knee: float) -> tuple[float, float]:
+    """A device's latency without its per-table term, and its slope, at ``load``: the convex
+    ``ALPHA * L * (1 + (L / K) ** P) + BETA * L`` of the sharding module's cost model."""
+    from optgym.datasets.surco.sharding import (
+        COMM_US_PER_VALUE,
+        COMPUTE_US_PER_VALUE,
+        SATURATION_POWER,
+    )
+
+    p, ratio = SATURATION_POWER, load / knee
+    value = COMPUTE_US_PER_VALUE * load * (1.0 + ratio**p) + COMM_US_PER_VALUE * load
+    slope = COMPUTE_US_PER_VALUE * (1.0 + (p + 1) * ratio**p) + COMM_US_PER_VALUE
+    return value, slope
+
+
+def linearized_sharding(
+    instance: ShardingInstance, seconds: float = 10.0, rounds: int = 8, gap: float = 1e-4
+) -> LinearizedSharding:
+    """SCIP on a linearized model of the sharding objective: a near-exact reference (the
+    benchmark's and the tests'; never an agent's, and not the env's solver).
+
+    A device's latency is a convex function of its load plus a term linear in its number of
+    tables, so the tangents of the convex part at any loads lie below it. The MILP minimizes
+    ``z`` subject to the assignment and capacity rows and, for every device and tangent
+    point, ``z >= tangent(L_d) + TABLE_OVERHEAD_US * n_d``: its optimum is a lower bound on
+    the true one. Outer approximation: each round solves it (started from the best placement
+    so far, the greedy one first), keeps its placement when its true latency is lower, and
+    adds tangents at that placement's device loads; it stops when the lower bound is within
+    ``gap`` (relative) of the best latency, after ``rounds`` rounds, or when ``seconds`` CPU
+    seconds are spent (each round gets an equal share of what is left). Single-threaded,
+    SCIP's default seed."""
+    import time
+
+    import pyscipopt
+
+    from optgym.datasets.surco.sharding import TABLE_OVERHEAD_US
+
+    t_count, d_count, knee = instance.n_tables, instance.n_devices, instance.knee
+    loads, sizes = instance.loads.tolist(), instance.sizes.tolist()
+    best = reference_placement(instance)
+    best_latency, lower = instance.latency(best), 0.0
+    mean_load = sum(loads) / d_count
+    points = {0.0, *(knee * a for a in np.linspace(0.1, 3.0, 15)),
+              *(mean_load * a for a in (0.8, 0.9, 1.0, 1.1, 1.2))}  # fmt: skip
+    begin = time.process_time()
+    done = 0
+    while done < rounds and lower < best_latency * (1.0 - gap):
+        left = seconds - (time.process_time() - begin)
+        if left <= 0.01:
+            break
+        model = pyscipopt.Model()
+        model.hideOutput()
+        model.setParam("parallel/maxnthreads", 1)
+        model.setParam("lp/threads", 1)
+        model.setParam("timing/clocktype", 1)
+        model.setParam("limits/time", left / (rounds - done))
+        model.setParam("limits/gap", gap)
+        x = [[model.addVar(vtype="B") for _ in range(d_count)] for _ in range(t_count)]
+        z = model.addVar(lb=0.0, obj=1.0)
+        for i in range(t_count):
+            model.addCons(pyscipopt.quicksum(x[i]) == 1)
+        tangents = [(p, *_device_compute(p, knee)) for p in sorted(points)]
+        for d, cap in enumerate(instance.capacities.tolist()):
+            column = [x[i][d] for i in range(t_count)]
+            used = pyscipopt.quicksum(s * v for s, v in zip(sizes, column, strict=True))
+            model.addCons(used <= cap)
+            load = pyscipopt.quicksum(w * v for w, v in zip(loads, column, strict=True))
+            tables = pyscipopt.quicksum(column)
+            for p, value, slope in tangents:
+                model.addCons(z >= value + slope * (load - p) + TABLE_OVERHEAD_US * tables)
+        start = model.createSol()
+        for i, d in enumerate(best):
+            model.setSolVal(start, x[i][d], 1.0)
+        model.setSolVal(start, z, best_latency)
+        model.addSol(start, free=True)
+        model.optimize()
+        done += 1
+        lower = max(lower, float(model.getDualbound()))
+        if model.getNSols() == 0:
+            continue
+        sol = model.getBestSol()
+        placement = [max(range(d_count), key=lambda d, i=i: model.getSolVal(sol, x[i][d]))
+                     for i in range(t_count)]  # fmt: skip
+        if instance.fits(placement) and instance.latency(placement) < best_latency:
+            best, best_latency = placement, instance.latency(placement)
+        device_load = np.zeros(d_count)
+        np.add.at(device_load, np.asarray(placement, dtype=np.int64), instance.loads)
+        points.update(device_load.tolist())
+    return LinearizedSharding(
+        placement=best, latency=best_latency, lower_bound=min(lower, best_latency),
+        rounds=done, seconds=time.process_time() - begin,
+    )  # fmt: skip
