@@ -139,11 +139,24 @@ class ShardingInstance:
                 f'  "knee": {json.dumps(d["knee"])}}}\n')  # fmt: skip
 
 
+def load_latency(load: Any, knee: float) -> Any:
+    """The part of a device's latency its ``load`` gives (compute, saturating past the
+    ``knee``, plus communication): convex in the load; a float, or elementwise on an
+    array."""
+    compute = COMPUTE_US_PER_VALUE * load * (1.0 + (load / knee) ** SATURATION_POWER)
+    return compute + COMM_US_PER_VALUE * load
+
+
+def load_latency_slope(load: Any, knee: float) -> Any:
+    """The derivative of :func:`load_latency` in the load (elementwise on an array)."""
+    p = SATURATION_POWER
+    return COMPUTE_US_PER_VALUE * (1 + (p + 1) * (load / knee) ** p) + COMM_US_PER_VALUE
+
+
 def device_latency(load: float, tables: int, knee: float) -> float:
     """One device's latency (microseconds per sample) for its ``load`` (values per sample)
     and its number of ``tables`` (see the module docstring); 0 for an empty device."""
-    compute = COMPUTE_US_PER_VALUE * load * (1.0 + (load / knee) ** SATURATION_POWER)
-    return compute + COMM_US_PER_VALUE * load + TABLE_OVERHEAD_US * tables
+    return load_latency(load, knee) + TABLE_OVERHEAD_US * tables
 
 
 def latency_gradient(instance: ShardingInstance, placement: Sequence[int]) -> np.ndarray:
@@ -153,9 +166,8 @@ def latency_gradient(instance: ShardingInstance, placement: Sequence[int]) -> np
     loads = instance.loads
     device_load = np.zeros(instance.n_devices)
     np.add.at(device_load, np.asarray(placement, dtype=np.int64), loads)
-    p = SATURATION_POWER
-    rate = COMPUTE_US_PER_VALUE * (1 + (p + 1) * (device_load / instance.knee) ** p)
-    return np.outer(loads, rate + COMM_US_PER_VALUE) + TABLE_OVERHEAD_US
+    slope = load_latency_slope(device_load, instance.knee)
+    return np.outer(loads, slope) + TABLE_OVERHEAD_US
 
 
 def greedy_placement(instance: ShardingInstance) -> list[int] | None:

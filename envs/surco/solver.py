@@ -256,21 +256,6 @@ class LinearizedSharding:
         return (self.latency - self.lower_bound) / self.latency if self.latency > 0 else 0.0
 
 
-def _device_compute(load: float, knee: float) -> tuple[float, float]:
-    """A device's latency without its per-table term, and its slope, at ``load``: the convex
-    ``ALPHA * L * (1 + (L / K) ** P) + BETA * L`` of the sharding module's cost model."""
-    from optgym.datasets.surco.sharding import (
-        COMM_US_PER_VALUE,
-        COMPUTE_US_PER_VALUE,
-        SATURATION_POWER,
-    )
-
-    p, ratio = SATURATION_POWER, load / knee
-    value = COMPUTE_US_PER_VALUE * load * (1.0 + ratio**p) + COMM_US_PER_VALUE * load
-    slope = COMPUTE_US_PER_VALUE * (1.0 + (p + 1) * ratio**p) + COMM_US_PER_VALUE
-    return value, slope
-
-
 def linearized_sharding(
     instance: ShardingInstance, seconds: float = 10.0, rounds: int = 8, gap: float = 1e-4
 ) -> LinearizedSharding:
@@ -291,7 +276,11 @@ def linearized_sharding(
 
     import pyscipopt
 
-    from optgym.datasets.surco.sharding import TABLE_OVERHEAD_US
+    from optgym.datasets.surco.sharding import (
+        TABLE_OVERHEAD_US,
+        load_latency,
+        load_latency_slope,
+    )
 
     t_count, d_count, knee = instance.n_tables, instance.n_devices, instance.knee
     loads, sizes = instance.loads.tolist(), instance.sizes.tolist()
@@ -317,7 +306,8 @@ def linearized_sharding(
         z = model.addVar(lb=0.0, obj=1.0)
         for i in range(t_count):
             model.addCons(pyscipopt.quicksum(x[i]) == 1)
-        tangents = [(p, *_device_compute(p, knee)) for p in sorted(points)]
+        tangents = [(p, load_latency(p, knee), load_latency_slope(p, knee))
+                    for p in sorted(points)]  # fmt: skip
         for d, cap in enumerate(instance.capacities.tolist()):
             column = [x[i][d] for i in range(t_count)]
             used = pyscipopt.quicksum(s * v for s, v in zip(sizes, column, strict=True))
