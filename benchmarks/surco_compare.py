@@ -60,6 +60,15 @@ def _run(env, agents, uri, seeds, budgets, read) -> dict[str, dict[int, list[flo
     return out
 
 
+def _sharding_row(name: str, values: np.ndarray, greedy: np.ndarray, note: str = "") -> float:
+    """Print one sharding row (mean latency, speedup over greedy, instances better than
+    greedy, then ``note``); the speedup (geometric mean of greedy / ``values``)."""
+    speedup = math.exp(float(np.mean(np.log(greedy / values))))
+    better = int(np.sum(values < greedy * (1 - 1e-9)))
+    print(f"{name:16s}{values.mean():14.2f}{speedup:10.4f}{better:>5d}/{len(values)}{note}")
+    return speedup
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--routes", default="30-59", help="route test seeds, FIRST-LAST")
@@ -109,12 +118,8 @@ def main() -> None:
     print(f"\nsharding: slowest-device latency (us per sample), test seeds {args.sharding}, "
           f"{top} solver calls")  # fmt: skip
     print(f"{'agent':16s}{'mean latency':>14s}{'speedup':>10s}{'better':>8s}")
-    speedups = {}
-    for name, by_budget in latency.items():
-        values = np.array(by_budget[top])
-        speedups[name] = math.exp(float(np.mean(np.log(greedy / values))))
-        better = int(np.sum(values < greedy * (1 - 1e-9)))
-        print(f"{name:16s}{values.mean():14.2f}{speedups[name]:10.4f}{better:>5d}/{len(values)}")
+    speedups = {name: _sharding_row(name, np.array(by_budget[top]), greedy)
+                for name, by_budget in latency.items()}  # fmt: skip
     from optgym.datasets.surco.generator import ShardingDataset
     from optgym.datasets.surco.instances import load_benchmark_instance
     from optgym.envs.surco.solver import linearized_sharding
@@ -126,13 +131,12 @@ def main() -> None:
         )
         for s in shards
     ]
-    values = np.array([r.latency for r in reference])
-    speedups["linearized"] = math.exp(float(np.mean(np.log(greedy / values))))
-    better = int(np.sum(values < greedy * (1 - 1e-9)))
-    print(f"{'scip-linearized':16s}{values.mean():14.2f}{speedups['linearized']:10.4f}"
-          f"{better:>5d}/{len(values)}  (reference: mean gap to its lower bound "
-          f"{100 * np.mean([r.gap for r in reference]):.2f}%, "
-          f"{np.mean([r.seconds for r in reference]):.1f} CPU s each)")  # fmt: skip
+    gap = 100 * np.mean([r.gap for r in reference])
+    cpu = np.mean([r.seconds for r in reference])
+    speedups["linearized"] = _sharding_row(
+        "scip-linearized", np.array([r.latency for r in reference]), greedy,
+        f"  (reference: mean gap to its lower bound {gap:.2f}%, {cpu:.1f} CPU s each)",
+    )  # fmt: skip
 
     plot = Path(args.plot)
     plot.parent.mkdir(parents=True, exist_ok=True)

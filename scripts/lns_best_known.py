@@ -53,7 +53,8 @@ WALL_FACTOR = 3.0
 def run_agent(uri: str, agent: str, seed: int, seconds: float) -> dict[str, Any]:
     """One episode of ``agent`` on ``uri`` with ``seconds`` CPU seconds (the env's
     ``time_budget``; the wall clock may run :data:`WALL_FACTOR` times as long); its final
-    objective (every incumbent checked by the env) and the CPU seconds the env counted."""
+    objective (every incumbent checked by the env), the CPU seconds the env counted, and
+    whether the instance maximizes (``maximize``, read from the instance by the env)."""
     import optgym
     from optgym.agents import resolve_agent
     from optgym.budget import Budget
@@ -70,6 +71,7 @@ def run_agent(uri: str, agent: str, seed: int, seconds: float) -> dict[str, Any]
             "seed": seed,
             "objective": float(base.objective),
             "cpu_seconds": round(float(base.elapsed), 1),
+            "maximize": bool(base.problem.maximize),
         }
     finally:
         env.close()
@@ -153,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             if before is not None and before.get("sha256") != sha256:
                 before = None  # made on another file: nothing of it holds
             scip = None if scip_job is None else {**scip_job.result(), "command": command}
-            maximize = uri.split("://")[1].split("-s-v0/")[0] in ("independent-set", "auction")
             run = {**agent_job.result(), "command": command}
+            maximize = run.pop("maximize")
             entry = merge_entry(before, scip, run, maximize)
             entries[uri] = {
                 **entry,
