@@ -181,6 +181,7 @@ HOSTILE = [
      "table 0 is larger than every device's capacity"),
     ({**THREE, "capacities": [1] * 65}, "has 65 devices; 1 to 64 allowed"),
     ({**THREE, "knee": 0}, "'knee' is 0; the knee must be > 0"),
+    ({**THREE, "knee": 1e-300}, "'knee' is too small for the tables' loads"),
     ({**THREE, "tables": "x"}, "'tables' must be a list"),
     (_many_tables(), f"has {MAX_TABLES + 1} tables; 1 to {MAX_TABLES} allowed"),
     (b'{"kind": "sharding", "tables": []' + b" " * MAX_FILE_BYTES + b"}",

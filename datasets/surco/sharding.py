@@ -35,7 +35,8 @@ a one-line ``ValueError`` naming the file and what is wrong, never quoting it): 
 :data:`MAX_FILE_BYTES` bytes, JSON nested at most 3 deep; 1 to :data:`MAX_TABLES` tables; 1
 to :data:`MAX_DEVICES` devices; sizes, pooling factors and capacities finite, ``>= 0`` and
 at most :data:`MAX_VALUE`; ``dim`` an integer in ``[1, MAX_DIM]``; the knee finite, ``> 0``
-and at most :data:`MAX_VALUE`. An instance no placement can fit is refused: the tables'
+and at most :data:`MAX_VALUE`, and at least the tables' total load over
+:data:`MAX_LOAD_OVER_KNEE`. An instance no placement can fit is refused: the tables'
 total size above the total capacity, or a table larger than every device (here); the env
 also asks its solver for a placement before any episode starts (bin packing can fail even
 when both hold).
@@ -60,6 +61,9 @@ MAX_JSON_DEPTH = 3  # the object, the table list, a table
 MAX_TABLES = 1000
 MAX_DEVICES = 64
 MAX_DIM = 65536
+#: The largest total load (every table's ``pooling * dim``) over the knee an instance may
+#: have: beyond it the saturating latency of one device holding it all would overflow.
+MAX_LOAD_OVER_KNEE = 1e12
 COMPUTE_US_PER_VALUE = 1e-3
 COMM_US_PER_VALUE = 5e-4
 TABLE_OVERHEAD_US = 1.0
@@ -241,6 +245,11 @@ def make_sharding(
     knee = checked_number(knee, f"{what}: 'knee'", "the knee must be > 0")
     if knee <= 0:
         raise ValueError(f"{what}: 'knee' is 0; the knee must be > 0")
+    total = math.fsum(p * d for p, d in zip(pooling, dims, strict=True))
+    if total > MAX_LOAD_OVER_KNEE * knee:
+        raise ValueError(f"{what}: 'knee' is too small for the tables' loads (the latency model "
+                         f"would overflow); allowed: total load (pooling x dim, summed) / knee <= "
+                         f"{MAX_LOAD_OVER_KNEE:g}")  # fmt: skip
     if math.fsum(sizes) > math.fsum(caps):
         raise ValueError(f"{what} cannot be placed: its tables' total size exceeds the "
                          "devices' total capacity")  # fmt: skip
