@@ -144,7 +144,11 @@ class Op(ABC):
 
     def reduction_size(self, stage: Stage) -> int:
         """The number of iterations of the update's RDom (0 without an update)."""
-        return 0
+        return math.prod(self.reduction_extents(stage)) if self.reduction_extents(stage) else 0
+
+    def reduction_extents(self, stage: Stage) -> tuple[int, ...]:
+        """The extents of the update's RDom, one per RVar in order (empty without one)."""
+        return ()
 
     @abstractmethod
     def counts(self, stage: Stage) -> Counts:
@@ -325,8 +329,8 @@ class MatMul(Op):
             [Access(0, 1, 0, 0), _const(0, k - 1)],
         ]
 
-    def reduction_size(self, stage: Stage) -> int:
-        return stage.param("k")
+    def reduction_extents(self, stage: Stage) -> tuple[int, ...]:
+        return (stage.param("k"),)
 
     def counts(self, stage: Stage) -> Counts:
         k = stage.param("k")
@@ -373,8 +377,8 @@ class Conv2d(Op):
             [_const(0, k - 1), _const(0, k - 1), _const(0, cin - 1), Access(2, 1, 0, 0)],
         ]
 
-    def reduction_size(self, stage: Stage) -> int:
-        return stage.param("k") ** 2 * stage.param("cin")
+    def reduction_extents(self, stage: Stage) -> tuple[int, ...]:
+        return (stage.param("k"), stage.param("k"), stage.param("cin"))
 
     def counts(self, stage: Stage) -> Counts:
         n = self.reduction_size(stage)
@@ -429,8 +433,8 @@ class Depthwise(Op):
             [_const(0, k - 1), _const(0, k - 1), Access(2, 1, 0, 0)],
         ]
 
-    def reduction_size(self, stage: Stage) -> int:
-        return stage.param("k") ** 2
+    def reduction_extents(self, stage: Stage) -> tuple[int, ...]:
+        return (stage.param("k"), stage.param("k"))
 
     def counts(self, stage: Stage) -> Counts:
         n = self.reduction_size(stage)

@@ -9,6 +9,7 @@ from optgym.budget import Budget
 from optgym.problem import EnvEntry, EnvExample, Problem, Resources, Task
 
 ENV_ID = "optgym/ScheduleSearch-v0"
+ENV_ID_V1 = "optgym/ScheduleSearch-v1"
 
 
 def speedup_vs_adams2019(env: Any) -> float:
@@ -37,6 +38,14 @@ PROBLEM = Problem(
             EnvExample("benchmark://halide-ops-v0/maxpool-512", {"mode": "cache", "samples": 5}),
             nondeterministic=True,
             max_episode_steps=512,  # one step per stage; the generated pipelines have <= 200
+        ),
+        EnvEntry(
+            ENV_ID_V1,
+            "optgym.envs.schedule.env:ScheduleSearchEnvV1",
+            # the expressive stage action: what Halide's autoschedulers write
+            EnvExample("benchmark://halide-ops-v0/maxpool-512", {"mode": "cache", "samples": 5}),
+            nondeterministic=True,
+            max_episode_steps=512,
         ),
     ),
     datasets=(f"{_DATA}:HalideOpsDataset", f"{_DATA}:RandomDagDataset"),

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
@@ -52,7 +52,12 @@ MASK_SIZE = int(NVEC.sum())
 
 @dataclass(frozen=True)
 class StageSchedule:
-    """One stage's decoded choice, with the tile sizes every option implies."""
+    """One stage's decoded choice, with the tile sizes every option implies.
+
+    The fields after ``store_root`` belong to the expressive space of ``ScheduleSearch-v1``
+    (``actions_v1.py``); their defaults are the v0 schedule, and a schedule's cache key
+    leaves out the ones at their defaults, so v0 keys are what they always were.
+    """
 
     compute: int
     tile: tuple[int, ...]  # inner tile extent per dimension (after vector/unroll raises)
@@ -61,10 +66,89 @@ class StageSchedule:
     unroll: int  # 1 = not unrolled
     parallel: bool
     store_root: bool
+    #: v1: the middle tile per dimension (a multiple of ``tile``; None: one tile level)
+    middle: tuple[int, ...] | None = None
+    #: v1: the middle loops' order, innermost first
+    middle_order: tuple[int, ...] = ()
+    #: v1 (``compute == AT_LEVEL``): the consumer's loop it is computed in, innermost first
+    #: over its middle loops then its outer loops (:func:`consumer_loops`)
+    level: int = 0
+    #: v1: stored this many of the consumer's loops further out than it is computed
+    store_out: int = 0
+    #: v1: unroll the inner tile loops (not the vector lanes), innermost first, while their
+    #: trip counts multiply to at most ``MAX_UNROLLED``
+    unroll_all: bool = False
+    #: v1: where an update's reduction loops go (``REDUCTION_PLACES``)
+    reduction: int = 0
+    #: v1: split the update's last reduction loop by this factor (1: not split); its two
+    #: halves are loops a producer can be computed in (unless inside the inner tile)
+    rsplit: int = 1
+    #: v1: tail strategies like Halide's autoschedulers (``"auto"``: ShiftInwards at root,
+    #: RoundUp inside a consumer, GuardWithIf for updates) instead of GuardWithIf everywhere
+    tails: str = "guard"
 
     @property
     def inlined(self) -> bool:
         return self.compute == INLINE
+
+    def key(self) -> dict:
+        """The schedule as a JSON-ready dict without the v1 fields left at their defaults
+        (the measurement cache's key)."""
+        out = asdict(self)
+        for f in fields(self)[len(V0_FIELDS) :]:
+            if out[f.name] == f.default:
+                del out[f.name]
+        return out
+
+
+V0_FIELDS = ("compute", "tile", "order", "vector", "unroll", "parallel", "store_root")
+#: v1 compute location: in the consumer's loop ``StageSchedule.level``
+AT_LEVEL = 4
+#: v1 places of an update's reduction loops: outside the inner tile (as in v0), outside
+#: the middle tiles, or just outside the vector lanes
+REDUCTION_PLACES = ("outside_inner", "outside_middle", "inside_inner")
+MAX_UNROLLED = 64
+
+
+def consumer_loops(s: StageSchedule) -> list[tuple[int, str]]:
+    """The loops a producer can be computed in, innermost first, as (dim, "m" middle or
+    "o" outer): the middle loops in their order, then the outer loops in theirs; a split
+    reduction adds its inner and outer halves, (-1, "r") and (-1, "R"), where they go."""
+    middle = [(d, "m") for d in s.middle_order] if s.middle is not None else []
+    outer = [(d, "o") for d in s.order]
+    if s.rsplit > 1:
+        halves = [(-1, "r"), (-1, "R")]
+        if REDUCTION_PLACES[s.reduction] == "outside_inner":
+            return halves + middle + outer
+        if REDUCTION_PLACES[s.reduction] == "outside_middle":
+            return middle + halves + outer
+    return middle + outer
+
+
+def enclosing_loops(name: str, spec, schedules: dict[str, StageSchedule]) -> list[tuple[str, int]]:
+    """The loops stage ``name`` can be computed in, innermost first, as (stage, index into
+    its ``consumer_loops``): every loop of its one consumer, then the loops around the
+    consumer where it is computed, and so on out to a root stage (v1's levels)."""
+    (consumer,) = spec.consumers(name)
+    out = [(consumer, k) for k in range(len(consumer_loops(schedules[consumer])))]
+    if schedules[consumer].compute not in (ROOT, INLINE):
+        func, k = location(consumer, spec, schedules)
+        outside = enclosing_loops(consumer, spec, schedules)
+        out += outside[outside.index((func, k)) :]
+    return out
+
+
+def location(name: str, spec, schedules: dict[str, StageSchedule]) -> tuple[str, int]:
+    """The loop a stage computed at a consumer goes into: (stage, index into its
+    ``consumer_loops``); v0's kinds name the consumer's innermost or outermost tile loop."""
+    s = schedules[name]
+    loops = enclosing_loops(name, spec, schedules)
+    if s.compute == AT_TILE:
+        return loops[0]
+    if s.compute == AT_OUTER:
+        (consumer,) = spec.consumers(name)
+        return loops[len(consumer_loops(schedules[consumer])) - 1]
+    return loops[min(s.level, len(loops) - 1)]
 
 
 def canonical_order(order: Sequence[int], dims: int) -> tuple[int, ...]:
@@ -110,6 +194,8 @@ def resolve(
     only to a stage computed at a consumer loop with no parallel loop around it (storage
     outside a parallel loop that computes into it would be a race), otherwise the stage is
     stored where it is computed."""
+    if s.compute in (ROOT, INLINE) and s.store_out:
+        s = replace(s, store_out=0)  # stored where it is computed: there is no consumer loop
     if not s.store_root:
         return s
     if s.compute in (ROOT, INLINE) or inside_parallel(name, spec, {**schedules, name: s}):
@@ -137,7 +223,7 @@ def component_masks(
     for d in range(3):
         m = np.array([s == 1 or (d < dims and s <= extents[d]) for s in SPLITS])
         splits.append(m)
-    orders = np.array([_canonical(o, dims) for o in ORDERS])
+    orders = np.array([is_canonical(o, dims) for o in ORDERS])
     vector = np.array([w == 1 or w <= extents[0] for w in VECTOR_WIDTHS])
     unroll = np.array([f == 1 or (dims > 1 and f <= extents[1]) for f in UNROLL_FACTORS])
     parallel = np.array([True, True])
@@ -145,7 +231,7 @@ def component_masks(
     return [compute, *splits, orders, vector, unroll, parallel, store]
 
 
-def _canonical(order: Sequence[int], dims: int) -> bool:
+def is_canonical(order: Sequence[int], dims: int) -> bool:
     """One representative per order of the present dims: missing dims outermost, ascending."""
     missing = [d for d in order if d >= dims]
     return list(order[len(order) - len(missing) :]) == sorted(missing) and all(
@@ -190,11 +276,14 @@ def _component_value(name: str, n: int, value: object) -> int:
     return number
 
 
-def check_action(action: object, masks: list[np.ndarray]) -> np.ndarray:
+def check_action(
+    action: object, masks: list[np.ndarray], components: tuple = COMPONENTS
+) -> np.ndarray:
     """The action as an int array; ``ValueError`` naming a wrong shape, a value that is not
     an integer (NaN, a fractional float, a string, ...) or a masked value, with the allowed
-    values."""
-    names = ", ".join(n for n, _ in COMPONENTS)
+    values. ``components``: the space's (name, size) pairs (v0's by default)."""
+    names = ", ".join(n for n, _ in components)
+    nvec = [n for _, n in components]
     if isinstance(action, np.ndarray):
         values = list(action.reshape(-1)) if action.ndim <= 1 else None
     elif isinstance(action, (list, tuple)):
@@ -208,17 +297,17 @@ def check_action(action: object, masks: list[np.ndarray]) -> np.ndarray:
             else _value_kind(action)
         )
         raise ValueError(
-            f"a schedule action is a sequence of {len(NVEC)} integers ({names}), got {got}"
+            f"a schedule action is a sequence of {len(nvec)} integers ({names}), got {got}"
         )
-    if len(values) != len(NVEC):
+    if len(values) != len(nvec):
         raise ValueError(
-            f"a schedule action has {len(NVEC)} components ({names}), got {len(values)}"
+            f"a schedule action has {len(nvec)} components ({names}), got {len(values)}"
         )
     a = np.array(
-        [_component_value(name, n, v) for (name, n), v in zip(COMPONENTS, values, strict=True)],
+        [_component_value(name, n, v) for (name, n), v in zip(components, values, strict=True)],
         dtype=np.int64,
     )
-    for (name, _), value, mask in zip(COMPONENTS, a, masks, strict=True):
+    for (name, _), value, mask in zip(components, a, masks, strict=True):
         if not mask[value]:
             allowed = [int(i) for i in np.flatnonzero(mask)]
             raise ValueError(
@@ -260,17 +349,19 @@ def prior_action(masks: list[np.ndarray], rng: np.random.Generator) -> np.ndarra
 def apply_schedule(lowered, schedules: dict[str, StageSchedule]) -> None:
     """Give every stage of a lowered pipeline (``optgym.envs.schedule.lower``) its schedule.
 
-    Each dimension ``d`` splits into ``d_o`` and ``d_i`` (the tile), the inner loops run x
-    innermost, the outer loops in the chosen order. An update definition gets the same
-    splits with its reduction loops between the inner and the outer loops, so a tile
-    accumulates in place. ``compute_at`` goes into the consumer's final stage. Every split
-    guards its last partial tile (``GuardWithIf``), so no stage computes, and no input is
-    read, beyond the region the output needs.
+    Each dimension ``d`` splits into ``d_o`` and ``d_i`` (the tile), or, with a middle
+    tile, into ``d_o``, ``d_m`` and ``d_i``; the inner loops run x innermost, the middle and
+    outer loops in their chosen orders. An update definition gets the same splits with its
+    reduction loops where ``reduction`` puts them (v0: between the inner and the outer
+    loops, so a tile accumulates in place). ``compute_at`` goes into the consumer's final
+    definition. In v0 every split guards its last partial tile (``GuardWithIf``), so no
+    stage computes, and no input is read, beyond the region the output needs; v1's
+    ``tails="auto"`` shifts a root stage's last tile inwards and rounds up a tile inside a
+    consumer (an update still guards), as Halide's autoschedulers do.
     """
     import halide as hl
 
-    guard = hl.TailStrategy.GuardWithIf
-    outer_vars: dict[str, list] = {}
+    loops: dict[str, list] = {}  # stage -> its final definition's loops a producer may use
     spec = lowered.spec
     for stage in reversed(spec.stages):  # consumers first
         s = schedules[stage.name]
@@ -279,39 +370,86 @@ def apply_schedule(lowered, schedules: dict[str, StageSchedule]) -> None:
             f.compute_inline()
             continue
         pure = lowered.vars[stage.name]
-        outs = [hl.Var(f"{v.name()}_o") for v in pure]
-        ins = [hl.Var(f"{v.name()}_i") for v in pure]
         stages = [f]
         if lowered.rvars[stage.name]:
             stages.append(f.update(0))
         for k, st in enumerate(stages):
-            for v, o, i, t in zip(pure, outs, ins, s.tile, strict=True):
-                st.split(v, o, i, t, guard)
-            inner = list(ins)
-            if s.vector > 1:
-                xv = hl.Var(f"{pure[0].name()}_v")
-                st.split(ins[0], ins[0], xv, s.vector, guard)
-                inner = [xv, *inner]
-            if s.unroll > 1:
-                yu = hl.Var(f"{pure[1].name()}_u")
-                st.split(ins[1], ins[1], yu, s.unroll, guard)
-                inner = [*inner[: 1 + (s.vector > 1)], yu, *inner[1 + (s.vector > 1) :]]
-            outer = [outs[d] for d in s.order]
-            middle = list(lowered.rvars[stage.name]) if k == 1 else []
-            st.reorder([hl.VarOrRVar(v) for v in (*inner, *middle, *outer)])
-            if s.vector > 1:
-                st.vectorize(xv)
-            if s.unroll > 1:
-                st.unroll(yu)
-            if s.parallel:
-                st.parallel(outer[-1])
-        outer_vars[stage.name] = [outs[d] for d in s.order]
+            loops[stage.name] = _schedule_definition(
+                hl, st, s, pure, list(lowered.rvars[stage.name]) if k == 1 else [], k == 1
+            )
         if s.compute == ROOT:
             f.compute_root()
+            continue
+        func, at = location(stage.name, spec, schedules)
+        f.compute_at(lowered.funcs[func], loops[func][at])
+        if s.store_root:
+            f.store_root()
+        elif s.store_out:
+            around = enclosing_loops(stage.name, spec, schedules)
+            func, at = around[min(around.index((func, at)) + s.store_out, len(around) - 1)]
+            f.store_at(lowered.funcs[func], loops[func][at])
+
+
+def _schedule_definition(hl, st, s: StageSchedule, pure: list, rvars: list, update: bool) -> list:
+    """Split, reorder, vectorize, unroll and parallelize one definition of a stage; the
+    loops a producer may be computed in (``consumer_loops`` order)."""
+    guard = hl.TailStrategy.GuardWithIf
+    if s.tails == "guard" or update:
+        tail = guard
+    else:
+        tail = hl.TailStrategy.ShiftInwards if s.compute == ROOT else hl.TailStrategy.RoundUp
+    names = [v.name() for v in pure]
+    outs = [hl.Var(f"{n}_o") for n in names]
+    ins = [hl.Var(f"{n}_i") for n in names]
+    mids = [hl.Var(f"{n}_m") for n in names]
+    for d, v in enumerate(pure):
+        if s.middle is None:
+            st.split(v, outs[d], ins[d], s.tile[d], tail)
         else:
-            (consumer,) = spec.consumers(stage.name)
-            loops = outer_vars[consumer]
-            var = loops[-1] if s.compute == AT_OUTER else loops[0]
-            f.compute_at(lowered.funcs[consumer], var)
-            if s.store_root:
-                f.store_root()
+            rest = hl.Var(f"{names[d]}_r")
+            st.split(v, outs[d], rest, s.middle[d], tail)
+            st.split(rest, mids[d], ins[d], s.tile[d], tail)
+    inner = list(ins)
+    lanes: list = []
+    if s.vector > 1:
+        xv = hl.Var(f"{names[0]}_v")
+        st.split(ins[0], ins[0], xv, s.vector, tail)
+        lanes = [xv]
+    if s.unroll > 1:
+        yu = hl.Var(f"{names[1]}_u")
+        st.split(ins[1], ins[1], yu, s.unroll, tail)
+        inner = [inner[0], yu, *inner[1:]]
+    outer = [outs[d] for d in s.order]
+    middle = [mids[d] for d in s.middle_order] if s.middle is not None else []
+    halves: dict[tuple[int, str], object] = {}
+    if rvars and s.rsplit > 1:
+        last = rvars[-1]
+        r_outer, r_inner = hl.RVar(f"{last.name()}_o"), hl.RVar(f"{last.name()}_i")
+        st.split(last, r_outer, r_inner, s.rsplit, guard)
+        rvars = [*rvars[:-1], r_inner, r_outer]
+        halves = {(-1, "r"): r_inner, (-1, "R"): r_outer}
+    place = REDUCTION_PLACES[s.reduction]
+    nest = [*lanes]
+    nest += rvars if place == "inside_inner" else []
+    nest += inner
+    nest += rvars if place == "outside_inner" else []
+    nest += middle
+    nest += rvars if place == "outside_middle" else []
+    st.reorder([hl.VarOrRVar(v) for v in (*nest, *outer)])
+    if s.vector > 1:
+        st.vectorize(lanes[0])
+    if s.unroll > 1:
+        st.unroll(yu)
+    if s.unroll_all:
+        trips = [-(-s.tile[0] // s.vector), *s.tile[1:]]
+        total = 1
+        for v, t in zip(ins, trips, strict=True):
+            total *= t
+            if total > MAX_UNROLLED:
+                break
+            if t > 1:
+                st.unroll(v)
+    if s.parallel:
+        st.parallel(outer[-1])
+    named = {(d, kind): v for kind, vs in (("m", mids), ("o", outs)) for d, v in enumerate(vs)}
+    return [halves.get(k, named.get(k)) for k in consumer_loops(s)]

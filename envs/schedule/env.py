@@ -13,14 +13,13 @@ from gymnasium import spaces
 from optgym.datasets.cache import cache_dir
 from optgym.datasets.dataset import Benchmark
 from optgym.env import BackendCrash, NamedSpace, OptGymEnv, RewardTolerance, StepResult
-from optgym.envs.schedule import PROBLEM
+from optgym.envs.schedule import ENV_ID, ENV_ID_V1, PROBLEM, actions, actions_v1
 from optgym.envs.schedule.actions import (
     COMPONENTS,
     INLINE,
-    NVEC,
     check_action,
     component_masks,
-    decode,
+    enclosing_loops,
     resolve,
 )
 from optgym.envs.schedule.features import MAX_STAGES, N_FEATURES, LoopNestFeatures
@@ -35,7 +34,6 @@ from optgym.envs.schedule.measure import (
 from optgym.envs.schedule.spaces import MaskedMultiDiscrete
 from optgym.state import EpisodeState, ValidationResult
 
-ENV_ID = "optgym/ScheduleSearch-v0"
 DEFAULT_BENCHMARK = "benchmark://halide-ops-v0/matmul-192"
 REWARD_SPACE = "LogSpeedupOverNaive"
 MODES = ("measure", "cache", "model")
@@ -157,6 +155,10 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
     ## Version History
 
     * v0: Halide 21, halide-ops-v0 and halide-random-v0, nine-component stage actions.
+    * v1 (``ScheduleSearchEnvV1``): the same pipelines, rewards and observations with the
+      expressive fifteen-component stage action of ``actions_v1.py`` (two tiling levels,
+      ``compute_at`` and ``store_at`` any consumer loop, tiles of 3 x 2^k, unrolled register
+      tiles, the reduction's place, autoscheduler tail strategies).
 
     ## Example
 
@@ -169,6 +171,8 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
     record = PROBLEM
     env_id = ENV_ID
+    #: the stage action's codec: ``actions`` (v0) or ``actions_v1``
+    _space: Any = actions
     default_benchmark = DEFAULT_BENCHMARK
     work_unit = "measurements"
     reward_tolerance = RewardTolerance("absolute", REWARD_TOLERANCE)
@@ -225,7 +229,7 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
         self.timer = Timer(threads, samples, cache_path if mode == "cache" else None, timeout_s)
         self.model_path = model_path
         self._model: Any = None
-        self.action_space = MaskedMultiDiscrete(NVEC, self._legal_now)
+        self.action_space = MaskedMultiDiscrete(self._space.NVEC, self._legal_now)
         self.observation_space = spaces.Box(
             0.0, np.inf, shape=(MAX_STAGES, N_FEATURES), dtype=np.float32
         )
@@ -259,6 +263,12 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
             raise RuntimeError("call reset() before reading stage_names (no pipeline is loaded)")
         return [s.name for s in reversed(self.pipeline.stages)]
 
+    @property
+    def schedules(self) -> dict[str, Any]:
+        """The stage schedules chosen so far (stage name -> ``StageSchedule``, as they take
+        effect), what the worker compiles at the end: a copy."""
+        return dict(self._schedules)
+
     # ---- hooks of OptGymEnv -----------------------------------------------------------------
     def _reset(self, benchmark: Benchmark) -> tuple[np.ndarray, dict[str, Any]]:
         if benchmark.sha256 != self._loaded:
@@ -270,7 +280,7 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
         return self.nest.matrix(0), self._info()
 
     def _check_action(self, action: Any) -> np.ndarray:
-        return check_action(action, self._masks())
+        return check_action(action, self._masks(), self._space.COMPONENTS)
 
     def _step(self, action: np.ndarray) -> StepResult:
         index = self._index
@@ -278,8 +288,8 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
         if last:  # charged before anything changes: a refused measurement leaves no trace
             self._spend(1)
         name = self.stage_names[index]
-        s = resolve(name, decode(action, self.pipeline.stage(name).shape), self.pipeline,
-                    self._schedules)  # fmt: skip
+        decoded = self._space.decode(action, self.pipeline.stage(name).shape)
+        s = resolve(name, decoded, self.pipeline, self._schedules)
         self._schedules[name] = s
         self.nest.schedule(name, s)
         if not last:
@@ -317,7 +327,7 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
         new.nest = self.nest.copy()
         new._schedules = dict(self._schedules)
         new._result = dict(self._result)
-        new.action_space = MaskedMultiDiscrete(NVEC, new._legal_now)
+        new.action_space = MaskedMultiDiscrete(self._space.NVEC, new._legal_now)
         new.action_space._np_random = copy.deepcopy(self.action_space._np_random)
 
     def _on_crash(self) -> None:
@@ -345,6 +355,14 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
         stage = self.pipeline.stage(name)
         consumers = self.pipeline.consumers(name)
         single = len(consumers) == 1 and not self._schedules[consumers[0]].inlined
+        if self._space is actions_v1:
+            around = enclosing_loops(name, self.pipeline, self._schedules) if single else []
+            return actions_v1.component_masks(
+                list(stage.shape),
+                is_output=self._index == 0,
+                reduction_extents=_reduction_extents(stage),
+                consumer_levels=len(around),
+            )
         return component_masks(
             list(stage.shape),
             is_output=self._index == 0,
@@ -368,9 +386,9 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
         if self._over:
             raise RuntimeError("the episode has ended; call reset()")
         name = self.stage_names[self._index]
-        a = check_action(action, self._masks())
+        a = check_action(action, self._masks(), self._space.COMPONENTS)
         nest = self.nest.copy()
-        s = decode(a, self.pipeline.stage(name).shape)
+        s = self._space.decode(a, self.pipeline.stage(name).shape)
         nest.schedule(name, resolve(name, s, self.pipeline, self._schedules))
         last = self._index + 1 == len(self.stage_names)
         return nest.matrix(None if last else self._index + 1)
@@ -393,7 +411,9 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
         return self._flat_mask()
 
     def _flat_mask(self) -> np.ndarray:
-        return np.concatenate(self._masks()) if not self._over else np.zeros(sum(NVEC), bool)
+        if self._over:
+            return np.zeros(self._space.MASK_SIZE, bool)
+        return np.concatenate(self._masks())
 
     def _info(self, **extra: Any) -> dict[str, Any]:
         info: dict[str, Any] = {"action_mask": self._flat_mask()}
@@ -661,4 +681,55 @@ def _has_update(stage: Any) -> bool:
     return bool(OPS[stage.op].has_update)
 
 
-__all__ = ["COMPONENTS", "ENV_ID", "INLINE", "REFERENCES", "ScheduleSearchEnv"]
+def _reduction_extents(stage: Any) -> tuple[int, ...]:
+    from optgym.datasets.schedule.ops import OPS
+
+    return OPS[stage.op].reduction_extents(stage)
+
+
+class ScheduleSearchEnvV1(ScheduleSearchEnv):
+    # The docstring is v0's with its action space and example replaced (below).
+    env_id = ENV_ID_V1
+    _space = actions_v1
+
+
+_V1_ACTIONS = """## Action Space
+
+    ``MultiDiscrete([14, 13, 13, 13, 4, 4, 4, 6, 6, 4, 5, 3, 5, 2, 7])``, the expressive
+    stage action of ``actions_v1.py`` (what Halide's autoschedulers write): compute
+    location (root, inline, or in loop k around the stage, innermost first: the consumer's
+    middle and outer loops, then those around the consumer where it is computed), inner
+    tile of x, y, c (1-128, 3 x 2^k among them), middle tile as a multiple of it (1, 2, 4,
+    8), order of the middle loops, order of the outer loops, vector width of x (none, 4, 8,
+    16), unroll (y by 2, 4, 8, or the whole inner tile), place of an update's reduction
+    loops, split of its last reduction loop, parallel outermost loop, storage (where
+    computed, one to five loops further out, root). Tails as Halide's autoschedulers set
+    them. Values illegal for the stage are false in ``info["action_mask"]`` and raise
+    ``ValueError``.
+
+    """
+_V1_EXAMPLE = """## Example
+
+    >>> import gymnasium as gym, optgym
+    >>> env = gym.make("optgym/ScheduleSearch-v1", mode="cache")
+    >>> obs, info = env.reset(options={"benchmark": "benchmark://halide-ops-v0/matmul-192"})
+    >>> obs, reward, terminated, truncated, info = env.step([0] * 15)
+    """
+_doc = ScheduleSearchEnv.__doc__ or ""
+ScheduleSearchEnvV1.__doc__ = (
+    _doc[: _doc.index("## Action Space")]
+    + _V1_ACTIONS
+    + _doc[_doc.index("## Observation Space") : _doc.index("## Example")]
+    + _V1_EXAMPLE
+)
+
+
+__all__ = [
+    "COMPONENTS",
+    "ENV_ID",
+    "ENV_ID_V1",
+    "INLINE",
+    "REFERENCES",
+    "ScheduleSearchEnv",
+    "ScheduleSearchEnvV1",
+]

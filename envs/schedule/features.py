@@ -19,13 +19,18 @@ import numpy as np
 from optgym.datasets.schedule.ops import FEATURE_NAMES, accesses, required_regions
 from optgym.datasets.schedule.spec import PipelineSpec
 from optgym.envs.schedule.actions import (
+    AT_LEVEL,
     AT_OUTER,
     AT_TILE,
     COMPUTE_NAMES,
     INLINE,
+    REDUCTION_PLACES,
     ROOT,
     VAR_NAMES,
     StageSchedule,
+    consumer_loops,
+    enclosing_loops,
+    location,
 )
 
 MAX_STAGES = 32
@@ -101,21 +106,55 @@ class LoopNestFeatures:
             return _Nest(full, max(1.0, total / max(1.0, math.prod(full))), total)
         (c,) = consumers
         cs, cn = self.schedules[c], self.nests[c]
-        counts = [math.ceil(e / t) for e, t in zip(cn.box, cs.tile, strict=True)]
-        if s.compute == AT_OUTER:
-            outer = cs.order[-1]
-            iterations = counts[outer]
-            sub = [cn.box[d] if d != outer else cs.tile[d] for d in range(len(cn.box))]
+        schedules = {**self.schedules, name: s}
+        func, at = location(name, self.spec, schedules)
+        sub, iterations = list(cs.tile), 1.0
+        if func == c:
+            # one iteration of the loop it is computed in covers, per dimension, what the
+            # loops inside it span; the loops from there outwards repeat it
+            for k, (d, kind) in enumerate(consumer_loops(cs)):
+                if k >= at:
+                    iterations *= self._trips(c, d, kind)
+                elif d >= 0:  # a reduction loop covers no pure dimension
+                    sub[d] = cn.box[d] if kind == "o" else _middle(cs)[d]
         else:
-            iterations = math.prod(counts)
-            sub = list(cs.tile)
+            # outside its consumer, in a loop around it: one iteration holds the consumer's
+            # instances of the loops between the two (counted along the same dimension)
+            around = enclosing_loops(name, self.spec, schedules)
+            first = around.index(location(c, self.spec, schedules))
+            sub, repeat = list(cn.box), 1.0
+            for f, k in around[first : around.index((func, at))]:
+                d, kind = consumer_loops(self.schedules[f])[k]
+                trips = self._trips(f, d, kind)
+                repeat *= trips
+                if 0 <= d < len(sub):
+                    sub[d] *= trips
+            iterations = 1.0 / repeat
         box = []
         for a in accesses(self.spec, self.spec.stage(c))[name]:
             span = a.hi - a.lo + 1
             box.append(a.scale * (sub[a.consumer_dim] - 1) + span if a.consumer_dim >= 0 else span)
         box_t = tuple(min(b, e) for b, e in zip(box, full, strict=True))
-        instances = cn.instances * iterations
+        instances = max(1.0, cn.instances * iterations)
         return _Nest(box_t, instances, instances * math.prod(box_t))
+
+    def _trips(self, name: str, d: int, kind: str) -> int:
+        """How many times stage ``name``'s middle or outer loop over dimension ``d`` runs."""
+        s, box = self.schedules[name], self.nests[name].box
+        if kind in "rR":  # the halves of the update's split last reduction loop
+            from optgym.datasets.schedule.ops import OPS
+
+            stage = self.spec.stage(name)
+            last = OPS[stage.op].reduction_extents(stage)[-1]
+            return s.rsplit if kind == "r" else math.ceil(last / s.rsplit)
+        if kind == "o":
+            return math.ceil(box[d] / _middle(s)[d])
+        return math.ceil(_middle(s)[d] / s.tile[d])
+
+    def region(self, name: str, s: StageSchedule) -> tuple[int, ...]:
+        """The extents of the region one instance of stage ``name`` computes under ``s``
+        (its consumers scheduled already)."""
+        return self._nest(name, s).box
 
     def schedule(self, name: str, s: StageSchedule) -> None:
         """Record ``s`` for stage ``name`` (its consumers must be scheduled already)."""
@@ -133,7 +172,7 @@ class LoopNestFeatures:
         row = [
             0.0,
             1.0,
-            *(float(s.compute == k) for k in range(len(COMPUTE_NAMES))),
+            *(float(_compute_kind(s) == k) for k in range(len(COMPUTE_NAMES))),
             *(_log(t) for t in tile),
             _log(s.vector),
             _log(s.unroll),
@@ -162,7 +201,7 @@ class LoopNestFeatures:
         Inlined stages and those not scheduled yet are listed after the nest."""
         from optgym.datasets.schedule.ops import OPS
 
-        at: dict[tuple[str, int], list[str]] = {}  # (consumer, compute kind) -> producers
+        at: dict[tuple[str, int], list[str]] = {}  # (stage, loop index) -> producers
         roots: list[str] = []
         for stage in self.spec.stages:  # producers first, as Halide realizes them
             s = self.schedules.get(stage.name)
@@ -171,49 +210,87 @@ class LoopNestFeatures:
             if s.compute == ROOT:
                 roots.append(stage.name)
             else:
-                (consumer,) = self.spec.consumers(stage.name)
-                at.setdefault((consumer, s.compute), []).append(stage.name)
+                at.setdefault(location(stage.name, self.spec, self.schedules), []).append(
+                    stage.name
+                )
         lines: list[str] = []
 
         def realize(name: str, depth: int) -> None:
             stage, s, box = self.spec.stage(name), self.schedules[name], self.nests[name].box
-            stored = " (stored at root)" if s.store_root and s.compute != ROOT else ""
+            if s.store_root and s.compute != ROOT:
+                stored = " (stored at root)"
+            elif s.store_out:
+                stored = f" (stored {s.store_out} loop(s) further out)"
+            else:
+                stored = ""
             lines.append(f"{'  ' * depth}realize {name}{stored}:")
             point = f"{name}({', '.join(VAR_NAMES[: len(box)])})"
-            outer = [
-                f"for {VAR_NAMES[d]}_o in [0, {math.ceil(box[d] / s.tile[d])})"
+            middle = _middle(s)
+            # (text, index in consumer_loops) outermost first: the loops producers go into
+            tiles = [
+                (f"for {VAR_NAMES[d]}_o in [0, {math.ceil(box[d] / middle[d])})", "o", d)
                 for d in reversed(s.order)
             ]
+            if s.middle is not None:
+                tiles += [
+                    (f"for {VAR_NAMES[d]}_m in [0, {math.ceil(middle[d] / s.tile[d])})", "m", d)
+                    for d in reversed(s.middle_order)
+                ]
+            index = {(kind, d): k for k, (d, kind) in enumerate(consumer_loops(s))}
+            tagged = [(text, index[(kind, d)]) for text, kind, d in tiles]
             if s.parallel:
-                outer[0] = "parallel " + outer[0]
-            inner = []
-            for d in reversed(range(len(box))):
+                tagged[0] = ("parallel " + tagged[0][0], tagged[0][1])
+            inner, lanes = [], []
+            unrolled = 1
+            for d in range(len(box)):  # innermost first
                 split = s.vector if d == 0 else s.unroll if d == 1 else 1
-                inner.append(f"for {VAR_NAMES[d]}_i in [0, {math.ceil(s.tile[d] / split)})")
+                trips = math.ceil(s.tile[d] / split)
+                unrolled *= trips
+                kind = "unrolled " if s.unroll_all and unrolled <= 64 and trips > 1 else ""
+                loop = [f"{kind}for {VAR_NAMES[d]}_i in [0, {trips})"]
                 if split > 1:
-                    kind = "vectorized" if d == 0 else "unrolled"
-                    inner.append(f"{kind} {VAR_NAMES[d]}_{kind[0]} in [0, {split})")
+                    what = "vectorized" if d == 0 else "unrolled"
+                    loop.append(f"{what} {VAR_NAMES[d]}_{what[0]} in [0, {split})")
+                    if d == 0:
+                        lanes, loop = loop[1:], loop[:1]
+                inner = loop + inner
             rsize = OPS[stage.op].reduction_size(stage)
             inputs = ", ".join(stage.inputs)
+            nest = [(t, None) for t in inner + lanes]
             if rsize:
+                r = [(f"for r in [0, {rsize}) (reduction)", None)]
+                if s.rsplit > 1:  # the last reduction loop split in two halves
+                    last = OPS[stage.op].reduction_extents(stage)[-1]
+                    r = [
+                        (f"for r_o in [0, {math.ceil(last / s.rsplit)}) (reduction)",
+                         index.get((-1, "R"))),
+                        (f"for r_i in [0, {s.rsplit}) (reduction)", index.get((-1, "r"))),
+                    ] + ([(f"for r in [0, {rsize // last}) (reduction)", None)]
+                         if rsize > last else [])  # fmt: skip
+                place = REDUCTION_PLACES[s.reduction]
+                if place == "outside_inner":
+                    update = [*tagged, *r, *nest]
+                elif place == "outside_middle":
+                    n_outer = len(s.order)
+                    update = [*tagged[:n_outer], *r, *tagged[n_outer:], *nest]
+                else:
+                    k = len(nest) - len(lanes)
+                    update = [*tagged, *nest[:k], *r, *nest[k:]]
                 definitions = [
-                    (outer + inner, f"{point} = 0", False),
-                    (outer + [f"for r in [0, {rsize}) (reduction)"] + inner,
-                     f"{point} += {stage.op}({inputs})", True),
+                    ([*tagged, *nest], f"{point} = 0", False),
+                    (update, f"{point} += {stage.op}({inputs})", True),
                 ]  # fmt: skip
             else:
-                definitions = [(outer + inner, f"{point} = {stage.op}({inputs})", True)]
+                definitions = [([*tagged, *nest], f"{point} = {stage.op}({inputs})", True)]
             for loops, body, final in definitions:
                 level = depth + 1
-                for k, loop in enumerate(loops):
+                for loop, where in loops:
                     lines.append(f"{'  ' * level}{loop}:")
                     level += 1
-                    # compute_at goes into the final definition's outermost or innermost
-                    # tile loop (AT_OUTER, AT_TILE), before what that loop holds
-                    for kind, index in ((AT_OUTER, 0), (AT_TILE, len(outer) - 1)):
-                        if final and k == index:
-                            for producer in at.get((name, kind), []):
-                                realize(producer, level)
+                    # compute_at goes into the final definition's loop, before what it holds
+                    if final and where is not None:
+                        for producer in at.get((name, where), []):
+                            realize(producer, level)
                 lines.append(f"{'  ' * level}{body}")
 
         for name in roots:
@@ -236,6 +313,19 @@ class LoopNestFeatures:
         if current is not None:
             out[current, self.intrinsic.shape[1]] = 1.0
         return out
+
+
+def _middle(s: StageSchedule) -> tuple[int, ...]:
+    """The middle tile (the inner tile where there is no middle level)."""
+    return s.middle if s.middle is not None else s.tile
+
+
+def _compute_kind(s: StageSchedule) -> int:
+    """v0's compute kind of a schedule (a v1 loop level counts as the tile loop at level 0,
+    as the outer loop above it)."""
+    if s.compute != AT_LEVEL:
+        return s.compute
+    return AT_TILE if s.level == 0 else AT_OUTER
 
 
 def _intrinsic(spec: PipelineSpec, order: list[str]) -> np.ndarray:

@@ -478,7 +478,5 @@ def _from_result(result: dict[str, Any]) -> Measurement:
 
 def _jsonable(schedule: Any) -> Any:
     if isinstance(schedule, dict):
-        return {
-            k: asdict(v) if hasattr(v, "__dataclass_fields__") else v for k, v in schedule.items()
-        }
+        return {k: v.key() if hasattr(v, "key") else v for k, v in schedule.items()}
     return schedule
