@@ -144,3 +144,39 @@ def test_a_source_v1_cannot_say_is_a_clear_error(source, message):
     with pytest.raises(ValueError, match=message) as caught:
         express(source, spec)
     assert "xxxx" not in str(caught.value)  # the source is never echoed
+
+
+def test_reference_actions_give_the_autoscheduler_schedule_as_v1_actions(model_env):
+    model_env.reset(options={"benchmark": OPS + "conv2d-relu-96"})
+    actions = model_env.reference_actions("Adams2019-beam1")
+    assert len(actions) == len(model_env.stage_names) == 2
+    for a in actions:
+        model_env.step(a)  # each legal under the mask of its stage
+    assert model_env.schedules["relu"].unroll_all  # Adams2019 unrolls its register tile
+    with pytest.raises(ValueError, match="unknown autoscheduler reference 'naive'"):
+        model_env.reference_actions("naive")
+    v0 = gym.make("optgym/ScheduleSearch-v0", mode="model").unwrapped
+    try:
+        v0.reset(options={"benchmark": OPS + "matmul-192"})
+        with pytest.raises(ValueError, match="needs optgym/ScheduleSearch-v1"):
+            v0.reference_actions()
+    finally:
+        v0.close()
+
+
+def test_local_search_from_adams2019_keeps_the_best_within_its_budget(model_env):
+    from optgym.agents import make_agent
+    from optgym.budget import Budget
+
+    agent = make_agent("schedule-local")
+    result = agent.solve(model_env, OPS + "resblock-64", Budget(calls=8), seed=0)
+    assert result.budget_used["calls"] <= 8
+    start = gym.make("optgym/ScheduleSearch-v1", mode="model", baseline_info=False).unwrapped
+    try:  # the start alone: the search never returns anything worse than it
+        start.reset(options={"benchmark": OPS + "resblock-64"})
+        for a in start.reference_actions():
+            _, reward, *_ = start.step(a)
+        assert result.state.reward >= reward - 1e-9
+        assert start.validate(result.state).ok
+    finally:
+        start.close()

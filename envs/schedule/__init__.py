@@ -69,14 +69,24 @@ PROBLEM = Problem(
         "maskable-ppo": (
             "optgym.agents.sb3:Sb3Agent:path=maskable-ppo-schedule",
             "MaskablePPO trained in model mode by optgym train (agents/weights/...-schedule)",
+            (ENV_ID,),
         ),
         "adams2019-b1": (_REF + "Adams2019-beam1", "Halide's Adams2019 autoscheduler, beam 1"),
         "adams2019-b32": (_REF + "Adams2019-beam32", "Halide's Adams2019 autoscheduler, beam 32"),
         "mullapudi2016": (_REF + "Mullapudi2016", "Halide's Mullapudi2016 autoscheduler"),
         "li2018": (_REF + "Li2018", "Halide's Li2018 gradient autoscheduler"),
         "schedule-random": ("optgym.agents.schedule.search:ScheduleRandomSearch", ""),
-        "value": (_VALUE, "greedy search on a learned value function"),
-        "value-beam": (_VALUE + ":beam=4", "beam search (4) on a learned value function"),
+        "value": (_VALUE, "greedy search on a learned value function", (ENV_ID,)),
+        "value-beam": (
+            _VALUE + ":beam=4",
+            "beam search (4) on a learned value function",
+            (ENV_ID,),
+        ),
+        "schedule-local": (
+            "optgym.agents.schedule.local:ScheduleLocalSearch",
+            "local search over v1 actions from Adams2019's (beam 1) schedule",
+            (ENV_ID_V1,),
+        ),
     },
     report=_report,
     # What one episode asks a Ray cluster for: peak 194 MiB measured for Adams2019 on matmul-192;

@@ -263,6 +263,29 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
             raise RuntimeError("call reset() before reading stage_names (no pipeline is loaded)")
         return [s.name for s in reversed(self.pipeline.stages)]
 
+    def reference_actions(self, name: str = "Adams2019-beam1") -> list[np.ndarray]:
+        """A reference's schedule of the current pipeline (an autoscheduler's, ``name`` in
+        ``references``) as this env's stage actions, in scheduling order, to start a search
+        from: ``optgym/ScheduleSearch-v1`` only (``express.py`` writes the mapping). It
+        costs one measurement (the reference is run and timed, once per pipeline and env).
+        ``ValueError`` in v0, for an unknown reference or one whose schedule v1 cannot
+        express; ``RuntimeError`` naming the failure when the reference fails."""
+        from optgym.envs.schedule.express import express
+
+        self._need_reset("reference_actions()")
+        if self._space is not actions_v1:
+            raise ValueError(
+                f"{self.env_id}'s actions cannot express an autoscheduler's schedule; "
+                f"reference_actions() needs {ENV_ID_V1}"
+            )
+        if REFERENCES.get(name) is None:
+            allowed = ", ".join(n for n, ref in REFERENCES.items() if ref is not None)
+            raise ValueError(f"unknown autoscheduler reference {name!r}; allowed: {allowed}")
+        self._spend(1)
+        m = self._reference_time(name)
+        actions = express(m.schedule_source or "", self.pipeline)
+        return [actions[n] for n in self.stage_names]
+
     @property
     def schedules(self) -> dict[str, Any]:
         """The stage schedules chosen so far (stage name -> ``StageSchedule``, as they take
