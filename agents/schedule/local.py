@@ -20,15 +20,7 @@ import numpy as np
 
 from optgym.agents.protocol import Result, metered, solved
 from optgym.budget import Budget
-from optgym.envs.schedule.actions_v1 import COMPONENTS, PRIOR
-
-
-def _draw(mask: np.ndarray, prior: np.ndarray, rng: np.random.Generator, avoid: int = -1) -> int:
-    """A legal value drawn from the prior, ``avoid`` left out while another is legal."""
-    w = np.where(mask, prior, 0.0)
-    if 0 <= avoid < len(w) and w.sum() > w[avoid]:
-        w[avoid] = 0.0
-    return int(rng.choice(len(w), p=w / w.sum()))
+from optgym.envs.schedule.actions_v1 import COMPONENTS, PRIOR, prior_value
 
 
 @dataclass
@@ -82,9 +74,9 @@ class ScheduleLocalSearch:
             a = np.array(planned, dtype=np.int64)
             for j, (mask, prior) in enumerate(zip(masks, PRIOR, strict=True)):
                 if change == (k, j):
-                    a[j] = _draw(mask, prior, rng, avoid=int(a[j]))
+                    a[j] = prior_value(mask, prior, rng, avoid=int(a[j]))
                 elif not mask[a[j]]:
-                    a[j] = _draw(mask, prior, rng)
+                    a[j] = prior_value(mask, prior, rng)
             taken.append(a)
             _, _, terminated, truncated, info = base.step(a)
             if terminated or truncated:

@@ -90,6 +90,7 @@ __all__ = [
     "decode",
     "encode",
     "prior_action",
+    "prior_value",
 ]
 
 
@@ -243,10 +244,18 @@ PRIOR = (
 )
 
 
+def prior_value(
+    mask: np.ndarray, prior: np.ndarray, rng: np.random.Generator, avoid: int = -1
+) -> int:
+    """A legal value of one component drawn from its ``PRIOR`` row, ``avoid`` left out
+    while another value is legal."""
+    w = np.where(mask, prior, 0.0)
+    if 0 <= avoid < len(w) and w.sum() > w[avoid]:
+        w[avoid] = 0.0
+    return int(rng.choice(len(w), p=w / w.sum()))
+
+
 def prior_action(masks: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
     """A random legal v1 action drawn from ``PRIOR``."""
-    out = []
-    for m, p in zip(masks, PRIOR, strict=True):
-        w = np.where(m, p, 0.0)
-        out.append(rng.choice(len(w), p=w / w.sum()))
-    return np.array(out, dtype=np.int64)
+    values = [prior_value(m, p, rng) for m, p in zip(masks, PRIOR, strict=True)]
+    return np.array(values, dtype=np.int64)
