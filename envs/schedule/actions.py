@@ -110,6 +110,18 @@ REDUCTION_PLACES = ("outside_inner", "outside_middle", "inside_inner")
 MAX_UNROLLED = 64
 
 
+def unrolled_inner(s: StageSchedule) -> list[bool]:
+    """Which inner tile loops (``x_i``, ``y_i``, ``c_i``) ``unroll_all`` unrolls: those of
+    more than one trip, innermost first, while the trip counts multiply to at most
+    ``MAX_UNROLLED``."""
+    out, total = [], 1
+    for d, t in enumerate(s.tile):
+        trips = -(-t // s.vector) if d == 0 else t
+        total *= trips
+        out.append(s.unroll_all and total <= MAX_UNROLLED and trips > 1)
+    return out
+
+
 def consumer_loops(s: StageSchedule) -> list[tuple[int, str]]:
     """The loops a producer can be computed in, innermost first, as (dim, "m" middle or
     "o" outer): the middle loops in their order, then the outer loops in theirs; a split
@@ -440,15 +452,9 @@ def _schedule_definition(hl, st, s: StageSchedule, pure: list, rvars: list, upda
         st.vectorize(lanes[0])
     if s.unroll > 1:
         st.unroll(yu)
-    if s.unroll_all:
-        trips = [-(-s.tile[0] // s.vector), *s.tile[1:]]
-        total = 1
-        for v, t in zip(ins, trips, strict=True):
-            total *= t
-            if total > MAX_UNROLLED:
-                break
-            if t > 1:
-                st.unroll(v)
+    for v, unrolled in zip(ins, unrolled_inner(s), strict=True):
+        if unrolled:
+            st.unroll(v)
     if s.parallel:
         st.parallel(outer[-1])
     named = {(d, kind): v for kind, vs in (("m", mids), ("o", outs)) for d, v in enumerate(vs)}

@@ -31,6 +31,7 @@ from optgym.envs.schedule.actions import (
     consumer_loops,
     enclosing_loops,
     location,
+    unrolled_inner,
 )
 
 MAX_STAGES = 32
@@ -241,12 +242,11 @@ class LoopNestFeatures:
             if s.parallel:
                 tagged[0] = ("parallel " + tagged[0][0], tagged[0][1])
             inner, lanes = [], []
-            unrolled = 1
+            whole = unrolled_inner(s)
             for d in range(len(box)):  # innermost first
                 split = s.vector if d == 0 else s.unroll if d == 1 else 1
                 trips = math.ceil(s.tile[d] / split)
-                unrolled *= trips
-                kind = "unrolled " if s.unroll_all and unrolled <= 64 and trips > 1 else ""
+                kind = "unrolled " if whole[d] else ""
                 loop = [f"{kind}for {VAR_NAMES[d]}_i in [0, {trips})"]
                 if split > 1:
                     what = "vectorized" if d == 0 else "unrolled"
