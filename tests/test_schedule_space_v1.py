@@ -132,6 +132,11 @@ def test_adams2019_schedules_time_within_10_percent_when_expressed_in_v1(name, m
         ("other\n    .compute_root();", "no stage of the pipeline"),
         ("matmul\n    .split(x, x, xi);", r"\.split\(\) takes"),
         ("x" * (2 << 20), "at most"),
+        ("matmul\n    .vectorize();", r"\.vectorize\(\) takes 1 to 2 arguments, got 0"),
+        ("matmul\n    .compute_at(matmul);", r"\.compute_at\(\) takes 2 arguments, got 1"),
+        ("matmul\n    .split(x, x, xi, 0000099999999, T);", "factor must be an integer in"),
+        ("matmul\n    .split(x, x, xi, 4, T).unroll(xi);", "a call in its arguments"),
+        ("matmul\n    .split(q, q, qi, 4, T);", "splits a loop that is no pure loop"),
         (
             "matmul.update(0)\n    .split(r_matmul_y, r_matmul_y, ri, 4, Tail::GuardWithIf);\n"
             "matmul\n    .compute_root();",

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from optgym.datasets.schedule.ops import OPS
-from optgym.datasets.schedule.spec import PipelineSpec
+from optgym.datasets.schedule.spec import MAX_EXTENT, PipelineSpec
 from optgym.envs.schedule.actions import (
     AT_LEVEL,
     INLINE,
@@ -54,6 +54,11 @@ _DIRECTIVE = re.compile(r"^\.(\w+)\((.*)\)$")
 _KNOWN = {"split", "vectorize", "unroll", "compute_root", "compute_at", "store_at",
           "store_root", "store_in", "reorder", "parallel", "compute_inline",
           "reorder_storage"}  # fmt: skip
+#: how many arguments each directive takes (least, most)
+_ARITY = {"split": (5, 5), "vectorize": (1, 2), "unroll": (1, 2), "compute_root": (0, 0),
+          "compute_at": (2, 2), "store_at": (2, 2), "store_root": (0, 0), "store_in": (1, 1),
+          "reorder": (1, 64), "parallel": (1, 2), "compute_inline": (0, 0),
+          "reorder_storage": (1, 4)}  # fmt: skip
 #: the Funcs Halide's ``BoundaryConditions.repeat_edge`` wraps a clamped input in
 _WRAPPER = re.compile(r"^repeat_edge(_\d+)?$")
 
@@ -97,12 +102,24 @@ def parse(source: str) -> dict[tuple[str, bool], _Definition]:
         directive = _DIRECTIVE.match(text)
         if directive is None or current is None:
             raise ValueError("a schedule source line is neither a Func block nor a directive")
-        name, args = directive.group(1), _args(directive.group(2))
+        name, text_args = directive.group(1), directive.group(2)
         if name not in _KNOWN:
             raise ValueError(f"directive .{name}() is not one v1 expresses")
+        if "(" in text_args or ")" in text_args:
+            raise ValueError(f".{name}() has a call in its arguments (one directive per line)")
+        args = _args(text_args)
+        if not _ARITY[name][0] <= len(args) <= _ARITY[name][1]:
+            low, high = _ARITY[name]
+            raise ValueError(
+                f".{name}() takes {low}" + (f" to {high}" if high > low else "")
+                + f" arguments, got {len(args)}"
+            )
         if name == "split":
-            if len(args) != 5 or not args[3].isdigit():
-                raise ValueError(".split() takes (old, outer, inner, factor, tail)")
+            factor = args[3]
+            if not (factor.isascii() and factor.isdigit() and len(factor) <= 6) or not (
+                1 <= int(factor) <= MAX_EXTENT
+            ):
+                raise ValueError(f".split()'s factor must be an integer in [1, {MAX_EXTENT}]")
             current.splits.append((args[0], args[1], args[2], int(args[3])))
         elif name == "vectorize":
             current.vectorized = args[0]
@@ -158,7 +175,7 @@ def _chains(d: _Definition, dims: int) -> tuple[list[list[str]], dict[str, int]]
                 factors[inner] = f
                 break
         else:
-            raise ValueError(f"split of {old}, which is no pure loop (a split reduction)")
+            raise ValueError("a pure definition splits a loop that is no pure loop")
     return chains, factors
 
 
@@ -211,7 +228,8 @@ def _stage_schedule(
     outer += [k for k in range(dims) if k not in outer]
     mids += [k for k in range(dims) if k not in mids]
     parallel = bool(d.parallel)
-    if parallel and d.parallel != {next(v for v in order_vars[::-1] if kinds[v][1] == "o")}:
+    outermost = next((v for v in order_vars[::-1] if kinds[v][1] == "o"), None)
+    if parallel and d.parallel != {outermost}:
         raise ValueError("the parallel loop is not the outermost loop")
     unrolled = any(kind == "i" for kind in (kinds[v][1] for v in kinds))
     reduction = _reduction(update, kinds, tile, middle, region) if update is not None else 0
@@ -296,7 +314,7 @@ def express(source: str, spec: PipelineSpec) -> dict[str, np.ndarray]:
         if _WRAPPER.match(func):
             continue  # an input's boundary wrapper: no stage, left to Halide (inlined)
         if d.storage_order:
-            raise ValueError(f"{func} reorders its storage; v1 keeps every stage's layout")
+            raise ValueError("a stage reorders its storage; v1 keeps every stage's layout")
         stage = _stage_of(func, names)
         defs[(stage, is_update)] = d
         funcs[func] = stage
