@@ -7,8 +7,8 @@ thread, minimum of 15 runs after a warm-up). Search time is the agent's wall tim
 compiles, measurements and model time.
 
 With ``--env optgym/ScheduleSearch-v1`` the agents search the expressive v1 actions (the
-learned agents and the v0 PPO policy are v0's and do not run there): ``--agents
-adams2019-b1 schedule-random schedule-local``.
+v0 learned agents and PPO policy do not run there; ``value-v1`` is the value agent trained
+on v1): ``--agents adams2019-b1 schedule-random value-v1 schedule-local``.
 
 Usage: python benchmarks/schedule_search.py [--calls 16] [--seconds 30] [--benchmarks URI ...]
        [--env optgym/ScheduleSearch-v0] [--agents NAME ...]
@@ -81,6 +81,13 @@ def main() -> None:
     if "value-beam" in ratios:
         print(f"value_beam_vs_adams2019_b32_geomean: {ratios['value-beam']:.3f} (target: >= 1.2)")
         print(f"value_beam_search_s_max: {max(search['value-beam'].values()):.1f} (target: <= 30)")
+    if "value-v1" in ratios:
+        v1 = ratios["value-v1"]
+        print(f"value_v1_vs_adams2019_b32_geomean: {v1:.3f} (target: >= 1.2)")
+        print(f"value_v1_search_s_max: {max(search['value-v1'].values()):.1f} (target: <= 30)")
+        if "schedule-random" in ratios:
+            vr = v1 / ratios["schedule-random"]
+            print(f"value_v1_vs_random_equal_budget_geomean: {vr:.3f} (target: >= 1.2)")
     if "schedule-local" in ratios:
         local = ratios["schedule-local"]
         print(f"local_from_adams2019_b1_vs_adams2019_b32_geomean: {local:.3f} (target: >= 1.2)")

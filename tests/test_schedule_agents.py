@@ -157,3 +157,35 @@ def test_model_mode_rewards_the_cost_models_prediction_without_measuring(weights
         assert base.measured["measurements"] == 0
     finally:
         e.close()
+
+
+def test_value_agent_on_v1_learns_by_value_iteration_on_search_data(cache, env, tmp_path):
+    """On ScheduleSearch-v1: random schedules (V0), then a round of beam search with V0 whose
+    best-predicted schedules are measured and added (V1); the weights remember their env,
+    and an env of the other version refuses them."""
+    e1 = gym.make("optgym/ScheduleSearch-v1", mode="cache", cache_path=cache, baseline_info=False)
+    try:
+        train_uris = [RANDOM, "generator://halide-random-v0/2009"]  # two and three stages
+        agent = ValueFunctionAgent(
+            candidates=8, epochs=2, vi_epochs=1, schedules=1, search_rounds=1, search_top=1
+        )
+        figures = agent.train(e1, train_uris, Budget(calls=8), seed=0)
+        # 2 naive + 2 random episodes, then one searched schedule per pipeline
+        assert figures["measurements"] == 6 and figures["episodes"] + figures["errors"] == 6
+        meta = agent.model.meta
+        assert meta["env_id"] == "optgym/ScheduleSearch-v1"
+        assert meta["data"]["search_rounds"] == 1 and meta["data"]["env_id"] == meta["env_id"]
+        agent.save(tmp_path / "v1.pt")
+        loaded = make_agent("value-v1", path=tmp_path / "v1.pt", candidates=8)
+        result = loaded.solve(e1, RANDOM, Budget(calls=3), seed=0)
+        assert result.budget_used["calls"] == 3 and len(result.actions) == 2
+        assert all(len(a) == 15 for a in result.actions)  # v1 stage actions
+        assert e1.unwrapped.apply(result.state) == pytest.approx(result.reward)  # the cache
+        with pytest.raises(ValueError, match="trained on optgym/ScheduleSearch-v1, not"):
+            loaded.solve(env, RANDOM, Budget(calls=1), seed=0)
+        v0 = ValueFunctionAgent(candidates=8)
+        assert v0.model.meta.get("env_id", "optgym/ScheduleSearch-v0").endswith("-v0")  # shipped
+        with pytest.raises(ValueError, match="trained on optgym/ScheduleSearch-v0, not"):
+            v0.solve(e1, RANDOM, Budget(calls=1), seed=0)
+    finally:
+        e1.close()

@@ -1,6 +1,6 @@
-"""The greedy / beam-search agent of ``ScheduleSearch-v0`` guided by a learned value
-function (after Steiner et al., "Value learning for throughput optimization of deep neural
-networks", MLSys 2021).
+"""The greedy / beam-search agent of ``ScheduleSearch-v0`` and ``-v1`` guided by a learned
+value function (after Steiner et al., "Value learning for throughput optimization of deep
+neural networks", MLSys 2021).
 
 The network is :class:`optgym.envs.schedule.model.ValueNet`: it maps an observation (a
 partial or complete schedule) to the predicted log speedup over naive of the best
@@ -21,6 +21,15 @@ that is 45 train pipelines of ``generator://halide-random-v0`` (the first with a
 stages, from seed 2000) x (naive anchor + 10 random schedules), about 20 minutes on 2 cores
 (1-3 s a measurement, mostly the JIT compile), then about half a minute of training (20
 epochs, a round of value iteration, 5 more). Only train-split pipelines are used.
+
+On ``ScheduleSearch-v1`` (the agent ``value-v1``: beam 4, the best-predicted schedules
+measured while the budget lasts) the value function is learned by value iteration as in the
+paper: V0 from the random schedules, then ``search_rounds`` rounds (V1, V2) each of which
+searches every train pipeline with the current network, measures its best-predicted
+schedules and fits a new network to all the data so far. Its shipped weights
+(``optgym/agents/weights/schedule_value_v1.pt``) are made by
+``MAKE_COMMANDS["optgym/ScheduleSearch-v1"]`` of :mod:`optgym.envs.schedule.model`.
+Weights remember the env they were trained on; the other env refuses them.
 
 The module holds the agent; :mod:`optgym.agents.schedule.value_data` collects the measured
 schedules (:func:`~optgym.agents.schedule.value_data.collect`, into a data file) and
@@ -46,19 +55,15 @@ from optgym.agents.schedule.value_data import (
     action_key,
     as_arrays,
     collect_episode,
+    space_of,
     stage_shape,
     summarize,
 )
 from optgym.agents.schedule.value_training import fit
 from optgym.budget import Budget, BudgetExceeded
-from optgym.envs.schedule.actions import (
-    NVEC,
-    ROOT,
-    SPLITS,
-    VECTOR_WIDTHS,
-    prior_action,
-    sample_action,
-)
+from optgym.envs.schedule import ENV_ID
+from optgym.envs.schedule import actions as actions_v0
+from optgym.envs.schedule.actions import ROOT, VECTOR_WIDTHS
 from optgym.envs.schedule.model import (
     CostModel,
     default_weights_path,
@@ -70,30 +75,43 @@ from optgym.envs.schedule.model import (
 _SHIPPED: dict[str, CostModel] = {}  # the shipped weights, read once per process
 
 
-def _shipped_model() -> CostModel:
-    path = str(default_weights_path())
+def _shipped_model(env_id: str) -> CostModel:
+    path = str(default_weights_path(env_id))
     if path not in _SHIPPED:
-        _SHIPPED[path] = load_cost_model(path)
+        _SHIPPED[path] = load_cost_model(path, env_id)
     return _SHIPPED[path]
 
 
-def _structured(masks: list[np.ndarray]) -> list[np.ndarray]:
+def _structured(masks: list[np.ndarray], space: Any) -> list[np.ndarray]:
     """A few hand-made choices: every legal compute location with nothing else, and a
-    vectorized tile computed at root."""
+    vectorized tile (16 x 4, vectors of 8, as far as legal) computed at root."""
+    names = [name for name, _ in space.COMPONENTS]
     out = []
     for c in np.flatnonzero(masks[0]):
-        a = np.zeros(len(NVEC), np.int64)
+        a = np.zeros(len(space.NVEC), np.int64)
         a[0] = c
         out.append(a)
-    a = np.zeros(len(NVEC), np.int64)
+    a = np.zeros(len(space.NVEC), np.int64)
     a[0] = ROOT
-    for comp, want in ((1, SPLITS.index(16)), (2, SPLITS.index(4))):
+    wanted = (
+        ("split_x", space.SPLITS.index(16)),
+        ("split_y", space.SPLITS.index(4)),
+        ("vectorize", VECTOR_WIDTHS.index(8)),
+    )
+    for name, want in wanted:
+        comp = names.index(name)
         legal = np.flatnonzero(masks[comp])
         a[comp] = legal[legal <= want].max()
-    legal = np.flatnonzero(masks[5])
-    a[5] = legal[legal <= VECTOR_WIDTHS.index(8)].max()
     out.append(a)
     return out
+
+
+def _stage_key(space: Any, action: np.ndarray, shape: tuple[int, ...]) -> Any:
+    """What a stage action does, for deduplicating candidates (v0: canonically; v1: its
+    decoded schedule)."""
+    if space is actions_v0:
+        return action_key(action, shape)
+    return space.decode(action, shape)
 
 
 @dataclass
@@ -116,8 +134,10 @@ class ValueFunctionAgent:
     fits the value network; ``save`` and ``load`` (or the ``path`` setting) keep it."""
 
     #: What ``optgym train`` adds to the task's env config for training: the Adams2019
-    #: baseline in ``info`` (minutes of autoscheduling per random pipeline) is not needed.
-    train_env_kwargs: ClassVar[dict[str, Any]] = {"baseline_info": False}
+    #: baseline in ``info`` (minutes of autoscheduling per random pipeline) is not needed,
+    #: and a random schedule that runs for minutes (v1 can say many) is cut off at 30 s
+    #: (the episode fails and is left out) rather than the env's default 300 s.
+    train_env_kwargs: ClassVar[dict[str, Any]] = {"baseline_info": False, "timeout_s": 30.0}
 
     path: Path | None = None
     """weights file to load (``save`` writes one); None: the shipped weights"""
@@ -140,6 +160,12 @@ class ValueFunctionAgent:
     pipelines: int | None = ALL_DEFAULTS["pipelines"]
     """train: at most this many pipelines, the first of the benchmarks with at most
     max_stages stages (None: all of them)"""
+    search_rounds: int = 0
+    """train: rounds of value iteration on search data (V1, V2, ...): each searches every
+    train pipeline with the current network, measures its ``search_top`` best-predicted
+    schedules and fits a new network to all the data so far"""
+    search_top: int = 2
+    """train: schedules measured per pipeline and search round"""
 
     _model: CostModel | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -151,7 +177,9 @@ class ValueFunctionAgent:
             raise ValueError(f"pipelines must be >= 1 or None, got {self.pipelines}")
         if self.measure_top is not None and self.measure_top < 1:
             raise ValueError(f"measure_top must be >= 1 or None, got {self.measure_top}")
-        for name in ("samples", "epochs", "vi_epochs", "schedules"):
+        if self.search_top < 1:
+            raise ValueError(f"search_top must be >= 1, got {self.search_top}")
+        for name in ("samples", "epochs", "vi_epochs", "schedules", "search_rounds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.max_stages is not None and self.max_stages < 1:
@@ -161,9 +189,25 @@ class ValueFunctionAgent:
 
     @property
     def model(self) -> CostModel:
-        """The value network in use: trained or loaded, else the shipped weights."""
+        """The value network in use: trained or loaded, else the shipped weights of
+        ``ScheduleSearch-v0``."""
         if self._model is None:
-            self._model = _shipped_model()
+            self._model = _shipped_model(ENV_ID)
+        return self._model
+
+    def model_for(self, env_id: str) -> CostModel:
+        """The value network to search ``env_id`` with: trained or loaded (refused when it
+        was trained on the other env: the two action spaces give different
+        observations), else the shipped weights of ``env_id``."""
+        if self._model is None:
+            self._model = _shipped_model(env_id)
+        made_for = str(self._model.meta.get("env_id", ENV_ID))
+        if made_for != env_id:
+            where = f" ({self.path})" if self.path is not None else ""
+            raise ValueError(
+                f"the value network{where} was trained on {made_for}, not {env_id}: use "
+                f"weights trained on {env_id} (optgym train with a task on {env_id})"
+            )
         return self._model
 
     # ---- a learned agent ------------------------------------------------------------------
@@ -194,7 +238,11 @@ class ValueFunctionAgent:
         each one's naive anchor, then up to ``schedules`` random schedules each (prior and
         uniform draws), until the budget has no room for another episode; then ``epochs``
         epochs, a round of value iteration and ``vi_epochs`` more (pipelines held out for a
-        validation loss only when there are 10 or more). Train on an env made with
+        validation loss only when there are 10 or more). Then ``search_rounds`` rounds of
+        value iteration on search data, while the budget lasts: per pipeline, the beam
+        search with the current network and a measurement of its ``search_top``
+        best-predicted schedules not in the data yet, then a new network fitted to all the
+        data the same way. Train on an env made with
         ``train_env_kwargs`` on top of the task's (``optgym train`` does): the Adams2019
         baseline of ``baseline_info`` is only info and takes minutes per random pipeline.
         Returns figures: ``pipelines``,
@@ -256,15 +304,22 @@ class ValueFunctionAgent:
                     episodes.append(dict(episode, pipeline=kept.index(uri)))
             finally:
                 bar.close()
+            summary = summarize(
+                kept, episodes, errors, seed, None, self.max_stages, env_id=base.env_id
+            )
+            model, history = self._fit(kept, episodes, summary, seed, progress)
+            for r in range(self.search_rounds):
+                added = self._search_round(base, meter, kept, stages, model, rng, episodes,
+                                           errors, progress, r)  # fmt: skip
+                if not added:
+                    break
+                summary = summarize(
+                    kept, episodes, errors, seed, None, self.max_stages, env_id=base.env_id
+                )
+                summary["search_rounds"] = r + 1
+                model, history = self._fit(kept, episodes, summary, seed, progress)
             measurements = meter.calls - calls0
-        summary = summarize(kept, episodes, errors, seed, None, self.max_stages)
-        summary["measurements"] = measurements
-        data = {**as_arrays(kept, episodes, summary), "summary": summary}
-        model, history = fit(
-            data, self.epochs, seed, vi_rounds=1 if self.vi_epochs else 0,
-            vi_epochs=self.vi_epochs, val_fraction=0.1 if len(kept) >= 10 else 0.0,
-            progress=progress,
-        )  # fmt: skip
+        model.meta["data"]["measurements"] = measurements
         self._model = model
         return {
             "pipelines": len(kept),
@@ -278,36 +333,99 @@ class ValueFunctionAgent:
             "seconds": time.perf_counter() - start,
         }
 
+    def _fit(
+        self,
+        kept: list[str],
+        episodes: list[dict[str, Any]],
+        summary: dict[str, Any],
+        seed: int,
+        progress: bool,
+    ) -> tuple[CostModel, dict[str, Any]]:
+        """A new network fitted to every episode so far (``epochs``, a round of bootstrapped
+        value iteration and ``vi_epochs`` more)."""
+        data = {**as_arrays(kept, episodes, summary), "summary": summary}
+        return fit(
+            data, self.epochs, seed, vi_rounds=1 if self.vi_epochs else 0,
+            vi_epochs=self.vi_epochs, val_fraction=0.1 if len(kept) >= 10 else 0.0,
+            progress=progress,
+        )  # fmt: skip
+
+    def _search_round(
+        self,
+        base: Any,
+        meter: Any,
+        kept: list[str],
+        stages: dict[str, int],
+        model: CostModel,
+        rng: np.random.Generator,
+        episodes: list[dict[str, Any]],
+        errors: list[str],
+        progress: bool,
+        r: int,
+    ) -> int:
+        """One round of value iteration on search data: per train pipeline, the beam search
+        with ``model`` and a measurement of its ``search_top`` best-predicted schedules (not
+        measured before), appended to ``episodes``; returns how many were measured."""
+        from tqdm import tqdm
+
+        measured = {
+            (e["pipeline"], e["actions"].tobytes()) for e in episodes
+        }  # the schedules the data already holds
+        added = 0
+        for p, uri in enumerate(tqdm(kept, desc=f"search round {r + 1}", unit="pipeline",
+                                     disable=not progress)):  # fmt: skip
+            base.reset(options={"benchmark": uri})
+            taken = 0
+            for _, parent, a in self._search(base, model, rng):
+                if taken >= self.search_top or not meter.calls_left(steps=stages[uri]) > 0:
+                    break
+                planned = [*(np.asarray(x, np.int64) for x in parent.state.actions), a]
+                if (p, np.stack(planned).tobytes()) in measured:
+                    continue
+                try:
+                    episode, error = collect_episode(base, uri, -1, rng, planned=planned)
+                except BudgetExceeded:
+                    return added
+                taken += 1
+                if error is not None:
+                    errors.append(error)
+                    continue
+                assert episode is not None
+                episodes.append(dict(episode, pipeline=p))
+                measured.add((p, episode["actions"].tobytes()))
+                added += 1
+        return added
+
     # ---- search ---------------------------------------------------------------------------
     def _candidates(
-        self, masks: list[np.ndarray], shape: tuple[int, ...], rng: np.random.Generator
+        self, masks: list[np.ndarray], shape: tuple[int, ...], space: Any, rng: np.random.Generator
     ) -> list[np.ndarray]:
-        seen: set[tuple] = set()
+        seen: set[Any] = set()
         out: list[np.ndarray] = []
 
         def add(a: np.ndarray) -> None:
-            key = action_key(a, shape)
+            key = _stage_key(space, a, shape)
             if key not in seen:
                 seen.add(key)
                 out.append(a)
 
-        for a in _structured(masks):
+        for a in _structured(masks, space):
             add(a)
         want, tries = len(out) + self.candidates, 0
         while len(out) < want and tries < 4 * self.candidates:
-            add(prior_action(masks, rng) if tries % 4 else sample_action(masks, rng))
+            add(space.prior_action(masks, rng) if tries % 4 else space.sample_action(masks, rng))
             tries += 1
         return out
 
     def _rollouts(
-        self, root: Any, n: int, model: CostModel, rng: np.random.Generator
+        self, root: Any, n: int, model: CostModel, space: Any, rng: np.random.Generator
     ) -> list[tuple[float, Any, np.ndarray]]:
         """``samples`` complete schedules drawn from the proposal (prior and uniform, as the
         candidates), scored by the model on their complete observation (nothing measured)."""
         parents, actions, obs = [], [], []
         for k in range(self.samples):
             f = root.fork()
-            draw = prior_action if k % 4 else sample_action
+            draw = space.prior_action if k % 4 else space.sample_action
             for _ in range(n - 1):
                 f.step(draw(f.masks(), rng))
             a = draw(f.masks(), rng)
@@ -331,38 +449,47 @@ class ValueFunctionAgent:
                 out.append((score, parent, a))
         return out
 
+    def _search(
+        self, base: Any, model: CostModel, rng: np.random.Generator
+    ) -> list[tuple[float, Any, np.ndarray]]:
+        """The beam search from ``base``'s reset state: complete schedules as (predicted
+        reward, the fork holding all but the last stage, the last stage's action),
+        best-predicted first (nothing measured)."""
+        space = space_of(base)
+        n = len(base.stage_names)
+        root = base.fork()
+        beams = [base.fork()]
+        finals: list[tuple[float, Any, np.ndarray]] = []
+        for t in range(n):
+            shape = stage_shape(base, t)
+            pairs: list[tuple[int, np.ndarray]] = []
+            obs: list[np.ndarray] = []
+            for bi, b in enumerate(beams):
+                for a in self._candidates(b.masks(), shape, space, rng):
+                    pairs.append((bi, a))
+                    obs.append(b.peek(a))
+            scores = model.predict(np.stack(obs))
+            order = np.argsort(-scores, kind="stable")
+            if t + 1 < n:
+                kept = []
+                for i in order[: self.beam]:
+                    bi, a = pairs[i]
+                    f = beams[bi].fork()
+                    f.step(a)
+                    kept.append(f)
+                beams = kept
+            else:
+                finals = [(float(scores[i]), beams[pairs[i][0]], pairs[i][1]) for i in order]
+        return self._ranked(finals + self._rollouts(root, n, model, space, rng))
+
     def solve(
         self, env: gym.Env, benchmark: str, budget: Budget, seed: int | None = None
     ) -> Result:
-        model = self.model
         base = env.unwrapped
+        model = self.model_for(base.env_id)
         rng = np.random.default_rng(seed)
         with metered(env, budget, self, benchmark=benchmark, seed=seed) as meter:
-            n = len(base.stage_names)
-            root = base.fork()
-            beams = [base.fork()]
-            finals: list[tuple[float, Any, np.ndarray]] = []
-            for t in range(n):
-                shape = stage_shape(base, t)
-                pairs: list[tuple[int, np.ndarray]] = []
-                obs: list[np.ndarray] = []
-                for bi, b in enumerate(beams):
-                    for a in self._candidates(b.masks(), shape, rng):
-                        pairs.append((bi, a))
-                        obs.append(b.peek(a))
-                scores = model.predict(np.stack(obs))
-                order = np.argsort(-scores, kind="stable")
-                if t + 1 < n:
-                    kept = []
-                    for i in order[: self.beam]:
-                        bi, a = pairs[i]
-                        f = beams[bi].fork()
-                        f.step(a)
-                        kept.append(f)
-                    beams = kept
-                else:
-                    finals = [(float(scores[i]), beams[pairs[i][0]], pairs[i][1]) for i in order]
-            finals = self._ranked(finals + self._rollouts(root, n, model, rng))
+            finals = self._search(base, model, rng)
             limit = self.measure_top if self.measure_top is not None else (budget.calls or 1)
             if budget.calls is not None:
                 limit = min(limit, budget.calls)

@@ -1,6 +1,6 @@
 """Training data for the schedule value function (:mod:`optgym.agents.schedule.value`):
-measured schedules of train pipelines, collected through ``ScheduleSearch-v0`` and stored as
-one data file.
+measured schedules of train pipelines, collected through ``ScheduleSearch-v0`` or ``-v1``
+(the data's summary says which) and stored as one data file.
 
 :func:`collect` measures, per train pipeline of ``generator://halide-random-v0`` (from seed
 :data:`TRAIN_SEED0`; lower seeds are validation and test), the naive schedule and random
@@ -14,22 +14,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from optgym.envs.schedule.actions import (
-    AT_OUTER,
-    AT_TILE,
-    NVEC,
-    decode,
-    prior_action,
-    resolve,
-    sample_action,
-)
+from optgym.envs.schedule import ENV_ID, ENV_ID_V1
+from optgym.envs.schedule.actions import AT_OUTER, AT_TILE, decode
 
 TRAIN_SEED0 = 2000  # halide-random-v0: seeds below are validation and test
 RANDOM_URI = "generator://halide-random-v0/{}"
@@ -43,13 +35,24 @@ ALL_DEFAULTS = {
 CONF_SPREAD = 0.02  # timing spread (median / min - 1) at which the confidence halves
 
 
-def make_env(mode: str = "cache", cache_path: str | Path | None = None) -> gym.Env:
+def make_env(
+    mode: str = "cache", cache_path: str | Path | None = None, env_id: str = ENV_ID
+) -> gym.Env:
+    """The env the data is measured in (``ScheduleSearch-v0`` or ``-v1``), without the
+    Adams2019 baseline in ``info``."""
     import optgym.envs  # noqa: F401  (registers the env ids)
 
+    if env_id not in (ENV_ID, ENV_ID_V1):
+        raise ValueError(f"env_id must be {ENV_ID!r} or {ENV_ID_V1!r}, got {env_id!r}")
     kwargs: dict[str, Any] = {"mode": mode, "baseline_info": False}
     if mode == "cache" and cache_path is not None:
         kwargs["cache_path"] = cache_path
-    return gym.make("optgym/ScheduleSearch-v0", **kwargs)
+    return gym.make(env_id, **kwargs)
+
+
+def space_of(base: Any) -> Any:
+    """The action codec of a schedule env (``actions`` for v0, ``actions_v1`` for v1)."""
+    return type(base)._space
 
 
 def stage_shape(base: Any, index: int) -> tuple[int, ...]:
@@ -65,24 +68,10 @@ def action_key(action: Sequence[int], shape: Sequence[int]) -> tuple:
             s.store_root and s.compute in (AT_OUTER, AT_TILE))  # fmt: skip
 
 
-def _sample_times(base: Any, info: dict[str, Any]) -> list[float]:
-    """The timed samples of the episode's measurement. The env does not put them in
-    ``info`` or the state; in ``cache`` mode they are read back from its measurement
-    cache (the entry the step just wrote or read, keyed by the schedule as the env resolves
-    it). Empty when unavailable."""
-    if "times" in info:
-        return [float(t) for t in info["times"]]
-    cache = getattr(getattr(base, "timer", None), "cache", None)
-    if cache is None:
-        return []
-    schedules: dict[str, Any] = {}
-    for i, (name, a) in enumerate(zip(base.stage_names, base.state.actions, strict=True)):
-        schedules[name] = resolve(name, decode(a, stage_shape(base, i)), base.pipeline, schedules)
-    try:
-        hit = cache.get(base.pipeline_json, {k: asdict(v) for k, v in schedules.items()})
-    except Exception:  # a cache in another format: no samples, not a failure
-        return []
-    return [] if hit is None else [float(t) for t in hit.times]
+def _sample_times(info: dict[str, Any]) -> list[float]:
+    """The timed samples of the episode's measurement (the env's ``info["times"]``); empty
+    when it has none."""
+    return [float(t) for t in info.get("times", [])]
 
 
 def confidence(t_min: np.ndarray, t_median: np.ndarray) -> np.ndarray:
@@ -105,13 +94,15 @@ def collect(
     first_pipeline: int = TRAIN_SEED0,
     max_stages: int | None = None,
     progress: bool = True,
+    env_id: str = ENV_ID,
 ) -> dict[str, Any]:
     """Measure random legal schedules of ``pipelines`` train pipelines of
     ``halide-random-v0`` (seeds ``first_pipeline``, ``first_pipeline + 1``, ...; those with
-    more than ``max_stages`` stages are passed over) in the env's ``cache`` mode, and save
-    them to ``out_path`` (a compressed ``.npz``).
+    more than ``max_stages`` stages are passed over) in ``env_id`` (``ScheduleSearch-v0``
+    or ``-v1``) in its ``cache`` mode, and save them to ``out_path`` (a compressed
+    ``.npz``).
 
-    Per pipeline: one anchor episode of the naive choice (every stage ``[0] * 9``: compute
+    Per pipeline: one anchor episode of the naive choice (every stage all zeros: compute
     root, no split) and ``schedules_per_pipeline`` episodes of random legal
     actions, odd ones drawn from ``prior_action`` and even ones uniformly.
     Per episode: the observations after reset and after each step, the actions,
@@ -127,7 +118,7 @@ def collect(
         )
     if pipelines < 1 or schedules_per_pipeline < 0:
         raise ValueError("need pipelines >= 1 and schedules_per_pipeline >= 0")
-    env = make_env("cache", cache_path)
+    env = make_env("cache", cache_path, env_id)
     base = env.unwrapped
     rng = np.random.default_rng(seed)
     benchmarks: list[str] = []
@@ -166,7 +157,7 @@ def collect(
         bar.close()
         measured = dict(base.measured)
         env.close()
-    summary = summarize(benchmarks, episodes, errors, seed, first_pipeline, max_stages)
+    summary = summarize(benchmarks, episodes, errors, seed, first_pipeline, max_stages, env_id)
     summary.update(
         measurements=int(measured["measurements"]),
         measure_seconds=float(measured["seconds"]),
@@ -178,23 +169,32 @@ def collect(
 
 
 def collect_episode(
-    base: Any, uri: str, k: int, rng: np.random.Generator
+    base: Any,
+    uri: str,
+    k: int,
+    rng: np.random.Generator,
+    planned: Sequence[np.ndarray] | None = None,
 ) -> tuple[dict[str, Any] | None, str | None]:
     """Episode ``k`` of a pipeline's collection, measured through the env's public API (so
-    an attached budget meter counts its measurement): ``k == 0`` the naive choice (every
-    stage ``[0] * 9``), odd ``k`` actions drawn from ``prior_action``, even ones uniformly.
-    Returns (the episode's record, None) or (None, the error that failed it)."""
+    an attached budget meter counts its measurement): the ``planned`` actions when given
+    (a search's schedule), else ``k == 0`` the naive choice (every stage all zeros: compute
+    at root, no split), odd ``k`` actions drawn from the env's ``prior_action``, even ones
+    uniformly (``sample_action``). Returns (the episode's record, None) or (None, the error
+    that failed it)."""
+    space = space_of(base)
     obs = [base.reset(options={"benchmark": uri})[0]]
     actions: list[np.ndarray] = []
     done, info = False, {}
     while not done:
         masks = base.masks()
-        if k == 0:
-            a = np.zeros(len(NVEC), np.int64)
+        if planned is not None:
+            a = np.asarray(planned[len(actions)], np.int64)
+        elif k == 0:
+            a = np.zeros(len(space.NVEC), np.int64)
         elif k % 2:
-            a = prior_action(masks, rng)
+            a = space.prior_action(masks, rng)
         else:
-            a = sample_action(masks, rng)
+            a = space.sample_action(masks, rng)
         o, _, terminated, truncated, info = base.step(a)
         done = terminated or truncated
         obs.append(o)
@@ -205,8 +205,8 @@ def collect_episode(
         "obs": np.stack(obs),
         "actions": np.stack(actions),
         "reward": float(base.state.reward),
-        "naive": k == 0,
-        "times": _sample_times(base, info),
+        "naive": planned is None and k == 0,
+        "times": _sample_times(info),
     }
     return record, None
 
@@ -218,9 +218,11 @@ def summarize(
     seed: int,
     first_pipeline: int | None,
     max_stages: int | None,
+    env_id: str = ENV_ID,
 ) -> dict[str, Any]:
     return {
         "format": DATA_FORMAT,
+        "env_id": env_id,
         "pipelines": len(benchmarks),
         "episodes": len(episodes),
         "errors": len(errors),

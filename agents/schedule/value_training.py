@@ -15,11 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from optgym.agents.schedule.value_data import confidence, load_data, make_env
-from optgym.envs.schedule.actions import (
-    NVEC,
-    sample_action,
-)
+from optgym.agents.schedule.value_data import confidence, load_data, make_env, space_of
+from optgym.envs.schedule import ENV_ID
 from optgym.envs.schedule.model import (
     CostModel,
     ValueNet,
@@ -145,8 +142,9 @@ def _bootstrap_targets(
     ``candidates`` sampled legal actions plus the recorded one and the naive choice."""
     from tqdm import tqdm
 
-    env = make_env("measure")
+    env = make_env("measure", env_id=data_env_id(data))
     base = env.unwrapped
+    space = space_of(base)
     by_row = {int(r): i for i, r in enumerate(states["row"])}
     new = targets.copy()
     n_pipes = int(data["ep_pipeline"].max()) + 1
@@ -173,8 +171,8 @@ def _bootstrap_targets(
                     i = by_row.get(int(data["ep_obs_start"][e]) + t)
                     if i is not None:
                         masks = base.masks()
-                        cands = [acts[t].astype(np.int64), np.zeros(len(NVEC), np.int64)]
-                        cands += [sample_action(masks, rng) for _ in range(candidates)]
+                        cands = [acts[t].astype(np.int64), np.zeros(len(space.NVEC), np.int64)]
+                        cands += [space.sample_action(masks, rng) for _ in range(candidates)]
                         for a in cands:
                             obs_batch.append(base.peek(a))
                             owner.append(i)
@@ -191,6 +189,11 @@ def _bootstrap_targets(
     capped = np.minimum(best, r_best[states["pipeline"]] + VI_CAP)
     new[has] = np.maximum(targets[has], capped[has])
     return new
+
+
+def data_env_id(data: dict[str, Any]) -> str:
+    """The env the data was measured in (data from before v1 existed: v0)."""
+    return str(data["summary"].get("env_id", ENV_ID))
 
 
 def train(data_path: str | Path, out_weights: str | Path, **settings: Any) -> dict[str, Any]:
@@ -280,6 +283,7 @@ def fit(
         model, obs, states["target"], states["pipeline"], complete & is_val
     )
     model.meta = {
+        "env_id": data_env_id(data),
         "seed": seed,
         "epochs": epochs,
         "vi_rounds": vi_rounds,

@@ -64,6 +64,18 @@ PROBLEM = Problem(
             score_rtol=0.2,
             reference=(1.0, "Adams2019, beam 32 (1.0)"),
         ),
+        Task(
+            name="schedule-search-v1",
+            env_id=ENV_ID_V1,
+            env_kwargs={"mode": "cache"},
+            datasets=(("benchmark://halide-ops-v0", "test"),),
+            budget=Budget(calls=32, seconds=30.0),
+            score=speedup_vs_adams2019,
+            score_name="speedup over Halide's Adams2019 autoscheduler, beam 32 (geomean)",
+            reference_agents=("adams2019-b32", "schedule-random"),
+            score_rtol=0.2,
+            reference=(1.0, "Adams2019, beam 32 (1.0)"),
+        ),
     ),
     agents={
         "maskable-ppo": (
@@ -81,6 +93,11 @@ PROBLEM = Problem(
             _VALUE + ":beam=4",
             "beam search (4) on a learned value function",
             (ENV_ID,),
+        ),
+        "value-v1": (
+            _VALUE + ":beam=4,measure_top=none,search_rounds=2,pipelines=36,schedules=8",
+            "beam search (4) on a value function learned by value iteration, top measured",
+            (ENV_ID_V1,),
         ),
         "schedule-local": (
             "optgym.agents.schedule.local:ScheduleLocalSearch",

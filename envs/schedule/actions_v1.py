@@ -51,6 +51,7 @@ from optgym.envs.schedule.actions import (
     StageSchedule,
     canonical_order,
     is_canonical,
+    sample_action,
 )
 
 SPLITS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128)
@@ -91,6 +92,7 @@ __all__ = [
     "encode",
     "prior_action",
     "prior_value",
+    "sample_action",
 ]
 
 

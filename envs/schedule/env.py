@@ -606,11 +606,11 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
 
     def cost_model(self) -> Any:
         """The learned cost model of the ``model`` mode (a ``CostModel``, loaded on first
-        use from ``model_path``, default the shipped weights)."""
+        use from ``model_path``, default the shipped weights of this env's version)."""
         if self._model is None:
             from optgym.envs.schedule.model import load_cost_model
 
-            self._model = load_cost_model(self.model_path)
+            self._model = load_cost_model(self.model_path, self.env_id)
         return self._model
 
     # ---- gymnasium API ----------------------------------------------------------------------

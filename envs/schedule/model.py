@@ -28,25 +28,40 @@ import torch
 from torch import nn
 
 from optgym.datasets.schedule.ops import FEATURE_NAMES
+from optgym.envs.schedule import ENV_ID, ENV_ID_V1
 from optgym.envs.schedule.features import ACQUIRED_NAMES, MAX_STAGES, N_FEATURES
 from optgym.threads import single_thread
 
 FORMAT = "optgym-schedule-value-v1"
 N_INTRINSIC = len(FEATURE_NAMES)
 WEIGHTS_NAME = "schedule_value.pt"
+#: the shipped weights of each env (the two action spaces give different observations)
+WEIGHTS_NAMES = {ENV_ID: WEIGHTS_NAME, ENV_ID_V1: "schedule_value_v1.pt"}
 #: How the shipped weights are made (data collection and training), with ``--out FILE``.
 MAKE_COMMAND = (
     "optgym train value --task schedule-search --dataset generator://halide-random-v0 "
     "--episodes 100 --budget measurements=540"
 )
+MAKE_COMMANDS = {
+    ENV_ID: MAKE_COMMAND,
+    ENV_ID_V1: (
+        "optgym train value-v1 --task schedule-search-v1 --dataset "
+        "generator://halide-random-v0 --episodes 100 --budget measurements=470"
+    ),
+}
 
 
-def default_weights_path() -> Path:
-    """Where the shipped weights live: ``optgym/agents/weights/schedule_value.pt``."""
+def default_weights_path(env_id: str = ENV_ID) -> Path:
+    """Where the shipped weights of ``env_id`` live: ``optgym/agents/weights/`` and
+    ``schedule_value.pt`` (v0) or ``schedule_value_v1.pt`` (v1)."""
+    if env_id not in WEIGHTS_NAMES:
+        raise ValueError(
+            f"no value network is shipped for {env_id!r}; one of {list(WEIGHTS_NAMES)}"
+        )
     spec = importlib.util.find_spec("optgym.agents")
     if spec is None or spec.origin is None:  # pragma: no cover - optgym is always installed
         raise FileNotFoundError("cannot locate the optgym.agents package")
-    return Path(spec.origin).parent / "weights" / WEIGHTS_NAME
+    return Path(spec.origin).parent / "weights" / WEIGHTS_NAMES[env_id]
 
 
 def stage_counts(obs: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -146,13 +161,14 @@ class CostModel:
         return path
 
 
-def load_cost_model(path: str | Path | None = None) -> CostModel:
-    """The :class:`CostModel` in ``path`` (None: the shipped weights);
+def load_cost_model(path: str | Path | None = None, env_id: str = ENV_ID) -> CostModel:
+    """The :class:`CostModel` in ``path`` (None: the shipped weights of ``env_id``);
     ``FileNotFoundError`` saying how to make them if the file is missing."""
-    path = Path(path) if path is not None else default_weights_path()
+    path = Path(path) if path is not None else default_weights_path(env_id)
     if not path.is_file():
+        make = MAKE_COMMANDS.get(env_id, MAKE_COMMAND)
         raise FileNotFoundError(
-            f"no schedule cost model weights at {path}; make them with `{MAKE_COMMAND} --out "
+            f"no schedule cost model weights at {path}; make them with `{make} --out "
             f"{path}` (collects measurements and trains, about 25 minutes), or pass the path "
             "of weights saved by `optgym train value`"
         )
