@@ -166,3 +166,13 @@ def test_optgym_train_is_the_one_way_to_train_a_learned_agent() -> None:
     assert (agent.pipelines, agent.max_stages, agent.schedules) == (45, 16, 10)
     uris = benchmark_uris(args.task, args.dataset, args.split, args.episodes)
     assert len(uris) == 100 and uris[0] == "generator://halide-random-v0/2000"
+    # the v1 weights: value iteration on search data, through the v1 task
+    from optgym.envs.schedule import ENV_ID_V1
+    from optgym.envs.schedule.model import MAKE_COMMANDS
+
+    words = shlex.split(MAKE_COMMANDS[ENV_ID_V1])
+    args = build_parser().parse_args([*words[1:], "--out", "weights.pt"])
+    assert (args.target, args.task) == ("value-v1", "schedule-search-v1")
+    agent = resolve_agent(args.target).make()
+    assert (agent.pipelines, agent.schedules, agent.search_rounds, agent.beam) == (36, 8, 2, 4)
+    assert benchmark_uris(args.task, args.dataset, args.split, args.episodes)[0] == uris[0]
