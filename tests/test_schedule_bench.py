@@ -22,13 +22,13 @@ def test_bench_schedule_search_prints_speedups_and_validates(
     results, png = tmp_path / "r.jsonl", tmp_path / "r.png"
     status = main([
         "bench", "schedule-search", "--agent", "adams2019-b1", "--agent", "schedule-random",
-        "--benchmark", SMALL, "--budget", "calls=2", "--results", str(results),
+        "--agent", "value", "--benchmark", SMALL, "--budget", "calls=2", "--results", str(results),
         "--plot", str(png), "--no-progress",
     ])  # fmt: skip
     out = capsys.readouterr().out
     assert status == 0, out
     rows = [json.loads(line) for line in results.read_text().splitlines()]
-    assert {r["agent"] for r in rows} == {"adams2019-b1", "schedule-random"}
+    assert {r["agent"] for r in rows} == {"adams2019-b1", "schedule-random", "value"}
     assert all(r["error"] is None and r["score"] > 0 for r in rows), rows
     assert "x Adams2019-b32" in out and "schedule-random" in out
     assert png.exists() and (tmp_path / "r-time.png").exists()
@@ -36,7 +36,24 @@ def test_bench_schedule_search_prints_speedups_and_validates(
     # reading back the measurements they made: no timing noise.
     assert all(r["state"]["config"]["mode"] == "cache" for r in rows)
     assert main(["validate", str(results), "--budget", "calls=2"]) == 0
-    assert "2 passed, 0 failed" in capsys.readouterr().out
+    assert "3 passed, 0 failed" in capsys.readouterr().out
+
+
+def test_bench_schedule_search_v1_runs_the_learned_agent(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+):
+    """The v1 task with its learned agent: the runner replays the line before writing it
+    (an extra the env does not know, like a model's prediction, would fail it)."""
+    monkeypatch.setenv("OPTGYM_CACHE", str(tmp_path / "cache"))
+    results = tmp_path / "r.jsonl"
+    status = main([
+        "bench", "schedule-search-v1", "--agent", "value-v1", "--benchmark", SMALL,
+        "--budget", "calls=2", "--results", str(results), "--no-progress",
+    ])  # fmt: skip
+    assert status == 0, capsys.readouterr().out
+    (row,) = [json.loads(line) for line in results.read_text().splitlines()]
+    assert row["error"] is None and row["score"] > 0, row
+    assert len(row["state"]["actions"][0]) == 15  # a v1 stage action
 
 
 def test_the_runner_writes_a_fresh_measurement_not_the_searchs(

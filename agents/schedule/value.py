@@ -494,7 +494,7 @@ class ValueFunctionAgent:
             if budget.calls is not None:
                 limit = min(limit, budget.calls)
             best, errors, measured = None, [], 0
-            for score, parent, a in finals:
+            for _, parent, a in finals:
                 # the first measurement is the env's to refuse (one late start is in grace)
                 if measured >= max(1, limit) or (measured and meter.room() == 0):
                     break
@@ -505,7 +505,6 @@ class ValueFunctionAgent:
                     errors.append(info["error"])
                     continue
                 state = f.state
-                state.extras["predicted_reward"] = score
                 if best is None or state.reward > best.reward:
                     best = state
             if best is None:
