@@ -54,6 +54,12 @@ def test_bench_schedule_search_v1_runs_the_learned_agent(
     (row,) = [json.loads(line) for line in results.read_text().splitlines()]
     assert row["error"] is None and row["score"] > 0, row
     assert len(row["state"]["actions"][0]) == 15  # a v1 stage action
+    # the leaderboard reruns it in the sandbox, where the env is a proxy of public names only
+    from optgym.bench import sandboxed_episode
+    from optgym.budget import Budget
+
+    inside = sandboxed_episode("schedule-search-v1", "value-v1", SMALL, 0, Budget(calls=2))
+    assert inside["error"] is None and inside["state"]["actions"] == row["state"]["actions"]
 
 
 def test_the_runner_writes_a_fresh_measurement_not_the_searchs(

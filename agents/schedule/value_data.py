@@ -51,8 +51,11 @@ def make_env(
 
 
 def space_of(base: Any) -> Any:
-    """The action codec of a schedule env (``actions`` for v0, ``actions_v1`` for v1)."""
-    return type(base)._space
+    """The action codec of a schedule env (``actions`` for v0, ``actions_v1`` for v1), by
+    its public ``env_id`` (in the sandbox the env is a proxy that shows only public names)."""
+    from optgym.envs.schedule import actions, actions_v1
+
+    return actions_v1 if base.env_id == ENV_ID_V1 else actions
 
 
 def stage_shape(base: Any, index: int) -> tuple[int, ...]:
