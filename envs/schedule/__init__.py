@@ -24,6 +24,24 @@ def _report(rows: list[dict], plot_path: Path) -> list[Path]:
     return [plot_speedup_vs_search_time(rows, plot_path.with_name(plot_path.stem + "-time.png"))]
 
 
+def _task(name: str, env_id: str) -> Task:
+    """The schedule-search task on ``env_id``: the test split of the operator pipelines, 30 s
+    and 32 measurements of search per pipeline, measurements kept in the env's SQLite cache
+    (the replay reads them back)."""
+    return Task(
+        name=name,
+        env_id=env_id,
+        env_kwargs={"mode": "cache"},
+        datasets=(("benchmark://halide-ops-v0", "test"),),
+        budget=Budget(calls=32, seconds=30.0),
+        score=speedup_vs_adams2019,
+        score_name="speedup over Halide's Adams2019 autoscheduler, beam 32 (geomean)",
+        reference_agents=("adams2019-b32", "schedule-random"),
+        score_rtol=0.2,
+        reference=(1.0, "Adams2019, beam 32 (1.0)"),
+    )
+
+
 _REF = "optgym.agents.schedule.search:HalideAutoscheduler:reference="
 _VALUE = "optgym.agents.schedule.value:ValueFunctionAgent"
 _DATA = "optgym.datasets.schedule"
@@ -49,33 +67,9 @@ PROBLEM = Problem(
         ),
     ),
     datasets=(f"{_DATA}:HalideOpsDataset", f"{_DATA}:RandomDagDataset"),
-    # The test split of the operator pipelines, 30 s and 32 measurements of search per
-    # pipeline, measurements kept in the env's SQLite cache (the replay reads them back).
     tasks=(
-        Task(
-            name="schedule-search",
-            env_id=ENV_ID,
-            env_kwargs={"mode": "cache"},
-            datasets=(("benchmark://halide-ops-v0", "test"),),
-            budget=Budget(calls=32, seconds=30.0),
-            score=speedup_vs_adams2019,
-            score_name="speedup over Halide's Adams2019 autoscheduler, beam 32 (geomean)",
-            reference_agents=("adams2019-b32", "schedule-random"),
-            score_rtol=0.2,
-            reference=(1.0, "Adams2019, beam 32 (1.0)"),
-        ),
-        Task(
-            name="schedule-search-v1",
-            env_id=ENV_ID_V1,
-            env_kwargs={"mode": "cache"},
-            datasets=(("benchmark://halide-ops-v0", "test"),),
-            budget=Budget(calls=32, seconds=30.0),
-            score=speedup_vs_adams2019,
-            score_name="speedup over Halide's Adams2019 autoscheduler, beam 32 (geomean)",
-            reference_agents=("adams2019-b32", "schedule-random"),
-            score_rtol=0.2,
-            reference=(1.0, "Adams2019, beam 32 (1.0)"),
-        ),
+        _task("schedule-search", ENV_ID),
+        _task("schedule-search-v1", ENV_ID_V1),  # the same task on the expressive actions
     ),
     agents={
         "maskable-ppo": (
