@@ -139,6 +139,11 @@ def test_cost_model_round_trip_and_missing_file(env, tmp_path):
     assert model.predict(obs).shape == (8,)
     with pytest.raises(FileNotFoundError, match="optgym train value --task schedule-search"):
         load_cost_model(tmp_path / "missing.pt")
+    (tmp_path / "bad.pt").write_bytes(b"\x80\x02not a torch file")  # the agent: one line
+    with pytest.raises(ValueError, match="is not a schedule value weights file"):
+        make_agent("value-v1", path=tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="no such schedule value weights file"):
+        make_agent("value", path=tmp_path / "missing.pt")
 
 
 def test_model_mode_rewards_the_cost_models_prediction_without_measuring(weights):

@@ -49,7 +49,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from optgym.agents.protocol import Result, metered, solved
+from optgym.agents.protocol import Result, metered, reading_weights, solved
 from optgym.agents.schedule.value_data import (
     ALL_DEFAULTS,
     action_key,
@@ -65,6 +65,8 @@ from optgym.envs.schedule import ENV_ID
 from optgym.envs.schedule import actions as actions_v0
 from optgym.envs.schedule.actions import ROOT, VECTOR_WIDTHS
 from optgym.envs.schedule.model import (
+    MAKE_COMMAND,
+    MAKE_COMMANDS,
     CostModel,
     default_weights_path,
     load_cost_model,
@@ -78,8 +80,14 @@ _SHIPPED: dict[str, CostModel] = {}  # the shipped weights, read once per proces
 def _shipped_model(env_id: str) -> CostModel:
     path = str(default_weights_path(env_id))
     if path not in _SHIPPED:
-        _SHIPPED[path] = load_cost_model(path, env_id)
+        _SHIPPED[path] = _read(path, env_id)
     return _SHIPPED[path]
+
+
+def _read(path: str | Path, env_id: str = ENV_ID) -> CostModel:
+    """The weights file ``path``; a missing or malformed one is one ``ValueError`` line."""
+    with reading_weights(path, "schedule value", MAKE_COMMANDS.get(env_id, MAKE_COMMAND)):
+        return load_cost_model(path, env_id)
 
 
 def _structured(masks: list[np.ndarray], space: Any) -> list[np.ndarray]:
@@ -214,7 +222,7 @@ class ValueFunctionAgent:
     def load(self, path: str | Path) -> None:
         """Use the weights in ``path`` (a file ``save``, ``optgym train value`` or
         :func:`train` wrote)."""
-        self._model = load_cost_model(path)
+        self._model = _read(path)
         self.path = Path(path)
 
     def save(self, path: str | Path) -> None:
