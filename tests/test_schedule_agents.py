@@ -194,3 +194,33 @@ def test_value_agent_on_v1_learns_by_value_iteration_on_search_data(cache, env, 
             v0.solve(e1, RANDOM, Budget(calls=1), seed=0)
     finally:
         e1.close()
+
+
+def test_value_agent_climbs_from_its_best_measured_schedule(cache, monkeypatch):
+    """``climb_after``: the best-predicted schedule is measured first, as ``value-v1`` does;
+    every further measurement is a new schedule (a model-scored change of the best one),
+    and the result is the best measured, at least as fast as the start."""
+    from optgym.envs.schedule.env import ScheduleSearchEnvV1
+
+    e1 = gym.make("optgym/ScheduleSearch-v1", mode="cache", cache_path=cache, baseline_info=False)
+    measured: list[str] = []
+    finish = ScheduleSearchEnvV1._finish
+
+    def recording(self, schedule):
+        measured.append(repr(sorted(schedule.items())))
+        return finish(self, schedule)
+
+    try:
+        plain = make_agent("value-v1", candidates=8, measure_top=1)
+        start = plain.solve(e1, RANDOM, Budget(calls=1), seed=0)
+        monkeypatch.setattr(ScheduleSearchEnvV1, "_finish", recording)
+        climb = make_agent("value-v1-climb", candidates=8, climb_after=1, mutations=8)
+        result = climb.solve(e1, RANDOM, Budget(calls=4), seed=0)
+        assert result.budget_used["calls"] == 4 and len(measured) == 4
+        assert len(set(measured)) == 4  # no schedule measured twice
+        assert result.reward >= start.reward
+        assert e1.unwrapped.apply(result.state) == pytest.approx(result.reward)  # the cache
+        with pytest.raises(ValueError, match="climb_after must be >= 1"):
+            make_agent("value-v1-climb", climb_after=0)
+    finally:
+        e1.close()

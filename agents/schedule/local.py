@@ -23,6 +23,26 @@ from optgym.budget import Budget
 from optgym.envs.schedule.actions_v1 import COMPONENTS, PRIOR, prior_value
 
 
+def changed_action(
+    masks: list[np.ndarray],
+    planned: np.ndarray,
+    prior: tuple[np.ndarray, ...],
+    rng: np.random.Generator,
+    change: int | None = None,
+) -> np.ndarray:
+    """``planned`` (one stage's action) with component ``change`` drawn anew from its
+    ``prior`` row (another value while one is legal) and every component ``masks`` refuse
+    drawn again from the prior: a legal action that differs from ``planned`` in as little
+    as the masks allow."""
+    a = np.array(planned, dtype=np.int64)
+    for j, (mask, row) in enumerate(zip(masks, prior, strict=True)):
+        if j == change:
+            a[j] = prior_value(mask, row, rng, avoid=int(a[j]))
+        elif not mask[a[j]]:
+            a[j] = prior_value(mask, row, rng)
+    return a
+
+
 @dataclass
 class ScheduleLocalSearch:
     """Hill climbing over v1 stage actions from an autoscheduler's schedule: one prior draw
@@ -70,13 +90,8 @@ class ScheduleLocalSearch:
         taken: list[np.ndarray] = []
         info: dict[str, Any] = {}
         for k, planned in enumerate(actions):
-            masks = base.masks()
-            a = np.array(planned, dtype=np.int64)
-            for j, (mask, prior) in enumerate(zip(masks, PRIOR, strict=True)):
-                if change == (k, j):
-                    a[j] = prior_value(mask, prior, rng, avoid=int(a[j]))
-                elif not mask[a[j]]:
-                    a[j] = prior_value(mask, prior, rng)
+            j = change[1] if change is not None and change[0] == k else None
+            a = changed_action(base.masks(), planned, PRIOR, rng, j)
             taken.append(a)
             _, _, terminated, truncated, info = base.step(a)
             if terminated or truncated:
@@ -84,4 +99,4 @@ class ScheduleLocalSearch:
         return base.state, taken, info
 
 
-__all__ = ["ScheduleLocalSearch"]
+__all__ = ["ScheduleLocalSearch", "changed_action"]

@@ -50,6 +50,7 @@ import gymnasium as gym
 import numpy as np
 
 from optgym.agents.protocol import Result, metered, reading_weights, solved
+from optgym.agents.schedule.local import changed_action
 from optgym.agents.schedule.value_data import (
     ALL_DEFAULTS,
     action_key,
@@ -174,6 +175,13 @@ class ValueFunctionAgent:
     schedules and fits a new network to all the data so far"""
     search_top: int = 2
     """train: schedules measured per pipeline and search round"""
+    climb_after: int | None = None
+    """None: measure best-predicted schedules only; k: measure the ``k`` best-predicted,
+    then spend the rest of the measurements on hill climbing from the best measured one,
+    each measurement the best-predicted of ``mutations`` one-component changes of it"""
+    mutations: int = 32
+    """changes of the best measured schedule drawn (proposal prior) and scored by the model
+    per hill-climbing measurement"""
 
     _model: CostModel | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -187,6 +195,10 @@ class ValueFunctionAgent:
             raise ValueError(f"measure_top must be >= 1 or None, got {self.measure_top}")
         if self.search_top < 1:
             raise ValueError(f"search_top must be >= 1, got {self.search_top}")
+        if self.climb_after is not None and self.climb_after < 1:
+            raise ValueError(f"climb_after must be >= 1 or None, got {self.climb_after}")
+        if self.mutations < 1:
+            raise ValueError(f"mutations must be >= 1, got {self.mutations}")
         for name in ("samples", "epochs", "vi_epochs", "schedules", "search_rounds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -497,16 +509,20 @@ class ValueFunctionAgent:
         model = self.model_for(base.env_id)
         rng = np.random.default_rng(seed)
         with metered(env, budget, self, benchmark=benchmark, seed=seed) as meter:
+            root = base.fork()
             finals = self._search(base, model, rng)
             limit = self.measure_top if self.measure_top is not None else (budget.calls or 1)
             if budget.calls is not None:
                 limit = min(limit, budget.calls)
+            first = limit if self.climb_after is None else min(limit, self.climb_after)
             best, errors, measured = None, [], 0
+            seen: set[tuple] = set()  # the schedules measured, by what each stage does
             for _, parent, a in finals:
                 # the first measurement is the env's to refuse (one late start is in grace)
-                if measured >= max(1, limit) or (measured and meter.room() == 0):
+                if measured >= max(1, first) or (measured and meter.room() == 0):
                     break
                 f = parent.fork()
+                seen.add(self._key(base, [*parent.state.actions, a]))
                 info = f.step(a)[4]
                 measured += 1
                 if "error" in info:
@@ -520,7 +536,97 @@ class ValueFunctionAgent:
                     f"none of the {measured} best-predicted schedules of {benchmark} could be "
                     f"measured: {errors[-1] if errors else 'no candidate'}"
                 )
+            if self.climb_after is not None:
+                best = self._climb(base, root, model, best, seen, limit - measured, meter, rng)
             return solved(env, meter, best)
+
+    @staticmethod
+    def _key(base: Any, actions: list[np.ndarray]) -> tuple:
+        """A complete schedule by what each of its stage actions does."""
+        space = space_of(base)
+        return tuple(
+            _stage_key(space, np.asarray(a), stage_shape(base, t)) for t, a in enumerate(actions)
+        )
+
+    def _climb(
+        self,
+        base: Any,
+        root: Any,
+        model: CostModel,
+        best: Any,
+        seen: set[tuple],
+        left: int,
+        meter: Any,
+        rng: np.random.Generator,
+    ) -> Any:
+        """Hill climbing from the measured state ``best`` for at most ``left`` more
+        measurements (while the budget has room): each draws ``mutations`` changes of one
+        component of one stage of the best schedule (later stages' components that become
+        illegal drawn again), measures the best-predicted one not measured yet and keeps it
+        when it is faster. Returns the best measured state."""
+        current = [np.asarray(a, np.int64) for a in best.actions]
+        dry = 0  # draws in a row that gave no new schedule
+        try:
+            prefixes = self._prefixes(root, current) if meter.room() > 0 else []
+            while left > 0 and meter.room() > 0 and dry < 4:
+                changes = self._changes(base, prefixes, current, seen, rng)
+                if not changes:
+                    dry += 1
+                    continue
+                dry = 0
+                scores = model.predict(np.stack([obs for _, _, _, obs in changes]))
+                fork, actions, key, _ = changes[int(np.argmax(scores))]
+                if meter.room() == 0:  # scoring took the last of the seconds
+                    break
+                seen.add(key)
+                info = fork.step(actions[-1])[4]
+                left -= 1
+                if "error" not in info and fork.state.reward > best.reward:
+                    best, current = fork.state, actions
+                    prefixes = self._prefixes(root, current)
+        except BudgetExceeded:  # the seconds ran out while changes were scored
+            pass
+        return best
+
+    def _changes(
+        self,
+        base: Any,
+        prefixes: list[Any],
+        current: list[np.ndarray],
+        seen: set[tuple],
+        rng: np.random.Generator,
+    ) -> list[tuple[Any, list[np.ndarray], tuple, np.ndarray]]:
+        """``mutations`` draws of a one-component change of ``current`` (the rest of the
+        schedule kept where still legal), those not in ``seen`` and distinct: each as (the
+        fork holding all but its last stage, its actions, its key, its last observation)."""
+        space = space_of(base)
+        n = len(current)
+        out: list[tuple[Any, list[np.ndarray], tuple, np.ndarray]] = []
+        keys: set[tuple] = set()
+        for _ in range(self.mutations):
+            k, j = int(rng.integers(n)), int(rng.integers(len(space.COMPONENTS)))
+            f = prefixes[k].fork()
+            acts = current[:k]
+            for t in range(k, n):
+                acts.append(changed_action(f.masks(), current[t], space.PRIOR, rng,
+                                           j if t == k else None))  # fmt: skip
+                if t + 1 < n:
+                    f.step(acts[-1])
+            key = self._key(base, acts)
+            if key not in seen and key not in keys:
+                keys.add(key)
+                out.append((f, acts, key, f.peek(acts[-1])))
+        return out
+
+    @staticmethod
+    def _prefixes(root: Any, actions: list[np.ndarray]) -> list[Any]:
+        """Forks of ``root`` after the first 0, 1, ..., n - 1 of ``actions``."""
+        out = [root.fork()]
+        for a in actions[:-1]:
+            f = out[-1].fork()
+            f.step(a)
+            out.append(f)
+        return out
 
 
 __all__ = [

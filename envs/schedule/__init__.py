@@ -93,6 +93,12 @@ PROBLEM = Problem(
             "beam search (4) on a value function learned by value iteration, top measured",
             (ENV_ID_V1,),
         ),
+        "value-v1-climb": (
+            _VALUE + ":beam=4,measure_top=none,climb_after=8,search_rounds=2,pipelines=36,"
+            "schedules=8",
+            "value-v1's 8 best-predicted schedules measured, then model-guided hill climbing",
+            (ENV_ID_V1,),
+        ),
         "schedule-local": (
             "optgym.agents.schedule.local:ScheduleLocalSearch",
             "local search over v1 actions from Adams2019's (beam 1) schedule",
