@@ -5,10 +5,10 @@ One short measured episode (real Halide JIT, ``mode="measure"``, one thread) on 
 pipeline with a fixed fast schedule gives a state; that state is then validated ``--runs``
 times, each time by a fresh env (a fresh Halide worker that measures the naive reference
 again, as ``optgym validate`` does in a new process), and ``--runs`` tampered copies of it
-(the reward plus 0.5, or times 1.5, alternately, with the measured extras forged to agree)
-are validated the same way.
+(the reward plus ``--forge`` in log speedup, 0.2 as issue 28 asks, with the measured extras
+forged to agree) are validated the same way.
 
-Usage: python benchmarks/schedule_validate_reliability.py [--runs 20]
+Usage: python benchmarks/schedule_validate_reliability.py [--runs 20] [--forge 0.2]
 """
 
 from __future__ import annotations
@@ -28,16 +28,9 @@ BENCHMARK = "benchmark://halide-ops-v0/matmul-192"
 ACTION = [0, 2, 4, 0, 2, 3, 0, 1, 0]
 
 
-def tampered(state: EpisodeState, i: int) -> EpisodeState:
-    """The ``i``-th forged copy: the reward plus 0.5 (even ``i``) or times 1.5 (odd), with
-    the measured extras forged to match (a faster ``runtime_s`` and ``times``), so that only
-    measuring the schedule again can tell."""
-    reward = state.reward + 0.5 if i % 2 == 0 else state.reward * 1.5
-    return forge(state, reward)
-
-
 def forge(state: EpisodeState, reward: float) -> EpisodeState:
-    """``state`` claiming ``reward``, its measured extras scaled to agree with it."""
+    """``state`` claiming ``reward``, its measured extras scaled to agree with it (a faster
+    ``runtime_s`` and ``times``), so that only measuring the schedule again can tell."""
     scale = math.exp(state.reward - reward)  # the runtime that reward implies, over the real
     extras = dict(state.extras)
     extras["runtime_s"] = extras["naive_s"] / math.exp(reward)
@@ -61,6 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--benchmark", default=BENCHMARK)
+    parser.add_argument("--forge", type=float, default=0.2, help="log speedup added")
     args = parser.parse_args()
     start = time.monotonic()
     env = gym.make("optgym/ScheduleSearch-v0", mode="measure", baseline_info=False).unwrapped
@@ -86,13 +80,13 @@ def main() -> None:
         print(f"genuine  {i:2d}: {'pass' if ok else 'FAIL'} replay {shown}")
     rejected = 0
     for i in range(args.runs):
-        forged = tampered(state, i)
+        forged = forge(state, state.reward + args.forge)
         ok, shown = validate_fresh(forged)
         rejected += not ok
         print(f"tampered {i:2d}: claimed {forged.reward:.4f} {'PASS' if ok else 'rejected'}")
     print(f"seconds: {time.monotonic() - start:.0f}")
     print(f"genuine_pass_rate: {passed}/{args.runs} (target: >= 19/20)")
-    print(f"tampered_reject_rate: {rejected}/{args.runs} (target: 20/20)")
+    print(f"tampered_reject_rate: {rejected}/{args.runs} (forged +{args.forge:g}; target: 20/20)")
 
 
 if __name__ == "__main__":
