@@ -29,7 +29,10 @@ searches every train pipeline with the current network, measures its best-predic
 schedules and fits a new network to all the data so far. Its shipped weights
 (``optgym/agents/weights/schedule_value_v1.pt``) are made by
 ``MAKE_COMMANDS["optgym/ScheduleSearch-v1"]`` of :mod:`optgym.envs.schedule.model`.
-Weights remember the env they were trained on; the other env refuses them.
+Weights remember the env they were trained on; the other env refuses them. ``value-v1-climb``
+uses the same weights, measures only its 8 best-predicted schedules and spends the rest of
+the measurements on hill climbing from the best measured one, each measurement the
+best-predicted of 32 one-component changes of it (``climb_after``, ``mutations``).
 
 The module holds the agent; :mod:`optgym.agents.schedule.value_data` collects the measured
 schedules (:func:`~optgym.agents.schedule.value_data.collect`, into a data file) and
@@ -137,7 +140,9 @@ class ValueFunctionAgent:
     1.04x without, within the timing noise) are ranked by prediction and the best are
     measured, best-predicted first: ``measure_top`` of them (``None``: as many as the calls
     budget allows, 1 without one), while the budget has room (the first one always: the
-    env refuses it when the budget is spent). Returns the best measured schedule.
+    env refuses it when the budget is spent). With ``climb_after`` set, at most that many
+    are, and the rest of the measurements climb from the best measured schedule (see the
+    setting). Returns the best measured schedule.
 
     A learned agent: ``train`` measures schedules of train pipelines through the env and
     fits the value network; ``save`` and ``load`` (or the ``path`` setting) keep it."""
