@@ -198,8 +198,9 @@ def test_value_agent_on_v1_learns_by_value_iteration_on_search_data(cache, env, 
 
 def test_value_agent_climbs_from_its_best_measured_schedule(cache, monkeypatch):
     """``climb_after``: the best-predicted schedule is measured first, as ``value-v1`` does;
-    every further measurement is a new schedule (a model-scored change of the best one),
-    and the result is the best measured, at least as fast as the start."""
+    every further measurement is a new schedule, the model's pick among changes of one
+    component of one stage of the best one, and the result is the best measured, at least
+    as fast as the start."""
     from optgym.envs.schedule.env import ScheduleSearchEnvV1
 
     e1 = gym.make("optgym/ScheduleSearch-v1", mode="cache", cache_path=cache, baseline_info=False)
@@ -210,13 +211,27 @@ def test_value_agent_climbs_from_its_best_measured_schedule(cache, monkeypatch):
         measured.append(repr(sorted(schedule.items())))
         return finish(self, schedule)
 
+    drawn: list[int] = []
+    changes = ValueFunctionAgent._changes
+
+    def checked(self, base, prefixes, current, seen, rng):
+        out = changes(self, base, prefixes, current, seen, rng)
+        for _, actions, _, _ in out:
+            # equal up to the changed stage, which differs in exactly one component
+            k = next(t for t, a in enumerate(actions) if not np.array_equal(a, current[t]))
+            assert np.count_nonzero(actions[k] != current[k]) == 1
+        drawn.append(len(out))
+        return out
+
     try:
         plain = make_agent("value-v1", candidates=8, measure_top=1)
         start = plain.solve(e1, RANDOM, Budget(calls=1), seed=0)
         monkeypatch.setattr(ScheduleSearchEnvV1, "_finish", recording)
+        monkeypatch.setattr(ValueFunctionAgent, "_changes", checked)
         climb = make_agent("value-v1-climb", candidates=8, climb_after=1, mutations=8)
         result = climb.solve(e1, RANDOM, Budget(calls=4), seed=0)
         assert result.budget_used["calls"] == 4 and len(measured) == 4
+        assert sum(n > 0 for n in drawn) == 3  # each climbing measurement chose among changes
         assert len(set(measured)) == 4  # no schedule measured twice
         assert result.reward >= start.reward
         assert e1.unwrapped.apply(result.state) == pytest.approx(result.reward)  # the cache
