@@ -127,6 +127,35 @@ def test_a_cache_line_that_replays_far_off_is_measured_again_before_it_fails(cac
     assert now.time_s > stored.time_s / 5 and now.ratio < stored.ratio * 5
 
 
+def test_a_replay_is_held_to_the_precision_of_its_rounds(cached_env, monkeypatch):
+    """A claim 0.16 in log speedup above its replay (inside log 1.2, outside log 1.15) is
+    refused when the replay's paired rounds agree with each other, and passes when they
+    scatter so far that the tolerance widens to log 1.2. No second measurement here: the
+    cached row (tagged, so trusted) is the replay."""
+    from dataclasses import replace
+
+    from optgym.envs.schedule import env as schedule_env
+    from optgym.envs.schedule.measure import paired_key
+
+    monkeypatch.setattr(schedule_env, "VALIDATE_RETRIES", 0)
+    env = cached_env
+    _episode(env)
+    state = env.state
+    key = paired_key(env._schedules, "naive")
+    stored = env.timer.cache.get(env.pipeline_json, key)
+    claim = forge(state, state.reward + 0.16)
+    rng = np.random.default_rng(0)
+    tight = (stored.ratio * np.exp(rng.normal(0, 0.002, 15))).tolist()
+    scattered = (stored.ratio * np.exp(rng.normal(0, 0.3, 15))).tolist()
+    for ratios, ok in ((tight, False), (scattered, True)):
+        env.timer.cache.put(env.pipeline_json, key, replace(stored, ratios=ratios, cached=False))
+        result = env.validate(claim)
+        assert result.ok is ok and result.reward == pytest.approx(state.reward)
+        if not ok:
+            assert "(tolerance 0.1398)" in result.error and "1 measurements" in result.error
+    assert env.validate(state).ok  # the genuine claim, against the scattered row
+
+
 @pytest.mark.parametrize("content", [b"not a database" * 100, b""], ids=["garbage", "empty"])
 def test_a_damaged_cache_file_is_replaced_with_a_warning(tmp_path, content):
     from optgym.envs.schedule.measure import MeasurementCache

@@ -328,3 +328,23 @@ def _jsonable(schedules):
 def test_action_components_are_documented():
     assert [n for n, _ in COMPONENTS][:2] == ["compute", "split_x"]
     assert apply_schedule.__doc__ and "GuardWithIf" in apply_schedule.__doc__
+
+
+def test_replay_tolerance_follows_the_spread_of_the_rounds():
+    from optgym.envs.schedule.env import (
+        REPLAY_TOLERANCE_MIN,
+        REWARD_TOLERANCE,
+        replay_tolerance,
+    )
+
+    assert replay_tolerance(None) == replay_tolerance([2.0, 2.0]) == REWARD_TOLERANCE
+    assert replay_tolerance([2.0] * 15) == REPLAY_TOLERANCE_MIN  # rounds that agree
+    wide = np.exp(np.linspace(-1.0, 1.0, 15)).tolist()
+    assert replay_tolerance(wide) == REWARD_TOLERANCE
+    # in between: 3 standard errors of a difference of two medians, from the rounds' MAD
+    logs = np.linspace(-0.15, 0.15, 15)
+    mad = np.median(np.abs(logs))
+    expected = 3.0 * np.sqrt(2.0) * 1.2533 * 1.4826 * mad / np.sqrt(15)
+    assert REPLAY_TOLERANCE_MIN < expected < REWARD_TOLERANCE
+    assert replay_tolerance(np.exp(logs).tolist()) == pytest.approx(expected)
+    assert replay_tolerance([np.nan, 0.0, -1.0, 2.0]) == REWARD_TOLERANCE  # not 3 usable
