@@ -265,3 +265,22 @@ def test_worker_refixes_only_moved_bounds_to_the_ones_asked_for(tmp_path):
         ub = [v.getUbOriginal() for v in model.vars]
         assert np.array_equal(lb, np.where(fixed, incumbent, model.lb))
         assert np.array_equal(ub, np.where(fixed, incumbent, model.ub))
+
+
+def test_neighborhood_frees_the_top_scores_ties_to_the_lower_index(env, small):
+    """The k highest scores, as a stable sort of them would pick (ties towards the lower
+    index), -inf never: checked against that sort for coarse scores full of ties."""
+    env.reset(options={"benchmark": small})
+    rng = np.random.default_rng(3)
+    idx = env.problem.int_indices
+    for size in (1, 2, len(idx) // 2, len(idx) - 1, len(idx), len(idx) + 5):
+        env.neighborhood_size = size
+        for _ in range(20):
+            scores = rng.integers(0, 4, env.problem.n).astype(float)
+            scores[rng.random(env.problem.n) < 0.2] = -np.inf
+            candidates = idx[scores[idx] > -np.inf]
+            order = candidates[np.argsort(-scores[candidates], kind="stable")]
+            expected = np.zeros(env.problem.n, dtype=bool)
+            expected[order[: env.k]] = True
+            assert np.array_equal(env.neighborhood(scores), expected)
+    env.neighborhood_size = None

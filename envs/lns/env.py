@@ -470,10 +470,19 @@ class ILPNeighborhoodEnv(OptGymEnv[dict, np.ndarray]):
         k = self._k()
         idx = self._int_idx
         s = scores[idx]
-        candidates = idx[s > -np.inf]  # -inf never frees
-        order = candidates[np.argsort(-scores[candidates], kind="stable")]
+        keep = s > -np.inf  # -inf never frees
+        candidates, s = idx[keep], s[keep]
         free = np.zeros(self.problem.n, dtype=bool)
-        free[order[:k]] = True
+        if k >= len(candidates):
+            free[candidates] = True
+            return free
+        # the k highest scores, ties at the k-th broken towards the lower index (what a
+        # stable sort of the scores would keep), without sorting them all
+        kth = np.partition(s, len(s) - k)[len(s) - k]
+        above = s > kth
+        tied = np.flatnonzero(s == kth)[: k - int(above.sum())]
+        free[candidates[above]] = True
+        free[candidates[tied]] = True
         return free
 
     def lp_features(self) -> np.ndarray:
