@@ -229,6 +229,32 @@ def test_a_stopped_worker_times_out_and_the_next_episode_measures_again():
         env.close()
 
 
+def test_a_measurement_stops_where_the_budget_seconds_end():
+    """A measurement that would outlast the seconds a budget leaves (here the naive
+    conv2d-relu-192 paired with itself: 15 rounds of two 55 ms runs, after compiling) is
+    stopped there, its worker killed: the episode's outcome is an error that says so, and
+    the next measurement starts a fresh worker."""
+    from optgym.budget import Budget, BudgetMeter
+
+    env = _make()
+    try:
+        env.reset(options={"benchmark": "benchmark://halide-ops-v0/conv2d-relu-192"})
+        env._reference_time("naive")  # the slow limit's measurement, before the budget
+        pid = env.timer.worker.pid
+        env.attach_meter(BudgetMeter(Budget(calls=5, seconds=0.01)))  # 1 s of grace left
+        start = time.monotonic()
+        _, reward, terminated, _, info = env.apply_reference("naive")
+        took = time.monotonic() - start
+        assert terminated and reward == 0.0 and took < 3.0
+        assert "ran past the budget's seconds" in info["error"]
+        assert env.timer.worker.pid is None  # killed
+        env.attach_meter(None)
+        reward, info = _episode(env)
+        assert "error" not in info and reward > 1 and env.timer.worker.pid not in (None, pid)
+    finally:
+        env.close()
+
+
 # --------------------------------------------------------------------------- noisy rewards
 
 

@@ -144,9 +144,10 @@ class HalideWorker:
                 f"the Halide worker crashed ({why}); it restarts on the next call"
             ) from None
 
-    def request(self, message: dict[str, Any]) -> dict[str, Any]:
+    def request(self, message: dict[str, Any], timeout_s: float | None = None) -> dict[str, Any]:
         """Send one request and return its result; ``MeasureError`` on any failure
-        (``WorkerCrash`` when the worker died)."""
+        (``WorkerCrash`` when the worker died, ``WorkerTimeout`` past ``timeout_s``, default
+        the worker's)."""
         if self.proc is None or self.proc.poll() is not None:
             self._start()
         assert self.proc is not None and self.proc.stdin is not None
@@ -155,7 +156,7 @@ class HalideWorker:
         except (BrokenPipeError, OSError):
             self.proc = None
             raise WorkerCrash("the Halide worker died before the request") from None
-        reply = self._read(self.timeout_s)
+        reply = self._read(self.timeout_s if timeout_s is None else timeout_s)
         if not reply["ok"]:
             raise MeasureError(reply["error"])
         return reply["result"]
@@ -389,12 +390,16 @@ class Timer:
         schedule: Any,
         slow_limit_s: float | None = None,
         fresh: bool = False,
+        timeout_s: float | None = None,
     ) -> Measurement:
         """Time ``schedule`` ("naive", ``("autoscheduler", name, params)`` or a dict of stage
         name -> StageSchedule); ``MeasureError`` on a compile error, crash or timeout (never
-        stored). ``fresh``: measure even when the cache holds it (and store the new one)."""
+        stored). ``fresh``: measure even when the cache holds it (and store the new one).
+        ``timeout_s``: seconds this measurement may take, compiling included (default the
+        worker's); past them the worker is killed (``WorkerTimeout``)."""
         request = {"spec": spec_json, "schedule": schedule, "samples": self.samples}
-        return self._through_cache(spec_json, _jsonable(schedule), request, slow_limit_s, fresh)
+        key = _jsonable(schedule)
+        return self._through_cache(spec_json, key, request, slow_limit_s, fresh, timeout_s)
 
     def measure_paired(
         self,
@@ -403,15 +408,16 @@ class Timer:
         reference: Any,
         slow_limit_s: float | None = None,
         fresh: bool = False,
+        timeout_s: float | None = None,
     ) -> Measurement:
         """Time ``schedule`` against ``reference`` (both as for :meth:`measure`) in rounds
         in one worker (:func:`optgym.envs.schedule.worker.time_paired`): the measurement's
         ``ratio`` is how many times faster ``schedule`` ran than ``reference`` (median over
         rounds), ``time_s`` and ``reference_s`` each side's minimum. Cached under the pair
-        and the pairing's settings."""
+        and the pairing's settings; ``timeout_s`` as for :meth:`measure`."""
         request = {"spec": spec_json, "schedule": schedule, "pair": reference}
         key = paired_key(schedule, reference)
-        return self._through_cache(spec_json, key, request, slow_limit_s, fresh)
+        return self._through_cache(spec_json, key, request, slow_limit_s, fresh, timeout_s)
 
     def _through_cache(
         self,
@@ -420,6 +426,7 @@ class Timer:
         request: dict[str, Any],
         slow_limit_s: float | None,
         fresh: bool,
+        timeout_s: float | None = None,
     ) -> Measurement:
         """The cache's measurement under ``key`` (unless ``fresh``; a paired one only if it
         holds a ratio), else the worker's reply to ``request`` (output checked, on this
@@ -430,17 +437,19 @@ class Timer:
             if hit is not None and ("pair" not in request or hit.ratio is not None):
                 return hit
         m = _from_result(
-            self._request({**request, "check": True, "slow_limit_s": slow_limit_s,
-                           "clock": self.clock})  # fmt: skip
+            self._request(
+                {**request, "check": True, "slow_limit_s": slow_limit_s, "clock": self.clock},
+                timeout_s,
+            )
         )
         if cache is not None:
             cache.put(spec_json, key, m)
         return m
 
-    def _request(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _request(self, request: dict[str, Any], timeout_s: float | None = None) -> dict[str, Any]:
         start = time.perf_counter()
         try:
-            return self.worker.request(request)
+            return self.worker.request(request, timeout_s)
         finally:
             self.seconds += time.perf_counter() - start
             self.measurements += 1
