@@ -509,10 +509,10 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
     ) -> Measurement:
         """``schedule`` timed against the naive schedule in one worker, in alternating
         rounds (``Timer.measure_paired``): its ``ratio`` is the reward's speedup."""
+        naive = reference_schedule("naive")
         m = self.timer.measure_paired(
-            self.pipeline_json, schedule, reference_schedule("naive"), slow_limit_s, fresh,
-            timeout_s,
-        )  # fmt: skip
+            self.pipeline_json, schedule, naive, slow_limit_s, fresh=fresh, timeout_s=timeout_s
+        )
         if m.output_ok is False:
             raise MeasureError("wrong output: the schedule's result differs from the reference")
         return m

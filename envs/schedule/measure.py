@@ -390,16 +390,12 @@ class Timer:
         schedule: Any,
         slow_limit_s: float | None = None,
         fresh: bool = False,
-        timeout_s: float | None = None,
     ) -> Measurement:
         """Time ``schedule`` ("naive", ``("autoscheduler", name, params)`` or a dict of stage
         name -> StageSchedule); ``MeasureError`` on a compile error, crash or timeout (never
-        stored). ``fresh``: measure even when the cache holds it (and store the new one).
-        ``timeout_s``: seconds this measurement may take, compiling included (default the
-        worker's); past them the worker is killed (``WorkerTimeout``)."""
+        stored). ``fresh``: measure even when the cache holds it (and store the new one)."""
         request = {"spec": spec_json, "schedule": schedule, "samples": self.samples}
-        key = _jsonable(schedule)
-        return self._through_cache(spec_json, key, request, slow_limit_s, fresh, timeout_s)
+        return self._through_cache(spec_json, _jsonable(schedule), request, slow_limit_s, fresh)
 
     def measure_paired(
         self,
@@ -414,7 +410,9 @@ class Timer:
         in one worker (:func:`optgym.envs.schedule.worker.time_paired`): the measurement's
         ``ratio`` is how many times faster ``schedule`` ran than ``reference`` (median over
         rounds), ``time_s`` and ``reference_s`` each side's minimum. Cached under the pair
-        and the pairing's settings; ``timeout_s`` as for :meth:`measure`."""
+        and the pairing's settings. ``timeout_s``: seconds this measurement may take,
+        compiling included (default the worker's); past them the worker is killed
+        (``WorkerTimeout``)."""
         request = {"spec": spec_json, "schedule": schedule, "pair": reference}
         key = paired_key(schedule, reference)
         return self._through_cache(spec_json, key, request, slow_limit_s, fresh, timeout_s)
