@@ -198,6 +198,28 @@ def test_budget_is_enforced_by_the_env(made):
     assert env.meter is None
 
 
+def test_a_paused_meter_leaves_out_the_seconds_of_its_pause_once():
+    """``BudgetMeter.paused`` (an env's own reference measurements): the seconds inside it
+    do not count, nested pauses count once, and the clock runs again after."""
+    import time
+
+    from optgym.budget import BudgetMeter
+
+    meter = BudgetMeter(Budget(seconds=10))
+    with meter.paused():
+        time.sleep(0.2)
+        with meter.paused():
+            time.sleep(0.1)
+        time.sleep(0.1)
+    assert meter.seconds < 0.1
+    time.sleep(0.2)
+    assert 0.2 <= meter.seconds < 0.35
+    with pytest.raises(RuntimeError), meter.paused():  # an error inside still resumes it
+        time.sleep(0.1)
+        raise RuntimeError("the measurement failed")
+    assert meter.seconds < 0.35
+
+
 def test_failed_reset_leaves_the_env_usable(made):
     env_id, env = made
     benchmark = CASES[env_id][0]

@@ -255,6 +255,33 @@ def test_a_measurement_stops_where_the_budget_seconds_end():
         env.close()
 
 
+def test_the_envs_own_reference_measurements_are_off_the_budgets_clock():
+    """The naive time behind the slow limit and Adams2019's (beam 32) speedup are measured
+    inside an agent's first step on a pipeline, but the agent did not ask for them: their
+    seconds (a cold Adams2019 search, compile and timing can take a minute) do not come
+    out of its budget. Its own schedule's measurement does."""
+    from optgym.budget import Budget, BudgetMeter
+
+    env = _make(baseline_info=True)
+    try:
+        env.reset(options={"benchmark": SMALL})
+        meter = BudgetMeter(Budget(calls=5, seconds=600))
+        env.attach_meter(meter)
+        start = time.monotonic()
+        env._slow_limit()  # the naive reference: compiled and timed now
+        env._baseline_ratio()  # Adams2019 (beam 32): scheduled, compiled and timed now
+        references = time.monotonic() - start
+        assert references > 0.5 and meter.seconds < 0.05
+        start = time.monotonic()
+        _, reward, terminated, _, info = env.step(FAST)  # the references are known now
+        stepped = time.monotonic() - start
+        assert terminated and "error" not in info and reward > 1
+        assert info["speedup_vs_adams2019"] > 0
+        assert meter.seconds == pytest.approx(stepped, abs=0.05)
+    finally:
+        env.close()
+
+
 # --------------------------------------------------------------------------- noisy rewards
 
 
