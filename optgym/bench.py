@@ -152,6 +152,7 @@ def play_episode(
         # episode has its own process on the local and Ray executors) and the benchmark
         # loaded once, outside the budget, for every agent alike.
         base.reset(seed=seed, options={"benchmark": benchmark})
+        base.warm_up()  # the env's own references of the benchmark, outside the budget too
         # The budget wrapper sits right on the env (not on gymnasium's order checks), so an
         # agent may reset env.unwrapped and step the wrapper.
         wrapped = BudgetWrapper(base, budget)

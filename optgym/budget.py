@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 UNITS = ("calls", "steps", "seconds")
@@ -103,22 +101,6 @@ class BudgetMeter:
         self.calls = 0
         self.steps = 0
         self.start = time.monotonic()
-        self._pauses = 0  # open paused() blocks (only the outermost moves the clock)
-
-    @contextmanager
-    def paused(self) -> Iterator[None]:
-        """Stop the clock for an env's own bookkeeping, work the agent did not ask for and
-        every agent pays alike (a reference measured once per benchmark, as the env's
-        preparation before the clock starts is): its seconds do not count in ``seconds``.
-        Nested blocks count once."""
-        begin = time.monotonic()
-        self._pauses += 1
-        try:
-            yield
-        finally:
-            self._pauses -= 1
-            if not self._pauses:
-                self.start += time.monotonic() - begin
 
     def charge(self, calls: int = 0, steps: int = 0) -> None:
         """Count work without checking the budget (``spend`` checks)."""

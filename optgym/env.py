@@ -460,6 +460,13 @@ class OptGymEnv(gym.Env[ObsType, ActType], Generic[ObsType, ActType], metaclass=
         Forks made afterwards share it, so work done on a fork counts too."""
         self._meter = meter
 
+    def warm_up(self) -> None:
+        """Do now the work the env does for its own bookkeeping of the current benchmark (a
+        reference it times to score or to bound a step), which every agent would otherwise
+        pay inside its first step. The runner calls it after its reset, before an agent's
+        budget starts, as it loads the benchmark there. Nothing by default."""
+        self._need_reset("warm_up()")
+
     def _new_episode(self, seed: int | None) -> None:
         self._seed = seed
         self._actions: list[Any] = []

@@ -198,27 +198,20 @@ def test_budget_is_enforced_by_the_env(made):
     assert env.meter is None
 
 
-def test_a_paused_meter_leaves_out_the_seconds_of_its_pause_once():
-    """``BudgetMeter.paused`` (an env's own reference measurements): the seconds inside it
-    do not count, nested pauses count once, and the clock runs again after."""
-    import time
-
-    from optgym.budget import BudgetMeter
-
-    meter = BudgetMeter(Budget(seconds=10))
-    with meter.paused():
-        time.sleep(0.2)
-        with meter.paused():
-            time.sleep(0.2)
-        time.sleep(0.1)
-    assert 0 <= meter.seconds < 0.1  # counted twice, the nested 0.2 s would make it < 0
-    time.sleep(0.2)
-    ran = meter.seconds
-    assert ran >= 0.2
-    with pytest.raises(RuntimeError), meter.paused():  # an error inside still resumes it
-        time.sleep(0.5)
-        raise RuntimeError("the measurement failed")
-    assert meter.seconds - ran < 0.25
+def test_warm_up_needs_a_reset_and_keeps_the_episode(made):
+    """``warm_up()``, which the runner calls between its reset and the agent's budget, is
+    refused before a reset and leaves the episode as the reset made it."""
+    env_id, env = made
+    fresh = gym.make(env_id).unwrapped
+    try:
+        with pytest.raises(RuntimeError, match="reset"):
+            fresh.warm_up()
+    finally:
+        fresh.close()
+    env.reset(options={"benchmark": CASES[env_id][0]})
+    before = env.state
+    env.warm_up()
+    assert env.state.actions == before.actions and env.meter is None
 
 
 def test_failed_reset_leaves_the_env_usable(made):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -561,23 +560,28 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
         left = None if meter is None else meter.seconds_left()
         return None if left is None else max(1.0, left - WRAP_UP_S)
 
+    def warm_up(self) -> None:
+        """Measure the env's own references of the current pipeline now, each once per
+        pipeline and env: the naive time behind the slow limit and, with
+        ``baseline_info``, Adams2019's (beam 32) speedup. Uncached, Adams2019 searches,
+        compiles and times for up to a minute (73 s on resblock-64), which would otherwise
+        come out of the first episode's budget. A failure is left to the step that needs
+        the reference to report (a reference's own error is remembered, a worker's is
+        not)."""
+        super().warm_up()
+        if self.mode == "model":
+            return  # predicted rewards time nothing
+        try:
+            self._slow_limit()
+            if self.baseline_info:
+                self._baseline_ratio()
+        except (MeasureError, WorkerCrash, WorkerTimeout):
+            pass
+
     def _slow_limit(self) -> float:
         """Seconds past which a schedule's first run stops its timing: ``slow_factor``
-        times the naive schedule's time (measured once per pipeline, off the budget's
-        clock: :meth:`_unbudgeted`)."""
-        with self._unbudgeted():
-            return self.slow_factor * self._reference_time("naive").time_s
-
-    def _unbudgeted(self) -> AbstractContextManager[None]:
-        """The attached meter's clock stopped (``BudgetMeter.paused``), for the env's own
-        reference measurements: the naive time behind the slow limit and the baseline's
-        speedup the extras report. The agent did not ask for them and every agent pays
-        them once per pipeline, but a cold cache makes Adams2019 (beam 32) search, compile
-        and time for up to a minute, which would otherwise come out of the first episode's
-        seconds. What the agent asks for (``reference_actions``, ``apply_reference``)
-        counts."""
-        meter = self.meter
-        return nullcontext() if meter is None else meter.paused()
+        times the naive schedule's time."""
+        return self.slow_factor * self._reference_time("naive").time_s
 
     def _result_of(self, m: Measurement) -> dict[str, Any]:
         """The episode's result from its schedule's paired measurement: the reward, the
@@ -607,10 +611,8 @@ class ScheduleSearchEnv(OptGymEnv[np.ndarray, np.ndarray]):
         return result
 
     def _baseline_ratio(self) -> float:
-        """How many times faster than naive the baseline (Adams2019, beam 32) runs, paired
-        (measured once per pipeline, off the budget's clock: :meth:`_unbudgeted`)."""
-        with self._unbudgeted():
-            ratio = self._reference_time(BASELINE, paired=True).ratio
+        """How many times faster than naive the baseline (Adams2019, beam 32) runs, paired."""
+        ratio = self._reference_time(BASELINE, paired=True).ratio
         assert ratio is not None
         return ratio
 
