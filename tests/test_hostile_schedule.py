@@ -258,8 +258,9 @@ def test_a_measurement_stops_where_the_budget_seconds_end():
 def test_warm_up_measures_the_envs_own_references_so_a_step_times_only_its_schedule():
     """The naive time behind the slow limit and Adams2019's (beam 32) speedup are the env's
     own bookkeeping. ``warm_up()`` (the runner calls it after its reset, before the agent's
-    budget starts) measures them, so the agent's first step measures only its own schedule:
-    one paired measurement instead of three, with a cold Adams2019 search among them."""
+    budget starts) measures them, so the agent's first step measures only its own schedule
+    (one paired measurement; without the warm-up, also the naive reference and Adams2019's,
+    a cold Adams2019 search among them)."""
     from optgym.envs.schedule.env import BASELINE
 
     env = _make(baseline_info=True)
