@@ -177,3 +177,22 @@ def test_lb_relax_runs_an_episode(env):
         assert extras["objective"] <= extras["initial_objective"]
         assert len(result.state.actions) >= 3  # several LNS steps in 6 s
         assert env.problem.violation(env.incumbent) is None
+
+
+def test_lb_relax_starts_from_its_own_neighborhood_share(env):
+    """``k_start`` (or the family's in ``K_START``) sizes LB-RELAX's first neighborhood;
+    it then grows after steps without improvement, as the env's k does, and the env's own
+    control is as it was after the episode. Bad shares are refused by name."""
+    from optgym.agents.lns.local_branching import LbRelax, family_k_start
+
+    n_int = len(env.problem.int_indices)
+    result = LbRelax(k_start=0.5).solve(env, URI, Budget.parse("seconds=4"), seed=0)
+    sizes = result.state.actions
+    assert sizes[0] == round(0.5 * n_int) and len(sizes) >= 2
+    assert all(b >= a for a, b in zip(sizes, sizes[1:], strict=False))  # grows or stays
+    assert env.neighborhood_size is None
+    assert family_k_start("generator://independent-set-s-v0/3") == 0.4
+    assert family_k_start(URI) is None and family_k_start("file:///x.mps") is None
+    for bad in (0, 1.5, True, "0.3"):
+        with pytest.raises(ValueError, match="k_start must be a share in"):
+            LbRelax(k_start=bad)
